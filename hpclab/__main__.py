@@ -1,0 +1,5 @@
+"""``python -m hpclab`` is the ``hpclab`` command."""
+
+from hpclab.cli import main
+
+main()

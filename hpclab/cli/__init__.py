@@ -1,0 +1,67 @@
+"""The ``hpclab`` command: thin commands over the library.
+
+Each command parses its arguments, calls one library function and prints. Errors a user
+can cause (:class:`~hpclab.errors.HpclabError`) become one line on stderr and exit 1;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from hpclab import __version__
+from hpclab.errors import HpclabError
+from hpclab.store import Store
+
+
+class _Group(click.Group):
+    """A click group that turns domain errors into one clean line."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("standalone_mode", True)
+        try:
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
+        except HpclabError as e:
+            click.echo(f"hpclab: error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("hpclab: aborted", err=True)
+            sys.exit(130)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="hpclab")
+@click.option(
+    "--store",
+    envvar="HPCLAB_STORE",
+    default=None,
+    metavar="DIR",
+    help="Store root (default: $HPCLAB_STORE, else ./hpclab-store).",
+)
+@click.pass_context
+def cli(ctx: click.Context, store: str | None) -> None:
+    """hpclab: experiments on Slurm, tracked beside the runs, with no server.
+
+    Example: hpclab --store /shared/hpclab runs list
+    """
+    ctx.obj = Store.resolve(store)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="hpclab")
+
+
+from hpclab.cli import runs as _runs  # noqa: E402  (registers the command group)
+
+cli.add_command(_runs.runs)
+
+__all__ = ["cli", "main"]

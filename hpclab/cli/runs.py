@@ -1,0 +1,116 @@
+"""``hpclab runs``: list and show runs straight from the store."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import click
+import yaml
+
+from hpclab.store import Store
+from hpclab.store.atomic import read_yaml
+from hpclab.tracking.metrics import read_metrics
+from hpclab.views import effective_status, run_rows
+
+
+@click.group()
+def runs() -> None:
+    """Inspect runs.
+
+    Example: hpclab runs list --project demo
+    """
+
+
+@runs.command("list")
+@click.option("--project", "-p", default=None, help="Only this project.")
+@click.option("--status", "-s", default=None, help="Only runs with this status.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def list_runs(store: Store, project: str | None, status: str | None, as_json: bool) -> None:
+    """List runs, oldest first.
+
+    Example: hpclab runs list --status running
+    """
+    rows = [r for r in run_rows(store, project) if status is None or r["status"] == status]
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps(r))
+        return
+    if not rows:
+        click.echo(f"no runs in {store.root}")
+        return
+    _table(rows, ["project", "id", "status", "name", "step", "started_at"])
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--project", "-p", default=None, help="Project of the run (default: search all).")
+@click.pass_obj
+def show(store: Store, run_id: str, project: str | None) -> None:
+    """Show one run: record, config, metric summary, snapshot and artifacts.
+
+    Example: hpclab runs show 20261122-143501-k3x9
+    """
+    proj, paths = store.find_run(run_id, project)
+    record = store.read_record(paths)
+    click.echo(f"run       {record.id}  ({proj})")
+    click.echo(f"status    {effective_status(record)}")
+    for key in ("name", "parent", "sweep_id", "host", "started_at", "ended_at"):
+        value = getattr(record, key)
+        if value:
+            click.echo(f"{key:<9} {value}")
+    if record.tags:
+        click.echo(f"tags      {', '.join(record.tags)}")
+    click.echo(f"dir       {paths.dir}")
+    if record.error:
+        click.echo(f"error     {record.error.get('type')}: {record.error.get('message')}")
+    if paths.config_yaml.exists():
+        click.echo("config:")
+        text = yaml.safe_dump(read_yaml(paths.config_yaml), sort_keys=False, default_flow_style=False)
+        for line in text.splitlines():
+            click.echo(f"  {line}")
+    series = read_metrics(paths.metrics_zarr)
+    if series:
+        click.echo("metrics:")
+        rows = []
+        for name, s in sorted(series.items()):
+            finite = s.value[~_nan_mask(s.value)]
+            rows.append({
+                "metric": name, "n": len(s), "last_step": int(s.step[-1]) if len(s) else "",
+                "last": _fmt(float(s.value[-1])) if len(s) else "",
+                "min": _fmt(float(finite.min())) if len(finite) else "",
+                "max": _fmt(float(finite.max())) if len(finite) else "",
+            })
+        _table(rows, ["metric", "n", "last_step", "last", "min", "max"], indent="  ")
+    if paths.code_json.exists():
+        code = json.loads(paths.code_json.read_text())
+        desc = code.get("commit") or "source archive"
+        dirty = " + uncommitted changes" if paths.code_patch.exists() else ""
+        click.echo(f"code      {desc}{dirty}")
+    if paths.artifacts_manifest.exists():
+        arts = json.loads(paths.artifacts_manifest.read_text())
+        click.echo(f"artifacts {len(arts)} file(s)")
+        for a in arts[:20]:
+            click.echo(f"  {a['path']}  {a['size']} B  sha256:{a['sha256'][:12]}")
+
+
+def _nan_mask(values: Any) -> Any:
+    import numpy as np
+
+    return ~np.isfinite(values)
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    return f"{value:.6g}"
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], indent: str = "") -> None:
+    widths = {c: max(len(c), *(len(str(r.get(c) if r.get(c) is not None else "")) for r in rows)) for c in columns}
+    click.echo(indent + "  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for r in rows:
+        cells = [str(r.get(c) if r.get(c) is not None else "").ljust(widths[c]) for c in columns]
+        click.echo(indent + "  ".join(cells).rstrip())

@@ -1,0 +1,1 @@
+"""Example training tasks used by the quickstart, the tests and the ``conf/`` project."""

@@ -1,0 +1,98 @@
+"""Tracking settings: one dataclass is the single source of truth for names, types,
+defaults and the ``HPCLAB_*`` environment variables that override them.
+
+An unknown setting is an error that lists the valid ones, as submitit does for Slurm
+parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hpclab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """How a run records. Each field can be set by ``HPCLAB_<FIELD>`` in the environment."""
+
+    flush_interval: float = 1.0
+    """Seconds between background flushes of buffered metrics to the store."""
+    buffer_size: int = 10_000
+    """Buffered points that trigger an early background flush."""
+    max_buffer: int = 20_000_000
+    """Points kept in memory while the filesystem is stuck; more are dropped and counted."""
+    chunk_rows: int = 4096
+    """Rows per Zarr chunk of a metric array."""
+    heartbeat_interval: float = 30.0
+    """Seconds between heartbeats written to run.json while the run is alive."""
+    snapshot_code: bool = True
+    """Record git commit, uncommitted diff and untracked files (or a source archive)."""
+    snapshot_env: bool = True
+    """Record python, packages, GPU, Slurm and (redacted) environment variables."""
+    max_file_bytes: int = 1_000_000
+    """Untracked or source files larger than this are left out of the code snapshot."""
+    max_snapshot_bytes: int = 50_000_000
+    """Total size limit of the code snapshot."""
+    sync_tensorboard: bool = True
+    """Route SummaryWriter.add_scalar/add_scalars (torch, tensorboardX) into the run."""
+    tensorboard_events: bool = True
+    """Keep writing TensorBoard event files when syncing (False: only hpclab records)."""
+    handle_signals: bool = True
+    """Flush on SIGTERM/SIGUSR1/SIGUSR2 (Slurm's warnings) and record how the run ended."""
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_sources(cls, overrides: Mapping[str, Any] | None = None,
+                     environ: Mapping[str, str] | None = None) -> TrackingSettings:
+        """Defaults, then ``HPCLAB_*`` variables, then explicit ``overrides`` (None ignored)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        for name in types:
+            raw = environ.get(f"HPCLAB_{name.upper()}")
+            if raw is not None:
+                values[name] = _parse(name, types[name], raw, source=f"$HPCLAB_{name.upper()}")
+        for name, value in (overrides or {}).items():
+            if name not in types:
+                valid = ", ".join(cls.names())
+                raise ConfigError(f"unknown tracking setting {name!r}; valid settings: {valid}")
+            if value is not None:
+                values[name] = _parse(name, types[name], value, source=name)
+        return cls(**values)
+
+
+def _parse(name: str, type_name: Any, value: Any, *, source: str) -> Any:
+    type_name = str(type_name)
+    try:
+        if type_name == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError
+        if type_name == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            out_i = int(value)
+            if out_i <= 0:
+                raise ValueError
+            return out_i
+        if type_name == "float":
+            out_f = float(value)
+            if not out_f > 0:
+                raise ValueError
+            return out_f
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: invalid value {value!r} for {name} ({type_name}, positive)") from None
+    return value  # pragma: no cover

@@ -1,0 +1,98 @@
+"""Atomic file replacement: readers see the old file or the new one, never half of one.
+
+Write to a temporary file in the same directory, fsync it, then ``os.replace`` it over
+the target (atomic on POSIX filesystems, NFS included, for a rename within one
+directory). The directory is fsynced too, so the rename survives a node crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpclab.errors import StoreError
+
+TMP_PREFIX = ".hpclab-tmp-"
+
+
+def write_bytes_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    if fsync:
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, obj: Any, *, fsync: bool = True) -> None:
+    """Serialise ``obj`` as indented JSON and replace ``path`` atomically."""
+    data = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
+    write_bytes_atomic(path, (data + "\n").encode(), fsync=fsync)
+
+
+def write_yaml_atomic(path: Path, obj: Any, *, fsync: bool = True) -> None:
+    """Serialise ``obj`` as block-style YAML and replace ``path`` atomically."""
+    data = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    write_bytes_atomic(path, data.encode(), fsync=fsync)
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file; a malformed file is a :class:`StoreError` naming it."""
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except json.JSONDecodeError as e:
+        raise StoreError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def read_yaml(path: Path) -> Any:
+    """Read a YAML file; a malformed file is a :class:`StoreError` naming it."""
+    try:
+        with open(path, "rb") as f:
+            return yaml.safe_load(f.read())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise StoreError(f"{path}: not valid YAML{where}") from None
+
+
+def _json_default(obj: Any) -> Any:
+    # numpy scalars and paths show up in configs and records; store them as plain values.
+    if hasattr(obj, "item") and callable(obj.item):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} as JSON")

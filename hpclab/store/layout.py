@@ -1,0 +1,304 @@
+"""The store layout. :class:`Store` and :class:`RunPaths` are the only code that knows
+file names under the store root; the tracker, indexer, site and restore all use them.
+
+::
+
+    <root>/<project>/project.yaml
+    <root>/<project>/runs/<run_id>/{run.json, config.yaml, overrides.yaml, notes.yaml,
+                                    metrics.zarr/, snapshot/, artifacts/, logs/}
+    <root>/<project>/sweeps/<sweep_id>.json
+    <root>/<project>/hypotheses/<id>.yaml
+    <root>/<project>/objects/sha256/<ab>/<rest>     content-addressed artifact files
+    <root>/<project>/.keys/<key> -> <run_id>         claims: Slurm task or launcher key -> run
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from hpclab.errors import RunExists, RunNotFound, StoreError
+from hpclab.store.atomic import read_json, write_json_atomic
+from hpclab.store.ids import KEY_RE, is_valid_run_id, new_run_id
+from hpclab.store.record import RunRecord, is_forward
+
+DEFAULT_STORE = "hpclab-store"
+DEFAULT_PROJECT = "default"
+PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Every path inside one run directory."""
+
+    dir: Path
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+    @property
+    def run_json(self) -> Path:
+        return self.dir / "run.json"
+
+    @property
+    def config_yaml(self) -> Path:
+        return self.dir / "config.yaml"
+
+    @property
+    def overrides_yaml(self) -> Path:
+        return self.dir / "overrides.yaml"
+
+    @property
+    def notes_yaml(self) -> Path:
+        return self.dir / "notes.yaml"
+
+    @property
+    def metrics_zarr(self) -> Path:
+        return self.dir / "metrics.zarr"
+
+    def rank_metrics_zarr(self, rank: int) -> Path:
+        """Metrics of one non-zero rank when per-rank logging is on."""
+        return self.dir / "ranks" / str(rank) / "metrics.zarr"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.dir / "snapshot"
+
+    @property
+    def code_json(self) -> Path:
+        """Git commit, branch, remotes, and what the code snapshot skipped."""
+        return self.snapshot_dir / "code.json"
+
+    @property
+    def code_patch(self) -> Path:
+        """``git diff HEAD --binary``: staged and unstaged changes."""
+        return self.snapshot_dir / "uncommitted.patch"
+
+    @property
+    def untracked_archive(self) -> Path:
+        """Untracked, non-ignored files (tar.gz)."""
+        return self.snapshot_dir / "untracked.tar.gz"
+
+    @property
+    def source_archive(self) -> Path:
+        """The whole source tree when the run was outside git (tar.gz)."""
+        return self.snapshot_dir / "source.tar.gz"
+
+    @property
+    def code_manifest(self) -> Path:
+        """Hash of every file of the tree the run saw, to verify a restore."""
+        return self.snapshot_dir / "manifest.json"
+
+    @property
+    def environment_json(self) -> Path:
+        return self.snapshot_dir / "environment.json"
+
+    @property
+    def requirements_txt(self) -> Path:
+        return self.snapshot_dir / "requirements.txt"
+
+    @property
+    def datasets_json(self) -> Path:
+        return self.snapshot_dir / "datasets.json"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.dir / "artifacts"
+
+    @property
+    def artifacts_manifest(self) -> Path:
+        return self.dir / "artifacts.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.dir / "logs"
+
+    @property
+    def traceback_txt(self) -> Path:
+        return self.logs_dir / "traceback.txt"
+
+    def exists(self) -> bool:
+        return self.run_json.is_file()
+
+
+class Store:
+    """A store root on a (shared) filesystem, holding projects, runs and sweeps."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().absolute()
+
+    @classmethod
+    def resolve(cls, store: str | os.PathLike[str] | None = None) -> Store:
+        """``store`` if given, else ``$HPCLAB_STORE``, else ``./hpclab-store``."""
+        return cls(store or os.environ.get("HPCLAB_STORE") or DEFAULT_STORE)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- projects ---------------------------------------------------------------
+    def project_dir(self, project: str) -> Path:
+        check_project_name(project)
+        return self.root / project
+
+    def project_yaml(self, project: str) -> Path:
+        return self.project_dir(project) / "project.yaml"
+
+    def runs_dir(self, project: str) -> Path:
+        return self.project_dir(project) / "runs"
+
+    def sweeps_dir(self, project: str) -> Path:
+        return self.project_dir(project) / "sweeps"
+
+    def sweep_json(self, project: str, sweep_id: str) -> Path:
+        return self.sweeps_dir(project) / f"{sweep_id}.json"
+
+    def hypotheses_dir(self, project: str) -> Path:
+        return self.project_dir(project) / "hypotheses"
+
+    def objects_dir(self, project: str) -> Path:
+        return self.project_dir(project) / "objects" / "sha256"
+
+    def object_path(self, project: str, sha256: str) -> Path:
+        return self.objects_dir(project) / sha256[:2] / sha256[2:]
+
+    def keys_dir(self, project: str) -> Path:
+        return self.project_dir(project) / ".keys"
+
+    def projects(self) -> list[str]:
+        """Projects in the store (directories holding a ``runs/`` folder), sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if (p / "runs").is_dir() and PROJECT_RE.match(p.name)
+        )
+
+    # -- runs ---------------------------------------------------------------------
+    def run_paths(self, project: str, run_id: str) -> RunPaths:
+        if not is_valid_run_id(run_id):
+            raise StoreError(f"invalid run id {run_id!r}")
+        return RunPaths(self.runs_dir(project) / run_id)
+
+    def run_ids(self, project: str) -> list[str]:
+        """Ids of the runs of ``project``, oldest first (ids sort by creation time)."""
+        d = self.runs_dir(project)
+        if not d.is_dir():
+            return []
+        return sorted(e.name for e in os.scandir(d) if e.is_dir() and is_valid_run_id(e.name))
+
+    def iter_runs(self, project: str | None = None) -> Iterator[tuple[str, RunPaths]]:
+        """(project, paths) of every run, of one project or all."""
+        for p in [project] if project else self.projects():
+            for run_id in self.run_ids(p):
+                yield p, self.run_paths(p, run_id)
+
+    def create_run_dir(self, project: str, run_id: str | None = None) -> RunPaths:
+        """Atomically create a new, empty run directory and return its paths.
+
+        With ``run_id=None`` a fresh id is drawn until ``mkdir`` succeeds, so any number of
+        processes on any number of nodes get distinct ids with no coordination.
+        """
+        runs = self.runs_dir(project)
+        runs.mkdir(parents=True, exist_ok=True)
+        for _ in range(1000):
+            rid = new_run_id() if run_id is None else run_id
+            paths = self.run_paths(project, rid)
+            try:
+                os.mkdir(paths.dir)
+            except FileExistsError:
+                if run_id is not None:
+                    raise RunExists(f"run {run_id!r} already exists in project {project!r}") from None
+                continue
+            return paths
+        raise StoreError(f"could not allocate a run id under {runs}")  # pragma: no cover
+
+    def claim_key(self, project: str, key: str, run_id: str) -> str:
+        """Bind ``key`` to ``run_id`` unless it is bound already; return the bound run id.
+
+        The claim is a symlink, created atomically: of many processes claiming one key,
+        exactly one wins and all of them learn the winner.
+        """
+        link = self._key_path(project, key)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.symlink(run_id, link)
+            return run_id
+        except FileExistsError:
+            return os.readlink(link)
+
+    def rebind_key(self, project: str, key: str, run_id: str) -> None:
+        """Point ``key`` at ``run_id`` (atomic replace), e.g. a new run in the same job."""
+        link = self._key_path(project, key)
+        tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        os.symlink(run_id, tmp)
+        os.replace(tmp, link)
+
+    def lookup_key(self, project: str, key: str) -> str | None:
+        """The run id bound to ``key``, or None."""
+        try:
+            return os.readlink(self._key_path(project, key))
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.EINVAL):
+                return None
+            raise
+
+    def _key_path(self, project: str, key: str) -> Path:
+        if not KEY_RE.match(key):
+            raise StoreError(f"invalid run key {key!r}")
+        return self.keys_dir(project) / key
+
+    def find_run(self, run_id: str, project: str | None = None) -> tuple[str, RunPaths]:
+        """Locate a run by id (in ``project`` or any project); :class:`RunNotFound` if absent."""
+        if is_valid_run_id(run_id):
+            for p in [project] if project else self.projects():
+                paths = self.run_paths(p, run_id)
+                if paths.exists():
+                    return p, paths
+        where = f"project {project!r} of " if project else ""
+        raise RunNotFound(f"run {run_id!r} not found in {where}store {self.root}")
+
+    # -- records ------------------------------------------------------------------
+    def read_record(self, paths: RunPaths) -> RunRecord:
+        """Parse ``run.json``; a missing or malformed file is a StoreError naming it."""
+        if not paths.run_json.exists():
+            raise RunNotFound(f"{paths.run_json}: no such run record")
+        data = read_json(paths.run_json)
+        try:
+            return RunRecord.from_dict(data)
+        except (TypeError, ValueError, KeyError) as e:
+            raise StoreError(f"{paths.run_json}: malformed run record ({e})") from None
+
+    def write_record(self, paths: RunPaths, record: RunRecord) -> None:
+        """Replace ``run.json`` atomically."""
+        write_json_atomic(paths.run_json, record.to_dict())
+
+    def advance_status(self, paths: RunPaths, record: RunRecord) -> RunRecord:
+        """Write ``record`` unless the stored status is already further along.
+
+        For writers that are not the run's owner (the login node marking a run queued
+        after the job already started): returns the record that is on disk afterwards.
+        """
+        try:
+            current = self.read_record(paths)
+        except RunNotFound:
+            current = None
+        if current is not None and not is_forward(current.status, record.status):
+            return current
+        self.write_record(paths, record)
+        return record
+
+
+def check_project_name(project: str) -> None:
+    """Project names become directory names: letters, digits, ``._-``."""
+    if not isinstance(project, str) or not PROJECT_RE.match(project):
+        raise StoreError(
+            f"invalid project name {project!r}: use letters, digits, '.', '_' and '-'"
+        )

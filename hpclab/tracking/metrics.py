@@ -1,0 +1,429 @@
+"""Metrics in Zarr v3: a buffered writer that never blocks the training loop, and a reader.
+
+Layout of ``metrics.zarr`` (one per run, one writer per store)::
+
+    metrics.zarr/zarr.json          group; attributes["hpclab"] is the commit record:
+                                    {"format": 1, "columns": [...], "seq": n,
+                                     "series": {name: {"array", "length", "last_step"}}}
+    metrics.zarr/<encoded name>/    float64 array of shape (length, 3):
+                                    columns step, value, wall_time (epoch seconds)
+
+Rules that make concurrent readers and killed writers safe with Zarr v3:
+
+* Zarr resizes an array's metadata before it writes the data, so a reader that trusted
+  the shape could read fill values (NaN) that were never logged. Readers trust only the
+  committed ``length`` in the group attributes, which the writer updates *after* the
+  data of every series is written.
+* Every file (chunks, array and group metadata) is replaced atomically by zarr's local
+  store (temporary file + rename), so a process killed at any instant leaves the previous
+  version; at most the buffered points since the last flush are lost. On NFS, ``close``
+  sends the data to the server, so a node failure loses no more than that either.
+* Appends go in blocks, once per flush interval, never per point; the partly filled tail
+  chunk is rewritten whole on each flush (a bounded cost: ``chunk_rows`` x 24 bytes).
+* An open zarr array keeps its old shape, so the reader reopens arrays on every read.
+
+Step rule: per metric, steps strictly increase. A point whose step is not greater than
+the metric's last recorded step is dropped and counted (``dropped``). This is also the
+resume rule: a requeued job that replays steps from its last checkpoint does not
+duplicate them; the first recording of a step wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import numpy as np
+
+from hpclab.errors import MetricError, StoreError
+
+FORMAT = 1
+COLUMNS = ("step", "value", "wall_time")
+ATTR_KEY = "hpclab"
+_time = time.time
+MAX_NAME_LEN = 512
+
+
+def encode_metric_name(name: str) -> str:
+    """A Zarr node name for a metric name; reversible for names up to 180 encoded chars.
+
+    ``train/loss`` becomes ``train%2Floss``: one array per metric rather than nested
+    groups, so ``a`` and ``a/b`` can both be metrics. The exact name is always kept in the
+    commit record and the array attributes, which are what readers use.
+    """
+    enc = quote(name, safe="")
+    if enc.startswith("."):
+        enc = "%2E" + enc[1:]
+    if enc.startswith("_"):
+        enc = "%5F" + enc[1:]
+    if len(enc) > 180:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:16]
+        enc = f"{enc[:160]}~{digest}"
+    return enc
+
+
+def decode_metric_name(encoded: str) -> str:
+    """Inverse of :func:`encode_metric_name` for names that were not shortened."""
+    return unquote(encoded)
+
+
+def check_metric_name(name: Any) -> str:
+    """Metric names are non-empty strings without control characters."""
+    if not isinstance(name, str) or not name:
+        raise MetricError(f"metric name {name!r} must be a non-empty string")
+    if len(name) > MAX_NAME_LEN or any(ord(c) < 32 for c in name):
+        raise MetricError(f"metric name {name[:60]!r}... is too long or has control characters")
+    return name
+
+
+def coerce_value(name: str, value: Any) -> float:
+    """A float for a logged value, or a :class:`MetricError` naming the metric.
+
+    Accepts Python and NumPy numbers, bools, and one-element arrays or tensors (a CUDA
+    tensor is copied to the host: log ``.item()`` yourself to choose when that syncs).
+    NaN and inf are stored as they are.
+    """
+    if type(value) is float:
+        return value
+    if isinstance(value, (str, bytes)):
+        raise MetricError(f"metric {name!r}: value {value!r:.60} is not a number")
+    try:
+        if hasattr(value, "item") and callable(value.item):
+            if getattr(value, "ndim", 0) and int(np.prod(getattr(value, "shape", ()))) != 1:
+                raise TypeError("more than one element")
+            if hasattr(value, "detach"):
+                value = value.detach()
+            value = value.item()
+        return float(value)
+    except (TypeError, ValueError) as e:
+        kind = type(value).__name__
+        raise MetricError(f"metric {name!r}: {kind} value {value!r:.60} is not a number ({e})") from None
+
+
+def coerce_step(step: Any) -> int:
+    """Steps are non-negative integers (NumPy integers and integral tensors accepted)."""
+    if type(step) is int and step >= 0:
+        return step
+    if isinstance(step, bool):
+        raise MetricError(f"step {step!r} must be a non-negative integer")
+    try:
+        if hasattr(step, "item") and callable(step.item):
+            step = step.item()
+        if isinstance(step, float) and not step.is_integer():
+            raise ValueError
+        as_int = int(step)
+    except (TypeError, ValueError, OverflowError):
+        raise MetricError(f"step {step!r} must be a non-negative integer") from None
+    if as_int < 0:
+        raise MetricError(f"step {step!r} must be a non-negative integer")
+    return as_int
+
+
+@dataclass
+class _Series:
+    name: str
+    array: str
+    length: int = 0  # committed rows on disk
+    last_step: int = -1  # step of the last accepted row (committed or pending)
+    committed_step: int = -1  # step of the last row on disk
+    last_value: float = math.nan
+    dropped: int = 0
+    pending: list[np.ndarray] = field(default_factory=list)  # accepted, not yet written
+
+
+class MetricWriter:
+    """Buffers ``log`` calls in memory and appends them to ``metrics.zarr`` on ``flush``.
+
+    ``log`` validates the values and appends one record to a deque: no lock, no numpy, no
+    filesystem. ``flush`` (the run's background thread, every flush interval or when
+    ``buffer_size`` points wait; also on finish, signals and exit) turns the records into
+    one block per metric with NumPy, applies the step rule, and appends the blocks. If the
+    filesystem is slow or failing, points wait in memory (past ``max_buffer`` new points are
+    dropped and counted) and the write is retried on the next flush.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        buffer_size: int = 10_000,
+        max_buffer: int = 20_000_000,
+        chunk_rows: int = 4096,
+        wake: threading.Event | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.buffer_size = buffer_size
+        self.max_buffer = max_buffer
+        self.chunk_rows = chunk_rows
+        self.wake = wake or threading.Event()
+        # deque.append/popleft are atomic: the training thread never takes a lock, and a
+        # signal handler that flushes in the middle of log() cannot corrupt anything.
+        self._records: deque[tuple[int, float, dict[str, float]]] = deque()
+        self._known: set[str] = set()
+        self._points = 0  # approximate count of buffered points (a wake-up hint)
+        self._overflow = 0
+        self._step = -1
+        self._write_lock = threading.RLock()  # one flush at a time, in order
+        self._series: dict[str, _Series] = {}
+        self._seq = 0
+        self._group: Any = None
+        self._arrays: dict[str, Any] = {}
+        self.last_error: BaseException | None = None
+        self._open_existing()
+
+    # -- the hot path ---------------------------------------------------------------
+    def log(self, data: Mapping[str, Any], step: int | None = None) -> int:
+        """Buffer one value per metric at ``step`` (default: the last step + 1)."""
+        now = _time()
+        known = self._known
+        for name, value in data.items():
+            if type(value) is not float or name not in known:
+                data = self._prepare(data)
+                break
+        else:
+            data = dict(data)  # the caller may reuse its dict
+        if step is None:
+            step = self._step + 1
+        elif type(step) is not int or step < 0:
+            step = coerce_step(step)
+        if step > self._step:
+            self._step = step
+        points = self._points + len(data)
+        if points > self.max_buffer:
+            self._overflow += len(data)
+            return step
+        self._records.append((step, now, data))  # type: ignore[arg-type]
+        self._points = points
+        if points >= self.buffer_size:
+            self.wake.set()
+        return step
+
+    def _prepare(self, data: Mapping[str, Any]) -> dict[str, float]:
+        """Validate names and coerce values before anything is buffered (all or nothing)."""
+        if not isinstance(data, Mapping):
+            raise MetricError(f"log() takes a mapping of metric name to value, not {type(data).__name__}")
+        out = {check_metric_name(name): coerce_value(name, value) for name, value in data.items()}
+        self._known.update(out)
+        return out
+
+    # -- state ------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        """The highest step logged so far (-1 before any)."""
+        return self._step
+
+    def last_values(self) -> dict[str, float]:
+        """The last written value of every metric (what a run's summary shows)."""
+        with self._write_lock:
+            return {n: s.last_value for n, s in self._series.items() if s.last_step >= 0}
+
+    def dropped(self) -> dict[str, int]:
+        """Points dropped per metric by the step rule (and ``"*overflow*"`` past max_buffer)."""
+        with self._write_lock:
+            out = {n: s.dropped for n, s in self._series.items() if s.dropped}
+        if self._overflow:
+            out["*overflow*"] = self._overflow
+        return out
+
+    def buffered(self) -> int:
+        """Points waiting in memory (not yet on disk)."""
+        return self._points + sum(len(b) for s in self._series.values() for b in s.pending)
+
+    # -- flushing -----------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write every buffered point, then commit. Returns False if another flush held the
+        lock past ``timeout`` or the filesystem failed (the points stay queued)."""
+        if not self._write_lock.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        try:
+            self._collect()
+            try:
+                self._write_pending()
+            except Exception as e:  # keep the blocks; retry on the next flush
+                self.last_error = e
+                return False
+            self.last_error = None
+            return True
+        finally:
+            self._write_lock.release()
+
+    def _collect(self) -> None:
+        """Move records from the deque into per-metric blocks, applying the step rule."""
+        records = self._records
+        n = len(records)
+        if not n:
+            return
+        batch = [records.popleft() for _ in range(n)]
+        self._points = max(0, self._points - sum(len(r[2]) for r in batch))
+        self.wake.clear()
+        columns: dict[str, tuple[list[int], list[float], list[float]]] = {}
+        for step, now, data in batch:
+            for name, value in data.items():
+                col = columns.get(name)
+                if col is None:
+                    col = columns[name] = ([], [], [])
+                col[0].append(step)
+                col[1].append(value)
+                col[2].append(now)
+        for name, (steps_l, values_l, times_l) in columns.items():
+            s = self._series.get(name)
+            if s is None:
+                s = self._series[name] = _Series(name=name, array=encode_metric_name(name))
+            steps = np.asarray(steps_l, dtype=np.int64)
+            # keep a point only if its step is above every earlier step of this metric
+            before = np.maximum.accumulate(np.concatenate(([s.last_step], steps[:-1])))
+            keep = steps > before
+            if not keep.all():
+                s.dropped += int((~keep).sum())
+            if not keep.any():
+                continue
+            block = np.empty((int(keep.sum()), 3), dtype=np.float64)
+            block[:, 0] = steps[keep]
+            block[:, 1] = np.asarray(values_l, dtype=np.float64)[keep]
+            block[:, 2] = np.asarray(times_l, dtype=np.float64)[keep]
+            s.last_step, s.last_value = int(block[-1, 0]), float(block[-1, 1])
+            s.pending.append(block)
+
+    def _write_pending(self) -> None:
+        group = None
+        written = False
+        try:
+            for s in self._series.values():
+                if not s.pending:
+                    continue
+                group = group or self._ensure_group()
+                block = s.pending[0] if len(s.pending) == 1 else np.concatenate(s.pending)
+                arr = self._arrays.get(s.name) or self._create_array(group, s)
+                start, stop = s.length, s.length + len(block)
+                arr.resize((stop, 3))
+                arr[start:stop] = block
+                s.length, s.committed_step = stop, int(block[-1, 0])
+                s.pending = []
+                written = True
+        finally:
+            if written:
+                self._commit(group)
+
+    def _commit(self, group: Any) -> None:
+        self._seq += 1
+        series = {
+            s.name: {"array": s.array, "length": s.length, "last_step": s.committed_step}
+            for s in self._series.values()
+            if s.name in self._arrays
+        }
+        group.attrs.put(
+            {ATTR_KEY: {"format": FORMAT, "columns": list(COLUMNS), "seq": self._seq,
+                        "updated_at": time.time(), "series": series}}
+        )
+
+    def _ensure_group(self) -> Any:
+        if self._group is None:
+            import zarr
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._group = zarr.open_group(str(self.path), mode="a", zarr_format=3)
+        return self._group
+
+    def _create_array(self, group: Any, s: _Series) -> Any:
+        arr = group.create_array(
+            name=s.array,
+            shape=(0, 3),
+            chunks=(self.chunk_rows, 3),
+            dtype="float64",
+            fill_value=np.nan,
+            attributes={"metric": s.name, "columns": list(COLUMNS)},
+            overwrite=True,  # a leftover from a killed writer that never committed
+        )
+        self._arrays[s.name] = arr
+        return arr
+
+    def _open_existing(self) -> None:
+        """Resume: continue after what the store has committed; drop uncommitted rows."""
+        if not (self.path / "zarr.json").exists():
+            return
+        import zarr
+
+        commit = read_commit(self.path)
+        group = self._ensure_group()
+        for name, info in commit.get("series", {}).items():
+            arr = zarr.open_array(store=str(self.path / info["array"]), mode="r+")
+            length = int(info["length"])
+            if arr.shape[0] != length:
+                arr.resize((length, 3))
+            s = _Series(name=name, array=info["array"], length=length)
+            if length:
+                last = arr[length - 1]
+                s.last_step, s.last_value = int(last[0]), float(last[1])
+                s.committed_step = s.last_step
+            self._series[name] = s
+            self._arrays[name] = arr
+            self._known.add(name)
+            self._step = max(self._step, s.last_step)
+        self._seq = int(commit.get("seq", 0))
+        self._group = group
+
+
+# -- reading -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MetricSeries:
+    """One metric's committed points."""
+
+    name: str
+    step: np.ndarray  # int64
+    value: np.ndarray  # float64
+    wall_time: np.ndarray  # float64, epoch seconds
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+
+def read_commit(path: Path) -> dict[str, Any]:
+    """The commit record of a metrics store ({} when nothing was committed yet)."""
+    import json
+
+    meta = Path(path) / "zarr.json"
+    try:
+        doc = json.loads(meta.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise StoreError(f"{meta}: unreadable metrics metadata") from None
+    commit = doc.get("attributes", {}).get(ATTR_KEY, {})
+    if commit and commit.get("format", FORMAT) > FORMAT:
+        raise StoreError(f"{meta}: metrics format {commit.get('format')} is newer than this hpclab")
+    return commit
+
+
+def read_metrics(path: Path, names: list[str] | None = None) -> dict[str, MetricSeries]:
+    """Read committed points of every metric (or of ``names``) of a metrics store.
+
+    Safe while the run is writing: only committed rows are read, and arrays are reopened.
+    """
+    import zarr
+
+    commit = read_commit(path)
+    out: dict[str, MetricSeries] = {}
+    for name, info in commit.get("series", {}).items():
+        if names is not None and name not in names:
+            continue
+        length = int(info["length"])
+        if length:
+            try:
+                arr = zarr.open_array(store=str(Path(path) / info["array"]), mode="r")
+                data = np.asarray(arr[:length], dtype=np.float64)
+            except Exception as e:
+                raise StoreError(f"{Path(path) / info['array']}: unreadable metric {name!r} ({e})") from None
+        else:
+            data = np.empty((0, 3))
+        out[name] = MetricSeries(
+            name=name, step=data[:, 0].astype(np.int64), value=data[:, 1].copy(), wall_time=data[:, 2].copy()
+        )
+    return out

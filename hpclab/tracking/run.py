@@ -1,0 +1,599 @@
+"""``hpclab.Run``: the tracking API used inside a training job.
+
+::
+
+    with hpclab.Run(project="mnist", config=cfg, tags=["baseline"]) as run:
+        for step in range(n):
+            run.log({"train/loss": loss, "lr": lr}, step=step)
+
+A run writes everything beside itself in the store (``Store``/``RunPaths``): its record
+with status and heartbeat, its resolved config, a code and environment snapshot taken at
+start, metrics in Zarr, artifacts and dataset fingerprints.
+"""
+
+from __future__ import annotations
+
+import atexit
+import getpass
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from hpclab.errors import ConfigError, HpclabError, RunExists, RunNotFound
+from hpclab.settings import TrackingSettings
+from hpclab.store import DEFAULT_PROJECT, RunPaths, RunRecord, RunStatus, Store
+from hpclab.store.atomic import write_yaml_atomic
+from hpclab.store.layout import check_project_name
+from hpclab.store.record import utcnow_iso
+from hpclab.tracking import context
+from hpclab.tracking.metrics import MetricWriter
+from hpclab.tracking.worker import Worker
+
+_HANDLED_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
+_active: list[weakref.ref[Run]] = []
+_active_lock = threading.Lock()
+
+
+def current_run() -> Run | None:
+    """The most recently started run of this process that has not finished."""
+    with _active_lock:
+        for ref in reversed(_active):
+            run = ref()
+            if run is not None and not run.finished:
+                return run
+    return None
+
+
+class Run:
+    """A tracked run. Starting it (constructing it) creates or resumes its directory.
+
+    Args:
+        project: project name (default ``$HPCLAB_PROJECT`` or ``"default"``).
+        config: the run's configuration: a dict, an OmegaConf config, a dataclass or an
+            ``argparse.Namespace``; stored resolved in ``config.yaml``.
+        name: a human name (``"12_from_8_lr_sweep"``); ids stay unique regardless.
+        parent: run id of the run this one derives from (the experiment DAG).
+        tags: labels for filtering.
+        store: store root (default ``$HPCLAB_STORE`` or ``./hpclab-store``).
+        run_id: open this run (resume it when it exists, create it with this id when not);
+            default ``$HPCLAB_RUN_ID``. Launchers set it for every job they submit.
+        resume: ``"auto"`` (resume the run of this Slurm job after a requeue, or an explicit
+            ``run_id``), ``"never"`` (always a new run; an existing ``run_id`` is an error).
+        overrides: the command-line overrides that produced ``config`` (``overrides.yaml``).
+        sweep_id: the sweep this run is a point of.
+        code_dir: the source tree to snapshot (default: the current directory).
+        rank: this process's rank (default: detected); only rank 0 records unless
+            ``per_rank`` is set, in which case rank r logs into ``ranks/<r>/metrics.zarr``.
+        settings: tracking settings by name (see :class:`TrackingSettings`); the keyword
+            arguments ``flush_interval`` etc. are shortcuts for the same.
+    """
+
+    def __init__(
+        self,
+        project: str | None = None,
+        config: Any = None,
+        name: str | None = None,
+        parent: str | None = None,
+        tags: Iterable[str] | None = None,
+        *,
+        store: str | os.PathLike[str] | Store | None = None,
+        run_id: str | None = None,
+        resume: str = "auto",
+        overrides: Iterable[str] | None = None,
+        sweep_id: str | None = None,
+        code_dir: str | os.PathLike[str] | None = None,
+        rank: int | None = None,
+        per_rank: bool = False,
+        settings: Mapping[str, Any] | None = None,
+        flush_interval: float | None = None,
+        buffer_size: int | None = None,
+        heartbeat_interval: float | None = None,
+        sync_tensorboard: bool | None = None,
+    ) -> None:
+        if resume not in ("auto", "never"):
+            raise ConfigError(f"resume must be 'auto' or 'never', not {resume!r}")
+        shortcuts = {
+            "flush_interval": flush_interval,
+            "buffer_size": buffer_size,
+            "heartbeat_interval": heartbeat_interval,
+            "sync_tensorboard": sync_tensorboard,
+        }
+        self.settings = TrackingSettings.from_sources({**(settings or {}), **shortcuts})
+        self.store = store if isinstance(store, Store) else Store.resolve(store)
+        self.project = project or os.environ.get("HPCLAB_PROJECT") or DEFAULT_PROJECT
+        check_project_name(self.project)
+        detected_rank, world = context.detect_rank()
+        self.rank = detected_rank if rank is None else rank
+        self.world_size = world
+        self.finished = False
+        self.resumed = False
+        self.summary: dict[str, Any] = {}
+        self._pid = os.getpid()
+        self._writer: MetricWriter | None = None
+        self._worker: Worker | None = None
+        self._record: RunRecord | None = None
+        self._record_lock = threading.RLock()
+        self._prev_handlers: dict[int, Any] = {}
+        self._tb_patch: Any = None
+        self._exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | None = None
+        self.enabled = self.rank == 0 or per_rank
+        explicit_id = run_id or os.environ.get("HPCLAB_RUN_ID")
+        key = context.run_key()
+        self.paths: RunPaths | None = None
+        if not self.enabled:
+            self.id = explicit_id
+            return
+        if self.rank == 0:
+            self.paths = self._open_or_create(explicit_id, key, resume)
+        else:
+            self.paths = self._attach(explicit_id, key)
+        self.id = self.paths.id
+        try:
+            self._start(config, name, parent, tags, overrides, sweep_id, key, code_dir)
+        except BaseException as e:
+            # a run that could not start is failed, not "running" until its heartbeat ages
+            self.finish(RunStatus.FAILED, error=e)
+            raise
+
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def dir(self) -> Path:
+        """The run directory (``<store>/<project>/runs/<id>``)."""
+        if self.paths is None:
+            raise HpclabError("this rank does not record (rank != 0 and per_rank=False)")
+        return self.paths.dir
+
+    @property
+    def status(self) -> RunStatus | None:
+        return self._record.status if self._record else None
+
+    @property
+    def step(self) -> int:
+        """The highest step logged so far (-1 before any)."""
+        return self._writer.step if self._writer else -1
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, project={self.project!r}, status={self.status})"
+
+    # -- opening --------------------------------------------------------------------------
+    def _open_or_create(self, explicit_id: str | None, key: str | None, resume: str) -> RunPaths:
+        store, project = self.store, self.project
+        if explicit_id:
+            try:
+                _, paths = store.find_run(explicit_id, project)
+            except RunNotFound:
+                paths = store.create_run_dir(project, explicit_id)
+                if key:
+                    store.rebind_key(project, key, paths.id)
+                return paths
+            if resume == "never":
+                raise RunExists(f"run {explicit_id!r} exists and resume='never'")
+            self.resumed = True
+            return paths
+        if key and resume == "auto":
+            existing = store.lookup_key(project, key)
+            if existing and self._should_resume(existing):
+                self.resumed = True
+                return store.run_paths(project, existing)
+        paths = store.create_run_dir(project)
+        if key:
+            store.rebind_key(project, key, paths.id)
+        return paths
+
+    def _should_resume(self, run_id: str) -> bool:
+        """Resume the run bound to this job's key after a requeue, or while it is not over.
+
+        A second ``init`` in the same job after the first run finished starts a new run.
+        """
+        try:
+            record = self.store.read_record(self.store.run_paths(self.project, run_id))
+        except HpclabError:
+            return False
+        restarts = context.scheduler_info().get("restart_count", 0)
+        if restarts > int(record.scheduler.get("restart_count", 0) or 0):
+            return True
+        return not record.status.is_final
+
+    def _attach(self, explicit_id: str | None, key: str | None, timeout: float = 120.0) -> RunPaths:
+        """A non-zero rank with per-rank logging joins the run that rank 0 creates."""
+        if not explicit_id and not key:
+            raise ConfigError(
+                "per-rank logging on a non-zero rank needs a shared run id: set HPCLAB_RUN_ID, "
+                "or run under Slurm or torchrun"
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            run_id = explicit_id or self.store.lookup_key(self.project, key or "")
+            if run_id:
+                paths = self.store.run_paths(self.project, run_id)
+                if paths.exists():
+                    return paths
+            if time.monotonic() > deadline:
+                raise RunNotFound(f"rank {self.rank}: rank 0 did not create run {run_id or key!r}")
+            time.sleep(0.2)
+
+    def _start(
+        self,
+        config: Any,
+        name: str | None,
+        parent: str | None,
+        tags: Iterable[str] | None,
+        overrides: Iterable[str] | None,
+        sweep_id: str | None,
+        key: str | None,
+        code_dir: str | os.PathLike[str] | None,
+    ) -> None:
+        assert self.paths is not None
+        paths = self.paths
+        if self.rank != 0:
+            self._writer = MetricWriter(
+                paths.rank_metrics_zarr(self.rank),
+                buffer_size=self.settings.buffer_size,
+                max_buffer=self.settings.max_buffer,
+                chunk_rows=self.settings.chunk_rows,
+            )
+            self._start_background(beat=lambda: None)
+            self._register()
+            return
+        for d in (paths.snapshot_dir, paths.artifacts_dir, paths.logs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self._record = self._initial_record(name, parent, tags, sweep_id, key)
+        if config is not None and (not self.resumed or not paths.config_yaml.exists()):
+            write_yaml_atomic(paths.config_yaml, config_to_dict(config))
+        if overrides is not None and (not self.resumed or not paths.overrides_yaml.exists()):
+            write_yaml_atomic(paths.overrides_yaml, [str(o) for o in overrides])
+        self._write_record()
+        self._snapshot(Path(code_dir) if code_dir else Path.cwd())
+        self._writer = MetricWriter(
+            paths.metrics_zarr,
+            buffer_size=self.settings.buffer_size,
+            max_buffer=self.settings.max_buffer,
+            chunk_rows=self.settings.chunk_rows,
+        )
+        self._start_background(beat=self._heartbeat)
+        self._register()
+
+    def _initial_record(
+        self,
+        name: str | None,
+        parent: str | None,
+        tags: Iterable[str] | None,
+        sweep_id: str | None,
+        key: str | None,
+    ) -> RunRecord:
+        assert self.paths is not None
+        now = utcnow_iso()
+        sched = context.scheduler_info()
+        previous: RunRecord | None = None
+        if self.paths.run_json.exists():
+            previous = self.store.read_record(self.paths)
+        record = previous or RunRecord(id=self.paths.id, project=self.project, created_at=now)
+        if previous is not None and (self.resumed or previous.status.is_final):
+            record.attempt += 1
+            record.history.append(
+                {"event": "resumed", "at": now, "previous_status": previous.status.value,
+                 "host": socket.gethostname(), "scheduler": sched}
+            )
+            record.error = None
+            record.ended_at = None
+        record.status = RunStatus.RUNNING
+        record.started_at = record.started_at if previous and previous.started_at else now
+        record.heartbeat_at = now
+        record.heartbeat_interval = self.settings.heartbeat_interval
+        record.host, record.pid = socket.gethostname(), os.getpid()
+        record.user = _username()
+        record.cwd, record.argv = os.getcwd(), list(sys.argv)
+        record.scheduler = sched
+        record.world_size = self.world_size
+        record.key = key or record.key
+        record.name = name if name is not None else record.name
+        record.parent = parent if parent is not None else record.parent
+        record.sweep_id = sweep_id if sweep_id is not None else record.sweep_id
+        if tags is not None:
+            record.tags = sorted(set(record.tags) | {str(t) for t in tags})
+        return record
+
+    def _snapshot(self, code_dir: Path) -> None:
+        """Code and environment, taken at start so a half-finished run is restorable.
+
+        A resumed run keeps the snapshot of its first attempt (the code it started with).
+        """
+        assert self.paths is not None
+        paths = self.paths
+        if self.settings.snapshot_code and not paths.code_json.exists():
+            from hpclab.tracking.snapshot import take_code_snapshot
+
+            take_code_snapshot(
+                paths,
+                code_dir,
+                max_file_bytes=self.settings.max_file_bytes,
+                max_total_bytes=self.settings.max_snapshot_bytes,
+            )
+        if self.settings.snapshot_env and not paths.environment_json.exists():
+            from hpclab.tracking.environment import capture_environment
+
+            capture_environment(paths)
+
+    def _start_background(self, beat: Any) -> None:
+        assert self._writer is not None
+        self._worker = Worker(
+            flush=self._background_flush,
+            beat=beat,
+            flush_interval=self.settings.flush_interval,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            wake=self._writer.wake,
+        )
+        self._worker.start()
+
+    def _register(self) -> None:
+        with _active_lock:
+            _active.append(weakref.ref(self))
+        atexit.register(self._atexit)
+        _install_excepthook()
+        if self.settings.handle_signals:
+            self._install_signal_handlers()
+        if self.settings.sync_tensorboard:
+            from hpclab.tracking import tensorboard
+
+            self._tb_patch = tensorboard.patch(keep_events=self.settings.tensorboard_events)
+
+    # -- logging ------------------------------------------------------------------------
+    def log(self, data: Mapping[str, Any], step: int | None = None) -> int:
+        """Record one value per metric at ``step`` (default: the last step + 1).
+
+        Returns the step used. Costs well under a microsecond per value: the values are
+        buffered and written by a background thread. A step not greater than a metric's
+        last step is dropped for that metric (see :mod:`hpclab.tracking.metrics`).
+        """
+        if self._writer is None:
+            return -1 if step is None else int(step)
+        return self._writer.log(data, step)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write every buffered point to the store now; True when all are on disk."""
+        if self._writer is None:
+            return True
+        return self._writer.flush(timeout)
+
+    def log_artifacts(
+        self,
+        path: str | os.PathLike[str],
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        name: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Store files (content-addressed, deduplicated across runs) as the run's artifacts."""
+        if self.paths is None or self.rank != 0:
+            return []
+        from hpclab.tracking.artifacts import log_artifacts
+
+        return log_artifacts(
+            self.store, self.project, self.paths, Path(path), include=include, exclude=exclude, name=name
+        )
+
+    def track_dataset(
+        self, path: str | os.PathLike[str], name: str | None = None, hash: bool = True
+    ) -> dict[str, Any]:
+        """Fingerprint a dataset (sha256 per file, size, detected schema) into the snapshot."""
+        from hpclab.tracking.datasets import fingerprint_dataset, record_dataset
+
+        entry = fingerprint_dataset(Path(path), name=name, hash=hash)
+        if self.paths is not None and self.rank == 0:
+            record_dataset(self.paths, entry)
+        return entry
+
+    # -- ending -------------------------------------------------------------------------
+    def finish(self, status: RunStatus | str = RunStatus.COMPLETED, *, error: BaseException | None = None,
+               timeout: float = 60.0) -> None:
+        """Flush everything and record the final status. Idempotent."""
+        if self.finished or os.getpid() != self._pid:
+            return
+        self.finished = True
+        status = RunStatus(status)
+        if self._tb_patch is not None:
+            self._tb_patch.release()
+        self._restore_signal_handlers()
+        if self._worker is not None:
+            self._worker.stop()
+        if self._writer is not None:
+            self._writer.flush(timeout)
+        if self._record is None:
+            return
+        with self._record_lock:
+            record = self._record
+            record.status = status
+            record.ended_at = utcnow_iso()
+            record.heartbeat_at = record.ended_at
+            if error is not None:
+                tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+                record.error = {"type": type(error).__name__, "message": str(error)[:2000], "traceback": tb}
+                assert self.paths is not None
+                self.paths.traceback_txt.write_text(tb)
+            self._write_record()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.finish(RunStatus.COMPLETED)
+        elif isinstance(exc, KeyboardInterrupt):
+            self.finish(RunStatus.CANCELLED, error=exc)
+        elif isinstance(exc, SystemExit) and exc.code in (0, None):
+            self.finish(RunStatus.COMPLETED)
+        else:
+            self.finish(RunStatus.FAILED, error=exc)
+
+    # -- record and heartbeat ---------------------------------------------------------------
+    def _write_record(self) -> None:
+        assert self.paths is not None and self._record is not None
+        with self._record_lock:
+            record = self._record
+            if self._writer is not None:
+                last = self._writer.last_values()
+                record.summary = {**{k: _finite_or_none(v) for k, v in last.items()}, **self.summary}
+                record.metrics_dropped = self._writer.dropped()
+                record.step = self._writer.step
+            self.store.write_record(self.paths, record)
+
+    def _heartbeat(self) -> None:
+        if self.finished or self._record is None:
+            return
+        with self._record_lock:
+            self._record.heartbeat_at = utcnow_iso()
+            self._write_record()
+
+    def _background_flush(self) -> bool:
+        assert self._writer is not None
+        ok = self._writer.flush()
+        if not ok and self._writer.last_error is not None:
+            raise self._writer.last_error
+        return ok
+
+    # -- process events -------------------------------------------------------------------
+    def _atexit(self) -> None:
+        if self.finished:
+            return
+        exc = self._exc_info
+        if exc is not None and not isinstance(exc[1], (SystemExit,)):
+            status = RunStatus.CANCELLED if isinstance(exc[1], KeyboardInterrupt) else RunStatus.FAILED
+            self.finish(status, error=exc[1])
+        else:
+            self.finish(RunStatus.COMPLETED)
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # Python only delivers signals to the main thread's handlers
+        for name in _HANDLED_SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
+            try:
+                self._prev_handlers[signum] = signal.signal(signum, self._on_signal)
+            except (ValueError, OSError):
+                pass
+
+    def _restore_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum, prev in self._prev_handlers.items():
+            try:
+                if signal.getsignal(signum) == self._on_signal:
+                    signal.signal(signum, prev if prev is not None else signal.SIG_DFL)
+            except (ValueError, OSError):
+                pass
+        self._prev_handlers.clear()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """Flush on Slurm's signals; on a SIGTERM nobody else handles, end the run first.
+
+        Under Slurm a SIGTERM means cancel, time limit or preemption; the run is marked
+        ``preempted`` (a requeue resumes it; the indexer takes the final word from sacct).
+        Elsewhere it is ``cancelled``.
+        """
+        prev = self._prev_handlers.get(signum)
+        if self._writer is not None:
+            self._writer.flush(timeout=10.0)
+        if signum == signal.SIGTERM and prev in (signal.SIG_DFL, None):
+            status = RunStatus.PREEMPTED if "SLURM_JOB_ID" in os.environ else RunStatus.CANCELLED
+            if self._record is not None:
+                self._record.extra["signal"] = "SIGTERM"
+            self.finish(status)
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if self._record is not None:
+            self._record.extra["last_signal"] = signal.Signals(signum).name
+            self._heartbeat()
+        if callable(prev):
+            prev(signum, frame)
+
+
+def init(project: str | None = None, config: Any = None, name: str | None = None,
+         parent: str | None = None, tags: Iterable[str] | None = None, **kwargs: Any) -> Run:
+    """Start a run (same arguments as :class:`Run`); finish it with ``run.finish()``,
+    or let it finish at exit (completed, or failed on an uncaught exception)."""
+    return Run(project, config, name, parent, tags, **kwargs)
+
+
+# -- helpers --------------------------------------------------------------------------------
+def config_to_dict(config: Any) -> Any:
+    """Plain YAML-safe data from a dict, OmegaConf config, dataclass or Namespace."""
+    mod = type(config).__module__
+    if mod.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(config, resolve=True)
+    import dataclasses
+
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return _plain(dataclasses.asdict(config))
+    if hasattr(config, "__dict__") and type(config).__name__ == "Namespace":
+        return _plain(vars(config))
+    if isinstance(config, Mapping):
+        return _plain(dict(config))
+    raise ConfigError(f"config must be a mapping, OmegaConf config, dataclass or Namespace, not {type(config).__name__}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            return value.item()
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def _finite_or_none(value: float) -> float | str:
+    # JSON has no NaN/inf; keep them readable rather than invalid JSON.
+    if value != value:
+        return "nan"
+    if value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _username() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return None
+
+
+_hook_installed = False
+
+
+def _install_excepthook() -> None:
+    """Remember an uncaught exception so the exit handler marks active runs failed."""
+    global _hook_installed
+    if _hook_installed:
+        return
+    _hook_installed = True
+    previous = sys.excepthook
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        with _active_lock:
+            runs = [r() for r in _active]
+        for run in runs:
+            if run is not None and not run.finished:
+                run._exc_info = (exc_type, exc, tb)
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = hook

@@ -1,0 +1,75 @@
+"""The one background thread of a run: flushes metrics and beats the heartbeat.
+
+The training loop never waits on it: ``log`` only touches memory, and this thread does
+every filesystem write. It wakes every ``flush_interval``, or at once when the metric
+buffer reaches its threshold, and writes the heartbeat every ``heartbeat_interval``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+
+class Worker:
+    """Calls ``flush`` every ``flush_interval`` (or when ``wake`` is set) and ``beat`` every
+    ``heartbeat_interval`` seconds, on a daemon thread, until :meth:`stop`."""
+
+    def __init__(
+        self,
+        *,
+        flush: Callable[[], bool],
+        beat: Callable[[], None],
+        flush_interval: float,
+        heartbeat_interval: float,
+        wake: threading.Event,
+        name: str = "hpclab-worker",
+    ) -> None:
+        self._flush = flush
+        self._beat = beat
+        self._flush_interval = flush_interval
+        self._heartbeat_interval = heartbeat_interval
+        self._wake = wake
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._warned = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the thread to end and wait for it (the caller does the final flush)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        next_beat = time.monotonic() + self._heartbeat_interval
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            self._wake.wait(timeout=max(0.0, min(self._flush_interval, next_beat - now)))
+            if self._stopping.is_set():
+                break
+            self._guard("metrics flush", self._flush)
+            if time.monotonic() >= next_beat:
+                self._guard("heartbeat", self._beat)
+                next_beat = time.monotonic() + self._heartbeat_interval
+
+    def _guard(self, what: str, fn: Callable[[], object]) -> None:
+        # The filesystem may be briefly unavailable (NFS hiccup); say so once and retry on
+        # the next tick rather than killing the thread and losing every later point.
+        try:
+            ok = fn()
+        except Exception as e:
+            ok, err = False, e
+        else:
+            err = None
+        if ok is False and not self._warned:
+            self._warned = True
+            detail = f": {err}" if err else ""
+            print(f"hpclab: warning: {what} failed{detail}; retrying", file=sys.stderr)
+        elif ok is not False:
+            self._warned = False

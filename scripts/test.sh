@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: install everything the tests need on a fresh machine, then pytest.
+#   scripts/test.sh            # the whole suite
+#   scripts/test.sh -k metrics # any pytest arguments
+set -euo pipefail
+# shellcheck source=scripts/_env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+cd "$HPCLAB_ROOT"
+hpclab_apt_install git
+hpclab_python_env
+python -m pytest -q -p no:cacheprovider "$@"
