@@ -233,6 +233,7 @@ class Store:
     def rebind_key(self, project: str, key: str, run_id: str) -> None:
         """Point ``key`` at ``run_id`` (atomic replace), e.g. a new run in the same job."""
         link = self._key_path(project, key)
+        link.parent.mkdir(parents=True, exist_ok=True)
         tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
         try:
             os.unlink(tmp)

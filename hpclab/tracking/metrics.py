@@ -112,7 +112,7 @@ def coerce_step(step: Any) -> int:
     """Steps are non-negative integers (NumPy integers and integral tensors accepted)."""
     if type(step) is int and step >= 0:
         return step
-    if isinstance(step, bool):
+    if isinstance(step, (bool, str, bytes)):
         raise MetricError(f"step {step!r} must be a non-negative integer")
     try:
         if hasattr(step, "item") and callable(step.item):

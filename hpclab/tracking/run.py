@@ -337,7 +337,7 @@ class Run:
     def _register(self) -> None:
         with _active_lock:
             _active.append(weakref.ref(self))
-        atexit.register(self._atexit)
+        _register_exit_hook(self._atexit)
         _install_excepthook()
         if self.settings.handle_signals:
             self._install_signal_handlers()
@@ -575,6 +575,27 @@ def _username() -> str | None:
         return getpass.getuser()
     except Exception:
         return None
+
+
+def _register_exit_hook(fn: Any) -> None:
+    """Run ``fn`` when the main thread ends, before the interpreter tears down thread pools.
+
+    Zarr writes through ``asyncio.to_thread``; by the time ``atexit`` handlers run, the
+    thread pools refuse new work, so a final flush from ``atexit`` would silently fail.
+    ``threading``'s own exit hooks run earlier, last-registered first: registering after
+    zarr (and concurrent.futures) are imported puts ours ahead of their shutdown.
+    """
+    import concurrent.futures.thread  # noqa: F401
+    import zarr  # noqa: F401
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # pragma: no cover - CPython has had it since 3.9
+        atexit.register(fn)
+        return
+    try:
+        register(fn)
+    except RuntimeError:  # already shutting down
+        atexit.register(fn)
 
 
 _hook_installed = False

@@ -94,7 +94,7 @@ def take_code_snapshot(
         "max_files": max_files,
     }  # fmt: skip
     info["archived_files"] = ctx.n_files
-    info["archived_bytes"] = ctx.n_bytes
+    info["stored_bytes"] = ctx.n_bytes  # patch + archived files, counted against the limit
     info["skipped"] = ctx.skipped[:MAX_SKIPPED_RECORDED]
     if len(ctx.skipped) > MAX_SKIPPED_RECORDED:
         info["skipped_not_listed"] = len(ctx.skipped) - MAX_SKIPPED_RECORDED

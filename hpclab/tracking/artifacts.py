@@ -1,0 +1,245 @@
+"""Artifacts: files a run produced, stored once per content in the project's object store.
+
+Each file is copied (while hashed, so it is read once) into
+``<project>/objects/sha256/<ab>/<rest>``, read-only, and hard-linked into the run at
+``artifacts/<name>/<relpath>``. A hundred runs logging the same tokenizer or config
+share one object. Objects are never modified or deleted here: re-logging a path points
+the run's link at the new object (an atomic rename) and leaves the old object for the
+runs that still use it.
+
+The run's ``artifacts.json`` lists ``{path, sha256, size, logged_at}`` per file, with
+``path`` relative to ``artifacts/``. One process per run writes it (the run's owner).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import secrets
+import shutil
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from hpclab.errors import ArtifactError
+from hpclab.store.atomic import TMP_PREFIX, read_json, write_json_atomic
+from hpclab.store.layout import RunPaths, Store
+from hpclab.store.record import utcnow_iso
+
+BLOCK = 1 << 20
+OBJECT_MODE = 0o444  # objects are shared by runs: nobody should edit one in place
+
+
+def log_artifacts(
+    store: Store,
+    project: str,
+    paths: RunPaths,
+    src: Path,
+    *,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    name: str | None = None,
+) -> list[dict[str, Any]]:
+    """Log the file or directory ``src`` as artifacts of the run at ``paths``.
+
+    Files of a directory are selected by ``include``/``exclude`` globs (see
+    :func:`glob_match`; exclude wins) and land under ``artifacts/<name>/<relpath>``; a
+    file lands at ``artifacts/<name>``. ``name`` defaults to the basename of ``src``.
+    Returns the new manifest entries. Raises :class:`ArtifactError` for a missing
+    ``src`` or a ``name`` that is absolute or climbs out with ``..``.
+    """
+    src = Path(os.path.abspath(src))
+    if not src.exists():
+        raise ArtifactError(f"artifact source {src} does not exist")
+    dest_name = check_artifact_name(name if name is not None else src.name)
+    selected = _select(store, src, include, exclude)
+    entries: list[dict[str, Any]] = []
+    for rel, full in selected:
+        sha, size = _store_object(store, project, full)
+        path = dest_name if rel is None else f"{dest_name}/{rel}"
+        _link_into_run(store.object_path(project, sha), paths.artifacts_dir, path)
+        entries.append({"path": path, "sha256": sha, "size": size, "logged_at": utcnow_iso()})
+    if entries:
+        _update_manifest(paths, entries)
+    return entries
+
+
+def check_artifact_name(name: str) -> str:
+    """``name`` as a normalised relative posix path; ArtifactError if it could escape."""
+    if not isinstance(name, str) or not name or "\0" in name or "\\" in name:
+        raise ArtifactError(f"invalid artifact name {name!r}")
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+        raise ArtifactError(
+            f"invalid artifact name {name!r}: use a relative path without '..'"
+        )
+    return pure.as_posix()
+
+
+def glob_match(pattern: str, rel: str) -> bool:
+    """Whether ``pattern`` selects the posix path ``rel`` (relative to the source).
+
+    ``*``, ``?`` and ``[...]`` do not cross ``/``; ``**`` does (``**/`` also matches no
+    directory at all). A pattern matching a directory selects everything inside it, and a
+    pattern without ``/`` is tried on every path component, so ``*.pt`` selects
+    ``ckpt/last.pt`` and ``__pycache__`` selects ``a/__pycache__/b.pyc``. A leading ``/``
+    anchors the pattern at the source; a trailing ``/`` matches directories only.
+    """
+    dir_only = pattern.endswith("/")
+    pattern = pattern.strip("/") if pattern.strip("/") else pattern
+    regex = _compile(pattern)
+    parts = rel.split("/")
+    if "/" not in pattern:
+        candidates = parts[:-1] if dir_only else parts
+    else:
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        candidates = prefixes[:-1] if dir_only else prefixes
+    return any(regex.match(c) for c in candidates)
+
+
+# -- selection ------------------------------------------------------------------------
+
+
+def _select(
+    store: Store, src: Path, include: list[str] | None, exclude: list[str] | None
+) -> list[tuple[str | None, Path]]:
+    """(relpath or None for a single file, path) of the files to log, sorted."""
+
+    def wanted(rel: str) -> bool:
+        if include and not any(glob_match(p, rel) for p in include):
+            return False
+        return not (exclude and any(glob_match(p, rel) for p in exclude))
+
+    if not src.is_dir():
+        return [(None, src)] if wanted(src.name) else []
+    # Logging a directory that holds the store (logging "." from the project root) must
+    # not ingest every other run's files, nor the files being written right now.
+    store_root = os.path.realpath(store.root) + os.sep
+    skip_store = not (os.path.realpath(src) + os.sep).startswith(store_root)
+    out: list[tuple[str | None, Path]] = []
+    # Symlinked directories are not descended (a link cycle would never end); symlinked
+    # files are logged by content.
+    for dirpath, dirnames, filenames in os.walk(src):
+        if skip_store and (os.path.realpath(dirpath) + os.sep).startswith(store_root):
+            dirnames[:] = []
+            continue
+        dirnames.sort()
+        base = Path(dirpath).relative_to(src).as_posix()
+        for fname in sorted(filenames):
+            full = Path(dirpath, fname)
+            rel = fname if base == "." else f"{base}/{fname}"
+            if full.is_file() and wanted(rel):
+                out.append((rel, full))
+    return out
+
+
+@lru_cache(maxsize=256)
+def _compile(pattern: str) -> re.Pattern[str]:
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        else:
+            c = pattern[i]
+            i += 1
+            if c == "*":
+                out.append("[^/]*")
+            elif c == "?":
+                out.append("[^/]")
+            elif c == "[" and (end := pattern.find("]", i + 1)) != -1:
+                body = pattern[i:end].replace("\\", "\\\\")
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"(?!/)[{body}]")
+                i = end + 1
+            else:
+                out.append(re.escape(c))
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+# -- storing --------------------------------------------------------------------------
+
+
+def _store_object(store: Store, project: str, src: Path) -> tuple[str, int]:
+    """Copy ``src`` into the object store unless its content is there; (sha256, size)."""
+    objects = store.objects_dir(project)
+    objects.mkdir(parents=True, exist_ok=True)
+    # The temporary copy sits in the object store (same filesystem as every object), so
+    # it can be linked into place once its hash, and so its final name, is known.
+    tmp = objects / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with open(src, "rb") as fin, open(tmp, "xb") as fout:
+            while block := fin.read(BLOCK):
+                h.update(block)
+                fout.write(block)
+                size += len(block)
+            fout.flush()
+            os.fsync(fout.fileno())
+        sha = h.hexdigest()
+        obj = store.object_path(project, sha)
+        if not obj.exists():
+            obj.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, OBJECT_MODE)
+            try:
+                # link, not replace: if another run stored it meanwhile, keep that inode.
+                os.link(tmp, obj)
+            except FileExistsError:
+                pass
+            except OSError:
+                os.replace(tmp, obj)  # a filesystem without hard links
+    except OSError as e:
+        raise ArtifactError(f"cannot store artifact {src}: {e}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return sha, size
+
+
+def _link_into_run(obj: Path, artifacts_dir: Path, rel: str) -> None:
+    """Point ``artifacts_dir/rel`` at ``obj``: a hard link, or a copy across filesystems,
+    renamed into place so a reader never sees the path missing or half-written."""
+    dest = artifacts_dir / rel
+    if dest.is_dir() and not dest.is_symlink():
+        raise ArtifactError(f"cannot log artifact {rel!r}: {dest} is a directory")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ArtifactError(f"cannot log artifact {rel!r}: a parent of {dest} is a file") from None
+    tmp = dest.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+    try:
+        try:
+            os.link(obj, tmp)
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+                raise
+            shutil.copyfile(obj, tmp)
+            os.chmod(tmp, OBJECT_MODE)
+        os.replace(tmp, dest)
+    except OSError as e:
+        raise ArtifactError(f"cannot link artifact {rel!r} into {artifacts_dir}: {e}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _update_manifest(paths: RunPaths, entries: list[dict[str, Any]]) -> None:
+    """Replace ``artifacts.json`` with its entries plus ``entries`` (same path: replaced)."""
+    current: list[dict[str, Any]] = []
+    if paths.artifacts_manifest.exists():
+        data = read_json(paths.artifacts_manifest)
+        if not isinstance(data, list):
+            raise ArtifactError(f"{paths.artifacts_manifest}: expected a JSON list of artifacts")
+        current = data
+    new = {e["path"]: e for e in entries}
+    kept = [e for e in current if not (isinstance(e, dict) and e.get("path") in new)]
+    write_json_atomic(paths.artifacts_manifest, kept + list(new.values()))
