@@ -73,9 +73,7 @@ def check_artifact_name(name: str) -> str:
         raise ArtifactError(f"invalid artifact name {name!r}")
     pure = PurePosixPath(name)
     if pure.is_absolute() or ".." in pure.parts or not pure.parts:
-        raise ArtifactError(
-            f"invalid artifact name {name!r}: use a relative path without '..'"
-        )
+        raise ArtifactError(f"invalid artifact name {name!r}: use a relative path without '..'")
     return pure.as_posix()
 
 

@@ -34,11 +34,13 @@ MAX_KEYS = 1000
 ZARR_META = ("zarr.json", ".zgroup", ".zarray")  # v3, then v2 group / array
 
 
-def fingerprint_dataset(path: Path, *, name: str | None = None, hash: bool = True) -> dict[str, Any]:
+def fingerprint_dataset(
+    path: Path, *, name: str | None = None, hash: bool = True
+) -> dict[str, Any]:
     """Fingerprint the file or directory ``path``.
 
-    With ``hash=False`` sizes and schemas are recorded but no file is read in full, and
-    every ``sha256`` is None (for data too large to hash at every run start).
+    With ``hash=False`` sizes and schemas are recorded but nothing is hashed: every
+    ``sha256`` is None (for data too large to hash at every run start).
     Raises :class:`DatasetError` if ``path`` does not exist.
     """
     path = Path(path).absolute()

@@ -206,7 +206,8 @@ def _snapshot_git(ctx: _Context, top: Path, code_dir: Path) -> dict[str, Any]:
         to_archive = sorted(set(cached) | set(untracked))
         _remove(ctx.paths.code_patch)
         dirty = bool(to_archive)
-    archived = _write_archive(ctx, ctx.paths.untracked_archive, top, _git_candidates(ctx, top, to_archive))
+    candidates = _git_candidates(ctx, top, to_archive)
+    archived = _write_archive(ctx, ctx.paths.untracked_archive, top, candidates)
     ctx.manifest.update(_hash_worktree(ctx, top, archived))
     _remove(ctx.paths.source_archive)  # from an earlier snapshot of this run, if any
     try:
@@ -246,7 +247,7 @@ def _git_tracked_changes(ctx: _Context, top: Path, submodules: dict[str, str]) -
     excludes: list[str] = []
     to_hash: list[str] = []
     changed: list[str] = []
-    for meta, rel in zip(fields[0::2], fields[1::2]):
+    for meta, rel in zip(fields[0::2], fields[1::2], strict=False):
         _, new_mode, _, new_hash, status = meta.split()
         st = _lstat(top / rel)
         deleted = status.startswith("D") or st is None
@@ -284,8 +285,7 @@ def _git_tracked_changes(ctx: _Context, top: Path, submodules: dict[str, str]) -
                 ctx.skip(rel, "diff too large")
     else:
         ctx.n_bytes += size
-    return len(ctx.skipped) > n_skipped or any(ctx.manifest.get(r) != e for r, e in head.items()) \
-        or len(ctx.manifest) != len(head)  # fmt: skip
+    return len(ctx.skipped) > n_skipped or ctx.manifest != head
 
 
 def _git_to_file(args: list[str], cwd: Path, dest: Path, limit: int) -> int | None:
@@ -347,11 +347,11 @@ def _hash_worktree(ctx: _Context, top: Path, rels: list[str]) -> dict[str, dict[
     # hash-object applies clean filters as git would when committing, so unchanged
     # content hashes equal to HEAD's blobs; it cannot take a path with a newline.
     batch = [r for r in regular if "\n" not in r]
-    hashes = _git(["hash-object", "--stdin-paths"], top, check=False,
+    hashes = [] if not batch else _git(["hash-object", "--stdin-paths"], top, check=False,
                   stdin=b"".join(os.fsencode(r) + b"\n" for r in batch)).split()  # fmt: skip
     if len(hashes) != len(batch):  # a file vanished meanwhile: hash the survivors one by one
         hashes = [b""] * len(batch)
-    for rel, h in zip(batch, hashes):
+    for rel, h in zip(batch, hashes, strict=True):
         result[rel]["blob"] = h.decode()
     for rel in regular:
         if not result[rel]["blob"]:
