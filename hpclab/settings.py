@@ -22,7 +22,7 @@ class TrackingSettings:
 
     flush_interval: float = 1.0
     """Seconds between background flushes of buffered metrics to the store."""
-    buffer_size: int = 10_000
+    buffer_size: int = 100_000
     """Buffered points that trigger an early background flush."""
     max_buffer: int = 20_000_000
     """Points kept in memory while the filesystem is stuck; more are dropped and counted."""

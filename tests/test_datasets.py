@@ -64,16 +64,20 @@ def test_single_csv_file(root: Path) -> None:
     assert fp["size"] == len(text) and fp["n_files"] == 1
     [entry] = fp["files"]
     assert entry["path"] == "train set.csv" and entry["sha256"] == sha(text.encode())
-    assert fp["schema"] == entry["schema"] == {
-        "format": "csv",
-        "columns": [
-            {"name": "id", "type": "int"},
-            {"name": "score", "type": "float"},
-            {"name": "ok", "type": "bool"},
-            {"name": "label", "type": "string"},
-        ],
-        "rows": 3,
-    }
+    assert (
+        fp["schema"]
+        == entry["schema"]
+        == {
+            "format": "csv",
+            "columns": [
+                {"name": "id", "type": "int"},
+                {"name": "score", "type": "float"},
+                {"name": "ok", "type": "bool"},
+                {"name": "label", "type": "string"},
+            ],
+            "rows": 3,
+        }
+    )
 
 
 def test_tsv_types_come_from_the_first_rows_only(root: Path) -> None:
@@ -194,9 +198,7 @@ def test_hash_false_skips_hashing_but_keeps_sizes_and_schema(root: Path) -> None
     [("bad.h5", b"not an hdf5 file", "hdf5"), ("bad.parquet", b"PAR1garbage", "parquet"),
      ("bad.json", b"{oops", "json"), ("bad.jsonl", b'{"a": 1}\n{broken\n', "jsonl")],
 )  # fmt: skip
-def test_corrupt_files_get_an_error_schema(
-    root: Path, name: str, content: bytes, fmt: str
-) -> None:
+def test_corrupt_files_get_an_error_schema(root: Path, name: str, content: bytes, fmt: str) -> None:
     path = root / name
     path.write_bytes(content)
 

@@ -113,11 +113,12 @@ def git_blob(repo: Path, rel: str) -> tuple[str, str]:
 
 
 def worktree_files(root: Path) -> set[str]:
+    """Files and symlinks under ``root``, outside ``.git``; symlinks are not followed."""
     out = set()
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d != ".git" and not os.path.islink(Path(dirpath, d))]
-        for name in filenames + [d for d in os.listdir(dirpath) if os.path.islink(Path(dirpath, d))
-                                 and Path(dirpath, d).is_dir()]:  # fmt: skip
+        links = [d for d in dirnames if os.path.islink(Path(dirpath, d))]
+        dirnames[:] = [d for d in dirnames if d != ".git" and d not in links]
+        for name in filenames + links:
             out.add(Path(dirpath, name).relative_to(root).as_posix())
     return out
 

@@ -57,13 +57,16 @@ def log_artifacts(
     dest_name = check_artifact_name(name if name is not None else src.name)
     selected = _select(store, src, include, exclude)
     entries: list[dict[str, Any]] = []
-    for rel, full in selected:
-        sha, size = _store_object(store, project, full)
-        path = dest_name if rel is None else f"{dest_name}/{rel}"
-        _link_into_run(store.object_path(project, sha), paths.artifacts_dir, path)
-        entries.append({"path": path, "sha256": sha, "size": size, "logged_at": utcnow_iso()})
-    if entries:
-        _update_manifest(paths, entries)
+    try:
+        for rel, full in selected:
+            sha, size = _store_object(store, project, full)
+            path = dest_name if rel is None else f"{dest_name}/{rel}"
+            _link_into_run(store.object_path(project, sha), paths.artifacts_dir, path)
+            entries.append({"path": path, "sha256": sha, "size": size, "logged_at": utcnow_iso()})
+    finally:
+        # Also after a failure part-way: the manifest must list every link in the run.
+        if entries:
+            _update_manifest(paths, entries)
     return entries
 
 

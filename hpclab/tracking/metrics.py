@@ -35,6 +35,7 @@ import math
 import threading
 import time
 from collections import deque
+from itertools import chain
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +155,7 @@ class MetricWriter:
         self,
         path: Path,
         *,
-        buffer_size: int = 10_000,
+        buffer_size: int = 100_000,
         max_buffer: int = 20_000_000,
         chunk_rows: int = 4096,
         wake: threading.Event | None = None,
@@ -256,7 +257,11 @@ class MetricWriter:
             self._write_lock.release()
 
     def _collect(self) -> None:
-        """Move records from the deque into per-metric blocks, applying the step rule."""
+        """Move records from the deque into per-metric blocks, applying the step rule.
+
+        Vectorised by key set: training loops log the same keys call after call, so the
+        records fall into a few groups whose values are read in one ``np.fromiter`` each.
+        """
         records = self._records
         n = len(records)
         if not n:
@@ -264,33 +269,54 @@ class MetricWriter:
         batch = [records.popleft() for _ in range(n)]
         self._points = max(0, self._points - sum(len(r[2]) for r in batch))
         self.wake.clear()
-        columns: dict[str, tuple[list[int], list[float], list[float]]] = {}
-        for step, now, data in batch:
-            for name, value in data.items():
-                col = columns.get(name)
-                if col is None:
-                    col = columns[name] = ([], [], [])
-                col[0].append(step)
-                col[1].append(value)
-                col[2].append(now)
-        for name, (steps_l, values_l, times_l) in columns.items():
-            s = self._series.get(name)
-            if s is None:
-                s = self._series[name] = _Series(name=name, array=encode_metric_name(name))
-            steps = np.asarray(steps_l, dtype=np.int64)
-            # keep a point only if its step is above every earlier step of this metric
-            before = np.maximum.accumulate(np.concatenate(([s.last_step], steps[:-1])))
-            keep = steps > before
-            if not keep.all():
-                s.dropped += int((~keep).sum())
-            if not keep.any():
+        steps = np.fromiter((r[0] for r in batch), np.int64, n)
+        times = np.fromiter((r[1] for r in batch), np.float64, n)
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, r in enumerate(batch):
+            key = tuple(r[2])
+            members = groups.get(key)
+            if members is None:
+                groups[key] = [i]
+            else:
+                members.append(i)
+        parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for key, members in groups.items():
+            width = len(key)
+            if not width:
                 continue
-            block = np.empty((int(keep.sum()), 3), dtype=np.float64)
-            block[:, 0] = steps[keep]
-            block[:, 1] = np.asarray(values_l, dtype=np.float64)[keep]
-            block[:, 2] = np.asarray(times_l, dtype=np.float64)[keep]
-            s.last_step, s.last_value = int(block[-1, 0]), float(block[-1, 1])
-            s.pending.append(block)
+            flat = chain.from_iterable(batch[i][2].values() for i in members)
+            values = np.fromiter(flat, np.float64, len(members) * width).reshape(-1, width)
+            idx = np.asarray(members, dtype=np.int64)
+            for j, name in enumerate(key):
+                parts.setdefault(name, []).append((idx, values[:, j]))
+        for name, pieces in parts.items():
+            if len(pieces) == 1:
+                idx, values_1d = pieces[0]
+            else:  # the metric appears in several key sets: restore logging order
+                idx = np.concatenate([p[0] for p in pieces])
+                values_1d = np.concatenate([p[1] for p in pieces])
+                order = np.argsort(idx, kind="stable")
+                idx, values_1d = idx[order], values_1d[order]
+            self._accept(name, steps[idx], values_1d, times[idx])
+
+    def _accept(self, name: str, steps: np.ndarray, values: np.ndarray, times: np.ndarray) -> None:
+        s = self._series.get(name)
+        if s is None:
+            s = self._series[name] = _Series(name=name, array=encode_metric_name(name))
+        # keep a point only if its step is above every earlier step of this metric
+        before = np.maximum.accumulate(np.concatenate(([s.last_step], steps[:-1])))
+        keep = steps > before
+        kept = int(keep.sum())
+        if kept < len(steps):
+            s.dropped += len(steps) - kept
+        if not kept:
+            return
+        block = np.empty((kept, 3), dtype=np.float64)
+        block[:, 0] = steps[keep]
+        block[:, 1] = values[keep]
+        block[:, 2] = times[keep]
+        s.last_step, s.last_value = int(block[-1, 0]), float(block[-1, 1])
+        s.pending.append(block)
 
     def _write_pending(self) -> None:
         group = None
@@ -333,12 +359,15 @@ class MetricWriter:
         return self._group
 
     def _create_array(self, group: Any, s: _Series) -> Any:
+        from zarr.codecs import ZstdCodec
+
         arr = group.create_array(
             name=s.array,
             shape=(0, 3),
             chunks=(self.chunk_rows, 3),
             dtype="float64",
             fill_value=np.nan,
+            compressors=[ZstdCodec(level=1)],  # the fastest level; curves compress well anyway
             attributes={"metric": s.name, "columns": list(COLUMNS)},
             overwrite=True,  # a leftover from a killed writer that never committed
         )

@@ -61,7 +61,6 @@ DEFAULT_IGNORES = (
 )  # fmt: skip
 IGNORE_FILE = ".hpclabignore"
 MAX_SKIPPED_RECORDED = 10_000  # a runaway untracked data dir must not bloat code.json
-_ZERO_MODE = "000000"
 
 
 def take_code_snapshot(
@@ -347,8 +346,10 @@ def _hash_worktree(ctx: _Context, top: Path, rels: list[str]) -> dict[str, dict[
     # hash-object applies clean filters as git would when committing, so unchanged
     # content hashes equal to HEAD's blobs; it cannot take a path with a newline.
     batch = [r for r in regular if "\n" not in r]
-    hashes = [] if not batch else _git(["hash-object", "--stdin-paths"], top, check=False,
-                  stdin=b"".join(os.fsencode(r) + b"\n" for r in batch)).split()  # fmt: skip
+    hashes: list[bytes] = []
+    if batch:
+        paths_in = b"".join(os.fsencode(r) + b"\n" for r in batch)
+        hashes = _git(["hash-object", "--stdin-paths"], top, check=False, stdin=paths_in).split()
     if len(hashes) != len(batch):  # a file vanished meanwhile: hash the survivors one by one
         hashes = [b""] * len(batch)
     for rel, h in zip(batch, hashes, strict=True):

@@ -1,0 +1,78 @@
+"""The hpclab command: version, one clean error line, runs list/show; every command has help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+import hpclab
+from hpclab.cli import cli
+
+
+def hpclab_cmd(*args: str, store: Path | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "hpclab"] + (["--store", str(store)] if store else []) + list(args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def test_version() -> None:
+    out = hpclab_cmd("--version")
+    assert out.returncode == 0 and hpclab.__version__ in out.stdout
+
+
+def test_missing_run_is_one_clean_line(store_root: Path) -> None:
+    out = hpclab_cmd("runs", "show", "nope", store=store_root)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [f"hpclab: error: run 'nope' not found in store {store_root}"]
+    assert "Traceback" not in out.stderr
+
+
+def test_corrupt_run_record_is_one_clean_line(store_root: Path) -> None:
+    run = hpclab.init(project="p", store=store_root, settings={"snapshot_env": False})
+    run.finish()
+    run.paths.run_json.write_text("{ truncated")
+    out = hpclab_cmd("runs", "show", run.id, store=store_root)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "run.json" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    listing = hpclab_cmd("runs", "list", store=store_root)
+    assert listing.returncode == 0 and "skipped" in listing.stderr and "run.json" in listing.stderr
+
+
+def test_runs_list_and_show(store_root: Path) -> None:
+    with hpclab.Run(project="demo", config={"lr": 0.1}, name="first", store=store_root,
+                    settings={"snapshot_env": False}) as run:
+        for s in range(3):
+            run.log({"train/loss": 3.0 - s}, step=s)
+    out = hpclab_cmd("runs", "list", "--json", store=store_root)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(r["id"], r["status"], r["name"], r["step"]) for r in rows] == [(run.id, "completed", "first", 2)]
+    show = hpclab_cmd("runs", "show", run.id, store=store_root)
+    assert show.returncode == 0, show.stderr
+    assert "completed" in show.stdout and "lr: 0.1" in show.stdout
+    line = next(ln for ln in show.stdout.splitlines() if ln.strip().startswith("train/loss"))
+    assert line.split()[1:4] == ["3", "2", "1"]  # n, last_step, last
+
+
+def test_store_from_environment(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPCLAB_STORE", str(store_root))
+    hpclab.init(project="envp", settings={"snapshot_env": False}).finish()
+    out = hpclab_cmd("runs", "list")
+    assert "envp" in out.stdout
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    out = []
+    for name, cmd in group.commands.items():
+        out.append((prefix + (name,), cmd))
+        if isinstance(cmd, click.Group):
+            out += _commands(cmd, prefix + (name,))
+    return out
+
+
+@pytest.mark.parametrize("path,cmd", _commands(cli), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_every_command_has_help_with_an_example(path: tuple[str, ...], cmd: click.Command) -> None:
+    assert cmd.help and "Example:" in cmd.help, f"hpclab {' '.join(path)} needs help with an example"
