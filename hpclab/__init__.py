@@ -1,8 +1,8 @@
 """hpclab: experiment tracking, Slurm sweeps and a lab website, with no server.
 
-    import hpclab
-    with hpclab.Run(project="demo", config={"lr": 1e-3}) as run:
-        run.log({"train/loss": 0.3}, step=0)
+import hpclab
+with hpclab.Run(project="demo", config={"lr": 1e-3}) as run:
+    run.log({"train/loss": 0.3}, step=0)
 """
 
 from hpclab.errors import HpclabError, MetricError, RunNotFound

@@ -50,8 +50,9 @@ class TrackingSettings:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def from_sources(cls, overrides: Mapping[str, Any] | None = None,
-                     environ: Mapping[str, str] | None = None) -> TrackingSettings:
+    def from_sources(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> TrackingSettings:
         """Defaults, then ``HPCLAB_*`` variables, then explicit ``overrides`` (None ignored)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -94,5 +95,7 @@ def _parse(name: str, type_name: Any, value: Any, *, source: str) -> Any:
                 raise ValueError
             return out_f
     except (TypeError, ValueError):
-        raise ConfigError(f"{source}: invalid value {value!r} for {name} ({type_name}, positive)") from None
+        raise ConfigError(
+            f"{source}: invalid value {value!r} for {name} ({type_name}, positive)"
+        ) from None
     return value  # pragma: no cover

@@ -46,12 +46,21 @@ def bench_raw(tmp: Path, vals: list[tuple[float, ...]]) -> tuple[float, float]:
     return t1 - t0, time.perf_counter() - t1
 
 
-def bench_hpclab(tmp: Path, vals: list[tuple[float, ...]], **settings: object) -> tuple[float, float]:
+def bench_hpclab(
+    tmp: Path, vals: list[tuple[float, ...]], **settings: object
+) -> tuple[float, float]:
     import hpclab
 
-    run = hpclab.init(project="bench", store=str(tmp / "store"),
-                      settings={"snapshot_code": False, "snapshot_env": False, "sync_tensorboard": False,
-                                **settings})
+    run = hpclab.init(
+        project="bench",
+        store=str(tmp / "store"),
+        settings={
+            "snapshot_code": False,
+            "snapshot_env": False,
+            "sync_tensorboard": False,
+            **settings,
+        },
+    )
     log = run.log
     n0, n1, n2, n3 = NAMES
     t0 = time.perf_counter()
@@ -79,7 +88,9 @@ def bench_tensorboard(tmp: Path, vals: list[tuple[float, ...]]) -> tuple[float, 
     return t1 - t0, time.perf_counter() - t1
 
 
-def median_us(fn: Callable[[Path], tuple[float, float]], repeats: int, scalars: int) -> tuple[float, float]:
+def median_us(
+    fn: Callable[[Path], tuple[float, float]], repeats: int, scalars: int
+) -> tuple[float, float]:
     loop, close = [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as d:
@@ -112,8 +123,12 @@ def slow_filesystem(tmp: Path, steps: int, delay: float) -> tuple[float, float]:
     bare = (time.perf_counter() - t0) / steps
     MetricWriter._write_pending = slow  # type: ignore[method-assign]
     try:
-        run = hpclab.init(project="bench", store=str(tmp / "slow"), flush_interval=0.05,
-                          settings={"snapshot_code": False, "snapshot_env": False})
+        run = hpclab.init(
+            project="bench",
+            store=str(tmp / "slow"),
+            flush_interval=0.05,
+            settings={"snapshot_code": False, "snapshot_env": False},
+        )
         t0 = time.perf_counter()
         for step in range(steps):
             work()
@@ -129,11 +144,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--slow-delay", type=float, default=0.5, help="seconds per flush in the slow-FS test")
+    parser.add_argument(
+        "--slow-delay", type=float, default=0.5, help="seconds per flush in the slow-FS test"
+    )
     args = parser.parse_args()
     vals = values(args.steps)
     scalars = args.steps * len(NAMES)
-    print(f"{args.steps:,} steps x {len(NAMES)} metrics, median of {args.repeats} (python {sys.version.split()[0]})")
+    print(
+        f"{args.steps:,} steps x {len(NAMES)} metrics, median of {args.repeats} "
+        f"(python {sys.version.split()[0]})"
+    )
     raw, _ = median_us(lambda d: bench_raw(d, vals), args.repeats, scalars)
     hp, hp_close = median_us(lambda d: bench_hpclab(d, vals), args.repeats, scalars)
     tb, tb_close = median_us(lambda d: bench_tensorboard(d, vals), args.repeats, scalars)
@@ -144,8 +164,10 @@ def main() -> int:
     print(f"hpclab is {tb / hp:.0f}x cheaper than SummaryWriter and {hp / raw:.1f}x the raw append")
     with tempfile.TemporaryDirectory() as d:
         bare, logged = slow_filesystem(Path(d), 5000, args.slow_delay)
-    print(f"training step, no logging: {bare:.1f} us; with run.log and a {args.slow_delay:.1f} s-per-flush "
-          f"filesystem: {logged:.1f} us ({(logged - bare):+.1f} us)")
+    print(
+        f"training step, no logging: {bare:.1f} us; with run.log and a "
+        f"{args.slow_delay:.1f} s-per-flush filesystem: {logged:.1f} us ({(logged - bare):+.1f} us)"
+    )
     return 0
 
 

@@ -14,8 +14,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-_SCHEDULER_VARS = ("SLURM_", "HPCLAB_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "TORCHELASTIC_",
-                   "OMPI_COMM_WORLD_", "PMI_", "PMIX_")
+_SCHEDULER_VARS = (
+    "SLURM_",
+    "HPCLAB_",
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "TORCHELASTIC_",
+    "OMPI_COMM_WORLD_",
+    "PMI_",
+    "PMIX_",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -42,8 +51,12 @@ def store_root(weird_tmp_path: Path) -> Path:
     return weird_tmp_path / "store"
 
 
-def poll(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
-         message: str = "condition") -> Any:
+def poll(
+    predicate: Callable[[], Any],
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> Any:
     """Return predicate()'s first truthy value, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -55,10 +68,16 @@ def poll(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 
         time.sleep(interval)
 
 
-def python_script(code: str, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[str]:
+def python_script(
+    code: str, *args: str, env: dict[str, str] | None = None, **kwargs: Any
+) -> subprocess.Popen[str]:
     """Start ``python -c code`` with the test environment (plus ``env``)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen(
-        [sys.executable, "-c", code, *args], env=full_env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs,
+        [sys.executable, "-c", code, *args],
+        env=full_env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
     )

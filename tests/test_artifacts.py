@@ -20,10 +20,8 @@ PROJECT = "proj"
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    d = tmp_path / "we ird 'dir'"
-    d.mkdir()
-    return d
+def root(weird_tmp_path: Path) -> Path:
+    return weird_tmp_path
 
 
 @pytest.fixture

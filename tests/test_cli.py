@@ -15,7 +15,9 @@ from hpclab.cli import cli
 
 
 def hpclab_cmd(*args: str, store: Path | None = None) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "hpclab"] + (["--store", str(store)] if store else []) + list(args)
+    argv = (
+        [sys.executable, "-m", "hpclab"] + (["--store", str(store)] if store else []) + list(args)
+    )
     return subprocess.run(argv, capture_output=True, text=True, timeout=120)
 
 
@@ -27,7 +29,9 @@ def test_version() -> None:
 def test_missing_run_is_one_clean_line(store_root: Path) -> None:
     out = hpclab_cmd("runs", "show", "nope", store=store_root)
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines() == [f"hpclab: error: run 'nope' not found in store {store_root}"]
+    assert out.stderr.strip().splitlines() == [
+        f"hpclab: error: run 'nope' not found in store {store_root}"
+    ]
     assert "Traceback" not in out.stderr
 
 
@@ -43,13 +47,20 @@ def test_corrupt_run_record_is_one_clean_line(store_root: Path) -> None:
 
 
 def test_runs_list_and_show(store_root: Path) -> None:
-    with hpclab.Run(project="demo", config={"lr": 0.1}, name="first", store=store_root,
-                    settings={"snapshot_env": False}) as run:
+    with hpclab.Run(
+        project="demo",
+        config={"lr": 0.1},
+        name="first",
+        store=store_root,
+        settings={"snapshot_env": False},
+    ) as run:
         for s in range(3):
             run.log({"train/loss": 3.0 - s}, step=s)
     out = hpclab_cmd("runs", "list", "--json", store=store_root)
     rows = [json.loads(line) for line in out.stdout.splitlines()]
-    assert [(r["id"], r["status"], r["name"], r["step"]) for r in rows] == [(run.id, "completed", "first", 2)]
+    assert [(r["id"], r["status"], r["name"], r["step"]) for r in rows] == [
+        (run.id, "completed", "first", 2)
+    ]
     show = hpclab_cmd("runs", "show", run.id, store=store_root)
     assert show.returncode == 0, show.stderr
     assert "completed" in show.stdout and "lr: 0.1" in show.stdout
@@ -64,7 +75,9 @@ def test_store_from_environment(store_root: Path, monkeypatch: pytest.MonkeyPatc
     assert "envp" in out.stdout
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+def _commands(
+    group: click.Group, prefix: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], click.Command]]:
     out = []
     for name, cmd in group.commands.items():
         out.append((prefix + (name,), cmd))
@@ -73,6 +86,17 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tu
     return out
 
 
-@pytest.mark.parametrize("path,cmd", _commands(cli), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+@pytest.mark.parametrize(
+    "path,cmd", _commands(cli), ids=lambda v: " ".join(v) if isinstance(v, tuple) else ""
+)
 def test_every_command_has_help_with_an_example(path: tuple[str, ...], cmd: click.Command) -> None:
-    assert cmd.help and "Example:" in cmd.help, f"hpclab {' '.join(path)} needs help with an example"
+    assert cmd.help and "Example:" in cmd.help, (
+        f"hpclab {' '.join(path)} needs help with an example"
+    )
+
+
+def test_readme_documents_every_command() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for path, _cmd in _commands(cli):
+        assert f"hpclab {' '.join(path)}" in readme, f"README does not document hpclab {' '.join(path)}"
+    assert "scripts/quickstart.sh" in readme and "scripts/test.sh" in readme

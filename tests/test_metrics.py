@@ -6,12 +6,12 @@ import math
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
+from conftest import poll
 
 from hpclab.errors import MetricError
 from hpclab.tracking.metrics import (
@@ -21,8 +21,6 @@ from hpclab.tracking.metrics import (
     read_commit,
     read_metrics,
 )
-
-from conftest import poll
 
 
 def test_tensorboard_style_names_round_trip(store_root: Path) -> None:
@@ -57,15 +55,26 @@ def test_numeric_types_are_accepted(store_root: Path) -> None:
     import torch
 
     w = MetricWriter(store_root / "m.zarr")
-    w.log({"i": 3, "np": np.float32(0.25), "b": True, "t": torch.tensor(2.5), "a": np.array([7.0])}, step=np.int64(4))
+    w.log(
+        {"i": 3, "np": np.float32(0.25), "b": True, "t": torch.tensor(2.5), "a": np.array([7.0])},
+        step=np.int64(4),
+    )
     w.flush()
     got = read_metrics(store_root / "m.zarr")
-    assert {k: v.value.tolist() for k, v in got.items()} == {"i": [3.0], "np": [0.25], "b": [1.0], "t": [2.5], "a": [7.0]}
+    assert {k: v.value.tolist() for k, v in got.items()} == {
+        "i": [3.0],
+        "np": [0.25],
+        "b": [1.0],
+        "t": [2.5],
+        "a": [7.0],
+    }
     assert got["i"].step.tolist() == [4]
 
 
 @pytest.mark.parametrize("value", ["0.3", None, [1.0, 2.0], object(), np.zeros(3)])
-def test_non_numeric_value_is_a_clear_error_naming_the_metric(store_root: Path, value: object) -> None:
+def test_non_numeric_value_is_a_clear_error_naming_the_metric(
+    store_root: Path, value: object
+) -> None:
     w = MetricWriter(store_root / "m.zarr")
     with pytest.raises(MetricError, match="'train/acc'"):
         w.log({"train/loss": 0.1, "train/acc": value}, step=0)
@@ -143,7 +152,9 @@ def test_many_chunks_and_partial_tail(store_root: Path) -> None:
     assert np.all(np.diff(got.wall_time) >= 0)
 
 
-def test_log_never_touches_the_filesystem(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_log_never_touches_the_filesystem(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     w = MetricWriter(store_root / "m.zarr")
     calls = []
     monkeypatch.setattr(w, "_write_pending", lambda: calls.append(1))
@@ -153,7 +164,9 @@ def test_log_never_touches_the_filesystem(store_root: Path, monkeypatch: pytest.
     assert w.buffered() == 2000
 
 
-def test_failed_flush_keeps_points_and_retries(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_flush_keeps_points_and_retries(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     w = MetricWriter(store_root / "m.zarr")
     w.log({"a": 1.0}, step=0)
     real = MetricWriter._ensure_group
@@ -229,7 +242,9 @@ def test_background_thread_and_logging_thread_do_not_lose_points(store_root: Pat
     assert len(got["b"]) == 20_000
 
 
-def test_logging_goes_on_while_the_filesystem_is_stuck(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_logging_goes_on_while_the_filesystem_is_stuck(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The background write blocks until the test releases it; log() must keep returning
     meanwhile (if it waited on the write, the write's 60 s timeout would be hit)."""
     import hpclab
@@ -245,8 +260,13 @@ def test_logging_goes_on_while_the_filesystem_is_stuck(store_root: Path, monkeyp
         real(self)
 
     monkeypatch.setattr(MetricWriter, "_write_pending", stuck)
-    run = hpclab.Run(project="p", store=store_root, flush_interval=0.01, buffer_size=10,
-                     settings={"snapshot_env": False})
+    run = hpclab.Run(
+        project="p",
+        store=store_root,
+        flush_interval=0.01,
+        buffer_size=10,
+        settings={"snapshot_env": False},
+    )
     run.log({"a": 0.0}, step=0)
     poll(entered.is_set, message="the background flush to start")
     for s in range(1, 5000):

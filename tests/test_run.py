@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import poll, python_script
 
 import hpclab
 from hpclab.errors import ConfigError, RunExists
 from hpclab.store import RunStatus, Store
 from hpclab.tracking.metrics import read_commit, read_metrics
-
-from conftest import poll, python_script
 
 NO_SNAPSHOT = {"snapshot_env": False}
 
@@ -28,8 +26,15 @@ def record(run: hpclab.Run) -> dict:
 
 def test_context_manager_records_config_metrics_and_completion(store_root: Path) -> None:
     cfg = {"optim": {"lr": 1e-3}, "seed": 0, "layers": [64, 64]}
-    with hpclab.Run(project="demo", config=cfg, name="baseline", tags=["a", "b"], store=store_root,
-                    overrides=["optim.lr=1e-3"], settings=NO_SNAPSHOT) as run:
+    with hpclab.Run(
+        project="demo",
+        config=cfg,
+        name="baseline",
+        tags=["a", "b"],
+        store=store_root,
+        overrides=["optim.lr=1e-3"],
+        settings=NO_SNAPSHOT,
+    ) as run:
         assert record(run)["status"] == "running"
         for s in range(10):
             run.log({"train/loss": 1.0 / (s + 1)}, step=s)
@@ -49,11 +54,11 @@ def test_exception_marks_run_failed_with_traceback(store_root: Path) -> None:
     with pytest.raises(ZeroDivisionError):
         with hpclab.Run(project="demo", store=store_root, settings=NO_SNAPSHOT) as run:
             run.log({"x": 1.0})
-            1 / 0
+            _ = 1 / 0
     rec = record(run)
     assert rec["status"] == "failed"
     assert rec["error"]["type"] == "ZeroDivisionError"
-    assert "1 / 0" in rec["error"]["traceback"]
+    assert "_ = 1 / 0" in rec["error"]["traceback"]
     assert "ZeroDivisionError" in run.paths.traceback_txt.read_text()
     assert read_metrics(run.paths.metrics_zarr)["x"].value.tolist() == [1.0]
 
@@ -73,7 +78,11 @@ def test_omegaconf_and_dataclass_configs_are_stored_resolved(store_root: Path) -
     cfg = OmegaConf.create({"a": 2, "b": "${a}", "nested": {"c": [1, 2]}})
     run = hpclab.init(project="p", config=cfg, store=store_root, settings=NO_SNAPSHOT)
     run.finish()
-    assert yaml.safe_load(run.paths.config_yaml.read_text()) == {"a": 2, "b": 2, "nested": {"c": [1, 2]}}
+    assert yaml.safe_load(run.paths.config_yaml.read_text()) == {
+        "a": 2,
+        "b": 2,
+        "nested": {"c": [1, 2]},
+    }
 
     @dataclass
     class C:
@@ -112,26 +121,48 @@ def test_heartbeat_advances_while_running(store_root: Path) -> None:
 
 
 def test_explicit_run_id_resumes_same_run(store_root: Path) -> None:
-    run = hpclab.Run(project="p", store=store_root, run_id="job-1", settings=NO_SNAPSHOT, config={"lr": 1})
+    run = hpclab.Run(
+        project="p", store=store_root, run_id="job-1", settings=NO_SNAPSHOT, config={"lr": 1}
+    )
     for s in range(5):
         run.log({"loss": float(s)}, step=s)
     run.finish(RunStatus.PREEMPTED)
-    again = hpclab.Run(project="p", store=store_root, run_id="job-1", settings=NO_SNAPSHOT, config={"lr": 2})
+    again = hpclab.Run(
+        project="p", store=store_root, run_id="job-1", settings=NO_SNAPSHOT, config={"lr": 2}
+    )
     assert again.resumed and again.id == "job-1" and again.step == 4
     for s in range(3, 8):
         again.log({"loss": 10.0 + s}, step=s)
     again.finish()
     rec = record(again)
     assert rec["attempt"] == 1 and rec["status"] == "completed"
-    assert rec["history"][0]["event"] == "resumed" and rec["history"][0]["previous_status"] == "preempted"
+    assert (
+        rec["history"][0]["event"] == "resumed"
+        and rec["history"][0]["previous_status"] == "preempted"
+    )
     assert rec["metrics_dropped"] == {"loss": 2}
-    assert read_metrics(again.paths.metrics_zarr)["loss"].value.tolist() == [0, 1, 2, 3, 4, 15, 16, 17]
-    assert yaml.safe_load(again.paths.config_yaml.read_text()) == {"lr": 1}, "resume keeps the first config"
+    assert read_metrics(again.paths.metrics_zarr)["loss"].value.tolist() == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        15,
+        16,
+        17,
+    ]
+    assert yaml.safe_load(again.paths.config_yaml.read_text()) == {"lr": 1}, (
+        "resume keeps the first config"
+    )
     with pytest.raises(RunExists):
-        hpclab.Run(project="p", store=store_root, run_id="job-1", resume="never", settings=NO_SNAPSHOT)
+        hpclab.Run(
+            project="p", store=store_root, run_id="job-1", resume="never", settings=NO_SNAPSHOT
+        )
 
 
-def test_slurm_requeue_resumes_the_same_run(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_slurm_requeue_resumes_the_same_run(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SLURM_JOB_ID", "1234")
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "1200")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
@@ -152,7 +183,9 @@ def test_slurm_requeue_resumes_the_same_run(store_root: Path, monkeypatch: pytes
     assert Store(store_root).lookup_key("p", "slurm-1200_3") == third.id
 
 
-def test_only_rank_zero_records_by_default(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_rank_zero_records_by_default(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     run = hpclab.Run(project="p", store=store_root, settings=NO_SNAPSHOT)
@@ -162,7 +195,9 @@ def test_only_rank_zero_records_by_default(store_root: Path, monkeypatch: pytest
     assert Store(store_root).run_ids("p") == []
 
 
-def test_per_rank_logging_writes_each_rank_its_own_store(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_per_rank_logging_writes_each_rank_its_own_store(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "abc")
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
@@ -179,7 +214,9 @@ def test_per_rank_logging_writes_each_rank_its_own_store(store_root: Path, monke
     assert record(r0)["world_size"] == 2 and record(r0)["status"] == "completed"
 
 
-def test_per_rank_without_shared_id_is_an_error(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_per_rank_without_shared_id_is_an_error(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RANK", "1")
     with pytest.raises(ConfigError, match="HPCLAB_RUN_ID"):
         hpclab.Run(project="p", store=store_root, per_rank=True)
@@ -223,8 +260,10 @@ def test_sigkill_loses_at_most_the_last_flush_interval(store_root: Path) -> None
     flush = 0.2
     proc, run_dir = _start_logger(store_root, flush, "forever")
     zpath = run_dir / "metrics.zarr"
-    poll(lambda: read_commit(zpath).get("series", {}).get("loss", {}).get("length", 0) > 200,
-         message="committed points")
+    poll(
+        lambda: read_commit(zpath).get("series", {}).get("loss", {}).get("length", 0) > 200,
+        message="committed points",
+    )
     os.kill(proc.pid, signal.SIGKILL)
     killed_at = time.time()
     proc.wait()

@@ -52,10 +52,8 @@ def new_run(tmp_path: Path) -> RunPaths:
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    d = tmp_path / "we ird 'dir'"
-    d.mkdir()
-    return d
+def root(weird_tmp_path: Path) -> Path:
+    return weird_tmp_path
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpclab.errors import RunExists, RunNotFound, StoreError
-from hpclab.store import RunRecord, RunStatus, Store
-from hpclab.store import ids
+from hpclab.store import RunRecord, RunStatus, Store, ids
 from hpclab.store.atomic import read_json, write_json_atomic
 
 N_PROCS = 64
@@ -31,14 +30,19 @@ def _create_runs(root: str, barrier: mp.synchronize.Barrier, n: int, q: mp.Queue
     q.put(out)
 
 
-def test_run_ids_unique_across_64_concurrent_processes(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_ids_unique_across_64_concurrent_processes(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A 4-letter alphabet leaves 256 ids per second: collisions are certain, and must be
     # resolved by the atomic mkdir, not by luck.
     monkeypatch.setattr(ids, "ALPHABET", "abcd")
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(N_PROCS)
     q: mp.Queue = ctx.Queue()
-    procs = [ctx.Process(target=_create_runs, args=(str(store_root), barrier, 3, q)) for _ in range(N_PROCS)]
+    procs = [
+        ctx.Process(target=_create_runs, args=(str(store_root), barrier, 3, q))
+        for _ in range(N_PROCS)
+    ]
     for p in procs:
         p.start()
     got = [rid for _ in procs for rid in q.get(timeout=120)]

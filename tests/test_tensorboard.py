@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import python_script
 
 import hpclab
 from hpclab.tracking.metrics import read_metrics
-
-from conftest import python_script
 
 
 def _event_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -26,10 +22,18 @@ def _event_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     out: dict[str, list[tuple[int, float]]] = {}
     for run_name, tags in mux.Runs().items():
         for tag in tags.get("tensors", []) + tags.get("scalars", []):
-            events = (mux.Tensors(run_name, tag) if tag in tags.get("tensors", []) else mux.Scalars(run_name, tag))
+            events = (
+                mux.Tensors(run_name, tag)
+                if tag in tags.get("tensors", [])
+                else mux.Scalars(run_name, tag)
+            )
             vals = []
             for e in events:
-                v = float(e.tensor_proto.float_val[0]) if hasattr(e, "tensor_proto") else float(e.value)
+                v = (
+                    float(e.tensor_proto.float_val[0])
+                    if hasattr(e, "tensor_proto")
+                    else float(e.value)
+                )
                 vals.append((e.step, v))
             key = tag if run_name == "." else f"{run_name}:{tag}"
             out[key] = vals
@@ -50,14 +54,17 @@ def test_torch_summary_writer_scalars_land_in_the_run(store_root: Path, tmp_path
     assert got["train/loss"].value.tolist() == pytest.approx([1.0, 0.5, 1 / 3, 0.25, 0.2])
     assert got["losses/train"].value.tolist() == [0.5] and got["losses/val"].step.tolist() == [4]
     events = _event_scalars(tmp_path / "tb")
-    assert [s for s, _ in events["train/loss"]] == [0, 1, 2, 3, 4], "the event file is still written"
+    assert [s for s, _ in events["train/loss"]] == [0, 1, 2, 3, 4], (
+        "the event file is still written"
+    )
 
 
 def test_event_files_can_be_turned_off(store_root: Path, tmp_path: Path) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
-    with hpclab.Run(project="p", store=store_root,
-                    settings={"snapshot_env": False, "tensorboard_events": False}) as run:
+    with hpclab.Run(
+        project="p", store=store_root, settings={"snapshot_env": False, "tensorboard_events": False}
+    ) as run:
         writer = SummaryWriter(log_dir=str(tmp_path / "tb"))
         writer.add_scalar("loss", 0.3, 0)
         writer.close()
@@ -94,7 +101,9 @@ print(run.dir)
 
 
 def test_writers_imported_after_init_are_hooked(store_root: Path, tmp_path: Path) -> None:
-    proc = python_script(IMPORT_AFTER_INIT, str(store_root), str(tmp_path / "a"), str(tmp_path / "b"))
+    proc = python_script(
+        IMPORT_AFTER_INIT, str(store_root), str(tmp_path / "a"), str(tmp_path / "b")
+    )
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     got = read_metrics(Path(out.strip()) / "metrics.zarr")
@@ -146,19 +155,30 @@ def test_deepspeed_monitor_lands_in_the_run(store_root: Path, tmp_path: Path) ->
     """A real DeepSpeed engine (CPU accelerator, ZeRO stage 1) with its TensorBoard and CSV
     monitors on: every monitor event is in the run once, and DeepSpeed's files are written."""
     stage = 1
-    env = {"DS_ACCELERATOR": "cpu", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
-           "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "OMP_NUM_THREADS": "1"}
+    env = {
+        "DS_ACCELERATOR": "cpu",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     proc = python_script(DEEPSPEED, str(store_root), str(tmp_path / "ds"), str(stage), env=env)
     out, err = proc.communicate(timeout=280)
     assert proc.returncode == 0, err[-3000:]
-    run_dir = Path(next(line for line in out.splitlines() if line.startswith("RUNDIR")).split(" ", 1)[1])
+    run_dir = Path(
+        next(line for line in out.splitlines() if line.startswith("RUNDIR")).split(" ", 1)[1]
+    )
     got = read_metrics(run_dir / "metrics.zarr")
     samples = [8, 16, 24, 32, 40, 48]
     assert got["Train/Samples/lr"].step.tolist() == samples
     assert got["Train/Samples/lr"].value.tolist() == [0.05] * 6
     assert got["Train/Samples/train_loss"].step.tolist() == samples
     assert "Train/Samples/elapsed_time_ms_forward" in got
-    assert list((tmp_path / "ds").rglob("*train_loss*.csv")), "DeepSpeed's own CSV monitor still writes"
+    assert list((tmp_path / "ds").rglob("*train_loss*.csv")), (
+        "DeepSpeed's own CSV monitor still writes"
+    )
     assert list((tmp_path / "ds").rglob("events.out.tfevents*")), "and its TensorBoard monitor too"
     rec = json.loads((run_dir / "run.json").read_text())
     assert rec["metrics_dropped"] == {}

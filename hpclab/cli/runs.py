@@ -68,7 +68,9 @@ def show(store: Store, run_id: str, project: str | None) -> None:
         click.echo(f"error     {record.error.get('type')}: {record.error.get('message')}")
     if paths.config_yaml.exists():
         click.echo("config:")
-        text = yaml.safe_dump(read_yaml(paths.config_yaml), sort_keys=False, default_flow_style=False)
+        text = yaml.safe_dump(
+            read_yaml(paths.config_yaml), sort_keys=False, default_flow_style=False
+        )
         for line in text.splitlines():
             click.echo(f"  {line}")
     series = read_metrics(paths.metrics_zarr)
@@ -77,12 +79,16 @@ def show(store: Store, run_id: str, project: str | None) -> None:
         rows = []
         for name, s in sorted(series.items()):
             finite = s.value[~_nan_mask(s.value)]
-            rows.append({
-                "metric": name, "n": len(s), "last_step": int(s.step[-1]) if len(s) else "",
-                "last": _fmt(float(s.value[-1])) if len(s) else "",
-                "min": _fmt(float(finite.min())) if len(finite) else "",
-                "max": _fmt(float(finite.max())) if len(finite) else "",
-            })
+            rows.append(
+                {
+                    "metric": name,
+                    "n": len(s),
+                    "last_step": int(s.step[-1]) if len(s) else "",
+                    "last": _fmt(float(s.value[-1])) if len(s) else "",
+                    "min": _fmt(float(finite.min())) if len(finite) else "",
+                    "max": _fmt(float(finite.max())) if len(finite) else "",
+                }
+            )
         _table(rows, ["metric", "n", "last_step", "last", "min", "max"], indent="  ")
     if paths.code_json.exists():
         code = json.loads(paths.code_json.read_text())
@@ -109,7 +115,10 @@ def _fmt(value: float) -> str:
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], indent: str = "") -> None:
-    widths = {c: max(len(c), *(len(str(r.get(c) if r.get(c) is not None else "")) for r in rows)) for c in columns}
+    widths = {
+        c: max(len(c), *(len(str(r.get(c) if r.get(c) is not None else "")) for r in rows))
+        for c in columns
+    }
     click.echo(indent + "  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
     for r in rows:
         cells = [str(r.get(c) if r.get(c) is not None else "").ljust(widths[c]) for c in columns]

@@ -66,7 +66,9 @@ def train(cfg: Mapping[str, Any], run: hpclab.Run) -> dict[str, float]:
     x_train, y_train, x_val, y_val = make_data(cfg)
     model = make_model(cfg, x_train.shape[1])
     optim = torch.optim.Adam(
-        model.parameters(), lr=float(cfg["optim"]["lr"]), weight_decay=float(cfg["optim"]["weight_decay"])
+        model.parameters(),
+        lr=float(cfg["optim"]["lr"]),
+        weight_decay=float(cfg["optim"]["weight_decay"]),
     )
     tcfg = cfg["train"]
     steps, batch, every = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["eval_every"])
@@ -103,7 +105,9 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the example MLP as one tracked run.")
     parser.add_argument("--project", default="example")
-    parser.add_argument("--store", default=None, help="store root (default $HPCLAB_STORE or ./hpclab-store)")
+    parser.add_argument(
+        "--store", default=None, help="store root (default $HPCLAB_STORE or ./hpclab-store)"
+    )
     parser.add_argument("--steps", type=int, default=DEFAULT_CONFIG["train"]["steps"])
     parser.add_argument("--lr", type=float, default=DEFAULT_CONFIG["optim"]["lr"])
     parser.add_argument("--seed", type=int, default=DEFAULT_CONFIG["seed"])

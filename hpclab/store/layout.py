@@ -174,7 +174,9 @@ class Store:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir() if (p / "runs").is_dir() and PROJECT_RE.match(p.name)
+            p.name
+            for p in self.root.iterdir()
+            if (p / "runs").is_dir() and PROJECT_RE.match(p.name)
         )
 
     # -- runs ---------------------------------------------------------------------
@@ -211,7 +213,9 @@ class Store:
                 os.mkdir(paths.dir)
             except FileExistsError:
                 if run_id is not None:
-                    raise RunExists(f"run {run_id!r} already exists in project {project!r}") from None
+                    raise RunExists(
+                        f"run {run_id!r} already exists in project {project!r}"
+                    ) from None
                 continue
             return paths
         raise StoreError(f"could not allocate a run id under {runs}")  # pragma: no cover
@@ -300,6 +304,4 @@ class Store:
 def check_project_name(project: str) -> None:
     """Project names become directory names: letters, digits, ``._-``."""
     if not isinstance(project, str) or not PROJECT_RE.match(project):
-        raise StoreError(
-            f"invalid project name {project!r}: use letters, digits, '.', '_' and '-'"
-        )
+        raise StoreError(f"invalid project name {project!r}: use letters, digits, '.', '_' and '-'")

@@ -128,7 +128,9 @@ class RunRecord:
             return None
         return (time.time() if now is None else now) - beat
 
-    def is_stale(self, now: float | None = None, *, factor: float = 3.0, grace: float = 10.0) -> bool:
+    def is_stale(
+        self, now: float | None = None, *, factor: float = 3.0, grace: float = 10.0
+    ) -> bool:
         """A ``running`` run whose heartbeat is older than ``factor`` intervals (+ grace).
 
         Such a run's process is gone (SIGKILL, node failure) or hung: readers should

@@ -35,9 +35,9 @@ import math
 import threading
 import time
 from collections import deque
-from itertools import chain
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -106,7 +106,9 @@ def coerce_value(name: str, value: Any) -> float:
         return float(value)
     except (TypeError, ValueError) as e:
         kind = type(value).__name__
-        raise MetricError(f"metric {name!r}: {kind} value {value!r:.60} is not a number ({e})") from None
+        raise MetricError(
+            f"metric {name!r}: {kind} value {value!r:.60} is not a number ({e})"
+        ) from None
 
 
 def coerce_step(step: Any) -> int:
@@ -201,7 +203,7 @@ class MetricWriter:
         if points > self.max_buffer:
             self._overflow += len(data)
             return step
-        self._records.append((step, now, data))  # type: ignore[arg-type]
+        self._records.append((step, now, data))
         self._points = points
         if points >= self.buffer_size:
             self.wake.set()
@@ -210,7 +212,9 @@ class MetricWriter:
     def _prepare(self, data: Mapping[str, Any]) -> dict[str, float]:
         """Validate names and coerce values before anything is buffered (all or nothing)."""
         if not isinstance(data, Mapping):
-            raise MetricError(f"log() takes a mapping of metric name to value, not {type(data).__name__}")
+            raise MetricError(
+                f"log() takes a mapping of metric name to value, not {type(data).__name__}"
+            )
         out = {check_metric_name(name): coerce_value(name, value) for name, value in data.items()}
         self._known.update(out)
         return out
@@ -346,8 +350,15 @@ class MetricWriter:
             if s.name in self._arrays
         }
         group.attrs.put(
-            {ATTR_KEY: {"format": FORMAT, "columns": list(COLUMNS), "seq": self._seq,
-                        "updated_at": time.time(), "series": series}}
+            {
+                ATTR_KEY: {
+                    "format": FORMAT,
+                    "columns": list(COLUMNS),
+                    "seq": self._seq,
+                    "updated_at": time.time(),
+                    "series": series,
+                }
+            }
         )
 
     def _ensure_group(self) -> Any:
@@ -389,7 +400,7 @@ class MetricWriter:
                 arr.resize((length, 3))
             s = _Series(name=name, array=info["array"], length=length)
             if length:
-                last = arr[length - 1]
+                last = np.asarray(arr[length - 1], dtype=np.float64)
                 s.last_step, s.last_value = int(last[0]), float(last[1])
                 s.committed_step = s.last_step
             self._series[name] = s
@@ -449,10 +460,15 @@ def read_metrics(path: Path, names: list[str] | None = None) -> dict[str, Metric
                 arr = zarr.open_array(store=str(Path(path) / info["array"]), mode="r")
                 data = np.asarray(arr[:length], dtype=np.float64)
             except Exception as e:
-                raise StoreError(f"{Path(path) / info['array']}: unreadable metric {name!r} ({e})") from None
+                raise StoreError(
+                    f"{Path(path) / info['array']}: unreadable metric {name!r} ({e})"
+                ) from None
         else:
             data = np.empty((0, 3))
         out[name] = MetricSeries(
-            name=name, step=data[:, 0].astype(np.int64), value=data[:, 1].copy(), wall_time=data[:, 2].copy()
+            name=name,
+            step=data[:, 0].astype(np.int64),
+            value=data[:, 1].copy(),
+            wall_time=data[:, 2].copy(),
         )
     return out

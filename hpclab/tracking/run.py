@@ -124,7 +124,9 @@ class Run:
         self._record_lock = threading.RLock()
         self._prev_handlers: dict[int, Any] = {}
         self._tb_patch: Any = None
-        self._exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | None = None
+        self._exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | None = (
+            None
+        )
         self.enabled = self.rank == 0 or per_rank
         explicit_id = run_id or os.environ.get("HPCLAB_RUN_ID")
         key = context.run_key()
@@ -280,8 +282,13 @@ class Run:
         if previous is not None and (self.resumed or previous.status.is_final):
             record.attempt += 1
             record.history.append(
-                {"event": "resumed", "at": now, "previous_status": previous.status.value,
-                 "host": socket.gethostname(), "scheduler": sched}
+                {
+                    "event": "resumed",
+                    "at": now,
+                    "previous_status": previous.status.value,
+                    "host": socket.gethostname(),
+                    "scheduler": sched,
+                }
             )
             record.error = None
             record.ended_at = None
@@ -377,7 +384,13 @@ class Run:
         from hpclab.tracking.artifacts import log_artifacts
 
         return log_artifacts(
-            self.store, self.project, self.paths, Path(path), include=include, exclude=exclude, name=name
+            self.store,
+            self.project,
+            self.paths,
+            Path(path),
+            include=include,
+            exclude=exclude,
+            name=name,
         )
 
     def track_dataset(
@@ -392,8 +405,13 @@ class Run:
         return entry
 
     # -- ending -------------------------------------------------------------------------
-    def finish(self, status: RunStatus | str = RunStatus.COMPLETED, *, error: BaseException | None = None,
-               timeout: float = 60.0) -> None:
+    def finish(
+        self,
+        status: RunStatus | str = RunStatus.COMPLETED,
+        *,
+        error: BaseException | None = None,
+        timeout: float = 60.0,
+    ) -> None:
         """Flush everything and record the final status. Idempotent."""
         if self.finished or os.getpid() != self._pid:
             return
@@ -415,7 +433,11 @@ class Run:
             record.heartbeat_at = record.ended_at
             if error is not None:
                 tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-                record.error = {"type": type(error).__name__, "message": str(error)[:2000], "traceback": tb}
+                record.error = {
+                    "type": type(error).__name__,
+                    "message": str(error)[:2000],
+                    "traceback": tb,
+                }
                 assert self.paths is not None
                 self.paths.traceback_txt.write_text(tb)
             self._write_record()
@@ -424,7 +446,10 @@ class Run:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if exc is None:
             self.finish(RunStatus.COMPLETED)
@@ -442,7 +467,10 @@ class Run:
             record = self._record
             if self._writer is not None:
                 last = self._writer.last_values()
-                record.summary = {**{k: _finite_or_none(v) for k, v in last.items()}, **self.summary}
+                record.summary = {
+                    **{k: _finite_or_none(v) for k, v in last.items()},
+                    **self.summary,
+                }
                 record.metrics_dropped = self._writer.dropped()
                 record.step = self._writer.step
             self.store.write_record(self.paths, record)
@@ -467,7 +495,9 @@ class Run:
             return
         exc = self._exc_info
         if exc is not None and not isinstance(exc[1], (SystemExit,)):
-            status = RunStatus.CANCELLED if isinstance(exc[1], KeyboardInterrupt) else RunStatus.FAILED
+            status = (
+                RunStatus.CANCELLED if isinstance(exc[1], KeyboardInterrupt) else RunStatus.FAILED
+            )
             self.finish(status, error=exc[1])
         else:
             self.finish(RunStatus.COMPLETED)
@@ -520,8 +550,14 @@ class Run:
             prev(signum, frame)
 
 
-def init(project: str | None = None, config: Any = None, name: str | None = None,
-         parent: str | None = None, tags: Iterable[str] | None = None, **kwargs: Any) -> Run:
+def init(
+    project: str | None = None,
+    config: Any = None,
+    name: str | None = None,
+    parent: str | None = None,
+    tags: Iterable[str] | None = None,
+    **kwargs: Any,
+) -> Run:
     """Start a run (same arguments as :class:`Run`); finish it with ``run.finish()``,
     or let it finish at exit (completed, or failed on an uncaught exception)."""
     return Run(project, config, name, parent, tags, **kwargs)
@@ -543,7 +579,10 @@ def config_to_dict(config: Any) -> Any:
         return _plain(vars(config))
     if isinstance(config, Mapping):
         return _plain(dict(config))
-    raise ConfigError(f"config must be a mapping, OmegaConf config, dataclass or Namespace, not {type(config).__name__}")
+    raise ConfigError(
+        "config must be a mapping, OmegaConf config, dataclass or Namespace, "
+        f"not {type(config).__name__}"
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -586,6 +625,7 @@ def _register_exit_hook(fn: Any) -> None:
     zarr (and concurrent.futures) are imported puts ours ahead of their shutdown.
     """
     import concurrent.futures.thread  # noqa: F401
+
     import zarr  # noqa: F401
 
     register = getattr(threading, "_register_atexit", None)

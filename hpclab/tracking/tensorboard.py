@@ -46,15 +46,16 @@ def _log(run: Any, data: dict[str, Any], step: Any) -> None:
             print(f"hpclab: warning: not recorded: {e}", file=sys.stderr)
 
 
-def _patch_writer_class(cls: type) -> None:
+def _patch_writer_class(cls: Any) -> None:
     if getattr(cls, "_hpclab_patched", False):
         return
     add_scalar = cls.add_scalar
     add_scalars = cls.add_scalars
 
     @functools.wraps(add_scalar)
-    def patched_add_scalar(self: Any, tag: str, scalar_value: Any, global_step: Any = None,
-                           *args: Any, **kwargs: Any) -> Any:
+    def patched_add_scalar(
+        self: Any, tag: str, scalar_value: Any, global_step: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
         run = _current()
         if run is not None and not getattr(_local, "in_monitor", False):
             _log(run, {tag: scalar_value}, global_step)
@@ -63,8 +64,14 @@ def _patch_writer_class(cls: type) -> None:
         return add_scalar(self, tag, scalar_value, global_step, *args, **kwargs)
 
     @functools.wraps(add_scalars)
-    def patched_add_scalars(self: Any, main_tag: str, tag_scalar_dict: dict[str, Any],
-                            global_step: Any = None, *args: Any, **kwargs: Any) -> Any:
+    def patched_add_scalars(
+        self: Any,
+        main_tag: str,
+        tag_scalar_dict: dict[str, Any],
+        global_step: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
         run = _current()
         if run is not None and not getattr(_local, "in_monitor", False):
             _log(run, {f"{main_tag}/{k}": v for k, v in tag_scalar_dict.items()}, global_step)
@@ -96,8 +103,9 @@ def _patch_deepspeed_monitor(module: ModuleType) -> None:
     write_events = cls.write_events
 
     @functools.wraps(write_events)
-    def patched_write_events(self: Any, event_list: Sequence[tuple[str, Any, Any]], *args: Any,
-                             **kwargs: Any) -> Any:
+    def patched_write_events(
+        self: Any, event_list: Sequence[tuple[str, Any, Any]], *args: Any, **kwargs: Any
+    ) -> Any:
         run = _current()
         if run is not None:
             for event in event_list:
@@ -141,7 +149,9 @@ class _PatchingLoader(importlib.abc.Loader):
 class _PatchingFinder(importlib.abc.MetaPathFinder):
     """Wraps the loader of the modules we patch; every other import is untouched."""
 
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: Any, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
         patcher = _PATCHERS.get(fullname)
         if patcher is None:
             return None

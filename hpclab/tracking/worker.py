@@ -61,12 +61,11 @@ class Worker:
     def _guard(self, what: str, fn: Callable[[], object]) -> None:
         # The filesystem may be briefly unavailable (NFS hiccup); say so once and retry on
         # the next tick rather than killing the thread and losing every later point.
+        err: Exception | None = None
         try:
             ok = fn()
         except Exception as e:
             ok, err = False, e
-        else:
-            err = None
         if ok is False and not self._warned:
             self._warned = True
             detail = f": {err}" if err else ""
