@@ -21,10 +21,17 @@ hpclab_python_env() {
     export PIP_DISABLE_PIP_VERSION_CHECK=1
     if ! python -c 'import torch' >/dev/null 2>&1; then
         echo "hpclab: installing torch==2.13.0 (CPU)"
-        python -m pip install -q "torch==2.13.0"
+        hpclab_pip install "torch==2.13.0"
     fi
     echo "hpclab: installing hpclab[train,dev] into $venv"
-    python -m pip install -q -e "$HPCLAB_ROOT[train,dev]"
+    hpclab_pip install -e "$HPCLAB_ROOT[train,dev]"
+}
+
+# pip, quiet, without the machine-specific "Location ... is ignored" noise of local
+# indexes; pip's own exit status is kept.
+hpclab_pip() {
+    python -m pip install -q "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    return "${PIPESTATUS[0]}"
 }
 
 # Debian packages, installed only when missing (needs root, as on CI).
