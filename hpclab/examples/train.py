@@ -24,9 +24,10 @@ import hpclab
 DEFAULT_CONFIG: dict[str, Any] = {
     "seed": 0,
     "model": {"hidden": 64, "depth": 2},
-    "optim": {"lr": 1e-3, "weight_decay": 0.0},
+    "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
     "data": {"n_train": 2048, "n_val": 512, "n_features": 16, "noise": 0.1},
     "train": {"steps": 300, "batch_size": 64, "eval_every": 25},
+    "engine": {"name": "torch"},
 }
 
 
@@ -58,30 +59,55 @@ def make_model(cfg: Mapping[str, Any], n_features: int) -> Any:
     return torch.nn.Sequential(*layers)
 
 
-def train(cfg: Mapping[str, Any], run: hpclab.Run) -> dict[str, float]:
-    """Train and log; return the final ``train/loss`` and ``val/loss``."""
+def make_optimizer(cfg: Mapping[str, Any], params: Any) -> Any:
     import torch
 
+    ocfg = cfg["optim"]
+    name = str(ocfg.get("name", "adam")).lower()
+    lr, wd = float(ocfg["lr"]), float(ocfg.get("weight_decay", 0.0))
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=float(ocfg.get("momentum", 0.0)))
+    raise hpclab.HpclabError(f"optim.name: unknown optimizer {name!r} (adam or sgd)")
+
+
+def train(cfg: Mapping[str, Any], run: hpclab.Run) -> dict[str, float]:
+    """Train and log; return the final ``train/loss`` and ``val/loss``.
+
+    ``engine.name: deepspeed`` trains through a DeepSpeed engine (ZeRO stage from
+    ``engine.zero_stage``; the CPU accelerator when there is no GPU).
+    """
+    import torch
+
+    threads = (cfg.get("train") or {}).get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
     torch.manual_seed(int(cfg["seed"]))
     x_train, y_train, x_val, y_val = make_data(cfg)
     model = make_model(cfg, x_train.shape[1])
-    optim = torch.optim.Adam(
-        model.parameters(),
-        lr=float(cfg["optim"]["lr"]),
-        weight_decay=float(cfg["optim"]["weight_decay"]),
-    )
+    optim = make_optimizer(cfg, model.parameters())
     tcfg = cfg["train"]
     steps, batch, every = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["eval_every"])
+    engine_cfg = cfg.get("engine") or {"name": "torch"}
+    if engine_cfg.get("name") == "deepspeed":
+        model, optim = _deepspeed_engine(model, optim, engine_cfg, batch)
     g = torch.Generator().manual_seed(int(cfg["seed"]))
     loss_fn = torch.nn.MSELoss()
     start = run.step + 1  # a resumed run continues after its last logged step
+    for _ in range(start):  # keep the batch sequence of an uninterrupted run
+        torch.randint(0, x_train.shape[0], (batch,), generator=g)
     train_loss = val_loss = float("nan")
     for step in range(start, steps):
         idx = torch.randint(0, x_train.shape[0], (batch,), generator=g)
         loss = loss_fn(model(x_train[idx]), y_train[idx])
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
+        if engine_cfg.get("name") == "deepspeed":
+            model.backward(loss)
+            model.step()
+        else:
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
         train_loss = loss.item()
         metrics = {"train/loss": train_loss}
         if (step + 1) % every == 0 or step == steps - 1:
@@ -90,6 +116,40 @@ def train(cfg: Mapping[str, Any], run: hpclab.Run) -> dict[str, float]:
             metrics["val/loss"] = val_loss
         run.log(metrics, step=step)
     return {"train/loss": train_loss, "val/loss": val_loss}
+
+
+def _deepspeed_engine(model: Any, optim: Any, engine_cfg: Mapping[str, Any], batch: int) -> tuple[Any, Any]:
+    """Wrap model and optimizer in a single-process DeepSpeed engine."""
+    import os
+    import socket
+
+    os.environ.setdefault("DS_ACCELERATOR", "cpu" if not _cuda() else "cuda")
+    for var, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
+        os.environ.setdefault(var, value)
+    if "MASTER_PORT" not in os.environ:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(s.getsockname()[1])
+    import deepspeed
+
+    stage = int(engine_cfg.get("zero_stage", 0))
+    ds_config: dict[str, Any] = {
+        "train_batch_size": batch,
+        "steps_per_print": 10**9,
+        "zero_optimization": {"stage": stage},
+        "zero_allow_untested_optimizer": True,
+    }
+    if engine_cfg.get("offload") and stage > 0:
+        ds_config["zero_optimization"]["offload_optimizer"] = {"device": "cpu"}
+    deepspeed.init_distributed(dist_backend="gloo" if not _cuda() else "nccl", auto_mpi_discovery=False)
+    engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optim, config=ds_config)
+    return engine, optimizer
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:

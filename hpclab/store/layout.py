@@ -115,6 +115,11 @@ class RunPaths:
         return self.dir / "artifacts.json"
 
     @property
+    def checkpoints_dir(self) -> Path:
+        """Where a task saves state it restores after a requeue (``run.checkpoint_dir``)."""
+        return self.dir / "checkpoints"
+
+    @property
     def logs_dir(self) -> Path:
         return self.dir / "logs"
 

@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -279,7 +279,11 @@ class Run:
         if self.paths.run_json.exists():
             previous = self.store.read_record(self.paths)
         record = previous or RunRecord(id=self.paths.id, project=self.project, created_at=now)
-        if previous is not None and (self.resumed or previous.status.is_final):
+        not_started = previous is not None and previous.status in (RunStatus.PLANNED, RunStatus.QUEUED)
+        if not_started:
+            # a launcher's planned/queued run starting for the first time is not a resume
+            self.resumed = False
+        elif previous is not None and (self.resumed or previous.status.is_final):
             record.attempt += 1
             record.history.append(
                 {
@@ -294,6 +298,8 @@ class Run:
             record.ended_at = None
         record.status = RunStatus.RUNNING
         record.started_at = record.started_at if previous and previous.started_at else now
+        if not_started:
+            record.history.append({"event": "started", "at": now, "host": socket.gethostname()})
         record.heartbeat_at = now
         record.heartbeat_interval = self.settings.heartbeat_interval
         record.host, record.pid = socket.gethostname(), os.getpid()
@@ -403,6 +409,30 @@ class Run:
         if self.paths is not None and self.rank == 0:
             record_dataset(self.paths, entry)
         return entry
+
+    # -- preemption -----------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        """A directory in the run for the task's own checkpoints (created on first use).
+
+        After a requeue the same run resumes (``run.resumed`` is True, ``run.step`` is the
+        last logged step), so a task restores from here and continues.
+        """
+        assert self.paths is not None, "this rank does not record"
+        self.paths.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        return self.paths.checkpoints_dir
+
+    def on_preempt(self, callback: Callable[[Run], None]) -> None:
+        """Call ``callback(run)`` when the job is about to be stopped and requeued (Slurm's
+        signal before the time limit, or a preemption), to save the task's state."""
+        self._preempt_callbacks.append(callback)
+
+    def preempt(self) -> None:
+        """The job will be requeued: run the ``on_preempt`` callbacks, flush, and record
+        the run as ``preempted`` (the requeued job resumes it). Launchers call this."""
+        for callback in self._preempt_callbacks:
+            callback(self)
+        self.finish(RunStatus.PREEMPTED)
 
     # -- ending -------------------------------------------------------------------------
     def finish(

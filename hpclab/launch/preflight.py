@@ -1,0 +1,144 @@
+"""Preflight: before anything queues, compose every point of the sweep and check it.
+
+Composition errors (a typo in an override, a missing config group) stop the sweep at the
+first bad point, naming its overrides. Resource checks (memory and time estimates against
+the request, the request against the partition's limits, the interpreter the nodes will
+run) produce findings: errors block, warnings print.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from hpclab.errors import HpclabError
+from hpclab.launch.sweep import PlannedPoint
+
+
+class PreflightError(HpclabError):
+    """A sweep point does not compose, or the request cannot run where it is sent."""
+
+
+def compose_points(
+    hydra_context: Any, config: DictConfig, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+) -> list[PlannedPoint]:
+    """Compose every point exactly as its job will; return the resolved task configs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    points = []
+    saved = HydraConfig.instance().cfg
+    try:
+        for i, overrides in enumerate(job_overrides):
+            index = initial_job_idx + i
+            try:
+                sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+                # ${hydra:...} interpolations resolve against the point's own hydra config
+                HydraConfig.instance().set_config(sweep_config)
+                task_cfg = copy.deepcopy(sweep_config)
+                with _writable(task_cfg):
+                    del task_cfg["hydra"]
+                resolved = OmegaConf.to_container(task_cfg, resolve=True)
+            except Exception as e:  # Hydra's own errors carry the useful message
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise PreflightError(f"sweep point {index} ({' '.join(overrides)}): {msg}; nothing was submitted") from None
+            assert isinstance(resolved, dict)
+            points.append(PlannedPoint(index=index, overrides=list(overrides), config=resolved))
+    finally:
+        if saved is not None:
+            HydraConfig.instance().set_config(saved)
+    return points
+
+
+class _writable:
+    def __init__(self, cfg: DictConfig) -> None:
+        from omegaconf import open_dict, read_write
+
+        self._rw = read_write(cfg)
+        self._od = open_dict(cfg)
+
+    def __enter__(self) -> None:
+        self._rw.__enter__()
+        self._od.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._od.__exit__(*exc)
+        self._rw.__exit__(*exc)
+
+
+def check_points(points: Sequence[PlannedPoint], executor: str, params: Mapping[str, Any]) -> list[Any]:
+    """Resource findings for the sweep (see :mod:`hpclab.launch.checks`)."""
+    from hpclab.launch import checks
+    from hpclab.launch.estimate import find_estimator, memory_estimate, step_time_estimate
+
+    req = checks.ResourceRequest(
+        partition=params.get("partition"),
+        timeout_min=params.get("timeout_min"),
+        mem_gb=params.get("mem_gb"),
+        cpus_per_task=params.get("cpus_per_task"),
+        gpus_per_node=params.get("gpus_per_node"),
+        nodes=int(params.get("nodes") or 1),
+        tasks_per_node=int(params.get("tasks_per_node") or 1),
+        array_size=len(points),
+    )
+    findings: list[Any] = []
+    nodes_in_partition = None
+    if executor == "slurm":
+        from hpclab.launch.scheduler import get_scheduler
+
+        scheduler = get_scheduler("slurm")
+        partitions = scheduler.partitions()
+        findings += checks.check_request(req, partitions, scheduler.max_array_size())
+        part = partitions.get(req.partition or "") or next((p for p in partitions.values() if p.default), None)
+        nodes_in_partition = part.nodes if part else None
+    findings += checks.check_interpreter(sys.executable, nodes_in_partition)
+    for point in points:
+        cfg = point.config
+        target = _get(cfg, "task._target_")
+        estimator = find_estimator(str(target)) if target else None
+        if estimator is None:
+            continue
+        size = estimator(cfg)
+        batch = int(_get(cfg, "train.batch_size") or 1)
+        engine = _get(cfg, "engine")
+        estimate = memory_estimate(
+            size,
+            batch_size=batch,
+            dtype=str(_get(cfg, "train.dtype") or "float32"),
+            optimizer=str(_get(cfg, "optim.name") or "adam"),
+            engine=dict(engine) if isinstance(engine, Mapping) else None,
+            gpus=int(req.gpus_per_node or 1),
+            nodes=req.nodes,
+        )
+        hardware = _get(cfg, "hardware")
+        step_s = step_time_estimate(size, batch, dict(hardware)) if isinstance(hardware, Mapping) else None
+        steps = _get(cfg, "train.steps")
+        findings += checks.check_point(point.index, cfg, req, estimate, step_s, int(steps) if steps else None)
+    return findings
+
+
+def report(findings: Sequence[Any], *, n_points: int) -> None:
+    """Print warnings; raise :class:`PreflightError` listing the errors (nothing submitted)."""
+    errors = [f for f in findings if f.level == "error"]
+    for f in findings:
+        if f.level != "error":
+            where = f" (point {f.point})" if f.point is not None else ""
+            print(f"hpclab: warning{where}: {f.message}", file=sys.stderr)
+    if errors:
+        first = errors[0]
+        where = f"point {first.point}: " if first.point is not None else ""
+        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+        raise PreflightError(f"preflight failed: {where}{first.message}{more}; nothing was submitted")
+    print(f"hpclab: preflight ok: {n_points} point(s)", file=sys.stderr)
+
+
+def _get(cfg: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node

@@ -1,0 +1,112 @@
+"""The scheduler interface. Backends (Slurm CLI, pyslurm, local) fill in a few hooks, as
+submitit's backends do behind its ``Executor``; callers only see this module.
+
+Everything is batched: one call answers for many jobs (never one ``sacct`` per job).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpclab.store import RunStatus
+
+# Slurm job states -> the run lifecycle. The run's own record is the truth for how a job
+# that ran to its end finished (hydra-submitit catches a task's exception, so Slurm says
+# COMPLETED for a failed task); scheduler states fill in what the job could not record.
+SLURM_STATES: dict[str, RunStatus] = {
+    "PENDING": RunStatus.QUEUED,
+    "CONFIGURING": RunStatus.QUEUED,
+    "REQUEUE_FED": RunStatus.QUEUED,
+    "RESV_DEL_HOLD": RunStatus.QUEUED,
+    "SUSPENDED": RunStatus.RUNNING,
+    "RUNNING": RunStatus.RUNNING,
+    "COMPLETING": RunStatus.RUNNING,
+    "STAGE_OUT": RunStatus.RUNNING,
+    "SIGNALING": RunStatus.RUNNING,
+    "RESIZING": RunStatus.RUNNING,
+    "COMPLETED": RunStatus.COMPLETED,
+    "FAILED": RunStatus.FAILED,
+    "NODE_FAIL": RunStatus.FAILED,
+    "BOOT_FAIL": RunStatus.FAILED,
+    "OUT_OF_MEMORY": RunStatus.FAILED,
+    "DEADLINE": RunStatus.TIMEOUT,
+    "TIMEOUT": RunStatus.TIMEOUT,
+    "CANCELLED": RunStatus.CANCELLED,
+    "REVOKED": RunStatus.CANCELLED,
+    "PREEMPTED": RunStatus.PREEMPTED,
+    "REQUEUED": RunStatus.PREEMPTED,
+    "REQUEUE_HOLD": RunStatus.PREEMPTED,
+    "SPECIAL_EXIT": RunStatus.FAILED,
+    "STOPPED": RunStatus.RUNNING,
+}
+
+
+def run_status_of(state: str) -> RunStatus | None:
+    """The run status a scheduler state implies ("CANCELLED by 0" -> cancelled)."""
+    return SLURM_STATES.get(state.split()[0].rstrip("+").upper()) if state else None
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What the scheduler knows of one job (an array task has its own ``job_id``: ``12_3``)."""
+
+    job_id: str
+    state: str  # the scheduler's own word: PENDING, RUNNING, COMPLETED, ...
+    exit_code: str | None = None
+    reason: str | None = None  # why pending, or how it ended
+    start: str | None = None
+    end: str | None = None
+    elapsed_s: float | None = None
+    nodes: str | None = None
+    cpu_s: float | None = None  # CPU time used (accounting), for cost reports
+    gpus: int | None = None
+
+    @property
+    def status(self) -> RunStatus | None:
+        return run_status_of(self.state)
+
+    @property
+    def is_final(self) -> bool:
+        status = self.status
+        return status is not None and status.is_final
+
+
+@dataclass(frozen=True)
+class PartitionLimits:
+    """What a partition allows one job (None: no limit known)."""
+
+    name: str
+    max_time_min: float | None = None
+    max_mem_mb: int | None = None  # largest node's memory
+    max_cpus: int | None = None  # largest node's CPUs
+    max_gpus: int | None = None  # largest node's GPUs (gres)
+    nodes: int | None = None
+    state: str | None = None
+    default: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Scheduler(abc.ABC):
+    """One interface over Slurm (CLI or pyslurm) and local processes."""
+
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        """States of these jobs, in as few scheduler calls as possible. Jobs the scheduler
+        no longer knows are absent. An array job id (``12``) expands to its tasks."""
+
+    @abc.abstractmethod
+    def cancel(self, job_ids: Iterable[str]) -> None:
+        """Cancel these jobs (or array tasks, or whole arrays)."""
+
+    def partitions(self) -> dict[str, PartitionLimits]:
+        """Partitions and their limits (empty when the backend has none)."""
+        return {}
+
+    def max_array_size(self) -> int | None:
+        """The largest array the scheduler accepts (Slurm's MaxArraySize), if any."""
+        return None

@@ -1,0 +1,96 @@
+"""Running a task inside a run: the wrapper the launchers put around any Hydra task, and
+the task of hpclab's own app (``task._target_`` called with the config and the run)."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+import hpclab
+
+
+def tracked(
+    task_function: Callable[[DictConfig], Any],
+    *,
+    store: str,
+    project: str,
+    run_id: str,
+    overrides: list[str],
+    sweep_id: str | None,
+) -> Callable[[DictConfig], Any]:
+    """Wrap a Hydra task so it runs inside the point's run: config, overrides, snapshot,
+    status, SummaryWriter scalars, and its return value as final metrics."""
+
+    def run_tracked(cfg: DictConfig) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+
+        code_dir = HydraConfig.get().runtime.cwd if HydraConfig.initialized() else None
+        app = cfg.get("hpclab") or {}
+        with hpclab.Run(
+            project=project,
+            store=store,
+            run_id=run_id,
+            config=cfg,
+            overrides=overrides,
+            sweep_id=sweep_id,
+            code_dir=code_dir,
+            name=app.get("name"),
+            parent=app.get("parent"),
+            tags=list(app.get("tags") or []) or None,
+        ) as run:
+            result = task_function(cfg)
+            run.summary.update(final_metrics(result))
+        return result
+
+    run_tracked.__name__ = getattr(task_function, "__name__", "task")
+    return run_tracked
+
+
+def final_metrics(result: Any) -> dict[str, float]:
+    """A task's return value as final metrics: a number, or a dict of numbers (others ignored)."""
+    if isinstance(result, numbers.Real) and not isinstance(result, bool):
+        return {"result": float(result)}
+    if isinstance(result, Mapping):
+        return {
+            str(k): float(v) for k, v in result.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)
+        }
+    return {}
+
+
+def run_app_task(cfg: DictConfig) -> Any:
+    """The task of ``python -m hpclab.launch``: call ``cfg.task._target_(config, run)``.
+
+    Under an hpclab launcher the run is already open (the launcher's wrapper); a single
+    run without ``-m`` opens its own.
+    """
+    from hydra.utils import get_method
+
+    target = OmegaConf.select(cfg, "task._target_")
+    if not target:
+        raise hpclab.HpclabError("config has no task._target_ (the training function to call)")
+    fn = get_method(str(target))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    run = hpclab.current_run()
+    if run is not None:
+        return fn(config, run)
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get() if HydraConfig.initialized() else None
+    app = cfg.get("hpclab") or {}
+    with hpclab.Run(
+        project=app.get("project"),
+        store=app.get("store"),
+        config=config,
+        overrides=list(hc.overrides.task) if hc else None,
+        code_dir=hc.runtime.cwd if hc else None,
+        name=app.get("name"),
+        parent=app.get("parent"),
+        tags=list(app.get("tags") or []) or None,
+    ) as run:
+        result = fn(config, run)
+        run.summary.update(final_metrics(result))
+    return result
