@@ -43,3 +43,8 @@ class SnapshotError(HpclabError):
 
 class ConfigError(HpclabError):
     """A setting or configuration value is invalid."""
+
+
+class SchedulerError(HpclabError):
+    """The scheduler could not be asked or told something (a Slurm command is missing,
+    failed or timed out; an invalid job id); the message names the command."""

@@ -10,10 +10,12 @@ hpclab_python_env
 export HPCLAB_STORE="${HPCLAB_STORE:-$HPCLAB_ROOT/hpclab-store}"
 
 echo
-echo "== the example training, tracked (store: $HPCLAB_STORE)"
-python -m hpclab.examples.train --project example --steps 300 --lr 1e-3 --seed 0
+echo "== the example sweep, 6 runs on this machine (store: $HPCLAB_STORE)"
+echo "   python -m hpclab.launch -m hydra/launcher=local optim.lr=1e-3,1e-4 seed=0,1,2"
+python -m hpclab.launch -m hydra/launcher=local optim.lr=1e-3,1e-4 seed=0,1,2
 echo
 echo "== hpclab runs list --project example"
 hpclab runs list --project example
 echo
 echo "Done. The store is $HPCLAB_STORE; inspect a run with: hpclab runs show RUN_ID"
+echo "On Slurm: python -m hpclab.launch -m hydra/launcher=slurm optim.lr=1e-3,1e-4 seed=0,1,2"

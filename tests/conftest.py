@@ -81,3 +81,7 @@ def python_script(
         stderr=subprocess.PIPE,
         **kwargs,
     )
+
+
+# the dev Slurm cluster fixture, for every test module
+from slurm_fixtures import slurm_cluster  # noqa: E402, F401

@@ -98,5 +98,7 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...], cmd: clic
 def test_readme_documents_every_command() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for path, _cmd in _commands(cli):
-        assert f"hpclab {' '.join(path)}" in readme, f"README does not document hpclab {' '.join(path)}"
+        assert f"hpclab {' '.join(path)}" in readme, (
+            f"README does not document hpclab {' '.join(path)}"
+        )
     assert "scripts/quickstart.sh" in readme and "scripts/test.sh" in readme

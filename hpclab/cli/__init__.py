@@ -60,8 +60,11 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="hpclab")
 
 
-from hpclab.cli import runs as _runs  # noqa: E402  (registers the command group)
+from hpclab.cli import launching as _launching  # noqa: E402
+from hpclab.cli import runs as _runs  # noqa: E402
 
 cli.add_command(_runs.runs)
+cli.add_command(_launching.preflight)
+cli.add_command(_launching.cluster)
 
 __all__ = ["cli", "main"]

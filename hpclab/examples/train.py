@@ -59,6 +59,15 @@ def make_model(cfg: Mapping[str, Any], n_features: int) -> Any:
     return torch.nn.Sequential(*layers)
 
 
+def estimate_model(cfg: Mapping[str, Any]) -> Any:
+    """Size of the model a config describes, without building it (preflight calls this)."""
+    from hpclab.launch.estimate import mlp_size
+
+    return mlp_size(
+        int(cfg["model"]["hidden"]), int(cfg["model"]["depth"]), int(cfg["data"]["n_features"])
+    )
+
+
 def make_optimizer(cfg: Mapping[str, Any], params: Any) -> Any:
     import torch
 
@@ -68,7 +77,9 @@ def make_optimizer(cfg: Mapping[str, Any], params: Any) -> Any:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=float(ocfg.get("momentum", 0.0)))
+        return torch.optim.SGD(
+            params, lr=lr, weight_decay=wd, momentum=float(ocfg.get("momentum", 0.0))
+        )
     raise hpclab.HpclabError(f"optim.name: unknown optimizer {name!r} (adam or sgd)")
 
 
@@ -118,13 +129,20 @@ def train(cfg: Mapping[str, Any], run: hpclab.Run) -> dict[str, float]:
     return {"train/loss": train_loss, "val/loss": val_loss}
 
 
-def _deepspeed_engine(model: Any, optim: Any, engine_cfg: Mapping[str, Any], batch: int) -> tuple[Any, Any]:
+def _deepspeed_engine(
+    model: Any, optim: Any, engine_cfg: Mapping[str, Any], batch: int
+) -> tuple[Any, Any]:
     """Wrap model and optimizer in a single-process DeepSpeed engine."""
     import os
     import socket
 
     os.environ.setdefault("DS_ACCELERATOR", "cpu" if not _cuda() else "cuda")
-    for var, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
+    for var, value in (
+        ("RANK", "0"),
+        ("LOCAL_RANK", "0"),
+        ("WORLD_SIZE", "1"),
+        ("MASTER_ADDR", "127.0.0.1"),
+    ):
         os.environ.setdefault(var, value)
     if "MASTER_PORT" not in os.environ:
         with socket.socket() as s:
@@ -141,7 +159,9 @@ def _deepspeed_engine(model: Any, optim: Any, engine_cfg: Mapping[str, Any], bat
     }
     if engine_cfg.get("offload") and stage > 0:
         ds_config["zero_optimization"]["offload_optimizer"] = {"device": "cpu"}
-    deepspeed.init_distributed(dist_backend="gloo" if not _cuda() else "nccl", auto_mpi_discovery=False)
+    deepspeed.init_distributed(
+        dist_backend="gloo" if not _cuda() else "nccl", auto_mpi_discovery=False
+    )
     engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optim, config=ds_config)
     return engine, optimizer
 

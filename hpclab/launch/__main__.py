@@ -54,12 +54,14 @@ def translate_argv(argv: list[str]) -> list[str]:
 
 def main() -> Any:
     import hydra
-
     import hydra_plugins.hpclab_launcher.config  # noqa: F401  (registers hpclab_local, hpclab_slurm)
+
     from hpclab.launch.task import run_app_task
 
     sys.argv = [sys.argv[0], *translate_argv(sys.argv[1:])]
-    app = hydra.main(version_base=None, config_path=default_config_dir(), config_name="config")(run_app_task)
+    app = hydra.main(version_base=None, config_path=default_config_dir(), config_name="config")(
+        run_app_task
+    )
     return app()
 
 

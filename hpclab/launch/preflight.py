@@ -24,7 +24,10 @@ class PreflightError(HpclabError):
 
 
 def compose_points(
-    hydra_context: Any, config: DictConfig, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    hydra_context: Any,
+    config: DictConfig,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
 ) -> list[PlannedPoint]:
     """Compose every point exactly as its job will; return the resolved task configs."""
     from hydra.core.hydra_config import HydraConfig
@@ -35,7 +38,9 @@ def compose_points(
         for i, overrides in enumerate(job_overrides):
             index = initial_job_idx + i
             try:
-                sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+                sweep_config = hydra_context.config_loader.load_sweep_config(
+                    config, list(overrides)
+                )
                 # ${hydra:...} interpolations resolve against the point's own hydra config
                 HydraConfig.instance().set_config(sweep_config)
                 task_cfg = copy.deepcopy(sweep_config)
@@ -44,12 +49,15 @@ def compose_points(
                 resolved = OmegaConf.to_container(task_cfg, resolve=True)
             except Exception as e:  # Hydra's own errors carry the useful message
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise PreflightError(f"sweep point {index} ({' '.join(overrides)}): {msg}; nothing was submitted") from None
+                raise PreflightError(
+                    f"sweep point {index} ({' '.join(overrides)}): {msg}; nothing was submitted"
+                ) from None
             assert isinstance(resolved, dict)
-            points.append(PlannedPoint(index=index, overrides=list(overrides), config=resolved))
+            config_dict = {str(k): v for k, v in resolved.items()}
+            points.append(PlannedPoint(index=index, overrides=list(overrides), config=config_dict))
     finally:
         if saved is not None:
-            HydraConfig.instance().set_config(saved)
+            HydraConfig.instance().set_config(saved)  # type: ignore[arg-type]
     return points
 
 
@@ -69,54 +77,61 @@ class _writable:
         self._rw.__exit__(*exc)
 
 
-def check_points(points: Sequence[PlannedPoint], executor: str, params: Mapping[str, Any]) -> list[Any]:
+def check_points(
+    points: Sequence[PlannedPoint], executor: str, params: Mapping[str, Any]
+) -> list[Any]:
     """Resource findings for the sweep (see :mod:`hpclab.launch.checks`)."""
     from hpclab.launch import checks
-    from hpclab.launch.estimate import find_estimator, memory_estimate, step_time_estimate
-
-    req = checks.ResourceRequest(
-        partition=params.get("partition"),
-        timeout_min=params.get("timeout_min"),
-        mem_gb=params.get("mem_gb"),
-        cpus_per_task=params.get("cpus_per_task"),
-        gpus_per_node=params.get("gpus_per_node"),
-        nodes=int(params.get("nodes") or 1),
-        tasks_per_node=int(params.get("tasks_per_node") or 1),
-        array_size=len(points),
+    from hpclab.launch.estimate import (
+        find_estimator,
+        memory_estimate,
+        optimizer_kind,
+        step_time_estimate,
     )
+
+    req = checks.ResourceRequest.from_launcher(params, array_size=len(points))
     findings: list[Any] = []
-    nodes_in_partition = None
+    part = None
     if executor == "slurm":
         from hpclab.launch.scheduler import get_scheduler
 
         scheduler = get_scheduler("slurm")
         partitions = scheduler.partitions()
         findings += checks.check_request(req, partitions, scheduler.max_array_size())
-        part = partitions.get(req.partition or "") or next((p for p in partitions.values() if p.default), None)
-        nodes_in_partition = part.nodes if part else None
-    findings += checks.check_interpreter(sys.executable, nodes_in_partition)
+        part = checks.resolve_partition(req.partition, partitions)
+    findings += checks.check_interpreter(sys.executable, part.nodes if part else None)
+    estimators: dict[str, Any] = {}
     for point in points:
         cfg = point.config
         target = _get(cfg, "task._target_")
-        estimator = find_estimator(str(target)) if target else None
+        if not target:
+            continue
+        if target not in estimators:
+            estimators[target] = find_estimator(str(target))
+        estimator = estimators[target]
         if estimator is None:
             continue
         size = estimator(cfg)
         batch = int(_get(cfg, "train.batch_size") or 1)
         engine = _get(cfg, "engine")
+        optim = _get(cfg, "optim")
         estimate = memory_estimate(
             size,
             batch_size=batch,
             dtype=str(_get(cfg, "train.dtype") or "float32"),
-            optimizer=str(_get(cfg, "optim.name") or "adam"),
+            optimizer=optimizer_kind(optim) if isinstance(optim, Mapping) else "adam",
             engine=dict(engine) if isinstance(engine, Mapping) else None,
             gpus=int(req.gpus_per_node or 1),
             nodes=req.nodes,
         )
         hardware = _get(cfg, "hardware")
-        step_s = step_time_estimate(size, batch, dict(hardware)) if isinstance(hardware, Mapping) else None
+        step_s = step_time_estimate(
+            size, batch, hardware if isinstance(hardware, Mapping) else None
+        )
         steps = _get(cfg, "train.steps")
-        findings += checks.check_point(point.index, cfg, req, estimate, step_s, int(steps) if steps else None)
+        findings += checks.check_point(
+            point.index, cfg, req, estimate, step_s, int(steps) if steps else None, limits=part
+        )
     return findings
 
 
@@ -131,7 +146,9 @@ def report(findings: Sequence[Any], *, n_points: int) -> None:
         first = errors[0]
         where = f"point {first.point}: " if first.point is not None else ""
         more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-        raise PreflightError(f"preflight failed: {where}{first.message}{more}; nothing was submitted")
+        raise PreflightError(
+            f"preflight failed: {where}{first.message}{more}; nothing was submitted"
+        )
     print(f"hpclab: preflight ok: {n_points} point(s)", file=sys.stderr)
 
 

@@ -109,7 +109,12 @@ def plan_sweep(
 
 
 def record_submission(
-    store: Store, plan: SweepPlan, job_ids: Sequence[str], *, scheduler: str, array_job_id: str | None
+    store: Store,
+    plan: SweepPlan,
+    job_ids: Sequence[str],
+    *,
+    scheduler: str,
+    array_job_id: str | None,
 ) -> None:
     """After submission: each run becomes ``queued`` with its job id (unless its job already
     moved it further), and the sweep record gets the job ids."""
@@ -135,7 +140,9 @@ def read_sweep(store: Store, project: str, sweep_id: str) -> dict[str, Any]:
     """The sweep record; a missing sweep is a StoreError naming it."""
     path = store.sweep_json(project, sweep_id)
     if not path.exists():
-        raise StoreError(f"sweep {sweep_id!r} not found in project {project!r} of store {store.root}")
+        raise StoreError(
+            f"sweep {sweep_id!r} not found in project {project!r} of store {store.root}"
+        )
     data = read_json(path)
     if not isinstance(data, dict):
         raise StoreError(f"{path}: not a sweep record")
@@ -144,7 +151,10 @@ def read_sweep(store: Store, project: str, sweep_id: str) -> dict[str, Any]:
 
 def sweep_runs(store: Store, project: str, sweep_id: str) -> list[RunPaths]:
     """Run paths of a sweep's points, in point order."""
-    return [store.run_paths(project, p["run_id"]) for p in read_sweep(store, project, sweep_id)["points"]]
+    return [
+        store.run_paths(project, p["run_id"])
+        for p in read_sweep(store, project, sweep_id)["points"]
+    ]
 
 
 def _new_sweep_id(store: Store, project: str) -> str:

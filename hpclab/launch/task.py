@@ -55,7 +55,9 @@ def final_metrics(result: Any) -> dict[str, float]:
         return {"result": float(result)}
     if isinstance(result, Mapping):
         return {
-            str(k): float(v) for k, v in result.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)
+            str(k): float(v)
+            for k, v in result.items()
+            if isinstance(v, numbers.Real) and not isinstance(v, bool)
         }
     return {}
 

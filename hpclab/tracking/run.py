@@ -127,6 +127,7 @@ class Run:
         self._exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | None = (
             None
         )
+        self._preempt_callbacks: list[Callable[[Run], None]] = []
         self.enabled = self.rank == 0 or per_rank
         explicit_id = run_id or os.environ.get("HPCLAB_RUN_ID")
         key = context.run_key()
@@ -279,7 +280,10 @@ class Run:
         if self.paths.run_json.exists():
             previous = self.store.read_record(self.paths)
         record = previous or RunRecord(id=self.paths.id, project=self.project, created_at=now)
-        not_started = previous is not None and previous.status in (RunStatus.PLANNED, RunStatus.QUEUED)
+        not_started = previous is not None and previous.status in (
+            RunStatus.PLANNED,
+            RunStatus.QUEUED,
+        )
         if not_started:
             # a launcher's planned/queued run starting for the first time is not a resume
             self.resumed = False

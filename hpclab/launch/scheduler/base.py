@@ -44,6 +44,11 @@ SLURM_STATES: dict[str, RunStatus] = {
 }
 
 
+# A job the backend saw end without knowing how (a local process that is gone). It maps to
+# no run status: the run's own record (and its heartbeat) decides how the run ended.
+UNKNOWN_ENDED = "UNKNOWN_ENDED"
+
+
 def run_status_of(state: str) -> RunStatus | None:
     """The run status a scheduler state implies ("CANCELLED by 0" -> cancelled)."""
     return SLURM_STATES.get(state.split()[0].rstrip("+").upper()) if state else None
@@ -55,7 +60,7 @@ class JobState:
 
     job_id: str
     state: str  # the scheduler's own word: PENDING, RUNNING, COMPLETED, ...
-    exit_code: str | None = None
+    exit_code: str | None = None  # as Slurm prints it, ``code:signal`` ("3:0", "0:15")
     reason: str | None = None  # why pending, or how it ended
     start: str | None = None
     end: str | None = None
@@ -72,6 +77,21 @@ class JobState:
     def is_final(self) -> bool:
         status = self.status
         return status is not None and status.is_final
+
+    @property
+    def has_ended(self) -> bool:
+        """The job is over: a final state, or gone without a known end (``UNKNOWN_ENDED``)."""
+        return self.is_final or self.state == UNKNOWN_ENDED
+
+    @property
+    def returncode(self) -> int | None:
+        """The job's exit status, from ``exit_code`` (``"3:0"`` -> 3); None when unknown."""
+        if not self.exit_code:
+            return None
+        try:
+            return int(self.exit_code.split(":")[0])
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True)

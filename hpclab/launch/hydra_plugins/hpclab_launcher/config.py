@@ -10,7 +10,6 @@ This module is imported during Hydra's plugin discovery: it must stay cheap (no 
 no submitit, no zarr).
 """
 
-
 from dataclasses import dataclass
 from typing import Optional
 

@@ -19,12 +19,12 @@ from typing import Any
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
+from hydra_plugins.hpclab_launcher.config import HPCLAB_FIELDS
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hpclab.errors import HpclabError
-from hydra_plugins.hpclab_launcher.config import HPCLAB_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,18 @@ class _HpclabLauncher(BaseSubmititLauncher):
         self.sweep_id: str | None = None
 
     # -- login node -------------------------------------------------------------------
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
         try:
             return self._launch(job_overrides, initial_job_idx)
         except HpclabError as e:
             print(f"hpclab: error: {e}", file=sys.stderr)
             sys.exit(e.exit_code)
 
-    def _launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        import submitit
+    def _launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
 
         from hpclab.launch import preflight as pf
         from hpclab.launch.sweep import plan_sweep, record_submission
@@ -67,10 +70,19 @@ class _HpclabLauncher(BaseSubmititLauncher):
             findings = pf.check_points(points, self._executor_kind(), self.params)
             pf.report(findings, n_points=len(points))
         if self.preflight_only:
-            return [JobReturn(overrides=list(p.overrides), status=JobStatus.COMPLETED, _return_value="preflight ok")
-                    for p in points]
+            return [
+                JobReturn(
+                    overrides=list(p.overrides),
+                    status=JobStatus.COMPLETED,
+                    _return_value="preflight ok",
+                )
+                for p in points
+            ]
         plan = plan_sweep(
-            store, project, points, launcher=self._executor_kind(),
+            store,
+            project,
+            points,
+            launcher=self._executor_kind(),
             meta={"hydra_sweep_dir": str(self.config.hydra.sweep.dir)},
             run_fields=_run_fields(self.config),
         )
@@ -80,22 +92,34 @@ class _HpclabLauncher(BaseSubmititLauncher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         job_params = []
         for point in plan.points:
-            log.info(f"\t#{point.index} : {' '.join(filter_overrides(point.overrides))}  -> run {point.run_id}")
+            shown = " ".join(filter_overrides(point.overrides))
+            log.info(f"\t#{point.index} : {shown}  -> run {point.run_id}")
             job_params.append(
-                (point.overrides, "hydra.sweep.dir", point.index, f"job_id_for_{point.index}",
-                 Singleton.get_state(), point.run_id)
+                (
+                    point.overrides,
+                    "hydra.sweep.dir",
+                    point.index,
+                    f"job_id_for_{point.index}",
+                    Singleton.get_state(),
+                    point.run_id,
+                )
             )
         jobs = executor.map_array(self, *zip(*job_params, strict=True))
         job_ids = [str(j.job_id) for j in jobs]
         array_id = job_ids[0].split("_")[0] if self._executor_kind() == "slurm" else None
-        record_submission(Store(store.root), plan, job_ids, scheduler=self._executor_kind(), array_job_id=array_id)
+        record_submission(
+            Store(store.root), plan, job_ids, scheduler=self._executor_kind(), array_job_id=array_id
+        )
         self._announce(plan.id, array_id, len(jobs), store.root)
         if self.wait:
             return [j.results()[0] for j in jobs]
         return [
             # detached: Hydra reads every return value, so report the submission as done
-            JobReturn(overrides=list(p.overrides), status=JobStatus.COMPLETED,
-                      _return_value=f"queued: run {p.run_id}, job {p.job_id}")
+            JobReturn(
+                overrides=list(p.overrides),
+                status=JobStatus.COMPLETED,
+                _return_value=f"queued: run {p.run_id}, job {p.job_id}",
+            )
             for p in plan.points
         ]
 
@@ -109,7 +133,9 @@ class _HpclabLauncher(BaseSubmititLauncher):
             init[f"{self._EXECUTOR}_max_num_timeout"] = params.pop("max_num_timeout")
         executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
         base = set(OmegaConf.structured(BaseQueueConf).keys())
-        executor.update_parameters(**{k if k in base else f"{self._EXECUTOR}_{k}": v for k, v in params.items()})
+        executor.update_parameters(
+            **{k if k in base else f"{self._EXECUTOR}_{k}": v for k, v in params.items()}
+        )
         if self._EXECUTOR == "local" and "OMP_NUM_THREADS" not in os.environ:
             # parallel local points share this machine's cores instead of oversubscribing them
             os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n_jobs))
@@ -119,7 +145,10 @@ class _HpclabLauncher(BaseSubmititLauncher):
         where = f"Slurm array job {array_id}" if array_id else f"{n} local processes"
         print(f"hpclab: sweep {sweep_id}: {n} point(s) submitted as {where}", file=sys.stderr)
         if not self.wait:
-            print(f"hpclab: follow it with: hpclab --store {store_root} status {sweep_id}", file=sys.stderr)
+            print(
+                f"hpclab: follow it with: hpclab --store {store_root} status {sweep_id}",
+                file=sys.stderr,
+            )
 
     def _executor_kind(self) -> str:
         return "slurm" if self._EXECUTOR == "slurm" else "local"
@@ -130,15 +159,24 @@ class _HpclabLauncher(BaseSubmititLauncher):
 
         assert self.config is not None
         app = self.config.get("hpclab") or {}
-        store = self.store_option or app.get("store") or os.environ.get("HPCLAB_STORE") or "hpclab-store"
-        project = (self.project_option or app.get("project") or os.environ.get("HPCLAB_PROJECT")
-                   or str(self.config.hydra.job.name))
+        store = (
+            self.store_option
+            or app.get("store")
+            or os.environ.get("HPCLAB_STORE")
+            or "hpclab-store"
+        )
+        project = (
+            self.project_option
+            or app.get("project")
+            or os.environ.get("HPCLAB_PROJECT")
+            or str(self.config.hydra.job.name)
+        )
         check_project_name(project)
         # jobs may run in another directory (Hydra changes into the job's dir): absolute
         return Store(Path(str(store)).expanduser().absolute()), project
 
     # -- compute node -----------------------------------------------------------------
-    def __call__(  # type: ignore[override]
+    def __call__(
         self,
         sweep_overrides: list[str],
         job_dir_key: str,
@@ -151,19 +189,29 @@ class _HpclabLauncher(BaseSubmititLauncher):
 
         from hpclab.launch.task import tracked
 
-        assert self.hydra_context is not None and self.config is not None and self.task_function is not None
+        assert (
+            self.hydra_context is not None
+            and self.config is not None
+            and self.task_function is not None
+        )
         os.environ["HPCLAB_RUN_ID"] = run_id
         os.environ["HPCLAB_STORE"] = str(self.store_root)
         os.environ["HPCLAB_PROJECT"] = str(self.project)
         Singleton.set_state(singleton_state)
         setup_globals()
-        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, sweep_overrides)
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(
+            self.config, sweep_overrides
+        )
         with open_dict(sweep_config.hydra.job) as job:
-            job.id = submitit.JobEnvironment().job_id
+            job.id = submitit.JobEnvironment().job_id  # type: ignore[attr-defined]
             sweep_config.hydra.job.num = job_num
         task = tracked(
-            self.task_function, store=str(self.store_root), project=str(self.project), run_id=run_id,
-            overrides=list(sweep_overrides), sweep_id=self.sweep_id,
+            self.task_function,
+            store=str(self.store_root),
+            project=str(self.project),
+            run_id=run_id,
+            overrides=list(sweep_overrides),
+            sweep_id=self.sweep_id,
         )
         return run_job(
             hydra_context=self.hydra_context,

@@ -1,0 +1,309 @@
+"""``hpclab status`` and ``hpclab cancel``: runs as the scheduler sees them.
+
+A target is a sweep id (``sweeps/<id>.json`` in a project), a run id, or (for status)
+nothing: every run that has not ended.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from hpclab.errors import RunNotFound, SchedulerError, StoreError
+from hpclab.launch.reconcile import Observation, apply, job_of, observe
+from hpclab.launch.scheduler import get_scheduler
+from hpclab.store import RunPaths, RunRecord, RunStatus, Store
+from hpclab.store.atomic import read_json, read_yaml
+from hpclab.store.record import parse_iso, utcnow_iso
+from hpclab.tracking.metrics import read_commit, read_metrics
+from hpclab.views import effective_status
+
+_SWEEP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+RATE_WINDOW = 200  # recent points the step rate (and so the ETA) is measured over
+
+
+@dataclass
+class Target:
+    """What a command acts on: runs grouped by project, and the sweep if one was named."""
+
+    runs: dict[str, list[str]]  # project -> run ids
+    sweep: dict[str, Any] | None = None
+    sweep_project: str | None = None
+
+
+def find_sweep(store: Store, sweep_id: str, project: str | None) -> tuple[str, dict[str, Any]]:
+    """(project, sweep record) of ``sweep_id``; :class:`RunNotFound` when there is none."""
+    if _SWEEP_ID_RE.match(sweep_id):
+        for proj in [project] if project else store.projects():
+            path = store.sweep_json(proj, sweep_id)
+            if path.is_file():
+                data = read_json(path)
+                if not isinstance(data, dict) or not isinstance(data.get("points", []), list):
+                    raise StoreError(f"{path}: malformed sweep record")
+                return proj, data
+    raise RunNotFound(f"no sweep {sweep_id!r}")
+
+
+def resolve_target(store: Store, target: str | None, project: str | None) -> Target:
+    """Runs named by ``target`` (sweep id, run id) or, with no target, all non-final runs."""
+    if target is None:
+        runs: dict[str, list[str]] = {}
+        for proj, paths in store.iter_runs(project):
+            try:
+                if not store.read_record(paths).status.is_final:
+                    runs.setdefault(proj, []).append(paths.id)
+            except StoreError:
+                continue
+        return Target(runs)
+    try:
+        proj, sweep = find_sweep(store, target, project)
+    except RunNotFound:
+        pass
+    else:
+        ids = [str(p["run_id"]) for p in sweep.get("points", []) if p.get("run_id")]
+        return Target({proj: ids}, sweep=sweep, sweep_project=proj)
+    try:
+        proj, paths = store.find_run(target, project)
+    except RunNotFound:
+        where = f"project {project!r} of " if project else ""
+        raise RunNotFound(f"no sweep or run {target!r} in {where}store {store.root}") from None
+    return Target({proj: [paths.id]})
+
+
+# -- status ----------------------------------------------------------------------------------
+def progress(paths: RunPaths, record: RunRecord, now: float | None = None) -> dict[str, Any]:
+    """Step, total steps (config ``train.steps``), percent done and ETA of a run.
+
+    The rate is steps over wall time across the last points of the metric that reached
+    the furthest step, from the committed metrics (what a reader can trust)."""
+    now = time.time() if now is None else now
+    out: dict[str, Any] = {"step": None, "total": None, "progress": None, "eta_s": None}
+    step = record.step if record.step >= 0 else None
+    rate = None
+    try:
+        commit = read_commit(paths.metrics_zarr)
+        series_info = commit.get("series", {})
+        if series_info:
+            name = max(series_info, key=lambda n: series_info[n].get("last_step", -1))
+            series = read_metrics(paths.metrics_zarr, names=[name]).get(name)
+            if series is not None and len(series):
+                step = max(step or 0, int(series.step[-1]))
+                s, w = series.step[-RATE_WINDOW:], series.wall_time[-RATE_WINDOW:]
+                if len(s) > 1 and w[-1] > w[0]:
+                    rate = float(s[-1] - s[0]) / float(w[-1] - w[0])
+    except (StoreError, OSError, ValueError):
+        pass  # status must show the other runs even if one's metrics are unreadable
+    total = _total_steps(paths)
+    out["step"], out["total"] = step, total
+    if total and step is not None:
+        done = min(step + 1, total)  # steps count from 0
+        out["progress"] = 100.0 * done / total
+        if rate and rate > 0 and not record.status.is_final and done < total:
+            out["eta_s"] = (total - done) / rate
+    return out
+
+
+def _total_steps(paths: RunPaths) -> int | None:
+    if not paths.config_yaml.exists():
+        return None
+    try:
+        config = read_yaml(paths.config_yaml)
+        total = config["train"]["steps"]
+        return int(total) if int(total) > 0 else None
+    except (StoreError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _elapsed(record: RunRecord, now: float) -> float | None:
+    start = parse_iso(record.started_at)
+    if start is None:
+        return None
+    end = parse_iso(record.ended_at) if record.status.is_final else None
+    return max(0.0, (end or now) - start)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``1d 02:03:04``, ``02:03:04`` or ``03:04``; empty when unknown."""
+    if seconds is None or math.isnan(seconds) or math.isinf(seconds):
+        return ""
+    s = int(round(seconds))
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    text = f"{h:02d}:{m:02d}:{s:02d}" if h or d else f"{m:02d}:{s:02d}"
+    return f"{d}d {text}" if d else text
+
+
+def status_rows(
+    store: Store, target: Target, observations: dict[tuple[str, str], Observation]
+) -> list[dict[str, Any]]:
+    """One row per run of ``target``, read after reconciling."""
+    now = time.time()
+    rows: list[dict[str, Any]] = []
+    for proj, run_ids in target.runs.items():
+        for run_id in run_ids:
+            try:
+                paths = store.run_paths(proj, run_id)
+                record = store.read_record(paths)
+            except StoreError:
+                rows.append({"project": proj, "run": run_id, "status": "missing"})
+                continue
+            obs = observations.get((proj, run_id))
+            sched = record.extra.get("scheduler_state") or {}
+            state = obs.job.state if obs is not None and obs.job is not None else sched.get("state")
+            prog = progress(paths, record, now)
+            rows.append(
+                {
+                    "project": proj,
+                    "run": run_id,
+                    "status": effective_status(record),
+                    "job": job_of(record)[1],
+                    "scheduler": state,
+                    "step": prog["step"],
+                    "total": prog["total"],
+                    "progress": None if prog["progress"] is None else f"{prog['progress']:.0f}%",
+                    "eta": fmt_duration(prog["eta_s"]),
+                    "elapsed": fmt_duration(_elapsed(record, now)),
+                }
+            )
+    return rows
+
+
+@click.command("status")
+@click.argument("target", required=False)
+@click.option("--project", "-p", default=None, help="Project of the target (default: search all).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
+@click.pass_obj
+def status(store: Store, target: str | None, project: str | None, as_json: bool) -> None:
+    """Show runs as the scheduler sees them: a sweep, a run, or every run not yet ended.
+
+    Asks the scheduler first (one batched call) and records what it says in each run:
+    jobs cancelled, timed out or lost become final. Columns: run id, status, scheduler
+    state, step / total steps, progress, ETA, elapsed.
+
+    Example: hpclab status 20261122-143501-sweep --project demo
+    """
+    tgt = resolve_target(store, target, project)
+    observations: dict[tuple[str, str], Observation] = {}
+    for proj, run_ids in tgt.runs.items():
+        try:
+            found = observe(store, proj, run_ids)
+        except SchedulerError as e:
+            click.echo(f"hpclab: warning: scheduler not asked ({e})", err=True)
+            continue
+        for change in apply(store, found):
+            if change.status_changed:
+                click.echo(
+                    f"{change.run_id}: {change.old_status} -> {change.new_status} ({change.note})",
+                    err=True,
+                )
+        observations.update({(o.project, o.run_id): o for o in found})
+    rows = status_rows(store, tgt, observations)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    if not rows:
+        click.echo("no runs to show" if target else "no unfinished runs")
+        return
+    if tgt.sweep is not None:
+        click.echo(
+            f"sweep {tgt.sweep.get('id')}  job {tgt.sweep.get('job_id') or '-'}  ({len(rows)} runs)"
+        )
+    columns = ["run", "status", "job", "scheduler", "step", "total", "progress", "eta", "elapsed"]
+    if len(tgt.runs) > 1:
+        columns.insert(0, "project")
+    _table(rows, columns)
+
+
+# -- cancel ----------------------------------------------------------------------------------
+def cancel_target(
+    store: Store, target: Target
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Cancel the jobs of ``target`` through their schedulers, then record ``cancelled`` in
+    each run that has not ended. Returns the (project, run id) pairs marked cancelled, and
+    those left alone: running with no scheduler job to cancel (a plain process elsewhere
+    would go on and overwrite the record).
+
+    A sweep's array job is cancelled whole (which also covers tasks whose runs do not
+    exist yet); a run's own job otherwise.
+    """
+    jobs: dict[str, set[str]] = {}
+    pending: list[tuple[str, RunPaths]] = []
+    skipped: list[tuple[str, str]] = []
+    if target.sweep is not None and target.sweep.get("job_id"):
+        sweep_kind = str(target.sweep.get("scheduler") or "slurm")
+        jobs.setdefault(sweep_kind, set()).add(str(target.sweep["job_id"]))
+    for proj, run_ids in target.runs.items():
+        for run_id in run_ids:
+            try:
+                paths = store.run_paths(proj, run_id)
+                record = store.read_record(paths)
+            except StoreError:
+                continue
+            if record.status.is_final:
+                continue
+            kind, job_id = job_of(record)
+            if job_id is not None and kind is not None:
+                jobs.setdefault(kind, set()).add(job_id)
+            elif record.status not in (RunStatus.PLANNED, RunStatus.QUEUED):
+                skipped.append((proj, run_id))
+                continue
+            pending.append((proj, paths))
+    for kind, ids in jobs.items():
+        get_scheduler(kind).cancel(sorted(ids))
+    marked = []
+    for proj, paths in pending:
+        record = store.read_record(paths)  # fresh: it may have ended on its own
+        if record.status.is_final:
+            continue
+        now = utcnow_iso()
+        record.history.append(
+            {"event": "cancelled", "at": now, "from": record.status.value, "by": "hpclab cancel"}
+        )
+        record.status = RunStatus.CANCELLED
+        record.ended_at = now
+        record.extra["cancelled_by"] = "hpclab cancel"
+        store.write_record(paths, record)
+        marked.append((proj, paths.id))
+    return marked, skipped
+
+
+@click.command("cancel")
+@click.argument("target")
+@click.option("--project", "-p", default=None, help="Project of the target (default: search all).")
+@click.pass_obj
+def cancel(store: Store, target: str, project: str | None) -> None:
+    """Cancel a sweep (every task of its array job) or one run's job, and record the runs
+    that had not ended as cancelled.
+
+    Example: hpclab cancel 20261122-143501-sweep
+    """
+    tgt = resolve_target(store, target, project)
+    marked, skipped = cancel_target(store, tgt)
+    for _, run_id in skipped:
+        click.echo(f"hpclab: warning: {run_id} has no job to cancel; left alone", err=True)
+    if not marked and not skipped:
+        click.echo(f"nothing to cancel: every run of {target} has already ended")
+    for _, run_id in marked:
+        click.echo(f"{run_id}: cancelled")
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    def cell(row: dict[str, Any], col: str) -> str:
+        value = row.get(col)
+        return "" if value is None else str(value)
+
+    widths = {c: max(len(c), *(len(cell(r, c)) for r in rows)) for c in columns}
+    click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for r in rows:
+        click.echo("  ".join(cell(r, c).ljust(widths[c]) for c in columns).rstrip())
+
+
+__all__ = ["cancel", "cancel_target", "progress", "resolve_target", "status"]
