@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The test command: install everything the tests need on a fresh machine, then pytest.
+# The test command: install everything the tests need on a fresh machine, start the dev
+# Slurm cluster, then pytest.
 #   scripts/test.sh            # the whole suite
 #   scripts/test.sh -k metrics # any pytest arguments
 set -euo pipefail
 # shellcheck source=scripts/_env.sh
 . "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 cd "$HPCLAB_ROOT"
-hpclab_apt_install git
+hpclab_apt_install git slurm-wlm slurmdbd munge mariadb-server mariadb-client
 hpclab_python_env
+eval "$(bash slurm/cluster.sh start)"
+export SLURM_CONF
 python -m pytest -q -p no:cacheprovider "$@"

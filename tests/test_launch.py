@@ -101,7 +101,14 @@ def test_single_run_without_multirun(tmp_path: Path) -> None:
 def test_slurm_sweep_is_one_array_job(tmp_path: Path, slurm_cluster: str) -> None:
     store = tmp_path / "store"
     out = launch(
-        ["-m", "hydra/launcher=slurm", *FAST, "optim.lr=0.001,0.0001", "seed=0,1,2", "+fail_seed=2"],
+        [
+            "-m",
+            "hydra/launcher=slurm",
+            *FAST,
+            "optim.lr=0.001,0.0001",
+            "seed=0,1,2",
+            "+fail_seed=2",
+        ],
         store,
         tmp_path,
     )
@@ -160,6 +167,18 @@ def test_requeued_task_resumes_the_same_run_without_duplicates(
 
     poll(lambda: logged() >= 20, timeout=120, message="the task to log 20 steps")
     subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
+
+    def pending() -> bool:
+        out = subprocess.run(
+            ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True
+        )
+        return out.stdout.strip() == "PENDING"
+
+    # Slurm holds a requeued job for two minutes (BeginTime); let it start now
+    poll(pending, timeout=60, message="the requeued job to be pending")
+    subprocess.run(
+        ["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, capture_output=True
+    )
     poll(
         lambda: Store(store).read_record(paths).status is RunStatus.COMPLETED,
         timeout=240,

@@ -107,6 +107,11 @@ def test_cancelled_job_makes_its_runs_cancelled(store: Store) -> None:
             scheduler={"kind": "slurm", "job_id": raw, "array_job_id": jid, "array_task_id": "1"},
         )
         assert job_of(read(store, running)) == ("slurm", f"{jid}_1")
+        # queued again (a rerun): the new submission counts, not the last attempt's job
+        requeued = read(store, running)
+        requeued.status = RunStatus.QUEUED
+        requeued.extra["submission"] = {"scheduler": "slurm", "job_id": "777_1"}
+        assert job_of(requeued) == ("slurm", "777_1")
         changes = {c.run_id: c for c in reconcile(store, PROJECT)}
         assert changes[planned.id].new_status is RunStatus.QUEUED
         rec = read(store, planned)

@@ -60,10 +60,13 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="hpclab")
 
 
+from hpclab.cli import jobs as _jobs  # noqa: E402
 from hpclab.cli import launching as _launching  # noqa: E402
 from hpclab.cli import runs as _runs  # noqa: E402
 
 cli.add_command(_runs.runs)
+cli.add_command(_jobs.status)
+cli.add_command(_jobs.cancel)
 cli.add_command(_launching.preflight)
 cli.add_command(_launching.cluster)
 

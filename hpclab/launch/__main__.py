@@ -54,7 +54,8 @@ def translate_argv(argv: list[str]) -> list[str]:
 
 def main() -> Any:
     import hydra
-    import hydra_plugins.hpclab_launcher.config  # noqa: F401  (registers hpclab_local, hpclab_slurm)
+    import hydra_plugins.hpclab_launcher.config  # noqa: F401  (hpclab_local, hpclab_slurm)
+    import hydra_plugins.hpclab_launcher.sweeper  # noqa: F401  (hydra/sweeper=hpclab)
 
     from hpclab.launch.task import run_app_task
 

@@ -29,26 +29,48 @@ def compose_points(
     job_overrides: Sequence[Sequence[str]],
     initial_job_idx: int,
 ) -> list[PlannedPoint]:
-    """Compose every point exactly as its job will; return the resolved task configs."""
-    from hydra.core.hydra_config import HydraConfig
+    """Compose every point as its job will; return the resolved task configs.
 
+    Hydra composes each point from scratch (~0.1-0.2 s: defaults list, merges, deep
+    copies), too slow for a 1,000-point sweep. Points differ mostly in values, so the
+    config is composed once per distinct set of config-group choices and each point's
+    value overrides are applied to a copy, with Hydra's own override code.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    loader = hydra_context.config_loader
+    repo = getattr(loader, "repository", None)
+    parser = OverridesParser.create()
+    bases: dict[tuple[str, ...], tuple[DictConfig, DictConfig]] = {}
     points = []
+    current: DictConfig | None = None
     saved = HydraConfig.instance().cfg
     try:
         for i, overrides in enumerate(job_overrides):
             index = initial_job_idx + i
             try:
-                sweep_config = hydra_context.config_loader.load_sweep_config(
-                    config, list(overrides)
-                )
-                # ${hydra:...} interpolations resolve against the point's own hydra config
-                HydraConfig.instance().set_config(sweep_config)
-                task_cfg = copy.deepcopy(sweep_config)
-                with _writable(task_cfg):
-                    del task_cfg["hydra"]
+                parsed = parser.parse_overrides(list(overrides))
+                structural = [o for o in parsed if repo is None or _composes(o, repo)]
+                values = [o for o in parsed if not (repo is None or _composes(o, repo))]
+                key = tuple(o.input_line for o in structural)
+                if key not in bases:
+                    full = loader.load_sweep_config(config, list(key))
+                    task = copy.deepcopy(full)
+                    with _writable(task):
+                        del task["hydra"]
+                    bases[key] = (task, full)
+                task_base, full = bases[key]
+                if current is not full:
+                    # ${hydra:...} interpolations resolve against the point's hydra config
+                    HydraConfig.instance().set_config(full)
+                    current = full
+                task_cfg = copy.deepcopy(task_base)
+                _apply_overrides(values, task_cfg)
                 resolved = OmegaConf.to_container(task_cfg, resolve=True)
             except Exception as e:  # Hydra's own errors carry the useful message
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                text = str(e).strip()
+                msg = text.splitlines()[0] if text else type(e).__name__
                 raise PreflightError(
                     f"sweep point {index} ({' '.join(overrides)}): {msg}; nothing was submitted"
                 ) from None
@@ -59,6 +81,22 @@ def compose_points(
         if saved is not None:
             HydraConfig.instance().set_config(saved)  # type: ignore[arg-type]
     return points
+
+
+def _composes(override: Any, repo: Any) -> bool:
+    """Whether an override changes what is composed (a config group choice, a package,
+    or a hydra setting) rather than a value of the composed config."""
+    key = str(override.key_or_group)
+    if override.package is not None or key == "hydra" or key.startswith(("hydra.", "hydra/")):
+        return True
+    return bool(repo.group_exists(key))
+
+
+def _apply_overrides(overrides: list[Any], cfg: DictConfig) -> None:
+    """Hydra's own application of ``key=value``/``+key``/``++key``/``~key`` overrides."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)
 
 
 class _writable:

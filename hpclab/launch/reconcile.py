@@ -74,13 +74,18 @@ class Reconciled:
 
 def job_of(record: RunRecord) -> tuple[str | None, str | None]:
     """(scheduler kind, job id) of a run: the job that ran it (``record.scheduler``), else
-    the job the launcher queued it in (``extra["submission"]``).
+    the job the launcher queued it in (``extra["submission"]``). A run that has not started
+    yet belongs to its submission: ``record.scheduler`` may still name the job of an
+    earlier attempt (a rerun under the same id).
 
     Inside an array task ``SLURM_JOB_ID`` is the task's own raw id; the ``123_4`` form is
     used instead so it matches what squeue/sacct print.
     """
     sched = record.scheduler or {}
     sub = record.extra.get("submission") or {}
+    waiting = record.status in (RunStatus.PLANNED, RunStatus.QUEUED)
+    if waiting and sub.get("job_id") not in (None, ""):
+        return sub.get("scheduler") or "slurm", str(sub["job_id"])
     kind = sched.get("kind") or sub.get("scheduler")
     array_id, task = sched.get("array_job_id"), sched.get("array_task_id")
     if array_id and task not in (None, ""):

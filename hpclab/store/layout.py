@@ -286,11 +286,13 @@ class Store:
         except (TypeError, ValueError, KeyError) as e:
             raise StoreError(f"{paths.run_json}: malformed run record ({e})") from None
 
-    def write_record(self, paths: RunPaths, record: RunRecord) -> None:
-        """Replace ``run.json`` atomically."""
-        write_json_atomic(paths.run_json, record.to_dict())
+    def write_record(self, paths: RunPaths, record: RunRecord, *, fsync: bool = True) -> None:
+        """Replace ``run.json`` atomically (``fsync=False`` for bulk writes that can be redone)."""
+        write_json_atomic(paths.run_json, record.to_dict(), fsync=fsync)
 
-    def advance_status(self, paths: RunPaths, record: RunRecord) -> RunRecord:
+    def advance_status(
+        self, paths: RunPaths, record: RunRecord, *, fsync: bool = True
+    ) -> RunRecord:
         """Write ``record`` unless the stored status is already further along.
 
         For writers that are not the run's owner (the login node marking a run queued
@@ -302,7 +304,7 @@ class Store:
             current = None
         if current is not None and not is_forward(current.status, record.status):
             return current
-        self.write_record(paths, record)
+        self.write_record(paths, record, fsync=fsync)
         return record
 
 

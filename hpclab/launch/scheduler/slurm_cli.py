@@ -11,8 +11,9 @@ Slurm behaviour this module relies on (checked against Slurm 22.05):
   without it pending tasks fold into ``12_[8-9]``. ``sacct`` always folds pending (and
   cancelled-while-pending) tasks into such ranges, so ranges are expanded here.
 * ``sacct -j 12_9`` finds nothing while task 9 is still pending inside ``12_[8-9]``;
-  ``sacct -j 12`` (the array id) lists every task. Right after an array starts, sacct may
-  still show one plain ``12 PENDING`` record for it.
+  ``sacct -j 12`` (the array id) lists every task. For a second or two after an array's
+  tasks start, sacct still shows the array id and the tasks' raw ids as plain ``PENDING``
+  jobs; squeue knows better then.
 * A task's raw job id (``SLURM_JOB_ID`` inside it) is its own, except that the last task
   to start keeps the array's id. A pending task cancelled on its own
   vanishes from both ``squeue`` and ``sacct``.
@@ -379,10 +380,11 @@ class SlurmCLI(Scheduler):
     def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         """One ``squeue`` for live jobs, one ``sacct`` for the rest (per 500 ids).
 
-        Array ids expand to their tasks; ranges (``12_[4-9]``) are asked task by task. A
-        non-final state from ``squeue`` wins over ``sacct``'s (accounting lags the
-        controller); a final one from ``sacct`` wins (it has the exit code). An id asked by
-        Slurm's raw job id of an array task is also answered under the id asked.
+        Array ids expand to their tasks; ranges (``12_[4-9]``) are asked task by task.
+        ``squeue`` wins over ``sacct`` for the jobs it lists (accounting lags the
+        controller), except that a final state from ``sacct`` wins over ``COMPLETING`` or a
+        final state from ``squeue`` (it has the exit code). An id asked by Slurm's raw job
+        id of an array task is also answered under the id asked.
         """
         wanted = list(dict.fromkeys(t for j in job_ids for t in expand_job_id(str(j))))
         if not wanted:
@@ -397,6 +399,7 @@ class SlurmCLI(Scheduler):
             for raw, job in parse_squeue(out):
                 live[job.job_id] = job
                 raw_of.setdefault(raw, set()).add(job.job_id)
+        live_raw = {raw for raw, ids in raw_of.items() if raw not in ids}
         # ids squeue answered exactly and non-finally need no accounting; array ids always
         # do (squeue lists only their live tasks)
         rest = [j for j in wanted if not (j in live and not live[j].is_final)]
@@ -423,18 +426,19 @@ class SlurmCLI(Scheduler):
                 if job.job_id in asked or job.job_id.split("_")[0] in asked or raw in asked:
                     accounted[job.job_id] = job
                     raw_of.setdefault(raw, set()).add(job.job_id)
-        result = dict(accounted)
+        # accounting lags the controller: for a second or two after an array task starts,
+        # sacct still shows its raw id (and the array's) as a plain PENDING job
+        result = {k: j for k, j in accounted.items() if k not in live_raw}
         for jid, job in live.items():
-            if not job.is_final or jid not in accounted:
-                result[jid] = job
-        bases = {k.split("_")[0] for k in result if "_" in k}
-        for jid in bases & result.keys():
-            # accounting that lags a just-started array still has one plain "12 PENDING"
-            # record for it; an array id is never a job of its own
-            del result[jid]
+            ended = result.get(jid)
+            if ended is not None and ended.is_final and (job.is_final or job.state == "COMPLETING"):
+                continue  # it is over; accounting has the exit code
+            result[jid] = job
+        for jid in {k.split("_")[0] for k in result if "_" in k} & result.keys():
+            del result[jid]  # an array id is never a job of its own
         for jid in wanted:
             # a raw id of one array task (SLURM_JOB_ID inside task 12_3 is e.g. 15)
-            tasks = raw_of.get(jid, set())
+            tasks = {t for t in raw_of.get(jid, set()) if t in result and t != jid}
             is_array = any(k.startswith(f"{jid}_") for k in result)
             if jid not in result and not is_array and len(tasks) == 1:
                 result[jid] = replace(result[next(iter(tasks))], job_id=jid)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 class _HpclabLauncher(BaseSubmititLauncher):
     _EXECUTOR = "abstract"
+    composes_points = True  # hydra/sweeper=hpclab leaves point validation to launch()
 
     def __init__(self, **params: Any) -> None:
         own = {k: params.pop(k, None) for k in HPCLAB_FIELDS}
@@ -88,23 +90,21 @@ class _HpclabLauncher(BaseSubmititLauncher):
         )
         self.sweep_id = plan.id
         executor = self._executor(n_jobs=len(points))
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        job_params = []
+        # The launcher (Hydra context, config, task) is pickled once for the whole sweep;
+        # submitit pickles only a small entry per array task (1,000 copies of the launcher
+        # would take minutes to write).
+        entry = JobEntry.save(self, Singleton.get_state(), sweep_dir / f".hpclab-{plan.id}.pkl")
         for point in plan.points:
             shown = " ".join(filter_overrides(point.overrides))
             log.info(f"\t#{point.index} : {shown}  -> run {point.run_id}")
-            job_params.append(
-                (
-                    point.overrides,
-                    "hydra.sweep.dir",
-                    point.index,
-                    f"job_id_for_{point.index}",
-                    Singleton.get_state(),
-                    point.run_id,
-                )
-            )
-        jobs = executor.map_array(self, *zip(*job_params, strict=True))
+        jobs = executor.map_array(
+            entry,
+            [p.overrides for p in plan.points],
+            [p.index for p in plan.points],
+            [p.run_id for p in plan.points],
+        )
         job_ids = [str(j.job_id) for j in jobs]
         array_id = job_ids[0].split("_")[0] if self._executor_kind() == "slurm" else None
         record_submission(
@@ -219,6 +219,29 @@ class _HpclabLauncher(BaseSubmititLauncher):
             config=sweep_config,
             job_dir_key=job_dir_key,
             job_subdir_key="hydra.sweep.subdir",
+        )
+
+
+class JobEntry:
+    """What submitit runs for each array task: loads the sweep's launcher (pickled once,
+    beside the sweep) and runs one point. Also submitit's checkpoint hook."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @classmethod
+    def save(cls, launcher: _HpclabLauncher, singleton_state: Any, path: Path) -> JobEntry:
+        import cloudpickle
+
+        with open(path, "wb") as f:
+            cloudpickle.dump((launcher, singleton_state), f)
+        return cls(str(path))
+
+    def __call__(self, overrides: list[str], job_num: int, run_id: str) -> JobReturn:
+        with open(self.path, "rb") as f:
+            launcher, singleton_state = pickle.load(f)
+        return launcher(
+            overrides, "hydra.sweep.dir", job_num, f"job_id_for_{job_num}", singleton_state, run_id
         )
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
