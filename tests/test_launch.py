@@ -192,6 +192,108 @@ def test_requeued_task_resumes_the_same_run_without_duplicates(
     assert steps == list(range(150)), "no step lost or duplicated across the requeue"
 
 
+def _squeue_state(job_id: str) -> str:
+    out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def _start_now_when_pending(job_id: str) -> None:
+    # Slurm holds a requeued job for two minutes (BeginTime); let it start now
+    poll(lambda: _squeue_state(job_id) == "PENDING", timeout=120, message="the job to be pending")
+    subprocess.run(
+        ["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, capture_output=True
+    )
+
+
+@pytest.mark.slow
+def test_scancel_of_a_running_task_ends_cancelled(tmp_path: Path, slurm_cluster: str) -> None:
+    store = tmp_path / "store"
+    args = ["-m", "hydra/launcher=slurm", "task._target_=launch_tasks.stepper"]
+    out = launch([*args, "train.steps=2000", "+sleep=0.05", "seed=0,1"], store, tmp_path)
+    assert out.returncode == 0, out.stderr
+    (sweep,) = sweeps(store)
+    first, second = sweep["points"]
+    paths = Store(store).run_paths("example", first["run_id"])
+    poll(
+        lambda: Store(store).read_record(paths).status is RunStatus.RUNNING,
+        timeout=120,
+        message="the task to run",
+    )
+    subprocess.run(["scancel", first["job_id"]], check=True)
+    hpclab_cmd = [sys.executable, "-m", "hpclab", "--store", str(store)]
+
+    def cancelled() -> bool:
+        subprocess.run([*hpclab_cmd, "status", sweep["id"]], capture_output=True, check=True)
+        return Store(store).read_record(paths).status is RunStatus.CANCELLED
+
+    poll(cancelled, timeout=120, interval=1.0, message="the scancelled run to be cancelled")
+    cancel = subprocess.run([*hpclab_cmd, "cancel", sweep["id"]], capture_output=True, text=True)
+    assert cancel.returncode == 0, cancel.stderr
+    other = Store(store).run_paths("example", second["run_id"])
+    assert Store(store).read_record(other).status is RunStatus.CANCELLED
+    assert Store(store).read_record(other).extra.get("cancelled_by") == "hpclab cancel"
+
+
+@pytest.mark.slow
+def test_preemption_signal_requeues_and_resumes_with_the_task_state(
+    tmp_path: Path, slurm_cluster: str
+) -> None:
+    """Slurm's warning signal (USR2, sent before a time limit or a preemption) goes through
+    submitit's checkpointing: the task saves its state (on_preempt), the run is recorded
+    preempted, the job is requeued and the same run resumes from the saved state.
+
+    The signal is sent with scancel: Slurm sends --signal warnings up to a minute early,
+    so a one-minute time limit would make the test's timing a lottery."""
+    store = tmp_path / "store"
+    args = ["-m", "hydra/launcher=slurm", "task._target_=launch_tasks.stepper", "seed=0"]
+    out = launch([*args, "train.steps=200", "+sleep=0.05"], store, tmp_path)
+    assert out.returncode == 0, out.stderr
+    (sweep,) = sweeps(store)
+    job_id = sweep["points"][0]["job_id"]
+    paths = Store(store).run_paths("example", sweep["points"][0]["run_id"])
+
+    def logged() -> int:
+        got = read_metrics(paths.metrics_zarr) if paths.metrics_zarr.exists() else {}
+        return len(got.get("train/loss", []))
+
+    poll(lambda: logged() >= 20, timeout=120, message="the task to log 20 steps")
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    poll(
+        lambda: Store(store).read_record(paths).status is RunStatus.PREEMPTED,
+        timeout=60,
+        message="the run to be recorded preempted",
+    )
+    saved = json.loads((paths.checkpoints_dir / "state.json").read_text())["step"]
+    assert saved >= 19
+    _start_now_when_pending(job_id)
+    poll(
+        lambda: Store(store).read_record(paths).status is RunStatus.COMPLETED,
+        timeout=180,
+        interval=0.5,
+        message="the requeued task to complete the run",
+    )
+    rec = Store(store).read_record(paths)
+    resumes = [h for h in rec.history if h["event"] == "resumed"]
+    assert rec.attempt == 1 and resumes[0]["previous_status"] == "preempted"
+    got = read_metrics(paths.metrics_zarr)
+    assert got["train/loss"].step.tolist() == list(range(200))
+    assert got["restored_from"].value.tolist() == [saved]
+
+
+@pytest.mark.slow
+def test_deepspeed_variant_of_the_example(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    args = ["engine=deepspeed", "engine.zero_stage=2", "train.steps=12", "train.batch_size=16"]
+    out = launch(args, store, tmp_path, env={"OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_id,) = Store(store).run_ids("example")
+    paths = Store(store).run_paths("example", run_id)
+    assert Store(store).read_record(paths).status is RunStatus.COMPLETED
+    got = read_metrics(paths.metrics_zarr)
+    assert got["train/loss"].step.tolist() == list(range(12))
+    assert "Train/Samples/lr" in got, "DeepSpeed's monitor events are captured"
+
+
 HYDRA_APP = """
 import hydra
 import tensorboardX

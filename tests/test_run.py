@@ -308,3 +308,18 @@ def test_uncaught_exception_at_top_level_marks_failed(store_root: Path) -> None:
     assert rec["status"] == "failed"
     assert "boom in training" in rec["error"]["message"]
     assert "boom in training" in proc.stderr.read(), "the user still sees the traceback"
+
+
+def test_heartbeat_keeps_what_other_writers_recorded(store_root: Path) -> None:
+    """hpclab status/cancel write into run.json too; a heartbeat must not erase that."""
+    run = hpclab.Run(project="p", store=store_root, heartbeat_interval=0.05, settings=NO_SNAPSHOT)
+    store = Store(store_root)
+    rec = store.read_record(run.paths)
+    rec.status = RunStatus.CANCELLED
+    rec.extra["cancelled_by"] = "hpclab cancel"
+    store.write_record(run.paths, rec)
+    first = rec.heartbeat_at
+    poll(lambda: record(run)["heartbeat_at"] != first, message="a heartbeat after the cancel")
+    assert record(run)["status"] == "cancelled" and record(run)["cancelled_by"] == "hpclab cancel"
+    run.finish()  # the run's own last word
+    assert record(run)["status"] == "completed" and record(run)["cancelled_by"] == "hpclab cancel"

@@ -102,7 +102,7 @@ def train(cfg: Mapping[str, Any], run: hpclab.Run) -> dict[str, float]:
     steps, batch, every = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["eval_every"])
     engine_cfg = cfg.get("engine") or {"name": "torch"}
     if engine_cfg.get("name") == "deepspeed":
-        model, optim = _deepspeed_engine(model, optim, engine_cfg, batch)
+        model, optim = _deepspeed_engine(model, optim, engine_cfg, batch, run)
     g = torch.Generator().manual_seed(int(cfg["seed"]))
     loss_fn = torch.nn.MSELoss()
     start = run.step + 1  # a resumed run continues after its last logged step
@@ -130,9 +130,10 @@ def train(cfg: Mapping[str, Any], run: hpclab.Run) -> dict[str, float]:
 
 
 def _deepspeed_engine(
-    model: Any, optim: Any, engine_cfg: Mapping[str, Any], batch: int
+    model: Any, optim: Any, engine_cfg: Mapping[str, Any], batch: int, run: hpclab.Run
 ) -> tuple[Any, Any]:
-    """Wrap model and optimizer in a single-process DeepSpeed engine."""
+    """Wrap model and optimizer in a single-process DeepSpeed engine, with its CSV monitor
+    writing into the run's logs (and, through hpclab's hook, into the run's metrics)."""
     import os
     import socket
 
@@ -156,6 +157,11 @@ def _deepspeed_engine(
         "steps_per_print": 10**9,
         "zero_optimization": {"stage": stage},
         "zero_allow_untested_optimizer": True,
+        "csv_monitor": {
+            "enabled": True,
+            "output_path": str(run.dir / "logs"),
+            "job_name": "deepspeed",
+        },
     }
     if engine_cfg.get("offload") and stage > 0:
         ds_config["zero_optimization"]["offload_optimizer"] = {"device": "cpu"}

@@ -53,7 +53,7 @@ def compose_points(
                 parsed = parser.parse_overrides(list(overrides))
                 structural = [o for o in parsed if repo is None or _composes(o, repo)]
                 values = [o for o in parsed if not (repo is None or _composes(o, repo))]
-                key = tuple(o.input_line for o in structural)
+                key = tuple(str(o.input_line) for o in structural)
                 if key not in bases:
                     full = loader.load_sweep_config(config, list(key))
                     task = copy.deepcopy(full)

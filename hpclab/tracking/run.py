@@ -254,7 +254,7 @@ class Run:
             write_yaml_atomic(paths.config_yaml, config_to_dict(config))
         if overrides is not None and (not self.resumed or not paths.overrides_yaml.exists()):
             write_yaml_atomic(paths.overrides_yaml, [str(o) for o in overrides])
-        self._write_record()
+        self._write_record(authoritative=True)  # starting or resuming: the run's own word
         self._snapshot(Path(code_dir) if code_dir else Path.cwd())
         self._writer = MetricWriter(
             paths.metrics_zarr,
@@ -474,7 +474,7 @@ class Run:
                 }
                 assert self.paths is not None
                 self.paths.traceback_txt.write_text(tb)
-            self._write_record()
+            self._write_record(authoritative=True)
 
     def __enter__(self) -> Run:
         return self
@@ -495,10 +495,25 @@ class Run:
             self.finish(RunStatus.FAILED, error=exc)
 
     # -- record and heartbeat ---------------------------------------------------------------
-    def _write_record(self) -> None:
+    def _write_record(self, *, authoritative: bool = False) -> None:
+        """Write ``run.json`` from memory, keeping what other writers added meanwhile.
+
+        ``hpclab status``/``cancel`` write scheduler state and a final status into the same
+        file; a heartbeat must not erase them. Only the run's own start and end writes
+        (``authoritative``) replace a final status on disk.
+        """
         assert self.paths is not None and self._record is not None
         with self._record_lock:
             record = self._record
+            try:
+                disk = self.store.read_record(self.paths)
+            except HpclabError:
+                disk = None
+            if disk is not None:
+                for key, value in disk.extra.items():
+                    record.extra.setdefault(key, value)
+                if not authoritative and disk.status.is_final and not record.status.is_final:
+                    record.status = disk.status
             if self._writer is not None:
                 last = self._writer.last_values()
                 record.summary = {
