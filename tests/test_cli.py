@@ -102,3 +102,11 @@ def test_readme_documents_every_command() -> None:
             f"README does not document hpclab {' '.join(path)}"
         )
     assert "scripts/quickstart.sh" in readme and "scripts/test.sh" in readme
+
+
+def test_cluster_status_reports_the_dev_cluster(slurm_cluster: str) -> None:
+    out = hpclab_cmd("cluster", "status")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "slurmctld: running" in out.stdout and "idle" in out.stdout
+    env = hpclab_cmd("cluster", "env")
+    assert env.stdout.strip() == f"export SLURM_CONF={slurm_cluster}"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from conftest import poll
 
+from hpclab.launch.__main__ import slurm_available
 from hpclab.store import RunStatus, Store
 from hpclab.tracking.metrics import read_metrics
 
@@ -86,6 +87,19 @@ def test_bad_override_fails_before_anything_is_stored(tmp_path: Path) -> None:
     assert sweeps(store) == [] and Store(store).run_ids("example") == []
 
 
+def test_command_line_additions() -> None:
+    from hpclab.launch.__main__ import translate_argv
+
+    launcher = "hydra/launcher=" + ("slurm" if slurm_available() else "local")
+    assert translate_argv(["-m", "seed=0,1"]) == ["-m", "seed=0,1", launcher]
+    assert translate_argv(["-m", "hydra/launcher=local", "--wait"]) == [
+        "-m",
+        "hydra/launcher=local",
+        "hydra.launcher.wait=true",
+    ]
+    assert translate_argv(["seed=1"]) == ["seed=1"], "a single run uses no launcher"
+
+
 def test_single_run_without_multirun(tmp_path: Path) -> None:
     store = tmp_path / "store"
     out = launch([*FAST, "seed=3"], store, tmp_path)
@@ -108,6 +122,7 @@ def test_slurm_sweep_is_one_array_job(tmp_path: Path, slurm_cluster: str) -> Non
             "optim.lr=0.001,0.0001",
             "seed=0,1,2",
             "+fail_seed=2",
+            "hydra.launcher.array_parallelism=3",
         ],
         store,
         tmp_path,
@@ -115,6 +130,8 @@ def test_slurm_sweep_is_one_array_job(tmp_path: Path, slurm_cluster: str) -> Non
     assert out.returncode == 0, out.stderr
     (sweep,) = sweeps(store)
     assert sweep["launcher"] == "slurm" and sweep["job_id"]
+    (script,) = tmp_path.glob(f"multirun/*/*/.submitit/{sweep['job_id']}/*submission.sh")
+    assert "#SBATCH --array=0-5%3" in script.read_text(), "one array, parallelism honoured"
     assert [p["job_id"] for p in sweep["points"]] == [f"{sweep['job_id']}_{i}" for i in range(6)]
     assert f"hpclab --store {store} status {sweep['id']}" in out.stderr, (
         "detached: says how to follow"
