@@ -43,6 +43,12 @@ def records(store: Path, sweep: dict[str, Any], project: str = "example") -> lis
     return [s.read_record(s.run_paths(project, p["run_id"])) for p in sweep["points"]]
 
 
+def logged(paths: Any) -> int:
+    """Committed train/loss points of a run (0 before its first flush)."""
+    got = read_metrics(paths.metrics_zarr) if paths.metrics_zarr.exists() else {}
+    return len(got.get("train/loss", []))
+
+
 FAST = ["task._target_=launch_tasks.stepper", "train.steps=20"]
 
 
@@ -178,24 +184,9 @@ def test_requeued_task_resumes_the_same_run_without_duplicates(
     job_id = sweep["points"][0]["job_id"]
     paths = Store(store).run_paths("example", sweep["points"][0]["run_id"])
 
-    def logged() -> int:
-        got = read_metrics(paths.metrics_zarr) if paths.metrics_zarr.exists() else {}
-        return len(got.get("train/loss", []))
-
-    poll(lambda: logged() >= 20, timeout=120, message="the task to log 20 steps")
+    poll(lambda: logged(paths) >= 20, timeout=120, message="the task to log 20 steps")
     subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
-
-    def pending() -> bool:
-        out = subprocess.run(
-            ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True
-        )
-        return out.stdout.strip() == "PENDING"
-
-    # Slurm holds a requeued job for two minutes (BeginTime); let it start now
-    poll(pending, timeout=60, message="the requeued job to be pending")
-    subprocess.run(
-        ["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, capture_output=True
-    )
+    _start_now_when_pending(job_id)
     poll(
         lambda: Store(store).read_record(paths).status is RunStatus.COMPLETED,
         timeout=240,
@@ -269,11 +260,7 @@ def test_preemption_signal_requeues_and_resumes_with_the_task_state(
     job_id = sweep["points"][0]["job_id"]
     paths = Store(store).run_paths("example", sweep["points"][0]["run_id"])
 
-    def logged() -> int:
-        got = read_metrics(paths.metrics_zarr) if paths.metrics_zarr.exists() else {}
-        return len(got.get("train/loss", []))
-
-    poll(lambda: logged() >= 20, timeout=120, message="the task to log 20 steps")
+    poll(lambda: logged(paths) >= 20, timeout=120, message="the task to log 20 steps")
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
     poll(
         lambda: Store(store).read_record(paths).status is RunStatus.PREEMPTED,
