@@ -48,3 +48,7 @@ class ConfigError(HpclabError):
 class SchedulerError(HpclabError):
     """The scheduler could not be asked or told something (a Slurm command is missing,
     failed or timed out; an invalid job id); the message names the command."""
+
+
+class CatalogError(HpclabError):
+    """The catalog cannot be built or queried (another indexer holds it, bad SQL)."""

@@ -110,3 +110,15 @@ def test_cluster_status_reports_the_dev_cluster(slurm_cluster: str) -> None:
     assert "slurmctld: running" in out.stdout and "idle" in out.stdout
     env = hpclab_cmd("cluster", "env")
     assert env.stdout.strip() == f"export SLURM_CONF={slurm_cluster}"
+
+
+def test_readme_documents_the_catalog_schema() -> None:
+    from hpclab.catalog.schema import TABLES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Schema reference", 1)[1]
+    for table, columns in TABLES.items():
+        line = next((ln for ln in section.splitlines() if ln.startswith(f"**`{table}`**")), None)
+        assert line is not None, f"README schema reference lacks table {table}"
+        for c in columns:
+            assert f"`{c.name}` ({c.type.lower()}" in line, f"README lacks {table}.{c.name}"

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="hpclab")
 
 
+from hpclab.cli import catalog as _catalog  # noqa: E402
 from hpclab.cli import jobs as _jobs  # noqa: E402
 from hpclab.cli import launching as _launching  # noqa: E402
 from hpclab.cli import runs as _runs  # noqa: E402
@@ -69,5 +70,8 @@ cli.add_command(_jobs.status)
 cli.add_command(_jobs.cancel)
 cli.add_command(_launching.preflight)
 cli.add_command(_launching.cluster)
+cli.add_command(_catalog.index)
+cli.add_command(_catalog.sql)
+cli.add_command(_catalog.note)
 
 __all__ = ["cli", "main"]

@@ -10,6 +10,11 @@ file names under the store root; the tracker, indexer, site and restore all use 
     <root>/<project>/hypotheses/<id>.yaml
     <root>/<project>/objects/sha256/<ab>/<rest>     content-addressed artifact files
     <root>/<project>/.keys/<key> -> <run_id>         claims: Slurm task or launcher key -> run
+    <root>/.catalog/                                 derived (hpclab index): deletable, rebuilt
+        manifest.json                                the published version: table -> file
+        tables/<table>.<generation>.parquet          small tables, a new file per version
+        metrics/<project>/<run_id>.<generation>.parquet   one run's metrics
+        indexer.lock                                 held by the one running indexer
 """
 
 from __future__ import annotations
@@ -183,6 +188,29 @@ class Store:
             for p in self.root.iterdir()
             if (p / "runs").is_dir() and PROJECT_RE.match(p.name)
         )
+
+    # -- catalog (derived from everything above; deleting it loses nothing) ----------------
+    @property
+    def catalog_dir(self) -> Path:
+        return self.root / ".catalog"
+
+    @property
+    def catalog_manifest(self) -> Path:
+        """The published version of the catalog: which file holds each table."""
+        return self.catalog_dir / "manifest.json"
+
+    def catalog_table(self, table: str, generation: int) -> Path:
+        return self.catalog_dir / "tables" / f"{table}.{generation:08d}.parquet"
+
+    def catalog_metrics_dir(self) -> Path:
+        return self.catalog_dir / "metrics"
+
+    def catalog_metrics(self, project: str, run_id: str, generation: int) -> Path:
+        return self.catalog_metrics_dir() / project / f"{run_id}.{generation:08d}.parquet"
+
+    @property
+    def catalog_lock(self) -> Path:
+        return self.catalog_dir / "indexer.lock"
 
     # -- runs ---------------------------------------------------------------------
     def run_paths(self, project: str, run_id: str) -> RunPaths:

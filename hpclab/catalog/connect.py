@@ -1,0 +1,47 @@
+"""Reading the catalog: an in-memory DuckDB whose tables are views over the Parquet files
+of the published catalog version.
+
+DuckDB allows one read-write process or many read-only ones on a database file, never
+both, and file locks are unreliable on shared filesystems. So the catalog is not a
+database file: the indexer (the only writer) writes new Parquet files and publishes them
+by replacing ``manifest.json``; every reader opens its own in-memory DuckDB over the files
+the manifest named when it connected. Readers take no lock, never block the indexer, and
+see one consistent version of every table. Superseded files are kept for a grace period
+(5 minutes): connect again to see newer data (each ``hpclab sql`` call does).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hpclab.catalog.manifest import read_manifest
+from hpclab.catalog.schema import SMALL_TABLES, empty_select
+from hpclab.store import Store
+
+
+def connect(store: Store | str | os.PathLike[str] | None = None) -> Any:
+    """A DuckDB connection with the catalog's tables (``runs``, ``metrics``,
+    ``metric_summary``, ``features``, ...) as views. Empty tables before the first index."""
+    import duckdb
+
+    store = store if isinstance(store, Store) else Store.resolve(store)
+    manifest = read_manifest(store)
+    con = duckdb.connect()
+    for table in SMALL_TABLES:
+        path = manifest.table_path(store, table)
+        if path is not None:
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{_q(path)}')")
+        else:
+            con.execute(f"CREATE VIEW {table} AS {empty_select(table)}")
+    files = manifest.metric_paths(store)
+    if files:
+        listed = ", ".join(f"'{_q(p)}'" for p in files)
+        con.execute(f"CREATE VIEW metrics AS SELECT * FROM read_parquet([{listed}])")
+    else:
+        con.execute(f"CREATE VIEW metrics AS {empty_select('metrics')}")
+    return con
+
+
+def _q(path: Any) -> str:
+    return str(path).replace("'", "''")

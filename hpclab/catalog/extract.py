@@ -1,0 +1,173 @@
+"""What one run contributes to the catalog, read from its files.
+
+Everything here is a pure function of the run directory: the indexer calls it for runs
+whose fingerprint changed, and a cold index on a fresh catalog gets the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpclab.store import RunPaths, RunRecord, Store
+from hpclab.store.atomic import read_json, read_yaml
+from hpclab.store.record import parse_iso
+
+# The files whose sizes and mtimes make a run's fingerprint (metrics: the commit record,
+# which the writer replaces after every flush).
+FINGERPRINT_FILES = (
+    "run.json",
+    "config.yaml",
+    "overrides.yaml",
+    "notes.yaml",
+    "artifacts.json",
+    "snapshot/code.json",
+    "snapshot/datasets.json",
+    "metrics.zarr/zarr.json",
+)
+
+
+def fingerprint(paths: RunPaths) -> str:
+    """A cheap change detector: ``size:mtime_ns`` of each file that feeds the catalog."""
+    parts = []
+    for rel in FINGERPRINT_FILES:
+        try:
+            st = os.stat(paths.dir / rel)
+        except OSError:
+            parts.append("-")
+            continue
+        parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+@dataclass
+class RunRows:
+    """Rows of the small tables for one run (metric rows live in the run's Parquet)."""
+
+    record: RunRecord
+    runs: dict[str, Any]
+    features: list[tuple[str, str, float | None]] = field(default_factory=list)
+    artifacts: list[tuple[str, str, int]] = field(default_factory=list)
+    datasets: list[tuple[str, str | None, str | None, int | None, int | None, str]] = field(
+        default_factory=list
+    )
+    notes: tuple[list[str], str, str | None] | None = None
+
+
+def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
+    """Parse one run's files (raises StoreError naming the file when one is malformed)."""
+    record = store.read_record(paths)
+    runs = _run_row(record, paths)
+    rows = RunRows(record=record, runs=runs)
+    if paths.config_yaml.exists():
+        rows.features = list(flatten_features(read_yaml(paths.config_yaml)))
+    if paths.artifacts_manifest.exists():
+        for a in _list(read_json(paths.artifacts_manifest)):
+            rows.artifacts.append(
+                (str(a.get("path")), str(a.get("sha256")), int(a.get("size") or 0))
+            )
+    if paths.datasets_json.exists():
+        for d in _list(read_json(paths.datasets_json)):
+            rows.datasets.append(
+                (
+                    str(d.get("name")),
+                    d.get("path"),
+                    d.get("sha256"),
+                    d.get("size"),
+                    d.get("n_files"),
+                    json.dumps(_schemas(d), sort_keys=True),
+                )
+            )
+    if paths.notes_yaml.exists():
+        notes = read_yaml(paths.notes_yaml) or {}
+        if isinstance(notes, Mapping):
+            tags = [str(t) for t in notes.get("tags") or []]
+            rows.notes = (tags, str(notes.get("text") or ""), notes.get("updated_at"))
+            runs["tags"] = sorted(set(runs["tags"]) | set(tags))
+    return rows
+
+
+def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
+    sched = record.scheduler or {}
+    submission = record.extra.get("submission") or {}
+    job_id = None
+    if sched.get("array_job_id") and sched.get("array_task_id") is not None:
+        job_id = f"{sched['array_job_id']}_{sched['array_task_id']}"
+    job_id = job_id or sched.get("job_id") or submission.get("job_id")
+    code: dict[str, Any] = {}
+    if paths.code_json.exists():
+        try:
+            loaded = read_json(paths.code_json)
+            code = loaded if isinstance(loaded, dict) else {}
+        except Exception:
+            code = {}
+    started = parse_iso(record.started_at)
+    ended = parse_iso(record.ended_at) or parse_iso(record.heartbeat_at)
+    state = record.extra.get("scheduler_state") or {}
+    return {
+        "name": record.name,
+        "stored_status": record.status.value,
+        "sweep_id": record.sweep_id,
+        "sweep_index": record.extra.get("sweep_index"),
+        "parent": record.parent,
+        "tags": list(record.tags),
+        "created_at": record.created_at,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "heartbeat_at": record.heartbeat_at,
+        "heartbeat_interval": record.heartbeat_interval,
+        "duration_s": (ended - started) if started is not None and ended is not None else None,
+        "attempt": record.attempt,
+        "step": record.step if record.step >= 0 else None,
+        "host": record.host,
+        "user": record.user,
+        "scheduler": sched.get("kind") or submission.get("scheduler"),
+        "job_id": job_id,
+        "array_job_id": sched.get("array_job_id") or submission.get("array_job_id"),
+        "array_task_id": sched.get("array_task_id"),
+        "scheduler_state": state.get("state") if isinstance(state, Mapping) else None,
+        "error_type": (record.error or {}).get("type"),
+        "error_message": (record.error or {}).get("message"),
+        "git_commit": code.get("commit"),
+        "git_dirty": code.get("is_dirty"),
+        "dir": str(paths.dir),
+    }
+
+
+def flatten_features(config: Any, prefix: str = "") -> Iterator[tuple[str, str, float | None]]:
+    """(path, JSON value, numeric value) for every leaf of a config: ``optim.lr``,
+    ``layers[1]``; empty dicts and lists are leaves too."""
+    if isinstance(config, Mapping) and config:
+        for key, value in config.items():
+            yield from flatten_features(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(config, list) and config:
+        for i, value in enumerate(config):
+            yield from flatten_features(value, f"{prefix}[{i}]")
+    elif prefix:
+        num = None
+        if isinstance(config, (int, float)) and not isinstance(config, bool):
+            num = float(config)
+        yield prefix, json.dumps(config, sort_keys=True, default=str), num
+
+
+def _list(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _schemas(dataset: Mapping[str, Any]) -> Any:
+    files = dataset.get("files") or []
+    return [
+        f.get("schema") for f in files if isinstance(f, dict) and f.get("schema")
+    ] or dataset.get("schema")
+
+
+def finite_or_nan(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out

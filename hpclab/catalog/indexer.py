@@ -1,0 +1,482 @@
+"""The indexer: the one writer of the catalog.
+
+Idempotent and restart-safe, after aim's index manager (STYLE 7): each run has a cheap
+fingerprint (sizes and mtimes of the files that feed the catalog), kept in the ``runs``
+table; a pass re-reads only runs whose fingerprint changed, and only the new tail of their
+metric arrays. A run that cannot be read (truncated JSON, bad YAML, a missing chunk) is
+reported once with its path and skipped, keeping what was indexed of it before; it is
+read again when its files change. Publishing replaces Parquet files atomically, so
+readers never wait for the indexer and never see half a table.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpclab.catalog.extract import RunRows, extract_run, fingerprint
+from hpclab.catalog.manifest import GRACE_SECONDS, Manifest, read_manifest, relative, write_manifest
+from hpclab.catalog.parquet import write_table
+from hpclab.catalog.project_config import ProjectConfig, load_project_config
+from hpclab.catalog.run_metrics import Agg, index_run_metrics
+from hpclab.catalog.schema import SMALL_TABLES, TABLES
+from hpclab.errors import CatalogError, HpclabError
+from hpclab.store import RunRecord, RunStatus, Store
+from hpclab.store.atomic import read_json
+
+
+@dataclass
+class Entry:
+    """What the catalog holds of one run."""
+
+    fingerprint: str
+    rows: RunRows | None
+    aggs: dict[str, Agg] = field(default_factory=dict)
+    metrics_file: str | None = None  # path under .catalog of the run's metrics
+
+
+@dataclass
+class PassReport:
+    """What one indexing pass did."""
+
+    scanned: int = 0
+    indexed: int = 0
+    removed: int = 0
+    errors: int = 0
+    published: bool = False
+    seconds: float = 0.0
+
+
+class Indexer:
+    """Builds and keeps ``<store>/.catalog`` current. One per store at a time (a lock)."""
+
+    def __init__(self, store: Store, *, warn: Callable[[str], None] | None = None) -> None:
+        import duckdb
+
+        self.store = store
+        self.con = duckdb.connect()
+        self.entries: dict[tuple[str, str], Entry] = {}
+        self.failed: dict[tuple[str, str], str] = {}  # run -> fingerprint that failed
+        self.projects: dict[str, ProjectConfig] = {}
+        self._published_status: dict[tuple[str, str], str] = {}
+        self._warn = warn or (lambda msg: print(f"hpclab: warning: {msg}", file=sys.stderr))
+        self._reported: set[str] = set()
+        self._lock_fd: int | None = None
+        self.generation = 1  # of the files this pass writes; the manifest publishes them
+        self.published_tables: dict[str, str] = {}
+        self.superseded: list[tuple[Path, float]] = []  # deleted after the grace period
+        self.grace = GRACE_SECONDS
+
+    # -- lifetime ---------------------------------------------------------------------
+    def __enter__(self) -> Indexer:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        """Take the indexer lock, or raise CatalogError naming the holder."""
+        self.store.catalog_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.store.catalog_lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise CatalogError(f"another indexer is running on this store ({holder})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        self._lock_fd = fd
+        self._load()
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- indexing ---------------------------------------------------------------------
+    def index(self, runs: list[tuple[str, str]] | None = None) -> PassReport:
+        """One pass over every run (or just ``runs``); publish if anything changed."""
+        start = time.perf_counter()
+        report = PassReport()
+        if self._lock_fd is None:
+            raise CatalogError("the indexer lock is not held (use Indexer as a context manager)")
+        self.projects = {p: self._project_config(p) for p in self.store.projects()}
+        seen: set[tuple[str, str]] = set()
+        targets = (
+            runs if runs is not None else [(p, paths.id) for p, paths in self.store.iter_runs()]
+        )
+        changed = False
+        for project, run_id in targets:
+            key = (project, run_id)
+            paths = self.store.run_paths(project, run_id)
+            if not paths.exists():
+                continue
+            seen.add(key)
+            report.scanned += 1
+            fp = fingerprint(paths)
+            entry = self.entries.get(key)
+            if entry is not None and entry.fingerprint == fp:
+                continue
+            if self.failed.get(key) == fp:
+                continue  # reported already; read again when its files change
+            if self._index_run(project, run_id, paths, fp):
+                report.indexed += 1
+                changed = True
+            else:
+                report.errors += 1
+        if runs is None:
+            for key in [k for k in self.entries if k not in seen]:
+                self._remove(key)
+                report.removed += 1
+                changed = True
+        if self._statuses_changed() or changed or not self._published():
+            self.publish()
+            report.published = True
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _index_run(self, project: str, run_id: str, paths: Any, fp: str) -> bool:
+        key = (project, run_id)
+        previous = self.entries.get(key)
+        try:
+            rows = extract_run(self.store, project, paths)
+        except Exception as e:  # a half-written or corrupt run must not stop the indexer
+            self._report(f"{paths.dir}: skipped, unreadable ({_one_line(e)})")
+            self.failed[key] = fp
+            return False
+        aggs = previous.aggs if previous else {}
+        old_file = previous.metrics_file if previous else None
+        out = self.store.catalog_metrics(project, run_id, self.generation)
+        try:
+            aggs, written = index_run_metrics(
+                self.con,
+                out,
+                self.store.catalog_dir / old_file if old_file else None,
+                paths.metrics_zarr,
+                project,
+                run_id,
+                rows.record.created_at,
+            )
+        except Exception as e:
+            self._report(f"{paths.metrics_zarr}: metrics not indexed ({_one_line(e)})")
+            self.failed[key] = fp
+            self.entries[key] = Entry("", rows, aggs, old_file)
+            return False
+        new_file = old_file
+        if written:
+            new_file = relative(self.store, out)
+            if old_file and old_file != new_file:
+                self.superseded.append((self.store.catalog_dir / old_file, time.time()))
+        self.failed.pop(key, None)
+        self.entries[key] = Entry(fp, rows, aggs, new_file)
+        return True
+
+    def _remove(self, key: tuple[str, str]) -> None:
+        entry = self.entries.pop(key, None)
+        if entry is not None and entry.metrics_file:
+            self.superseded.append((self.store.catalog_dir / entry.metrics_file, time.time()))
+
+    def _report(self, message: str) -> None:
+        if message not in self._reported:
+            self._reported.add(message)
+            self._warn(message)
+
+    def _project_config(self, project: str) -> ProjectConfig:
+        try:
+            return load_project_config(self.store.project_yaml(project))
+        except HpclabError as e:
+            self._report(str(e))
+            return ProjectConfig()
+
+    # -- publishing -------------------------------------------------------------------
+    def _published(self) -> bool:
+        return bool(self.published_tables)
+
+    def _effective(self) -> dict[tuple[str, str], tuple[str, bool]]:
+        now = time.time()
+        out = {}
+        for key, entry in self.entries.items():
+            if entry.rows is not None:
+                out[key] = effective_status(entry.rows.runs, now)
+        return out
+
+    def _statuses_changed(self) -> bool:
+        current = {k: v[0] for k, v in self._effective().items()}
+        return current != self._published_status
+
+    def publish(self) -> None:
+        """Rewrite every small table from memory (each replaced atomically)."""
+        effective = self._effective()
+        tables: dict[str, list[tuple[Any, ...]]] = {t: [] for t in SMALL_TABLES}
+        for (project, run_id), entry in sorted(self.entries.items()):
+            rows = entry.rows
+            if rows is None:
+                continue
+            status, stale = effective[(project, run_id)]
+            r = dict(rows.runs)
+            r.update(
+                project=project,
+                run_id=run_id,
+                status=status,
+                stale=stale,
+                n_metrics=len(entry.aggs),
+                fingerprint=entry.fingerprint,
+            )
+            tables["runs"].append(tuple(r.get(c.name) for c in TABLES["runs"]))
+            for path, value, num in rows.features:
+                tables["features"].append((project, run_id, path, value, num))
+            for a in rows.artifacts:
+                tables["artifacts"].append((project, run_id, *a))
+            for d in rows.datasets:
+                tables["datasets"].append((project, run_id, *d))
+            if rows.notes is not None:
+                tables["notes"].append((project, run_id, *rows.notes))
+            config = self.projects.get(project) or ProjectConfig()
+            for name, agg in sorted(entry.aggs.items()):
+                tables["metric_summary"].append(_summary_row(project, run_id, name, agg, config))
+        for project in self.store.projects():
+            for sweep in _sweeps(self.store, project, self._report):
+                tables["sweeps"].append(sweep[0])
+                tables["sweep_points"].extend(sweep[1])
+        for table, table_rows in tables.items():
+            names = [c.name for c in TABLES[table]]
+            columns: dict[str, Any] = {
+                n: [row[i] for row in table_rows] for i, n in enumerate(names)
+            }
+            if table == "metric_summary":  # keep NaN/inf: numeric columns as float64
+                for n in ("last", "best", "mean", "min", "max", "key_value"):
+                    columns[n] = np.array(columns[n], dtype=np.float64)
+            table_file = self.store.catalog_table(table, self.generation)
+            write_table(self.con, table_file, table, columns)
+            old = self.published_tables.get(table)
+            if old and old != relative(self.store, table_file):
+                self.superseded.append((self.store.catalog_dir / old, time.time()))
+            self.published_tables[table] = relative(self.store, table_file)
+        manifest = Manifest(
+            generation=self.generation,
+            tables=dict(self.published_tables),
+            metrics={
+                f"{p}/{r}": e.metrics_file
+                for (p, r), e in sorted(self.entries.items())
+                if e.metrics_file and e.rows is not None
+            },
+        )
+        write_manifest(self.store, manifest)  # the publish: readers switch here
+        self.generation += 1
+        self._published_status = {k: v[0] for k, v in effective.items()}
+        self._collect_garbage()
+
+    def _collect_garbage(self, *, now: float | None = None) -> None:
+        """Delete superseded files once no reader that connected before can need them."""
+        now = time.time() if now is None else now
+        keep = []
+        for path, since in self.superseded:
+            if now - since >= self.grace:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+            else:
+                keep.append((path, since))
+        self.superseded = keep
+
+    # -- restart ------------------------------------------------------------------------
+    def _load(self) -> None:
+        """Start from what the catalog already holds: unchanged runs are not read again.
+        Files no manifest names are leftovers (a killed indexer's, or superseded ones):
+        they go after the grace period, counted from their mtime."""
+        manifest = read_manifest(self.store)
+        self.generation = manifest.generation + 1
+        if manifest.tables:
+            try:
+                self.entries = load_entries(self.con, self.store, manifest)
+                self.published_tables = dict(manifest.tables)
+            except Exception as e:  # a damaged catalog is rebuilt, not trusted
+                self._report(f"{self.store.catalog_dir}: rebuilding the catalog ({_one_line(e)})")
+                self.entries = {}
+                self.published_tables = {}
+        named = {self.store.catalog_dir / rel for rel in manifest.tables.values()}
+        named |= {self.store.catalog_dir / rel for rel in manifest.metrics.values()}
+        for path in self.store.catalog_dir.glob("*/**/*"):
+            if path.is_file() and path not in named:
+                try:
+                    self.superseded.append((path, path.stat().st_mtime))
+                except FileNotFoundError:
+                    pass
+        self._collect_garbage()
+
+
+def effective_status(run: dict[str, Any], now: float) -> tuple[str, bool]:
+    """(status, stale) as readers should see it: a running run with a stale heartbeat
+    shows how the scheduler says it ended, or ``lost`` when nothing says."""
+    from hpclab.launch.scheduler.base import run_status_of
+
+    stored = str(run["stored_status"])
+    if stored != RunStatus.RUNNING.value:
+        return stored, False
+    probe = RunRecord(
+        id="-",
+        project="-",
+        status=RunStatus.RUNNING,
+        heartbeat_at=run.get("heartbeat_at"),
+        heartbeat_interval=float(run.get("heartbeat_interval") or 30.0),
+    )
+    if not probe.is_stale(now):
+        return stored, False
+    ended = run_status_of(run.get("scheduler_state") or "")
+    if ended is not None and ended.is_final:
+        return ended.value, True
+    return "lost", True
+
+
+def _summary_row(
+    project: str, run_id: str, name: str, agg: Agg, config: ProjectConfig
+) -> tuple[Any, ...]:
+    direction = config.direction(name)
+    best = (agg.max if direction == "maximize" else agg.min) if agg.n_finite else math.nan
+    mn = agg.min if agg.n_finite else math.nan
+    mx = agg.max if agg.n_finite else math.nan
+    key = config.key(name)
+    key_value = math.nan
+    if key is not None:
+        key_value = {"last": agg.last, "best": best, "mean": agg.mean}[key.aggregation]
+    return (
+        project,
+        run_id,
+        name,
+        agg.last,
+        best,
+        agg.mean,
+        mn,
+        mx,
+        agg.length,
+        agg.last_step,
+        direction,
+        key_value,
+        key is not None,
+    )
+
+
+def _sweeps(
+    store: Store, project: str, report: Callable[[str], None]
+) -> list[tuple[Any, list[Any]]]:
+    out: list[tuple[Any, list[Any]]] = []
+    d = store.sweeps_dir(project)
+    if not d.is_dir():
+        return out
+    for path in sorted(d.glob("*.json")):
+        try:
+            sweep = read_json(path)
+            row = (
+                project,
+                sweep["id"],
+                sweep.get("status"),
+                sweep.get("launcher"),
+                sweep.get("job_id"),
+                int(sweep.get("n_points") or len(sweep.get("points", []))),
+                sweep.get("created_at"),
+                " ".join(sweep.get("argv") or []),
+            )
+            points = [
+                (
+                    project,
+                    sweep["id"],
+                    int(p["index"]),
+                    p.get("run_id"),
+                    " ".join(p.get("overrides") or []),
+                    p.get("job_id"),
+                )
+                for p in sweep.get("points", [])
+            ]
+        except Exception as e:
+            if path.stat().st_size:  # an empty file is a sweep id being claimed
+                report(f"{path}: skipped, unreadable sweep record ({_one_line(e)})")
+            continue
+        out.append((row, points))
+    return out
+
+
+def load_entries(con: Any, store: Store, manifest: Manifest) -> dict[tuple[str, str], Entry]:
+    """Rebuild the in-memory entries from the published tables and the runs' metric files."""
+    from hpclab.catalog.parquet import read_kv
+    from hpclab.catalog.run_metrics import FORMAT
+
+    def rows_of(table: str) -> list[tuple[Any, ...]]:
+        path = manifest.table_path(store, table)
+        if path is None or not path.exists():
+            return []
+        cols = ", ".join(
+            f"strftime(\"{c.name}\", '%Y-%m-%dT%H:%M:%S.%f+00:00')"
+            if c.type == "TIMESTAMP"
+            else f'"{c.name}"'
+            for c in TABLES[table]
+        )
+        return con.execute(f"SELECT {cols} FROM read_parquet(?)", [str(path)]).fetchall()
+
+    entries: dict[tuple[str, str], Entry] = {}
+    names = [c.name for c in TABLES["runs"]]
+    for row in rows_of("runs"):
+        r = dict(zip(names, row, strict=True))
+        key = (r["project"], r["run_id"])
+        record = RunRecord(
+            id=r["run_id"],
+            project=r["project"],
+            status=RunStatus(r["stored_status"]),
+            created_at=r["created_at"],
+        )
+        runs = {
+            k: v
+            for k, v in r.items()
+            if k not in ("project", "run_id", "status", "stale", "n_metrics", "fingerprint")
+        }
+        runs["tags"] = list(runs.get("tags") or [])
+        entries[key] = Entry(fingerprint=r["fingerprint"], rows=RunRows(record=record, runs=runs))
+    for project, run_id, path, value, num in rows_of("features"):
+        if (project, run_id) in entries:
+            entries[(project, run_id)].rows.features.append((path, value, num))  # type: ignore[union-attr]
+    for project, run_id, *a in rows_of("artifacts"):
+        if (project, run_id) in entries:
+            entries[(project, run_id)].rows.artifacts.append(tuple(a))  # type: ignore[union-attr]
+    for project, run_id, *d in rows_of("datasets"):
+        if (project, run_id) in entries:
+            entries[(project, run_id)].rows.datasets.append(tuple(d))  # type: ignore[union-attr]
+    for project, run_id, tags, text, updated in rows_of("notes"):
+        if (project, run_id) in entries:
+            entries[(project, run_id)].rows.notes = (list(tags or []), text, updated)  # type: ignore[union-attr]
+    for (project, run_id), entry in entries.items():
+        rel = manifest.metrics.get(f"{project}/{run_id}")
+        path = store.catalog_dir / rel if rel else None
+        kv = read_kv(con, path) if path is not None and path.exists() else None
+        if kv and kv.get("format") == FORMAT:
+            entry.aggs = {n: Agg.from_json(a) for n, a in kv.get("series", {}).items()}
+            entry.metrics_file = rel
+        elif int(entry.rows.runs.get("step") or -1) >= 0:  # type: ignore[union-attr]
+            entry.fingerprint = ""  # metrics expected but not indexed: read the run again
+    return entries
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def index_store(store: Store) -> PassReport:
+    """``hpclab index``: one pass, holding the lock."""
+    with Indexer(store) as indexer:
+        return indexer.index()
+
+
+__all__ = ["Entry", "Indexer", "PassReport", "effective_status", "index_store"]

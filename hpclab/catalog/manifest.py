@@ -1,0 +1,74 @@
+"""The catalog's manifest: which Parquet file holds each table in the published version.
+
+Catalog files are never rewritten in place. A DuckDB query opens a Parquet file more than
+once (its schema when the query is bound, its row groups when it runs), so a file renamed
+over between the two would be read with the old footer and the new contents. Instead each
+version of a table gets a new file, the manifest (replaced atomically) says which files
+make the current version, and superseded files are deleted only after a grace period.
+A reader reads the manifest once per connection: it sees one consistent version of every
+table, even while the indexer publishes the next.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hpclab.store import Store
+from hpclab.store.atomic import write_json_atomic
+
+FORMAT = 1
+# Superseded files stay this long, so connections opened before a publish keep working.
+GRACE_SECONDS = 300.0
+
+
+@dataclass
+class Manifest:
+    generation: int = 0
+    tables: dict[str, str] = field(default_factory=dict)  # table -> path under .catalog
+    metrics: dict[str, str] = field(default_factory=dict)  # "project/run_id" -> path
+    published_at: float = 0.0
+
+    def table_path(self, store: Store, table: str) -> Path | None:
+        rel = self.tables.get(table)
+        return store.catalog_dir / rel if rel else None
+
+    def metric_paths(self, store: Store) -> list[Path]:
+        return [store.catalog_dir / rel for rel in sorted(self.metrics.values())]
+
+
+def read_manifest(store: Store) -> Manifest:
+    """The published manifest; an empty one when nothing was published (or it is damaged,
+    which a new index repairs)."""
+    try:
+        data = json.loads(store.catalog_manifest.read_bytes())
+    except (OSError, ValueError):
+        return Manifest()
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return Manifest()
+    return Manifest(
+        generation=int(data.get("generation", 0)),
+        tables=dict(data.get("tables") or {}),
+        metrics=dict(data.get("metrics") or {}),
+        published_at=float(data.get("published_at") or 0.0),
+    )
+
+
+def write_manifest(store: Store, manifest: Manifest) -> None:
+    manifest.published_at = time.time()
+    write_json_atomic(
+        store.catalog_manifest,
+        {
+            "format": FORMAT,
+            "generation": manifest.generation,
+            "published_at": manifest.published_at,
+            "tables": manifest.tables,
+            "metrics": manifest.metrics,
+        },
+    )
+
+
+def relative(store: Store, path: Path) -> str:
+    return str(path.relative_to(store.catalog_dir))

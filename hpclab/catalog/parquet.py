@@ -1,0 +1,101 @@
+"""Writing catalog files: Parquet through DuckDB, replaced atomically.
+
+Readers (``connect()``, the site, ``hpclab sql``) open the files while the indexer
+rewrites them; a temporary file renamed over the old one means a reader sees the old or
+the new file, never half of one, and never takes a lock the indexer needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpclab.catalog.schema import TABLES, quote
+from hpclab.store.atomic import TMP_PREFIX
+
+KV_KEY = "hpclab"
+
+
+def write_table(
+    con: Any,
+    path: Path,
+    table: str,
+    columns: Mapping[str, Sequence[Any] | np.ndarray],
+    *,
+    kv: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``columns`` (one array per schema column) as ``path``, cast to the schema."""
+    data = {c.name: _array(columns[c.name]) for c in TABLES[table]}
+    exprs = []
+    for c in TABLES[table]:
+        expr = _cast(quote(c.name), c.type)
+        arr = data[c.name]
+        if arr.dtype.kind == "f" and np.isnan(arr).any():
+            # DuckDB reads NaN in a NumPy column as NULL (pandas' convention); metrics keep
+            # NaN, so it travels as a mask and comes back as a real NaN
+            data[f"{c.name}__nan"] = np.isnan(arr)
+            expr = f"CASE WHEN {quote(c.name + '__nan')} THEN CAST('NaN' AS DOUBLE) ELSE {expr} END"
+        exprs.append(f"{expr} AS {quote(c.name)}")
+    select = ", ".join(exprs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # not *.parquet: readers glob metrics/*/*.parquet and must never see a half-written file
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    options = "FORMAT parquet, COMPRESSION zstd"
+    if kv:
+        meta = json.dumps(dict(kv)).replace("'", "''")
+        options += f", KV_METADATA {{{KV_KEY}: '{meta}'}}"
+    try:
+        con.register("_hpclab_data", data)
+        con.execute(f"COPY (SELECT {select} FROM _hpclab_data) TO '{_sql_path(tmp)}' ({options})")
+        con.unregister("_hpclab_data")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_kv(con: Any, path: Path) -> dict[str, Any] | None:
+    """hpclab's key-value metadata of a Parquet file, or None (missing, unreadable)."""
+    try:
+        rows = con.execute(
+            "SELECT value FROM parquet_kv_metadata(?) WHERE key = ?", [str(path), KV_KEY]
+        ).fetchall()
+    except Exception:
+        return None
+    if not rows:
+        return None
+    raw = rows[0][0]
+    try:
+        value = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _array(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _cast(col: str, sql_type: str) -> str:
+    if sql_type == "TIMESTAMP":
+        # ISO strings with an offset -> UTC timestamps
+        return f"timezone('UTC', CAST({col} AS TIMESTAMPTZ))"
+    return f"CAST({col} AS {sql_type})"
+
+
+def _sql_path(path: str) -> str:
+    return path.replace("'", "''")

@@ -1,0 +1,118 @@
+"""``hpclab index``, ``hpclab sql`` and ``hpclab note``: the catalog from the command line."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from hpclab.errors import CatalogError
+from hpclab.store import Store
+from hpclab.store.atomic import read_yaml, write_yaml_atomic
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+@click.command()
+@click.pass_obj
+def index(store: Store) -> None:
+    """Index the store into the catalog once (incremental: only changed runs are read).
+
+    Example: hpclab --store /shared/hpclab index
+    """
+    from hpclab.catalog.indexer import index_store
+
+    report = index_store(store)
+    click.echo(
+        f"indexed {report.indexed} of {report.scanned} run(s) in {report.seconds:.2f} s"
+        + (f", {report.errors} unreadable (see warnings)" if report.errors else "")
+        + (f", {report.removed} removed" if report.removed else "")
+    )
+
+
+@click.command()
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write to this file instead of stdout (required for parquet).",
+)
+@click.option("--max-rows", type=int, default=100, show_default=True, help="Rows shown as a table.")
+@click.pass_obj
+def sql(store: Store, query: str, fmt: str, output: str | None, max_rows: int) -> None:
+    """Run a SQL query on the catalog (DuckDB), while hpclab watch keeps indexing.
+
+    Example: hpclab sql "SELECT run_id, last FROM metric_summary ORDER BY last LIMIT 5"
+    """
+    import duckdb
+
+    from hpclab.catalog.connect import connect
+
+    con = connect(store)
+    try:
+        rel = con.sql(query)
+    except duckdb.Error as e:
+        raise CatalogError(f"SQL: {str(e).strip().splitlines()[0]}") from None
+    if rel is None:
+        return
+    try:
+        if fmt == "table" and output is None:
+            rel.show(max_rows=max_rows, max_width=200)
+            return
+        if fmt == "parquet" and output is None:
+            raise CatalogError("--format parquet needs --output FILE")
+        target = output or "/dev/stdout"
+        options = {
+            "csv": "FORMAT csv, HEADER",
+            "json": "FORMAT json, ARRAY true",
+            "parquet": "FORMAT parquet",
+            "table": "FORMAT csv, HEADER, DELIMITER '\t'",
+        }[fmt]
+        path = str(Path(target)).replace("'", "''")
+        con.execute(f"COPY ({query}) TO '{path}' ({options})")
+    except duckdb.Error as e:
+        raise CatalogError(f"SQL: {str(e).strip().splitlines()[0]}") from None
+    finally:
+        sys.stdout.flush()
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--tag", "tags", multiple=True, help="Add a tag (PUBLISH, BAD, ...).")
+@click.option("--untag", "untags", multiple=True, help="Remove a tag.")
+@click.option("--text", default=None, help="Set the free-text note (replaces it).")
+@click.option("--append", "append", default=None, help="Append a line to the note.")
+@click.option("--project", "-p", default=None)
+@click.pass_obj
+def note(
+    store: Store,
+    run_id: str,
+    tags: tuple[str, ...],
+    untags: tuple[str, ...],
+    text: str | None,
+    append: str | None,
+    project: str | None,
+) -> None:
+    """Tag a run or write a note about it (kept in the run's notes.yaml).
+
+    Example: hpclab note 20261122-143501-k3x9 --tag PUBLISH --append "best so far"
+    """
+    _, paths = store.find_run(run_id, project)
+    current = read_yaml(paths.notes_yaml) if paths.notes_yaml.exists() else {}
+    if not isinstance(current, dict):
+        raise CatalogError(f"{paths.notes_yaml}: expected a mapping")
+    new_tags = [t for t in current.get("tags") or [] if t not in untags]
+    new_tags += [t for t in tags if t not in new_tags]
+    body = str(current.get("text") or "")
+    if text is not None:
+        body = text
+    if append:
+        body = f"{body}\n{append}" if body else append
+    doc = {"tags": new_tags, "text": body, "updated_at": datetime.now(tz=timezone.utc).isoformat()}
+    write_yaml_atomic(paths.notes_yaml, doc)
+    click.echo(f"{run_id}: tags {', '.join(new_tags) or '(none)'}")

@@ -1,0 +1,323 @@
+"""The catalog's chunk reader returns exactly what the zarr API reads, and fails cleanly."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+from numcodecs.zstd import compress as zstd_compress
+
+from hpclab.catalog import metrics_reader
+from hpclab.catalog.metrics_reader import read_run_metrics, read_series
+from hpclab.errors import StoreError
+from hpclab.tracking.metrics import (
+    MetricSeries,
+    MetricWriter,
+    encode_metric_name,
+    read_commit,
+    read_metrics,
+)
+
+NAMES = ("train/loss", "lr", "odd values")
+
+
+def rows(s: MetricSeries) -> np.ndarray:
+    return np.column_stack([s.step, s.value, s.wall_time])
+
+
+def reference(path: Path) -> dict[str, np.ndarray]:
+    return {name: rows(s) for name, s in read_metrics(path).items()}
+
+
+def assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert got.keys() == want.keys()
+    for name in want:
+        assert got[name].dtype == np.float64 and got[name].shape == want[name].shape, name
+        assert np.array_equal(got[name], want[name], equal_nan=True), name
+
+
+def value(name: str, i: int) -> float:
+    if name == "odd values":  # NaN and infinities are stored as they are
+        return (math.nan, math.inf, -math.inf, -0.0, 1e308, 5e-324)[i % 6]
+    return 1.0 / (i + 1) if name == "train/loss" else i * 1e-3
+
+
+def write(path: Path, n: int, *, chunk_rows: int, flush_every: int = 0) -> MetricWriter:
+    """``n`` steps of every metric, flushed every ``flush_every`` steps (0: at the end)."""
+    w = MetricWriter(path, chunk_rows=chunk_rows)
+    for i in range(n):
+        w.log({name: value(name, i) for name in NAMES}, step=3 * i)
+        if flush_every and (i + 1) % flush_every == 0:
+            assert w.flush()
+    assert w.flush()
+    return w
+
+
+def array_dir(path: Path, name: str) -> Path:
+    return path / encode_metric_name(name)
+
+
+# -- same results as the zarr API ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("chunk_rows", "n", "flush_every"),
+    [
+        (7, 1, 0),  # less than a chunk
+        (7, 6, 0),
+        (7, 7, 0),  # exactly one chunk
+        (7, 14, 0),  # exact multiples
+        (7, 15, 4),  # several chunks, tail chunk rewritten by each flush
+        (7, 50, 3),
+        (1, 9, 2),  # one row per chunk
+        (16, 100, 0),
+        (4096, 5000, 1000),  # the default layout
+        (4096, 8192, 0),
+    ],
+)
+def test_same_as_zarr_api(weird_tmp_path: Path, chunk_rows: int, n: int, flush_every: int) -> None:
+    path = weird_tmp_path / "metrics.zarr"
+    write(path, n, chunk_rows=chunk_rows, flush_every=flush_every)
+    want = reference(path)
+    assert all(len(v) == n for v in want.values())
+    assert_same(read_run_metrics(path), want)
+    # the fast path really ran on the writer's arrays
+    layout = metrics_reader._layout(os.fspath(array_dir(path, "lr")))
+    assert layout.chunk_rows == chunk_rows
+
+
+@pytest.mark.parametrize(("chunk_rows", "n"), [(5, 23), (4, 16), (4096, 4100)])
+def test_start_anywhere(tmp_path: Path, chunk_rows: int, n: int) -> None:
+    path = tmp_path / "metrics.zarr"
+    write(path, n, chunk_rows=chunk_rows)
+    want = reference(path)
+    starts = sorted({0, 1, chunk_rows - 1, chunk_rows, chunk_rows + 1, n - 1, n, n + 3})
+    for start in starts:
+        for name in NAMES:
+            got = read_series(array_dir(path, name), n, start)
+            assert np.array_equal(got, want[name][start:], equal_nan=True), (name, start)
+            # and any committed prefix of it
+            got = read_series(array_dir(path, name), n - 1, start)
+            assert np.array_equal(got, want[name][start : n - 1], equal_nan=True)
+        since = dict.fromkeys(NAMES, start)
+        got_all = read_run_metrics(path, since=since)
+        assert_same(got_all, {k: v[start:] for k, v in want.items()})
+
+
+def test_since_is_per_metric_and_unknown_names_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.zarr"
+    write(path, 30, chunk_rows=8)
+    want = reference(path)
+    got = read_run_metrics(path, since={"lr": 17, "train/loss": 30, "not a metric": 5})
+    assert np.array_equal(got["lr"], want["lr"][17:])
+    assert got["train/loss"].shape == (0, 3)
+    assert np.array_equal(got["odd values"], want["odd values"], equal_nan=True)
+    # past the committed length (the store was replaced): nothing, not an error
+    assert read_run_metrics(path, since={"lr": 99})["lr"].shape == (0, 3)
+
+
+def test_incremental_tail_after_append(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.zarr"
+    write(path, 20, chunk_rows=8)
+    since = {n: int(i["length"]) for n, i in read_commit(path)["series"].items()}
+    read_run_metrics(path)  # cache the layout of every array
+    w = MetricWriter(path, chunk_rows=8)  # a resumed writer appends after the commit
+    for i in range(20, 27):
+        w.log({name: value(name, i) for name in NAMES}, step=3 * i)
+    assert w.flush()
+    got = read_run_metrics(path, since=since)
+    want = reference(path)
+    assert_same(got, {k: v[20:] for k, v in want.items()})
+    assert all(len(v) == 7 for v in got.values())
+
+
+def test_empty_cases(tmp_path: Path) -> None:
+    assert read_run_metrics(tmp_path / "never written.zarr") == {}
+    # nothing to read: no file is touched, not even the metadata
+    assert read_series(tmp_path / "missing", 0).shape == (0, 3)
+    path = tmp_path / "metrics.zarr"
+    write(path, 3, chunk_rows=4)
+    assert read_series(array_dir(path, "lr"), 3, 3).shape == (0, 3)
+    with pytest.raises(ValueError):
+        read_series(array_dir(path, "lr"), 3, -1)
+
+
+def test_small_tail_is_not_a_view_of_whole_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.zarr"
+    write(path, 4100, chunk_rows=4096)
+    tail = read_series(array_dir(path, "lr"), 4100, 4095)
+    assert tail.shape == (5, 3) and tail.base is None and tail.flags.c_contiguous
+
+
+# -- rows past the committed length ----------------------------------------------------------
+@pytest.mark.parametrize(("chunk_rows", "n", "extra"), [(4, 10, 7), (8, 8, 8), (4096, 100, 5000)])
+def test_uncommitted_rows_are_never_returned(
+    tmp_path: Path, chunk_rows: int, n: int, extra: int
+) -> None:
+    path = tmp_path / "metrics.zarr"
+    write(path, n, chunk_rows=chunk_rows)
+    want = reference(path)
+    # a writer killed after resizing and writing data, before its commit
+    for name in NAMES:
+        arr = zarr.open_array(store=str(array_dir(path, name)), mode="r+")
+        arr.resize((n + extra, 3))
+        arr[n:] = np.full((extra, 3), -7.0)
+    assert read_commit(path)["series"]["lr"]["length"] == n
+    assert_same(read_run_metrics(path), want)
+    for start in (0, n - 1, n):
+        got = read_series(array_dir(path, "lr"), n, start)
+        assert np.array_equal(got, want["lr"][start:])
+    # resized but killed before any data was written: fill values past the commit
+    arr = zarr.open_array(store=str(array_dir(path, "lr")), mode="r+")
+    arr.resize((n + 2 * extra, 3))
+    assert_same(read_run_metrics(path), want)
+
+
+# -- the general path for other layouts ------------------------------------------------------
+def make_foreign_store(path: Path, data: dict[str, np.ndarray], **array_kwargs: Any) -> None:
+    """A metrics store written with zarr directly, in a layout our writer does not use."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    series: dict[str, Any] = {}
+    for name, block in data.items():
+        enc = encode_metric_name(name)
+        arr = group.create_array(name=enc, shape=block.shape, dtype="float64", **array_kwargs)
+        arr[:] = block
+        series[name] = {"array": enc, "length": len(block), "last_step": int(block[-1, 0])}
+    group.attrs.put({"hpclab": {"format": 1, "columns": ["step", "value", "wall_time"],
+                                "seq": 1, "series": series}})  # fmt: skip
+
+
+def sample_rows(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    block = np.column_stack([np.arange(n) * 2.0, rng.normal(size=n), 1.7e9 + np.arange(n)])
+    block[::7, 1] = np.nan
+    block[3::11, 1] = np.inf
+    return block
+
+
+@pytest.mark.parametrize(
+    "array_kwargs",
+    [
+        {"chunks": (5, 3), "compressors": [zarr.codecs.GzipCodec(level=1)]},
+        {"chunks": (5, 3), "compressors": None},
+        {"chunks": (6, 3), "serializer": zarr.codecs.BytesCodec(endian="big")},
+        {"chunks": (5, 3), "chunk_key_encoding": {"name": "default", "separator": "."}},
+        {"chunks": (4, 1)},  # columns in separate chunks
+        {"chunks": (8, 3), "shards": (16, 3)},  # sharded
+    ],
+    ids=["gzip", "uncompressed", "big-endian", "dot-keys", "column-chunks", "sharded"],
+)
+def test_other_layouts_fall_back_to_zarr(
+    weird_tmp_path: Path, array_kwargs: dict[str, Any]
+) -> None:
+    path = weird_tmp_path / "metrics.zarr"
+    data = {"a/b": sample_rows(23, 1), "c": sample_rows(16, 2)}
+    make_foreign_store(path, data, **array_kwargs)
+    assert metrics_reader._layout(os.fspath(path / "c")).chunk_rows == 0
+    want = reference(path)
+    assert_same(read_run_metrics(path), want)
+    assert_same(read_run_metrics(path, since={"a/b": 7}), {"a/b": want["a/b"][7:], "c": want["c"]})
+    got = read_series(path / encode_metric_name("a/b"), 12, 3)
+    assert np.array_equal(got, data["a/b"][3:12], equal_nan=True)
+
+
+def test_zstd_level_and_checksum_keep_the_fast_path(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.zarr"
+    data = {"x": sample_rows(30, 3)}
+    make_foreign_store(
+        path,
+        data,
+        chunks=(8, 3),
+        compressors=[zarr.codecs.ZstdCodec(level=9, checksum=True)],
+        fill_value=np.nan,
+    )
+    assert metrics_reader._layout(os.fspath(path / "x")).chunk_rows == 8
+    assert_same(read_run_metrics(path), reference(path))
+
+
+def test_layout_change_is_noticed(tmp_path: Path) -> None:
+    """The metadata cache keys on the file's identity: a rewritten array is re-parsed."""
+    path = tmp_path / "metrics.zarr"
+    write(path, 40, chunk_rows=4)
+    read_run_metrics(path)
+    shutil.rmtree(path)
+    write(path, 40, chunk_rows=16)
+    assert_same(read_run_metrics(path), reference(path))
+    assert metrics_reader._layout(os.fspath(array_dir(path, "lr"))).chunk_rows == 16
+
+
+# -- damaged stores ------------------------------------------------------------------------------
+def damaged(tmp_path: Path) -> tuple[Path, Path]:
+    path = tmp_path / "metrics.zarr"
+    write(path, 20, chunk_rows=8)
+    return path, array_dir(path, "train/loss")
+
+
+def test_missing_chunk_names_the_file(weird_tmp_path: Path) -> None:
+    path, arr = damaged(weird_tmp_path)
+    chunk = arr / "c" / "1" / "0"
+    chunk.unlink()
+    with pytest.raises(StoreError, match="chunk missing") as e:
+        read_run_metrics(path)
+    assert str(chunk) in str(e.value)
+    # a read that does not need that chunk still works
+    assert len(read_series(arr, 20, 16)) == 4
+
+
+def test_truncated_chunk_names_the_file(tmp_path: Path) -> None:
+    path, arr = damaged(tmp_path)
+    chunk = arr / "c" / "0" / "0"
+    raw = chunk.read_bytes()
+    chunk.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(StoreError, match="corrupt chunk") as e:
+        read_run_metrics(path)
+    assert str(chunk) in str(e.value)
+
+
+@pytest.mark.parametrize("rows_in_chunk", [5, 9])
+def test_wrong_size_chunk_names_the_file(tmp_path: Path, rows_in_chunk: int) -> None:
+    path, arr = damaged(tmp_path)
+    chunk = arr / "c" / "2" / "0"
+    chunk.write_bytes(zstd_compress(np.zeros((rows_in_chunk, 3)).tobytes(), 1))
+    with pytest.raises(StoreError, match="decodes to") as e:
+        read_run_metrics(path)
+    assert str(chunk) in str(e.value)
+
+
+def test_garbage_chunk_and_metadata(tmp_path: Path) -> None:
+    path, arr = damaged(tmp_path)
+    (arr / "c" / "0" / "0").write_bytes(b"not zstd at all")
+    with pytest.raises(StoreError, match="corrupt chunk"):
+        read_run_metrics(path)
+    (arr / "zarr.json").write_text("{ broken")
+    with pytest.raises(StoreError, match="not valid JSON") as e:
+        read_run_metrics(path)
+    assert str(arr / "zarr.json") in str(e.value)
+    (arr / "zarr.json").unlink()
+    with pytest.raises(StoreError, match="metadata is missing"):
+        read_run_metrics(path)
+
+
+def test_commit_longer_than_array_is_an_error(tmp_path: Path) -> None:
+    path, arr = damaged(tmp_path)
+    zarr.open_array(store=str(arr), mode="r+").resize((10, 3))
+    with pytest.raises(StoreError, match="fewer than the 20 committed"):
+        read_run_metrics(path)
+
+
+@pytest.mark.parametrize("bad", ["../elsewhere", "", "..", "a/b", 7])
+def test_commit_cannot_point_outside_the_store(tmp_path: Path, bad: object) -> None:
+    import json
+
+    path, _ = damaged(tmp_path)
+    meta = path / "zarr.json"
+    doc = json.loads(meta.read_text())
+    doc["attributes"]["hpclab"]["series"]["lr"]["array"] = bad
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(StoreError, match="invalid array") as e:
+        read_run_metrics(path)
+    assert str(meta) in str(e.value)
