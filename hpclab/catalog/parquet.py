@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +23,43 @@ from hpclab.store.atomic import TMP_PREFIX
 KV_KEY = "hpclab"
 
 
+@dataclass(frozen=True)
+class Codes:
+    """A string column given as small integer codes into ``labels`` (metric names): far
+    cheaper to build and to hand to DuckDB than 10,000s of Python strings."""
+
+    codes: np.ndarray
+    labels: tuple[str, ...]
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def write_table(
     con: Any,
     path: Path,
     table: str,
-    columns: Mapping[str, Sequence[Any] | np.ndarray],
+    columns: Mapping[str, Any],
     *,
     kv: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``columns`` (one array per schema column) as ``path``, cast to the schema."""
-    data = {c.name: _array(columns[c.name]) for c in TABLES[table]}
+    """Write ``columns`` as ``path``, cast to the schema. A column is an array or list, a
+    string (the same value in every row), or :class:`Codes`."""
+    data: dict[str, np.ndarray] = {}
     exprs = []
     for c in TABLES[table]:
+        value = columns[c.name]
+        if isinstance(value, str):
+            exprs.append(f"CAST({_literal(value)} AS {c.type}) AS {quote(c.name)}")
+            continue
+        if isinstance(value, Codes):
+            data[c.name] = value.codes
+            labels = ", ".join(_literal(v) for v in value.labels)
+            exprs.append(f"([{labels}])[{quote(c.name)} + 1] AS {quote(c.name)}")
+            continue
+        arr = data[c.name] = _array(value)
         expr = _cast(quote(c.name), c.type)
-        arr = data[c.name]
         if arr.dtype.kind == "f" and np.isnan(arr).any():
             # DuckDB reads NaN in a NumPy column as NULL (pandas' convention); metrics keep
             # NaN, so it travels as a mask and comes back as a real NaN
@@ -43,6 +67,8 @@ def write_table(
             expr = f"CASE WHEN {quote(c.name + '__nan')} THEN CAST('NaN' AS DOUBLE) ELSE {expr} END"
         exprs.append(f"{expr} AS {quote(c.name)}")
     select = ", ".join(exprs)
+    if not data:  # only constants: one row per... nothing to count rows by
+        raise ValueError("write_table needs at least one array column")
     path.parent.mkdir(parents=True, exist_ok=True)
     # not *.parquet: readers glob metrics/*/*.parquet and must never see a half-written file
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".tmp", dir=path.parent)

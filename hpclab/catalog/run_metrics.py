@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hpclab.catalog.parquet import read_kv, write_table
+from hpclab.catalog.parquet import Codes, read_kv, write_table
 from hpclab.tracking.metrics import read_commit
 
 FORMAT = 1
@@ -110,14 +110,16 @@ def index_run_metrics(
         return aggs, False
     for name, rows in tails.items():
         aggs.setdefault(name, Agg()).update(rows)
-    n = sum(len(rows) for rows in tails.values())
-    new = {
-        "project": np.full(n, project, dtype=object),
-        "run_id": np.full(n, run_id, dtype=object),
-        "name": _concat([np.full(len(r), name, dtype=object) for name, r in tails.items()], object),
-        "step": _concat([r[:, 0].astype(np.int64) for r in tails.values()], np.int64),
-        "value": _concat([r[:, 1] for r in tails.values()], np.float64),
-        "wall_time": _concat([r[:, 2] for r in tails.values()], np.float64),
+    labels = tuple(tails)
+    new: dict[str, Any] = {
+        "project": project,
+        "run_id": run_id,
+        "name": np.concatenate(
+            [np.full(len(r), i, dtype=np.int32) for i, r in enumerate(tails.values())]
+        ),
+        "step": np.concatenate([r[:, 0].astype(np.int64) for r in tails.values()]),
+        "value": np.concatenate([r[:, 1] for r in tails.values()]),
+        "wall_time": np.concatenate([r[:, 2] for r in tails.values()]),
     }
     kv_out = {
         "format": FORMAT,
@@ -125,18 +127,19 @@ def index_run_metrics(
         "series": {name: a.to_json() for name, a in aggs.items()},
     }
     if since and previous is not None:
-        old = con.execute("SELECT * FROM read_parquet(?)", [str(previous)]).fetchnumpy()
-        new = {k: np.concatenate([_as_array(old[k], new[k].dtype), new[k]]) for k in new}
+        # old rows + tail: the old file's name strings map into an extended label list
+        old = con.execute(
+            "SELECT name, step, value, wall_time FROM read_parquet(?)", [str(previous)]
+        ).fetchnumpy()
+        old_names = np.asarray(old["name"], dtype=object)
+        all_labels = tuple(dict.fromkeys([*np.unique(old_names).tolist(), *labels]))
+        index = {name: i for i, name in enumerate(all_labels)}
+        old_codes = np.fromiter((index[v] for v in old_names), np.int32, len(old_names))
+        remap = np.array([index[name] for name in labels], dtype=np.int32)
+        new["name"] = np.concatenate([old_codes, remap[new["name"]]])
+        for k in ("step", "value", "wall_time"):
+            new[k] = np.concatenate([np.asarray(old[k], dtype=new[k].dtype), new[k]])
+        labels = all_labels
+    new["name"] = Codes(new["name"], labels)
     write_table(con, out, "metrics", new, kv=kv_out)
     return aggs, True
-
-
-def _concat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
-
-
-def _as_array(values: Any, dtype: Any) -> np.ndarray:
-    arr = np.asarray(values)
-    if np.dtype(dtype).kind == "O":
-        return arr.astype(object)
-    return arr.astype(dtype)

@@ -76,11 +76,14 @@ def read_json(path: Path) -> Any:
         raise StoreError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+
+
 def read_yaml(path: Path) -> Any:
     """Read a YAML file; a malformed file is a :class:`StoreError` naming it."""
     try:
         with open(path, "rb") as f:
-            return yaml.safe_load(f.read())
+            return yaml.load(f.read(), Loader=_SafeLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
