@@ -34,9 +34,10 @@ FINGERPRINT_FILES = (
 def fingerprint(paths: RunPaths) -> str:
     """A cheap change detector: ``size:mtime_ns`` of each file that feeds the catalog."""
     parts = []
+    base = str(paths.dir) + os.sep
     for rel in FINGERPRINT_FILES:
         try:
-            st = os.stat(paths.dir / rel)
+            st = os.stat(base + rel)
         except OSError:
             parts.append("-")
             continue

@@ -16,6 +16,7 @@ import math
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,19 @@ class Entry:
     rows: RunRows | None
     aggs: dict[str, Agg] = field(default_factory=dict)
     metrics_file: str | None = None  # path under .catalog of the run's metrics
+
+
+@dataclass
+class _Outcome:
+    """What reading one run produced, applied to the indexer's state by the main thread."""
+
+    key: tuple[str, str]
+    fingerprint: str
+    rows: RunRows | None
+    aggs: dict[str, Agg]
+    old_file: str | None
+    new_file: str | None
+    error: str | None
 
 
 @dataclass
@@ -76,6 +90,10 @@ class Indexer:
         self.published_tables: dict[str, str] = {}
         self.superseded: list[tuple[Path, float]] = []  # deleted after the grace period
         self.grace = GRACE_SECONDS
+        self.workers = min(4, os.cpu_count() or 1)
+        self._local = threading.local()
+        self._dirty: set[str] = set()
+        self._sweeps_fp: tuple[Any, ...] = ()
 
     # -- lifetime ---------------------------------------------------------------------
     def __enter__(self) -> Indexer:
@@ -113,12 +131,15 @@ class Indexer:
         report = PassReport()
         if self._lock_fd is None:
             raise CatalogError("the indexer lock is not held (use Indexer as a context manager)")
-        self.projects = {p: self._project_config(p) for p in self.store.projects()}
+        projects = {p: self._project_config(p) for p in self.store.projects()}
+        if projects != self.projects:
+            self.projects = projects
+            self._dirty |= {"metric_summary"}
         seen: set[tuple[str, str]] = set()
         targets = (
             runs if runs is not None else [(p, paths.id) for p, paths in self.store.iter_runs()]
         )
-        changed = False
+        todo = []
         for project, run_id in targets:
             key = (project, run_id)
             paths = self.store.run_paths(project, run_id)
@@ -132,37 +153,66 @@ class Indexer:
                 continue
             if self.failed.get(key) == fp:
                 continue  # reported already; read again when its files change
-            if self._index_run(project, run_id, paths, fp):
+            todo.append((project, run_id, paths, fp))
+        for outcome in self._work_all(todo):
+            if self._apply(outcome):
                 report.indexed += 1
-                changed = True
             else:
                 report.errors += 1
         if runs is None:
             for key in [k for k in self.entries if k not in seen]:
                 self._remove(key)
                 report.removed += 1
-                changed = True
-        if self._statuses_changed() or changed or not self._published():
+        sweeps_fp = self._sweeps_fingerprint()
+        if sweeps_fp != self._sweeps_fp:
+            self._sweeps_fp = sweeps_fp
+            self._dirty |= {"sweeps", "sweep_points"}
+        if self._statuses_changed():
+            self._dirty.add("runs")
+        if self._dirty or not self._published():
             self.publish()
             report.published = True
         report.seconds = time.perf_counter() - start
         return report
 
-    def _index_run(self, project: str, run_id: str, paths: Any, fp: str) -> bool:
+    def _work_all(self, todo: list[tuple[str, str, Any, str]]) -> list[_Outcome]:
+        """Read the changed runs, in parallel threads when there are many (DuckDB's Parquet
+        writer and file reads release the GIL)."""
+        if len(todo) < 8 or self.workers < 2:
+            return [self._work(*t) for t in todo]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(lambda t: self._work(*t), todo))
+
+    def _cursor(self) -> Any:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self.con.cursor()
+        return cursor
+
+    def _work(self, project: str, run_id: str, paths: Any, fp: str) -> _Outcome:
+        """Read one run (no shared state is changed here: threads run this)."""
         key = (project, run_id)
         previous = self.entries.get(key)
+        old_file = previous.metrics_file if previous else None
+        aggs = previous.aggs if previous else {}
         try:
             rows = extract_run(self.store, project, paths)
         except Exception as e:  # a half-written or corrupt run must not stop the indexer
-            self._report(f"{paths.dir}: skipped, unreadable ({_one_line(e)})")
-            self.failed[key] = fp
-            return False
-        aggs = previous.aggs if previous else {}
-        old_file = previous.metrics_file if previous else None
+            return _Outcome(
+                key,
+                fp,
+                None,
+                aggs,
+                old_file,
+                old_file,
+                f"{paths.dir}: skipped, unreadable ({_one_line(e)})",
+            )
         out = self.store.catalog_metrics(project, run_id, self.generation)
         try:
             aggs, written = index_run_metrics(
-                self.con,
+                self._cursor(),
                 out,
                 self.store.catalog_dir / old_file if old_file else None,
                 paths.metrics_zarr,
@@ -171,23 +221,53 @@ class Indexer:
                 rows.record.created_at,
             )
         except Exception as e:
-            self._report(f"{paths.metrics_zarr}: metrics not indexed ({_one_line(e)})")
-            self.failed[key] = fp
-            self.entries[key] = Entry("", rows, aggs, old_file)
+            return _Outcome(
+                key,
+                fp,
+                rows,
+                aggs,
+                old_file,
+                old_file,
+                f"{paths.metrics_zarr}: metrics not indexed ({_one_line(e)})",
+            )
+        new_file = relative(self.store, out) if written else old_file
+        return _Outcome(key, fp, rows, aggs, old_file, new_file, None)
+
+    def _apply(self, o: _Outcome) -> bool:
+        previous = self.entries.get(o.key)
+        if o.rows is not None:
+            old_rows = previous.rows if previous else None
+            self._dirty |= {"runs", "metric_summary"}
+            for table in ("features", "artifacts", "datasets", "notes"):
+                if old_rows is None or getattr(old_rows, table) != getattr(o.rows, table):
+                    self._dirty.add(table)
+        if o.error is not None:
+            self._report(o.error)
+            self.failed[o.key] = o.fingerprint
+            if o.rows is not None:  # partially indexed: everything but the metrics
+                self.entries[o.key] = Entry("", o.rows, o.aggs, o.old_file)
             return False
-        new_file = old_file
-        if written:
-            new_file = relative(self.store, out)
-            if old_file and old_file != new_file:
-                self.superseded.append((self.store.catalog_dir / old_file, time.time()))
-        self.failed.pop(key, None)
-        self.entries[key] = Entry(fp, rows, aggs, new_file)
+        if o.old_file and o.new_file != o.old_file:
+            self.superseded.append((self.store.catalog_dir / o.old_file, time.time()))
+        self.failed.pop(o.key, None)
+        self.entries[o.key] = Entry(o.fingerprint, o.rows, o.aggs, o.new_file)
         return True
 
     def _remove(self, key: tuple[str, str]) -> None:
         entry = self.entries.pop(key, None)
+        self._dirty |= set(SMALL_TABLES) - {"sweeps", "sweep_points"}
         if entry is not None and entry.metrics_file:
             self.superseded.append((self.store.catalog_dir / entry.metrics_file, time.time()))
+
+    def _sweeps_fingerprint(self) -> tuple[Any, ...]:
+        out = []
+        for project in self.store.projects():
+            d = self.store.sweeps_dir(project)
+            if d.is_dir():
+                for e in sorted(os.scandir(d), key=lambda e: e.name):
+                    st = e.stat()
+                    out.append((project, e.name, st.st_size, st.st_mtime_ns))
+        return tuple(out)
 
     def _report(self, message: str) -> None:
         if message not in self._reported:
@@ -218,39 +298,50 @@ class Indexer:
         return current != self._published_status
 
     def publish(self) -> None:
-        """Rewrite every small table from memory (each replaced atomically)."""
+        """Write the small tables that changed (new files) and publish a new manifest."""
         effective = self._effective()
-        tables: dict[str, list[tuple[Any, ...]]] = {t: [] for t in SMALL_TABLES}
+        need = {t for t in SMALL_TABLES if t in self._dirty or t not in self.published_tables}
+        tables: dict[str, list[tuple[Any, ...]]] = {t: [] for t in need}
         for (project, run_id), entry in sorted(self.entries.items()):
             rows = entry.rows
             if rows is None:
                 continue
-            status, stale = effective[(project, run_id)]
-            r = dict(rows.runs)
-            r.update(
-                project=project,
-                run_id=run_id,
-                status=status,
-                stale=stale,
-                n_metrics=len(entry.aggs),
-                fingerprint=entry.fingerprint,
-            )
-            tables["runs"].append(tuple(r.get(c.name) for c in TABLES["runs"]))
-            for path, value, num in rows.features:
-                tables["features"].append((project, run_id, path, value, num))
-            for a in rows.artifacts:
-                tables["artifacts"].append((project, run_id, *a))
-            for d in rows.datasets:
-                tables["datasets"].append((project, run_id, *d))
-            if rows.notes is not None:
+            if "runs" in need:
+                status, stale = effective[(project, run_id)]
+                r = dict(rows.runs)
+                r.update(
+                    project=project,
+                    run_id=run_id,
+                    status=status,
+                    stale=stale,
+                    n_metrics=len(entry.aggs),
+                    fingerprint=entry.fingerprint,
+                )
+                tables["runs"].append(tuple(r.get(c.name) for c in TABLES["runs"]))
+            if "features" in need:
+                for path, value, num in rows.features:
+                    tables["features"].append((project, run_id, path, value, num))
+            if "artifacts" in need:
+                for a in rows.artifacts:
+                    tables["artifacts"].append((project, run_id, *a))
+            if "datasets" in need:
+                for d in rows.datasets:
+                    tables["datasets"].append((project, run_id, *d))
+            if "notes" in need and rows.notes is not None:
                 tables["notes"].append((project, run_id, *rows.notes))
-            config = self.projects.get(project) or ProjectConfig()
-            for name, agg in sorted(entry.aggs.items()):
-                tables["metric_summary"].append(_summary_row(project, run_id, name, agg, config))
-        for project in self.store.projects():
-            for sweep in _sweeps(self.store, project, self._report):
-                tables["sweeps"].append(sweep[0])
-                tables["sweep_points"].extend(sweep[1])
+            if "metric_summary" in need:
+                config = self.projects.get(project) or ProjectConfig()
+                for name, agg in sorted(entry.aggs.items()):
+                    tables["metric_summary"].append(
+                        _summary_row(project, run_id, name, agg, config)
+                    )
+        if "sweeps" in need or "sweep_points" in need:
+            tables.setdefault("sweeps", [])
+            tables.setdefault("sweep_points", [])
+            for project in self.store.projects():
+                for sweep in _sweeps(self.store, project, self._report):
+                    tables["sweeps"].append(sweep[0])
+                    tables["sweep_points"].extend(sweep[1])
         for table, table_rows in tables.items():
             names = [c.name for c in TABLES[table]]
             columns: dict[str, Any] = {
@@ -276,6 +367,7 @@ class Indexer:
         )
         write_manifest(self.store, manifest)  # the publish: readers switch here
         self.generation += 1
+        self._dirty = set()
         self._published_status = {k: v[0] for k, v in effective.items()}
         self._collect_garbage()
 

@@ -43,9 +43,11 @@ def write_table(
     columns: Mapping[str, Any],
     *,
     kv: Mapping[str, Any] | None = None,
+    prepend: Path | None = None,
 ) -> None:
     """Write ``columns`` as ``path``, cast to the schema. A column is an array or list, a
-    string (the same value in every row), or :class:`Codes`."""
+    string (the same value in every row), or :class:`Codes`. ``prepend``: a Parquet file
+    of the same table whose rows come first (appending without a round trip to Python)."""
     data: dict[str, np.ndarray] = {}
     exprs = []
     for c in TABLES[table]:
@@ -79,7 +81,10 @@ def write_table(
         options += f", KV_METADATA {{{KV_KEY}: '{meta}'}}"
     try:
         con.register("_hpclab_data", data)
-        con.execute(f"COPY (SELECT {select} FROM _hpclab_data) TO '{_sql_path(tmp)}' ({options})")
+        query = f"SELECT {select} FROM _hpclab_data"
+        if prepend is not None:
+            query = f"SELECT * FROM read_parquet('{_sql_path(str(prepend))}') UNION ALL {query}"
+        con.execute(f"COPY ({query}) TO '{_sql_path(tmp)}' ({options})")
         con.unregister("_hpclab_data")
         os.replace(tmp, path)
     except BaseException:

@@ -17,6 +17,7 @@ one is a ConfigError naming the file and the field.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class ProjectConfig:
         return next((km for km in self.key_metrics if km.name == metric), None)
 
 
+@functools.lru_cache(maxsize=65536)
 def _looks_maximized(metric: str) -> bool:
     leaf = metric.rsplit("/", 1)[-1].lower()
     return leaf.startswith(("acc", "f1", "auc", "precision", "recall", "reward", "return", "score"))

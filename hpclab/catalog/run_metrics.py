@@ -110,7 +110,6 @@ def index_run_metrics(
         return aggs, False
     for name, rows in tails.items():
         aggs.setdefault(name, Agg()).update(rows)
-    labels = tuple(tails)
     new: dict[str, Any] = {
         "project": project,
         "run_id": run_id,
@@ -126,20 +125,8 @@ def index_run_metrics(
         "run_created": run_created,
         "series": {name: a.to_json() for name, a in aggs.items()},
     }
-    if since and previous is not None:
-        # old rows + tail: the old file's name strings map into an extended label list
-        old = con.execute(
-            "SELECT name, step, value, wall_time FROM read_parquet(?)", [str(previous)]
-        ).fetchnumpy()
-        old_names = np.asarray(old["name"], dtype=object)
-        all_labels = tuple(dict.fromkeys([*np.unique(old_names).tolist(), *labels]))
-        index = {name: i for i, name in enumerate(all_labels)}
-        old_codes = np.fromiter((index[v] for v in old_names), np.int32, len(old_names))
-        remap = np.array([index[name] for name in labels], dtype=np.int32)
-        new["name"] = np.concatenate([old_codes, remap[new["name"]]])
-        for k in ("step", "value", "wall_time"):
-            new[k] = np.concatenate([np.asarray(old[k], dtype=new[k].dtype), new[k]])
-        labels = all_labels
-    new["name"] = Codes(new["name"], labels)
-    write_table(con, out, "metrics", new, kv=kv_out)
+    new["name"] = Codes(new["name"], tuple(tails))
+    # old rows + tail, appended inside DuckDB
+    prepend = previous if since and previous is not None else None
+    write_table(con, out, "metrics", new, kv=kv_out, prepend=prepend)
     return aggs, True
