@@ -55,9 +55,11 @@ def main() -> int:
             r = ix.index()
             times.append(time.perf_counter() - t)
             assert r.indexed == 1, r
-        print(f"one run changed (+100 steps x {len(names)} metrics), re-indexed: "
-              f"median {statistics.median(times) * 1000:.0f} ms over {args.repeats} "
-              f"(whole pass over {report.scanned} runs, publish included)")
+        print(
+            f"one run changed (+100 steps x {len(names)} metrics), re-indexed: "
+            f"median {statistics.median(times) * 1000:.0f} ms over {args.repeats} "
+            f"(whole pass over {report.scanned} runs, publish included)"
+        )
 
     metric = names[0]
     query = f"""
@@ -70,8 +72,10 @@ def main() -> int:
         t = time.perf_counter()
         result = connect(store).execute(query).fetchall()
         qtimes.append(time.perf_counter() - t)
-    print(f"best run per sweep by last {metric}: {len(result)} rows, median "
-          f"{statistics.median(qtimes) * 1000:.0f} ms (connect included)")
+    print(
+        f"best run per sweep by last {metric}: {len(result)} rows, median "
+        f"{statistics.median(qtimes) * 1000:.0f} ms (connect included)"
+    )
     return 0
 
 

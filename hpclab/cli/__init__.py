@@ -73,5 +73,6 @@ cli.add_command(_launching.cluster)
 cli.add_command(_catalog.index)
 cli.add_command(_catalog.sql)
 cli.add_command(_catalog.note)
+cli.add_command(_catalog.watch)
 
 __all__ = ["cli", "main"]

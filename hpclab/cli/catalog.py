@@ -116,3 +116,50 @@ def note(
     doc = {"tags": new_tags, "text": body, "updated_at": datetime.now(tz=timezone.utc).isoformat()}
     write_yaml_atomic(paths.notes_yaml, doc)
     click.echo(f"{run_id}: tags {', '.join(new_tags) or '(none)'}")
+
+
+@click.command()
+@click.option(
+    "--polling/--native",
+    default=None,
+    help="How to notice changes (default: polling on NFS/Lustre/GPFS, native elsewhere).",
+)
+@click.option(
+    "--interval",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Seconds between polls of unfinished runs (polling mode).",
+)
+@click.option(
+    "--full-every",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds between full reconciliation passes over every run.",
+)
+@click.pass_obj
+def watch(store: Store, polling: bool | None, interval: float, full_every: float) -> None:
+    """Keep the catalog current while runs train (Ctrl-C stops).
+
+    Example: hpclab --store /shared/hpclab watch --polling --interval 5
+    """
+    import threading
+
+    from hpclab.catalog.watch import Watcher
+
+    def on_pass(report: object) -> None:
+        indexed = getattr(report, "indexed", 0)
+        if indexed or getattr(report, "removed", 0):
+            stamp = datetime.now().strftime("%H:%M:%S")
+            click.echo(f"{stamp} indexed {indexed} run(s) in {getattr(report, 'seconds', 0):.2f} s")
+
+    watcher = Watcher(
+        store, polling=polling, interval=interval, full_every=full_every, on_pass=on_pass
+    )
+    click.echo(f"watching {store.root} ({watcher.mode}); catalog in {store.catalog_dir}")
+    stop = threading.Event()
+    try:
+        watcher.run(stop)
+    except KeyboardInterrupt:
+        stop.set()

@@ -1,0 +1,181 @@
+"""``hpclab watch``: keep the catalog current while runs train.
+
+Two ways to notice changes, chosen from the store's filesystem (``--polling`` and
+``--native`` override):
+
+* **native** (local filesystems): watchdog's inotify observer on the few directories
+  whose entries change when a run does: each project's ``runs/``, each run directory
+  (``run.json`` is replaced at every heartbeat and status change) and its
+  ``metrics.zarr/`` (the commit record is replaced after every flush). Not the whole tree:
+  a recursive watch would need one inotify watch per chunk directory. Events are
+  debounced, then only the runs they name are indexed.
+* **polling** (NFS, Lustre, GPFS, where inotify does not see other nodes' writes; watchdog's
+  PollingObserver would stat the whole tree every interval): every ``interval`` seconds,
+  list the ``runs/`` directories (new runs) and fingerprint only runs that are not finished
+  (a few stats each); a full reconciliation pass over every run runs every ``full_every``
+  seconds and catches the rest (notes on finished runs, deleted runs, sweeps).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hpclab.catalog.indexer import Indexer, PassReport
+from hpclab.fsinfo import filesystem_type, is_shared_filesystem
+from hpclab.store import Store
+from hpclab.store.record import FINAL_STATUSES
+
+FINAL = {s.value for s in FINAL_STATUSES}
+
+
+def choose_polling(path: Path) -> bool:
+    """Polling on shared filesystems (inotify misses other nodes' writes), native elsewhere."""
+    return is_shared_filesystem(filesystem_type(path))
+
+
+class Watcher:
+    """Runs indexing passes as the store changes, until ``stop`` is set."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        polling: bool | None = None,
+        interval: float = 2.0,
+        full_every: float = 60.0,
+        debounce: float = 0.2,
+        on_pass: Callable[[PassReport], None] | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.polling = choose_polling(store.root) if polling is None else polling
+        self.interval = interval
+        self.full_every = full_every
+        self.debounce = debounce
+        self.on_pass = on_pass or (lambda report: None)
+        self.indexer = Indexer(store, warn=warn)
+        self._changed: set[tuple[str, str]] = set()
+        self._changed_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._observer: Any = None
+        self._watched: set[str] = set()
+
+    @property
+    def mode(self) -> str:
+        return "polling" if self.polling else "native"
+
+    def run(self, stop: threading.Event) -> None:
+        """Index once in full, then keep the catalog current until ``stop`` is set."""
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        with self.indexer:
+            self._pass(None)
+            next_full = time.monotonic() + self.full_every
+            if not self.polling:
+                self._start_observer()
+            try:
+                while not stop.is_set():
+                    now = time.monotonic()
+                    if now >= next_full:
+                        self._pass(None)
+                        next_full = time.monotonic() + self.full_every
+                        continue
+                    if self.polling:
+                        stop.wait(min(self.interval, next_full - now))
+                        if not stop.is_set():
+                            self._pass(self._active_runs())
+                        continue
+                    if self._wake.wait(timeout=min(1.0, next_full - now)):
+                        stop.wait(self.debounce)  # let a burst of events settle
+                        self._wake.clear()
+                        new_runs = self._watch_runs()  # runs created before their watch
+                        with self._changed_lock:
+                            changed, self._changed = self._changed | new_runs, set()
+                        if changed:
+                            self._pass(sorted(changed))
+            finally:
+                if self._observer is not None:
+                    self._observer.stop()
+                    self._observer.join(5)
+
+    def _pass(self, runs: list[tuple[str, str]] | None) -> None:
+        report = self.indexer.index(runs)
+        if runs is None and not self.polling:
+            self._watch_runs()
+        self.on_pass(report)
+
+    # -- polling ---------------------------------------------------------------------
+    def _active_runs(self) -> list[tuple[str, str]]:
+        """Runs that may change: not finished, or not indexed yet (new directories)."""
+        out = []
+        for project in self.store.projects():
+            for run_id in self.store.run_ids(project):
+                entry = self.indexer.entries.get((project, run_id))
+                stored = entry.rows.runs.get("stored_status") if entry and entry.rows else None
+                if stored not in FINAL:
+                    out.append((project, run_id))
+        return out
+
+    # -- native ------------------------------------------------------------------------
+    def _start_observer(self) -> None:
+        from watchdog.observers import Observer
+
+        self._observer = Observer()
+        self._observer.start()
+        self._watch(self.store.root)
+        self._watch_runs()
+
+    def _watch_runs(self) -> set[tuple[str, str]]:
+        """Watch every project's runs/ and each run's directory and metrics store; return
+        the runs whose directory was not watched before (they may have changed unseen)."""
+        new: set[tuple[str, str]] = set()
+        if self._observer is None:
+            return new
+        for d in (self.store.root, *[self.store.project_dir(p) for p in self.store.projects()]):
+            self._watch(d)
+        for project in self.store.projects():
+            self._watch(self.store.runs_dir(project))
+            self._watch(self.store.sweeps_dir(project))
+            for run_id in self.store.run_ids(project):
+                paths = self.store.run_paths(project, run_id)
+                if self._watch(paths.dir):
+                    new.add((project, run_id))
+                self._watch(paths.metrics_zarr)
+        return new
+
+    def _watch(self, path: Path) -> bool:
+        key = str(path)
+        if key in self._watched or not path.is_dir():
+            return False
+        try:
+            self._observer.schedule(_Handler(self), key, recursive=False)
+        except OSError:  # vanished, or out of inotify watches: the full passes cover it
+            return False
+        self._watched.add(key)
+        return True
+
+    def _notice(self, path: str) -> None:
+        rel = os.path.relpath(path, self.store.root).split(os.sep)
+        if rel and rel[0].startswith("."):
+            return  # the catalog itself
+        if len(rel) >= 3 and rel[1] == "runs":
+            with self._changed_lock:
+                self._changed.add((rel[0], rel[2]))
+        self._wake.set()
+
+
+class _Handler:
+    """A watchdog event handler that hands paths to the watcher."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def dispatch(self, event: Any) -> None:
+        for attr in ("src_path", "dest_path"):
+            path = getattr(event, attr, None)
+            if path:
+                self.watcher._notice(os.fsdecode(path))

@@ -1,0 +1,90 @@
+"""hpclab watch: the catalog follows runs while they train, natively and by polling."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import poll
+
+import hpclab
+from hpclab.catalog.connect import connect
+from hpclab.catalog.watch import Watcher, choose_polling
+from hpclab.store import Store
+
+
+def rows(store: Path, run_id: str) -> int:
+    return (
+        connect(store)
+        .execute("SELECT count(*) FROM metrics WHERE run_id = ?", [run_id])
+        .fetchone()[0]
+    )
+
+
+def status(store: Path, run_id: str) -> str | None:
+    got = connect(store).execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    return got[0][0] if got else None
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["native", "polling"])
+def test_watch_follows_a_training_run(store_root: Path, polling: bool) -> None:
+    store = Store(store_root)
+    stop = threading.Event()
+    passes = []
+    watcher = Watcher(store, polling=polling, interval=0.1, full_every=3600, on_pass=passes.append)
+    thread = threading.Thread(target=watcher.run, args=(stop,))
+    thread.start()
+    try:
+        poll(lambda: passes, message="the first pass")
+        run = hpclab.Run(project="p", store=store_root, settings={"snapshot_env": False})
+        run.log({"loss": 1.0}, step=0)
+        run.flush()
+        poll(lambda: rows(store_root, run.id) == 1, message="the new run's first point")
+        assert status(store_root, run.id) == "running"
+        for s in range(1, 50):
+            run.log({"loss": 1.0 / (s + 1)}, step=s)
+        run.flush()
+        poll(lambda: rows(store_root, run.id) == 50, message="the new points")
+        run.finish()
+        poll(lambda: status(store_root, run.id) == "completed", message="the final status")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert watcher.mode == ("polling" if polling else "native")
+
+
+def test_shared_filesystems_poll() -> None:
+    assert choose_polling(Path("/proc")) is False  # proc: local, not shared
+    from hpclab.fsinfo import is_shared_filesystem
+
+    assert is_shared_filesystem("nfs4") and is_shared_filesystem("lustre")
+
+
+def test_watch_command_runs_until_interrupted(store_root: Path) -> None:
+    hpclab.init(project="p", store=store_root, settings={"snapshot_env": False}).finish()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hpclab",
+            "--store",
+            str(store_root),
+            "watch",
+            "--polling",
+            "--interval",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith(f"watching {store_root} (polling)")
+    assert "indexed 1 run(s)" in proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
+    assert status(store_root, Store(store_root).run_ids("p")[0]) == "completed"
