@@ -419,3 +419,49 @@ def test_a_connection_outlives_a_publish_and_old_files_are_collected(store_root:
         on_disk = {p for p in store.catalog_dir.glob("*/**/*.parquet")}
         assert on_disk == named, "only the published version's files remain"
     live.finish()
+
+
+def test_runs_list_top_and_compare(store_root: Path) -> None:
+    make_run(store_root, "a", 10, lr=0.1)
+    make_run(store_root, "b", 20, lr=0.01)
+    run = hpclab.Run(
+        project="p",
+        store=store_root,
+        run_id="c",
+        settings=NO_SNAP,
+        name="wide one",
+        config={"optim": {"lr": 0.1, "name": "adam"}, "layers": [64, 32], "seed": 1},
+    )
+    run.log({"train/loss": 0.05, "val/acc": 0.9}, step=0)
+    run.finish()
+    assert hpclab_cmd("note", "b", "--tag", "PUBLISH", store=store_root).returncode == 0
+
+    def listed(*args: str) -> list[str]:
+        out = hpclab_cmd("runs", "list", "--json", *args, store=store_root)
+        assert out.returncode == 0, out.stderr
+        return [json.loads(line)["id"] for line in out.stdout.splitlines()]
+
+    assert listed() == ["a", "b", "c"]
+    assert listed("--tag", "PUBLISH") == ["b"]
+    assert listed("--text", "WIDE") == ["c"]
+    assert listed("--where", "train/loss<0.6") == ["b", "c"]  # last: 1.0, 0.5, 0.05
+    assert listed("--where", "train/loss<0.6", "--where", "val/acc>0.5") == ["c"]
+    bad = hpclab_cmd("runs", "list", "--where", "loss~1", store=store_root)
+    assert bad.returncode == 1 and "--where 'loss~1'" in bad.stderr
+
+    out = hpclab_cmd("runs", "top", "--metric", "train/loss", store=store_root)
+    ranked = [line.split()[1] for line in out.stdout.splitlines()[1:]]
+    assert ranked == ["c", "b", "a"], out.stdout
+    out = hpclab_cmd("runs", "top", "--metric", "val/acc", "-n", "1", store=store_root)
+    assert out.stdout.splitlines()[1].split()[1] == "c", "accuracy is maximized"
+    missing = hpclab_cmd("runs", "top", "--metric", "nope", store=store_root)
+    assert missing.returncode == 1 and "metrics: train/loss, val/acc" in missing.stderr
+
+    out = hpclab_cmd("runs", "compare", "a", "c", store=store_root)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    diff_section = text.split("config differences:")[1]
+    assert "seed" in diff_section and "optim.lr" not in diff_section
+    assert any(ln.split()[:3] == ["train/loss", "1", "0.05"] for ln in text.splitlines())
+    nope = hpclab_cmd("runs", "compare", "a", "zzz", store=store_root)
+    assert nope.returncode == 1 and "zzz" in nope.stderr

@@ -12,7 +12,7 @@ import yaml
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
 from hpclab.tracking.metrics import read_metrics
-from hpclab.views import effective_status, run_rows
+from hpclab.views import effective_status
 
 
 @click.group()
@@ -25,23 +25,112 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--project", "-p", default=None, help="Only this project.")
+@click.option("--sweep", default=None, help="Only the points of this sweep.")
 @click.option("--status", "-s", default=None, help="Only runs with this status.")
+@click.option("--tag", "-t", default=None, help="Only runs with this tag.")
+@click.option("--text", default=None, help="Name, id or notes contain this text.")
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="METRIC<VALUE",
+    help="Last value bound, e.g. --where 'val/loss<0.1' (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
-def list_runs(store: Store, project: str | None, status: str | None, as_json: bool) -> None:
-    """List runs, oldest first.
+def list_runs(
+    store: Store,
+    project: str | None,
+    sweep: str | None,
+    status: str | None,
+    tag: str | None,
+    text: str | None,
+    where: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """List runs from the catalog (indexed first), oldest first.
 
-    Example: hpclab runs list --status running
+    Example: hpclab runs list --status completed --tag PUBLISH --where 'val/loss<0.1'
     """
-    rows = [r for r in run_rows(store, project) if status is None or r["status"] == status]
+    from hpclab.catalog import queries
+
+    bounds = [queries.parse_bound(w) for w in where]
+    rows = queries.list_runs(
+        queries.fresh(store),
+        project=project,
+        sweep=sweep,
+        status=status,
+        tag=tag,
+        text=text,
+        where=bounds,
+    )
     if as_json:
         for r in rows:
-            click.echo(json.dumps(r))
+            click.echo(json.dumps({**r, "id": r["run_id"]}, default=str))
         return
     if not rows:
-        click.echo(f"no runs in {store.root}")
+        click.echo(f"no matching runs in {store.root}")
         return
-    _table(rows, ["project", "id", "status", "name", "step", "started_at"])
+    _table(rows, ["project", "run_id", "status", "name", "sweep_id", "step", "started"])
+
+
+@runs.command("top")
+@click.option("--metric", "-m", required=True, help="Metric to rank by.")
+@click.option(
+    "--by",
+    "aggregation",
+    default="last",
+    show_default=True,
+    type=click.Choice(["last", "best", "mean"]),
+)
+@click.option("--project", "-p", default=None)
+@click.option("--sweep", default=None, help="Only the points of this sweep.")
+@click.option("--limit", "-n", default=10, show_default=True)
+@click.pass_obj
+def top(
+    store: Store, metric: str, aggregation: str, project: str | None, sweep: str | None, limit: int
+) -> None:
+    """The leaderboard: best runs by a metric, in its direction (project.yaml or by name).
+
+    Example: hpclab runs top --metric val/loss --sweep sweep-20261122-101500-k3x9
+    """
+    from hpclab.catalog import queries
+
+    rows = queries.top(
+        queries.fresh(store),
+        metric,
+        project=project,
+        sweep=sweep,
+        limit=limit,
+        aggregation=aggregation,
+    )
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+        r["value"] = _fmt(r["value"])
+    _table(rows, ["rank", "run_id", "value", "step", "status", "name", "sweep_id"])
+
+
+@runs.command("compare")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.pass_obj
+def compare(store: Store, run_ids: tuple[str, ...]) -> None:
+    """Metrics side by side (last values) and the config paths that differ.
+
+    Example: hpclab runs compare 20261122-143501-k3x9 20261122-143502-p7sh
+    """
+    from hpclab.catalog import queries
+
+    metrics, diffs = queries.compare(queries.fresh(store), list(run_ids))
+    for row in metrics:
+        for r in run_ids:
+            row[r] = _fmt(row[r]) if row.get(r) is not None else ""
+    click.echo("metrics (last value):")
+    _table(metrics, ["metric", *run_ids], indent="  ") if metrics else click.echo("  (none)")
+    click.echo("config differences:")
+    if diffs:
+        _table(diffs, ["path", *run_ids], indent="  ")
+    else:
+        click.echo("  (identical)")
 
 
 @runs.command("show")
@@ -115,6 +204,7 @@ def _fmt(value: float) -> str:
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], indent: str = "") -> None:
+    rows = [{c: ("" if r.get(c) is None else r.get(c)) for c in columns} for r in rows]
     widths = {
         c: max(len(c), *(len(str(r.get(c) if r.get(c) is not None else "")) for r in rows))
         for c in columns

@@ -1,0 +1,165 @@
+"""Queries behind ``hpclab runs list/top/compare``: plain SQL on the catalog."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from hpclab.errors import CatalogError, ConfigError
+from hpclab.store import Store
+
+_BOUND = re.compile(
+    r"^\s*(?P<metric>[^<>=!]+?)\s*(?P<op><=|>=|<|>|=|!=)\s*(?P<value>[-+0-9.eE]+|nan|inf)\s*$"
+)
+
+
+def fresh(store: Store) -> Any:
+    """A connection to the catalog, brought up to date first unless an indexer
+    (``hpclab watch``) is running, in which case it is current already."""
+    from hpclab.catalog.connect import connect
+    from hpclab.catalog.indexer import Indexer
+
+    if store.root.is_dir():
+        try:
+            with Indexer(store) as ix:
+                ix.index()
+        except CatalogError:
+            pass  # a watcher holds the lock and keeps the catalog current
+    return connect(store)
+
+
+@dataclass(frozen=True)
+class Bound:
+    metric: str
+    op: str
+    value: float
+
+
+def parse_bound(text: str) -> Bound:
+    """``val/loss<0.1`` -> Bound; a malformed bound is a ConfigError quoting it."""
+    m = _BOUND.match(text)
+    if not m:
+        raise ConfigError(f"--where {text!r}: expected METRIC<VALUE (operators < <= > >= = !=)")
+    return Bound(m["metric"], m["op"], float(m["value"]))
+
+
+def list_runs(
+    con: Any,
+    *,
+    project: str | None = None,
+    sweep: str | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    text: str | None = None,
+    where: list[Bound] | None = None,
+) -> list[dict[str, Any]]:
+    """Runs matching every filter, oldest first, with their step and key metrics."""
+    sql = [
+        "SELECT project, run_id, status, name, sweep_id, step, tags, "
+        "strftime(started_at, '%Y-%m-%d %H:%M:%S') AS started FROM runs r WHERE true"
+    ]
+    params: list[Any] = []
+    for column, value in (("project", project), ("sweep_id", sweep), ("status", status)):
+        if value is not None:
+            sql.append(f"AND {column} = ?")
+            params.append(value)
+    if tag is not None:
+        sql.append("AND list_contains(tags, ?)")
+        params.append(tag)
+    if text is not None:
+        sql.append(
+            "AND (contains(lower(coalesce(name, '')), lower(?)) OR contains(run_id, ?) "
+            "OR EXISTS (SELECT 1 FROM notes n WHERE n.project = r.project "
+            "AND n.run_id = r.run_id AND contains(lower(n.text), lower(?))))"
+        )
+        params += [text, text, text]
+    for b in where or []:
+        sql.append(
+            f"AND EXISTS (SELECT 1 FROM metric_summary s WHERE s.project = r.project AND "
+            f"s.run_id = r.run_id AND s.name = ? AND s.last {b.op} ?)"
+        )
+        params += [b.metric, b.value]
+    sql.append("ORDER BY run_id")
+    cur = con.execute(" ".join(sql), params)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def top(
+    con: Any,
+    metric: str,
+    *,
+    project: str | None = None,
+    sweep: str | None = None,
+    limit: int = 10,
+    aggregation: str = "last",
+) -> list[dict[str, Any]]:
+    """The best runs by ``metric`` (``last``, ``best`` or ``mean``), in its direction."""
+    if aggregation not in ("last", "best", "mean"):
+        raise ConfigError(f"--by {aggregation!r}: one of last, best, mean")
+    known = con.execute("SELECT count(*) FROM metric_summary WHERE name = ?", [metric]).fetchone()[
+        0
+    ]
+    if not known:
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT name FROM metric_summary ORDER BY name LIMIT 20"
+            ).fetchall()
+        ]
+        raise ConfigError(f"no run has metric {metric!r}; metrics: {', '.join(names) or '(none)'}")
+    sql = (
+        f"SELECT s.project, s.run_id, r.name, r.sweep_id, r.status, s.{aggregation} AS value, "
+        "s.last_step AS step, s.direction "
+        "FROM metric_summary s JOIN runs r USING (project, run_id) "
+        "WHERE s.name = ? AND NOT isnan(s.{agg})"
+    ).replace("{agg}", aggregation)
+    params: list[Any] = [metric]
+    if project:
+        sql += " AND s.project = ?"
+        params.append(project)
+    if sweep:
+        sql += " AND r.sweep_id = ?"
+        params.append(sweep)
+    sql += (
+        f" ORDER BY CASE WHEN s.direction = 'maximize' THEN -s.{aggregation} "
+        f"ELSE s.{aggregation} END LIMIT ?"
+    )
+    params.append(limit)
+    cur = con.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def compare(con: Any, run_ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(metrics side by side: one row per metric with each run's last value, config
+    differences: one row per config path whose value differs between the runs)."""
+    found = {
+        r[0]
+        for r in con.execute(
+            "SELECT run_id FROM runs WHERE list_contains(?, run_id)", [run_ids]
+        ).fetchall()
+    }
+    missing = [r for r in run_ids if r not in found]
+    if missing:
+        raise CatalogError(f"run(s) not in the catalog: {', '.join(missing)} (hpclab index?)")
+    metrics: dict[str, dict[str, Any]] = {}
+    for run_id, name, last in con.execute(
+        "SELECT run_id, name, last FROM metric_summary WHERE list_contains(?, run_id)", [run_ids]
+    ).fetchall():
+        metrics.setdefault(name, {"metric": name})[run_id] = last
+    config: dict[str, dict[str, Any]] = {}
+    for run_id, path, value in con.execute(
+        "SELECT run_id, path, value FROM features WHERE list_contains(?, run_id)", [run_ids]
+    ).fetchall():
+        config.setdefault(path, {"path": path})[run_id] = value
+    diffs = [row for row in config.values() if len({row.get(r) for r in run_ids}) > 1]
+    return [metrics[k] for k in sorted(metrics)], [
+        diffs_row for diffs_row in sorted(diffs, key=lambda r: r["path"])
+    ]
+
+
+def warn(message: str) -> None:
+    print(f"hpclab: warning: {message}", file=sys.stderr)
