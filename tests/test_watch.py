@@ -88,3 +88,40 @@ def test_watch_command_runs_until_interrupted(store_root: Path) -> None:
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) == 0
     assert status(store_root, Store(store_root).run_ids("p")[0]) == "completed"
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+def test_watch_asks_slurm_how_lost_runs_ended(store_root: Path) -> None:
+    """A run whose process died without a word (stale heartbeat) is shown as Slurm says it
+    ended, not as running or lost."""
+    job = subprocess.run(
+        ["sbatch", "--parsable", "--wrap", "sleep 60", "-o", "/dev/null"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        run = hpclab.Run(project="p", store=store_root, settings={"snapshot_env": False})
+        run._worker.stop()
+        run.finished = True  # the node died
+        store = Store(store_root)
+        rec = store.read_record(run.paths)
+        rec.heartbeat_at = "2020-01-01T00:00:00+00:00"
+        rec.scheduler = {"kind": "slurm", "job_id": job, "restart_count": 0}
+        store.write_record(run.paths, rec)
+    finally:
+        subprocess.run(["scancel", job], check=True)
+    stop = threading.Event()
+    watcher = Watcher(store, polling=True, interval=0.2, full_every=0.5)
+    thread = threading.Thread(target=watcher.run, args=(stop,))
+    thread.start()
+    try:
+        poll(
+            lambda: status(store_root, run.id) == "cancelled",
+            timeout=60,
+            message="the catalog to show the cancelled job",
+        )
+    finally:
+        stop.set()
+        thread.join(30)
+    assert store.read_record(run.paths).status.value == "cancelled"

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hpclab.catalog.indexer import Indexer, PassReport
+from hpclab.catalog.indexer import Indexer, PassReport, effective_status
 from hpclab.fsinfo import filesystem_type, is_shared_filesystem
 from hpclab.store import Store
 from hpclab.store.record import FINAL_STATUSES
@@ -104,9 +104,34 @@ class Watcher:
 
     def _pass(self, runs: list[tuple[str, str]] | None) -> None:
         report = self.indexer.index(runs)
-        if runs is None and not self.polling:
-            self._watch_runs()
+        if runs is None:
+            if not self.polling:
+                self._watch_runs()
+            if self._reconcile_lost():
+                report = self.indexer.index(None)
         self.on_pass(report)
+
+    def _reconcile_lost(self) -> bool:
+        """Ask the scheduler (one batched call) how runs with a stale heartbeat ended, so the
+        catalog shows that rather than ``lost``. Returns whether a record changed."""
+        lost: dict[str, list[str]] = {}
+        for (project, run_id), entry in self.indexer.entries.items():
+            if entry.rows is None:
+                continue
+            status, stale = effective_status(entry.rows.runs, time.time())
+            if stale and status == "lost":
+                lost.setdefault(project, []).append(run_id)
+        if not lost:
+            return False
+        from hpclab.launch.reconcile import reconcile
+
+        changed = False
+        for project, run_ids in lost.items():
+            try:
+                changed |= bool(reconcile(self.store, project, run_ids))
+            except Exception as e:  # no scheduler here, or it is down: try next full pass
+                self.indexer._report(f"could not ask the scheduler about lost runs ({e})")
+        return changed
 
     # -- polling ---------------------------------------------------------------------
     def _active_runs(self) -> list[tuple[str, str]]:
