@@ -184,6 +184,12 @@ def show(store: Store, run_id: str, project: str | None) -> None:
         desc = code.get("commit") or "source archive"
         dirty = " + uncommitted changes" if paths.code_patch.exists() else ""
         click.echo(f"code      {desc}{dirty}")
+    if paths.notes_yaml.exists():
+        notes = read_yaml(paths.notes_yaml) or {}
+        if notes.get("tags"):
+            click.echo(f"notes     tags: {', '.join(notes['tags'])}")
+        for line in str(notes.get("text") or "").splitlines():
+            click.echo(f"  {line}")
     if paths.artifacts_manifest.exists():
         arts = json.loads(paths.artifacts_manifest.read_text())
         click.echo(f"artifacts {len(arts)} file(s)")
