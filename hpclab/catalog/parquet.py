@@ -8,8 +8,6 @@ the new file, never half of one, and never takes a lock the indexer needs.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hpclab.catalog.schema import TABLES, quote
-from hpclab.store.atomic import TMP_PREFIX
+from hpclab.store.atomic import replacing
 
 KV_KEY = "hpclab"
 
@@ -72,27 +70,20 @@ def write_table(
     if not data:  # only constants: one row per... nothing to count rows by
         raise ValueError("write_table needs at least one array column")
     path.parent.mkdir(parents=True, exist_ok=True)
-    # not *.parquet: readers glob metrics/*/*.parquet and must never see a half-written file
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".tmp", dir=path.parent)
-    os.close(fd)
     options = "FORMAT parquet, COMPRESSION zstd"
     if kv:
         meta = json.dumps(dict(kv)).replace("'", "''")
         options += f", KV_METADATA {{{KV_KEY}: '{meta}'}}"
-    try:
+    query = f"SELECT {select} FROM _hpclab_data"
+    if prepend is not None:
+        query = f"SELECT * FROM read_parquet('{_sql_path(str(prepend))}') UNION ALL {query}"
+    # suffix not .parquet: readers must never pick up a half-written file by a glob
+    with replacing(path, suffix=".tmp") as tmp:
         con.register("_hpclab_data", data)
-        query = f"SELECT {select} FROM _hpclab_data"
-        if prepend is not None:
-            query = f"SELECT * FROM read_parquet('{_sql_path(str(prepend))}') UNION ALL {query}"
-        con.execute(f"COPY ({query}) TO '{_sql_path(tmp)}' ({options})")
-        con.unregister("_hpclab_data")
-        os.replace(tmp, path)
-    except BaseException:
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            con.execute(f"COPY ({query}) TO '{_sql_path(str(tmp))}' ({options})")
+        finally:
+            con.unregister("_hpclab_data")
 
 
 def read_kv(con: Any, path: Path) -> dict[str, Any] | None:

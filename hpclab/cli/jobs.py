@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from hpclab.errors import RunNotFound, SchedulerError, StoreError
-from hpclab.launch.reconcile import Observation, apply, job_of, observe
+from hpclab.launch.reconcile import Observation, apply, job_of, observe, unfinished
 from hpclab.launch.scheduler import get_scheduler
 from hpclab.store import RunPaths, RunRecord, RunStatus, Store
 from hpclab.store.atomic import read_json, read_yaml
@@ -241,15 +241,8 @@ def cancel_target(
         sweep_kind = str(target.sweep.get("scheduler") or "slurm")
         jobs.setdefault(sweep_kind, set()).add(str(target.sweep["job_id"]))
     for proj, run_ids in target.runs.items():
-        for run_id in run_ids:
-            try:
-                paths = store.run_paths(proj, run_id)
-                record = store.read_record(paths)
-            except StoreError:
-                continue
-            if record.status.is_final:
-                continue
-            kind, job_id = job_of(record)
+        for paths, record, kind, job_id in unfinished(store, proj, run_ids):
+            run_id = paths.id
             if job_id is not None and kind is not None:
                 jobs.setdefault(kind, set()).add(job_id)
             elif record.status not in (RunStatus.PLANNED, RunStatus.QUEUED):

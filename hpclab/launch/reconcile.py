@@ -97,6 +97,22 @@ def job_of(record: RunRecord) -> tuple[str | None, str | None]:
     return kind, None
 
 
+def unfinished(
+    store: Store, project: str, run_ids: Iterable[str]
+) -> list[tuple[RunPaths, RunRecord, str | None, str | None]]:
+    """(paths, record, scheduler kind, job id) of the readable runs that have not ended."""
+    found = []
+    for run_id in run_ids:
+        try:
+            paths = store.run_paths(project, run_id)
+            record = store.read_record(paths)
+        except StoreError:
+            continue
+        if not record.status.is_final:
+            found.append((paths, record, *job_of(record)))
+    return found
+
+
 def observe(
     store: Store,
     project: str,
@@ -105,18 +121,7 @@ def observe(
 ) -> list[Observation]:
     """The non-final runs of ``project`` (or just ``run_ids``) with their jobs' states,
     asking each scheduler once for all of them. Unreadable records are skipped."""
-    ids = store.run_ids(project) if run_ids is None else list(run_ids)
-    found: list[tuple[RunPaths, RunRecord, str | None, str | None]] = []
-    for run_id in ids:
-        try:
-            paths = store.run_paths(project, run_id)
-            record = store.read_record(paths)
-        except StoreError:
-            continue
-        if record.status.is_final:
-            continue
-        kind, job_id = job_of(record)
-        found.append((paths, record, kind, job_id))
+    found = unfinished(store, project, store.run_ids(project) if run_ids is None else run_ids)
     by_kind: dict[str | None, list[str]] = {}
     for _, _, kind, job_id in found:
         if job_id is not None:

@@ -28,7 +28,6 @@ def tracked(
         from hydra.core.hydra_config import HydraConfig
 
         code_dir = HydraConfig.get().runtime.cwd if HydraConfig.initialized() else None
-        app = cfg.get("hpclab") or {}
         with hpclab.Run(
             project=project,
             store=store,
@@ -37,9 +36,7 @@ def tracked(
             overrides=overrides,
             sweep_id=sweep_id,
             code_dir=code_dir,
-            name=app.get("name"),
-            parent=app.get("parent"),
-            tags=list(app.get("tags") or []) or None,
+            **run_fields(cfg),
         ) as run:
             result = task_function(cfg)
             run.summary.update(final_metrics(result))
@@ -47,6 +44,16 @@ def tracked(
 
     run_tracked.__name__ = getattr(task_function, "__name__", "task")
     return run_tracked
+
+
+def run_fields(cfg: Any) -> dict[str, Any]:
+    """name/parent/tags for a run, from the config's ``hpclab:`` block (if it has one)."""
+    app = cfg.get("hpclab") or {}
+    return {
+        "name": app.get("name"),
+        "parent": app.get("parent"),
+        "tags": list(app.get("tags") or []) or None,
+    }
 
 
 def final_metrics(result: Any) -> dict[str, float]:
@@ -89,9 +96,7 @@ def run_app_task(cfg: DictConfig) -> Any:
         config=config,
         overrides=list(hc.overrides.task) if hc else None,
         code_dir=hc.runtime.cwd if hc else None,
-        name=app.get("name"),
-        parent=app.get("parent"),
-        tags=list(app.get("tags") or []) or None,
+        **run_fields(cfg),
     ) as run:
         result = fn(config, run)
         run.summary.update(final_metrics(result))

@@ -23,7 +23,7 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, se
 from hydra_plugins.hpclab_launcher.config import HPCLAB_FIELDS
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf, open_dict
 
 from hpclab.errors import HpclabError
 
@@ -62,6 +62,7 @@ class _HpclabLauncher(BaseSubmititLauncher):
 
         from hpclab.launch import preflight as pf
         from hpclab.launch.sweep import plan_sweep, record_submission
+        from hpclab.launch.task import run_fields
         from hpclab.store import Store
 
         assert self.config is not None and self.hydra_context is not None
@@ -86,7 +87,7 @@ class _HpclabLauncher(BaseSubmititLauncher):
             points,
             launcher=self._executor_kind(),
             meta={"hydra_sweep_dir": str(self.config.hydra.sweep.dir)},
-            run_fields=_run_fields(self.config),
+            run_fields=run_fields(self.config),
         )
         self.sweep_id = plan.id
         executor = self._executor(n_jobs=len(points))
@@ -268,9 +269,3 @@ class HpclabSlurmLauncher(_HpclabLauncher):
     """``hydra/launcher=hpclab_slurm``."""
 
     _EXECUTOR = "slurm"
-
-
-def _run_fields(config: DictConfig) -> dict[str, Any]:
-    app = config.get("hpclab") or {}
-    tags = app.get("tags") or []
-    return {"name": app.get("name"), "parent": app.get("parent"), "tags": list(tags)}
