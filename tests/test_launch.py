@@ -186,7 +186,7 @@ def test_requeued_task_resumes_the_same_run_without_duplicates(
 
     poll(lambda: logged(paths) >= 20, timeout=120, message="the task to log 20 steps")
     subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
-    _start_now_when_pending(job_id)
+    _release_soon(job_id)
     poll(
         lambda: Store(store).read_record(paths).status is RunStatus.COMPLETED,
         timeout=240,
@@ -205,11 +205,17 @@ def _squeue_state(job_id: str) -> str:
     return out.stdout.strip()
 
 
-def _start_now_when_pending(job_id: str) -> None:
-    # Slurm holds a requeued job for two minutes (BeginTime); let it start now
+def _release_soon(job_id: str) -> None:
+    """Slurm holds a requeued job for two minutes (BeginTime); shorten the hold to 3 s.
+
+    Not to 0: slurmd revokes the old instance's credential with a one-second timestamp, and
+    a new instance started within that second fails ("Job credential revoked"). Slurm does
+    the waiting, not the test."""
     poll(lambda: _squeue_state(job_id) == "PENDING", timeout=120, message="the job to be pending")
     subprocess.run(
-        ["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, capture_output=True
+        ["scontrol", "update", f"JobId={job_id}", "StartTime=now+3"],
+        check=True,
+        capture_output=True,
     )
 
 
@@ -269,7 +275,7 @@ def test_preemption_signal_requeues_and_resumes_with_the_task_state(
     )
     saved = json.loads((paths.checkpoints_dir / "state.json").read_text())["step"]
     assert saved >= 19
-    _start_now_when_pending(job_id)
+    _release_soon(job_id)
     poll(
         lambda: Store(store).read_record(paths).status is RunStatus.COMPLETED,
         timeout=180,
