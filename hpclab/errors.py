@@ -52,3 +52,26 @@ class SchedulerError(HpclabError):
 
 class CatalogError(HpclabError):
     """The catalog cannot be built or queried (another indexer holds it, bad SQL)."""
+
+
+class DagError(HpclabError):
+    """An experiment DAG edit is impossible: a cycle (named), an unknown run."""
+
+
+class HypothesisError(HpclabError):
+    """A hypothesis file or definition is invalid (names the file and the field)."""
+
+
+class RestoreError(HpclabError):
+    """A run's code or environment cannot be restored, rerun or rebuilt as asked (no
+    snapshot, a non-empty target, an unreachable commit that leaves nothing to restore)."""
+
+
+class UnsafePathError(RestoreError):
+    """An archive member or patch path would write outside the target directory (absolute,
+    ``..``, through a symlink, a device file); the message names the path and its file."""
+
+
+class SiteError(HpclabError):
+    """The lab website cannot be built, served or exported (no template, MkDocs failed,
+    port in use, no Chromium for a PDF)."""

@@ -114,7 +114,8 @@ def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
         "stored_status": record.status.value,
         "sweep_id": record.sweep_id,
         "sweep_index": record.extra.get("sweep_index"),
-        "parent": record.parent,
+        "parent": record.parent,  # the DAG's parent replaces it when published
+        "stored_parent": record.parent,
         "tags": list(record.tags),
         "created_at": record.created_at,
         "started_at": record.started_at,

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from hpclab.catalog.extract import RunRows, extract_run, fingerprint
+from hpclab.catalog.knowledge import KNOWLEDGE_TABLES, Knowledge, ProjectInput, RunInput
 from hpclab.catalog.manifest import GRACE_SECONDS, Manifest, read_manifest, relative, write_manifest
 from hpclab.catalog.parquet import write_table
 from hpclab.catalog.project_config import ProjectConfig, load_project_config
@@ -94,6 +95,12 @@ class Indexer:
         self._local = threading.local()
         self._dirty: set[str] = set()
         self._sweeps_fp: tuple[Any, ...] = ()
+        self._sweeps: dict[str, list[SweepRows]] = {}
+        self.knowledge = Knowledge(warn=self._report)
+        self._knowledge_fp: tuple[Any, ...] | None = None
+        self._knowledge_files: dict[str, tuple[Any, Any]] = {}  # project -> (dag edits, hyps)
+        self._knowledge_rows: dict[str, list[tuple[Any, ...]]] = {}
+        self._run_columns: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- lifetime ---------------------------------------------------------------------
     def __enter__(self) -> Indexer:
@@ -166,9 +173,11 @@ class Indexer:
         sweeps_fp = self._sweeps_fingerprint()
         if sweeps_fp != self._sweeps_fp:
             self._sweeps_fp = sweeps_fp
+            self._sweeps = {p: _sweeps(self.store, p, self._report) for p in self.store.projects()}
             self._dirty |= {"sweeps", "sweep_points"}
         if self._statuses_changed():
             self._dirty.add("runs")
+        self._update_knowledge()
         if self._dirty or not self._published():
             self.publish()
             report.published = True
@@ -269,6 +278,80 @@ class Indexer:
                     out.append((project, e.name, st.st_size, st.st_mtime_ns))
         return tuple(out)
 
+    # -- knowledge (DAG, diffs, seed groups, Pareto, evidence) ---------------------------
+    def _knowledge_fingerprint(self) -> tuple[Any, ...]:
+        """Sizes and mtimes of the user's edits: dag.yaml and hypotheses/*.yaml."""
+        out: list[Any] = []
+        for project in self.store.projects():
+            for path in (self.store.dag_yaml(project),):
+                try:
+                    st = path.stat()
+                    out.append((project, path.name, st.st_size, st.st_mtime_ns))
+                except OSError:
+                    pass
+            d = self.store.hypotheses_dir(project)
+            if d.is_dir():
+                for e in sorted(os.scandir(d), key=lambda e: e.name):
+                    st = e.stat()
+                    out.append((project, "h", e.name, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    def _update_knowledge(self) -> None:
+        """Recompute the knowledge tables when anything they derive from changed; mark
+        the tables whose rows changed (and ``runs``, for its DAG columns) dirty."""
+        from hpclab.catalog.dag import read_manual
+        from hpclab.catalog.hypotheses import load_hypotheses
+
+        fp = self._knowledge_fingerprint()
+        files_changed = fp != self._knowledge_fp
+        if files_changed:
+            self._knowledge_fp = fp
+            self._knowledge_files = {}
+            for project in self.store.projects():
+                try:
+                    manual: Any = read_manual(self.store, project)
+                except HpclabError as e:
+                    self._report(str(e))
+                    manual = {}
+                hyps = load_hypotheses(self.store, project, warn=self._report)
+                self._knowledge_files[project] = (manual, hyps)
+        inputs = {"runs", "features", "metric_summary", "sweeps"}
+        if not files_changed and not (self._dirty & inputs) and self._knowledge_rows:
+            return
+        effective = self._effective()
+        projects: dict[str, ProjectInput] = {}
+        for (project, run_id), entry in sorted(self.entries.items()):
+            if entry.rows is None:
+                continue
+            p = projects.get(project)
+            if p is None:
+                manual, hyps = self._knowledge_files.get(project, ({}, []))
+                bases, overrides = _sweep_facts(self._sweeps.get(project, []))
+                p = projects[project] = ProjectInput(
+                    project,
+                    self.projects.get(project) or ProjectConfig(),
+                    {},
+                    manual,
+                    bases,
+                    overrides,
+                    hyps,
+                )
+            p.runs[run_id] = RunInput(
+                run_id,
+                effective[(project, run_id)][0],
+                entry.rows.runs,
+                entry.rows.features,
+                entry.aggs,
+            )
+        result = self.knowledge.compute(list(projects.values()))
+        for table in KNOWLEDGE_TABLES:
+            if result.tables[table] != self._knowledge_rows.get(table):
+                self._dirty.add(table)
+        if result.run_columns != self._run_columns:
+            self._dirty.add("runs")
+        self._knowledge_rows = result.tables
+        self._run_columns = result.run_columns
+
     def _report(self, message: str) -> None:
         if message not in self._reported:
             self._reported.add(message)
@@ -309,6 +392,7 @@ class Indexer:
             if "runs" in need:
                 status, stale = effective[(project, run_id)]
                 r = dict(rows.runs)
+                r.update(self._run_columns.get((project, run_id)) or {})
                 r.update(
                     project=project,
                     run_id=run_id,
@@ -338,10 +422,13 @@ class Indexer:
         if "sweeps" in need or "sweep_points" in need:
             tables.setdefault("sweeps", [])
             tables.setdefault("sweep_points", [])
-            for project in self.store.projects():
-                for sweep in _sweeps(self.store, project, self._report):
+            for project in sorted(self._sweeps):
+                for sweep in self._sweeps[project]:
                     tables["sweeps"].append(sweep[0])
                     tables["sweep_points"].extend(sweep[1])
+        for table in KNOWLEDGE_TABLES:
+            if table in need:
+                tables[table] = list(self._knowledge_rows.get(table, []))
         for table, table_rows in tables.items():
             names = [c.name for c in TABLES[table]]
             columns: dict[str, Any] = {
@@ -462,10 +549,20 @@ def _summary_row(
     )
 
 
-def _sweeps(
-    store: Store, project: str, report: Callable[[str], None]
-) -> list[tuple[Any, list[Any]]]:
-    out: list[tuple[Any, list[Any]]] = []
+SweepRows = tuple[tuple[Any, ...], list[tuple[Any, ...]], str | None]  # row, points, base
+
+
+def _sweep_facts(
+    sweeps: list[SweepRows],
+) -> tuple[dict[str, str | None], dict[str, list[str]]]:
+    """Sweep id -> base run; run id -> its point's overrides."""
+    bases = {row[1]: base for row, _, base in sweeps}
+    overrides = {pt[3]: pt[4].split() for _, points, _ in sweeps for pt in points if pt[3]}
+    return bases, overrides
+
+
+def _sweeps(store: Store, project: str, report: Callable[[str], None]) -> list[SweepRows]:
+    out: list[SweepRows] = []
     d = store.sweeps_dir(project)
     if not d.is_dir():
         return out
@@ -497,7 +594,8 @@ def _sweeps(
             if path.stat().st_size:  # an empty file is a sweep id being claimed
                 report(f"{path}: skipped, unreadable sweep record ({_one_line(e)})")
             continue
-        out.append((row, points))
+        base = sweep.get("base")
+        out.append((row, points, base if isinstance(base, str) else None))
     return out
 
 

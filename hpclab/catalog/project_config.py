@@ -5,11 +5,19 @@
     key_metrics:
       - {name: val/loss, direction: minimize, aggregation: last}
       - {name: val/acc, direction: maximize, aggregation: best}
-    naming:
-      regex: '^(?P<id>\\d+)_from_(?P<parent>\\d+)'
-    evidence:
-      supported: 0.5
-      refuted: -0.5
+    naming:                       # parents from run names: 12_from_8_lr -> the run named 8_...
+      regex: '^(?P<id>\\d+)(_from_(?P<parent>\\d+))?'
+      id_group: id                # default
+      parent_group: parent        # default
+    evidence:                     # hypothesis status thresholds on the summed evidence
+      supported: 1.0              # default 1.0
+      refuted: -1.0               # default -1.0
+    features:
+      ignore: [hpclab]            # config paths left out of diffs and seed groups
+      seeds: [seed]               # leaf names that are seeds (runs differing only there group)
+    pareto:                       # objectives of the Pareto front (default: first key
+      - {name: val/loss, direction: minimize}     # metric, and duration_s)
+      - {name: duration_s, direction: minimize}   # a metric, a runs column or a feature
 
 A missing file means defaults (every metric minimized, aggregation ``last``); a malformed
 one is a ConfigError naming the file and the field.
@@ -24,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpclab.catalog.dag import Naming
 from hpclab.errors import ConfigError
 from hpclab.store.atomic import read_yaml
 
@@ -48,6 +57,13 @@ class ProjectConfig:
     naming_regex: str | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict)
+    naming_id_group: str = "id"
+    naming_parent_group: str = "parent"
+    supported_at: float = 1.0
+    refuted_at: float = -1.0
+    feature_ignore: tuple[str, ...] = ("hpclab",)
+    seed_keys: tuple[str, ...] = ("seed",)
+    pareto: tuple[KeyMetric, ...] = ()
 
     def direction(self, metric: str) -> str:
         """``minimize`` unless the project says otherwise (losses are the common case)."""
@@ -58,6 +74,12 @@ class ProjectConfig:
 
     def key(self, metric: str) -> KeyMetric | None:
         return next((km for km in self.key_metrics if km.name == metric), None)
+
+    @property
+    def naming(self) -> Naming | None:
+        if self.naming_regex is None:
+            return None
+        return Naming(self.naming_regex, self.naming_id_group, self.naming_parent_group)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -98,7 +120,64 @@ def load_project_config(path: Path) -> ProjectConfig:
             re.compile(regex)
         except re.error as e:
             raise ConfigError(f"{path}: naming.regex: {e}") from None
+    groups = {"naming_id_group": "id", "naming_parent_group": "parent"}
+    for attr, default in list(groups.items()):
+        key = attr.removeprefix("naming_")
+        value = naming.get(key, default) if isinstance(naming, Mapping) else default
+        if not isinstance(value, str) or not value.isidentifier():
+            raise ConfigError(f"{path}: naming.{key}: expected a regex group name")
+        if regex is not None and value not in re.compile(regex).groupindex:
+            raise ConfigError(f"{path}: naming.regex has no group named {value!r} ({key})")
+        groups[attr] = value
     evidence = data.get("evidence") or {}
     if not isinstance(evidence, Mapping):
         raise ConfigError(f"{path}: evidence: expected a mapping")
-    return ProjectConfig(tuple(metrics), regex, dict(evidence), dict(data))
+    supported = _number(evidence.get("supported", 1.0), f"{path}: evidence.supported")
+    refuted = _number(evidence.get("refuted", -1.0), f"{path}: evidence.refuted")
+    if supported < 0 or refuted > 0:
+        raise ConfigError(f"{path}: evidence: supported must be >= 0 and refuted <= 0")
+    features = data.get("features") or {}
+    if not isinstance(features, Mapping):
+        raise ConfigError(f"{path}: features: expected a mapping")
+    ignore = _strings(features.get("ignore", ["hpclab"]), f"{path}: features.ignore")
+    seeds = _strings(features.get("seeds", ["seed"]), f"{path}: features.seeds")
+    pareto = []
+    for i, entry in enumerate(data.get("pareto") or []):
+        where = f"{path}: pareto[{i}]"
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            raise ConfigError(f"{where}: needs a 'name'")
+        direction = entry.get("direction", "minimize")
+        if direction not in DIRECTIONS:
+            raise ConfigError(
+                f"{where}.direction: {direction!r} is not one of {', '.join(DIRECTIONS)}"
+            )
+        pareto.append(KeyMetric(entry["name"], direction, "last"))
+    return ProjectConfig(
+        tuple(metrics),
+        regex,
+        dict(evidence),
+        dict(data),
+        naming_id_group=groups["naming_id_group"],
+        naming_parent_group=groups["naming_parent_group"],
+        supported_at=supported,
+        refuted_at=refuted,
+        feature_ignore=ignore,
+        seed_keys=seeds,
+        pareto=tuple(pareto),
+    )
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a list of strings")
+    return tuple(value)

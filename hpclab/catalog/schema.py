@@ -38,6 +38,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("sweep_id", "VARCHAR", "sweep the run is a point of"),
         ("sweep_index", "BIGINT", "its point number in the sweep"),
         ("parent", "VARCHAR", "parent run id in the experiment DAG (see dag_edges.rule)"),
+        ("stored_parent", "VARCHAR", "parent recorded by the run (init(parent=), hpclab.parent)"),
         ("parent_rule", "VARCHAR", "what made the parent: manual, explicit, sweep or naming"),
         ("root_id", "VARCHAR", "root of the run's tree in the DAG (itself for a root)"),
         ("depth", "BIGINT", "edges between the run and its root"),

@@ -84,6 +84,7 @@ def plan_sweep(
             "user": _user(),
             "cwd": os.getcwd(),
             "argv": list(sys.argv),
+            "base": fields.get("parent"),  # the run the points derive from (experiment DAG)
             **(meta or {}),
         },
     )

@@ -8,13 +8,17 @@ file names under the store root; the tracker, indexer, site and restore all use 
                                     metrics.zarr/, snapshot/, artifacts/, logs/}
     <root>/<project>/sweeps/<sweep_id>.json
     <root>/<project>/hypotheses/<id>.yaml
+    <root>/<project>/dag.yaml                        parents set by hand (hpclab dag set-parent)
     <root>/<project>/objects/sha256/<ab>/<rest>     content-addressed artifact files
     <root>/<project>/.keys/<key> -> <run_id>         claims: Slurm task or launcher key -> run
+    <root>/<project>/reruns/<id>/{code/, conf/config.yaml, multirun/, rerun.json}   hpclab rerun
     <root>/.catalog/                                 derived (hpclab index): deletable, rebuilt
         manifest.json                                the published version: table -> file
         tables/<table>.<generation>.parquet          small tables, a new file per version
         metrics/<project>/<run_id>.<generation>.parquet   one run's metrics
         indexer.lock                                 held by the one running indexer
+    <root>/.site/                                    derived (hpclab site build): the website
+        src/  html/                                  its MkDocs project and built HTML
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from hpclab.store.record import RunRecord, is_forward
 DEFAULT_STORE = "hpclab-store"
 DEFAULT_PROJECT = "default"
 PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+HYPOTHESIS_RE = PROJECT_RE
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,11 @@ class RunPaths:
         return self.snapshot_dir / "datasets.json"
 
     @property
+    def repro_json(self) -> Path:
+        """In a rerun: how its metrics compare with the original's (``hpclab repro``)."""
+        return self.dir / "repro.json"
+
+    @property
     def artifacts_dir(self) -> Path:
         return self.dir / "artifacts"
 
@@ -134,6 +144,38 @@ class RunPaths:
 
     def exists(self) -> bool:
         return self.run_json.is_file()
+
+
+@dataclass(frozen=True)
+class RerunPaths:
+    """The working directory of one ``hpclab rerun``, on the store's (shared) filesystem so
+    compute nodes can read it: the restored tree the job runs in, the config it submits,
+    and Hydra's sweep directory (submitit's logs)."""
+
+    dir: Path
+
+    @property
+    def code_dir(self) -> Path:
+        """The run's source tree, restored from its snapshot."""
+        return self.dir / "code"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.dir / "conf"
+
+    @property
+    def config_yaml(self) -> Path:
+        """The original's resolved config (plus launcher settings), submitted as is."""
+        return self.conf_dir / "config.yaml"
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.dir / "multirun"
+
+    @property
+    def rerun_json(self) -> Path:
+        """Original run id, new run id, sweep, launcher and command of this rerun."""
+        return self.dir / "rerun.json"
 
 
 class Store:
@@ -170,6 +212,17 @@ class Store:
     def hypotheses_dir(self, project: str) -> Path:
         return self.project_dir(project) / "hypotheses"
 
+    def hypothesis_yaml(self, project: str, hypothesis_id: str) -> Path:
+        if not HYPOTHESIS_RE.match(hypothesis_id):
+            raise StoreError(
+                f"invalid hypothesis id {hypothesis_id!r}: use letters, digits, '.', '_' and '-'"
+            )
+        return self.hypotheses_dir(project) / f"{hypothesis_id}.yaml"
+
+    def dag_yaml(self, project: str) -> Path:
+        """Parents set by hand: edits of the experiment DAG after the fact."""
+        return self.project_dir(project) / "dag.yaml"
+
     def objects_dir(self, project: str) -> Path:
         return self.project_dir(project) / "objects" / "sha256"
 
@@ -178,6 +231,15 @@ class Store:
 
     def keys_dir(self, project: str) -> Path:
         return self.project_dir(project) / ".keys"
+
+    def reruns_dir(self, project: str) -> Path:
+        """Working directories of ``hpclab rerun`` (deletable once those runs ended)."""
+        return self.project_dir(project) / "reruns"
+
+    def rerun_paths(self, project: str, name: str) -> RerunPaths:
+        if not is_valid_run_id(name):
+            raise StoreError(f"invalid rerun directory name {name!r}")
+        return RerunPaths(self.reruns_dir(project) / name)
 
     def projects(self) -> list[str]:
         """Projects in the store (directories holding a ``runs/`` folder), sorted."""
@@ -211,6 +273,11 @@ class Store:
     @property
     def catalog_lock(self) -> Path:
         return self.catalog_dir / "indexer.lock"
+
+    @property
+    def site_dir(self) -> Path:
+        """Default home of the lab website (``hpclab site build``): derived, deletable."""
+        return self.root / ".site"
 
     # -- runs ---------------------------------------------------------------------
     def run_paths(self, project: str, run_id: str) -> RunPaths:
