@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
 from hpclab.cli import catalog as _catalog  # noqa: E402
 from hpclab.cli import jobs as _jobs  # noqa: E402
 from hpclab.cli import launching as _launching  # noqa: E402
+from hpclab.cli import restore as _restore  # noqa: E402
 from hpclab.cli import runs as _runs  # noqa: E402
 
 cli.add_command(_runs.runs)
@@ -74,5 +75,6 @@ cli.add_command(_catalog.index)
 cli.add_command(_catalog.sql)
 cli.add_command(_catalog.note)
 cli.add_command(_catalog.watch)
+cli.add_command(_restore.restore)
 
 __all__ = ["cli", "main"]
