@@ -134,8 +134,8 @@ def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
         "scheduler_state": state.get("state") if isinstance(state, Mapping) else None,
         "error_type": (record.error or {}).get("type"),
         "error_message": (record.error or {}).get("message"),
-        "git_commit": code.get("commit"),
-        "git_dirty": code.get("is_dirty"),
+        "git_commit": (code.get("git") or {}).get("commit"),
+        "git_dirty": (code.get("git") or {}).get("is_dirty"),
         "dir": str(paths.dir),
     }
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import click
 import yaml
 
+from hpclab.cli.output import _fmt, _table
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
 from hpclab.tracking.metrics import read_metrics
@@ -120,7 +120,8 @@ def compare(store: Store, run_ids: tuple[str, ...]) -> None:
     """
     from hpclab.catalog import queries
 
-    metrics, diffs = queries.compare(queries.fresh(store), list(run_ids))
+    con = queries.fresh(store)
+    metrics, diffs = queries.compare(con, list(run_ids))
     for row in metrics:
         for r in run_ids:
             row[r] = _fmt(row[r]) if row.get(r) is not None else ""
@@ -131,6 +132,17 @@ def compare(store: Store, run_ids: tuple[str, ...]) -> None:
         _table(diffs, ["path", *run_ids], indent="  ")
     else:
         click.echo("  (identical)")
+    groups, comparisons = queries.compare_groups(con, list(run_ids))
+    if groups:
+        click.echo("seed groups (completed runs; mean, bootstrap 95% CI):")
+        _table(groups, ["group", "runs", "metric", "n", "mean", "std", "ci"], indent="  ")
+    if comparisons:
+        click.echo(f"vs {comparisons[0]['b']} (difference of means, bootstrap 95% CI, p-values):")
+        _table(
+            comparisons,
+            ["group", "metric", "diff", "ci", "p_welch", "p_permutation"],
+            indent="  ",
+        )
 
 
 @runs.command("show")
@@ -181,7 +193,7 @@ def show(store: Store, run_id: str, project: str | None) -> None:
         _table(rows, ["metric", "n", "last_step", "last", "min", "max"], indent="  ")
     if paths.code_json.exists():
         code = json.loads(paths.code_json.read_text())
-        desc = code.get("commit") or "source archive"
+        desc = (code.get("git") or {}).get("commit") or "source archive"
         dirty = " + uncommitted changes" if paths.code_patch.exists() else ""
         click.echo(f"code      {desc}{dirty}")
     if paths.notes_yaml.exists():
@@ -203,19 +215,37 @@ def _nan_mask(values: Any) -> Any:
     return ~np.isfinite(values)
 
 
-def _fmt(value: float) -> str:
-    if math.isnan(value) or math.isinf(value):
-        return str(value)
-    return f"{value:.6g}"
+@runs.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--project", "-p", default=None, help="Project of the runs (default: search all).")
+@click.option("--patch/--no-patch", default=True, help="Show the diff of the stored patches.")
+@click.pass_obj
+def diff(store: Store, run_a: str, run_b: str, project: str | None, patch: bool) -> None:
+    """How two runs differ: config (added/changed/removed paths) and code (commits, files
+    that differ between the trees they saw, their uncommitted patches).
 
+    Example: hpclab runs diff 20261122-143501-k3x9 20261122-143502-p7sh
+    """
+    from hpclab.catalog.rundiff import diff_runs
 
-def _table(rows: list[dict[str, Any]], columns: list[str], indent: str = "") -> None:
-    rows = [{c: ("" if r.get(c) is None else r.get(c)) for c in columns} for r in rows]
-    widths = {
-        c: max(len(c), *(len(str(r.get(c) if r.get(c) is not None else "")) for r in rows))
-        for c in columns
-    }
-    click.echo(indent + "  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
-    for r in rows:
-        cells = [str(r.get(c) if r.get(c) is not None else "").ljust(widths[c]) for c in columns]
-        click.echo(indent + "  ".join(cells).rstrip())
+    d = diff_runs(store, run_a, run_b, project)
+    click.echo(f"config ({run_a} -> {run_b}):")
+    rows = [{"path": p, "change": c, "old": o or "", "new": n or ""} for p, c, o, n in d.config]
+    _table(rows, ["path", "change", "old", "new"], indent="  ") if rows else click.echo(
+        "  (identical)"
+    )
+    ca, cb = d.commits
+    click.echo("code:")
+    click.echo(f"  commit  {ca or '-'}" + ("" if ca == cb else f" -> {cb or '-'}"))
+    for note in d.notes:
+        click.echo(f"  {note}")
+    if d.files:
+        click.echo(f"  {len(d.files)} file(s) differ between the trees the runs saw:")
+        for path, change in d.files:
+            click.echo(f"    {change:<8} {path}")
+    elif not d.notes:
+        click.echo("  the trees the runs saw are identical")
+    if patch and d.patch_diff:
+        click.echo("  uncommitted patches differ:")
+        click.echo("".join("    " + line for line in d.patch_diff).rstrip())

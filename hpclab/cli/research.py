@@ -1,0 +1,288 @@
+"""``hpclab dag`` and ``hpclab hypothesis``: the experiment DAG and the research claims."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from hpclab.cli.output import _fmt, _table
+from hpclab.errors import HypothesisError
+from hpclab.store import Store
+from hpclab.store.record import RunRecord
+
+if TYPE_CHECKING:
+    from hpclab.catalog.dag import Dag, Naming
+
+
+def _project_of(store: Store, run_id: str, project: str | None) -> str:
+    return store.find_run(run_id, project)[0]
+
+
+def _naming(store: Store, project: str) -> Naming | None:
+    from hpclab.catalog.project_config import load_project_config
+
+    return load_project_config(store.project_yaml(project)).naming
+
+
+def _reindex(store: Store) -> None:
+    from hpclab.catalog import queries
+
+    queries.fresh(store)  # unless hpclab watch runs (it will see the edit itself)
+
+
+@click.group()
+def dag() -> None:
+    """The experiment DAG: which run derives from which.
+
+    Example: hpclab dag show 20261122-143501-k3x9
+    """
+
+
+@dag.command("show")
+@click.argument("run_id", required=False)
+@click.option("--project", "-p", default=None, help="Project (default: the run's, or every).")
+@click.pass_obj
+def dag_show(store: Store, run_id: str | None, project: str | None) -> None:
+    """Print the DAG as trees (roots first), or one run's ancestry and descendants.
+
+    Example: hpclab dag show --project example
+    """
+    from hpclab.catalog.dag import store_dag
+
+    projects = (
+        [_project_of(store, run_id, project)]
+        if run_id
+        else ([project] if project else store.projects())
+    )
+    for proj in projects:
+        d = store_dag(store, proj, _naming(store, proj))
+        records = _records(store, proj)
+        if run_id:
+            click.echo(f"{proj}: ancestry of {run_id}")
+            for depth, rid in enumerate(d.lineage(run_id)):
+                click.echo("  " * depth + _label(rid, d, records))
+            for child in d.children(run_id):
+                _tree(child, d, records, len(d.lineage(run_id)))
+            continue
+        click.echo(f"{proj}:")
+        for root in d.roots():
+            _tree(root, d, records, 1)
+
+
+@dag.command("set-parent")
+@click.argument("run_id")
+@click.argument("parent")
+@click.option("--project", "-p", default=None, help="Project of the run (default: search all).")
+@click.pass_obj
+def dag_set_parent(store: Store, run_id: str, parent: str, project: str | None) -> None:
+    """Set a run's parent after the fact (PARENT ``none`` detaches it). Kept in the store
+    (``<project>/dag.yaml``); diffs and evidence downstream are recomputed.
+
+    Example: hpclab dag set-parent 20261122-143502-p7sh 20261122-143501-k3x9
+    """
+    from hpclab.catalog.dag import set_parent
+
+    proj = _project_of(store, run_id, project)
+    new = None if parent.lower() == "none" else parent
+    set_parent(store, proj, run_id, new, _naming(store, proj))
+    _reindex(store)
+    click.echo(f"{run_id}: parent {new or '(none)'} (manual, {store.dag_yaml(proj)})")
+
+
+def _records(store: Store, project: str) -> dict[str, RunRecord]:
+    out = {}
+    for rid in store.run_ids(project):
+        try:
+            out[rid] = store.read_record(store.run_paths(project, rid))
+        except Exception:
+            continue
+    return out
+
+
+def _label(run_id: str, d: Dag, records: dict[str, RunRecord]) -> str:
+    r = records.get(run_id)
+    edge = d.edges.get(run_id)
+    parts = [run_id]
+    if r is not None and r.name:
+        parts.append(r.name)
+    if r is not None:
+        parts.append(f"[{r.status.value}]")
+    if edge is not None:
+        parts.append(f"({edge.rule})")
+    return " ".join(parts)
+
+
+def _tree(run_id: str, d: Dag, records: dict[str, RunRecord], depth: int) -> None:
+    click.echo("  " * depth + _label(run_id, d, records))
+    for child in d.children(run_id):
+        _tree(child, d, records, depth + 1)
+
+
+@click.group()
+def hypothesis() -> None:
+    """Hypotheses: research claims, and the evidence runs give them.
+
+    Example: hpclab hypothesis list
+    """
+
+
+@hypothesis.command("add")
+@click.argument("hypothesis_id")
+@click.option("--project", "-p", required=True, help="Project the hypothesis is about.")
+@click.option("--title", required=True, help="The claim, one line.")
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    required=True,
+    metavar="NAME[:minimize|maximize]",
+    help="Target metric (repeatable).",
+)
+@click.option("--baseline", default="parent", show_default=True, help="parent|root|best|RUN.")
+@click.option("--run", "runs", multiple=True, help="Link a run (repeatable).")
+@click.option("--sweep", "sweeps", multiple=True, help="Link a sweep's runs (repeatable).")
+@click.option(
+    "--where", "wheres", multiple=True, metavar="PATH=VALUE", help="Link runs whose config has it."
+)
+@click.option("--description", default="", help="Free text.")
+@click.option("--author", default=None, help="Who claims it (default: $USER).")
+@click.option("--replace", is_flag=True, help="Replace an existing hypothesis of this id.")
+@click.pass_obj
+def hypothesis_add(
+    store: Store,
+    hypothesis_id: str,
+    project: str,
+    title: str,
+    metrics: tuple[str, ...],
+    baseline: str,
+    runs: tuple[str, ...],
+    sweeps: tuple[str, ...],
+    wheres: tuple[str, ...],
+    description: str,
+    author: str | None,
+    replace: bool,
+) -> None:
+    """Write ``<project>/hypotheses/ID.yaml`` (edit the file for more).
+
+    Example: hpclab hypothesis add adamw -p example --title "AdamW beats SGD"
+    --metric val/loss --where optim.name=adamw
+    """
+    import getpass
+
+    import yaml
+
+    from hpclab.catalog.hypotheses import parse_hypothesis, write_hypothesis
+
+    targets = []
+    for m in metrics:
+        name, _, direction = m.partition(":")
+        targets.append({"name": name, **({"direction": direction} if direction else {})})
+    select: list[dict[str, object]] = [{"sweep": s} for s in sweeps]
+    if wheres:
+        conditions = {}
+        for w in wheres:
+            path, eq, value = w.partition("=")
+            if not eq or not path:
+                raise HypothesisError(f"--where {w!r}: expected PATH=VALUE")
+            conditions[path] = yaml.safe_load(value)
+        select.append({"features": conditions})
+    data = {
+        "title": title,
+        "description": description,
+        "author": author or getpass.getuser(),
+        "metrics": targets,
+        "baseline": baseline,
+        "runs": list(runs),
+        "select": select,
+    }
+    store.project_dir(project)
+    h = parse_hypothesis(hypothesis_id, data, f"hypothesis {hypothesis_id}")
+    h = write_hypothesis(store, project, h, replace=replace)
+    _reindex(store)
+    click.echo(f"hypothesis {h.id}: {h.file}")
+
+
+@hypothesis.command("list")
+@click.option("--project", "-p", default=None, help="Only this project.")
+@click.pass_obj
+def hypothesis_list(store: Store, project: str | None) -> None:
+    """Every hypothesis with its status and evidence.
+
+    Example: hpclab hypothesis list --project example
+    """
+    from hpclab.catalog import queries
+
+    con = queries.fresh(store)
+    rows = con.execute(
+        "SELECT h.project, h.hypothesis_id AS id, s.status, s.evidence, s.n_runs AS runs, "
+        "h.title FROM hypotheses h JOIN hypothesis_status s USING (project, hypothesis_id) "
+        "WHERE ? IS NULL OR h.project = ? ORDER BY h.project, h.hypothesis_id",
+        [project, project],
+    ).fetchall()
+    cols = ["project", "id", "status", "evidence", "runs", "title"]
+    out = [dict(zip(cols, r, strict=True)) for r in rows]
+    for r in out:
+        r["evidence"] = f"{r['evidence']:+.3g}"
+    _table(out, cols) if out else click.echo("(no hypotheses)")
+
+
+@hypothesis.command("show")
+@click.argument("hypothesis_id")
+@click.option("--project", "-p", default=None, help="Project (default: search all).")
+@click.pass_obj
+def hypothesis_show(store: Store, hypothesis_id: str, project: str | None) -> None:
+    """Explain a verdict: the runs, their deltas against the baseline, the confidences.
+
+    Example: hpclab hypothesis show adamw
+    """
+    from hpclab.catalog import queries
+
+    con = queries.fresh(store)
+    found = con.execute(
+        "SELECT h.project, h.title, h.baseline, h.metrics, h.file, s.status, s.computed_status, "
+        "s.evidence, s.reason FROM hypotheses h JOIN hypothesis_status s "
+        "USING (project, hypothesis_id) WHERE hypothesis_id = ? AND (? IS NULL OR project = ?)",
+        [hypothesis_id, project, project],
+    ).fetchall()
+    if not found:
+        raise HypothesisError(f"hypothesis {hypothesis_id!r} not in the catalog (hpclab index?)")
+    proj, title, baseline, metrics, file, status, computed, evidence, reason = found[0]
+    click.echo(f"{hypothesis_id}: {title}")
+    click.echo(f"status    {status}" + (f" (computed: {computed})" if computed != status else ""))
+    click.echo(f"why       {reason}")
+    click.echo(f"evidence  {evidence:+.4g} = sum of confidence x weight x delta/scale")
+    click.echo(f"targets   {', '.join(metrics)}; baseline: {baseline}")
+    click.echo(f"file      {file}")
+    rows = con.execute(
+        "SELECT run_id, metric, baseline_run, baseline, value, delta, normalized_delta, "
+        "status_confidence, stability, agreement, confidence, contribution FROM evidence "
+        "WHERE project = ? AND hypothesis_id = ? ORDER BY contribution DESC",
+        [proj, hypothesis_id],
+    ).fetchall()
+    cols = [
+        "run",
+        "metric",
+        "vs",
+        "baseline",
+        "value",
+        "delta",
+        "norm",
+        "status",
+        "stab",
+        "agree",
+        "conf",
+        "contrib",
+    ]
+    out = []
+    for r in rows:
+        cells = dict(zip(cols, r, strict=True))
+        for c in cols[3:]:
+            cells[c] = (
+                _fmt(float(cells[c]))
+                if c in ("baseline", "value", "delta")
+                else (f"{cells[c]:+.3f}" if c in ("norm", "contrib") else f"{cells[c]:.2f}")
+            )
+        out.append(cells)
+    click.echo("evidence units:")
+    _table(out, cols, indent="  ") if out else click.echo("  (none)")
