@@ -51,6 +51,7 @@ class Watcher:
         debounce: float = 0.2,
         on_pass: Callable[[PassReport], None] | None = None,
         warn: Callable[[str], None] | None = None,
+        site_hook: Callable[[PassReport, list[tuple[str, str]] | None], None] | None = None,
     ) -> None:
         self.store = store
         self.polling = choose_polling(store.root) if polling is None else polling
@@ -58,6 +59,8 @@ class Watcher:
         self.full_every = full_every
         self.debounce = debounce
         self.on_pass = on_pass or (lambda report: None)
+        # called after each pass with the runs it looked at (None: all): hpclab.site.live
+        self.site_hook = site_hook
         self.indexer = Indexer(store, warn=warn)
         self._changed: set[tuple[str, str]] = set()
         self._changed_lock = threading.Lock()
@@ -110,6 +113,8 @@ class Watcher:
             if self._reconcile_lost():
                 report = self.indexer.index(None)
         self.on_pass(report)
+        if self.site_hook is not None:
+            self.site_hook(report, runs)
 
     def _reconcile_lost(self) -> bool:
         """Ask the scheduler (one batched call) how runs with a stale heartbeat ended, so the

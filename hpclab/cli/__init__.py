@@ -65,6 +65,7 @@ from hpclab.cli import jobs as _jobs  # noqa: E402
 from hpclab.cli import launching as _launching  # noqa: E402
 from hpclab.cli import restore as _restore  # noqa: E402
 from hpclab.cli import runs as _runs  # noqa: E402
+from hpclab.cli import site as _site  # noqa: E402
 
 cli.add_command(_runs.runs)
 cli.add_command(_jobs.status)
@@ -75,6 +76,7 @@ cli.add_command(_catalog.index)
 cli.add_command(_catalog.sql)
 cli.add_command(_catalog.note)
 cli.add_command(_catalog.watch)
+cli.add_command(_site.site)
 cli.add_command(_restore.restore)
 
 __all__ = ["cli", "main"]

@@ -138,11 +138,19 @@ def note(
     show_default=True,
     help="Seconds between full reconciliation passes over every run.",
 )
+@click.option(
+    "--site",
+    "site",
+    is_flag=True,
+    help="Also keep the website current (built with hpclab site build): changed runs' data.",
+)
 @click.pass_obj
-def watch(store: Store, polling: bool | None, interval: float, full_every: float) -> None:
+def watch(
+    store: Store, polling: bool | None, interval: float, full_every: float, site: bool
+) -> None:
     """Keep the catalog current while runs train (Ctrl-C stops).
 
-    Example: hpclab --store /shared/hpclab watch --polling --interval 5
+    Example: hpclab --store /shared/hpclab watch --polling --interval 5 --site
     """
     import threading
 
@@ -154,8 +162,18 @@ def watch(store: Store, polling: bool | None, interval: float, full_every: float
             stamp = datetime.now().strftime("%H:%M:%S")
             click.echo(f"{stamp} indexed {indexed} run(s) in {getattr(report, 'seconds', 0):.2f} s")
 
+    site_hook = None
+    if site:
+        from hpclab.site.live import LiveSite
+
+        site_hook = LiveSite(store, log=click.echo)
     watcher = Watcher(
-        store, polling=polling, interval=interval, full_every=full_every, on_pass=on_pass
+        store,
+        polling=polling,
+        interval=interval,
+        full_every=full_every,
+        on_pass=on_pass,
+        site_hook=site_hook,
     )
     click.echo(f"watching {store.root} ({watcher.mode}); catalog in {store.catalog_dir}")
     stop = threading.Event()

@@ -1,0 +1,274 @@
+"""``hpclab site build``: the catalog into a static website.
+
+1. read the catalog once (:func:`hpclab.site.data.load`);
+2. write the MkDocs project: the template (``site/`` in the repository: mkdocs.yml,
+   theme overrides, hpclab's JS and CSS), the generated pages and their navigation, and
+   the Vega/Vega-Lite/Vega-Embed bundle from vl-convert (cached: making it takes 2 s);
+3. run MkDocs in-process into a scratch directory and move the result into ``html/``
+   page by page, leaving ``html/data/`` (hpclab's, not MkDocs') in place;
+4. write the data files: each run's series and details, ``live.json``, ``pages.json``.
+
+Pages are few (one per tab, one per sweep and hypothesis report), so the MkDocs part
+takes about the same time for 10 runs or 1,000; the data files grow with the runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpclab.errors import SiteError
+from hpclab.site import graph, pages, research
+from hpclab.site.cost import accounting
+from hpclab.site.data import Key, SiteData, load
+from hpclab.site.details import run_details
+from hpclab.site.layout import SiteLayout
+from hpclab.site.live import live_doc, run_info
+from hpclab.site.series import MAX_POINTS, run_series, write_json
+from hpclab.store import Store
+
+BUNDLE_SNIPPET = "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = vegaLite;"
+
+
+@dataclass
+class BuildReport:
+    runs: int = 0
+    pages: int = 0
+    seconds: float = 0.0
+    mkdocs_seconds: float = 0.0
+    data_seconds: float = 0.0
+    site_dir: Path | None = None
+
+    @property
+    def html(self) -> Path:
+        assert self.site_dir is not None
+        return SiteLayout(self.site_dir).html
+
+
+def template_dir() -> Path:
+    """The MkDocs template: ``site/`` beside the package (the repository's top level)."""
+    here = Path(__file__).resolve().parents[2] / "site"
+    if not (here / "mkdocs.yml").is_file():
+        raise SiteError(f"site template not found at {here} (hpclab must run from its source tree)")
+    return here
+
+
+def build(
+    store: Store,
+    out: Path | None = None,
+    *,
+    max_points: int | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> BuildReport:
+    """Build the whole site (pages and every run's data files) under ``out`` (default: the
+    store's ``.site``)."""
+    start = time.perf_counter()
+    warn = warn or (lambda m: print(f"hpclab: warning: {m}", file=sys.stderr))
+    layout = SiteLayout(Path(out).absolute() if out else store.site_dir)
+    data = load(store)
+    report = BuildReport(runs=len(data.runs), site_dir=layout.dir)
+    t = time.perf_counter()
+    report.pages = build_pages(data, layout, warn=warn)
+    report.mkdocs_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    keys: list[Key] = [(r["project"], r["run_id"]) for r in data.runs]
+    write_details(data, layout, keys)
+    infos = write_series(data, layout, keys, max_points=max_points, warn=warn)
+    write_json(layout.live_json, live_doc(infos))
+    report.data_seconds = time.perf_counter() - t
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def write_details(data: SiteData, layout: SiteLayout, keys: list[Key]) -> None:
+    for key in keys:
+        write_json(layout.details_json(*key), run_details(data, key))
+
+
+def write_series(
+    data: SiteData,
+    layout: SiteLayout,
+    keys: list[Key],
+    *,
+    max_points: int | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> dict[Key, dict[str, Any]]:
+    """Every run's series file (threads: chunk reads and zstd release the GIL); returns
+    what live.json needs of each run."""
+    points = max_points or MAX_POINTS
+
+    def one(key: Key) -> tuple[Key, dict[str, Any] | None]:
+        try:
+            series = run_series(data.store, *key, max_points=points)
+            write_json(layout.series_json(*key), series)
+            return key, run_info(data.store, key, series, data.total_steps(key))
+        except Exception as e:  # a half-written run: its page says it has no data
+            if warn:
+                warn(f"{key[0]}/{key[1]}: no chart data ({e})")
+            return key, None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(one, keys))
+    return {k: info for k, info in results if info is not None}
+
+
+def generate(data: SiteData, costs: dict[Key, Any]) -> dict[str, str]:
+    """Every page: path under docs/ -> Markdown."""
+    out = {
+        "index.md": pages.overview(data),
+        "runs/index.md": pages.runs_list(data),
+        "runs/run.md": pages.run_page(),
+        "graph.md": graph.graph_page(data),
+        "hypotheses.md": research.hypotheses_page(data),
+        "board.md": pages.board(data),
+        "training.md": pages.training(),
+        "reports/index.md": research.reports_index(data),
+    }
+    for s in data.sweeps:
+        out[research.sweep_report_path(s["project"], s["sweep_id"])] = research.sweep_report(
+            data, s, costs
+        )
+    for h in data.hypotheses:
+        out[research.hypothesis_report_path(h["project"], h["hypothesis_id"])] = (
+            research.hypothesis_report(data, h, costs)
+        )
+    return out
+
+
+def nav(page_paths: list[str], data: SiteData) -> list[Any]:
+    reports: list[Any] = ["reports/index.md"]
+    for s in data.sweeps:
+        reports.append(
+            {
+                f"{s['project']} · {s['sweep_id']}": research.sweep_report_path(
+                    s["project"], s["sweep_id"]
+                )
+            }
+        )
+    for h in data.hypotheses:
+        title = h.get("title") or h["hypothesis_id"]
+        reports.append(
+            {
+                f"{h['project']} · {title}": research.hypothesis_report_path(
+                    h["project"], h["hypothesis_id"]
+                )
+            }
+        )
+    return [
+        {"Overview": "index.md"},
+        {"Runs": "runs/index.md"},
+        {"Graph": "graph.md"},
+        {"Hypotheses": "hypotheses.md"},
+        {"Board": "board.md"},
+        {"Training": "training.md"},
+        {"Reports": reports},
+    ]
+
+
+def build_pages(
+    data: SiteData, layout: SiteLayout, *, warn: Callable[[str], None] | None = None
+) -> int:
+    """Regenerate the pages and run MkDocs; ``html/data`` is left as it is. Returns the
+    number of pages."""
+    costs = accounting(data, warn=warn)
+    docs = generate(data, costs)
+    if layout.src.exists():
+        shutil.rmtree(layout.src)
+    template = template_dir()
+    layout.docs.mkdir(parents=True)
+    shutil.copytree(template / "overrides", layout.src / "overrides")
+    shutil.copytree(template / "assets", layout.docs / "assets")
+    (layout.docs / "assets" / "vendor" / "vega-bundle.js").write_text(vega_bundle(layout))
+    for rel, text in docs.items():
+        path = layout.docs / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    config = yaml.safe_load((template / "mkdocs.yml").read_text())
+    config["nav"] = nav(list(docs), data)
+    config["not_in_nav"] = "runs/run.md"
+    layout.mkdocs_yml.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    scratch = layout.dir / ".build"
+    _mkdocs(layout, scratch)
+    _publish(scratch, layout.html)
+    write_json(
+        layout.pages_json,
+        {"signature": data.signature(), "pages": sorted(docs), "built_at": time.time()},
+    )
+    return len(docs)
+
+
+def _mkdocs(layout: SiteLayout, scratch: Path) -> None:
+    import logging
+
+    from mkdocs.commands.build import build as mkdocs_build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import MkDocsException
+
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    log = logging.getLogger("mkdocs")
+    level = log.level
+    log.setLevel(logging.ERROR)  # MkDocs' INFO lines ("Building documentation...") are noise here
+    try:
+        cfg = load_config(config_file=str(layout.mkdocs_yml), site_dir=str(scratch))
+        mkdocs_build(cfg)
+    except MkDocsException as e:
+        raise SiteError(f"MkDocs could not build {layout.mkdocs_yml}: {e}") from None
+    finally:
+        log.setLevel(level)
+
+
+def _publish(scratch: Path, html: Path) -> None:
+    """Move the new build into ``html`` entry by entry (each a rename: a browser reading
+    the site sees the old page or the new one), keeping ``html/data``."""
+    html.mkdir(parents=True, exist_ok=True)
+    new = {p.name for p in scratch.iterdir()}
+    for entry in scratch.iterdir():
+        target = html / entry.name
+        if entry.name == "data":
+            continue
+        if target.exists():
+            old = html / f".old-{entry.name}"
+            if old.exists():
+                _remove(old)
+            target.rename(old)
+            entry.rename(target)
+            _remove(old)
+        else:
+            entry.rename(target)
+    for stale in html.iterdir():
+        if stale.name not in new and stale.name != "data" and not stale.name.startswith("."):
+            _remove(stale)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def vega_bundle(layout: SiteLayout) -> str:
+    """Vega, Vega-Lite and Vega-Embed as one script (vl-convert's bundle), cached per
+    version in ``<site>/cache``."""
+    import vl_convert
+
+    versions = f"{vl_convert.get_vega_embed_version()}-{vl_convert.get_vega_version()}"
+    cached = layout.cache / f"vega-bundle-{versions}.js"
+    if cached.is_file():
+        return cached.read_text(encoding="utf-8")
+    text = vl_convert.javascript_bundle(BUNDLE_SNIPPET)
+    layout.cache.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(cached)
+    return text

@@ -1,0 +1,161 @@
+"""Vega-Lite specs (made with Altair) for the site's charts, and how a page embeds one.
+
+Specs of loss curves name their data (``series``) instead of holding it: the browser
+fills it from the runs' data files (and refreshes it while they train), the report
+export fills it from the same series in Python. Small charts (evidence waterfall, Pareto
+front, seed groups) carry their data inline.
+
+A chart is embedded as ``<div class="hl-chart" ...><script type="application/json">``
+with the spec inside: plain HTML that any Markdown renderer passes through, so the
+pages do not depend on the MkDocs theme.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import altair as alt
+
+SERIES = "series"  # the named data set of line charts: rows {run, metric, step, value}
+WIDTH = "container"
+
+
+def line_spec(*, color: str = "metric", title: str | None = None, height: int = 260) -> dict:
+    """Lines of ``value`` over ``step``, one per ``color`` (``metric`` for one run's train
+    and val loss, ``run`` for a sweep's runs overlaid); gaps where values are missing."""
+    legend = alt.Legend(orient="bottom", columns=4, labelLimit=220, title=None)
+    chart = (
+        alt.Chart(alt.Data(name=SERIES))
+        .mark_line(strokeWidth=1.6, interpolate="linear")
+        .encode(
+            x=alt.X("step:Q", title="step"),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+            color=alt.Color(f"{color}:N", legend=legend),
+            detail=alt.Detail("key:N"),
+            tooltip=[
+                alt.Tooltip("run:N"),
+                alt.Tooltip("metric:N"),
+                alt.Tooltip("step:Q"),
+                alt.Tooltip("value:Q", format=".5g"),
+            ],
+        )
+        .properties(width=WIDTH, height=height)
+    )
+    if title:
+        chart = chart.properties(title=title)
+    return _dict(chart)
+
+
+def waterfall_spec(units: list[dict[str, Any]], *, title: str | None = None) -> dict | None:
+    """Evidence waterfall: each run's contribution as a step from the running total."""
+    values = []
+    total = 0.0
+    for u in units:
+        c = float(u["contribution"])
+        values.append(
+            {
+                "label": u["label"],
+                "start": total,
+                "end": total + c,
+                "contribution": c,
+                "sign": "supports" if c >= 0 else "refutes",
+            }
+        )
+        total += c
+    if not values:
+        return None
+    values.append(
+        {"label": "total", "start": 0.0, "end": total, "contribution": total, "sign": "total"}
+    )
+    order = [v["label"] for v in values]
+    chart = (
+        alt.Chart(alt.Data(values=values))
+        .mark_bar()
+        .encode(
+            x=alt.X("label:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40)),
+            y=alt.Y("start:Q", title="cumulative evidence"),
+            y2="end:Q",
+            color=alt.Color(
+                "sign:N",
+                scale=alt.Scale(
+                    domain=["supports", "refutes", "total"],
+                    range=["#2e9d5b", "#d1453b", "#5b6bbf"],
+                ),
+                legend=alt.Legend(orient="bottom", title=None),
+            ),
+            tooltip=["label:N", alt.Tooltip("contribution:Q", format="+.3f")],
+        )
+        .properties(width=WIDTH, height=220)
+    )
+    if title:
+        chart = chart.properties(title=title)
+    return _dict(chart)
+
+
+def pareto_spec(points: list[dict[str, Any]], x: str, y: str) -> dict | None:
+    """Runs on two objectives, the Pareto front (rank 0) highlighted and joined."""
+    if not points:
+        return None
+    base = alt.Chart(alt.Data(values=points))
+    dots = base.mark_circle(size=70).encode(
+        x=alt.X("x:Q", title=x, scale=alt.Scale(zero=False)),
+        y=alt.Y("y:Q", title=y, scale=alt.Scale(zero=False)),
+        color=alt.Color(
+            "front:N",
+            scale=alt.Scale(domain=["front", "dominated"], range=["#e8710a", "#9aa0a6"]),
+            legend=alt.Legend(orient="bottom", title=None),
+        ),
+        tooltip=["run:N", alt.Tooltip("x:Q", format=".4g"), alt.Tooltip("y:Q", format=".4g")],
+    )
+    front = (
+        base.transform_filter(alt.datum.front == "front")
+        .mark_line(color="#e8710a", strokeDash=[4, 3])
+        .encode(x="x:Q", y="y:Q", order="x:Q")
+    )
+    return _dict((front + dots).properties(width=WIDTH, height=260))
+
+
+def interval_spec(groups: list[dict[str, Any]], metric: str) -> dict | None:
+    """Seed groups' means with their 95% confidence intervals."""
+    if not groups:
+        return None
+    base = alt.Chart(alt.Data(values=groups))
+    bars = base.mark_rule(strokeWidth=2).encode(
+        y=alt.Y("label:N", title=None, sort=None),
+        x=alt.X("ci_low:Q", title=f"{metric} (mean, 95% CI)", scale=alt.Scale(zero=False)),
+        x2="ci_high:Q",
+    )
+    dots = base.mark_point(filled=True, size=60).encode(
+        y=alt.Y("label:N", sort=None),
+        x="mean:Q",
+        tooltip=["label:N", "n:Q", alt.Tooltip("mean:Q", format=".4g")],
+    )
+    return _dict((bars + dots).properties(width=WIDTH, height=max(60, 24 * len(groups))))
+
+
+def embed(
+    spec: dict,
+    *,
+    runs: list[str] | None = None,
+    metrics: list[str] | None = None,
+    color: str | None = None,
+) -> str:
+    """The HTML block that shows ``spec``; ``runs`` ("project/run_id") and ``metrics`` fill
+    its ``series`` data from the runs' data files."""
+    attrs = ['class="hl-chart"']
+    if runs is not None:
+        attrs.append(f'data-runs="{html.escape(",".join(runs))}"')
+    if metrics is not None:
+        attrs.append(f'data-metrics="{html.escape(json.dumps(metrics))}"')
+    if color is not None:
+        attrs.append(f'data-color="{html.escape(color)}"')
+    body = json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
+    return f'<div {" ".join(attrs)}><script type="application/json">{body}</script></div>'
+
+
+def _dict(chart: Any) -> dict:
+    spec: dict = chart.to_dict()
+    spec.pop("config", None)  # the page sets the theme (light or dark)
+    return spec

@@ -1,0 +1,259 @@
+"""The catalog, read once per build into plain Python: what every page and data file is
+generated from. One query per table (never one per run), so 1,000 runs cost a few
+hundred milliseconds here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hpclab.catalog.connect import connect
+from hpclab.store import Store
+
+Key = tuple[str, str]  # (project, run_id)
+
+FINISHED = {"completed", "failed", "cancelled", "timeout", "lost"}
+FAILED = {"failed", "cancelled", "timeout", "lost"}
+ACTIVE = {"planned", "queued", "running", "preempted"}
+# Config paths that give a run's planned number of steps (progress and ETA), first match wins.
+TOTAL_STEP_PATHS = (
+    "train.steps",
+    "train.max_steps",
+    "trainer.max_steps",
+    "max_steps",
+    "total_steps",
+    "steps",
+)
+MAX_KEY_METRICS = 4
+
+
+def rows(con: Any, query: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    """A query's rows as dicts."""
+    cur = con.execute(query, list(params))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def iso(value: Any) -> str | None:
+    """Timestamps as ISO text (UTC, no zone suffix, as the catalog stores them)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def finite(value: Any) -> float | None:
+    """A float for display, None for null, NaN and inf (shown as missing)."""
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and abs(f) != float("inf") else None
+
+
+@dataclass
+class Metric:
+    name: str
+    direction: str  # minimize | maximize
+
+    def better(self, new: float | None, old: float | None) -> bool | None:
+        """Whether ``new`` improves on ``old`` (None when either is missing or equal)."""
+        if new is None or old is None or new == old:
+            return None
+        return new < old if self.direction == "minimize" else new > old
+
+
+@dataclass
+class SiteData:
+    """Every table the site shows, keyed for quick lookups."""
+
+    store: Store
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    by_key: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    summary: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    key_metrics: dict[str, list[Metric]] = field(default_factory=dict)
+    features: dict[Key, dict[str, str]] = field(default_factory=dict)
+    feature_nums: dict[Key, dict[str, float]] = field(default_factory=dict)
+    sweeps: list[dict[str, Any]] = field(default_factory=list)
+    sweep_points: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    artifacts: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)
+    datasets: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)
+    notes: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    children: dict[Key, list[str]] = field(default_factory=dict)
+    edges: list[dict[str, Any]] = field(default_factory=list)
+    feature_diffs: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)
+    hypotheses: list[dict[str, Any]] = field(default_factory=list)
+    hypothesis_status: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    evidence: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)  # by hypothesis
+    run_hypotheses: dict[Key, list[Key]] = field(default_factory=dict)
+    seed_groups: dict[Key, dict[str, Any]] = field(default_factory=dict)  # by run
+    seed_group_stats: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    pareto: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    reproductions: dict[Key, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def projects(self) -> list[str]:
+        return sorted({r["project"] for r in self.runs} | {s["project"] for s in self.sweeps})
+
+    def metric_value(self, key: Key, metric: str) -> float | None:
+        """The run's value of a metric: its key value (the project's aggregation) when it
+        is a key metric, else its last value."""
+        m = self.summary.get(key, {}).get(metric)
+        if not m:
+            return None
+        kv = finite(m.get("key_value")) if m.get("is_key") else None
+        return kv if kv is not None else finite(m.get("last"))
+
+    def total_steps(self, key: Key) -> int | None:
+        nums = self.feature_nums.get(key, {})
+        for path in TOTAL_STEP_PATHS:
+            if path in nums and nums[path] > 0:
+                return int(nums[path])
+        return None
+
+    def signature(self) -> str:
+        """What the pages depend on that changes while runs train: runs and their status,
+        sweeps, hypotheses and their status. Equal signatures: the pages are current."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for r in self.runs:
+            h.update(f"{r['project']}/{r['run_id']}={r['status']};".encode())
+        for s in self.sweeps:
+            h.update(f"sweep {s['project']}/{s['sweep_id']};".encode())
+        for hk, st in sorted(self.hypothesis_status.items()):
+            h.update(f"hyp {hk}={st.get('status')};".encode())
+        for hyp in self.hypotheses:
+            h.update(f"hyp {hyp['project']}/{hyp['hypothesis_id']};".encode())
+        return h.hexdigest()[:16]
+
+
+def load(store: Store) -> SiteData:
+    """Read the published catalog."""
+    con = connect(store)
+    try:
+        return _load(con, store)
+    finally:
+        con.close()
+
+
+def _load(con: Any, store: Store) -> SiteData:
+    d = SiteData(store=store)
+    d.runs = rows(con, "SELECT * FROM runs ORDER BY created_at DESC, run_id DESC")
+    d.by_key = {(r["project"], r["run_id"]): r for r in d.runs}
+    names_by_project: dict[str, dict[str, str]] = defaultdict(dict)
+    keys_by_project: dict[str, dict[str, str]] = defaultdict(dict)
+    for m in rows(
+        con,
+        "SELECT project, run_id, name, last, best, mean, min, max, n, last_step, direction,"
+        " key_value, is_key FROM metric_summary",
+    ):
+        key = (m["project"], m["run_id"])
+        d.summary.setdefault(key, {})[m["name"]] = m
+        names_by_project[m["project"]][m["name"]] = m["direction"] or "minimize"
+        if m["is_key"]:
+            keys_by_project[m["project"]][m["name"]] = m["direction"] or "minimize"
+    for project, names in names_by_project.items():
+        chosen = keys_by_project.get(project) or {
+            n: dr for n, dr in sorted(names.items(), key=_metric_order)[:MAX_KEY_METRICS]
+        }
+        d.key_metrics[project] = [Metric(n, dr) for n, dr in chosen.items()]
+    for f in rows(con, "SELECT project, run_id, path, value, value_num FROM features"):
+        key = (f["project"], f["run_id"])
+        d.features.setdefault(key, {})[f["path"]] = f["value"]
+        if f["value_num"] is not None:
+            d.feature_nums.setdefault(key, {})[f["path"]] = f["value_num"]
+    d.sweeps = rows(con, "SELECT * FROM sweeps ORDER BY created_at DESC")
+    for p in rows(con, "SELECT * FROM sweep_points ORDER BY point"):
+        d.sweep_points.setdefault((p["project"], p["sweep_id"]), []).append(p)
+    for a in rows(con, "SELECT * FROM artifacts ORDER BY path"):
+        d.artifacts.setdefault((a["project"], a["run_id"]), []).append(a)
+    for s in rows(con, "SELECT * FROM datasets ORDER BY name"):
+        d.datasets.setdefault((s["project"], s["run_id"]), []).append(s)
+    for n in rows(con, "SELECT * FROM notes"):
+        d.notes[(n["project"], n["run_id"])] = n
+    d.edges = rows(con, "SELECT * FROM dag_edges")
+    if not d.edges:  # before the DAG is indexed: the runs' own parent column
+        d.edges = [
+            {
+                "project": r["project"],
+                "parent_id": r["parent"],
+                "child_id": r["run_id"],
+                "rule": r["parent_rule"] or "explicit",
+                "detail": None,
+            }
+            for r in d.runs
+            if r.get("parent")
+        ]
+    for e in d.edges:
+        d.children.setdefault((e["project"], e["parent_id"]), []).append(e["child_id"])
+    for fd in rows(con, "SELECT * FROM feature_diffs ORDER BY path"):
+        d.feature_diffs.setdefault((fd["project"], fd["run_id"]), []).append(fd)
+    d.hypotheses = rows(con, "SELECT * FROM hypotheses ORDER BY project, hypothesis_id")
+    for hs in rows(con, "SELECT * FROM hypothesis_status"):
+        d.hypothesis_status[(hs["project"], hs["hypothesis_id"])] = hs
+    for ev in rows(con, "SELECT * FROM evidence ORDER BY run_id, metric"):
+        hk = (ev["project"], ev["hypothesis_id"])
+        d.evidence.setdefault(hk, []).append(ev)
+    for h in d.hypotheses:
+        hk = (h["project"], h["hypothesis_id"])
+        for run_id in h.get("runs") or []:
+            d.run_hypotheses.setdefault((h["project"], run_id), []).append(hk)
+    for sg in rows(con, "SELECT * FROM seed_groups"):
+        d.seed_groups[(sg["project"], sg["run_id"])] = sg
+    for st in rows(con, "SELECT * FROM seed_group_stats ORDER BY metric"):
+        d.seed_group_stats.setdefault((st["project"], st["group_id"]), []).append(st)
+    d.comparisons = rows(con, "SELECT * FROM group_comparisons")
+    for pa in rows(con, "SELECT * FROM pareto"):
+        d.pareto[(pa["project"], pa["run_id"])] = pa
+    for rp in rows(con, "SELECT * FROM reproductions"):
+        d.reproductions[(rp["project"], rp["run_id"])] = rp
+    return d
+
+
+def _metric_order(item: tuple[str, str]) -> tuple[int, str]:
+    """Without key metrics in project.yaml, show losses first (val before train)."""
+    name = item[0]
+    rank = 0 if "val" in name and "loss" in name else 1 if "loss" in name else 2
+    return rank, name
+
+
+def config_diff(data: SiteData, key: Key) -> list[dict[str, Any]]:
+    """The run's config against its parent's: the indexer's feature_diffs when it wrote
+    them, else computed here from the two runs' features."""
+    if key in data.feature_diffs:
+        return [
+            {k: fd[k] for k in ("path", "change", "old", "new")} for fd in data.feature_diffs[key]
+        ]
+    parent = data.by_key.get(key, {}).get("parent")
+    if not parent:
+        return []
+    mine = data.features.get(key, {})
+    theirs = data.features.get((key[0], parent), {})
+    out = []
+    for path in sorted(set(mine) | set(theirs)):
+        old, new = theirs.get(path), mine.get(path)
+        if old == new:
+            continue
+        change = "added" if old is None else "removed" if new is None else "changed"
+        out.append({"path": path, "change": change, "old": old, "new": new})
+    return out
+
+
+def loads(text: Any) -> Any:
+    """JSON text from the catalog (selectors, targets), or the text itself if it is not."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -1,0 +1,137 @@
+"""A run's details as the run page gets them (``data/details/<project>/<run_id>.json``):
+status, config and its diff against the parent, the code snapshot's commit and patch,
+artifacts with hashes, data fingerprints, notes, hypotheses and how to restore it.
+
+The page shows only what the store already publishes to the lab: the environment's
+variables are never copied here (the snapshot redacts secrets, but a website is a wider
+audience than the run directory), and a patch is cut at ``MAX_PATCH_BYTES``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpclab.site.data import Key, SiteData, config_diff, finite, iso, loads
+from hpclab.store.atomic import read_json
+
+MAX_PATCH_BYTES = 200_000
+
+
+def run_details(data: SiteData, key: Key) -> dict[str, Any]:
+    """The details document of one run."""
+    project, run_id = key
+    run = data.by_key[key]
+    paths = data.store.run_paths(project, run_id)
+    summary = [
+        {
+            "name": name,
+            "last": finite(m["last"]),
+            "best": finite(m["best"]),
+            "min": finite(m["min"]),
+            "max": finite(m["max"]),
+            "n": m["n"],
+            "last_step": m["last_step"],
+            "direction": m["direction"],
+        }
+        for name, m in sorted(data.summary.get(key, {}).items())
+    ]
+    sweep = None
+    if run.get("sweep_id"):
+        points = data.sweep_points.get((project, run["sweep_id"]), [])
+        mine = [p for p in points if p["run_id"] == run_id]
+        sweep = {
+            "id": run["sweep_id"],
+            "point": run.get("sweep_index"),
+            "overrides": mine[0]["overrides"] if mine else None,
+        }
+    hyps = []
+    for hk in data.run_hypotheses.get(key, []):
+        h = next((x for x in data.hypotheses if (x["project"], x["hypothesis_id"]) == hk), {})
+        status = data.hypothesis_status.get(hk, {})
+        contribution = sum(
+            finite(e.get("contribution")) or 0.0
+            for e in data.evidence.get(hk, [])
+            if e["run_id"] == run_id
+        )
+        hyps.append(
+            {
+                "id": hk[1],
+                "title": h.get("title"),
+                "status": status.get("status") or "Proposed",
+                "contribution": contribution,
+            }
+        )
+    note = data.notes.get(key)
+    repro = data.reproductions.get(key)
+    return {
+        "run": {k: _plain(v) for k, v in run.items() if k != "fingerprint"},
+        "summary": summary,
+        "config": sorted(data.features.get(key, {}).items()),
+        "diff": config_diff(data, key),
+        "children": data.children.get(key, []),
+        "sweep": sweep,
+        "code": _code(paths),
+        "artifacts": [
+            {"path": a["path"], "sha256": a["sha256"], "size": a["size"]}
+            for a in data.artifacts.get(key, [])
+        ],
+        "datasets": [
+            {k: s[k] for k in ("name", "path", "sha256", "size", "n_files")}
+            for s in data.datasets.get(key, [])
+        ],
+        "notes": {"tags": list(note["tags"] or []), "text": note["text"]} if note else None,
+        "hypotheses": hyps,
+        "seed_group": _plain_dict(data.seed_groups.get(key)),
+        "reproduction": _plain_dict(repro),
+        "restore": restore_commands(project, run_id, run.get("git_commit")),
+    }
+
+
+def restore_commands(project: str, run_id: str, commit: str | None) -> list[str]:
+    """How to get the run's code back and run it again."""
+    out = [
+        f"hpclab restore {run_id} --project {project}",
+        f"hpclab rerun {run_id} --project {project}",
+    ]
+    if commit:
+        out.append(f"git checkout {commit}  # then apply the run's snapshot/uncommitted.patch")
+    return out
+
+
+def _code(paths: Any) -> dict[str, Any]:
+    """Commit, branch, dirty flag and the uncommitted patch of the code snapshot."""
+    out: dict[str, Any] = {}
+    try:
+        code = read_json(paths.code_json) if paths.code_json.is_file() else {}
+    except Exception:  # unreadable snapshot metadata: the page says there is none
+        code = {}
+    git = code.get("git") or {}
+    out["kind"] = code.get("kind")
+    out["commit"] = git.get("commit")
+    out["branch"] = git.get("branch")
+    out["dirty"] = git.get("is_dirty")
+    out["skipped"] = len(code.get("skipped") or [])
+    out["patch"] = None
+    out["patch_truncated"] = False
+    if paths.code_patch.is_file():
+        with open(paths.code_patch, "rb") as f:
+            raw = f.read(MAX_PATCH_BYTES + 1)
+        out["patch_truncated"] = len(raw) > MAX_PATCH_BYTES
+        out["patch"] = raw[:MAX_PATCH_BYTES].decode("utf-8", errors="replace")
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return iso(value)
+    if isinstance(value, float):
+        return finite(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _plain_dict(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {k: _plain(loads(v) if k == "seed" else v) for k, v in row.items()}

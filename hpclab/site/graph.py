@@ -1,0 +1,137 @@
+"""The Graph tab: each project's experiment DAG as an SVG drawn here (no layout engine in
+the browser, nothing to load): trees left to right by depth, runs with neither parent
+nor child in a compact grid below. Nodes are filled by status, ringed green or red when
+the run improves or regresses on its parent's first key metric, and link to run pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpclab.site.data import SiteData
+from hpclab.site.html import block, e, empty
+from hpclab.site.layout import run_href
+from hpclab.site.pages import WIDE
+
+STATUS_COLORS = {
+    "planned": "#9aa0a6",
+    "queued": "#f2a600",
+    "running": "#1a73e8",
+    "completed": "#2e9d5b",
+    "failed": "#d1453b",
+    "cancelled": "#80868b",
+    "timeout": "#b3261e",
+    "lost": "#8e24aa",
+    "preempted": "#e8710a",
+}
+DX, DY, R = 170, 30, 8
+GRID_COLUMNS = 24
+GRID_DX = 28
+
+
+def graph_page(data: SiteData) -> str:
+    root = ""
+    out = [WIDE, "# Graph\n"]
+    legend = "".join(
+        f'<span class="hl-legend-item"><svg width="12" height="12"><circle cx="6" cy="6" r="5" '
+        f'fill="{c}"/></svg>{s}</span>'
+        for s, c in STATUS_COLORS.items()
+    )
+    out.append(
+        block(
+            f'<div class="hl-legend">{legend}'
+            '<span class="hl-legend-item hl-up">◯ improves on parent</span>'
+            '<span class="hl-legend-item hl-down">◯ regresses</span></div>'
+        )
+    )
+    if not data.runs:
+        return "".join([*out, block(empty("No runs yet."))])
+    for project in data.projects:
+        out.append(f"\n## {e(project)}\n")
+        out.append(block(project_svg(data, project, root)))
+    return "".join(out)
+
+
+def project_svg(data: SiteData, project: str, root: str) -> str:
+    runs = {r["run_id"]: r for r in data.runs if r["project"] == project}
+    children: dict[str, list[str]] = {}
+    parents: dict[str, str] = {}
+    for edge in data.edges:
+        if edge["project"] != project:
+            continue
+        p, c = edge["parent_id"], edge["child_id"]
+        if p in runs and c in runs and c not in parents:
+            parents[c] = p
+            children.setdefault(p, []).append(c)
+    pos: dict[str, tuple[float, float]] = {}
+    y = 0.0
+    in_tree = [rid for rid in sorted(runs) if rid not in parents and rid in children]
+
+    def place(rid: str, depth: int, seen: set[str]) -> float:
+        nonlocal y
+        seen.add(rid)
+        kids = [k for k in sorted(children.get(rid, [])) if k not in seen]
+        if not kids:
+            pos[rid] = (depth * DX, y)
+            y += DY
+            return pos[rid][1]
+        ys = [place(k, depth + 1, seen) for k in kids]
+        pos[rid] = (depth * DX, (min(ys) + max(ys)) / 2)
+        return pos[rid][1]
+
+    seen: set[str] = set()
+    for rid in in_tree:
+        place(rid, 0, seen)
+        y += DY / 2
+    lone = [rid for rid in sorted(runs) if rid not in pos]
+    top = y + (DY / 2 if pos else 0)
+    for i, rid in enumerate(lone):
+        pos[rid] = ((i % GRID_COLUMNS) * GRID_DX, top + (i // GRID_COLUMNS) * GRID_DX)
+    width = max(x for x, _ in pos.values()) + DX + 40
+    height = max(yy for _, yy in pos.values()) + 2 * DY
+    parts = [
+        f'<svg class="hl-graph" data-project="{e(project)}" '
+        f'viewBox="-20 -20 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
+        f'role="img" aria-label="experiment DAG of {e(project)}">'
+    ]
+    for c, p in parents.items():
+        (x1, y1), (x2, y2) = pos[p], pos[c]
+        mx = (x1 + x2) / 2
+        parts.append(
+            f'<path class="hl-edge" d="M{x1:.0f},{y1:.0f} C{mx:.0f},{y1:.0f} '
+            f'{mx:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"/>'
+        )
+    metrics = data.key_metrics.get(project, [])
+    for rid, (x, yy) in pos.items():
+        r = runs[rid]
+        ring = ""
+        if metrics and rid in parents:
+            m = metrics[0]
+            better = m.better(
+                data.metric_value((project, rid), m.name),
+                data.metric_value((project, parents[rid]), m.name),
+            )
+            ring = {True: " hl-node-up", False: " hl-node-down"}.get(better, "")  # type: ignore[arg-type]
+        label = r.get("name") or rid[-4:] if rid in parents or rid in children else ""
+        tip = _tooltip(data, project, r)
+        fill = STATUS_COLORS.get(r["status"], "#9aa0a6")
+        parts.append(
+            f'<a href="{e(run_href(project, rid, root))}">'
+            f'<g class="hl-node{ring}" data-run="{e(rid)}">'
+            f"<title>{e(tip)}</title>"
+            f'<circle cx="{x:.0f}" cy="{yy:.0f}" r="{R}" fill="{fill}"/>'
+            + (f'<text x="{x + R + 4:.0f}" y="{yy + 4:.0f}">{e(label)}</text>' if label else "")
+            + "</g></a>"
+        )
+    parts.append("</svg>")
+    return f'<div class="hl-graph-wrap">{"".join(parts)}</div>'
+
+
+def _tooltip(data: SiteData, project: str, r: dict[str, Any]) -> str:
+    lines = [f"{r['run_id']} ({r['status']})"]
+    if r.get("name"):
+        lines.append(str(r["name"]))
+    for m in data.key_metrics.get(project, [])[:3]:
+        v = data.metric_value((project, r["run_id"]), m.name)
+        lines.append(f"{m.name}: {'–' if v is None else f'{v:.4g}'}")
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""Where the website's files go. :class:`SiteLayout` is the only code that knows file names
+under a site directory (the store's layout is :class:`~hpclab.store.Store`'s)::
+
+    <site>/src/mkdocs.yml  src/overrides/  src/docs/*.md   the MkDocs project (generated)
+    <site>/html/                                          the built site: serve or publish this
+    <site>/html/data/live.json                            running and queued runs (polled)
+    <site>/html/data/runs/<project>/<run_id>.json         a run's metric series (downsampled)
+    <site>/html/data/details/<project>/<run_id>.json      a run's config, code, artifacts, ...
+    <site>/html/data/pages.json                           what the pages were generated from
+    <site>/cache/                                         the Vega bundle, kept across builds
+
+``data/`` is written by hpclab, not by MkDocs: a page rebuild replaces the pages around it
+and leaves it alone, and a live update rewrites a few files in it, never a page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SiteLayout:
+    """Every path under one site directory."""
+
+    dir: Path
+
+    @property
+    def src(self) -> Path:
+        return self.dir / "src"
+
+    @property
+    def docs(self) -> Path:
+        return self.src / "docs"
+
+    @property
+    def mkdocs_yml(self) -> Path:
+        return self.src / "mkdocs.yml"
+
+    @property
+    def html(self) -> Path:
+        return self.dir / "html"
+
+    @property
+    def cache(self) -> Path:
+        return self.dir / "cache"
+
+    @property
+    def data(self) -> Path:
+        return self.html / "data"
+
+    @property
+    def live_json(self) -> Path:
+        return self.data / "live.json"
+
+    @property
+    def pages_json(self) -> Path:
+        return self.data / "pages.json"
+
+    def series_json(self, project: str, run_id: str) -> Path:
+        return self.data / "runs" / project / f"{run_id}.json"
+
+    def details_json(self, project: str, run_id: str) -> Path:
+        return self.data / "details" / project / f"{run_id}.json"
+
+    def built(self) -> bool:
+        return (self.html / "index.html").is_file()
+
+
+RUN_PAGE = "runs/run.html"  # the one page that shows any run: run.html?p=PROJECT&id=RUN
+
+
+def run_href(project: str, run_id: str, root: str = "") -> str:
+    """Link to a run's page from a page ``root`` levels below the site root ("../")."""
+    return f"{root}{RUN_PAGE}?p={project}&id={run_id}"

@@ -1,0 +1,204 @@
+"""Keeping a built site current while runs train: :class:`LiveSite` is the hook that
+``hpclab watch --site`` (and ``hpclab site serve --watch``) calls after each indexing pass.
+
+A pass rewrites the series file of each run whose ``run.json`` or metrics commit changed
+(a stat of two files per run tells), then ``data/live.json``, the small file the Training
+page polls. Pages are rebuilt only when what they list changes (a run added or changing
+status, a sweep or hypothesis added, a hypothesis changing status), at most once every
+``min_rebuild`` seconds: a rebuild of a large site takes seconds, a data file a millisecond.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hpclab.site.data import ACTIVE, TOTAL_STEP_PATHS, Key
+from hpclab.site.layout import SiteLayout
+from hpclab.site.series import run_series, write_json
+from hpclab.store import Store
+from hpclab.store.atomic import read_yaml
+
+RECENT_S = 900.0  # finished runs stay on the Training page this long
+MAX_RECENT = 12
+
+
+def run_info(store: Store, key: Key, series: dict[str, Any], total: int | None) -> dict[str, Any]:
+    """What the Training page shows of one run (from its record: fresher than the catalog)."""
+    from hpclab.store.record import parse_iso
+    from hpclab.views import effective_status
+
+    paths = store.run_paths(*key)
+    record = store.read_record(paths)
+    state = record.extra.get("scheduler_state") or {}
+    step = series.get("step")
+    rate = series.get("rate")
+    status = effective_status(record)
+    eta = None
+    if status == "running" and total and step is not None and rate:
+        eta = max(0.0, (total - 1 - step) / rate)
+    return {
+        "project": key[0],
+        "run_id": key[1],
+        "name": record.name,
+        "status": status,
+        "scheduler_state": state.get("state") if isinstance(state, dict) else None,
+        "reason": state.get("reason") if isinstance(state, dict) else None,
+        "sweep_id": record.sweep_id,
+        "step": step,
+        "total": total,
+        "rate": rate,
+        "eta_s": eta,
+        "version": series.get("version"),
+        "metrics": sorted(series.get("metrics", {})),
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "ended": parse_iso(record.ended_at) if record.ended_at else None,
+    }
+
+
+def total_steps_from_config(store: Store, key: Key) -> int | None:
+    """The run's planned steps from its config.yaml (TOTAL_STEP_PATHS), for runs the
+    catalog has not indexed yet."""
+    path = store.run_paths(*key).config_yaml
+    try:
+        cfg = read_yaml(path) if path.is_file() else None
+    except Exception:
+        return None
+    for dotted in TOTAL_STEP_PATHS:
+        node: Any = cfg
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, (int, float)) and not isinstance(node, bool) and node > 0:
+            return int(node)
+    return None
+
+
+def live_doc(infos: dict[Key, dict[str, Any]], now: float | None = None) -> dict[str, Any]:
+    """``data/live.json``: active runs, and runs that ended in the last RECENT_S seconds."""
+    now = time.time() if now is None else now
+    active = [i for i in infos.values() if i["status"] in ACTIVE]
+    recent = sorted(
+        (
+            i
+            for i in infos.values()
+            if i["status"] not in ACTIVE and i.get("ended") and now - i["ended"] < RECENT_S
+        ),
+        key=lambda i: -i["ended"],
+    )[:MAX_RECENT]
+    order = {"running": 0, "preempted": 1, "queued": 2, "planned": 3}
+    active.sort(key=lambda i: (order.get(i["status"], 9), i["project"], i["run_id"]))
+    return {"generated_at": now, "runs": active + recent}
+
+
+def _fingerprint(store: Store, key: Key) -> tuple[int, ...]:
+    paths = store.run_paths(*key)
+    out: list[int] = []
+    for p in (paths.run_json, paths.metrics_zarr / "zarr.json"):
+        try:
+            st = os.stat(p)
+            out += [st.st_mtime_ns, st.st_size, st.st_ino]
+        except FileNotFoundError:
+            out += [0, 0, 0]
+    return tuple(out)
+
+
+class LiveSite:
+    """The watch hook: rewrites changed runs' data files, and the pages when needed."""
+
+    def __init__(
+        self,
+        store: Store,
+        site_dir: Path | None = None,
+        *,
+        min_rebuild: float = 10.0,
+        warn: Callable[[str], None] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.layout = SiteLayout(Path(site_dir) if site_dir else store.site_dir)
+        self.min_rebuild = min_rebuild
+        self.warn = warn or (lambda m: print(f"hpclab: warning: {m}", file=sys.stderr))
+        self.log = log or (lambda m: None)
+        self._fps: dict[Key, tuple[int, ...]] = {}
+        self._infos: dict[Key, dict[str, Any]] = {}
+        self._totals: dict[Key, int | None] = {}
+        self._signature: str | None = None
+        self._last_rebuild = 0.0
+        self._pending = False
+
+    def __call__(self, report: Any, runs: list[Key] | None) -> None:
+        """After an indexing pass: ``runs`` the pass looked at (None: all of them)."""
+        try:
+            changed = self.refresh(runs)
+            if getattr(report, "published", False) or changed or self._pending:
+                self._maybe_rebuild(changed)
+        except Exception as e:  # the site must never stop the indexer
+            self.warn(f"site update failed ({type(e).__name__}: {e})")
+
+    def refresh(self, runs: list[Key] | None) -> list[Key]:
+        """Rewrite the series of changed runs and ``live.json``; return the changed runs."""
+        if not self.layout.built():
+            return []
+        keys = runs if runs is not None else [(p, r.id) for p, r in self.store.iter_runs()]
+        changed = []
+        for key in keys:
+            fp = _fingerprint(self.store, key)
+            if fp == self._fps.get(key) or fp[0] == 0:
+                continue
+            try:
+                series = run_series(self.store, *key)
+                if key not in self._totals:
+                    self._totals[key] = total_steps_from_config(self.store, key)
+                info = run_info(self.store, key, series, self._totals[key])
+            except Exception as e:  # half-written run: next pass
+                self.warn(f"{key[0]}/{key[1]}: site data not updated ({e})")
+                continue
+            write_json(self.layout.series_json(*key), series)
+            self._fps[key] = fp
+            self._infos[key] = info
+            changed.append(key)
+        if runs is None:  # a full pass also sees deleted runs
+            gone = set(self._infos) - set(keys)
+            for key in gone:
+                self._infos.pop(key, None)
+                self._fps.pop(key, None)
+        if changed or runs is None:
+            write_json(self.layout.live_json, live_doc(self._infos))
+        return changed
+
+    def _maybe_rebuild(self, changed: list[Key]) -> None:
+        from hpclab.site.build import build_pages, write_details
+        from hpclab.site.data import load
+
+        data = load(self.store)
+        if changed:
+            write_details(data, self.layout, [k for k in changed if k in data.by_key])
+        signature = data.signature()
+        if self._signature is None:
+            self._signature = _read_signature(self.layout)
+        if signature == self._signature:
+            self._pending = False
+            return
+        if time.monotonic() - self._last_rebuild < self.min_rebuild:
+            self._pending = True
+            return
+        start = time.perf_counter()
+        build_pages(data, self.layout)
+        self._signature = signature
+        self._last_rebuild = time.monotonic()
+        self._pending = False
+        self.log(f"site pages rebuilt in {time.perf_counter() - start:.1f} s")
+
+
+def _read_signature(layout: SiteLayout) -> str | None:
+    import json
+
+    try:
+        return json.loads(layout.pages_json.read_text()).get("signature")
+    except (OSError, ValueError):
+        return None

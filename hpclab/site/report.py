@@ -1,0 +1,137 @@
+"""``hpclab site report``: one sweep's or hypothesis's report as a standalone file.
+
+The report page's Markdown is rendered with Python-Markdown into one HTML file with the
+site's CSS inlined; each chart becomes an SVG drawn by vl-convert (line charts get their
+series filled in from the runs' metrics first). The HTML needs no script and no network.
+A PDF is that HTML printed by headless Chromium.
+"""
+
+from __future__ import annotations
+
+import html as htmlmod
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from hpclab.errors import SiteError
+from hpclab.site.build import generate, template_dir
+from hpclab.site.cost import accounting
+from hpclab.site.data import SiteData, load
+from hpclab.site.series import run_series
+from hpclab.store import Store
+
+CHART_RE = re.compile(
+    r'<div class="hl-chart"(?P<attrs>[^>]*)>'
+    r'<script type="application/json">(?P<spec>.*?)</script></div>',
+    re.S,
+)
+ATTR_RE = re.compile(r'data-(runs|metrics)="([^"]*)"')
+
+
+def find_report(data: SiteData, ident: str) -> str:
+    """The report page (path under docs/) of a sweep id or hypothesis id."""
+    for s in data.sweeps:
+        if ident in (s["sweep_id"], f"{s['project']}/{s['sweep_id']}"):
+            return f"reports/{s['project']}/{s['sweep_id']}.md"
+    for h in data.hypotheses:
+        if ident in (h["hypothesis_id"], f"{h['project']}/{h['hypothesis_id']}"):
+            return f"reports/{h['project']}/hypothesis-{h['hypothesis_id']}.md"
+    known = [s["sweep_id"] for s in data.sweeps] + [h["hypothesis_id"] for h in data.hypotheses]
+    hint = f" (known: {', '.join(known[:8])}{', ...' if len(known) > 8 else ''})" if known else ""
+    raise SiteError(f"no sweep or hypothesis {ident!r} in the catalog{hint}")
+
+
+def export(store: Store, ident: str, out: Path) -> Path:
+    """Write the report of ``ident`` to ``out`` (.html, or .pdf through Chromium)."""
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm", ".pdf"):
+        raise SiteError(f"{out}: the report is written as .html or .pdf")
+    data = load(store)
+    page = find_report(data, ident)
+    markdown_text = generate(data, accounting(data))[page]
+    doc = standalone_html(store, markdown_text, title=ident)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".pdf":
+        return _pdf(doc, out)
+    out.write_text(doc, encoding="utf-8")
+    return out
+
+
+def standalone_html(store: Store, markdown_text: str, *, title: str) -> str:
+    import markdown
+
+    text = markdown_text
+    if text.startswith("---\n"):
+        text = text.split("\n---\n", 1)[1]
+    text = CHART_RE.sub(lambda m: _svg(store, m), text)
+    text = text.replace('<p class="hl-noprint">', '<p class="hl-noprint" hidden>')
+    body = markdown.markdown(text, extensions=["tables", "attr_list", "md_in_html"])
+    body = re.sub(r'href="\.\./\.\./[^"]*"', 'href="#"', body)  # site links lead nowhere here
+    css = (template_dir() / "assets" / "hpclab" / "hpclab.css").read_text(encoding="utf-8")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{htmlmod.escape(title)}</title><style>{BASE_CSS}{css}</style></head>"
+        f"<body><main class='md-typeset'>{body}</main></body></html>"
+    )
+
+
+def _svg(store: Store, m: re.Match[str]) -> str:
+    import vl_convert
+
+    spec: dict[str, Any] = json.loads(m.group("spec").replace("<\\/", "</"))
+    attrs = dict(ATTR_RE.findall(m.group("attrs")))
+    if "runs" in attrs:
+        runs = [r for r in htmlmod.unescape(attrs["runs"]).split(",") if r]
+        metrics = json.loads(htmlmod.unescape(attrs.get("metrics", "null")))
+        values = []
+        for key in runs:
+            project, run_id = key.split("/", 1)
+            doc = run_series(store, project, run_id, max_points=400)
+            for name, s in doc["metrics"].items():
+                if metrics and name not in metrics:
+                    continue
+                for step, value in zip(s["step"], s["value"], strict=True):
+                    values.append(
+                        {
+                            "run": run_id,
+                            "metric": name,
+                            "key": f"{key}|{name}",
+                            "step": step,
+                            "value": value,
+                        }
+                    )
+        if not values:
+            return '<p class="hl-empty">No points logged yet.</p>'
+        spec["data"] = {"name": "series", "values": values}
+    spec["width"] = 640
+    svg = vl_convert.vegalite_to_svg(spec)
+    return f'<figure class="hl-figure">{svg}</figure>'
+
+
+def _pdf(doc: str, out: Path) -> Path:
+    import tempfile
+
+    from hpclab.site.chromium import Chromium
+
+    with tempfile.TemporaryDirectory(prefix="hpclab-report-") as tmp:
+        page_file = Path(tmp) / "report.html"
+        page_file.write_text(doc, encoding="utf-8")
+        with Chromium() as browser:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            page.pdf(out)
+    return out
+
+
+BASE_CSS = """
+body { font: 14px/1.5 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #1f2328;
+       margin: 0; background: #fff; }
+main { max-width: 60rem; margin: 2rem auto; padding: 0 1.5rem; }
+h1 { font-weight: 400; font-size: 1.9rem; } h2 { margin-top: 2rem; font-weight: 500; }
+code { font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 0.88em; }
+pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; }
+figure.hl-figure { margin: 0.5rem 0 1.5rem; }
+figure.hl-figure svg { max-width: 100%; height: auto; }
+@page { margin: 1.5cm; }
+"""
