@@ -78,5 +78,8 @@ cli.add_command(_catalog.note)
 cli.add_command(_catalog.watch)
 cli.add_command(_site.site)
 cli.add_command(_restore.restore)
+cli.add_command(_restore.rerun)
+cli.add_command(_restore.repro)
+cli.add_command(_restore.env)
 
 __all__ = ["cli", "main"]

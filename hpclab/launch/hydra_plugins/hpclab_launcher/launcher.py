@@ -86,7 +86,11 @@ class _HpclabLauncher(BaseSubmititLauncher):
             project,
             points,
             launcher=self._executor_kind(),
-            meta={"hydra_sweep_dir": str(self.config.hydra.sweep.dir)},
+            meta={
+                "hydra_sweep_dir": str(self.config.hydra.sweep.dir),
+                # what hpclab rerun submits with again (submitit's folder is per sweep)
+                "launcher_params": {k: v for k, v in self.params.items() if k != "submitit_folder"},
+            },
             run_fields=run_fields(self.config),
         )
         self.sweep_id = plan.id
