@@ -125,3 +125,40 @@ def test_watch_asks_slurm_how_lost_runs_ended(store_root: Path) -> None:
         stop.set()
         thread.join(30)
     assert store.read_record(run.paths).status.value == "cancelled"
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["native", "polling"])
+def test_watch_follows_hypotheses_and_dag_edits(store_root: Path, polling: bool) -> None:
+    from hpclab.catalog.dag import set_parent
+    from hpclab.store.atomic import write_yaml_atomic
+
+    store = Store(store_root)
+    for rid, val in (("base", 1.0), ("new", 0.5)):
+        run = hpclab.Run(project="p", store=store_root, run_id=rid, settings={"snapshot_env": False})
+        run.log({"val/loss": val}, step=0)
+        run.finish()
+    stop = threading.Event()
+    watcher = Watcher(store, polling=polling, interval=0.1, full_every=3600)
+    thread = threading.Thread(target=watcher.run, args=(stop,))
+    thread.start()
+
+    def verdict() -> list[tuple[str, int]]:
+        return (
+            connect(store_root).execute("SELECT status, n_units FROM hypothesis_status").fetchall()
+        )
+
+    try:
+        poll(lambda: status(store_root, "new") == "completed", message="the first pass")
+        store.hypotheses_dir("p").mkdir()
+        write_yaml_atomic(
+            store.hypothesis_yaml("p", "h"),
+            {"title": "new beats base", "metrics": ["val/loss"], "runs": ["new"]},
+        )
+        poll(lambda: verdict() == [("Inconclusive", 0)], message="the new hypothesis")
+        set_parent(store, "p", "new", "base", None)  # now it has a baseline
+        # 2 runs: no MAD, scale = |baseline| = 1; (1.0 - 0.5) / 1 = 0.5 < 1: Inconclusive
+        poll(lambda: verdict() == [("Inconclusive", 1)], message="evidence after the DAG edit")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()

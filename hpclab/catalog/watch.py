@@ -63,6 +63,7 @@ class Watcher:
         self.site_hook = site_hook
         self.indexer = Indexer(store, warn=warn)
         self._changed: set[tuple[str, str]] = set()
+        self._other = False  # project.yaml, dag.yaml, hypotheses/, sweeps/ changed
         self._changed_lock = threading.Lock()
         self._wake = threading.Event()
         self._observer: Any = None
@@ -98,7 +99,8 @@ class Watcher:
                         new_runs = self._watch_runs()  # runs created before their watch
                         with self._changed_lock:
                             changed, self._changed = self._changed | new_runs, set()
-                        if changed:
+                            other, self._other = self._other, False
+                        if changed or other:
                             self._pass(sorted(changed))
             finally:
                 if self._observer is not None:
@@ -170,6 +172,7 @@ class Watcher:
         for project in self.store.projects():
             self._watch(self.store.runs_dir(project))
             self._watch(self.store.sweeps_dir(project))
+            self._watch(self.store.hypotheses_dir(project))
             for run_id in self.store.run_ids(project):
                 paths = self.store.run_paths(project, run_id)
                 if self._watch(paths.dir):
@@ -192,9 +195,11 @@ class Watcher:
         rel = os.path.relpath(path, self.store.root).split(os.sep)
         if rel and rel[0].startswith("."):
             return  # the catalog itself
-        if len(rel) >= 3 and rel[1] == "runs":
-            with self._changed_lock:
+        with self._changed_lock:
+            if len(rel) >= 3 and rel[1] == "runs":
                 self._changed.add((rel[0], rel[2]))
+            elif not rel[-1].endswith((".lock", ".tmp")) and not rel[-1].startswith("."):
+                self._other = True
         self._wake.set()
 
 

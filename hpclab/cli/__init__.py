@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
 from hpclab.cli import catalog as _catalog  # noqa: E402
 from hpclab.cli import jobs as _jobs  # noqa: E402
 from hpclab.cli import launching as _launching  # noqa: E402
+from hpclab.cli import research as _research  # noqa: E402
 from hpclab.cli import restore as _restore  # noqa: E402
 from hpclab.cli import runs as _runs  # noqa: E402
 from hpclab.cli import site as _site  # noqa: E402
@@ -77,6 +78,8 @@ cli.add_command(_catalog.sql)
 cli.add_command(_catalog.note)
 cli.add_command(_catalog.watch)
 cli.add_command(_site.site)
+cli.add_command(_research.dag)
+cli.add_command(_research.hypothesis)
 cli.add_command(_restore.restore)
 cli.add_command(_restore.rerun)
 cli.add_command(_restore.repro)

@@ -1,0 +1,247 @@
+"""Research knowledge through the indexer and the CLI: DAG edges, feature diffs, a DAG
+edit that changes downstream evidence, hypotheses, seed groups, Pareto, runs diff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import hpclab
+from hpclab.catalog.connect import connect
+from hpclab.catalog.indexer import Indexer
+from hpclab.cli import cli
+from hpclab.store import Store
+from hpclab.store.atomic import write_yaml_atomic
+
+NO_SNAP = {"snapshot_env": False}
+
+
+def make(
+    store: Path,
+    run_id: str,
+    lr: float,
+    val: float,
+    *,
+    parent: str | None = None,
+    name: str | None = None,
+    seed: int = 0,
+    finish: bool = True,
+) -> None:
+    run = hpclab.Run(
+        project="p",
+        store=store,
+        run_id=run_id,
+        name=name,
+        parent=parent,
+        settings=NO_SNAP,
+        config={"optim": {"lr": lr, "name": "adam"}, "seed": seed, "hpclab": {"parent": parent}},
+    )
+    for s in range(5):
+        run.log({"val/loss": val + 0.0 * s, "train/loss": 2 * val}, step=s)
+    if finish:
+        run.finish()
+    else:
+        run.flush()
+
+
+def index(store: Path) -> Any:
+    with Indexer(Store(store)) as ix:
+        report = ix.index()
+    assert report.errors == 0
+    return connect(store)
+
+
+def hpclab_cli(store: Path, *args: str) -> Any:
+    result = CliRunner().invoke(cli, ["--store", str(store), *args])
+    return result
+
+
+def test_dag_edit_recomputes_downstream_diffs_and_evidence(store_root: Path) -> None:
+    make(store_root, "root", 0.1, 1.0)
+    make(store_root, "child", 0.05, 0.8, parent="root")
+    make(store_root, "grand", 0.01, 0.7, parent="child")
+    Store(store_root).hypotheses_dir("p").mkdir()
+    write_yaml_atomic(
+        Store(store_root).hypothesis_yaml("p", "lowlr"),
+        {"title": "a lower lr helps", "metrics": ["val/loss"], "runs": ["grand"]},
+    )
+    con = index(store_root)
+    assert con.execute("SELECT parent_id, child_id, rule FROM dag_edges ORDER BY 2").fetchall() == [
+        ("root", "child", "explicit"),
+        ("child", "grand", "explicit"),
+    ]
+    assert con.execute(
+        "SELECT run_id, parent_id, path, change, old, new FROM feature_diffs ORDER BY 1"
+    ).fetchall() == [
+        ("child", "root", "optim.lr", "changed", "0.1", "0.05"),
+        ("grand", "child", "optim.lr", "changed", "0.05", "0.01"),
+    ]  # hpclab.parent differs too, but the hpclab block is bookkeeping (features.ignore)
+    before = con.execute(
+        "SELECT baseline_run, baseline, delta FROM evidence WHERE run_id = 'grand'"
+    ).fetchall()
+    assert before == [("child", 0.8, pytest.approx(0.1))]
+    scale = 1.4826 * 0.1  # values 1.0, 0.8, 0.7: MAD 0.1
+    (nd,) = con.execute("SELECT normalized_delta FROM evidence").fetchone()
+    assert nd == pytest.approx(0.1 / scale)
+
+    out = hpclab_cli(store_root, "dag", "set-parent", "grand", "root")
+    assert out.exit_code == 0, out.output
+    assert "manual" in out.output
+    con = connect(store_root)  # set-parent re-indexed
+    assert con.execute("SELECT parent, parent_rule, depth FROM runs WHERE run_id = 'grand'").fetchall() == [
+        ("root", "manual", 1)
+    ]
+    assert con.execute(
+        "SELECT parent_id, old, new FROM feature_diffs WHERE run_id = 'grand'"
+    ).fetchall() == [("root", "0.1", "0.01")]
+    assert con.execute(
+        "SELECT baseline_run, baseline, delta FROM evidence WHERE run_id = 'grand'"
+    ).fetchall() == [("root", 1.0, pytest.approx(0.3))]
+    (status,) = con.execute("SELECT status FROM hypothesis_status").fetchone()
+    assert status == "Supported"  # 0.3 / 0.148 = 2.02 > 1
+
+    # the edit is a file in the store: a catalog rebuilt from scratch keeps it
+    import shutil
+
+    shutil.rmtree(Store(store_root).catalog_dir)
+    con = index(store_root)
+    assert con.execute("SELECT parent_id, rule FROM dag_edges WHERE child_id = 'grand'").fetchall() == [
+        ("root", "manual")
+    ]
+    refused = hpclab_cli(store_root, "dag", "set-parent", "root", "grand")
+    assert refused.exit_code == 1
+    assert "would make a cycle: root -> grand -> root" in refused.output
+
+
+def test_naming_rule_from_project_yaml(store_root: Path) -> None:
+    store = Store(store_root)
+    make(store_root, "r8", 0.1, 1.0, name="8_baseline")
+    make(store_root, "r12", 0.1, 0.9, name="12_from_8_lr_sweep")
+    write_yaml_atomic(
+        store.project_yaml("p"), {"naming": {"regex": r"^(?P<id>\d+)(_from_(?P<parent>\d+))?"}}
+    )
+    con = index(store_root)
+    assert con.execute("SELECT parent_id, child_id, rule, detail FROM dag_edges").fetchall() == [
+        ("r8", "r12", "naming", "12_from_8_lr_sweep")
+    ]
+    out = hpclab_cli(store_root, "dag", "show", "r12")
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[1].strip().startswith("r8 8_baseline") and "r12 12_from_8_lr_sweep" in lines[2]
+    assert "(naming)" in lines[2]
+
+
+def test_seed_groups_stats_and_compare(store_root: Path) -> None:
+    vals_a = [1.0, 1.2, 1.1]
+    vals_b = [0.5, 0.6, 0.55]
+    for i, v in enumerate(vals_a):
+        make(store_root, f"a{i}", 0.1, v, seed=i)
+    for i, v in enumerate(vals_b):
+        make(store_root, f"b{i}", 0.01, v, seed=i, parent="a0")
+    make(store_root, "b9", 0.01, 9.0, seed=9, finish=False)  # running: not in the stats
+    con = index(store_root)
+    groups = dict(con.execute("SELECT run_id, group_id FROM seed_groups").fetchall())
+    assert len({groups[f"a{i}"] for i in range(3)}) == 1
+    assert len({groups[f"b{i}"] for i in (0, 1, 2, 9)}) == 1 and groups["a0"] != groups["b0"]
+    row = con.execute(
+        "SELECT n, mean, std, ci_low, ci_high FROM seed_group_stats WHERE group_id = ? "
+        "AND metric = 'val/loss'",
+        [groups["b0"]],
+    ).fetchone()
+    import statistics
+
+    assert row[0] == 3 and row[1] == pytest.approx(0.55)
+    assert row[2] == pytest.approx(statistics.stdev(vals_b))
+    assert min(vals_b) <= row[3] < 0.55 < row[4] <= max(vals_b)
+    cmp = con.execute(
+        "SELECT group_a, group_b, basis, diff, p_welch FROM group_comparisons "
+        "WHERE metric = 'val/loss' AND basis = 'parent'"
+    ).fetchall()
+    assert len(cmp) == 1 and cmp[0][:3] == (groups["b0"], groups["a0"], "parent")
+    assert cmp[0][3] == pytest.approx(0.55 - 1.1) and cmp[0][4] < 0.01
+    out = hpclab_cli(store_root, "runs", "compare", "a0", "b1")
+    assert out.exit_code == 0, out.output
+    assert "seed groups" in out.output and f"vs {groups['a0']}" in out.output
+    assert "-0.55" in out.output  # the difference of the means
+
+
+def test_pareto_front_of_loss_and_duration(store_root: Path) -> None:
+    make(store_root, "x", 0.1, 1.0)
+    make(store_root, "y", 0.1, 0.5)
+    con = index(store_root)
+    rows = dict(
+        con.execute("SELECT run_id, rank FROM pareto WHERE objectives[1] = 'val/loss'").fetchall()
+    )
+    durations = dict(con.execute("SELECT run_id, duration_s FROM runs").fetchall())
+    # y has the lower loss; it is on the front, and x too only if it was faster
+    assert rows["y"] == 0 and rows["x"] == (0 if durations["x"] < durations["y"] else 1)
+
+
+def test_hypothesis_cli_add_list_show(store_root: Path) -> None:
+    make(store_root, "base", 0.1, 1.0)
+    make(store_root, "fast", 0.01, 0.4, parent="base")
+    make(store_root, "other", 0.05, 0.9, parent="base")
+    out = hpclab_cli(
+        store_root,
+        "hypothesis",
+        "add",
+        "small-lr",
+        "-p",
+        "p",
+        "--title",
+        "lr 1e-2 beats its parent",
+        "--metric",
+        "val/loss:minimize",
+        "--where",
+        "optim.lr=1e-2",
+    )
+    assert out.exit_code == 0, out.output
+    again = hpclab_cli(
+        store_root, "hypothesis", "add", "small-lr", "-p", "p", "--title", "t", "--metric", "m"
+    )
+    assert again.exit_code == 1 and "exists" in again.output
+    out = hpclab_cli(store_root, "hypothesis", "list")
+    assert "small-lr" in out.output and "Supported" in out.output
+    out = hpclab_cli(store_root, "hypothesis", "show", "small-lr")
+    assert out.exit_code == 0, out.output
+    assert "fast" in out.output and "other" not in out.output and "base" in out.output
+    bad = Store(store_root).hypothesis_yaml("p", "broken")
+    bad.write_text("title: x\nmetrics: [{name: m, direction: sideways}]\n")
+    out = hpclab_cli(store_root, "index")
+    assert out.exit_code == 0
+    assert "broken.yaml: metrics[0].direction: 'sideways'" in out.output
+    missing = hpclab_cli(store_root, "hypothesis", "show", "nope")
+    assert missing.exit_code == 1 and "nope" in missing.output
+
+
+def test_runs_diff_shows_config_and_code(store_root: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    (repo / "train.py").write_text("lr = 1\n")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    runs = []
+    for i, text in enumerate(("lr = 2\n", "lr = 3\n")):
+        (repo / "train.py").write_text(text)
+        run = hpclab.Run(
+            project="p",
+            store=store_root,
+            run_id=f"r{i}",
+            config={"optim": {"lr": i}},
+            settings={"snapshot_env": False, "snapshot_code": True},
+            code_dir=repo,
+        )
+        run.finish()
+        runs.append(run)
+    out = hpclab_cli(store_root, "runs", "diff", "r0", "r1")
+    assert out.exit_code == 0, out.output
+    assert "optim.lr  changed  0" in out.output
+    assert "changed  train.py" in out.output
+    assert "-+lr = 2" in out.output and "++lr = 3" in out.output
