@@ -245,3 +245,21 @@ def test_runs_diff_shows_config_and_code(store_root: Path, tmp_path: Path) -> No
     assert "optim.lr  changed  0" in out.output
     assert "changed  train.py" in out.output
     assert "-+lr = 2" in out.output and "++lr = 3" in out.output
+
+
+def test_repro_verdicts_are_in_the_catalog(store_root: Path) -> None:
+    from hpclab.restore.repro import reproduce
+
+    make(store_root, "orig", 0.1, 1.0)
+    make(store_root, "same", 0.1, 1.0, parent="orig")
+    make(store_root, "off", 0.1, 1.5, parent="orig")
+    store = Store(store_root)
+    assert reproduce(store, "orig", against="same")["verdict"] == "reproduced"
+    assert reproduce(store, "orig", against="off")["verdict"] == "drifted"
+    con = index(store_root)
+    rows = con.execute(
+        "SELECT run_id, of_run, verdict, max_abs_diff, worst_metric FROM reproductions "
+        "ORDER BY run_id"
+    ).fetchall()
+    assert rows[1] == ("same", "orig", "reproduced", 0.0, rows[1][4])
+    assert rows[0][:3] == ("off", "orig", "drifted") and rows[0][3] == pytest.approx(1.0)

@@ -28,6 +28,7 @@ FINGERPRINT_FILES = (
     "snapshot/code.json",
     "snapshot/datasets.json",
     "metrics.zarr/zarr.json",
+    "repro.json",
 )
 
 
@@ -57,6 +58,7 @@ class RunRows:
         default_factory=list
     )
     notes: tuple[list[str], str, str | None] | None = None
+    repro: tuple[Any, ...] | None = None  # hpclab repro's verdict on this rerun
 
 
 def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
@@ -82,6 +84,21 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
                     d.get("n_files"),
                     json.dumps(_schemas(d), sort_keys=True),
                 )
+            )
+    if paths.repro_json.exists():
+        r = read_json(paths.repro_json)
+        if isinstance(r, Mapping):
+            rows.repro = (
+                r.get("of"),
+                r.get("verdict"),
+                _num(r.get("max_abs_diff")),
+                _num(r.get("max_rel_diff")),
+                r.get("worst_metric"),
+                r.get("worst_step"),
+                r.get("n_compared"),
+                _num(r.get("rtol")),
+                _num(r.get("atol")),
+                r.get("checked_at"),
             )
     if paths.notes_yaml.exists():
         notes = read_yaml(paths.notes_yaml) or {}
@@ -165,6 +182,13 @@ def _schemas(dataset: Mapping[str, Any]) -> Any:
     return [
         f.get("schema") for f in files if isinstance(f, dict) and f.get("schema")
     ] or dataset.get("schema")
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def finite_or_nan(value: Any) -> float:

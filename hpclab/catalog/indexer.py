@@ -36,6 +36,15 @@ from hpclab.errors import CatalogError, HpclabError
 from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.atomic import read_json
 
+# tables filled from one run's files: table -> RunRows attribute
+_RUN_TABLES = {
+    "features": "features",
+    "artifacts": "artifacts",
+    "datasets": "datasets",
+    "notes": "notes",
+    "reproductions": "repro",
+}
+
 
 @dataclass
 class Entry:
@@ -247,8 +256,8 @@ class Indexer:
         if o.rows is not None:
             old_rows = previous.rows if previous else None
             self._dirty |= {"runs", "metric_summary"}
-            for table in ("features", "artifacts", "datasets", "notes"):
-                if old_rows is None or getattr(old_rows, table) != getattr(o.rows, table):
+            for table, attr in _RUN_TABLES.items():
+                if old_rows is None or getattr(old_rows, attr) != getattr(o.rows, attr):
                     self._dirty.add(table)
         if o.error is not None:
             self._report(o.error)
@@ -413,6 +422,8 @@ class Indexer:
                     tables["datasets"].append((project, run_id, *d))
             if "notes" in need and rows.notes is not None:
                 tables["notes"].append((project, run_id, *rows.notes))
+            if "reproductions" in need and rows.repro is not None:
+                tables["reproductions"].append((project, run_id, *rows.repro))
             if "metric_summary" in need:
                 config = self.projects.get(project) or ProjectConfig()
                 for name, agg in sorted(entry.aggs.items()):
@@ -646,6 +657,9 @@ def load_entries(con: Any, store: Store, manifest: Manifest) -> dict[tuple[str, 
     for project, run_id, tags, text, updated in rows_of("notes"):
         if (project, run_id) in entries:
             entries[(project, run_id)].rows.notes = (list(tags or []), text, updated)  # type: ignore[union-attr]
+    for project, run_id, *rp in rows_of("reproductions"):
+        if (project, run_id) in entries:
+            entries[(project, run_id)].rows.repro = tuple(rp)  # type: ignore[union-attr]
     for (project, run_id), entry in entries.items():
         rel = manifest.metrics.get(f"{project}/{run_id}")
         path = store.catalog_dir / rel if rel else None
