@@ -125,6 +125,15 @@ def test_rerun_runs_the_restored_code_as_a_child(weird_tmp_path: Path) -> None:
     assert s.read_record(s.run_paths("example", original)).status is RunStatus.COMPLETED
     assert json.loads(Path(result["dir"], "rerun.json").read_text())["run_id"] == new
 
+    # the command restore prints runs the restored code here, as a child too
+    restored = hpclab_cli(store, "restore", original, "--into", str(weird_tmp_path / "t"))
+    assert restored.returncode == 0, restored.stderr
+    command = restored.stdout.split("run it again here:\n", 1)[1].splitlines()[0].strip()
+    again = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    here = s.run_ids("example")[-1]
+    assert losses(store, here) == seen and s.read_record(s.run_paths("example", here)).parent
+
     # repro against it: reproduced; a rerun with another seed drifts
     same = hpclab_cli(store, "repro", original, "--against", new)
     assert same.returncode == 0, same.stdout + same.stderr

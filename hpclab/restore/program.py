@@ -53,6 +53,11 @@ def find_program(
     return Program((str(restored),)) if restored.is_file() else None
 
 
+def hydra_value(text: str) -> str:
+    """``text`` quoted for Hydra's override grammar (paths with spaces or quotes)."""
+    return "'" + text.replace("'", "\\'") + "'"
+
+
 def shell_command(
     python: str, program: Program, code_dir: Path, conf_dir: Path, extra: list[str]
 ) -> str:

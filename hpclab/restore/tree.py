@@ -139,7 +139,7 @@ def run_command(store: Store, paths: RunPaths, report: RestoreReport, conf_dir: 
     """The shell line that runs the restored code with the run's config (None when the run
     was not made by a Hydra app, so no program is known)."""
     from hpclab.launch.sweep import read_sweep
-    from hpclab.restore.program import find_program, shell_command
+    from hpclab.restore.program import find_program, hydra_value, shell_command
 
     config = read_yaml(paths.config_yaml) if paths.config_yaml.exists() else None
     if not isinstance(config, dict):
@@ -154,8 +154,8 @@ def run_command(store: Store, paths: RunPaths, report: RestoreReport, conf_dir: 
         return None
     extra = []
     if program.is_hpclab_app:
-        extra = [f"++hpclab.store={store.root}", f"++hpclab.parent={paths.id}"]
-    return shell_command("python", program, report.code_dir, conf_dir, extra)
+        extra = [f"++hpclab.store={hydra_value(str(store.root))}", f"++hpclab.parent={paths.id}"]
+    return shell_command(sys.executable, program, report.code_dir, conf_dir, extra)
 
 
 def _restore_git(
