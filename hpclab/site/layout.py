@@ -7,7 +7,7 @@ under a site directory (the store's layout is :class:`~hpclab.store.Store`'s)::
     <site>/html/data/runs/<project>/<run_id>.json         a run's metric series (downsampled)
     <site>/html/data/details/<project>/<run_id>.json      a run's config, code, artifacts, ...
     <site>/html/data/pages.json                           what the pages were generated from
-    <site>/cache/                                         the Vega bundle, kept across builds
+    <site>/cache/                                         Vega bundle (if ~/.cache is read-only)
 
 ``data/`` is written by hpclab, not by MkDocs: a page rebuild replaces the pages around it
 and leaves it alone, and a live update rewrites a few files in it, never a page.

@@ -1,0 +1,75 @@
+"""A small but complete store for the site's tests: two sweeps of finished runs written by
+``scripts/make_bench_store.py`` (seed groups, comparisons and a Pareto front follow from
+them), a project with key metrics, an explicit parent and child run logged through
+``hpclab.init`` (one value NaN), notes, and a hypothesis over one sweep. Indexed."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+import hpclab
+from hpclab.catalog.indexer import index_store
+from hpclab.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH_RUNS = 24  # 2 sweeps x 12 points: 4 lrs x 3 weight decays, seed 0
+
+
+def make_site_store(root: Path) -> Store:
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "make_bench_store.py"),
+            str(root),
+            "--runs",
+            str(BENCH_RUNS),
+            "--steps",
+            "300",
+            "--sweeps",
+            "2",
+            "--jobs",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    store = Store(root)
+    (root / "bench" / "project.yaml").write_text(
+        yaml.safe_dump({"key_metrics": [{"name": "val/loss", "direction": "minimize"}]})
+    )
+    sweeps = sorted(p.stem for p in store.sweeps_dir("bench").glob("*.json"))
+    store.hypotheses_dir("bench").mkdir(parents=True, exist_ok=True)
+    store.hypothesis_yaml("bench", "lr-matters").write_text(
+        yaml.safe_dump(
+            {
+                "title": "A larger learning rate lowers val/loss",
+                "metrics": [{"name": "val/loss", "direction": "minimize"}],
+                "baseline": "best",
+                "select": [{"sweep": sweeps[0]}],
+            }
+        )
+    )
+    parent = log_run(store, "base", {"optim": {"lr": 0.01}, "train": {"steps": 40}}, None)
+    child = log_run(store, "lower-lr", {"optim": {"lr": 0.001}, "train": {"steps": 40}}, parent)
+    store.run_paths("lab", child).notes_yaml.write_text(
+        yaml.safe_dump({"tags": ["PUBLISH"], "text": "best so far"})
+    )
+    index_store(store)
+    return store
+
+
+def log_run(store: Store, name: str, config: dict, parent: str | None) -> str:
+    run = hpclab.init("lab", config, name=name, parent=parent, store=store.root)
+    scale = 1.0 if parent is None else 0.7
+    for step in range(40):
+        values = {"train/loss": scale * math.exp(-step / 15)}
+        if step % 10 == 9:
+            values["val/loss"] = math.nan if step == 19 else scale * math.exp(-step / 18)
+        run.log(values, step=step)
+    run.finish()
+    return run.id

@@ -1,0 +1,163 @@
+"""The lab website without a browser: downsampling, the build (pages, data files, MkDocs),
+live updates that rewrite only changed runs' data, the CLI and the report export."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from site_fixtures import BENCH_RUNS, log_run, make_site_store
+
+from hpclab.catalog.indexer import index_store
+from hpclab.site.build import build
+from hpclab.site.layout import SiteLayout
+from hpclab.site.live import LiveSite
+from hpclab.site.series import downsample, run_series
+from hpclab.store import Store
+
+
+def test_downsample_keeps_spikes_ends_and_nan() -> None:
+    n = 100_000
+    steps = np.arange(n, dtype=float)
+    values = np.sin(steps / 5000.0)
+    values[31_337] = 50.0  # one spike a stride would skip
+    values[77_777] = -50.0
+    values[40_000:40_010] = np.nan
+    keep = downsample(steps, values, 1000)
+    assert len(keep) <= 1000
+    assert {0, n - 1, 31_337, 77_777} <= set(keep.tolist())
+    assert (np.diff(keep) > 0).all()
+    short = downsample(steps[:500], values[:500], 1000)
+    assert short.tolist() == list(range(500))
+
+
+@pytest.fixture
+def site_store(weird_tmp_path: Path) -> Store:
+    return make_site_store(weird_tmp_path / "store")
+
+
+def test_build_writes_pages_and_data(site_store: Store, weird_tmp_path: Path) -> None:
+    out = weird_tmp_path / "site out"
+    report = build(site_store, out)
+    layout = SiteLayout(out)
+    assert report.runs == BENCH_RUNS + 2
+    for page in ("index", "graph", "hypotheses", "board", "training", "runs/index", "runs/run"):
+        assert (layout.html / f"{page}.html").is_file(), page
+    assert len(list((layout.html / "reports" / "bench").glob("sweep-*.html"))) == 2
+    assert (layout.html / "reports" / "bench" / "hypothesis-lr-matters.html").is_file()
+    # offline: the Vega bundle is local, no page names a CDN or Google Fonts
+    assert (layout.html / "assets" / "vendor" / "vega-bundle.js").stat().st_size > 500_000
+    for page in layout.html.rglob("*.html"):
+        text = page.read_text()
+        for host in ("fonts.googleapis", "unpkg.com", "cdn.jsdelivr", "cdnjs"):
+            assert host not in text, (page, host)
+
+    lab = {r["run_id"]: r for r in _runs(site_store, "lab")}
+    child = next(r for r, v in lab.items() if v["name"] == "lower-lr")
+    series = json.loads(layout.series_json("lab", child).read_text())
+    val = series["metrics"]["val/loss"]
+    assert val["step"] == [9, 19, 29, 39] and val["value"][1] is None  # NaN -> missing
+    details = json.loads(layout.details_json("lab", child).read_text())
+    assert {d["path"]: d["change"] for d in details["diff"]} == {"optim.lr": "changed"}
+    assert details["notes"]["tags"] == ["PUBLISH"]
+    assert any("hpclab restore" in c for c in details["restore"])
+
+    overview = (layout.src / "docs" / "index.md").read_text()
+    assert "▲" in overview  # the child improves on its parent's val/loss
+    hyp = (layout.src / "docs" / "hypotheses.md").read_text()
+    assert "A larger learning rate lowers val/loss" in hyp and "hl-s-refuted" in hyp
+    report_md = next((layout.src / "docs" / "reports" / "bench").glob("sweep-*.md")).read_text()
+    for section in ("Leaderboard", "Seed groups", "Pareto front", "Cost", "Loss curves"):
+        assert f"## {section}" in report_md
+    assert "run duration" in report_md  # cost source stated (no Slurm accounting for these)
+
+
+def test_empty_store_builds_with_empty_states(tmp_path: Path) -> None:
+    store = Store(tmp_path / "empty")
+    store.root.mkdir()
+    report = build(store)
+    assert report.runs == 0
+    html = (SiteLayout(store.site_dir).html / "hypotheses.html").read_text()
+    assert "No hypotheses yet" in html
+
+
+def test_live_update_rewrites_only_changed_runs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s")
+    a = log_run(store, "a", {"train": {"steps": 100}}, None)
+    b = log_run(store, "b", {"train": {"steps": 100}}, None)
+    index_store(store)
+    build(store)
+    layout = SiteLayout(store.site_dir)
+    live = LiveSite(store, min_rebuild=0.0)
+    assert sorted(live.refresh(None)) == sorted([("lab", a), ("lab", b)])  # first pass: all
+    assert live.refresh(None) == []  # nothing changed since
+    before_b = layout.series_json("lab", b).stat().st_mtime_ns
+    pages_before = (layout.html / "index.html").stat().st_mtime_ns
+
+    import hpclab
+
+    run = hpclab.init("lab", store=store.root, run_id=a)  # resume a, log more
+    run.log({"train/loss": 0.01}, step=40)
+    run.flush()
+    assert live.refresh([("lab", a), ("lab", b)]) == [("lab", a)]
+    assert layout.series_json("lab", b).stat().st_mtime_ns == before_b
+    assert run_series(store, "lab", a)["step"] == 40
+    doc = json.loads(layout.live_json.read_text())
+    running = [r for r in doc["runs"] if r["run_id"] == a]
+    assert running and running[0]["status"] == "running" and running[0]["total"] == 100
+    # new points leave the pages alone; a status change in the catalog rebuilds them
+    report = type("R", (), {"published": True})()
+    live(report, [("lab", a)])
+    assert (layout.html / "index.html").stat().st_mtime_ns == pages_before
+    index_store(store)  # the catalog now has run a as running
+    live(report, [("lab", a)])
+    assert (layout.html / "index.html").stat().st_mtime_ns != pages_before
+    assert "hl-s-running" in (layout.html / "runs" / "index.html").read_text()
+    run.finish()
+
+
+def _runs(store: Store, project: str) -> list[dict]:
+    from hpclab.site.data import load
+
+    return [r for r in load(store).runs if r["project"] == project]
+
+
+def _cli(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HPCLAB_STORE": str(store)}
+    return subprocess.run(
+        [sys.executable, "-m", "hpclab", *args], env=env, text=True, capture_output=True
+    )
+
+
+def test_cli_build_and_report(site_store: Store, tmp_path: Path) -> None:
+    r = _cli("site", "build", store=site_store.root)
+    assert r.returncode == 0, r.stderr
+    assert "hpclab site serve" in r.stdout
+    sweep = sorted(p.stem for p in site_store.sweeps_dir("bench").glob("*.json"))[0]
+    out = tmp_path / "report.html"
+    r = _cli("site", "report", sweep, "--out", str(out), store=site_store.root)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert text.count("<svg") >= 2 and "<script" not in text  # standalone: SVG, no JS
+    assert "Leaderboard" in text
+    r = _cli("site", "report", "no-such-sweep", "--out", str(out), store=site_store.root)
+    assert r.returncode == 1 and r.stderr.startswith("hpclab: error: no sweep or hypothesis")
+    assert "Traceback" not in r.stderr
+
+
+def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
+    from hpclab.errors import SiteError
+    from hpclab.site.serve import make_server
+
+    (tmp_path / "index.html").write_text("<html></html>")
+    first = make_server(tmp_path, port=0)
+    try:
+        with pytest.raises(SiteError, match="in use"):
+            make_server(tmp_path, port=first.server_address[1])
+    finally:
+        first.server_close()
