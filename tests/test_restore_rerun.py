@@ -125,27 +125,28 @@ def test_rerun_runs_the_restored_code_as_a_child(weird_tmp_path: Path) -> None:
     assert s.read_record(s.run_paths("example", original)).status is RunStatus.COMPLETED
     assert json.loads(Path(result["dir"], "rerun.json").read_text())["run_id"] == new
 
-    # the command restore prints runs the restored code here, as a child too
-    restored = hpclab_cli(store, "restore", original, "--into", str(weird_tmp_path / "t"))
-    assert restored.returncode == 0, restored.stderr
-    command = restored.stdout.split("run it again here:\n", 1)[1].splitlines()[0].strip()
-    again = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-3000:]
-    here = s.run_ids("example")[-1]
-    assert losses(store, here) == seen and s.read_record(s.run_paths("example", here)).parent
-
-    # repro against it: reproduced; a rerun with another seed drifts
     same = hpclab_cli(store, "repro", original, "--against", new)
     assert same.returncode == 0, same.stdout + same.stderr
     assert same.stdout.startswith(f"reproduced: run {new} vs original {original}")
-    drift = hpclab_cli(store, "repro", original, "seed=3", "--json")
+
+    # the command restore prints runs the restored code here (as a child too); with
+    # another seed, repro says it drifted and by how much
+    restored = hpclab_cli(store, "restore", original, "--into", str(weird_tmp_path / "t"))
+    assert restored.returncode == 0, restored.stderr
+    command = restored.stdout.split("run it again here:\n", 1)[1].splitlines()[0].strip()
+    again = subprocess.run(
+        ["bash", "-c", command + " seed=3"], capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    here = s.run_ids("example")[-1]
+    assert s.read_record(s.run_paths("example", here)).parent == original
+    assert losses(store, here) == pytest.approx([v + 1 for v in seen])
+    drift = hpclab_cli(store, "repro", original, "--against", here, "--json")
     assert drift.returncode == 1, drift.stderr[-3000:]
     doc = json.loads(drift.stdout)
     assert doc["verdict"] == "drifted" and doc["max_abs_diff"] == pytest.approx(1.0)
     assert doc["worst_metric"] == "train/loss" and doc["n_compared"] == 11
-    rerun_paths = Store(store).run_paths("example", doc["run_id"])
-    assert json.loads(rerun_paths.repro_json.read_text()) == doc
-    assert Store(store).read_record(rerun_paths).parent == original
+    assert json.loads(s.run_paths("example", here).repro_json.read_text()) == doc
 
 
 @pytest.mark.slow

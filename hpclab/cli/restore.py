@@ -270,6 +270,7 @@ def env() -> None:
 @click.option("--python", "python", default=None, help="Interpreter (default: this one).")
 @click.option("--exclude", multiple=True, metavar="NAME", help="Leave a package out.")
 @click.option("--allow-python-mismatch", is_flag=True, help="Accept another Python minor version.")
+@click.option("--with-pip", is_flag=True, help="Give the venv its own pip (ensurepip).")
 @click.option("--force", is_flag=True, help="Empty a non-empty target first.")
 @click.option("--project", "-p", default=None, help="The run's project (default: any).")
 @click.pass_obj
@@ -282,6 +283,7 @@ def build(
     python: str | None,
     exclude: tuple[str, ...],
     allow_python_mismatch: bool,
+    with_pip: bool,
     force: bool,
     project: str | None,
 ) -> None:
@@ -306,6 +308,7 @@ def build(
         exclude=exclude,
         allow_python_mismatch=allow_python_mismatch,
         force=force,
+        with_pip=with_pip,
     )
     click.echo(
         f"built {built.path} (Python {built.python_version}; the run had "

@@ -22,7 +22,7 @@ from hpclab.errors import RestoreError
 from hpclab.restore.tree import prepare_target, python_version
 from hpclab.store import Store
 
-ALWAYS_EXCLUDED = ("pip",)  # the venv brings its own
+ALWAYS_EXCLUDED = ("pip",)  # the venv's own, if any, comes from ensurepip
 _NAME_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -69,11 +69,13 @@ def build_env(
     exclude: Sequence[str] = (),
     allow_python_mismatch: bool = False,
     force: bool = False,
+    with_pip: bool = False,
 ) -> EnvBuild:
     """Create a virtualenv at ``into`` with the run's recorded packages.
 
     The interpreter (``python``, default this one) must have the run's major.minor
     version unless ``allow_python_mismatch``; a different patch release is accepted.
+    ``with_pip`` gives the venv its own pip (else this interpreter's pip installs into it).
     """
     _, paths = store.find_run(run_id, project)
     if not paths.requirements_txt.exists():
@@ -100,21 +102,36 @@ def build_env(
         if not m:
             continue
         (excluded if canonical(m.group(1)) in skip else wanted).append(line.strip())
-    venv = subprocess.run([python, "-m", "venv", str(target)], capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    # this interpreter's pip installs into the venv (pip --python): no ensurepip, which
+    # costs seconds, unless the venv should have its own pip or this pip is too old
+    host_pip = not with_pip and _pip_supports_python_option()
+    venv_args = [python, "-m", "venv", *(["--without-pip"] if host_pip else []), str(target)]
+    venv = subprocess.run(venv_args, capture_output=True, text=True, check=False)
     if venv.returncode != 0:
         raise RestoreError(f"{python} -m venv {target} failed: {_last(venv.stderr)}")
     env_python = str(target / "bin" / "python")
     if wanted:
-        _pip_install(env_python, wanted, wheelhouse, index_url)
+        pip = [sys.executable, "-m", "pip", "--python", env_python] if host_pip else [
+            env_python, "-m", "pip"]  # fmt: skip
+        _pip_install(pip, wanted, wheelhouse, index_url)
     return EnvBuild(target, env_python, have, recorded, wanted, excluded)
 
 
+def _pip_supports_python_option() -> bool:
+    """Whether this interpreter's pip has ``--python`` (pip 22.3 and later)."""
+    try:
+        from importlib.metadata import version
+
+        major, minor = (int(x) for x in version("pip").split(".")[:2])
+    except Exception:
+        return False
+    return (major, minor) >= (22, 3)
+
+
 def _pip_install(
-    python: str, requirements: list[str], wheelhouse: str | Path | None, index_url: str | None
+    pip: list[str], requirements: list[str], wheelhouse: str | Path | None, index_url: str | None
 ) -> None:
-    args = [python, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check",
-            "--no-input"]  # fmt: skip
+    args = [*pip, "install", "--no-deps", "--disable-pip-version-check", "--no-input"]
     if wheelhouse is not None:
         args += ["--no-index", "--find-links", str(Path(wheelhouse).expanduser().absolute())]
     if index_url:
