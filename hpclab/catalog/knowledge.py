@@ -87,12 +87,19 @@ class Knowledge:
         self._cis: _Memo[tuple[float, ...], MeanCI] = _Memo()
         self._comparisons: _Memo[tuple[tuple[float, ...], tuple[float, ...]], Comparison] = _Memo()
         self._group_keys: _Memo[int, tuple[str, str]] = _Memo()
+        self._pareto_memo: _Memo[Any, np.ndarray] = _Memo()
 
     def compute(self, projects: Sequence[ProjectInput]) -> Result:
         result = Result({}, {t: [] for t in KNOWLEDGE_TABLES})
         for p in projects:
             self._project(p, result)
-        for memo in (self._diffs, self._cis, self._comparisons, self._group_keys):
+        for memo in (
+            self._diffs,
+            self._cis,
+            self._comparisons,
+            self._group_keys,
+            self._pareto_memo,
+        ):
             memo.rotate()  # forget what this pass did not use
         return result
 
@@ -136,10 +143,10 @@ class Knowledge:
                     out.tables["feature_diffs"].append((p.name, run_id, edge.parent, *row))
             if run_id in groups:
                 g = groups[run_id]
-                label = " ".join(
-                    o
-                    for o in p.point_overrides.get(run_id, ())
-                    if not _is_seed_override(o, p.config)
+                label = _label(
+                    tuple(p.point_overrides.get(run_id, ())),
+                    p.config.seed_keys,
+                    p.config.feature_ignore,
                 )
                 out.tables["seed_groups"].append(
                     (p.name, run_id, g, seeds[run_id], sizes[g], label)
@@ -267,7 +274,11 @@ class Knowledge:
                 ids.append(run_id)
         if not rows:
             return
-        ranks = pareto_ranks(np.asarray(rows), [o.direction == "maximize" for o in objectives])
+        maximize = tuple(o.direction == "maximize" for o in objectives)
+        ranks = self._pareto_memo.get(
+            (tuple(map(tuple, rows)), maximize),
+            functools.partial(pareto_ranks, np.asarray(rows), maximize),
+        )
         names = [o.name for o in objectives]
         for run_id, vals, rank in zip(ids, rows, ranks, strict=True):
             out.tables["pareto"].append((p.name, run_id, names, vals, int(rank), bool(rank == 0)))
@@ -455,6 +466,12 @@ def _leaf(path: str) -> str:
     return path.rsplit(".", 1)[-1].split("[", 1)[0]
 
 
-def _is_seed_override(override: str, config: ProjectConfig) -> bool:
-    key = override.split("=", 1)[0].lstrip("+~")
-    return _leaf(key) in config.seed_keys or under(key, config.feature_ignore)
+@functools.lru_cache(maxsize=4096)
+def _label(overrides: tuple[str, ...], seeds: tuple[str, ...], ignore: tuple[str, ...]) -> str:
+    """A seed group's label: its sweep point's overrides, seeds and bookkeeping left out."""
+    keep = []
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if _leaf(key) not in seeds and not under(key, ignore):
+            keep.append(o)
+    return " ".join(keep)

@@ -143,9 +143,13 @@ def pareto_ranks(points: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
     for j, up in enumerate(maximize):
         if up:
             x[:, j] = -x[:, j]  # everything minimised from here on
-    le = (x[:, None, :] <= x[None, :, :]).all(axis=2)
-    lt = (x[:, None, :] < x[None, :, :]).any(axis=2)
-    dominates: np.ndarray = np.asarray(le & lt)  # [i, j]: i dominates j
+    le = np.ones((n, n), dtype=bool)
+    lt = np.zeros((n, n), dtype=bool)
+    for j in range(x.shape[1]):  # 2-D comparisons per objective: far faster than 3-D
+        col = x[:, j]
+        le &= col[:, None] <= col[None, :]
+        lt |= col[:, None] < col[None, :]
+    dominates = le & lt  # [i, j]: i dominates j
     count = dominates.sum(axis=0)
     ranks = np.full(n, -1, dtype=np.int64)
     layer = 0
