@@ -42,9 +42,12 @@ TABS = [
 ]
 
 
+# read at import: the isolated_env fixture clears HPCLAB_* variables for each test
+ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")
+
+
 def artifacts(tmp: Path) -> Path:
-    root = os.environ.get("HPCLAB_TEST_ARTIFACTS")
-    return (Path(root) if root else tmp) / "site"
+    return (Path(ARTIFACTS) if ARTIFACTS else tmp) / "site"
 
 
 @pytest.fixture(scope="module")
