@@ -294,3 +294,48 @@ def test_env_build_offline_from_a_wheelhouse(weird_tmp_path: Path, tmp_path: Pat
         f"{have}: pass --python with a Python 3.9 interpreter (or --allow-python-mismatch)"
     )
     assert not (weird_tmp_path / "v2").exists()
+
+
+HYDRA_APP = """
+import hydra
+
+import hpclab
+
+
+@hydra.main(version_base=None, config_path=".", config_name="cfg")
+def main(cfg):
+    run = hpclab.current_run()
+    for i in range(3):
+        run.log({"loss": cfg.lr * (3 - i) + OFFSET}, step=i)
+    return {"final": cfg.lr}
+
+
+OFFSET = %s
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_any_hydra_app_is_rerun_from_its_restored_script(weird_tmp_path: Path) -> None:
+    repo = project_repo(weird_tmp_path, "train", HYDRA_APP % 0, HYDRA_APP % 10)
+    (repo / "cfg.yaml").write_text("lr: 0.1\n")
+    store = weird_tmp_path / "store"
+    env = {**os.environ, "HPCLAB_STORE": str(store), "HPCLAB_PROJECT": "legacy"}
+    out = subprocess.run(
+        [sys.executable, "train.py", "-m", "hydra/launcher=hpclab_local", "lr=0.5"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    (original,) = Store(store).run_ids("legacy")
+    (repo / "train.py").write_text(HYDRA_APP % 99)
+
+    repro = hpclab_cli(store, "repro", original, "--json")
+
+    assert repro.returncode == 0, repro.stderr[-3000:]
+    doc = json.loads(repro.stdout)
+    assert doc["verdict"] == "reproduced" and doc["n_compared"] == 3 + 2  # loss, final x2
+    rerun_paths = Store(store).run_paths("legacy", doc["run_id"])
+    assert json.loads(rerun_paths.repro_json.read_text()) == doc
+    values = read_metrics(rerun_paths.metrics_zarr)["loss"].value.tolist()
+    assert values == pytest.approx([11.5, 11.0, 10.5]), "the restored script ran"
