@@ -17,5 +17,12 @@ echo
 echo "== hpclab runs list --project example"
 hpclab runs list --project example
 echo
+echo "== hpclab index && hpclab site build (the lab website)"
+hpclab index
+hpclab site build
+echo
 echo "Done. The store is $HPCLAB_STORE; inspect a run with: hpclab runs show RUN_ID"
+echo "The website is in $HPCLAB_STORE/.site/html: open it with  hpclab site serve  (then"
+echo "http://127.0.0.1:8000/; its charts read data files over HTTP, not from file://)."
+echo "Keep it current while jobs train: hpclab site serve --watch (or hpclab watch --site)."
 echo "On Slurm: python -m hpclab.launch -m hydra/launcher=slurm optim.lr=1e-3,1e-4 seed=0,1,2"

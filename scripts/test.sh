@@ -7,7 +7,7 @@ set -euo pipefail
 # shellcheck source=scripts/_env.sh
 . "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 cd "$HPCLAB_ROOT"
-hpclab_apt_install git slurm-wlm slurmdbd munge mariadb-server mariadb-client
+hpclab_apt_install git slurm-wlm slurmdbd munge mariadb-server mariadb-client chromium fonts-dejavu-core
 hpclab_python_env
 eval "$(bash slurm/cluster.sh start)"
 export SLURM_CONF
