@@ -130,6 +130,7 @@ class LiveSite:
         self._signature: str | None = None
         self._last_rebuild = 0.0
         self._pending = False
+        self._started = False
 
     def __call__(self, report: Any, runs: list[Key] | None) -> None:
         """After an indexing pass: ``runs`` the pass looked at (None: all of them)."""
@@ -145,10 +146,15 @@ class LiveSite:
         if not self.layout.built():
             return []
         keys = runs if runs is not None else [(p, r.id) for p, r in self.store.iter_runs()]
+        if not self._started:
+            self._adopt_live_json()
         changed = []
         for key in keys:
             fp = _fingerprint(self.store, key)
             if fp == self._fps.get(key) or fp[0] == 0:
+                continue
+            if key not in self._fps and self._current(key, fp):
+                self._fps[key] = fp  # written since the run's last change (the build did)
                 continue
             try:
                 series = run_series(self.store, *key)
@@ -170,6 +176,28 @@ class LiveSite:
         if changed or runs is None:
             write_json(self.layout.live_json, live_doc(self._infos))
         return changed
+
+    def _adopt_live_json(self) -> None:
+        """Start from the site as built: its live.json has every active run's entry."""
+        import json
+
+        self._started = True
+        try:
+            doc = json.loads(self.layout.live_json.read_text())
+        except (OSError, ValueError):
+            return
+        for info in doc.get("runs", []):
+            if isinstance(info, dict) and "project" in info and "run_id" in info:
+                self._infos[(info["project"], info["run_id"])] = info
+
+    def _current(self, key: Key, fp: tuple[int, ...]) -> bool:
+        """The run's series file is newer than its run.json and metrics commit: the build
+        wrote it since the run last changed (its live.json entry, if active, is adopted)."""
+        try:
+            written = os.stat(self.layout.series_json(*key)).st_mtime_ns
+        except FileNotFoundError:
+            return False
+        return written > fp[0] and written > fp[3]
 
     def _maybe_rebuild(self, changed: list[Key]) -> None:
         from hpclab.site.build import build_pages, write_details

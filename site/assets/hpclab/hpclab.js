@@ -104,6 +104,7 @@
     if (!v.view) { return; }
     v.view.data("series", values).run();
     v.el.dataset.points = String(values.length);
+    v.el.dataset.lastStep = String(values.reduce(function (m, x) { return Math.max(m, x.step); }, -1));
     v.el.dataset.series = String(new Set(values.map(function (x) { return x.key; })).size);
   }
 
@@ -120,6 +121,7 @@
       }
       spec.data = { name: "series", values: values };
       el.dataset.points = String(values.length);
+      el.dataset.lastStep = String(values.reduce(function (m, x) { return Math.max(m, x.step); }, -1));
     }
     return vegaEmbed(el, spec, { actions: false, renderer: "svg" }).then(function (res) {
       v.view = res.view;
