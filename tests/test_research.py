@@ -29,7 +29,7 @@ def make(
     name: str | None = None,
     seed: int = 0,
     finish: bool = True,
-) -> None:
+) -> hpclab.Run:
     run = hpclab.Run(
         project="p",
         store=store,
@@ -45,6 +45,7 @@ def make(
         run.finish()
     else:
         run.flush()
+    return run
 
 
 def index(store: Path) -> Any:
@@ -91,9 +92,9 @@ def test_dag_edit_recomputes_downstream_diffs_and_evidence(store_root: Path) -> 
     assert out.exit_code == 0, out.output
     assert "manual" in out.output
     con = connect(store_root)  # set-parent re-indexed
-    assert con.execute("SELECT parent, parent_rule, depth FROM runs WHERE run_id = 'grand'").fetchall() == [
-        ("root", "manual", 1)
-    ]
+    assert con.execute(
+        "SELECT parent, parent_rule, depth FROM runs WHERE run_id = 'grand'"
+    ).fetchall() == [("root", "manual", 1)]
     assert con.execute(
         "SELECT parent_id, old, new FROM feature_diffs WHERE run_id = 'grand'"
     ).fetchall() == [("root", "0.1", "0.01")]
@@ -108,9 +109,9 @@ def test_dag_edit_recomputes_downstream_diffs_and_evidence(store_root: Path) -> 
 
     shutil.rmtree(Store(store_root).catalog_dir)
     con = index(store_root)
-    assert con.execute("SELECT parent_id, rule FROM dag_edges WHERE child_id = 'grand'").fetchall() == [
-        ("root", "manual")
-    ]
+    assert con.execute(
+        "SELECT parent_id, rule FROM dag_edges WHERE child_id = 'grand'"
+    ).fetchall() == [("root", "manual")]
     refused = hpclab_cli(store_root, "dag", "set-parent", "root", "grand")
     assert refused.exit_code == 1
     assert "would make a cycle: root -> grand -> root" in refused.output
@@ -141,7 +142,14 @@ def test_seed_groups_stats_and_compare(store_root: Path) -> None:
         make(store_root, f"a{i}", 0.1, v, seed=i)
     for i, v in enumerate(vals_b):
         make(store_root, f"b{i}", 0.01, v, seed=i, parent="a0")
-    make(store_root, "b9", 0.01, 9.0, seed=9, finish=False)  # running: not in the stats
+    live = make(store_root, "b9", 0.01, 9.0, seed=9, finish=False)  # running: not in the stats
+    try:
+        _check_seed_groups(store_root, vals_b)
+    finally:
+        live.finish()  # not this process's current run in the tests after this one
+
+
+def _check_seed_groups(store_root: Path, vals_b: list[float]) -> None:
     con = index(store_root)
     groups = dict(con.execute("SELECT run_id, group_id FROM seed_groups").fetchall())
     assert len({groups[f"a{i}"] for i in range(3)}) == 1
