@@ -32,16 +32,20 @@ def measure(polling: bool, repeats: int, interval: float) -> list[float]:
         thread.start()
         while not passes:
             time.sleep(0.01)
-        run = hpclab.Run(project="bench", store=store, settings={"snapshot_code": False,
-                                                                 "snapshot_env": False})
+        run = hpclab.Run(
+            project="bench", store=store, settings={"snapshot_code": False, "snapshot_env": False}
+        )
         out = []
         for step in range(repeats):
             run.log({"loss": 1.0}, step=step)
             run.flush()
             t0 = time.perf_counter()
-            while connect(store).execute(
-                "SELECT count(*) FROM metrics WHERE run_id = ?", [run.id]
-            ).fetchone()[0] <= step:
+            while (
+                connect(store)
+                .execute("SELECT count(*) FROM metrics WHERE run_id = ?", [run.id])
+                .fetchone()[0]
+                <= step
+            ):
                 time.sleep(0.005)
             out.append(time.perf_counter() - t0)
         run.finish()
@@ -58,8 +62,10 @@ def main() -> int:
     for polling in (False, True):
         lat = measure(polling, args.repeats, args.interval)
         mode = f"polling every {args.interval} s" if polling else "native (inotify)"
-        print(f"{mode:<24} flushed point -> queryable: median {statistics.median(lat):.2f} s, "
-              f"max {max(lat):.2f} s over {len(lat)}")
+        print(
+            f"{mode:<24} flushed point -> queryable: median {statistics.median(lat):.2f} s, "
+            f"max {max(lat):.2f} s over {len(lat)}"
+        )
     return 0
 
 

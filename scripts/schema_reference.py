@@ -1,6 +1,6 @@
 """Rewrite the README's catalog schema reference from hpclab/catalog/schema.py.
 
-    python scripts/schema_reference.py        # rewrites README.md in place
+python scripts/schema_reference.py        # rewrites README.md in place
 """
 
 from __future__ import annotations

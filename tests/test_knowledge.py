@@ -170,7 +170,9 @@ def test_malformed_hypotheses_name_the_field() -> None:
     from hpclab.catalog.hypotheses import parse_hypothesis
 
     with pytest.raises(HypothesisError, match=r"f.yaml: metrics\[0\].direction: 'down'"):
-        parse_hypothesis("h", {"title": "t", "metrics": [{"name": "m", "direction": "down"}]}, "f.yaml")
+        parse_hypothesis(
+            "h", {"title": "t", "metrics": [{"name": "m", "direction": "down"}]}, "f.yaml"
+        )
     with pytest.raises(HypothesisError, match="f.yaml: baseline"):
         parse_hypothesis("h", {"title": "t", "metrics": ["m"], "baseline": "../x"}, "f.yaml")
     with pytest.raises(HypothesisError, match=r"select\[0\]: unknown key 'swep'"):

@@ -134,7 +134,9 @@ def test_watch_follows_hypotheses_and_dag_edits(store_root: Path, polling: bool)
 
     store = Store(store_root)
     for rid, val in (("base", 1.0), ("new", 0.5)):
-        run = hpclab.Run(project="p", store=store_root, run_id=rid, settings={"snapshot_env": False})
+        run = hpclab.Run(
+            project="p", store=store_root, run_id=rid, settings={"snapshot_env": False}
+        )
         run.log({"val/loss": val}, step=0)
         run.finish()
     stop = threading.Event()
