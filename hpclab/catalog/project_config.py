@@ -95,24 +95,10 @@ def load_project_config(path: Path) -> ProjectConfig:
     data = read_yaml(path) or {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    metrics = []
-    for i, entry in enumerate(data.get("key_metrics") or []):
-        where = f"{path}: key_metrics[{i}]"
-        if isinstance(entry, str):
-            entry = {"name": entry}
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
-            raise ConfigError(f"{where}: needs a 'name'")
-        direction = entry.get("direction", "minimize")
-        aggregation = entry.get("aggregation", "last")
-        if direction not in DIRECTIONS:
-            raise ConfigError(
-                f"{where}.direction: {direction!r} is not one of {', '.join(DIRECTIONS)}"
-            )
-        if aggregation not in AGGREGATIONS:
-            raise ConfigError(
-                f"{where}.aggregation: {aggregation!r} is not one of {', '.join(AGGREGATIONS)}"
-            )
-        metrics.append(KeyMetric(entry["name"], direction, aggregation))
+    metrics = [
+        _metric_entry(e, f"{path}: key_metrics[{i}]")
+        for i, e in enumerate(data.get("key_metrics") or [])
+    ]
     naming = data.get("naming") or {}
     regex = naming.get("regex") if isinstance(naming, Mapping) else None
     if regex is not None:
@@ -141,19 +127,10 @@ def load_project_config(path: Path) -> ProjectConfig:
         raise ConfigError(f"{path}: features: expected a mapping")
     ignore = _strings(features.get("ignore", ["hpclab"]), f"{path}: features.ignore")
     seeds = _strings(features.get("seeds", ["seed"]), f"{path}: features.seeds")
-    pareto = []
-    for i, entry in enumerate(data.get("pareto") or []):
-        where = f"{path}: pareto[{i}]"
-        if isinstance(entry, str):
-            entry = {"name": entry}
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
-            raise ConfigError(f"{where}: needs a 'name'")
-        direction = entry.get("direction", "minimize")
-        if direction not in DIRECTIONS:
-            raise ConfigError(
-                f"{where}.direction: {direction!r} is not one of {', '.join(DIRECTIONS)}"
-            )
-        pareto.append(KeyMetric(entry["name"], direction, "last"))
+    pareto = [
+        _metric_entry(e, f"{path}: pareto[{i}]", aggregation=False)
+        for i, e in enumerate(data.get("pareto") or [])
+    ]
     return ProjectConfig(
         tuple(metrics),
         regex,
@@ -167,6 +144,21 @@ def load_project_config(path: Path) -> ProjectConfig:
         seed_keys=seeds,
         pareto=tuple(pareto),
     )
+
+
+def _metric_entry(entry: Any, where: str, *, aggregation: bool = True) -> KeyMetric:
+    """``name`` or ``{name, direction, aggregation}`` (key metrics and Pareto objectives)."""
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+        raise ConfigError(f"{where}: needs a 'name'")
+    direction = entry.get("direction", "minimize")
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"{where}.direction: {direction!r} is not one of {', '.join(DIRECTIONS)}")
+    how = entry.get("aggregation", "last") if aggregation else "last"
+    if how not in AGGREGATIONS:
+        raise ConfigError(f"{where}.aggregation: {how!r} is not one of {', '.join(AGGREGATIONS)}")
+    return KeyMetric(entry["name"], direction, how)
 
 
 def _number(value: Any, where: str) -> float:
