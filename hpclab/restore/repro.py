@@ -55,18 +55,10 @@ def compare_runs(
     a, b = _metrics(original), _metrics(rerun)
     details: list[dict[str, Any]] = []
     worst = _Worst()
-    n_compared = n_bad = 0
-    max_abs = max_rel = 0.0
     problems: list[str] = []
     for name in sorted(set(a) | set(b)):
         entry = _compare_series(name, a.get(name), b.get(name), rtol, atol, worst)
         details.append(entry)
-        n_compared += entry["n_compared"]
-        n_bad += entry["n_mismatched"]
-        max_abs, max_rel = (
-            _max(max_abs, entry["max_abs_diff"]),
-            _max(max_rel, entry["max_rel_diff"]),
-        )
         if entry["missing_in"]:
             problems.append(f"{name} missing in the {entry['missing_in']}")
         elif entry["only_in_original"] or entry["only_in_rerun"]:
@@ -75,14 +67,13 @@ def compare_runs(
         entry = _compare_final(name, orig_rec.summary.get(name), new_rec.summary.get(name),
                                rtol, atol, worst)  # fmt: skip
         details.append(entry)
-        n_compared += entry["n_compared"]
-        n_bad += entry["n_mismatched"]
-        max_abs, max_rel = (
-            _max(max_abs, entry["max_abs_diff"]),
-            _max(max_rel, entry["max_rel_diff"]),
-        )
         if entry["missing_in"]:
             problems.append(f"final {name} missing in the {entry['missing_in']}")
+    n_compared = sum(d["n_compared"] for d in details)
+    n_bad = sum(d["n_mismatched"] for d in details)
+    max_abs = max_rel = 0.0
+    for d in details:
+        max_abs, max_rel = _max(max_abs, d["max_abs_diff"]), _max(max_rel, d["max_rel_diff"])
     if new_rec.status != orig_rec.status:
         problems.insert(0, f"the rerun ended {new_rec.status.value}, the original "
                            f"{orig_rec.status.value}")  # fmt: skip
