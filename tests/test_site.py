@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +162,47 @@ def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
             make_server(tmp_path, port=first.server_address[1])
     finally:
         first.server_close()
+
+
+@pytest.mark.slow
+def test_a_wheel_install_builds_the_site(tmp_path: Path) -> None:
+    """Outside the source tree (a plain ``pip install``), the template ships in the wheel."""
+    repo = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"  # a copy, so the build's scratch dirs stay out of the checkout
+    skip = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "tests", "docs")
+    shutil.copytree(repo, src, symlinks=True, ignore=skip)
+    wheels = tmp_path / "wheels"
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    r = subprocess.run(
+        [*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    (wheel,) = wheels.glob("hpclab-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+    assert "hpclab/site/template/mkdocs.yml" in names
+    assert "hpclab/site/template/assets/hpclab/hpclab.js" in names
+    assert not any(n.startswith("hpclab/launch/hydra_plugins/") for n in names)
+    target = tmp_path / "installed"
+    r = subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    store = tmp_path / "store"
+    store.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target), "HPCLAB_STORE": str(store)}
+    code = "import hpclab, sys; print(hpclab.__file__); sys.exit(hpclab.cli.main())"
+    r = subprocess.run(
+        [sys.executable, "-c", "import hpclab.cli; " + code, "site", "build"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].startswith(str(target))  # the installed copy ran
+    assert (store / ".site" / "html" / "index.html").is_file()

@@ -54,10 +54,11 @@ class BuildReport:
 
 
 def template_dir() -> Path:
-    """The MkDocs template: ``site/`` beside the package (the repository's top level)."""
-    here = Path(__file__).resolve().parents[2] / "site"
+    """The MkDocs template: the repository's top-level ``site/``, reached as
+    ``hpclab/site/template`` (a link in the source tree, a copy inside the wheel)."""
+    here = Path(__file__).resolve().parent / "template"
     if not (here / "mkdocs.yml").is_file():
-        raise SiteError(f"site template not found at {here} (hpclab must run from its source tree)")
+        raise SiteError(f"site template not found at {here} (a broken hpclab install?)")
     return here
 
 
