@@ -31,15 +31,16 @@ from hpclab.launch.scheduler.slurm_cli import (
     parse_sacct,
     parse_squeue,
     run_slurm,
+    tres_count,
 )
 from hpclab.store import RunStatus
 
 # -- captured from the dev cluster (Slurm 22.05.8) ---------------------------------------------
 SQUEUE_OUT = """\
-1_8|PENDING|1|2027-11-22T06:23:07|0:00||N/A|Resources
-1_9|PENDING|1|2027-11-22T06:23:07|0:00||N/A|Resources
-1_7|RUNNING|9|2026-11-22T06:23:07|0:01|hpclabnode|N/A|None
-1_0|RUNNING|2|2026-11-22T06:23:07|1-02:03:04|hpclabnode|gres:gpu:a100:2|None
+1_8|PENDING|1|2027-11-22T06:23:07|0:00||N/A|1|Resources
+1_9|PENDING|1|2027-11-22T06:23:07|0:00||N/A|1|Resources
+1_7|RUNNING|9|2026-11-22T06:23:07|0:01|hpclabnode|N/A|1|None
+1_0|RUNNING|2|2026-11-22T06:23:07|1-02:03:04|hpclabnode|gres:gpu:a100:2|8|None
 """
 SACCT_OUT = "\n".join(
     [
@@ -120,6 +121,7 @@ def test_parse_squeue_lines() -> None:
     assert pending.status is RunStatus.QUEUED and not pending.is_final
     raw, running = rows["1_0"]
     assert raw == "2" and running.nodes == "hpclabnode" and running.gpus == 2
+    assert running.cpus == 8
     assert running.elapsed_s == 86400 + 2 * 3600 + 3 * 60 + 4
     assert rows["1_7"][1].reason is None  # Slurm says "None"
 
@@ -130,7 +132,7 @@ def test_parse_sacct_lines() -> None:
     assert rows["11"].status is RunStatus.FAILED and rows["11"].is_final
     assert rows["12"].cpu_s == pytest.approx(62.345)
     assert rows["13"].status is RunStatus.TIMEOUT and rows["13"].elapsed_s == 80
-    assert rows["13"].gpus == 4
+    assert rows["13"].gpus == 4 and rows["12"].cpus == 1 and rows["10_8"].cpus is None
     assert rows["10_7"].state == "CANCELLED" and rows["10_7"].reason == "cancelled by uid 0"
     # a pending range cancelled as a whole: expanded, never started
     for task in ("10_8", "10_9", "10_10", "10_11"):
@@ -156,6 +158,8 @@ def test_parse_scontrol_records() -> None:
     assert gpus_from_gres("gpu:a100:2(S:0),gpu:v100:1") == 3
     assert gpus_from_gres("(null)") is None and gpus_from_gres("mps:100") is None
     assert gpus_from_tres("billing=1,cpu=1,node=1") is None
+    assert tres_count("billing=12,cpu=12,gres/gpu=4,node=1", "cpu") == 12
+    assert tres_count("gres/gpu:a100=2,gres/gpu=2", "gres/gpu") == 2
     config = parse_config("Configuration data as of 2026-11-22\nMaxArraySize            = 10001\n")
     assert config["MaxArraySize"] == "10001"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import poll
 from site_fixtures import BENCH_RUNS, log_run, make_site_store
 
 from hpclab.catalog.indexer import index_store
@@ -206,3 +207,67 @@ def test_a_wheel_install_builds_the_site(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0].startswith(str(target))  # the installed copy ran
     assert (store / ".site" / "html" / "index.html").is_file()
+
+
+@pytest.mark.slow
+def test_report_cost_comes_from_slurm_accounting(tmp_path: Path, slurm_cluster: str) -> None:
+    """A sweep on the dev cluster with 2 CPUs a task: the report's CPU hours are what sacct
+    says the allocations held (AllocTRES cpu= x ElapsedRaw), not the runs' own durations."""
+    from test_launch import launch, records, sweeps
+
+    from hpclab.site.cost import accounting, total
+    from hpclab.site.data import load
+
+    store = tmp_path / "store"
+    args = ["-m", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=2"]
+    task = ["task._target_=launch_tasks.stepper", "train.steps=30", "+sleep=0.05"]
+    out = launch([*args, *task, "seed=0,1"], store, tmp_path)
+    assert out.returncode == 0, out.stderr
+    (sweep,) = sweeps(store)
+    poll(
+        lambda: all(r.status.is_final for r in records(store, sweep)),
+        timeout=240,
+        interval=0.5,
+        message="both array tasks to end",
+    )
+    job_ids = [p["job_id"] for p in sweep["points"]]
+
+    def accounted() -> dict[str, tuple[int, int]]:
+        """JobID -> (allocated CPUs, elapsed s), asked of sacct directly, once both ended."""
+        text = subprocess.run(
+            [
+                "sacct",
+                "-n",
+                "-P",
+                "-X",
+                "-j",
+                sweep["job_id"],
+                "-o",
+                "JobID,AllocCPUS,ElapsedRaw,State",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        rows = [line.split("|") for line in text.splitlines() if line.strip()]
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows if r[3] == "COMPLETED"}
+
+    poll(lambda: set(accounted()) == set(job_ids), timeout=60, message="sacct to have both")
+    expected = accounted()
+    assert all(cpus == 2 for cpus, _ in expected.values())
+    index_store(Store(store))
+    data = load(Store(store))
+    costs = accounting(data)
+    by_job = {r["job_id"]: costs[(r["project"], r["run_id"])] for r in data.runs}
+    for job_id, (cpus, elapsed) in expected.items():
+        cost = by_job[job_id]
+        assert cost.source == "sacct"
+        assert cost.cpu_h == pytest.approx(cpus * elapsed / 3600.0)
+        assert cost.gpu_h == 0.0 and cost.cpu_used_h is not None
+    sum_h = sum(c * s for c, s in expected.values()) / 3600.0
+    assert total(list(by_job.values())).cpu_h == pytest.approx(sum_h)
+    report = tmp_path / "r.html"
+    r = _cli("site", "report", sweep["id"], "--out", str(report), store=store)
+    assert r.returncode == 0, r.stderr
+    assert f"CPU hours <b>{sum_h:.3g}</b>" in report.read_text()
+    assert "source: sacct" in report.read_text()

@@ -1,7 +1,10 @@
 """What runs cost, in CPU and GPU hours, and where the figure comes from.
 
-Slurm runs: the accounting database (``sacct``'s TotalCPU, ElapsedRaw and AllocTRES
-through the scheduler adapter, one batched call for every job of the site). Local runs,
+Slurm runs: the accounting database, through the scheduler adapter in one batched call
+for every job of the site (``squeue`` for jobs still running). CPU hours are what the
+allocation holds, as clusters charge them: allocated CPUs (AllocTRES ``cpu=``) times
+elapsed; GPU hours likewise (``gres/gpu=``); the CPU time the job really used (TotalCPU)
+is kept beside them, so a report can show how well the allocation was used. Local runs,
 or Slurm runs when accounting cannot be asked: the run's own duration (``duration_s``:
 end or last heartbeat minus start) as wall-clock hours on one CPU, marked as such.
 """
@@ -16,9 +19,10 @@ from hpclab.site.data import Key, SiteData
 
 @dataclass(frozen=True)
 class Cost:
-    cpu_h: float | None
-    gpu_h: float | None
+    cpu_h: float | None  # allocated CPU hours
+    gpu_h: float | None  # allocated GPU hours
     source: str  # "sacct" or "run duration"
+    cpu_used_h: float | None = None  # CPU time used (TotalCPU), Slurm accounting only
 
 
 def accounting(data: SiteData, *, warn: Any = None) -> dict[Key, Cost]:
@@ -41,18 +45,30 @@ def accounting(data: SiteData, *, warn: Any = None) -> dict[Key, Cost]:
                     found = slurm_jobs.get(job_id)
                     if found is None or st.elapsed_s is None:
                         continue
-                    cpu = st.cpu_s / 3600.0 if st.cpu_s is not None else None
-                    gpu = (st.gpus or 0) * st.elapsed_s / 3600.0
-                    out[found] = Cost(cpu, gpu, "sacct")
+                    hours = st.elapsed_s / 3600.0
+                    used = st.cpu_s / 3600.0 if st.cpu_s is not None else None
+                    cpu = st.cpus * hours if st.cpus is not None else used
+                    out[found] = Cost(cpu, (st.gpus or 0) * hours, "sacct", used)
         except Exception as exc:  # accounting down or absent: durations stand, said so
             if warn:
                 warn(f"Slurm accounting not available for the cost tables ({exc})")
     return out
 
 
-def total(costs: list[Cost]) -> tuple[float, float, str]:
-    """(CPU hours, GPU hours, sources) of a set of runs."""
-    cpu = sum(c.cpu_h or 0.0 for c in costs)
-    gpu = sum(c.gpu_h or 0.0 for c in costs)
-    sources = ", ".join(sorted({c.source for c in costs})) or "none"
-    return cpu, gpu, sources
+@dataclass(frozen=True)
+class Total:
+    cpu_h: float
+    gpu_h: float
+    cpu_used_h: float | None  # None when no run has accounting's TotalCPU
+    sources: str
+
+
+def total(costs: list[Cost]) -> Total:
+    """Allocated CPU and GPU hours of a set of runs, CPU time used, and their sources."""
+    used = [c.cpu_used_h for c in costs if c.cpu_used_h is not None]
+    return Total(
+        cpu_h=sum(c.cpu_h or 0.0 for c in costs),
+        gpu_h=sum(c.gpu_h or 0.0 for c in costs),
+        cpu_used_h=sum(used) if used else None,
+        sources=", ".join(sorted({c.source for c in costs})) or "none",
+    )

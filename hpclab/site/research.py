@@ -445,13 +445,23 @@ def _verdicts(data: SiteData, project: str, keys: list[Key]) -> str:
     return block(table(["hypothesis", "status", "evidence", "why"], body))
 
 
+def hours(h: float) -> str:
+    """Hours for a reader: ``1234.57``, ``3.50``, ``0.00417`` (a short test sweep is not 0)."""
+    return f"{h:.2f}" if h >= 1 or h == 0 else f"{h:.3g}"
+
+
 def _cost(costs: dict[Key, Cost], keys: list[Key]) -> str:
     mine = [costs[k] for k in keys if k in costs]
-    cpu, gpu, sources = total(mine)
+    t = total(mine)
+    used = ""
+    if t.cpu_used_h is not None:
+        share = f" ({100 * t.cpu_used_h / t.cpu_h:.0f}% of allocated)" if t.cpu_h > 0 else ""
+        used = f" · CPU used <b>{hours(t.cpu_used_h)}</b> h{share}"
     return block(
-        f'<p class="hl-facts">CPU hours <b>{cpu:.2f}</b> · GPU hours <b>{gpu:.2f}</b> · '
-        f"{len(mine)} runs · source: {e(sources)}</p>"
-        '<p class="hl-note">sacct: Slurm accounting (TotalCPU; GPUs from AllocTRES × elapsed). '
-        "run duration: wall-clock hours from the run's start to its end or last heartbeat, "
-        "on one CPU (local runs, or when accounting cannot be asked).</p>"
+        f'<p class="hl-facts">CPU hours <b>{hours(t.cpu_h)}</b> · GPU hours <b>{hours(t.gpu_h)}</b>'
+        f"{used} · {len(mine)} runs · source: {e(t.sources)}</p>"
+        '<p class="hl-note">sacct: Slurm accounting, allocated CPUs and GPUs (AllocTRES) '
+        "× elapsed, as the cluster charges them; CPU used is TotalCPU. run duration: "
+        "wall-clock hours from the run's start to its end or last heartbeat, on one CPU "
+        "(local runs, or when accounting cannot be asked).</p>"
     )

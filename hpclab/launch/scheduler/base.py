@@ -66,7 +66,8 @@ class JobState:
     end: str | None = None
     elapsed_s: float | None = None
     nodes: str | None = None
-    cpu_s: float | None = None  # CPU time used (accounting), for cost reports
+    cpu_s: float | None = None  # CPU time used (accounting TotalCPU), for cost reports
+    cpus: int | None = None  # CPUs allocated (AllocTRES cpu=), for cost reports
     gpus: int | None = None
 
     @property

@@ -25,6 +25,7 @@ from hpclab.launch.scheduler.slurm_cli import (
     expand_ranges,
     gpus_from_tres,
     slurm_version,
+    tres_count,
 )
 
 NO_VAL = 0xFFFFFFFE  # Slurm's "not set" for 32-bit fields (array_task_id of a plain job)
@@ -150,6 +151,7 @@ class PySlurm(Scheduler):
                     end=_when(info.get("end_time")) if state != "RUNNING" else None,
                     elapsed_s=float(info.get("run_time") or 0) or None,
                     nodes=info.get("nodes") or None,
+                    cpus=tres_count(info.get("tres_alloc_str"), "cpu"),
                     gpus=gpus_from_tres(info.get("tres_alloc_str")),
                 )
         rest = [j for j in wanted if not (j in live and not live[j].is_final)]
@@ -179,6 +181,8 @@ class PySlurm(Scheduler):
                         cpu_s=(float(cpu) + float(info.get("tot_cpu_usec") or 0) / 1e6)
                         if cpu is not None
                         else None,
+                        cpus=tres_count(info.get("tres_alloc_str"), "cpu"),
+                        gpus=gpus_from_tres(info.get("tres_alloc_str")),
                     )
         result = dict(accounted)
         for jid, job in live.items():

@@ -40,9 +40,9 @@ CANCEL_CHUNK = 5000  # scancel takes many ids at once; one call in practice
 DEFAULT_TIMEOUT = 60.0
 SEP = "|"  # sacct -P uses it; squeue's format below puts the only free-text field last
 
-# squeue fields: id, state, raw id, start, time used, nodes, gres per node, reason (last:
-# a reason such as "ReqNodeNotAvail, UnavailableNodes:n[1-3]" has spaces and commas)
-SQUEUE_FORMAT = SEP.join(["%i", "%T", "%A", "%S", "%M", "%N", "%b", "%r"])
+# squeue fields: id, state, raw id, start, time used, nodes, gres per node, CPUs, reason
+# (last: a reason such as "ReqNodeNotAvail, UnavailableNodes:n[1-3]" has spaces and commas)
+SQUEUE_FORMAT = SEP.join(["%i", "%T", "%A", "%S", "%M", "%N", "%b", "%C", "%r"])
 SACCT_FIELDS = [
     "JobID",
     "JobIDRaw",
@@ -218,12 +218,17 @@ def gpus_from_gres(text: str | None) -> int | None:
     return total if found else None
 
 
-def gpus_from_tres(text: str | None) -> int | None:
-    """``gres/gpu=4`` in a TRES string (``billing=1,cpu=1,gres/gpu=4,node=1``)."""
+def tres_count(text: str | None, name: str) -> int | None:
+    """``name=N`` in a TRES string (``billing=1,cpu=2,gres/gpu=4,node=1``); None when absent."""
     if not text:
         return None
-    m = re.search(r"(?:^|,)gres/gpu=(\d+)", text)
+    m = re.search(rf"(?:^|,){re.escape(name)}=(\d+)(?:,|$)", text)
     return int(m.group(1)) if m else None
+
+
+def gpus_from_tres(text: str | None) -> int | None:
+    """``gres/gpu=4`` in a TRES string (``billing=1,cpu=1,gres/gpu=4,node=1``)."""
+    return tres_count(text, "gres/gpu")
 
 
 def parse_squeue(text: str) -> list[tuple[str, JobState]]:
@@ -232,10 +237,10 @@ def parse_squeue(text: str) -> list[tuple[str, JobState]]:
     for line in text.splitlines():
         if not line.strip():
             continue
-        parts = line.split(SEP, 7)
-        if len(parts) < 8:
+        parts = line.split(SEP, 8)
+        if len(parts) < 9:
             continue
-        jid, state, raw, start, used, nodes, gres, reason = parts
+        jid, state, raw, start, used, nodes, gres, cpus, reason = parts
         state = state.strip().upper()
         pending = state == "PENDING"
         for task in expand_job_id(jid):
@@ -246,6 +251,7 @@ def parse_squeue(text: str) -> list[tuple[str, JobState]]:
                 start=None if pending else _unset(start),
                 elapsed_s=None if pending else parse_duration(used),
                 nodes=_unset(nodes),
+                cpus=int(cpus) if cpus.strip().isdigit() else None,
                 gpus=gpus_from_gres(gres),
             )
             rows.append((raw.strip(), job))
@@ -275,6 +281,7 @@ def parse_sacct(text: str) -> list[tuple[str, JobState]]:
                 elapsed_s=float(elapsed) if elapsed.strip().isdigit() else None,
                 nodes=_unset(nodes),
                 cpu_s=parse_duration(cpu) if _unset(cpu) else None,
+                cpus=tres_count(tres, "cpu"),
                 gpus=gpus_from_tres(tres),
             )
             rows.append((raw.strip(), job))
