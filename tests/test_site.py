@@ -271,3 +271,34 @@ def test_report_cost_comes_from_slurm_accounting(tmp_path: Path, slurm_cluster: 
     assert r.returncode == 0, r.stderr
     assert f"CPU hours <b>{sum_h:.3g}</b>" in report.read_text()
     assert "source: sacct" in report.read_text()
+
+
+def test_a_throttled_page_rebuild_runs_once_the_watcher_is_quiet(tmp_path: Path) -> None:
+    """Two runs added within ``min_rebuild`` of each other: the second's page rebuild is put
+    off, and the watcher runs it when due although nothing changes after (native mode,
+    full passes an hour apart, so only the catch-up can bring the second run in)."""
+    import threading
+
+    from hpclab.catalog.watch import Watcher
+
+    store = Store(tmp_path / "s")
+    log_run(store, "first", {"train": {"steps": 40}}, None)
+    index_store(store)
+    build(store)
+    runs_page = SiteLayout(store.site_dir).html / "runs" / "index.html"
+    live = LiveSite(store, min_rebuild=3.0)
+    watcher = Watcher(store, polling=False, full_every=3600, site_hook=live)
+    stop = threading.Event()
+    thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        poll(lambda: watcher._observer is not None and live._started, message="the watcher")
+        second = log_run(store, "second", {"train": {"steps": 40}}, None)
+        poll(lambda: second in runs_page.read_text(), message="the second run's rebuild")
+        third = log_run(store, "third", {"train": {"steps": 40}}, None)  # within 3 s
+        poll(lambda: live._pending or third in runs_page.read_text(), message="a put-off rebuild")
+        poll(lambda: third in runs_page.read_text(), timeout=60, message="the put-off rebuild")
+        assert live.due() is None
+    finally:
+        stop.set()
+        thread.join(10)

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hpclab.catalog.indexer import Indexer, PassReport, effective_status
 from hpclab.fsinfo import filesystem_type, is_shared_filesystem
@@ -31,6 +31,20 @@ from hpclab.store import Store
 from hpclab.store.record import FINAL_STATUSES
 
 FINAL = {s.value for s in FINAL_STATUSES}
+
+
+class PassHook(Protocol):
+    """What runs after each indexing pass (:class:`hpclab.site.live.LiveSite`)."""
+
+    def __call__(self, report: PassReport, runs: list[tuple[str, str]] | None) -> None:
+        """After a pass: ``runs`` the pass looked at (None: all of them)."""
+
+    def due(self) -> float | None:
+        """``time.monotonic()`` by which work the hook put off (a throttled page rebuild)
+        should run although nothing changes; None when there is none."""
+
+    def catch_up(self) -> None:
+        """Do the work put off, once it is due."""
 
 
 def choose_polling(path: Path) -> bool:
@@ -51,7 +65,7 @@ class Watcher:
         debounce: float = 0.2,
         on_pass: Callable[[PassReport], None] | None = None,
         warn: Callable[[str], None] | None = None,
-        site_hook: Callable[[PassReport, list[tuple[str, str]] | None], None] | None = None,
+        site_hook: PassHook | None = None,
     ) -> None:
         self.store = store
         self.polling = choose_polling(store.root) if polling is None else polling
@@ -93,15 +107,21 @@ class Watcher:
                         if not stop.is_set():
                             self._pass(self._active_runs())
                         continue
-                    if self._wake.wait(timeout=min(1.0, next_full - now)):
-                        stop.wait(self.debounce)  # let a burst of events settle
-                        self._wake.clear()
-                        new_runs = self._watch_runs()  # runs created before their watch
-                        with self._changed_lock:
-                            changed, self._changed = self._changed | new_runs, set()
-                            other, self._other = self._other, False
-                        if changed or other:
-                            self._pass(sorted(changed))
+                    due = self.site_hook.due() if self.site_hook is not None else None
+                    timeout = min(1.0, next_full - now, 1.0 if due is None else due - now)
+                    if not self._wake.wait(timeout=max(0.0, timeout)):
+                        self._catch_up()
+                        continue
+                    stop.wait(self.debounce)  # let a burst of events settle
+                    self._wake.clear()
+                    new_runs = self._watch_runs()  # runs created before their watch
+                    with self._changed_lock:
+                        changed, self._changed = self._changed | new_runs, set()
+                        other, self._other = self._other, False
+                    if changed or other:
+                        self._pass(sorted(changed))
+                    else:
+                        self._catch_up()
             finally:
                 if self._observer is not None:
                     self._observer.stop()
@@ -117,6 +137,18 @@ class Watcher:
         self.on_pass(report)
         if self.site_hook is not None:
             self.site_hook(report, runs)
+
+    def _catch_up(self) -> None:
+        """Quiet moments (native mode, where passes only follow changes): run the site hook's
+        deferred work when it is due, so a throttled page rebuild is not left waiting for
+        the next change or full pass. (Polling mode passes every interval: the hook catches
+        up within its own calls.)"""
+        hook = self.site_hook
+        if hook is None:
+            return
+        due = hook.due()
+        if due is not None and time.monotonic() >= due:
+            hook.catch_up()
 
     def _reconcile_lost(self) -> bool:
         """Ask the scheduler (one batched call) how runs with a stale heartbeat ended, so the

@@ -141,6 +141,19 @@ class LiveSite:
         except Exception as e:  # the site must never stop the indexer
             self.warn(f"site update failed ({type(e).__name__}: {e})")
 
+    def due(self) -> float | None:
+        """When a page rebuild put off by ``min_rebuild`` may run (``time.monotonic()``)."""
+        return self._last_rebuild + self.min_rebuild if self._pending else None
+
+    def catch_up(self) -> None:
+        """The rebuild put off, now that nothing else calls (the watcher is quiet)."""
+        if not self._pending:
+            return
+        try:
+            self._maybe_rebuild([])
+        except Exception as e:
+            self.warn(f"site update failed ({type(e).__name__}: {e})")
+
     def refresh(self, runs: list[Key] | None) -> list[Key]:
         """Rewrite the series of changed runs and ``live.json``; return the changed runs."""
         if not self.layout.built():
