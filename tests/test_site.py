@@ -152,6 +152,31 @@ def test_cli_build_and_report(site_store: Store, tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
 
 
+def test_report_refuses_a_bad_out_in_one_line(site_store: Store, tmp_path: Path) -> None:
+    """A report path that cannot be written is named in one error line, before any work,
+    and nothing is created: not a mistyped directory, not a file of another kind."""
+    sweep = sorted(p.stem for p in site_store.sweeps_dir("bench").glob("*.json"))[0]
+    (tmp_path / "a file").write_text("x")
+    (tmp_path / "a dir.pdf").mkdir()
+    bad = {
+        tmp_path / "no such dir" / "r.pdf": "no such directory",
+        tmp_path / "a file" / "r.html": "is not a directory",
+        tmp_path / "r.txt": "written as .html or .pdf",
+        tmp_path / "r": "written as .html or .pdf",
+        tmp_path: "is a directory",
+        tmp_path / "a dir.pdf": "is a directory",
+    }
+    before = sorted(tmp_path.rglob("*"))
+    for out, reason in bad.items():
+        r = _cli("site", "report", sweep, "--out", str(out), store=site_store.root)
+        assert r.returncode == 1, (out, r.stdout, r.stderr)
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"hpclab: error: {out}"), r.stderr
+        assert reason in lines[0]
+        assert r.stdout == ""
+    assert sorted(tmp_path.rglob("*")) == before
+
+
 def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
     from hpclab.errors import SiteError
     from hpclab.site.serve import make_server

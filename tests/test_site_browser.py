@@ -1,15 +1,21 @@
 """The lab website in real headless Chromium (Debian's ``chromium``, driven over the
 DevTools protocol on a pipe): every tab loads with no console error and no request
-leaving localhost, charts draw one line per series, and the Training chart gains points
-while a run is being logged to, without a reload.
+leaving localhost, charts draw one line per series, the Training chart gains points
+while a run is being logged to, without a reload, the dark palette (from the system's
+colour scheme, or the toggle) makes pages dark and chart text readable on them, and
+``hpclab site report --out X.pdf`` prints a PDF whose text and vector charts are read
+back from the file.
 
-Screenshots of every page go to ``$HPCLAB_TEST_ARTIFACTS/site`` (else the test's
-tmp_path): CI keeps them, the README shows a few.
+Screenshots of every page, light and dark, go to ``$HPCLAB_TEST_ARTIFACTS/site`` (else
+the test's tmp_path): CI keeps them, the README shows a few.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +23,7 @@ from typing import Any
 
 import pytest
 from conftest import poll, python_script
+from pdf_text import PDF_LINETO, PdfPages
 from site_fixtures import make_site_store
 
 from hpclab.catalog.indexer import index_store
@@ -80,6 +87,15 @@ def open_page(browser: Chromium, url: str, **kw: Any) -> Page:
     return page
 
 
+# The Training page adds its charts after data/live.json and the runs' series arrive.
+TRAINING_CHARTS_DRAWN = (
+    "document.getElementById('hl-training').dataset.live === '1'"
+    " && document.querySelectorAll('.hl-live-chart').length > 0"
+    " && Array.from(document.querySelectorAll('.hl-live-chart > div'))"
+    ".every(e => e.dataset.rendered === '1')"
+)
+
+
 def assert_clean(page: Page, base: str) -> None:
     assert page.errors == [], page.errors
     outside = [u for u in page.requests if not u.startswith((base, "data:", "blob:", "about:"))]
@@ -101,12 +117,12 @@ def test_every_tab_loads_cleanly(
     ]
     shots = artifacts(tmp_path)
     for i, path in enumerate(pages):
-        page = open_page(browser, base + path, dark=(path == "training.html"))
+        page = open_page(browser, base + path)
         if path.startswith("runs/run.html"):
             page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'")
             page.wait_for("document.querySelectorAll('.hl-run-chart [data-rendered]').length > 0")
         if path == "training.html":
-            page.wait_for("document.getElementById('hl-training').dataset.live === '1'")
+            page.wait_for(TRAINING_CHARTS_DRAWN)
         assert page.evaluate("document.querySelector('.md-tabs') !== null")
         name = path.split("?")[0].replace("/", "-").replace(".html", "")
         page.screenshot(shots / f"{i:02d}-{name}.png")
@@ -225,3 +241,156 @@ def test_training_chart_moves_without_reload(browser: Chromium, tmp_path: Path) 
         if server is not None:
             server.shutdown()
             server.server_close()
+
+
+# -- dark palette ----------------------------------------------------------------------
+
+COLOURS = """(() => {
+  const body = getComputedStyle(document.body);
+  const texts = document.querySelectorAll('.vega-embed svg text, svg.hl-graph text');
+  return {
+    scheme: document.body.dataset.mdColorScheme,
+    bg: body.backgroundColor,
+    fg: body.color,
+    chart_text: Array.from(new Set(Array.from(texts, t => getComputedStyle(t).fill))),
+  };
+})()"""
+
+
+def rgba(css: str) -> tuple[float, float, float, float]:
+    nums = [float(x) for x in re.findall(r"[\d.]+", css)]
+    assert css.startswith("rgb") and len(nums) in (3, 4), f"not an rgb() colour: {css}"
+    return nums[0], nums[1], nums[2], nums[3] if len(nums) == 4 else 1.0
+
+
+def luminance(css: str, over: str | None = None) -> float:
+    """WCAG relative luminance of a colour (alpha blended over the colour ``over``)."""
+    r, g, b, a = rgba(css)
+    if a < 1:
+        assert over is not None, f"translucent colour {css} with nothing under it"
+        r0, g0, b0, _ = rgba(over)
+        r, g, b = (a * x + (1 - a) * y for x, y in ((r, r0), (g, g0), (b, b0)))
+
+    def lin(v: float) -> float:
+        v /= 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+
+
+def contrast(fg: str, bg: str) -> float:
+    """WCAG contrast ratio of text ``fg`` on an opaque background ``bg`` (1 to 21)."""
+    lf, lb = luminance(fg, over=bg), luminance(bg)
+    return (max(lf, lb) + 0.05) / (min(lf, lb) + 0.05)
+
+
+def assert_readable(colours: dict[str, Any], where: str) -> None:
+    """Body text and every chart label have at least WCAG AA contrast (4.5) on the page."""
+    bg = colours["bg"]
+    assert rgba(bg)[3] == 1, f"{where}: the body has no opaque background ({bg})"
+    assert contrast(colours["fg"], bg) >= 4.5, (where, colours)
+    for fill in colours["chart_text"]:
+        assert contrast(fill, bg) >= 4.5, f"{where}: chart text {fill} unreadable on {bg}"
+
+
+def test_dark_palette_darkens_pages_and_keeps_charts_readable(
+    browser: Chromium, built: tuple[Store, str], tmp_path: Path
+) -> None:
+    """With the system in dark mode, mkdocs-material picks its slate palette: every page
+    is dark, and chart labels (Vega axes, legends, the DAG) are light on it."""
+    store, base = built
+    data = load(store)
+    child = next(r for r in data.runs if r.get("name") == "lower-lr")
+    report = f"reports/bench/{data.sweeps[0]['sweep_id']}.html"
+    run = f"runs/run.html?p=lab&id={child['run_id']}"
+    charted = {"training.html", "graph.html", "hypotheses.html", report, run}
+    shots = artifacts(tmp_path)
+    for i, path in enumerate([*TABS, report, run]):
+        page = open_page(browser, base + path, dark=True)
+        if path == run:
+            page.wait_for("document.querySelectorAll('.hl-run-chart [data-rendered]').length > 0")
+        if path == "training.html":
+            page.wait_for(TRAINING_CHARTS_DRAWN)
+        page.wait_for("document.body.dataset.mdColorScheme === 'slate'")
+        colours = page.evaluate(COLOURS)
+        assert luminance(colours["bg"]) < 0.05, (path, colours["bg"])  # dark, not just grey
+        if path in charted:
+            assert colours["chart_text"], f"{path}: no chart text to check"
+        assert_readable(colours, path)
+        name = path.split("?")[0].replace("/", "-").replace(".html", "")
+        page.screenshot(shots / f"dark-{i:02d}-{name}.png")
+        assert_clean(page, base)
+        page.close()
+
+
+def test_palette_toggle_recolours_charts_without_redrawing(
+    browser: Chromium, built: tuple[Store, str]
+) -> None:
+    """The header's toggle switches palettes in place: the same chart SVGs (no redraw)
+    get dark labels on the light page, and light ones again back in the dark."""
+    store, base = built
+    sweep = load(store).sweeps[0]["sweep_id"]
+    page = open_page(browser, f"{base}reports/bench/{sweep}.html", dark=True)
+    page.wait_for("document.body.dataset.mdColorScheme === 'slate'")
+    page.evaluate("document.querySelectorAll('.vega-embed svg').forEach(s => s.dataset.hlSame = 1)")
+    n_charts = page.evaluate("document.querySelectorAll('.vega-embed svg').length")
+    assert n_charts >= 2
+    before = page.evaluate(COLOURS)["bg"]
+    # option 1 (slate) is showing; its toggle is the label for option 0 (default)
+    for target, scheme in (("__palette_0", "default"), ("__palette_1", "slate")):
+        page.evaluate(f"document.querySelector('label[for={target}]').click()")
+        page.wait_for(
+            f"document.body.dataset.mdColorScheme === '{scheme}'"
+            f" && getComputedStyle(document.body).backgroundColor !== '{before}'"
+        )
+        colours = page.evaluate(COLOURS)
+        bright = luminance(colours["bg"])
+        assert bright > 0.9 if scheme == "default" else bright < 0.05, (scheme, colours)
+        assert_readable(colours, f"after the toggle to {scheme}")
+        same = page.evaluate("document.querySelectorAll('.vega-embed svg[data-hl-same]').length")
+        assert same == n_charts  # recoloured by CSS, not re-rendered
+        before = colours["bg"]
+    assert_clean(page, base)
+    page.close()
+
+
+# -- PDF export ------------------------------------------------------------------------
+
+
+def test_report_exports_a_pdf_with_its_text_and_vector_charts(
+    built: tuple[Store, str], tmp_path: Path
+) -> None:
+    store, _ = built
+    data = load(store)
+    project, sweep = data.sweeps[0]["project"], data.sweeps[0]["sweep_id"]
+    runs = [p["run_id"] for p in data.sweep_points[(project, sweep)]]
+    out = tmp_path / "a report's pages" / "sweep report.pdf"
+    out.parent.mkdir()
+    r = subprocess.run(
+        [sys.executable, "-m", "hpclab", "site", "report", sweep, "--out", str(out)],
+        env={**os.environ, "HPCLAB_STORE": str(store.root)},
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"wrote {out}"
+    pdf = out.read_bytes()
+    artifacts(tmp_path).mkdir(parents=True, exist_ok=True)
+    (artifacts(tmp_path) / "report.pdf").write_bytes(pdf)
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    doc = PdfPages(pdf)
+    assert len(doc.pages) == doc.count >= 2  # 12 runs' tables and charts do not fit one page
+    text = "".join(doc.text(p) for p in doc.pages)
+    # the report's sections, in the report's order
+    headings = [f"Sweep {sweep}", "Configuration", "Loss curves", "Leaderboard", "Seed groups"]
+    at = [text.find(h) for h in headings]
+    assert -1 not in at and at == sorted(at), dict(zip(headings, at, strict=True))
+    for run_id in runs:  # configuration, legends and leaderboard name every run
+        assert text.count(run_id) >= 3, run_id
+    assert "train/loss" in text and "step" in text  # chart titles and axes are text too
+    # Charts are vectors, not pictures: each of the runs' loss curves (300 steps) is
+    # drawn as line segments, and nothing in the file is a raster image.
+    segments = sum(len(PDF_LINETO.findall(s)) for p in doc.pages for s in doc.streams(p))
+    assert segments >= len(runs) * 299, segments
+    assert not any(re.search(rb"/Subtype\s*/Image", h) for h, _ in doc.objs.values())

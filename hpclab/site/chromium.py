@@ -155,11 +155,22 @@ class Chromium:
 
     # -- pages ---------------------------------------------------------------------------
     def new_page(self, *, width: int = 1360, height: int = 900, dark: bool = False) -> Page:
-        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        """A tab in a browser context of its own (``dark``: prefers-color-scheme: dark).
+
+        Its own context, because pages would otherwise share localStorage, where
+        mkdocs-material keeps the palette it picked: a first light page would make every
+        later page on the same origin light, whatever colour scheme it asks for.
+        """
+        context = self.send("Target.createBrowserContext", {"disposeOnDetach": True})[
+            "browserContextId"
+        ]
+        target = self.send(
+            "Target.createTarget", {"url": "about:blank", "browserContextId": context}
+        )["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
             "sessionId"
         ]
-        return Page(self, target, session, width=width, height=height, dark=dark)
+        return Page(self, target, session, context, width=width, height=height, dark=dark)
 
     def close(self) -> None:
         try:
@@ -192,11 +203,20 @@ class Page:
     """One tab: navigation, evaluation, screenshots, and what it logged and requested."""
 
     def __init__(
-        self, browser: Chromium, target: str, session: str, *, width: int, height: int, dark: bool
+        self,
+        browser: Chromium,
+        target: str,
+        session: str,
+        context: str,
+        *,
+        width: int,
+        height: int,
+        dark: bool,
     ) -> None:
         self.browser = browser
         self.target = target
         self.session = session
+        self.context = context
         self.errors: list[str] = []  # console errors, uncaught exceptions, failed loads
         self.requests: list[str] = []  # every URL the page asked for
         self._loaded = threading.Event()
@@ -300,3 +320,4 @@ class Page:
 
     def close(self) -> None:
         self.browser.send("Target.closeTarget", {"targetId": self.target})
+        self.browser.send("Target.disposeBrowserContext", {"browserContextId": self.context})

@@ -45,17 +45,31 @@ def find_report(data: SiteData, ident: str) -> str:
 def export(store: Store, ident: str, out: Path) -> Path:
     """Write the report of ``ident`` to ``out`` (.html, or .pdf through Chromium)."""
     out = Path(out)
-    if out.suffix.lower() not in (".html", ".htm", ".pdf"):
-        raise SiteError(f"{out}: the report is written as .html or .pdf")
+    check_out(out)  # before the catalog is read and Chromium started
     data = load(store)
     page = find_report(data, ident)
     markdown_text = generate(data, accounting(data))[page]
     doc = standalone_html(store, markdown_text, title=ident)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".pdf":
-        return _pdf(doc, out)
-    out.write_text(doc, encoding="utf-8")
+    try:
+        if out.suffix.lower() == ".pdf":
+            return _pdf(doc, out)
+        out.write_text(doc, encoding="utf-8")
+    except OSError as e:
+        raise SiteError(f"{out}: cannot write the report: {e.strerror or e}") from e
     return out
+
+
+def check_out(out: Path) -> None:
+    """SiteError unless ``out`` can be a report file: .html or .pdf, not a directory, in
+    a directory that exists (a mistyped path is not created)."""
+    if out.is_dir():
+        raise SiteError(f"{out}: is a directory; give a file name ending in .html or .pdf")
+    if out.suffix.lower() not in (".html", ".htm", ".pdf"):
+        raise SiteError(f"{out}: the report is written as .html or .pdf")
+    parent = out.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "no such directory"
+        raise SiteError(f"{out}: {parent}: {what}")
 
 
 def standalone_html(store: Store, markdown_text: str, *, title: str) -> str:
