@@ -327,3 +327,18 @@ def test_a_throttled_page_rebuild_runs_once_the_watcher_is_quiet(tmp_path: Path)
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_lone_values_are_flagged_for_dots() -> None:
+    from hpclab.site.charts import lone_flags
+
+    assert lone_flags([1.0, None, 2.0, 3.0, None, None, 4.0]) == [
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
+    assert lone_flags([5.0]) == [True] and lone_flags([]) == [] and lone_flags([None]) == [False]

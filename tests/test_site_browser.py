@@ -165,6 +165,11 @@ def test_run_page_shows_train_and_val(browser: Chromium, built: tuple[Store, str
     page = open_page(browser, f"{base}runs/run.html?p=lab&id={child['run_id']}")
     page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'")
     page.wait_for("document.querySelectorAll('.hl-run-chart g.mark-line path').length === 2")
+    # val/loss is logged at steps 9, 19 (NaN), 29, 39: step 9 joins no line, so it is a dot
+    dots = page.evaluate(
+        "document.querySelectorAll('.hl-run-chart g.mark-symbol.role-mark path').length"
+    )
+    assert dots == 1
     text = page.evaluate("document.getElementById('hl-run').innerText")
     for needle in ("optim.lr", "Changed from the parent", "PUBLISH", "hpclab restore"):
         assert needle in text

@@ -24,28 +24,39 @@ WIDTH = "container"
 
 def line_spec(*, color: str = "metric", title: str | None = None, height: int = 260) -> dict:
     """Lines of ``value`` over ``step``, one per ``color`` (``metric`` for one run's train
-    and val loss, ``run`` for a sweep's runs overlaid); gaps where values are missing."""
+    and val loss, ``run`` for a sweep's runs overlaid); gaps where values are missing. A
+    value with no neighbour to join (between two missing ones, or a series of one point:
+    rows flagged ``lone`` by :func:`lone_flags`) is drawn as a dot, or it would not show."""
     legend = alt.Legend(orient="bottom", columns=4, labelLimit=220, title=None)
-    chart = (
-        alt.Chart(alt.Data(name=SERIES))
-        .mark_line(strokeWidth=1.6, interpolate="linear")
-        .encode(
-            x=alt.X("step:Q", title="step"),
-            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
-            color=alt.Color(f"{color}:N", legend=legend),
-            detail=alt.Detail("key:N"),
-            tooltip=[
-                alt.Tooltip("run:N"),
-                alt.Tooltip("metric:N"),
-                alt.Tooltip("step:Q"),
-                alt.Tooltip("value:Q", format=".5g"),
-            ],
-        )
-        .properties(width=WIDTH, height=height)
+    base = alt.Chart(alt.Data(name=SERIES)).encode(
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color(f"{color}:N", legend=legend),
+        detail=alt.Detail("key:N"),
+        tooltip=[
+            alt.Tooltip("run:N"),
+            alt.Tooltip("metric:N"),
+            alt.Tooltip("step:Q"),
+            alt.Tooltip("value:Q", format=".5g"),
+        ],
     )
+    lines = base.mark_line(strokeWidth=1.6, interpolate="linear")
+    dots = base.mark_point(filled=True, size=24, opacity=1).transform_filter("datum.lone")
+    chart = alt.layer(lines, dots).properties(width=WIDTH, height=height)
     if title:
         chart = chart.properties(title=title)
     return _dict(chart)
+
+
+def lone_flags(values: list[float | None]) -> list[bool]:
+    """For each value: set, with no set value on either side (a line cannot show it)."""
+    n = len(values)
+    return [
+        v is not None
+        and (i == 0 or values[i - 1] is None)
+        and (i == n - 1 or values[i + 1] is None)
+        for i, v in enumerate(values)
+    ]
 
 
 def waterfall_spec(units: list[dict[str, Any]], *, title: str | None = None) -> dict | None:

@@ -9,6 +9,7 @@ URL names (``run.html?p=PROJECT&id=RUN``) from ``data/details`` and ``data/runs`
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -195,6 +196,7 @@ def run_page() -> str:
             '<div id="hl-run" class="hl-run-page"><p class="hl-empty">Loading the run… '
             "(the page reads its data with fetch: open the site through "
             "<code>hpclab site serve</code> or any web server, not as a file)</p></div>"
+            + chart_specs()
         )
     )
 
@@ -241,15 +243,18 @@ def board(data: SiteData) -> str:
     return "".join(out)
 
 
-def training() -> str:
-    """The live page: hpclab.js polls data/live.json and redraws only what changed."""
+def chart_specs() -> str:
+    """The line charts' Vega-Lite specs for hpclab.js (run and sweep), in the page."""
     specs = {
         "run": charts.line_spec(color="metric", height=220),
         "sweep": charts.line_spec(color="run", height=260),
     }
-    import json
-
     spec_json = json.dumps(specs, separators=(",", ":")).replace("</", "<\\/")
+    return f'<script type="application/json" class="hl-chart-specs">{spec_json}</script>'
+
+
+def training() -> str:
+    """The live page: hpclab.js polls data/live.json and redraws only what changed."""
     return (
         WIDE
         + "# Training\n"
@@ -258,8 +263,7 @@ def training() -> str:
             '<p class="hl-live-status"><span class="hl-live-dot"></span>'
             '<span class="hl-live-text">connecting…</span></p>'
             '<div class="hl-live-jobs"></div><div class="hl-live-sweeps"></div>'
-            '<div class="hl-live-runs"></div>'
-            f'<script type="application/json" id="hl-training-specs">{spec_json}</script></div>'
+            f'<div class="hl-live-runs"></div>{chart_specs()}</div>'
         )
     )
 

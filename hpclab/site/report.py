@@ -16,6 +16,7 @@ from typing import Any
 
 from hpclab.errors import SiteError
 from hpclab.site.build import generate, template_dir
+from hpclab.site.charts import lone_flags
 from hpclab.site.cost import accounting
 from hpclab.site.data import SiteData, load
 from hpclab.site.series import run_series
@@ -105,7 +106,8 @@ def _svg(store: Store, m: re.Match[str]) -> str:
             for name, s in doc["metrics"].items():
                 if metrics and name not in metrics:
                     continue
-                for step, value in zip(s["step"], s["value"], strict=True):
+                lone = lone_flags(s["value"])
+                for step, value, alone in zip(s["step"], s["value"], lone, strict=True):
                     values.append(
                         {
                             "run": run_id,
@@ -113,6 +115,7 @@ def _svg(store: Store, m: re.Match[str]) -> str:
                             "key": f"{key}|{name}",
                             "step": step,
                             "value": value,
+                            "lone": alone,
                         }
                     )
         if not values:

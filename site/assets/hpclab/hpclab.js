@@ -91,8 +91,12 @@
         if (metrics && metrics.indexOf(name) < 0) { return; }
         var m = ms[name];
         var run = (labels && labels[key]) || key.split("/")[1];
-        for (var i = 0; i < m.step.length; i++) {
-          values.push({ run: run, metric: name, key: key + "|" + name, step: m.step[i], value: m.value[i] });
+        var n = m.step.length;
+        for (var i = 0; i < n; i++) {
+          // a value with no neighbour to join is drawn as a dot (the spec's "lone" layer)
+          var lone = m.value[i] !== null && (i === 0 || m.value[i - 1] === null) &&
+            (i === n - 1 || m.value[i + 1] === null);
+          values.push({ run: run, metric: name, key: key + "|" + name, step: m.step[i], value: m.value[i], lone: lone });
         }
       });
     });
@@ -192,7 +196,7 @@
   }
 
   function renderTraining(root) {
-    var specs = JSON.parse(document.getElementById("hl-training-specs").textContent);
+    var specs = chartSpecs();
     var jobs = root.querySelector(".hl-live-jobs");
     var sweepsEl = root.querySelector(".hl-live-sweeps");
     var runsEl = root.querySelector(".hl-live-runs");
@@ -343,7 +347,7 @@
         var names = d.summary.map(function (m) { return m.name; });
         var chartsEl = root.querySelector(".hl-run-charts");
         if (chartsEl && res[1]) {
-          var specs = runSpecs();
+          var specs = chartSpecs();
           var losses = names.filter(function (n) { return /loss/.test(n); });
           var groups = losses.length ? [losses] : [];
           names.filter(function (n) { return losses.indexOf(n) < 0; }).forEach(function (n) { groups.push([n]); });
@@ -366,19 +370,8 @@
       });
   }
 
-  function runSpecs() {
-    var s = {
-      $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-      data: { name: "series" }, mark: { type: "line", strokeWidth: 1.6 }, width: "container", height: 240,
-      encoding: {
-        x: { field: "step", type: "quantitative" },
-        y: { field: "value", type: "quantitative", title: null, scale: { zero: false } },
-        color: { field: "metric", type: "nominal", legend: { orient: "bottom", title: null } },
-        detail: { field: "key", type: "nominal" },
-        tooltip: [{ field: "metric" }, { field: "step", type: "quantitative" }, { field: "value", type: "quantitative", format: ".5g" }]
-      }
-    };
-    return { run: s };
+  function chartSpecs() {  // written into the page by hpclab/site/pages.py (Altair)
+    return JSON.parse(document.querySelector(".hl-chart-specs").textContent);
   }
 
   /* -- tables ------------------------------------------------------------------------ */
