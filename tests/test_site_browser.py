@@ -399,3 +399,26 @@ def test_report_exports_a_pdf_with_its_text_and_vector_charts(
     segments = sum(len(PDF_LINETO.findall(s)) for p in doc.pages for s in doc.streams(p))
     assert segments >= len(runs) * 299, segments
     assert not any(re.search(rb"/Subtype\s*/Image", h) for h, _ in doc.objs.values())
+    # A4 pages by default (595 x 842 pt), Letter (612 x 792 pt) when asked
+    assert _media_boxes(doc) == {(595, 842)}
+    letter = tmp_path / "letter.pdf"
+    r = subprocess.run(
+        [sys.executable, "-m", "hpclab", "site", "report", sweep, "-o", str(letter)]
+        + ["--paper", "letter"],
+        env={**os.environ, "HPCLAB_STORE": str(store.root)},
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert _media_boxes(PdfPages(letter.read_bytes())) == {(612, 792)}
+
+
+def _media_boxes(doc: PdfPages) -> set[tuple[int, int]]:
+    """Each page's size in whole points, from its /MediaBox."""
+    sizes = set()
+    for num in doc.pages:
+        m = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", doc.objs[num][0])
+        assert m, doc.objs[num][0][:200]
+        sizes.add((round(float(m.group(1))), round(float(m.group(2)))))
+    return sizes

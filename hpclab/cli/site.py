@@ -94,13 +94,20 @@ def serve(store: Store, out: str | None, host: str, port: int, watch: bool) -> N
     help="report.html (standalone) or report.pdf (printed by headless Chromium), in an"
     " existing directory.",
 )
+@click.option(
+    "--paper",
+    type=click.Choice(["a4", "letter"]),
+    default="a4",
+    show_default=True,
+    help="Page size when printed (the PDF's pages).",
+)
 @click.pass_obj
-def report(store: Store, ident: str, out: str) -> None:
+def report(store: Store, ident: str, out: str, paper: str) -> None:
     """Export one sweep's or hypothesis's report as standalone HTML or PDF (SVG charts).
 
     Example: hpclab site report sweep-20261122-143501-k3x9 --out sweep.pdf
     """
     from hpclab.site.report import export
 
-    path = export(store, ident, Path(out))
+    path = export(store, ident, Path(out), paper=paper)
     click.echo(f"wrote {path}")

@@ -43,14 +43,20 @@ def find_report(data: SiteData, ident: str) -> str:
     raise SiteError(f"no sweep or hypothesis {ident!r} in the catalog{hint}")
 
 
-def export(store: Store, ident: str, out: Path) -> Path:
-    """Write the report of ``ident`` to ``out`` (.html, or .pdf through Chromium)."""
+PAPER = {"a4": "A4", "letter": "letter"}  # CSS @page sizes; Chromium's own default is Letter
+
+
+def export(store: Store, ident: str, out: Path, *, paper: str = "a4") -> Path:
+    """Write the report of ``ident`` to ``out`` (.html, or .pdf through Chromium); ``paper``
+    (a4 or letter) sizes its printed pages, the PDF's and the HTML's when printed."""
+    if paper not in PAPER:
+        raise SiteError(f"paper {paper!r}: use one of {', '.join(PAPER)}")
     out = Path(out)
     check_out(out)  # before the catalog is read and Chromium started
     data = load(store)
     page = find_report(data, ident)
     markdown_text = generate(data, accounting(data))[page]
-    doc = standalone_html(store, markdown_text, title=ident)
+    doc = standalone_html(store, markdown_text, title=ident, paper=paper)
     try:
         if out.suffix.lower() == ".pdf":
             return _pdf(doc, out)
@@ -73,7 +79,7 @@ def check_out(out: Path) -> None:
         raise SiteError(f"{out}: {parent}: {what}")
 
 
-def standalone_html(store: Store, markdown_text: str, *, title: str) -> str:
+def standalone_html(store: Store, markdown_text: str, *, title: str, paper: str = "a4") -> str:
     import markdown
 
     text = markdown_text
@@ -86,7 +92,8 @@ def standalone_html(store: Store, markdown_text: str, *, title: str) -> str:
     css = (template_dir() / "assets" / "hpclab" / "hpclab.css").read_text(encoding="utf-8")
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{htmlmod.escape(title)}</title><style>{BASE_CSS}{css}</style></head>"
+        f"<title>{htmlmod.escape(title)}</title><style>{BASE_CSS}{css}"
+        f"@page {{ size: {PAPER[paper]}; margin: 1.5cm; }}</style></head>"
         f"<body><main class='md-typeset'>{body}</main></body></html>"
     )
 
@@ -150,5 +157,4 @@ code { font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 0.88
 pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; }
 figure.hl-figure { margin: 0.5rem 0 1.5rem; }
 figure.hl-figure svg { max-width: 100%; height: auto; }
-@page { margin: 1.5cm; }
 """
