@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import hpclab
+from hpclab.catalog import queries
 from hpclab.catalog.connect import connect
 from hpclab.catalog.indexer import Indexer
 from hpclab.cli import cli
@@ -223,6 +224,49 @@ def test_hypothesis_cli_add_list_show(store_root: Path) -> None:
     assert "broken.yaml: metrics[0].direction: 'sideways'" in out.output
     missing = hpclab_cli(store_root, "hypothesis", "show", "nope")
     assert missing.exit_code == 1 and "nope" in missing.output
+
+
+def test_hypothesis_status_override_keeps_the_file(store_root: Path) -> None:
+    make(store_root, "base", 0.1, 1.0)
+    make(store_root, "fast", 0.01, 0.4, parent="base")
+    make(store_root, "other", 0.05, 0.9, parent="base")
+    path = Store(store_root).hypothesis_yaml("p", "small-lr")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = (
+        "# why we think so: see the March notes\n"
+        "title: lr 1e-2 beats its parent\n"
+        "metrics:\n  - {name: val/loss, direction: minimize}  # the only target\n"
+        "runs: [fast]\n"
+    )
+    path.write_text(text)
+
+    def status() -> tuple[str, str, str | None]:
+        con = queries.fresh(Store(store_root))
+        row = con.execute(
+            "SELECT status, computed_status, override FROM hypothesis_status "
+            "WHERE hypothesis_id = 'small-lr'"
+        ).fetchone()
+        assert row is not None
+        return row
+
+    assert status() == ("Supported", "Supported", None)
+    out = hpclab_cli(store_root, "hypothesis", "status", "small-lr", "refuted")
+    assert out.exit_code == 0, out.output
+    assert status() == ("Refuted", "Supported", "Refuted")
+    edited = path.read_text()
+    assert edited.startswith(text) and 'status: "Refuted"' in edited  # comments kept
+    out = hpclab_cli(store_root, "hypothesis", "status", "small-lr", "auto")
+    assert out.exit_code == 0, out.output
+    assert status() == ("Supported", "Supported", None)
+    assert path.read_text().count("status:") == 1
+    for args, says in (
+        (("small-lr", "maybe"), "status 'maybe': use one of Proposed"),
+        (("nope", "Supported"), "hypothesis 'nope': found in no project"),
+    ):
+        before = path.read_text()
+        out = hpclab_cli(store_root, "hypothesis", "status", *args)
+        assert out.exit_code == 1 and says in out.output, out.output
+        assert "Traceback" not in out.output and path.read_text() == before
 
 
 def test_runs_diff_shows_config_and_code(store_root: Path, tmp_path: Path) -> None:

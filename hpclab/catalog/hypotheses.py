@@ -28,7 +28,7 @@ from typing import Any
 from hpclab.catalog.project_config import AGGREGATIONS, DIRECTIONS
 from hpclab.errors import HypothesisError
 from hpclab.store import Store
-from hpclab.store.atomic import read_yaml, write_yaml_atomic
+from hpclab.store.atomic import read_yaml, write_bytes_atomic, write_yaml_atomic
 from hpclab.store.ids import is_valid_run_id
 from hpclab.store.record import utcnow_iso
 
@@ -193,6 +193,35 @@ def write_hypothesis(store: Store, project: str, h: Hypothesis, *, replace: bool
     path.parent.mkdir(parents=True, exist_ok=True)
     write_yaml_atomic(path, data)
     return read_hypothesis(store, project, h.id)
+
+
+def set_status(store: Store, project: str, hid: str, status: str | None) -> Hypothesis:
+    """Set (or, with None, clear) a hypothesis's manual status override.
+
+    Only the file's top-level ``status:`` and ``updated_at:`` lines change, so the author's
+    comments and layout stay; the result is validated before it replaces the file."""
+    import re
+
+    if status is not None and status not in STATUSES:
+        raise HypothesisError(f"status {status!r}: use one of {', '.join(STATUSES)} or auto")
+    current = read_hypothesis(store, project, hid)  # exists and is valid
+    path = store.hypothesis_yaml(project, hid)
+    text = path.read_text(encoding="utf-8")
+    for key, value in (("status", status), ("updated_at", utcnow_iso())):
+        line = f"{key}: {json.dumps(value)}"  # JSON scalars are YAML: null, "Supported"
+        text, n = re.subn(rf"(?m)^{key}:[^\n]*$", line.replace("\\", "\\\\"), text, count=1)
+        if n == 0:
+            text = text.rstrip("\n") + f"\n{line}\n"
+    import yaml
+
+    try:
+        parsed = parse_hypothesis(hid, yaml.safe_load(text), str(path))
+    except (yaml.YAMLError, HypothesisError) as e:  # a multi-line status: leave the file be
+        raise HypothesisError(f"{path}: cannot set status in place ({e}); edit the file") from None
+    if parsed.status != status:
+        raise HypothesisError(f"{path}: cannot set status in place; edit the file")
+    write_bytes_atomic(path, text.encode("utf-8"))
+    return _with_file(parsed, current.file or str(path))
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,44 @@ def hypothesis_add(
     click.echo(f"hypothesis {h.id}: {h.file}")
 
 
+@hypothesis.command("status")
+@click.argument("hypothesis_id")
+@click.argument("status", metavar="STATUS|auto")
+@click.option("--project", "-p", default=None, help="Project (default: the one that has it).")
+@click.pass_obj
+def hypothesis_status(store: Store, hypothesis_id: str, status: str, project: str | None) -> None:
+    """Set a hypothesis's status by hand (Proposed, Testing, Supported, Refuted,
+    Inconclusive), or ``auto`` to go back to the status its evidence gives. Kept in the
+    hypothesis file (``status:``); the catalog shows both.
+
+    Example: hpclab hypothesis status adamw Supported
+    """
+    from hpclab.catalog.hypotheses import STATUSES, set_status
+
+    wanted = None if status.lower() == "auto" else _status_word(status, STATUSES)
+    proj = project or _hypothesis_project(store, hypothesis_id)
+    h = set_status(store, proj, hypothesis_id, wanted)
+    _reindex(store)
+    click.echo(f"hypothesis {h.id}: status {h.status or 'auto (from the evidence)'} ({h.file})")
+
+
+def _status_word(word: str, statuses: tuple[str, ...]) -> str:
+    """``supported`` -> ``Supported``; anything else is a one-line error."""
+    for s in statuses:
+        if s.lower() == word.lower():
+            return s
+    raise HypothesisError(f"status {word!r}: use one of {', '.join(statuses)} or auto")
+
+
+def _hypothesis_project(store: Store, hypothesis_id: str) -> str:
+    """The one project with a hypothesis of this id (an error when none or several)."""
+    found = [p for p in store.projects() if store.hypothesis_yaml(p, hypothesis_id).is_file()]
+    if len(found) != 1:
+        where = "no project" if not found else f"projects {', '.join(found)} (use --project)"
+        raise HypothesisError(f"hypothesis {hypothesis_id!r}: found in {where}")
+    return found[0]
+
+
 @hypothesis.command("list")
 @click.option("--project", "-p", default=None, help="Only this project.")
 @click.pass_obj
