@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import poll
 
 import hpclab
 from hpclab.errors import RestoreError
@@ -171,6 +172,23 @@ def test_rerun_on_slurm_reproduces_the_example_with_its_seed(
     assert record.scheduler["kind"] == "slurm" and record.parent == original
     assert record.status is RunStatus.COMPLETED
     assert losses(store, doc["run_id"]) == losses(store, original)
+
+    # detached (no --wait): the command returns once the job is queued; the job later runs
+    # the restored tree, which stays in the store's reruns/ until then
+    out = hpclab_cli(store, "rerun", original, "--launcher", "slurm", "--json")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    detached = json.loads(out.stdout)
+    assert detached["status"] in {"planned", "queued", "running"} and detached["job_id"]
+    paths = s.run_paths("example", detached["run_id"])
+    poll(
+        lambda: s.read_record(paths).status.is_final,
+        timeout=240,
+        interval=0.5,
+        message="the detached rerun to end",
+    )
+    assert s.read_record(paths).status is RunStatus.COMPLETED
+    assert s.read_record(paths).parent == original
+    assert losses(store, detached["run_id"]) == losses(store, original)
 
 
 def test_rerun_refuses_what_it_cannot_run_faithfully(weird_tmp_path: Path) -> None:
