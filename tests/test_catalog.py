@@ -360,7 +360,9 @@ def test_cli_index_sql_and_note(store_root: Path, tmp_path: Path) -> None:
     out = hpclab_cmd("note", "a", "--tag", "PUBLISH", "--append", "best so far", store=store_root)
     assert out.returncode == 0, out.stderr
     out = hpclab_cmd("index", store=store_root)
-    assert out.returncode == 0 and "indexed 2 of 2 run(s)" in out.stdout
+    assert out.returncode == 0 and "2 run(s), 2 (re)indexed" in out.stdout
+    again = hpclab_cmd("index", store=store_root)
+    assert "catalog current: 2 run(s), 0 (re)indexed" in again.stdout  # nothing changed
     q = "SELECT run_id, list_contains(tags, 'PUBLISH') AS pub FROM runs ORDER BY run_id"
     js = hpclab_cmd("sql", q, "--format", "json", store=store_root)
     assert json.loads(js.stdout) == [{"run_id": "a", "pub": True}, {"run_id": "b", "pub": False}]

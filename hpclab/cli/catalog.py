@@ -26,7 +26,8 @@ def index(store: Store) -> None:
 
     report = index_store(store)
     click.echo(
-        f"indexed {report.indexed} of {report.scanned} run(s) in {report.seconds:.2f} s"
+        f"catalog current: {report.scanned} run(s), {report.indexed} (re)indexed, in "
+        f"{report.seconds:.2f} s"
         + (f", {report.errors} unreadable (see warnings)" if report.errors else "")
         + (f", {report.removed} removed" if report.removed else "")
     )
