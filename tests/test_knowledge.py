@@ -304,6 +304,36 @@ def test_group_comparison_detects_a_real_difference_only() -> None:
     assert single.low is not None and single.p_welch is None and single.p_permutation is None
 
 
+def test_tests_match_scipy() -> None:
+    """The numpy forms give scipy's answers: Welch's p as ttest_ind(equal_var=False), the
+    exact permutation p as permutation_test on the same splits (ties included), the
+    randomized one within sampling error, and a CI close to stats.bootstrap's."""
+    from scipy import stats as sp
+
+    from hpclab.catalog.stats import permutation_p, welch_p
+
+    def mean_diff(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+        return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+    rng = np.random.default_rng(11)
+    cases = [(rng.normal(0, 1, na), rng.normal(0.8, 2, nb)) for na, nb in ((2, 2), (3, 5), (6, 6))]
+    cases.append((np.array([1.0, 1.0, 2.0]), np.array([1.0, 2.0, 2.0, 2.0])))  # ties
+    for a, b in cases:
+        assert welch_p(a, b) == pytest.approx(sp.ttest_ind(a, b, equal_var=False).pvalue)
+        exact = sp.permutation_test(
+            (a, b), mean_diff, permutation_type="independent", vectorized=True, n_resamples=10**6
+        )
+        assert permutation_p(a, b) == pytest.approx(exact.pvalue, abs=1e-12)
+    a, b = rng.normal(0, 1, 12), rng.normal(0.5, 1, 12)  # C(24, 12) splits: randomized
+    ref = sp.permutation_test((a, b), mean_diff, vectorized=True, n_resamples=20000, rng=1)
+    assert permutation_p(a, b) == pytest.approx(ref.pvalue, abs=0.03)
+    x = rng.normal(5.0, 2.0, 15)
+    ours = mean_ci(x)
+    theirs = sp.bootstrap((x,), np.mean, method="percentile", n_resamples=20000, rng=2)
+    assert ours.low == pytest.approx(theirs.confidence_interval.low, abs=0.15)
+    assert ours.high == pytest.approx(theirs.confidence_interval.high, abs=0.15)
+
+
 def test_pareto_ranks_golden() -> None:
     pts = np.array([[1, 5], [2, 2], [3, 1], [3, 3], [4, 4], [5, 5], [2, 2]])
     assert pareto_ranks(pts, [False, False]).tolist() == [0, 0, 0, 1, 2, 3, 0]
