@@ -1,10 +1,11 @@
 """The lab website in real headless Chromium (Debian's ``chromium``, driven over the
 DevTools protocol on a pipe): every tab loads with no console error and no request
-leaving localhost, charts draw one line per series, the Training chart gains points
-while a run is being logged to, without a reload, the dark palette (from the system's
-colour scheme, or the toggle) makes pages dark and chart text readable on them, and
-``hpclab site report --out X.pdf`` prints a PDF whose text and vector charts are read
-back from the file.
+leaving localhost, charts draw one line per series, runs ticked on the Runs list are
+compared (the config paths that differ, a line per run in each chart), the Training
+chart gains points while a run is being logged to, without a reload, the dark palette
+(from the system's colour scheme, or the toggle) makes pages dark and chart text
+readable on them, and ``hpclab site report --out X.pdf`` prints a PDF whose text and
+vector charts are read back from the file.
 
 Screenshots of every page, light and dark, go to ``$HPCLAB_TEST_ARTIFACTS/site`` (else
 the test's tmp_path): CI keeps them, the README shows a few.
@@ -12,6 +13,7 @@ the test's tmp_path): CI keeps them, the README shows a few.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -20,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from conftest import poll, python_script
@@ -27,9 +30,13 @@ from pdf_text import PDF_LINETO, PdfPages
 from site_fixtures import make_site_store
 
 from hpclab.catalog.indexer import index_store
+from hpclab.errors import SiteError
 from hpclab.site.build import build
+from hpclab.site.charts import lone_flags
 from hpclab.site.chromium import Chromium, Page, find_chromium
 from hpclab.site.data import load
+from hpclab.site.layout import SiteLayout
+from hpclab.site.pages import COMPARE_MAX
 from hpclab.site.serve import make_server, serve_in_thread, url_of
 from hpclab.store import Store
 
@@ -177,6 +184,262 @@ def test_run_page_shows_train_and_val(browser: Chromium, built: tuple[Store, str
     page.close()
 
 
+# -- comparing runs --------------------------------------------------------------------
+
+
+def click(page: Page, selector: str) -> None:
+    """A user's click: the mouse pressed and released at the element's centre."""
+    x, y = page.evaluate(
+        f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
+        " el.scrollIntoView({block: 'center'}); const r = el.getBoundingClientRect();"
+        " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+    )
+    for kind in ("mousePressed", "mouseReleased"):
+        page.send(
+            "Input.dispatchMouseEvent",
+            {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1},
+        )
+
+
+def type_filter(page: Page, text: str) -> None:
+    """Replace the Runs list's filter text as a user types it (selected, then typed over)."""
+    click(page, ".hl-filter-input")
+    page.evaluate("document.querySelector('.hl-filter-input').select()")
+    if text:
+        page.send("Input.insertText", {"text": text})
+    else:
+        for kind in ("keyDown", "keyUp"):
+            page.send(
+                "Input.dispatchKeyEvent",
+                {"type": kind, "key": "Backspace", "code": "Backspace", "windowsVirtualKeyCode": 8},
+            )
+    page.wait_for(f"document.querySelector('.hl-filter-input').value === {json.dumps(text)}")
+
+
+def pick(key: str) -> str:
+    return f'input.hl-pick[value="{key}"]'
+
+
+COMPARE_RENDERED = "document.getElementById('hl-compare')?.dataset.rendered === '1'"
+COMPARE_LINK = """(() => {
+  const a = document.querySelector('a.hl-compare');
+  return {text: a.textContent, href: a.getAttribute('href'),
+          disabled: a.getAttribute('aria-disabled')};
+})()"""
+
+
+def wait_for_page(page: Page, path: str, marker: str) -> None:
+    """After a click that navigates: wait until the new document at ``path`` is ready (the
+    old one set window[marker]; an evaluation may meet the document in between)."""
+
+    def ready() -> bool:
+        try:
+            return bool(
+                page.evaluate(
+                    f"!window.{marker} && location.pathname.endsWith({json.dumps(path)})"
+                    " && !!document.body && document.body.dataset.hlReady === '1'"
+                )
+            )
+        except SiteError:
+            return False
+
+    poll(ready, timeout=20, message=f"{path} to load")
+
+
+def site_json(store: Store, kind: str, key: str) -> Any:
+    project, run_id = key.split("/")
+    layout = SiteLayout(store.site_dir)
+    path = (
+        layout.details_json(project, run_id)
+        if kind == "details"
+        else layout.series_json(project, run_id)
+    )
+    return json.loads(path.read_text())
+
+
+def assert_compares(page: Page, store: Store, keys: list[str]) -> None:
+    """The compare page of ``keys`` (rendered): each run linked, exactly the config paths
+    that differ, one chart per metric (losses first) with one line per run that logged
+    it, in that run's swatch colour, and a dot for each value with no neighbour."""
+    links = page.evaluate(
+        "Array.from(document.querySelectorAll('table.hl-compare-runs tbody tr a.hl-run'),"
+        " a => a.getAttribute('href'))"
+    )
+    assert [h.split("?")[1] for h in links] == [
+        f"p={k.split('/')[0]}&id={k.split('/')[1]}" for k in keys
+    ]
+    html = SiteLayout(store.site_dir).html
+    sweeps = page.evaluate(
+        "Array.from(document.querySelectorAll('table.hl-compare-runs a[href*=\"/reports/\"]'),"
+        " a => new URL(a.href).pathname)"
+    )
+    details = [site_json(store, "details", k) for k in keys]
+    assert len(sweeps) == len([d for d in details if d["run"]["sweep_id"]])
+    for path in sweeps:  # a sweep links to its report
+        assert (html / unquote(path).lstrip("/")).is_file(), path
+    configs = [dict(d["config"]) for d in details]
+    paths = set().union(*configs)
+    differ = {p for p in paths if len({c.get(p) for c in configs}) > 1}
+    shown = page.evaluate(
+        "Array.from(document.querySelectorAll('table.hl-config-diff tbody tr'),"
+        " r => Array.from(r.cells, c => c.textContent.trim()))"
+    )
+    assert {row[0] for row in shown} == differ and len(shown) == len(differ)
+    for row in shown:  # a column per run, "–" where the run has no such path
+        assert row[1:] == [c.get(row[0], "–") for c in configs], row
+    summary = page.evaluate("document.querySelector('#hl-compare details summary').textContent")
+    assert summary.startswith(f"{len(paths) - len(differ)} of {len(paths)} ")
+
+    series = [site_json(store, "runs", k)["metrics"] for k in keys]
+    metrics = set().union(*series)
+    charts = page.evaluate(
+        "Array.from(document.querySelectorAll('.hl-compare-chart'), c => c.dataset.metric)"
+    )
+    assert set(charts) == metrics and len(charts) == len(metrics)
+    losses = [m for m in charts if "loss" in m]
+    assert losses and charts[: len(losses)] == losses
+    page.wait_for(
+        "Array.from(document.querySelectorAll('.hl-compare-chart > div'))"
+        ".every(e => e.dataset.rendered === '1')"
+    )
+    swatches = page.evaluate(
+        "Array.from(document.querySelectorAll('table.hl-compare-runs .hl-swatch'),"
+        " s => getComputedStyle(s).backgroundColor)"
+    )
+    assert len(set(swatches)) == len(keys)
+    for metric in charts:
+        sel = f".hl-compare-chart[data-metric={json.dumps(metric)}]"
+        having = [i for i, s in enumerate(series) if metric in s]
+        paths_sel = json.dumps(f"{sel} g.mark-line.role-mark path")
+        lines = page.evaluate(
+            f"Array.from(document.querySelectorAll({paths_sel}), p => getComputedStyle(p).stroke)"
+        )
+        assert len(lines) == len(having), (metric, lines)
+        assert sorted(lines) == sorted(swatches[i] for i in having), metric
+        dots = page.evaluate(
+            f"document.querySelectorAll({json.dumps(sel + ' g.mark-symbol.role-mark path')}).length"
+        )
+        lone = sum(sum(lone_flags(series[i][metric]["value"])) for i in having)
+        assert dots == lone, (metric, dots, lone)
+
+
+def test_runs_ticked_on_the_runs_list_are_compared(
+    browser: Chromium, built: tuple[Store, str], tmp_path: Path
+) -> None:
+    """Tick runs (through the filter), Compare: the page compares them; so does one of
+    runs from two projects, whose configs and metrics only partly overlap."""
+    store, base = built
+    data = load(store)
+    first, second = (data.sweep_points[(s["project"], s["sweep_id"])] for s in data.sweeps[:2])
+    keys = [
+        f"bench/{first[0]['run_id']}",
+        f"bench/{first[-1]['run_id']}",
+        f"bench/{second[0]['run_id']}",
+    ]
+    page = open_page(browser, base + "runs/index.html")
+    assert page.evaluate(COMPARE_LINK) == {"text": "Compare (0)", "href": None, "disabled": "true"}
+    # each run found through the filter, ticked, and the filter changed again
+    for i, key in enumerate(keys):
+        type_filter(page, key.split("/")[1])
+        page.wait_for(
+            "Array.from(document.querySelectorAll('table.hl-runs tbody tr'))"
+            ".filter(r => r.style.display !== 'none').length === 1"
+        )
+        click(page, pick(key))
+        page.wait_for(f"document.querySelector('a.hl-compare').textContent === 'Compare ({i + 1})'")
+        link = page.evaluate(COMPARE_LINK)
+        assert (link["disabled"] == "true") is (i == 0), link
+    # the ticks survive the filter: two are on hidden rows
+    hint = page.evaluate("document.querySelector('.hl-compare-hint').textContent")
+    assert "2 ticked hidden by the filter" in hint
+    type_filter(page, "")
+    ticked = page.evaluate(
+        "Array.from(document.querySelectorAll('input.hl-pick:checked'), b => b.value)"
+    )
+    assert sorted(ticked) == sorted(keys)
+    page.evaluate("window.__runsList = 1")
+    click(page, "a.hl-compare")
+    wait_for_page(page, "/runs/compare.html", "__runsList")
+    page.wait_for(COMPARE_RENDERED, timeout=20)
+    query = page.evaluate("new URLSearchParams(location.search).get('r')")
+    assert query == ",".join(keys)  # in the order they were ticked
+    assert_compares(page, store, keys)
+    assert page.evaluate("document.querySelectorAll('table.hl-config-diff tbody tr').length") > 0
+    page.screenshot(artifacts(tmp_path) / "compare.png")
+    assert_clean(page, base)
+    page.close()
+
+    # a run of another project: paths it lacks are "–", charts of metrics it did not log
+    # have a line less (the others keep their colours), and its val/loss (a NaN at step
+    # 19) has a dot at step 9
+    child = next(r for r in data.runs if r.get("name") == "lower-lr")
+    mixed = [keys[0], f"lab/{child['run_id']}", keys[1]]
+    page = open_page(browser, f"{base}runs/compare.html?r={','.join(mixed)}")
+    page.wait_for(COMPARE_RENDERED, timeout=20)
+    assert_compares(page, store, mixed)
+    assert page.evaluate("document.querySelectorAll('.hl-compare-chart g.mark-symbol path').length")
+    assert_clean(page, base)
+    page.close()
+
+
+def test_runs_list_ticks_at_most_the_cap(browser: Chromium, built: tuple[Store, str]) -> None:
+    store, base = built
+    keys = [f"{r['project']}/{r['run_id']}" for r in load(store).runs]
+    assert len(keys) > COMPARE_MAX
+    page = open_page(browser, base + "runs/index.html")
+    for key in keys[:COMPARE_MAX]:
+        click(page, pick(key))
+    page.wait_for(
+        f"document.querySelector('a.hl-compare').textContent === 'Compare ({COMPARE_MAX})'"
+    )
+    state = page.evaluate(
+        "Array.from(document.querySelectorAll('input.hl-pick'),"
+        " b => [b.value, b.checked, b.disabled])"
+    )
+    assert {k for k, on, _ in state if on} == set(keys[:COMPARE_MAX])
+    assert all(off for k, on, off in state if not on)  # the rest cannot be ticked
+    assert f"at most {COMPARE_MAX}" in page.evaluate(
+        "document.querySelector('.hl-compare-hint').textContent"
+    )
+    click(page, ".hl-compare-clear")
+    assert page.evaluate(COMPARE_LINK) == {"text": "Compare (0)", "href": None, "disabled": "true"}
+    assert (
+        page.evaluate(
+            "document.querySelectorAll('input.hl-pick:checked, input.hl-pick:disabled').length"
+        )
+        == 0
+    )
+    assert_clean(page, base)
+    page.close()
+
+
+def test_compare_page_explains_a_bad_run_list(browser: Chromium, built: tuple[Store, str]) -> None:
+    """No runs, an unreadable list or an unknown run: a message in the page, no failed
+    request and no console error; known runs in the list are still compared."""
+    store, base = built
+    data = load(store)
+    child = next(r for r in data.runs if r.get("name") == "lower-lr")
+    all_keys = ",".join(f"{r['project']}/{r['run_id']}" for r in data.runs)
+    cases = [
+        ("", "No runs to compare", 0),
+        ("?r=", "No runs to compare", 0),
+        ("?r=nonsense", 'Cannot read "nonsense" as PROJECT/RUN', 0),
+        ("?r=lab/a/b,%E0%A4%A", "as PROJECT/RUN", 0),
+        ("?r=lab/no-such-run", "Not in this site, left out: lab/no-such-run", 0),
+        (f"?r=lab/{child['run_id']},lab/no-such-run", "left out: lab/no-such-run", 1),
+        (f"?r={all_keys}", f"first {COMPARE_MAX} of {len(data.runs)} runs", COMPARE_MAX),
+    ]
+    for query, message, n_runs in cases:
+        page = open_page(browser, f"{base}runs/compare.html{query}")
+        page.wait_for(COMPARE_RENDERED, timeout=20)
+        text = page.wait_for("document.querySelector('.hl-compare-msg')?.textContent")
+        assert message in text, (query, text)
+        rows = page.evaluate("document.querySelectorAll('table.hl-compare-runs tbody tr').length")
+        assert rows == n_runs, query
+        assert_clean(page, base)
+        page.close()
+
+
 WRITER = """
 import math, sys, time
 from pathlib import Path
@@ -308,12 +571,15 @@ def test_dark_palette_darkens_pages_and_keeps_charts_readable(
     child = next(r for r in data.runs if r.get("name") == "lower-lr")
     report = f"reports/bench/{data.sweeps[0]['sweep_id']}.html"
     run = f"runs/run.html?p=lab&id={child['run_id']}"
-    charted = {"training.html", "graph.html", "hypotheses.html", report, run}
+    compare = f"runs/compare.html?r=lab/{child['run_id']},lab/{child['parent']}"
+    charted = {"training.html", "graph.html", "hypotheses.html", report, run, compare}
     shots = artifacts(tmp_path)
-    for i, path in enumerate([*TABS, report, run]):
+    for i, path in enumerate([*TABS, report, run, compare]):
         page = open_page(browser, base + path, dark=True)
         if path == run:
             page.wait_for("document.querySelectorAll('.hl-run-chart [data-rendered]').length > 0")
+        if path == compare:
+            page.wait_for(COMPARE_RENDERED, timeout=20)
         if path == "training.html":
             page.wait_for(TRAINING_CHARTS_DRAWN)
         page.wait_for("document.body.dataset.mdColorScheme === 'slate'")

@@ -127,6 +127,7 @@ def generate(data: SiteData, costs: dict[Key, Any]) -> dict[str, str]:
         "index.md": pages.overview(data),
         "runs/index.md": pages.runs_list(data),
         "runs/run.md": pages.run_page(),
+        "runs/compare.md": pages.compare_page(data),
         "graph.md": graph.graph_page(data),
         "hypotheses.md": research.hypotheses_page(data),
         "board.md": pages.board(data),
@@ -194,7 +195,7 @@ def build_pages(
         path.write_text(text, encoding="utf-8")
     config = yaml.safe_load((template / "mkdocs.yml").read_text())
     config["nav"] = nav(list(docs), data)
-    config["not_in_nav"] = "runs/run.md"
+    config["not_in_nav"] = "runs/run.md\nruns/compare.md"  # reached from the Runs list
     layout.mkdocs_yml.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     scratch = layout.dir / ".build"
     _mkdocs(layout, scratch)

@@ -4,7 +4,9 @@ and Training. Graph, Hypotheses and Reports are in :mod:`hpclab.site.research`.
 
 A page per run would make MkDocs' build time grow with the runs (it builds pages one
 by one) and a live update rebuild it: instead ``runs/run.md`` renders whichever run its
-URL names (``run.html?p=PROJECT&id=RUN``) from ``data/details`` and ``data/runs``.
+URL names (``run.html?p=PROJECT&id=RUN``) from ``data/details`` and ``data/runs``, and
+``runs/compare.md`` the runs ticked on the Runs list
+(``compare.html?r=PROJECT/RUN,PROJECT/RUN,...``) from the same files.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ WIDE = "---\nhide:\n  - navigation\n  - toc\n---\n"
 OVERVIEW_ROWS = 25  # runs per project in the Overview table
 ACTIVITY_ROWS = 15
 BOARD_CARDS = 40  # per column; the Runs list has the rest
+COMPARE_MAX = 12  # runs on one compare page: one colour each in the charts' palette
 BOARD_COLUMNS = (
     ("planned", {"planned"}),
     ("queued", {"queued", "preempted"}),
@@ -159,8 +162,11 @@ def runs_list(data: SiteData) -> str:
     for r in data.runs:
         key: Key = (r["project"], r["run_id"])
         tags = " ".join(f'<span class="hl-tag">{e(t)}</span>' for t in r.get("tags") or [])
+        label = r.get("name") or r["run_id"]
         body.append(
             [
+                f'<input type="checkbox" class="hl-pick" value="{e(r["project"])}/'
+                f'{e(r["run_id"])}" aria-label="compare {e(label)}">',
                 badge(r["status"]),
                 run_link(r["project"], r["run_id"], root),
                 e(r.get("name")),
@@ -173,14 +179,19 @@ def runs_list(data: SiteData) -> str:
                 tags,
             ]
         )
-    headers = ["status", "run", "name", "project", "sweep", *[e(n) for n in names]]
+    headers = ["", "status", "run", "name", "project", "sweep", *[e(n) for n in names]]
     headers += ["step", "created", "duration", "tags"]
-    sort = ["text"] * 5 + ["num"] * len(names) + ["num", "text", "num", "text"]
+    sort = ["none"] + ["text"] * 5 + ["num"] * len(names) + ["num", "text", "num", "text"]
     out.append(
         block(
             '<div class="hl-filter"><input type="search" class="hl-filter-input" '
             'placeholder="Filter runs: text in any column (status, sweep, tag, ...)" '
-            'aria-label="Filter runs"><span class="hl-filter-count"></span></div>'
+            'aria-label="Filter runs"><span class="hl-filter-count"></span>'
+            f'<span class="hl-compare-bar"><a class="hl-compare" data-max="{COMPARE_MAX}" '
+            'aria-disabled="true">Compare (0)</a>'
+            '<button type="button" class="hl-compare-clear" hidden>clear</button>'
+            f'<span class="hl-compare-hint">tick 2 to {COMPARE_MAX} runs to compare them'
+            "</span></span></div>"
         )
     )
     out.append(block(table(headers, body, cls="hl-sortable hl-runs", sort=sort)))
@@ -196,6 +207,32 @@ def run_page() -> str:
             '<div id="hl-run" class="hl-run-page"><p class="hl-empty">Loading the run… '
             "(the page reads its data with fetch: open the site through "
             "<code>hpclab site serve</code> or any web server, not as a file)</p></div>"
+            + chart_specs()
+        )
+    )
+
+
+def compare_page(data: SiteData) -> str:
+    """The one page that compares the runs its URL names (``compare.html?r=P/RUN,...``):
+    filled in by hpclab.js from their data files. The page lists the runs the site has,
+    so that an unknown run is reported without a request that fails."""
+    doc = {
+        "max": COMPARE_MAX,
+        "runs": [f"{r['project']}/{r['run_id']}" for r in data.runs],
+        "key_metrics": {
+            p: [{"name": m.name, "direction": m.direction} for m in ms]
+            for p, ms in data.key_metrics.items()
+        },
+    }
+    doc_json = json.dumps(doc, separators=(",", ":")).replace("</", "<\\/")
+    return (
+        WIDE
+        + "# Compare runs\n"
+        + block(
+            '<div id="hl-compare" class="hl-compare-page"><p class="hl-empty">Loading the '
+            "runs… (the page reads their data with fetch: open the site through "
+            "<code>hpclab site serve</code> or any web server, not as a file)</p></div>"
+            f'<script type="application/json" class="hl-compare-data">{doc_json}</script>'
             + chart_specs()
         )
     )

@@ -1,6 +1,7 @@
 /* hpclab's lab website: charts from the runs' data files, the live Training view, the run
- * page, sortable and filterable tables. Plain JavaScript on top of the Vega bundle; no
- * theme API is used, so the pages move to another MkDocs theme unchanged.
+ * page, the compare page (runs ticked on the Runs list), sortable and filterable tables.
+ * Plain JavaScript on top of the Vega bundle; no theme API is used, so the pages move to
+ * another MkDocs theme unchanged.
  *
  * Data files (written by hpclab, never by MkDocs):
  *   data/live.json                      running, queued and recently ended runs (polled)
@@ -13,6 +14,8 @@
   var script = document.currentScript;
   var ROOT = new URL("../../", script ? script.src : location.href);
   var POLL_MS = 1000;
+  var PALETTE = ["#4c6ef5", "#e8710a", "#2e9d5b", "#d1453b", "#8e24aa", "#00a3bf",
+                 "#f2a600", "#6d4c41", "#e64980", "#5c940d", "#1864ab", "#862e9c"];
   var seriesCache = {};   // "project/run" -> {version, doc}
   var views = [];         // {el, view, runs, metrics, color}
 
@@ -69,9 +72,22 @@
       axis: { labelColor: fg, titleColor: fg, gridColor: grid, domainColor: grid, tickColor: grid },
       legend: { labelColor: fg, titleColor: fg },
       title: { color: fg },
-      range: { category: ["#4c6ef5", "#e8710a", "#2e9d5b", "#d1453b", "#8e24aa", "#00a3bf",
-                          "#f2a600", "#6d4c41", "#e64980", "#5c940d", "#1864ab", "#862e9c"] }
+      range: { category: PALETTE }
     };
+  }
+
+  // A copy of a line spec whose colours follow ``labels`` in order (label i gets
+  // PALETTE[i]): the same run keeps its colour in every chart, also one it has no data in.
+  function colourDomain(spec, labels) {
+    spec = JSON.parse(JSON.stringify(spec));
+    (function walk(node) {
+      if (!node || typeof node !== "object") { return; }
+      if (node.encoding && node.encoding.color) {
+        node.encoding.color.scale = Object.assign({}, node.encoding.color.scale, { domain: labels });
+      }
+      Object.keys(node).forEach(function (k) { walk(node[k]); });
+    })(spec);
+    return spec;
   }
 
   function loadSeries(key) {
@@ -370,6 +386,166 @@
       });
   }
 
+  /* -- the compare page -------------------------------------------------------------- */
+
+  // compare.html?r=PROJECT/RUN,PROJECT/RUN,... -> {keys: ["project/run", ...]} or
+  // {error: "..."}. The raw query is split before decoding, so an encoded "," or "/"
+  // inside a name is not taken for a separator.
+  function compareKeys(search) {
+    var raw = null;
+    search.replace(/^\?/, "").split("&").forEach(function (kv) {
+      var i = kv.indexOf("=");
+      if ((i < 0 ? kv : kv.slice(0, i)) === "r" && raw === null) { raw = i < 0 ? "" : kv.slice(i + 1); }
+    });
+    var how = "open this page from the Runs tab: tick the runs, then Compare.";
+    if (raw === null || !raw.replace(/[,\s]/g, "")) { return { error: "No runs to compare: " + how }; }
+    var keys = [], bad = [];
+    raw.split(",").filter(Boolean).forEach(function (item) {
+      var text = item.replace(/\+/g, " "), parts;
+      try {
+        parts = text.indexOf("/") >= 0 ? text.split("/").map(decodeURIComponent) : decodeURIComponent(text).split("/");
+      } catch (e) { parts = []; }
+      if (parts.length !== 2 || !parts[0] || !parts[1]) { bad.push(text); return; }
+      var key = parts[0] + "/" + parts[1];
+      if (keys.indexOf(key) < 0) { keys.push(key); }
+    });
+    if (bad.length) {
+      return { error: "Cannot read " + bad.map(function (b) { return '"' + b + '"'; }).join(", ") +
+        " as PROJECT/RUN (the page expects compare.html?r=PROJECT/RUN,PROJECT/RUN,...): " + how };
+    }
+    return { keys: keys };
+  }
+
+  function lossFirst(names) {
+    var losses = names.filter(function (n) { return /loss/.test(n); }).sort();
+    return losses.concat(names.filter(function (n) { return losses.indexOf(n) < 0; }).sort());
+  }
+
+  function compareMessage(root, text) {
+    root.innerHTML = '<div class="admonition warning hl-compare-msg"><p>' + esc(text) + "</p></div>" +
+      '<p><a href="' + url("runs/index.html") + '">Runs</a></p>';
+    root.dataset.rendered = "1";
+  }
+
+  function renderCompare(root) {
+    var info = JSON.parse(document.querySelector(".hl-compare-data").textContent);
+    var parsed = compareKeys(location.search);
+    if (parsed.error) { return compareMessage(root, parsed.error); }
+    var known = new Set(info.runs);
+    var unknown = parsed.keys.filter(function (k) { return !known.has(k); });
+    var keys = parsed.keys.filter(function (k) { return known.has(k); });
+    var notes = [];
+    if (unknown.length) {
+      notes.push("Not in this site, left out: " + unknown.join(", ") + " (a run indexed since the last build, or a mistyped id).");
+    }
+    if (keys.length > info.max) {
+      notes.push("Showing the first " + info.max + " of " + keys.length + " runs: at most " + info.max + " are compared at a time.");
+      keys = keys.slice(0, info.max);
+    }
+    if (!keys.length) { return compareMessage(root, notes.join(" ")); }
+    Promise.all(keys.map(function (k) { return fetchJSON("data/details/" + k + ".json"); })).then(function (details) {
+      // series only of runs with metrics: a run without any may have no series file
+      return Promise.all(details.map(function (d, i) {
+        return d.summary.length ? loadSeries(keys[i]).catch(function () { return null; }) : null;
+      })).then(function () { return details; });
+    }).then(function (details) {
+      var runs = details.map(function (d) { return d.run; });
+      // a run is its name in charts and tables, or its id where the name is missing or taken
+      var labels = runs.map(function (r) {
+        var twin = runs.filter(function (o) { return o.name && o.name === r.name; }).length > 1;
+        return r.name && !twin ? r.name : (r.name ? r.name + " (" + r.run_id + ")" : r.run_id);
+      });
+      var labelOf = {};
+      keys.forEach(function (k, i) { labelOf[k] = labels[i]; });
+      var last = details.map(function (d) {
+        var m = {};
+        d.summary.forEach(function (x) { m[x.name] = x; });
+        return m;
+      });
+      // key metrics of the runs' projects, then every other metric all the runs have
+      var keyMetrics = [], direction = {};
+      runs.forEach(function (r) {
+        (info.key_metrics[r.project] || []).forEach(function (m) {
+          if (keyMetrics.indexOf(m.name) < 0) { keyMetrics.push(m.name); direction[m.name] = m.direction; }
+        });
+      });
+      var all = [];
+      last.forEach(function (m) { Object.keys(m).forEach(function (n) { if (all.indexOf(n) < 0) { all.push(n); } }); });
+      var shared = lossFirst(all.filter(function (n) {
+        return keyMetrics.indexOf(n) < 0 && last.every(function (m) { return n in m; });
+      }));
+      var columns = keyMetrics.filter(function (n) { return all.indexOf(n) >= 0; }).concat(shared);
+      var best = {};
+      columns.forEach(function (n) {
+        if (!direction[n]) { return; }
+        var vs = last.map(function (m) { return m[n] ? m[n].last : null; }).filter(function (v) { return v !== null; });
+        if (vs.length > 1) { best[n] = direction[n] === "maximize" ? Math.max.apply(null, vs) : Math.min.apply(null, vs); }
+      });
+      var named = runs.some(function (r) { return r.name; });
+      var head = runs.map(function (r, i) {
+        return ['<span class="hl-swatch" style="background:' + PALETTE[i % PALETTE.length] + '"></span>',
+          '<a class="hl-run" href="' + runHref(r.project, r.run_id) + '">' + esc(r.run_id) + "</a>"]
+          .concat(named ? [esc(r.name || "")] : [])
+          .concat([esc(r.project), badge(r.status), r.sweep_id ? '<a href="' +
+            url("reports/" + encodeURIComponent(r.project) + "/" + encodeURIComponent(r.sweep_id) + ".html") + '">' +
+            esc(r.sweep_id) + "</a>" : fmt(null)])
+          .concat(columns.map(function (n) {
+            var v = last[i][n] ? last[i][n].last : null;
+            return v !== null && v === best[n] ? '<strong class="hl-best" title="best of these runs">' + fmt(v) + "</strong>" : fmt(v);
+          }));
+      });
+      var html = '<p class="hl-facts">' + runs.length + " runs · last values; <strong>bold</strong>: the best of these runs on a key metric · " +
+        '<a href="' + url("runs/index.html") + '">change the selection on the Runs tab</a></p>';
+      if (notes.length) { html += '<div class="admonition warning hl-compare-msg"><p>' + esc(notes.join(" ")) + "</p></div>"; }
+      var headers = ["", "run"].concat(named ? ["name"] : [], ["project", "status", "sweep"],
+        columns.map(function (n) { return n + " (last)"; }));
+      html += table(headers, head, "hl-compare-runs");
+      // config: the paths whose values are not the same in every run (missing counts)
+      var configs = details.map(function (d) {
+        var c = {};
+        d.config.forEach(function (pv) { c[pv[0]] = pv[1]; });
+        return c;
+      });
+      var paths = [];
+      configs.forEach(function (c) { Object.keys(c).forEach(function (k) { if (paths.indexOf(k) < 0) { paths.push(k); } }); });
+      paths.sort();
+      var differ = paths.filter(function (k) {
+        return configs.some(function (c) { return !(k in c) || c[k] !== configs[0][k]; });
+      });
+      var same = paths.filter(function (k) { return differ.indexOf(k) < 0; });
+      var cell = function (c, k) { return k in c ? code(c[k]) : fmt(null); };
+      html += section("Config differences", (runs.length < 2 ? emptyP("One run: nothing to compare it with.") :
+        differ.length ? table(["path"].concat(labels), differ.map(function (k) {
+          return [code(k)].concat(configs.map(function (c) { return cell(c, k); }));
+        }), "hl-config-diff") : emptyP("The runs' configs are the same.")) +
+        '<details class="hl-details"><summary>' + same.length + " of " + paths.length +
+        " config values are the same in every run</summary>" +
+        table(["path", "value"], same.map(function (k) { return [code(k), code(configs[0][k])]; }), "hl-config-same") + "</details>");
+      html += section("Metrics", all.length ? '<div class="hl-compare-charts"></div>' : emptyP("None of these runs logged metrics yet."));
+      root.innerHTML = html;
+      document.title = "Compare " + runs.length + " runs · " + document.title;
+      var chartsEl = root.querySelector(".hl-compare-charts");
+      var specs = chartSpecs();
+      var drawn = lossFirst(all).map(function (m) {
+        var box = document.createElement("div");
+        box.className = "hl-live-chart hl-compare-chart";
+        box.dataset.metric = m;
+        box.innerHTML = "<h3>" + esc(m) + "</h3>";
+        var target = document.createElement("div");
+        box.appendChild(target);
+        chartsEl.appendChild(box);
+        return embed(target, colourDomain(specs.sweep, labels), { runs: keys, metrics: [m], labels: labelOf });
+      });
+      return Promise.all(drawn).then(function () {
+        root.dataset.rendered = "1";
+        if (runs.some(function (r) { return r.status === "running" || r.status === "queued" || r.status === "planned"; })) { poll(null); }
+      });
+    }).catch(function (e) {
+      compareMessage(root, "Cannot load the runs: " + e.message +
+        " (open the site through hpclab site serve or a web server; data files need HTTP).");
+    });
+  }
+
   function chartSpecs() {  // written into the page by hpclab/site/pages.py (Altair)
     return JSON.parse(document.querySelector(".hl-chart-specs").textContent);
   }
@@ -422,18 +598,68 @@
     apply();
   }
 
+  // The Runs list's tick boxes: the ticked runs, in the order they were ticked, make the
+  // Compare link. A filter only hides rows, so ticks on hidden rows stay (and are counted).
+  function pickable(tbl) {
+    var bar = document.querySelector(".hl-compare-bar");
+    if (!bar) { return; }
+    var link = bar.querySelector(".hl-compare");
+    var clear = bar.querySelector(".hl-compare-clear");
+    var hint = bar.querySelector(".hl-compare-hint");
+    var max = parseInt(link.dataset.max, 10) || 12;
+    var order = [];
+    var boxes = Array.prototype.slice.call(tbl.querySelectorAll("input.hl-pick"));
+    function update() {
+      // a page restored from the history keeps its ticks without change events
+      var ticked = boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
+      order = order.filter(function (k) { return ticked.indexOf(k) >= 0; });
+      ticked.forEach(function (k) { if (order.indexOf(k) < 0) { order.push(k); } });
+      var n = order.length;
+      link.textContent = "Compare (" + n + ")";
+      if (n >= 2) {
+        link.href = "compare.html?r=" + order.map(function (k) {
+          var i = k.indexOf("/");
+          return encodeURIComponent(k.slice(0, i)) + "/" + encodeURIComponent(k.slice(i + 1));
+        }).join(",");
+        link.removeAttribute("aria-disabled");
+      } else {
+        link.removeAttribute("href");
+        link.setAttribute("aria-disabled", "true");
+      }
+      boxes.forEach(function (b) { b.disabled = !b.checked && n >= max; });
+      clear.hidden = n === 0;
+      var hidden = boxes.filter(function (b) { return b.checked && b.closest("tr").style.display === "none"; }).length;
+      hint.textContent = n >= max ? "at most " + max + " runs at a time" :
+        n < 2 ? "tick 2 to " + max + " runs to compare them" : "";
+      if (hidden) { hint.textContent += (hint.textContent ? " · " : "") + hidden + " ticked hidden by the filter"; }
+    }
+    tbl.addEventListener("change", function (ev) { if (ev.target.classList.contains("hl-pick")) { update(); } });
+    clear.addEventListener("click", function () {
+      boxes.forEach(function (b) { b.checked = false; });
+      update();
+    });
+    var f = document.querySelector(".hl-filter-input");
+    if (f) { f.addEventListener("input", update); }
+    window.addEventListener("pageshow", update);
+    update();
+  }
+
   /* -- start ------------------------------------------------------------------------- */
 
   function start() {
     document.querySelectorAll("table.hl-sortable").forEach(sortable);
     var f = document.querySelector(".hl-filter-input");
     if (f) { filterable(f); }
+    var runsTable = document.querySelector("table.hl-runs");
+    if (runsTable) { pickable(runsTable); }
     var training = document.getElementById("hl-training");
     var run = document.getElementById("hl-run");
+    var compare = document.getElementById("hl-compare");
     renderStaticCharts().catch(function (e) { console.error("hpclab: chart failed:", e); }).then(function () {
       var hasSeries = views.length > 0;
       if (training) { renderTraining(training); } else if (hasSeries && !run) { poll(null); }
       if (run) { renderRun(run); }
+      if (compare) { renderCompare(compare); }
       document.body.dataset.hlReady = "1";
     });
     // (Chart text follows the light/dark palette through hpclab.css, no redraw needed.)
