@@ -83,5 +83,18 @@ def python_script(
     )
 
 
+def hpclab_cli(
+    store: Path, *args: str, cwd: Path | None = None, timeout: float = 400
+) -> subprocess.CompletedProcess[str]:
+    """``python -m hpclab --store STORE ARGS...`` in a subprocess, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "hpclab", "--store", str(store), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+
+
 # the dev Slurm cluster fixture, for every test module
 from slurm_fixtures import slurm_cluster  # noqa: E402, F401

@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import hpclab_cli
 
 import hpclab
 from hpclab.errors import RestoreError, RunNotFound, UnsafePathError
@@ -115,15 +116,6 @@ def snapshot_run(store: Path, code_dir: Path, **config: object) -> str:
     with hpclab.Run(project="p", store=store, code_dir=code_dir, config=dict(config)) as run:
         run.log({"loss": 1.0}, step=0)
     return run.id
-
-
-def hpclab_cli(
-    store: Path, *args: str, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hpclab", "--store", str(store), *args],
-        capture_output=True, text=True, timeout=120, cwd=cwd,
-    )  # fmt: skip
 
 
 def test_dirty_repository_is_restored_byte_for_byte(weird_tmp_path: Path) -> None:

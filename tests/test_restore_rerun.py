@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import poll
+from conftest import hpclab_cli, poll
 
 import hpclab
 from hpclab.errors import RestoreError
@@ -83,15 +83,6 @@ def launch(repo: Path, store: Path, *args: str) -> str:
     assert out.returncode == 0, out.stderr[-3000:]
     (run_id,) = [r for r in Store(store).run_ids("example")][-1:]
     return run_id
-
-
-def hpclab_cli(
-    store: Path, *args: str, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hpclab", "--store", str(store), *args],
-        capture_output=True, text=True, timeout=400, cwd=cwd,
-    )  # fmt: skip
 
 
 def losses(store: Path, run_id: str) -> list[float]:
