@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 from hpclab.catalog.project_config import AGGREGATIONS, DIRECTIONS
 from hpclab.errors import HypothesisError
@@ -200,8 +203,6 @@ def set_status(store: Store, project: str, hid: str, status: str | None) -> Hypo
 
     Only the file's top-level ``status:`` and ``updated_at:`` lines change, so the author's
     comments and layout stay; the result is validated before it replaces the file."""
-    import re
-
     if status is not None and status not in STATUSES:
         raise HypothesisError(f"status {status!r}: use one of {', '.join(STATUSES)} or auto")
     current = read_hypothesis(store, project, hid)  # exists and is valid
@@ -212,8 +213,6 @@ def set_status(store: Store, project: str, hid: str, status: str | None) -> Hypo
         text, n = re.subn(rf"(?m)^{key}:[^\n]*$", line.replace("\\", "\\\\"), text, count=1)
         if n == 0:
             text = text.rstrip("\n") + f"\n{line}\n"
-    import yaml
-
     try:
         parsed = parse_hypothesis(hid, yaml.safe_load(text), str(path))
     except (yaml.YAMLError, HypothesisError) as e:  # a multi-line status: leave the file be
