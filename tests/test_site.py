@@ -74,10 +74,12 @@ def test_build_writes_pages_and_data(site_store: Store, weird_tmp_path: Path) ->
     assert "▲" in overview  # the child improves on its parent's val/loss
     hyp = (layout.src / "docs" / "hypotheses.md").read_text()
     assert "A larger learning rate lowers val/loss" in hyp and "hl-s-refuted" in hyp
-    report_md = next((layout.src / "docs" / "reports" / "bench").glob("sweep-*.md")).read_text()
+    report = next((layout.html / "reports" / "bench").glob("sweep-*.html")).read_text()
     for section in ("Leaderboard", "Seed groups", "Pareto front", "Cost", "Loss curves"):
-        assert f"## {section}" in report_md
-    assert "run duration" in report_md  # cost source stated (no Slurm accounting for these)
+        anchor = section.lower().replace(" ", "-")
+        assert f'<h2 id="{anchor}">{section}</h2>' in report  # a heading, and in the TOC:
+        assert f'href="#{anchor}"' in report
+    assert "run duration" in report  # cost source stated (no Slurm accounting for these)
 
 
 def test_empty_store_builds_with_empty_states(tmp_path: Path) -> None:

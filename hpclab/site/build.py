@@ -30,12 +30,35 @@ from hpclab.site import graph, pages, research
 from hpclab.site.cost import accounting
 from hpclab.site.data import Key, SiteData, load
 from hpclab.site.details import run_details
+from hpclab.site.html import e
 from hpclab.site.layout import SiteLayout
 from hpclab.site.live import live_doc, run_info
+from hpclab.site.page import Page
 from hpclab.site.series import MAX_POINTS, run_series, write_json
 from hpclab.store import Store
 
+HOOKS = Path(__file__).with_name("mkdocs_hooks.py")
 BUNDLE_SNIPPET = "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = vegaLite;"
+# Vega compiles chart expressions with Function() unless given an interpreter; the site's
+# CSP forbids eval, so vega-interpreter (vendored: vl-convert does not ship it) joins the
+# bundle, with the three vega-util functions it imports (vl-convert exposes no vega-util).
+VENDOR = Path(__file__).with_name("vendor")
+INTERPRETER_VERSION = "2.3.2"
+_INTERPRETER_IMPORT = "import { ascending, isString, DisallowedObjectProperties } from 'vega-util';"
+_INTERPRETER_EXPORT = "export { expression as expressionInterpreter };"
+
+
+def bundle_snippet() -> str:
+    """vl-convert's bundle entry: Vega, Vega-Lite, Vega-Embed and the interpreter as
+    globals (``window.vegaExpressionInterpreter``)."""
+    src = (VENDOR / "vega-interpreter.js").read_text(encoding="utf-8")
+    if _INTERPRETER_IMPORT not in src or _INTERPRETER_EXPORT not in src:
+        raise SiteError(f"{VENDOR}/vega-interpreter.js: not the build hpclab expects")
+    prelude = (VENDOR / "vega-util-prelude.js").read_text(encoding="utf-8")
+    body = src.replace(_INTERPRETER_IMPORT, prelude).replace(
+        _INTERPRETER_EXPORT, "return expression;"
+    )
+    return f"{BUNDLE_SNIPPET}\nwindow.vegaExpressionInterpreter = (function () {{\n{body}\n}})();\n"
 
 
 @dataclass
@@ -121,8 +144,8 @@ def write_series(
     return {k: info for k, info in results if info is not None}
 
 
-def generate(data: SiteData, costs: dict[Key, Any]) -> dict[str, str]:
-    """Every page: path under docs/ -> Markdown."""
+def generate(data: SiteData, costs: dict[Key, Any]) -> dict[str, Page]:
+    """Every page: path under docs/ -> the page."""
     out = {
         "index.md": pages.overview(data),
         "runs/index.md": pages.runs_list(data),
@@ -146,24 +169,15 @@ def generate(data: SiteData, costs: dict[Key, Any]) -> dict[str, str]:
 
 
 def nav(page_paths: list[str], data: SiteData) -> list[Any]:
+    """MkDocs' navigation. Its titles are printed as HTML by the theme: escaped here."""
     reports: list[Any] = ["reports/index.md"]
     for s in data.sweeps:
-        reports.append(
-            {
-                f"{s['project']} · {s['sweep_id']}": research.sweep_report_path(
-                    s["project"], s["sweep_id"]
-                )
-            }
-        )
-    for h in data.hypotheses:
-        title = h.get("title") or h["hypothesis_id"]
-        reports.append(
-            {
-                f"{h['project']} · {title}": research.hypothesis_report_path(
-                    h["project"], h["hypothesis_id"]
-                )
-            }
-        )
+        title = e(f"{s['project']} · {s['sweep_id']}")
+        reports.append({str(title): research.sweep_report_path(s["project"], s["sweep_id"])})
+    for hyp in data.hypotheses:
+        title = e(f"{hyp['project']} · {hyp.get('title') or hyp['hypothesis_id']}")
+        path = research.hypothesis_report_path(hyp["project"], hyp["hypothesis_id"])
+        reports.append({str(title): path})
     return [
         {"Overview": "index.md"},
         {"Runs": "runs/index.md"},
@@ -189,11 +203,12 @@ def build_pages(
     shutil.copytree(template / "overrides", layout.src / "overrides")
     shutil.copytree(template / "assets", layout.docs / "assets")
     (layout.docs / "assets" / "vendor" / "vega-bundle.js").write_text(vega_bundle(layout))
-    for rel, text in docs.items():
+    for rel, page in docs.items():
         path = layout.docs / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(page.source(), encoding="utf-8")
     config = yaml.safe_load((template / "mkdocs.yml").read_text())
+    config["hooks"] = [str(HOOKS)]  # pages are HTML: no Markdown on them
     config["nav"] = nav(list(docs), data)
     config["not_in_nav"] = "runs/run.md\nruns/compare.md"  # reached from the Runs list
     layout.mkdocs_yml.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
@@ -266,13 +281,16 @@ def vega_bundle(layout: SiteLayout) -> str:
 
     import vl_convert
 
-    versions = f"{vl_convert.get_vega_embed_version()}-{vl_convert.get_vega_version()}"
+    versions = (
+        f"{vl_convert.get_vega_embed_version()}-{vl_convert.get_vega_version()}"
+        f"-interpreter{INTERPRETER_VERSION}"
+    )
     name = f"vega-bundle-{versions}.js"
     home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hpclab"
     for cache in (home, layout.cache):
         if (cache / name).is_file():
             return (cache / name).read_text(encoding="utf-8")
-    text = vl_convert.javascript_bundle(BUNDLE_SNIPPET)
+    text = vl_convert.javascript_bundle(bundle_snippet())
     for cache in (home, layout.cache):
         try:
             cache.mkdir(parents=True, exist_ok=True)

@@ -6,17 +6,18 @@ export fills it from the same series in Python. Small charts (evidence waterfall
 front, seed groups) carry their data inline.
 
 A chart is embedded as ``<div class="hl-chart" ...><script type="application/json">``
-with the spec inside: plain HTML that any Markdown renderer passes through, so the
-pages do not depend on the MkDocs theme.
+with the spec inside (``<`` written as ``\\u003c``): plain HTML, so the pages do not
+depend on the MkDocs theme.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
 import altair as alt
+
+from hpclab.site.html import Html, h, join, json_script
 
 SERIES = "series"  # the named data set of line charts: rows {run, metric, step, value}
 WIDTH = "container"
@@ -152,18 +153,17 @@ def embed(
     runs: list[str] | None = None,
     metrics: list[str] | None = None,
     color: str | None = None,
-) -> str:
+) -> Html:
     """The HTML block that shows ``spec``; ``runs`` ("project/run_id") and ``metrics`` fill
     its ``series`` data from the runs' data files."""
-    attrs = ['class="hl-chart"']
+    attrs = []
     if runs is not None:
-        attrs.append(f'data-runs="{html.escape(",".join(runs))}"')
+        attrs.append(h(' data-runs="{}"', ",".join(runs)))
     if metrics is not None:
-        attrs.append(f'data-metrics="{html.escape(json.dumps(metrics))}"')
+        attrs.append(h(' data-metrics="{}"', json.dumps(metrics)))
     if color is not None:
-        attrs.append(f'data-color="{html.escape(color)}"')
-    body = json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
-    return f'<div {" ".join(attrs)}><script type="application/json">{body}</script></div>'
+        attrs.append(h(' data-color="{}"', color))
+    return h('<div class="hl-chart"{}>{}</div>', join(attrs), json_script(spec))
 
 
 def _dict(chart: Any) -> dict:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from hpclab.site.data import SiteData
-from hpclab.site.html import block, e, empty
+from hpclab.site.html import Html, empty, h, join, link
 from hpclab.site.layout import run_href
-from hpclab.site.pages import WIDE
+from hpclab.site.page import Page
 
 STATUS_COLORS = {
     "planned": "#9aa0a6",
@@ -29,30 +29,35 @@ GRID_COLUMNS = 24
 GRID_DX = 28
 
 
-def graph_page(data: SiteData) -> str:
+def graph_page(data: SiteData) -> Page:
     root = ""
-    out = [WIDE, "# Graph\n"]
-    legend = "".join(
-        f'<span class="hl-legend-item"><svg width="12" height="12"><circle cx="6" cy="6" r="5" '
-        f'fill="{c}"/></svg>{s}</span>'
+    page = Page("Graph", wide=True).heading(1, "Graph", in_toc=False)
+    legend = join(
+        h(
+            '<span class="hl-legend-item"><svg width="12" height="12"><circle cx="6" cy="6" '
+            'r="5" fill="{}"/></svg>{}</span>',
+            c,
+            s,
+        )
         for s, c in STATUS_COLORS.items()
     )
-    out.append(
-        block(
-            f'<div class="hl-legend">{legend}'
+    page.add(
+        h(
+            '<div class="hl-legend">{}'
             '<span class="hl-legend-item hl-up">◯ improves on parent</span>'
-            '<span class="hl-legend-item hl-down">◯ regresses</span></div>'
+            '<span class="hl-legend-item hl-down">◯ regresses</span></div>',
+            legend,
         )
     )
     if not data.runs:
-        return "".join([*out, block(empty("No runs yet."))])
+        return page.add(empty("No runs yet."))
     for project in data.projects:
-        out.append(f"\n## {e(project)}\n")
-        out.append(block(project_svg(data, project, root)))
-    return "".join(out)
+        page.heading(2, project)
+        page.add(project_svg(data, project, root))
+    return page
 
 
-def project_svg(data: SiteData, project: str, root: str) -> str:
+def project_svg(data: SiteData, project: str, root: str) -> Html:
     runs = {r["run_id"]: r for r in data.runs if r["project"] == project}
     children: dict[str, list[str]] = {}
     parents: dict[str, str] = {}
@@ -90,17 +95,22 @@ def project_svg(data: SiteData, project: str, root: str) -> str:
     width = max(x for x, _ in pos.values()) + DX + 40
     height = max(yy for _, yy in pos.values()) + 2 * DY
     parts = [
-        f'<svg class="hl-graph" data-project="{e(project)}" '
-        f'viewBox="-20 -20 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
-        f'role="img" aria-label="experiment DAG of {e(project)}">'
+        h(
+            '<svg class="hl-graph" data-project="{}" viewBox="-20 -20 {} {}" width="{}" '
+            'height="{}" role="img" aria-label="experiment DAG of {}">',
+            project,
+            f"{width:.0f}",
+            f"{height:.0f}",
+            f"{width:.0f}",
+            f"{height:.0f}",
+            project,
+        )
     ]
     for c, p in parents.items():
         (x1, y1), (x2, y2) = pos[p], pos[c]
         mx = (x1 + x2) / 2
-        parts.append(
-            f'<path class="hl-edge" d="M{x1:.0f},{y1:.0f} C{mx:.0f},{y1:.0f} '
-            f'{mx:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"/>'
-        )
+        d = f"M{x1:.0f},{y1:.0f} C{mx:.0f},{y1:.0f} {mx:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
+        parts.append(h('<path class="hl-edge" d="{}"/>', d))
     metrics = data.key_metrics.get(project, [])
     for rid, (x, yy) in pos.items():
         r = runs[rid]
@@ -113,18 +123,26 @@ def project_svg(data: SiteData, project: str, root: str) -> str:
             )
             ring = {True: " hl-node-up", False: " hl-node-down"}.get(better, "")  # type: ignore[arg-type]
         label = r.get("name") or rid[-4:] if rid in parents or rid in children else ""
-        tip = _tooltip(data, project, r)
-        fill = STATUS_COLORS.get(r["status"], "#9aa0a6")
-        parts.append(
-            f'<a href="{e(run_href(project, rid, root))}">'
-            f'<g class="hl-node{ring}" data-run="{e(rid)}">'
-            f"<title>{e(tip)}</title>"
-            f'<circle cx="{x:.0f}" cy="{yy:.0f}" r="{R}" fill="{fill}"/>'
-            + (f'<text x="{x + R + 4:.0f}" y="{yy + 4:.0f}">{e(label)}</text>' if label else "")
-            + "</g></a>"
+        text = (
+            h('<text x="{}" y="{}">{}</text>', f"{x + R + 4:.0f}", f"{yy + 4:.0f}", label)
+            if label
+            else Html("")
         )
-    parts.append("</svg>")
-    return f'<div class="hl-graph-wrap">{"".join(parts)}</div>'
+        node = h(
+            '<g class="hl-node{}" data-run="{}"><title>{}</title>'
+            '<circle cx="{}" cy="{}" r="{}" fill="{}"/>{}</g>',
+            ring,
+            rid,
+            _tooltip(data, project, r),
+            f"{x:.0f}",
+            f"{yy:.0f}",
+            R,
+            STATUS_COLORS.get(r["status"], "#9aa0a6"),
+            text,
+        )
+        parts.append(link(run_href(project, rid, root), node))
+    parts.append(Html("</svg>"))
+    return h('<div class="hl-graph-wrap">{}</div>', join(parts))
 
 
 def _tooltip(data: SiteData, project: str, r: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 
 @dataclass(frozen=True)
@@ -72,4 +73,4 @@ RUN_PAGE = "runs/run.html"  # the one page that shows any run: run.html?p=PROJEC
 
 def run_href(project: str, run_id: str, root: str = "") -> str:
     """Link to a run's page from a page ``root`` levels below the site root ("../")."""
-    return f"{root}{RUN_PAGE}?p={project}&id={run_id}"
+    return f"{root}{RUN_PAGE}?p={quote(project, safe='')}&id={quote(run_id, safe='')}"

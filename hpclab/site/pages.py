@@ -11,7 +11,6 @@ URL names (``run.html?p=PROJECT&id=RUN``) from ``data/details`` and ``data/runs`
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
@@ -19,19 +18,23 @@ from hpclab.site import charts
 from hpclab.site.data import ACTIVE, FAILED, Key, SiteData
 from hpclab.site.html import (
     MISSING,
+    Html,
     badge,
-    block,
+    code,
     duration,
     e,
     empty,
+    h,
+    join,
+    json_script,
+    link,
     num,
     run_link,
     table,
     when,
 )
+from hpclab.site.page import Page
 
-# Front matter for full-width pages (mkdocs-material; other themes ignore it).
-WIDE = "---\nhide:\n  - navigation\n  - toc\n---\n"
 OVERVIEW_ROWS = 25  # runs per project in the Overview table
 ACTIVITY_ROWS = 15
 BOARD_CARDS = 40  # per column; the Runs list has the rest
@@ -43,42 +46,51 @@ BOARD_COLUMNS = (
     ("completed", {"completed"}),
     ("failed", FAILED),
 )
+FETCH_HINT = Html(
+    "(the page reads its data with fetch: open the site through "
+    "<code>hpclab site serve</code> or any web server, not as a file)"
+)
 
 
-def overview(data: SiteData) -> str:
+def overview(data: SiteData) -> Page:
     root = ""
-    out = [WIDE, "# Overview\n"]
+    page = Page("Overview", wide=True).heading(1, "Overview", in_toc=False)
     if not data.runs:
-        out.append(
-            block(
-                empty(
-                    "No runs yet. Launch some with `python -m hpclab.launch -m ...`, then "
-                    "hpclab index (or keep hpclab watch --site running) and rebuild."
-                )
+        return page.add(
+            h(
+                '<p class="hl-empty">No runs yet. Launch some with {}, then {} (or keep {} '
+                "running) and rebuild.</p>",
+                code("python -m hpclab.launch -m ..."),
+                code("hpclab index"),
+                code("hpclab watch --site"),
             )
         )
-        return "".join(out)
     counts = Counter(r["status"] for r in data.runs)
-    cards = "".join(
-        f'<div class="hl-card"><div class="hl-card-n">{n}</div>{badge(s)}</div>'
+    cards = join(
+        h('<div class="hl-card"><div class="hl-card-n">{}</div>{}</div>', n, badge(s))
         for s, n in sorted(counts.items(), key=lambda kv: -kv[1])
     )
-    out.append(block(f'<div class="hl-cards">{cards}</div>'))
+    page.add(h('<div class="hl-cards">{}</div>', cards))
     for project in data.projects:
         metrics = data.key_metrics.get(project, [])
         runs = [r for r in data.runs if r["project"] == project]
-        out.append(f"\n## {e(project)}\n")
+        page.heading(2, project)
         n_sweeps = len([s for s in data.sweeps if s["project"] == project])
-        named = ", ".join(f"`{m.name}` ({m.direction})" for m in metrics) or "none"
-        out.append(
-            f"{len(runs)} runs, {n_sweeps} sweeps. Key metrics: {named}. "
-            "▲ improves on the run's parent, ▼ regresses, – missing (NaN or not logged).\n"
+        named = join((h("{} ({})", code(m.name), m.direction) for m in metrics), ", ")
+        page.add(
+            h(
+                "<p>{} runs, {} sweeps. Key metrics: {}. ▲ improves on the run's parent, "
+                "▼ regresses, – missing (NaN or not logged).</p>",
+                len(runs),
+                n_sweeps,
+                named or "none",
+            )
         )
         body = []
         for r in runs[:OVERVIEW_ROWS]:
             key = (project, r["run_id"])
             parent = r.get("parent")
-            cells = [
+            cells: list[Html] = [
                 run_link(project, r["run_id"], root, r.get("name") or r["run_id"]),
                 badge(r["status"]),
                 e(_short_sweep(r.get("sweep_id"))),
@@ -88,56 +100,63 @@ def overview(data: SiteData) -> str:
                 old = data.metric_value((project, parent), m.name) if parent else None
                 cells.append(_delta_cell(value, m.better(value, old), old))
             body.append(cells)
-        out.append(
-            block(
-                table(
-                    ["experiment", "status", "sweep", *[e(m.name) for m in metrics]],
-                    body,
-                    cls="hl-overview",
-                )
+        page.add(
+            table(
+                ["experiment", "status", "sweep", *[m.name for m in metrics]],
+                body,
+                cls="hl-overview",
             )
         )
         if len(runs) > OVERVIEW_ROWS:
-            out.append(
-                f"\nThe {OVERVIEW_ROWS} most recent of {len(runs)}: "
-                "all are in [Runs](runs/index.md).\n"
+            page.add(
+                h(
+                    "<p>The {} most recent of {}: all are in {}.</p>",
+                    OVERVIEW_ROWS,
+                    len(runs),
+                    link("runs/index.html", "Runs"),
+                )
             )
-    out.append("\n## Recent activity\n")
-    out.append(block(_activity(data, root)))
-    return "".join(out)
+    page.heading(2, "Recent activity")
+    return page.add(_activity(data, root))
 
 
-def _delta_cell(value: float | None, better: bool | None, old: float | None) -> str:
+def _delta_cell(value: float | None, better: bool | None, old: float | None) -> Html:
     if value is None:
         return MISSING
     if better is None:
         return num(value)
     cls, arrow = ("hl-up", "▲") if better else ("hl-down", "▼")
-    return f'<span class="{cls}" title="parent: {num(old)}">{num(value)} {arrow}</span>'
+    return h('<span class="{}" title="parent: {}">{} {}</span>', cls, num(old), num(value), arrow)
 
 
-def _activity(data: SiteData, root: str) -> str:
-    events: list[tuple[Any, str]] = []
+def _activity(data: SiteData, root: str) -> Html:
+    events: list[tuple[Any, Html]] = []
     for r in data.runs:
-        link = run_link(r["project"], r["run_id"], root, r.get("name") or r["run_id"])
-        if r.get("ended_at"):
-            events.append((r["ended_at"], f"{link} ended {badge(r['status'])}"))
-        elif r.get("started_at"):
-            events.append((r["started_at"], f"{link} started {badge(r['status'])}"))
-        elif r.get("created_at"):
-            events.append((r["created_at"], f"{link} created {badge(r['status'])}"))
+        link_ = run_link(r["project"], r["run_id"], root, r.get("name") or r["run_id"])
+        for field, verb in (
+            ("ended_at", "ended"),
+            ("started_at", "started"),
+            ("created_at", "created"),
+        ):
+            if r.get(field):
+                events.append((r[field], h("{} {} {}", link_, verb, badge(r["status"]))))
+                break
     for s in data.sweeps:
         if s.get("created_at"):
             events.append(
                 (
                     s["created_at"],
-                    f"sweep <code>{e(s['sweep_id'])}</code> submitted: {s['n_points']} points "
-                    f"({e(s['launcher'])})",
+                    h(
+                        "sweep {} submitted: {} points ({})",
+                        code(s["sweep_id"]),
+                        s["n_points"],
+                        s["launcher"],
+                    ),
                 )
             )
     events.sort(key=lambda ev: str(ev[0]), reverse=True)
-    items = "".join(f"<li>{when(t)} {text}</li>" for t, text in events[:ACTIVITY_ROWS])
-    return f'<ul class="hl-activity">{items}</ul>'
+    items = join(h("<li>{} {}</li>", when(t), text) for t, text in events[:ACTIVITY_ROWS])
+    return h('<ul class="hl-activity">{}</ul>', items)
 
 
 def _short_sweep(sweep_id: str | None) -> str:
@@ -148,11 +167,11 @@ def _short_sweep(sweep_id: str | None) -> str:
     )
 
 
-def runs_list(data: SiteData) -> str:
+def runs_list(data: SiteData) -> Page:
     root = "../"
-    out = [WIDE, "# Runs\n"]
+    page = Page("Runs", wide=True).heading(1, "Runs", in_toc=False)
     if not data.runs:
-        return "".join([*out, block(empty("No runs indexed yet."))])
+        return page.add(empty("No runs indexed yet."))
     names: list[str] = []
     for project in data.projects:
         for m in data.key_metrics.get(project, []):
@@ -161,12 +180,16 @@ def runs_list(data: SiteData) -> str:
     body = []
     for r in data.runs:
         key: Key = (r["project"], r["run_id"])
-        tags = " ".join(f'<span class="hl-tag">{e(t)}</span>' for t in r.get("tags") or [])
+        tags = join((h('<span class="hl-tag">{}</span>', t) for t in r.get("tags") or []), " ")
         label = r.get("name") or r["run_id"]
         body.append(
             [
-                f'<input type="checkbox" class="hl-pick" value="{e(r["project"])}/'
-                f'{e(r["run_id"])}" aria-label="compare {e(label)}">',
+                h(
+                    '<input type="checkbox" class="hl-pick" value="{}/{}" aria-label="compare {}">',
+                    r["project"],
+                    r["run_id"],
+                    label,
+                ),
                 badge(r["status"]),
                 run_link(r["project"], r["run_id"], root),
                 e(r.get("name")),
@@ -179,40 +202,43 @@ def runs_list(data: SiteData) -> str:
                 tags,
             ]
         )
-    headers = ["", "status", "run", "name", "project", "sweep", *[e(n) for n in names]]
+    headers = ["", "status", "run", "name", "project", "sweep", *names]
     headers += ["step", "created", "duration", "tags"]
     sort = ["none"] + ["text"] * 5 + ["num"] * len(names) + ["num", "text", "num", "text"]
-    out.append(
-        block(
+    page.add(
+        h(
             '<div class="hl-filter"><input type="search" class="hl-filter-input" '
             'placeholder="Filter runs: text in any column (status, sweep, tag, ...)" '
             'aria-label="Filter runs"><span class="hl-filter-count"></span>'
-            f'<span class="hl-compare-bar"><a class="hl-compare" data-max="{COMPARE_MAX}" '
+            '<span class="hl-compare-bar"><a class="hl-compare" data-max="{}" '
             'aria-disabled="true">Compare (0)</a>'
             '<button type="button" class="hl-compare-clear" hidden>clear</button>'
-            f'<span class="hl-compare-hint">tick 2 to {COMPARE_MAX} runs to compare them'
-            "</span></span></div>"
+            '<span class="hl-compare-hint">tick 2 to {} runs to compare them'
+            "</span></span></div>",
+            COMPARE_MAX,
+            COMPARE_MAX,
         )
     )
-    out.append(block(table(headers, body, cls="hl-sortable hl-runs", sort=sort)))
-    return "".join(out)
+    return page.add(table(headers, body, cls="hl-sortable hl-runs", sort=sort))
 
 
-def run_page() -> str:
+def run_page() -> Page:
     """The one page for every run: filled in by hpclab.js from the run's data files."""
     return (
-        WIDE
-        + "# Run\n"
-        + block(
-            '<div id="hl-run" class="hl-run-page"><p class="hl-empty">Loading the run… '
-            "(the page reads its data with fetch: open the site through "
-            "<code>hpclab site serve</code> or any web server, not as a file)</p></div>"
-            + chart_specs()
+        Page("Run", wide=True)
+        .heading(1, "Run", in_toc=False)
+        .add(
+            h(
+                '<div id="hl-run" class="hl-run-page"><p class="hl-empty">Loading the run… '
+                "{}</p></div>",
+                FETCH_HINT,
+            ),
+            chart_specs(),
         )
     )
 
 
-def compare_page(data: SiteData) -> str:
+def compare_page(data: SiteData) -> Page:
     """The one page that compares the runs its URL names (``compare.html?r=P/RUN,...``):
     filled in by hpclab.js from their data files. The page lists the runs the site has,
     so that an unknown run is reported without a request that fails."""
@@ -224,23 +250,24 @@ def compare_page(data: SiteData) -> str:
             for p, ms in data.key_metrics.items()
         },
     }
-    doc_json = json.dumps(doc, separators=(",", ":")).replace("</", "<\\/")
     return (
-        WIDE
-        + "# Compare runs\n"
-        + block(
-            '<div id="hl-compare" class="hl-compare-page"><p class="hl-empty">Loading the '
-            "runs… (the page reads their data with fetch: open the site through "
-            "<code>hpclab site serve</code> or any web server, not as a file)</p></div>"
-            f'<script type="application/json" class="hl-compare-data">{doc_json}</script>'
-            + chart_specs()
+        Page("Compare runs", wide=True)
+        .heading(1, "Compare runs", in_toc=False)
+        .add(
+            h(
+                '<div id="hl-compare" class="hl-compare-page"><p class="hl-empty">Loading the '
+                "runs… {}</p></div>",
+                FETCH_HINT,
+            ),
+            json_script(doc, "hl-compare-data"),
+            chart_specs(),
         )
     )
 
 
-def board(data: SiteData) -> str:
+def board(data: SiteData) -> Page:
     root = ""
-    out = [WIDE, "# Board\n"]
+    page = Page("Board", wide=True).heading(1, "Board", in_toc=False)
     cols = []
     for title, statuses in BOARD_COLUMNS:
         runs = [r for r in data.runs if r["status"] in statuses]
@@ -248,59 +275,76 @@ def board(data: SiteData) -> str:
         for r in runs[:BOARD_CARDS]:
             key = (r["project"], r["run_id"])
             metrics = data.key_metrics.get(r["project"], [])
-            metric = ""
+            metric = Html("")
             if metrics:
                 value = num(data.metric_value(key, metrics[0].name))
-                metric = f'<div class="hl-kcard-m">{e(metrics[0].name)} {value}</div>'
-            progress = ""
+                metric = h('<div class="hl-kcard-m">{} {}</div>', metrics[0].name, value)
+            progress = Html("")
             total = data.total_steps(key)
             if r["status"] == "running" and total and r.get("step") is not None:
                 pct = max(0.0, min(100.0, 100.0 * (r["step"] + 1) / total))
-                progress = f'<div class="hl-progress"><span style="width:{pct:.0f}%"></span></div>'
-            link = run_link(r["project"], r["run_id"], root, r.get("name") or r["run_id"])
-            sub = f"{e(r['project'])} · {e(_short_sweep(r.get('sweep_id')))}"
+                progress = h(
+                    '<div class="hl-progress"><span style="width:{}%"></span></div>',
+                    f"{pct:.0f}",
+                )
+            link_ = run_link(r["project"], r["run_id"], root, r.get("name") or r["run_id"])
+            sub = h("{} · {}", r["project"], _short_sweep(r.get("sweep_id")))
             if title == "failed":
-                sub += " · " + badge(r["status"])
+                sub = h("{} · {}", sub, badge(r["status"]))
             cards.append(
-                f'<div class="hl-kcard">{link}<div class="hl-kcard-sub">{sub}</div>'
-                f"{metric}{progress}</div>"
+                h(
+                    '<div class="hl-kcard">{}<div class="hl-kcard-sub">{}</div>{}{}</div>',
+                    link_,
+                    sub,
+                    metric,
+                    progress,
+                )
             )
         more = (
-            f'<div class="hl-kmore">and {len(runs) - BOARD_CARDS} more in '
-            '<a href="runs/index.html">Runs</a></div>'
+            h(
+                '<div class="hl-kmore">and {} more in <a href="runs/index.html">Runs</a></div>',
+                len(runs) - BOARD_CARDS,
+            )
             if len(runs) > BOARD_CARDS
-            else ""
+            else Html("")
         )
         cols.append(
-            f'<section class="hl-kcol hl-kcol-{title}"><h3>{title.capitalize()} '
-            f'<span class="hl-kcount">{len(runs)}</span></h3>'
-            f"{''.join(cards) or empty('none')}{more}</section>"
+            h(
+                '<section class="hl-kcol hl-kcol-{}"><h3>{} <span class="hl-kcount">{}</span>'
+                "</h3>{}{}</section>",
+                title,
+                title.capitalize(),
+                len(runs),
+                join(cards) or empty("none"),
+                more,
+            )
         )
-    out.append(block(f'<div class="hl-board">{"".join(cols)}</div>'))
-    return "".join(out)
+    return page.add(h('<div class="hl-board">{}</div>', join(cols)))
 
 
-def chart_specs() -> str:
+def chart_specs() -> Html:
     """The line charts' Vega-Lite specs for hpclab.js (run and sweep), in the page."""
     specs = {
         "run": charts.line_spec(color="metric", height=220),
         "sweep": charts.line_spec(color="run", height=260),
     }
-    spec_json = json.dumps(specs, separators=(",", ":")).replace("</", "<\\/")
-    return f'<script type="application/json" class="hl-chart-specs">{spec_json}</script>'
+    return json_script(specs, "hl-chart-specs")
 
 
-def training() -> str:
+def training() -> Page:
     """The live page: hpclab.js polls data/live.json and redraws only what changed."""
     return (
-        WIDE
-        + "# Training\n"
-        + block(
-            '<div id="hl-training" class="hl-training">'
-            '<p class="hl-live-status"><span class="hl-live-dot"></span>'
-            '<span class="hl-live-text">connecting…</span></p>'
-            '<div class="hl-live-jobs"></div><div class="hl-live-sweeps"></div>'
-            f'<div class="hl-live-runs"></div>{chart_specs()}</div>'
+        Page("Training", wide=True)
+        .heading(1, "Training", in_toc=False)
+        .add(
+            h(
+                '<div id="hl-training" class="hl-training">'
+                '<p class="hl-live-status"><span class="hl-live-dot"></span>'
+                '<span class="hl-live-text">connecting…</span></p>'
+                '<div class="hl-live-jobs"></div><div class="hl-live-sweeps"></div>'
+                '<div class="hl-live-runs"></div>{}</div>',
+                chart_specs(),
+            )
         )
     )
 

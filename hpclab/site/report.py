@@ -1,9 +1,10 @@
 """``hpclab site report``: one sweep's or hypothesis's report as a standalone file.
 
-The report page's Markdown is rendered with Python-Markdown into one HTML file with the
+The report page's HTML body (the same one the site shows) goes into one HTML file with the
 site's CSS inlined; each chart becomes an SVG drawn by vl-convert (line charts get their
-series filled in from the runs' metrics first). The HTML needs no script and no network.
-A PDF is that HTML printed by headless Chromium.
+series filled in from the runs' metrics first). The HTML needs no script and no network,
+and its Content-Security-Policy allows neither. A PDF is that HTML printed by headless
+Chromium.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hpclab.site.build import generate, template_dir
 from hpclab.site.charts import lone_flags
 from hpclab.site.cost import accounting
 from hpclab.site.data import SiteData, load
+from hpclab.site.html import Html, empty, h
 from hpclab.site.series import run_series
 from hpclab.store import Store
 
@@ -35,9 +37,9 @@ def find_report(data: SiteData, ident: str) -> str:
     for s in data.sweeps:
         if ident in (s["sweep_id"], f"{s['project']}/{s['sweep_id']}"):
             return f"reports/{s['project']}/{s['sweep_id']}.md"
-    for h in data.hypotheses:
-        if ident in (h["hypothesis_id"], f"{h['project']}/{h['hypothesis_id']}"):
-            return f"reports/{h['project']}/hypothesis-{h['hypothesis_id']}.md"
+    for hyp in data.hypotheses:
+        if ident in (hyp["hypothesis_id"], f"{hyp['project']}/{hyp['hypothesis_id']}"):
+            return f"reports/{hyp['project']}/hypothesis-{hyp['hypothesis_id']}.md"
     known = [s["sweep_id"] for s in data.sweeps] + [h["hypothesis_id"] for h in data.hypotheses]
     hint = f" (known: {', '.join(known[:8])}{', ...' if len(known) > 8 else ''})" if known else ""
     raise SiteError(f"no sweep or hypothesis {ident!r} in the catalog{hint}")
@@ -55,8 +57,8 @@ def export(store: Store, ident: str, out: Path, *, paper: str = "a4") -> Path:
     check_out(out)  # before the catalog is read and Chromium started
     data = load(store)
     page = find_report(data, ident)
-    markdown_text = generate(data, accounting(data))[page]
-    doc = standalone_html(store, markdown_text, title=ident, paper=paper)
+    body = generate(data, accounting(data))[page].body
+    doc = standalone_html(store, body, title=ident, paper=paper)
     try:
         if out.suffix.lower() == ".pdf":
             return _pdf(doc, out)
@@ -79,29 +81,32 @@ def check_out(out: Path) -> None:
         raise SiteError(f"{out}: {parent}: {what}")
 
 
-def standalone_html(store: Store, markdown_text: str, *, title: str, paper: str = "a4") -> str:
-    import markdown
+# A standalone report runs no script and loads nothing: styles and SVG charts are inline.
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
 
-    text = markdown_text
-    if text.startswith("---\n"):
-        text = text.split("\n---\n", 1)[1]
-    text = CHART_RE.sub(lambda m: _svg(store, m), text)
+
+def standalone_html(store: Store, body: Html, *, title: str, paper: str = "a4") -> str:
+    text = CHART_RE.sub(lambda m: _svg(store, m), str(body))
     text = text.replace('<p class="hl-noprint">', '<p class="hl-noprint" hidden>')
-    body = markdown.markdown(text, extensions=["tables", "attr_list", "md_in_html"])
-    body = re.sub(r'href="\.\./\.\./[^"]*"', 'href="#"', body)  # site links lead nowhere here
+    text = re.sub(r'href="\.\./\.\./[^"]*"', 'href="#"', text)  # site links lead nowhere here
     css = (template_dir() / "assets" / "hpclab" / "hpclab.css").read_text(encoding="utf-8")
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{htmlmod.escape(title)}</title><style>{BASE_CSS}{css}"
-        f"@page {{ size: {PAPER[paper]}; margin: 1.5cm; }}</style></head>"
-        f"<body><main class='md-typeset'>{body}</main></body></html>"
+    page = h(
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" content="{}">'
+        "<title>{}</title><style>{}</style></head>"
+        '<body><main class="md-typeset">{}</main></body></html>',
+        REPORT_CSP,
+        title,
+        Html(f"{BASE_CSS}{css}@page {{ size: {PAPER[paper]}; margin: 1.5cm; }}"),
+        Html(text),
     )
+    return str(page)
 
 
-def _svg(store: Store, m: re.Match[str]) -> str:
+def _svg(store: Store, m: re.Match[str]) -> Html:
     import vl_convert
 
-    spec: dict[str, Any] = json.loads(m.group("spec").replace("<\\/", "</"))
+    spec: dict[str, Any] = json.loads(m.group("spec"))
     attrs = dict(ATTR_RE.findall(m.group("attrs")))
     if "runs" in attrs:
         runs = [r for r in htmlmod.unescape(attrs["runs"]).split(",") if r]
@@ -126,11 +131,11 @@ def _svg(store: Store, m: re.Match[str]) -> str:
                         }
                     )
         if not values:
-            return '<p class="hl-empty">No points logged yet.</p>'
+            return empty("No points logged yet.")
         spec["data"] = {"name": "series", "values": values}
     spec["width"] = 640
     svg = vl_convert.vegalite_to_svg(spec)
-    return f'<figure class="hl-figure">{svg}</figure>'
+    return h('<figure class="hl-figure">{}</figure>', Html(svg))  # vl-convert escapes its text
 
 
 def _pdf(doc: str, out: Path) -> Path:

@@ -15,7 +15,25 @@ from typing import Any
 from hpclab.site import charts
 from hpclab.site.cost import Cost, total
 from hpclab.site.data import Key, SiteData, finite, loads
-from hpclab.site.html import badge, block, duration, e, empty, num, run_link, table, when
+from hpclab.site.html import (
+    Html,
+    badge,
+    code,
+    duration,
+    e,
+    empty,
+    facts,
+    h,
+    join,
+    link,
+    num,
+    page_href,
+    run_link,
+    table,
+    text_block,
+    when,
+)
+from hpclab.site.page import Page
 
 MAX_CURVE_METRICS = 4
 SIGNIFICANCE = 0.05
@@ -29,72 +47,74 @@ def hypothesis_report_path(project: str, hypothesis_id: str) -> str:
     return f"reports/{project}/hypothesis-{hypothesis_id}.md"
 
 
-def hypotheses_page(data: SiteData) -> str:
+def hypotheses_page(data: SiteData) -> Page:
     root = ""
-    out = ["# Hypotheses\n"]
+    page = Page("Hypotheses").heading(1, "Hypotheses", in_toc=False)
     if not data.hypotheses:
-        out.append(
-            block(
-                empty(
-                    "No hypotheses yet. Write one as <store>/<project>/hypotheses/<id>.yaml "
-                    "(or hpclab hypothesis add) and index."
-                )
+        return page.add(
+            h(
+                '<p class="hl-empty">No hypotheses yet. Write one as {} (or {}) and index.</p>',
+                code("<store>/<project>/hypotheses/<id>.yaml"),
+                code("hpclab hypothesis add"),
             )
         )
-        return "".join(out)
-    for h in data.hypotheses:
-        out.append(_hypothesis_section(data, h, root, level=2))
-        link = hypothesis_report_path(h["project"], h["hypothesis_id"])
-        out.append(f"\n[Report]({link})\n")
-    return "".join(out)
+    for hyp in data.hypotheses:
+        _hypothesis_section(page, data, hyp, root, level=2)
+        report = page_href(hypothesis_report_path(hyp["project"], hyp["hypothesis_id"]))
+        page.add(h("<p>{}</p>", link(report, "Report")))
+    return page
 
 
-def _hypothesis_section(data: SiteData, h: dict[str, Any], root: str, *, level: int) -> str:
-    hk = (h["project"], h["hypothesis_id"])
+def _hypothesis_section(
+    page: Page, data: SiteData, hyp: dict[str, Any], root: str, *, level: int
+) -> None:
+    hk = (hyp["project"], hyp["hypothesis_id"])
     st = data.hypothesis_status.get(hk, {})
-    status = st.get("status") or h.get("status_override") or "Proposed"
-    out = [f"\n{'#' * level} {e(h.get('title') or h['hypothesis_id'])}\n"]
-    facts = [
-        badge(status),
-        f"<code>{e(h['project'])}/{e(h['hypothesis_id'])}</code>",
-        f"evidence {num(st.get('evidence'), 3)}",
-        f"{st.get('n_runs') or len(h.get('runs') or [])} runs",
-        f"{st.get('n_pending') or 0} pending",
-        f"baseline: {e(h.get('baseline') or 'parent')}",
-    ]
-    out.append(block(f'<p class="hl-facts">{" · ".join(facts)}</p>'))
+    status = st.get("status") or hyp.get("status_override") or "Proposed"
+    page.heading(level, hyp.get("title") or hyp["hypothesis_id"])
+    page.add(
+        facts(
+            [
+                badge(status),
+                code(f"{hyp['project']}/{hyp['hypothesis_id']}"),
+                h("evidence {}", num(st.get("evidence"), 3)),
+                h("{} runs", st.get("n_runs") or len(hyp.get("runs") or [])),
+                h("{} pending", st.get("n_pending") or 0),
+                h("baseline: {}", hyp.get("baseline") or "parent"),
+            ]
+        )
+    )
     if st.get("reason"):
-        out.append(f"\n{e(st['reason'])}\n")
-    if h.get("description"):
-        out.append(f"\n{e(h['description'])}\n")
+        page.add(text_block(st["reason"]))
+    if hyp.get("description"):
+        page.add(text_block(hyp["description"], cls="hl-text hl-description"))
     per_run: dict[str, float] = {}
     for ev in data.evidence.get(hk, []):
         c = finite(ev.get("contribution"))
         if c is not None:
             per_run[ev["run_id"]] = per_run.get(ev["run_id"], 0.0) + c
     units = [
-        {"label": _label(data, (h["project"], rid)), "contribution": c}
+        {"label": _label(data, (hyp["project"], rid)), "contribution": c}
         for rid, c in per_run.items()
     ]
     spec = charts.waterfall_spec(units)
     if spec:
-        out.append(block(charts.embed(spec)))
+        page.add(charts.embed(spec))
     else:
-        out.append(block(empty("No evidence yet: no linked run has a value and a baseline.")))
+        page.add(empty("No evidence yet: no linked run has a value and a baseline."))
     body = []
-    for rid in h.get("runs") or []:
-        key = (h["project"], rid)
+    for rid in hyp.get("runs") or []:
+        key = (hyp["project"], rid)
         r = data.by_key.get(key)
         body.append(
             [
-                run_link(h["project"], rid, root, _label(data, key)),
+                run_link(hyp["project"], rid, root, _label(data, key)),
                 badge(r["status"] if r else "missing"),
                 num(per_run.get(rid), 3),
             ]
         )
     if body:
-        out.append(block(table(["run", "status", "contribution"], body)))
-    return "".join(out)
+        page.add(table(["run", "status", "contribution"], body))
 
 
 def _label(data: SiteData, key: Key) -> str:
@@ -102,13 +122,15 @@ def _label(data: SiteData, key: Key) -> str:
     return str(r.get("name") or key[1])
 
 
-def reports_index(data: SiteData) -> str:
-    out = [
-        "# Reports\n",
-        "\nOne report per sweep and per hypothesis: printable "
-        "(the browser's Print), and exportable as standalone HTML or PDF with "
-        "`hpclab site report ID --out report.pdf`.\n",
-    ]
+def reports_index(data: SiteData) -> Page:
+    page = Page("Reports").heading(1, "Reports", in_toc=False)
+    page.add(
+        h(
+            "<p>One report per sweep and per hypothesis: printable (the browser's Print), "
+            "and exportable as standalone HTML or PDF with {}.</p>",
+            code("hpclab site report ID --out report.pdf"),
+        )
+    )
     if data.sweeps:
         body = []
         for s in data.sweeps:
@@ -118,118 +140,120 @@ def reports_index(data: SiteData) -> str:
                 for r in runs
                 if (s["project"], r) in data.by_key
             )
-            path = sweep_report_path(s["project"], s["sweep_id"])[len("reports/") :].replace(
-                ".md", ".html"
-            )
+            path = sweep_report_path(s["project"], s["sweep_id"])[len("reports/") :]
             body.append(
                 [
-                    f'<a href="{e(path)}">{e(s["sweep_id"])}</a>',
+                    link(page_href(path), s["sweep_id"]),
                     e(s["project"]),
                     num(s["n_points"]),
-                    " ".join(f"{badge(k)} {v}" for k, v in sorted(counts.items())),
+                    join((h("{} {}", badge(k), v) for k, v in sorted(counts.items())), " "),
                     when(s.get("created_at")),
                 ]
             )
-        out.append("\n## Sweeps\n")
-        out.append(block(table(["sweep", "project", "points", "runs", "submitted"], body)))
+        page.heading(2, "Sweeps")
+        page.add(table(["sweep", "project", "points", "runs", "submitted"], body))
     else:
-        out.append(block(empty("No sweeps yet.")))
-    out.append("\n## Hypotheses\n")
+        page.add(empty("No sweeps yet."))
+    page.heading(2, "Hypotheses")
     if data.hypotheses:
         items = []
-        for h in data.hypotheses:
-            st = data.hypothesis_status.get((h["project"], h["hypothesis_id"]), {})
-            path = hypothesis_report_path(h["project"], h["hypothesis_id"])[len("reports/") :]
+        for hyp in data.hypotheses:
+            st = data.hypothesis_status.get((hyp["project"], hyp["hypothesis_id"]), {})
+            path = hypothesis_report_path(hyp["project"], hyp["hypothesis_id"])[len("reports/") :]
             items.append(
                 [
-                    f'<a href="{e(path.replace(".md", ".html"))}">'
-                    f"{e(h.get('title') or h['hypothesis_id'])}</a>",
-                    e(h["project"]),
+                    link(page_href(path), hyp.get("title") or hyp["hypothesis_id"]),
+                    e(hyp["project"]),
                     badge(st.get("status") or "Proposed"),
                 ]
             )
-        out.append(block(table(["hypothesis", "project", "status"], items)))
+        page.add(table(["hypothesis", "project", "status"], items))
     else:
-        out.append(block(empty("No hypotheses yet.")))
-    return "".join(out)
+        page.add(empty("No hypotheses yet."))
+    return page
 
 
-def sweep_report(data: SiteData, sweep: dict[str, Any], costs: dict[Key, Cost]) -> str:
+def sweep_report(data: SiteData, sweep: dict[str, Any], costs: dict[Key, Cost]) -> Page:
     project, sweep_id = sweep["project"], sweep["sweep_id"]
     root = "../../"
     points = data.sweep_points.get((project, sweep_id), [])
     keys = [(project, p["run_id"]) for p in points if (project, p["run_id"]) in data.by_key]
-    out = [f"# Sweep {e(sweep_id)}\n"]
-    facts = [
-        f"project <code>{e(project)}</code>",
-        f"{sweep['n_points']} points",
-        f"launcher {e(sweep.get('launcher'))}",
-        f"job {e(sweep.get('job_id') or '–')}",
-        f"submitted {when(sweep.get('created_at'))}",
-    ]
-    out.append(block(f'<p class="hl-facts">{" · ".join(facts)}</p>'))
-    out.append(block(f'<pre class="hl-command"><code>{e(sweep.get("command"))}</code></pre>'))
-    out.append(_print_button())
-    out.append("\n## Configuration\n")
+    page = Page(f"Sweep {sweep_id}").heading(1, f"Sweep {sweep_id}", in_toc=False)
+    page.add(
+        facts(
+            [
+                h("project {}", code(project)),
+                h("{} points", sweep["n_points"]),
+                h("launcher {}", sweep.get("launcher")),
+                h("job {}", sweep.get("job_id") or "–"),
+                h("submitted {}", when(sweep.get("created_at"))),
+            ]
+        ),
+        h('<pre class="hl-command"><code>{}</code></pre>', sweep.get("command")),
+        _print_button(),
+    )
+    page.heading(2, "Configuration")
     body = [
         [
             num(p["point"]),
             run_link(project, p["run_id"], root),
             badge(data.by_key.get((project, p["run_id"]), {}).get("status", "missing")),
-            f"<code>{e(p['overrides'])}</code>",
+            code(p["overrides"]),
         ]
         for p in points
     ]
-    out.append(block(table(["point", "run", "status", "overrides"], body)))
-    out.append(_common_config(data, keys))
-    out.append(_report_body(data, project, keys, costs, root))
-    return "".join(out)
+    page.add(table(["point", "run", "status", "overrides"], body))
+    page.add(_common_config(data, keys))
+    _report_body(page, data, project, keys, costs, root)
+    return page
 
 
-def hypothesis_report(data: SiteData, h: dict[str, Any], costs: dict[Key, Cost]) -> str:
-    project = h["project"]
+def hypothesis_report(data: SiteData, hyp: dict[str, Any], costs: dict[Key, Cost]) -> Page:
+    project = hyp["project"]
     root = "../../"
-    keys = [(project, r) for r in h.get("runs") or [] if (project, r) in data.by_key]
-    out = [f"# Hypothesis {e(h['hypothesis_id'])}\n", _print_button()]
-    out.append(_hypothesis_section(data, h, root, level=2))
-    targets = loads(h.get("targets"))
+    keys = [(project, r) for r in hyp.get("runs") or [] if (project, r) in data.by_key]
+    title = f"Hypothesis {hyp['hypothesis_id']}"
+    page = Page(title).heading(1, title, in_toc=False).add(_print_button())
+    _hypothesis_section(page, data, hyp, root, level=2)
+    targets = loads(hyp.get("targets"))
     if targets:
-        out.append(
-            block(
-                f'<pre class="hl-command"><code>targets: {e(targets)}\n'
-                f"selectors: {e(loads(h.get('selectors')))}</code></pre>"
+        page.add(
+            h(
+                '<pre class="hl-command"><code>targets: {}\nselectors: {}</code></pre>',
+                targets,
+                loads(hyp.get("selectors")),
             )
         )
-    out.append(_report_body(data, project, keys, costs, root))
-    return "".join(out)
+    _report_body(page, data, project, keys, costs, root)
+    return page
 
 
-def _print_button() -> str:
-    return block(
-        '<p class="hl-noprint"><button class="md-button hl-print" onclick="window.print()">'
-        "Print</button></p>"
+def _print_button() -> Html:
+    # hpclab.js gives .hl-print its click handler: the page's CSP forbids inline ones
+    return Html(
+        '<p class="hl-noprint"><button type="button" class="md-button hl-print">Print</button></p>'
     )
 
 
-def _common_config(data: SiteData, keys: list[Key]) -> str:
+def _common_config(data: SiteData, keys: list[Key]) -> Html:
     if not keys:
-        return ""
+        return Html("")
     feats = [data.features.get(k, {}) for k in keys]
     common = {p: v for p, v in feats[0].items() if all(f.get(p) == v for f in feats[1:])}
     if not common:
-        return ""
-    body = [[f"<code>{e(p)}</code>", f"<code>{e(v)}</code>"] for p, v in sorted(common.items())]
-    return block(
-        f'<details class="hl-details"><summary>Config shared by every point '
-        f"({len(common)} values)</summary>"
-        f"{table(['path', 'value'], body)}</details>"
+        return Html("")
+    body = [[code(p), code(v)] for p, v in sorted(common.items())]
+    return h(
+        '<details class="hl-details"><summary>Config shared by every point '
+        "({} values)</summary>{}</details>",
+        len(common),
+        table(["path", "value"], body),
     )
 
 
 def _report_body(
-    data: SiteData, project: str, keys: list[Key], costs: dict[Key, Cost], root: str
-) -> str:
-    out = []
+    page: Page, data: SiteData, project: str, keys: list[Key], costs: dict[Key, Cost], root: str
+) -> None:
     metrics = data.key_metrics.get(project, [])
     runs = [f"{p}/{r}" for p, r in keys]
     curve_metrics = [m.name for m in metrics if "loss" in m.name] or [m.name for m in metrics]
@@ -237,36 +261,25 @@ def _report_body(
     curve_metrics = sorted(set(curve_metrics) | {n for n in names if "loss" in n})[
         :MAX_CURVE_METRICS
     ]
-    out.append("\n## Loss curves\n")
+    page.heading(2, "Loss curves")
     if runs and curve_metrics:
         for m in curve_metrics:
-            out.append(
-                block(
-                    f'<h3 class="hl-chart-title">{e(m)}</h3>'
-                    + charts.embed(charts.line_spec(color="run"), runs=runs, metrics=[m])
-                )
-            )
+            page.heading(3, m, cls="hl-chart-title", in_toc=False)
+            page.add(charts.embed(charts.line_spec(color="run"), runs=runs, metrics=[m]))
     else:
-        out.append(block(empty("No metrics logged yet.")))
-    out.append("\n## Leaderboard\n")
-    out.append(_leaderboard(data, project, keys, root))
-    out.append("\n## Seed groups\n")
-    out.append(_seed_groups(data, project, keys))
-    out.append("\n## Significance against the baseline\n")
-    out.append(_significance(data, project, keys))
-    out.append("\n## Pareto front\n")
-    out.append(_pareto(data, project, keys, root))
-    out.append("\n## Hypothesis verdicts\n")
-    out.append(_verdicts(data, project, keys))
-    out.append("\n## Cost\n")
-    out.append(_cost(costs, keys))
-    return "".join(out)
+        page.add(empty("No metrics logged yet."))
+    page.heading(2, "Leaderboard").add(_leaderboard(data, project, keys, root))
+    page.heading(2, "Seed groups").add(_seed_groups(data, project, keys))
+    page.heading(2, "Significance against the baseline").add(_significance(data, project, keys))
+    page.heading(2, "Pareto front").add(_pareto(data, project, keys, root))
+    page.heading(2, "Hypothesis verdicts").add(_verdicts(data, project, keys))
+    page.heading(2, "Cost").add(_cost(costs, keys))
 
 
-def _leaderboard(data: SiteData, project: str, keys: list[Key], root: str) -> str:
+def _leaderboard(data: SiteData, project: str, keys: list[Key], root: str) -> Html:
     metrics = data.key_metrics.get(project, [])
     if not keys:
-        return block(empty("No runs."))
+        return empty("No runs.")
     if metrics:
         m = metrics[0]
         sign = 1.0 if m.direction == "minimize" else -1.0
@@ -281,7 +294,7 @@ def _leaderboard(data: SiteData, project: str, keys: list[Key], root: str) -> st
         r = data.by_key[k]
         body.append(
             [
-                str(rank),
+                num(rank),
                 run_link(project, k[1], root, r.get("name") or k[1]),
                 badge(r["status"]),
                 *[num(data.metric_value(k, m.name)) for m in metrics],
@@ -292,10 +305,10 @@ def _leaderboard(data: SiteData, project: str, keys: list[Key], root: str) -> st
         "#",
         "run",
         "status",
-        *[f"{e(m.name)} {'↓' if m.direction == 'minimize' else '↑'}" for m in metrics],
+        *[f"{m.name} {'↓' if m.direction == 'minimize' else '↑'}" for m in metrics],
         "duration",
     ]
-    return block(table(headers, body))
+    return table(headers, body)
 
 
 def _groups_of(data: SiteData, keys: list[Key]) -> dict[str, list[Key]]:
@@ -307,10 +320,10 @@ def _groups_of(data: SiteData, keys: list[Key]) -> dict[str, list[Key]]:
     return groups
 
 
-def _seed_groups(data: SiteData, project: str, keys: list[Key]) -> str:
+def _seed_groups(data: SiteData, project: str, keys: list[Key]) -> Html:
     groups = _groups_of(data, keys)
     if not groups:
-        return block(empty("No seed groups: these runs have no seed-only repeats indexed (yet)."))
+        return empty("No seed groups: these runs have no seed-only repeats indexed (yet).")
     body = []
     chart_rows = []
     first = data.key_metrics.get(project, [])
@@ -322,8 +335,8 @@ def _seed_groups(data: SiteData, project: str, keys: list[Key]) -> str:
                     e(label),
                     e(st["metric"]),
                     num(st["n"]),
-                    f"{num(st['mean'])} ± {num(_half(st))}",
-                    f"[{num(st['ci_low'])}, {num(st['ci_high'])}]",
+                    h("{} ± {}", num(st["mean"]), num(_half(st))),
+                    h("[{}, {}]", num(st["ci_low"]), num(st["ci_high"])),
                     num(st["std"]),
                 ]
             )
@@ -341,9 +354,9 @@ def _seed_groups(data: SiteData, project: str, keys: list[Key]) -> str:
                         else finite(st["mean"]),
                     }
                 )
-    out = block(table(["group", "metric", "n", "mean ± CI", "95% CI", "std"], body))
+    out = table(["group", "metric", "n", "mean ± CI", "95% CI", "std"], body)
     spec = charts.interval_spec(chart_rows, first[0].name) if first else None
-    return out + (block(charts.embed(spec)) if spec else "")
+    return out + charts.embed(spec) if spec else out
 
 
 def _half(st: dict[str, Any]) -> float | None:
@@ -351,16 +364,13 @@ def _half(st: dict[str, Any]) -> float | None:
     return None if lo is None or hi is None else (hi - lo) / 2
 
 
-def _significance(data: SiteData, project: str, keys: list[Key]) -> str:
+def _significance(data: SiteData, project: str, keys: list[Key]) -> Html:
     groups = set(_groups_of(data, keys))
     labels = {sg["group_id"]: sg.get("label") for sg in data.seed_groups.values()}
     rows_ = [c for c in data.comparisons if c["project"] == project and c["group_a"] in groups]
     if not rows_:
-        return block(
-            empty(
-                "No comparisons: needs seed groups and a baseline group "
-                "(parent or best of the sweep)."
-            )
+        return empty(
+            "No comparisons: needs seed groups and a baseline group (parent or best of the sweep)."
         )
     body = []
     for c in rows_:
@@ -373,34 +383,34 @@ def _significance(data: SiteData, project: str, keys: list[Key]) -> str:
                 e(labels.get(c["group_b"]) or c["group_b"][:8]),
                 e(c["basis"]),
                 num(c["diff"]),
-                f"[{num(c['ci_low'])}, {num(c['ci_high'])}]",
+                h("[{}, {}]", num(c["ci_low"]), num(c["ci_high"])),
                 num(c["p_welch"], 3),
                 num(c["p_permutation"], 3),
-                '<span class="hl-up">significant</span>' if significant else "not significant",
+                Html('<span class="hl-up">significant</span>')
+                if significant
+                else e("not significant"),
             ]
         )
-    return block(
-        table(
-            [
-                "metric",
-                "group",
-                "baseline",
-                "basis",
-                "diff",
-                "95% CI",
-                "p (Welch)",
-                "p (perm.)",
-                f"at {SIGNIFICANCE}",
-            ],
-            body,
-        )
+    return table(
+        [
+            "metric",
+            "group",
+            "baseline",
+            "basis",
+            "diff",
+            "95% CI",
+            "p (Welch)",
+            "p (perm.)",
+            f"at {SIGNIFICANCE}",
+        ],
+        body,
     )
 
 
-def _pareto(data: SiteData, project: str, keys: list[Key], root: str) -> str:
+def _pareto(data: SiteData, project: str, keys: list[Key], root: str) -> Html:
     rows_ = [(k, data.pareto[k]) for k in keys if k in data.pareto]
     if not rows_:
-        return block(empty("No Pareto ranks indexed for these runs."))
+        return empty("No Pareto ranks indexed for these runs.")
     objectives = list(rows_[0][1].get("objectives") or [])
     points = []
     body = []
@@ -417,32 +427,35 @@ def _pareto(data: SiteData, project: str, keys: list[Key], root: str) -> str:
             )
         if pa.get("on_front"):
             body.append([run_link(project, k[1], root, _label(data, k)), *[num(v) for v in values]])
-    out = ""
+    out = Html("")
     if len(objectives) >= 2:
         spec = charts.pareto_spec(points, objectives[0], objectives[1])
         if spec:
-            out += block(charts.embed(spec))
-    out += block(table(["run on the front", *[e(o) for o in objectives]], body))
-    return out
+            out += charts.embed(spec)
+    return out + table(["run on the front", *objectives], body)
 
 
-def _verdicts(data: SiteData, project: str, keys: list[Key]) -> str:
+def _verdicts(data: SiteData, project: str, keys: list[Key]) -> Html:
     ids = {k[1] for k in keys}
-    hs = [h for h in data.hypotheses if h["project"] == project and ids & set(h.get("runs") or [])]
+    hs = [
+        hyp
+        for hyp in data.hypotheses
+        if hyp["project"] == project and ids & set(hyp.get("runs") or [])
+    ]
     if not hs:
-        return block(empty("No hypothesis uses these runs."))
+        return empty("No hypothesis uses these runs.")
     body = []
-    for h in hs:
-        st = data.hypothesis_status.get((project, h["hypothesis_id"]), {})
+    for hyp in hs:
+        st = data.hypothesis_status.get((project, hyp["hypothesis_id"]), {})
         body.append(
             [
-                e(h.get("title") or h["hypothesis_id"]),
+                e(hyp.get("title") or hyp["hypothesis_id"]),
                 badge(st.get("status") or "Proposed"),
                 num(st.get("evidence"), 3),
                 e(st.get("reason")),
             ]
         )
-    return block(table(["hypothesis", "status", "evidence", "why"], body))
+    return table(["hypothesis", "status", "evidence", "why"], body)
 
 
 def hours(h: float) -> str:
@@ -450,18 +463,23 @@ def hours(h: float) -> str:
     return f"{h:.2f}" if h >= 1 or h == 0 else f"{h:.3g}"
 
 
-def _cost(costs: dict[Key, Cost], keys: list[Key]) -> str:
+def _cost(costs: dict[Key, Cost], keys: list[Key]) -> Html:
     mine = [costs[k] for k in keys if k in costs]
     t = total(mine)
-    used = ""
+    used = Html("")
     if t.cpu_used_h is not None:
         share = f" ({100 * t.cpu_used_h / t.cpu_h:.0f}% of allocated)" if t.cpu_h > 0 else ""
-        used = f" · CPU used <b>{hours(t.cpu_used_h)}</b> h{share}"
-    return block(
-        f'<p class="hl-facts">CPU hours <b>{hours(t.cpu_h)}</b> · GPU hours <b>{hours(t.gpu_h)}</b>'
-        f"{used} · {len(mine)} runs · source: {e(t.sources)}</p>"
+        used = h(" · CPU used <b>{}</b> h{}", hours(t.cpu_used_h), share)
+    return h(
+        '<p class="hl-facts">CPU hours <b>{}</b> · GPU hours <b>{}</b>{} · {} runs · '
+        "source: {}</p>"
         '<p class="hl-note">sacct: Slurm accounting, allocated CPUs and GPUs (AllocTRES) '
         "× elapsed, as the cluster charges them; CPU used is TotalCPU. run duration: "
         "wall-clock hours from the run's start to its end or last heartbeat, on one CPU "
-        "(local runs, or when accounting cannot be asked).</p>"
+        "(local runs, or when accounting cannot be asked).</p>",
+        hours(t.cpu_h),
+        hours(t.gpu_h),
+        used,
+        len(mine),
+        t.sources,
     )

@@ -1,0 +1,2 @@
+/* mkdocs-material's partials/javascripts/content.html, as a file for the site's CSP. */
+var target=document.getElementById(location.hash.slice(1));target&&target.name&&(target.checked=target.name.startsWith("__tabbed_"))
