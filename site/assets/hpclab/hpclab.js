@@ -28,28 +28,110 @@
     });
   }
 
-  function esc(v) {
-    return String(v === null || v === undefined ? "" : v).replace(/[&<>"']/g, function (c) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+  /* -- building HTML: one escaping path ------------------------------------------------ */
+
+  // Every value read from a data file (names, tags, notes, config, patches, messages) is
+  // untrusted text. Markup is made only by the html`...` tag, which escapes each ${value}
+  // unless it is already SafeHtml, and reaches the DOM only through setHTML, which takes
+  // nothing else: a plain string cannot become markup by accident.
+  var TOKEN = {};
+
+  function SafeHtml(markup, token) {
+    if (token !== TOKEN) { throw new TypeError("SafeHtml is made by html`...`, not by hand"); }
+    this.markup = markup;
+    Object.freeze(this);
+  }
+
+  var ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "`": "&#96;" };
+  // Bidi controls and zero-width format characters make text read in another order than
+  // it is stored, or hide part of it ("Trojan Source"): they are shown as their code points,
+  // "⟨U+202E⟩", the same set and form as the pages' Python side (hpclab/site/html.py).
+  var INVISIBLE = /[\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\u061C\uFEFF]/g;
+
+  function plain(v) {  // a value as display text (for textContent, or escaped by html``)
+    return String(v === null || v === undefined ? "" : v).replace(INVISIBLE, function (c) {
+      return "⟨U+" + ("000" + c.charCodeAt(0).toString(16).toUpperCase()).slice(-4) + "⟩";
     });
   }
 
+  // A chart spec with invisible characters made visible in every string (data, labels,
+  // domains and expressions alike, so that they still match): SVG text is text too.
+  function visibleStrings(node) {
+    if (typeof node === "string") { return plain(node); }
+    if (Array.isArray(node)) { return node.map(visibleStrings); }
+    if (node && typeof node === "object") {
+      var out = {};
+      Object.keys(node).forEach(function (k) { out[plain(k)] = visibleStrings(node[k]); });
+      return out;
+    }
+    return node;
+  }
+
+  function piece(v) {
+    if (v === null || v === undefined) { return ""; }
+    if (v instanceof SafeHtml) { return v.markup; }
+    if (Array.isArray(v)) { return v.map(piece).join(""); }
+    return plain(v).replace(/[&<>"'`]/g, function (c) { return ESCAPES[c]; });
+  }
+
+  // html`<b>${name}</b>`: the literal parts are markup (they come from this file), every
+  // interpolation is escaped text unless SafeHtml; an array is its items, each the same
+  // way; null and undefined are "". Attribute values are always written in double quotes.
+  function html(strings) {
+    if (!Array.isArray(strings) || !strings.raw) { throw new TypeError("html is a template tag: html`...`"); }
+    var out = strings[0];
+    for (var i = 1; i < strings.length; i++) { out += piece(arguments[i]) + strings[i]; }
+    return new SafeHtml(out, TOKEN);
+  }
+
+  function joinHtml(items, sep) {  // items (each escaped unless SafeHtml) with sep between
+    return new SafeHtml(items.map(piece).join(piece(sep)), TOKEN);
+  }
+
+  function setHTML(el, safe) {  // the only way markup reaches the DOM
+    if (!(safe instanceof SafeHtml)) { throw new TypeError("setHTML takes SafeHtml (from html`...`), not " + typeof safe); }
+    el.innerHTML = safe.markup;
+  }
+
+  // A link made from data: http(s):, mailto:, a link into this site, or a relative URL;
+  // any other scheme (javascript:, data:, vbscript:, ...) gives "#". The scheme is read
+  // the way a browser reads it: leading and trailing controls and spaces trimmed, every
+  // tab and newline removed (java, a tab, script: is javascript:); and any ":" before the
+  // first "/", "?" or "#" counts as a scheme even with characters a browser would reject.
+  var SCHEMES = ["http", "https", "mailto"];
+
+  function safeHref(u) {
+    if (u === null || u === undefined) { return "#"; }
+    var s = String(u).replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, "").replace(/[\t\n\r]/g, "");
+    if (s.indexOf(ROOT.href) === 0) { return s; }  // this site's own pages (also as file:)
+    var bare = s.replace(/[\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200F\u2028-\u202F\u205F-\u206F\u3000\uFEFF]/g, "");
+    var m = /^([^\/?#]*):/.exec(bare);
+    if (!m) { return s; }
+    return SCHEMES.indexOf(m[1].toLowerCase()) >= 0 ? s : "#";
+  }
+
+  window.hpclab = Object.freeze({ html: html, joinHtml: joinHtml, setHTML: setHTML, safeHref: safeHref, SafeHtml: SafeHtml });
+
   function fmt(v, digits) {
     if (v === null || v === undefined || (typeof v === "number" && !isFinite(v))) {
-      return '<span class="hl-missing" title="missing (NaN or not logged)">–</span>';
+      return html`<span class="hl-missing" title="missing (NaN or not logged)">–</span>`;
     }
-    if (typeof v !== "number") { return esc(v); }
-    if (Number.isInteger(v)) { return String(v); }
-    return String(Number(v.toPrecision(digits || 4)));
+    if (typeof v !== "number") { return html`${v}`; }
+    if (Number.isInteger(v)) { return html`${String(v)}`; }
+    return html`${String(Number(v.toPrecision(digits || 4)))}`;
   }
 
   function badge(s) {
     s = String(s || "unknown");
-    return '<span class="hl-badge hl-s-' + esc(s.toLowerCase()) + '">' + esc(s) + "</span>";
+    return html`<span class="hl-badge hl-s-${s.toLowerCase().replace(/[^a-z0-9_-]/g, "-")}">${s}</span>`;
   }
 
   function runHref(project, runId) {
-    return url("runs/run.html") + "?p=" + encodeURIComponent(project) + "&id=" + encodeURIComponent(runId);
+    return safeHref(url("runs/run.html") + "?p=" + encodeURIComponent(project) + "&id=" + encodeURIComponent(runId));
+  }
+
+  function dataPath(kind, key) {  // data/<kind>/<project>/<run>.json, each part URL-encoded
+    return "data/" + kind + "/" + key.split("/").map(encodeURIComponent).join("/") + ".json";
   }
 
   function duration(s) {
@@ -91,7 +173,7 @@
   }
 
   function loadSeries(key) {
-    return fetchJSON("data/runs/" + key + ".json").then(function (doc) {
+    return fetchJSON(dataPath("runs", key)).then(function (doc) {
       seriesCache[key] = { version: doc.version, doc: doc };
       return doc;
     });
@@ -106,13 +188,14 @@
       Object.keys(ms).forEach(function (name) {
         if (metrics && metrics.indexOf(name) < 0) { return; }
         var m = ms[name];
-        var run = (labels && labels[key]) || key.split("/")[1];
+        // run and metric are what the legend and tooltip show: display text
+        var run = plain((labels && labels[key]) || key.split("/")[1]), metric = plain(name);
         var n = m.step.length;
         for (var i = 0; i < n; i++) {
           // a value with no neighbour to join is drawn as a dot (the spec's "lone" layer)
           var lone = m.value[i] !== null && (i === 0 || m.value[i - 1] === null) &&
             (i === n - 1 || m.value[i + 1] === null);
-          values.push({ run: run, metric: name, key: key + "|" + name, step: m.step[i], value: m.value[i], lone: lone });
+          values.push({ run: run, metric: metric, key: key + "|" + name, step: m.step[i], value: m.value[i], lone: lone });
         }
       });
     });
@@ -128,6 +211,16 @@
     v.el.dataset.series = String(new Set(values.map(function (x) { return x.key; })).size);
   }
 
+  // Under the site's Content-Security-Policy (no 'unsafe-eval') Vega must not compile its
+  // expressions to functions: with ast it interprets them, with vega-interpreter where
+  // the bundle has it, else with the interpreter Vega-Embed 7 carries.
+  function embedOptions() {
+    var o = { actions: false, renderer: "svg", ast: true };
+    var interpreter = (window.vega && window.vega.expressionInterpreter) || window.vegaExpressionInterpreter;
+    if (interpreter) { o.expr = interpreter; }
+    return o;
+  }
+
   function embed(el, spec, opts) {
     spec = Object.assign({}, spec, { config: chartConfig(), autosize: { type: "fit-x", contains: "padding" } });
     var v = { el: el, view: null, runs: opts.runs || [], metrics: opts.metrics || null, labels: opts.labels || null };
@@ -135,7 +228,7 @@
       // The data goes in with the spec: a line chart with no rows has no extent to draw.
       var values = seriesValues(v.runs, v.metrics, v.labels);
       if (!values.length) {
-        el.innerHTML = '<p class="hl-empty">No points logged yet.</p>';
+        setHTML(el, emptyP("No points logged yet."));
         el.dataset.rendered = "1";
         return Promise.resolve(v);
       }
@@ -143,7 +236,7 @@
       el.dataset.points = String(values.length);
       el.dataset.lastStep = String(values.reduce(function (m, x) { return Math.max(m, x.step); }, -1));
     }
-    return vegaEmbed(el, spec, { actions: false, renderer: "svg" }).then(function (res) {
+    return vegaEmbed(el, spec, embedOptions()).then(function (res) {
       v.view = res.view;
       if (opts.runs) { views.push(v); }
       el.dataset.rendered = "1";
@@ -156,7 +249,7 @@
     return Promise.all(els.map(function (el) {
       var holder = el.querySelector("script[type='application/json']");
       if (!holder) { return null; }
-      var spec = JSON.parse(holder.textContent);
+      var spec = visibleStrings(JSON.parse(holder.textContent));
       var target = document.createElement("div");
       target.className = "hl-chart-view";
       el.appendChild(target);
@@ -227,21 +320,18 @@
         new Date(live.generated_at * 1000).toLocaleTimeString();
       root.dataset.live = "1";
       if (!runs.length) {
-        jobs.innerHTML = '<p class="hl-empty">Nothing is running or queued.</p>';
+        setHTML(jobs, emptyP("Nothing is running or queued."));
       } else {
         var rows = runs.map(function (r) {
           var pct = r.total && r.step !== null ? Math.min(100, 100 * (r.step + 1) / r.total) : null;
           var bar = pct === null ? "–" :
-            '<div class="hl-progress" title="' + (r.step + 1) + " / " + r.total + '"><span style="width:' + pct.toFixed(0) + '%"></span></div>';
-          return "<tr><td>" + badge(r.status) + "</td><td><a class=\"hl-run\" href=\"" + runHref(r.project, r.run_id) + "\">" +
-            esc(r.name || r.run_id) + "</a></td><td>" + esc(r.project) + "</td><td>" + esc(r.scheduler_state || "–") +
-            (r.reason ? ' <span class="hl-note">' + esc(r.reason) + "</span>" : "") + "</td><td>" +
-            fmt(r.step) + (r.total ? " / " + r.total : "") + "</td><td>" + bar + "</td><td>" +
-            (r.rate ? r.rate.toPrecision(3) + "/s" : "–") + "</td><td>" + duration(r.eta_s) + "</td></tr>";
-        }).join("");
-        jobs.innerHTML = '<div class="hl-table-wrap"><table class="hl-table hl-jobs"><thead><tr><th>status</th><th>run</th>' +
-          "<th>project</th><th>Slurm state</th><th>step</th><th>progress</th><th>rate</th><th>ETA</th></tr></thead><tbody>" +
-          rows + "</tbody></table></div>";
+            html`<div class="hl-progress" title="${(r.step + 1) + " / " + r.total}"><span style="width:${pct.toFixed(0)}%"></span></div>`;
+          return [badge(r.status), html`<a class="hl-run" href="${runHref(r.project, r.run_id)}">${r.name || r.run_id}</a>`,
+            r.project, html`${r.scheduler_state || "–"}${r.reason ? html` <span class="hl-note">${r.reason}</span>` : ""}`,
+            html`${fmt(r.step)}${r.total ? " / " + r.total : ""}`, bar,
+            r.rate ? r.rate.toPrecision(3) + "/s" : "–", duration(r.eta_s)];
+        });
+        setHTML(jobs, table(["status", "run", "project", "Slurm state", "step", "progress", "rate", "ETA"], rows, "hl-jobs"));
       }
       var withData = runs.filter(function (r) { return r.metrics && r.metrics.length; });
       var sweeps = {};
@@ -273,7 +363,7 @@
             box.className = "hl-live-chart hl-live-sweep";
             box.dataset.sweep = sk;
             box.dataset.metric = m;
-            box.innerHTML = "<h3>" + esc(sk.split("/")[1]) + " · " + esc(m) + "</h3>";
+            setHTML(box, html`<h3>${sk.split("/")[1]} · ${m}</h3>`);
             var target = document.createElement("div");
             box.appendChild(target);
             sweepsEl.appendChild(box);
@@ -288,7 +378,7 @@
           var box = document.createElement("div");
           box.className = "hl-live-chart hl-live-run";
           box.dataset.run = key;
-          box.innerHTML = "<h3><a href=\"" + runHref(r.project, r.run_id) + "\">" + esc(r.name || r.run_id) + "</a> " + badge(r.status) + "</h3>";
+          setHTML(box, html`<h3><a href="${runHref(r.project, r.run_id)}">${r.name || r.run_id}</a> ${badge(r.status)}</h3>`);
           var target = document.createElement("div");
           box.appendChild(target);
           runsEl.appendChild(box);
@@ -301,65 +391,73 @@
 
   /* -- the run page ------------------------------------------------------------------ */
 
-  function table(headers, rows, cls) {
-    return '<div class="hl-table-wrap"><table class="hl-table ' + (cls || "") + '"><thead><tr>' +
-      headers.map(function (h) { return "<th>" + esc(h) + "</th>"; }).join("") + "</tr></thead><tbody>" +
-      rows.map(function (r) { return "<tr>" + r.map(function (c) { return "<td>" + c + "</td>"; }).join("") + "</tr>"; }).join("") +
-      "</tbody></table></div>";
+  function table(headers, rows, cls) {  // rows: arrays of cells, each SafeHtml or text
+    return html`<div class="hl-table-wrap"><table class="hl-table ${cls || ""}"><thead><tr>${
+      headers.map(function (h) { return html`<th>${h}</th>`; })}</tr></thead><tbody>${
+      rows.map(function (r) { return html`<tr>${r.map(function (c) { return html`<td>${c}</td>`; })}</tr>`; })
+    }</tbody></table></div>`;
   }
 
-  function section(title, body) { return "<h2>" + esc(title) + "</h2>" + body; }
-  function emptyP(t) { return '<p class="hl-empty">' + esc(t) + "</p>"; }
-  function code(v) { return "<code>" + esc(v) + "</code>"; }
+  function section(title, body) { return html`<h2>${title}</h2>${body}`; }
+  function emptyP(t) { return html`<p class="hl-empty">${t}</p>`; }
+  function code(v) { return html`<code>${v}</code>`; }
+  function shortHash(h) { return html`<code title="${h}">${String(h || "").slice(0, 16)}…</code>`; }
 
   function renderRun(root) {
     var params = new URLSearchParams(location.search);
     var project = params.get("p"), runId = params.get("id");
     if (!project || !runId) {
-      root.innerHTML = emptyP("No run named: open a run from the Runs list.");
+      setHTML(root, emptyP("No run named: open a run from the Runs list."));
       return;
     }
     var key = project + "/" + runId;
-    Promise.all([fetchJSON("data/details/" + key + ".json"), loadSeries(key).catch(function () { return null; })])
+    Promise.all([fetchJSON(dataPath("details", key)), loadSeries(key).catch(function () { return null; })])
       .then(function (res) {
         var d = res[0], run = d.run;
-        document.title = (run.name || run.run_id) + " · " + document.title;
+        document.title = plain(run.name || run.run_id) + " · " + document.title;
         var h1 = document.querySelector("article h1, h1");
-        if (h1) { h1.textContent = run.name ? run.name + " (" + run.run_id + ")" : run.run_id; }
-        var facts = [badge(run.status), code(run.project), "step " + fmt(run.step),
-          "created " + esc((run.created_at || "").slice(0, 16)), "duration " + duration(run.duration_s),
-          "host " + esc(run.host || "–"), "scheduler " + esc(run.scheduler || "–") + (run.job_id ? " job " + esc(run.job_id) : "")];
-        if (run.scheduler_state) { facts.push("Slurm " + esc(run.scheduler_state)); }
-        if (run.parent) { facts.push('parent <a href="' + runHref(run.project, run.parent) + '">' + esc(run.parent) + "</a>"); }
-        if (d.sweep) { facts.push("sweep " + code(d.sweep.id) + " point " + fmt(d.sweep.point)); }
-        var html = '<p class="hl-facts">' + facts.join(" · ") + "</p>";
-        if (run.error_type) { html += '<div class="admonition failure"><p class="admonition-title">' + esc(run.error_type) + "</p><p>" + esc(run.error_message) + "</p></div>"; }
-        if (d.children && d.children.length) {
-          html += '<p class="hl-facts">children: ' + d.children.map(function (c) { return '<a href="' + runHref(run.project, c) + '">' + esc(c) + "</a>"; }).join(", ") + "</p>";
+        if (h1) { h1.textContent = plain(run.name ? run.name + " (" + run.run_id + ")" : run.run_id); }
+        var facts = [badge(run.status), code(run.project), html`step ${fmt(run.step)}`,
+          "created " + String(run.created_at || "").slice(0, 16), "duration " + duration(run.duration_s),
+          "host " + (run.host || "–"), "scheduler " + (run.scheduler || "–") + (run.job_id ? " job " + run.job_id : "")];
+        if (run.scheduler_state) { facts.push("Slurm " + run.scheduler_state); }
+        if (run.parent) { facts.push(html`parent <a href="${runHref(run.project, run.parent)}">${run.parent}</a>`); }
+        if (d.sweep) { facts.push(html`sweep ${code(d.sweep.id)} point ${fmt(d.sweep.point)}`); }
+        var parts = [html`<p class="hl-facts">${joinHtml(facts, " · ")}</p>`];
+        if (run.error_type) {
+          parts.push(html`<div class="admonition failure"><p class="admonition-title">${run.error_type}</p><p>${run.error_message}</p></div>`);
         }
-        html += section("Metrics", d.summary.length ? table(["metric", "last", "best", "min", "max", "points", "last step"],
-          d.summary.map(function (m) { return [code(m.name), fmt(m.last), fmt(m.best), fmt(m.min), fmt(m.max), fmt(m.n), fmt(m.last_step)]; })) +
-          '<div class="hl-run-charts"></div>' : emptyP("No metrics logged yet."));
-        html += section("Config", (d.diff.length ? "<h3>Changed from the parent</h3>" + table(["path", "change", "parent", "this run"],
-          d.diff.map(function (x) { return [code(x.path), esc(x.change), x.old === null ? "–" : code(x.old), x["new"] === null ? "–" : code(x["new"])]; }), "hl-diff") : "") +
-          "<details class=\"hl-details\"" + (d.diff.length ? "" : " open") + "><summary>Full config (" + d.config.length + " values)</summary>" +
-          table(["path", "value"], d.config.map(function (c) { return [code(c[0]), code(c[1])]; })) + "</details>");
+        if (d.children && d.children.length) {
+          parts.push(html`<p class="hl-facts">children: ${joinHtml(d.children.map(function (c) {
+            return html`<a href="${runHref(run.project, c)}">${c}</a>`;
+          }), ", ")}</p>`);
+        }
+        parts.push(section("Metrics", d.summary.length ? html`${table(["metric", "last", "best", "min", "max", "points", "last step"],
+          d.summary.map(function (m) { return [code(m.name), fmt(m.last), fmt(m.best), fmt(m.min), fmt(m.max), fmt(m.n), fmt(m.last_step)]; }))
+          }<div class="hl-run-charts"></div>` : emptyP("No metrics logged yet.")));
+        var changed = d.diff.length ? html`<h3>Changed from the parent</h3>${table(["path", "change", "parent", "this run"],
+          d.diff.map(function (x) { return [code(x.path), x.change, x.old === null ? "–" : code(x.old), x["new"] === null ? "–" : code(x["new"])]; }),
+          "hl-diff")}` : "";
+        var full = table(["path", "value"], d.config.map(function (c) { return [code(c[0]), code(c[1])]; }));
+        parts.push(section("Config", html`${changed}<details class="hl-details"${d.diff.length ? "" : html` open`}><summary>${
+          "Full config (" + d.config.length + " values)"}</summary>${full}</details>`));
         var c = d.code || {};
-        html += section("Code", '<p class="hl-facts">' + [c.kind ? esc(c.kind) : "no snapshot", c.commit ? "commit " + code(c.commit.slice(0, 12)) : "",
-          c.branch ? "branch " + code(c.branch) : "", c.dirty ? '<span class="hl-down">uncommitted changes</span>' : (c.commit ? "clean" : "")]
-          .filter(Boolean).join(" · ") + "</p>" +
-          (c.patch ? "<details class=\"hl-details\"><summary>Uncommitted changes (patch" + (c.patch_truncated ? ", cut" : "") + ")</summary><pre class=\"hl-patch\"><code>" + esc(c.patch) + "</code></pre></details>" : ""));
-        html += section("Artifacts", d.artifacts.length ? table(["path", "sha256", "bytes"],
-          d.artifacts.map(function (a) { return [code(a.path), '<code title="' + esc(a.sha256) + '">' + esc((a.sha256 || "").slice(0, 16)) + "…</code>", fmt(a.size)]; })) : emptyP("No artifacts."));
-        html += section("Data", d.datasets.length ? table(["dataset", "path", "sha256", "files", "bytes"],
-          d.datasets.map(function (s) { return [esc(s.name), code(s.path), '<code title="' + esc(s.sha256) + '">' + esc((s.sha256 || "").slice(0, 16)) + "…</code>", fmt(s.n_files), fmt(s.size)]; })) : emptyP("No data sets fingerprinted."));
+        var codeFacts = [c.kind ? c.kind : "no snapshot", c.commit ? html`commit ${code(String(c.commit).slice(0, 12))}` : "",
+          c.branch ? html`branch ${code(c.branch)}` : "", c.dirty ? html`<span class="hl-down">uncommitted changes</span>` : (c.commit ? "clean" : "")];
+        var patch = c.patch ? html`<details class="hl-details"><summary>${"Uncommitted changes (patch" + (c.patch_truncated ? ", cut" : "") + ")"
+          }</summary><pre class="hl-patch"><code>${c.patch}</code></pre></details>` : "";
+        parts.push(section("Code", html`<p class="hl-facts">${joinHtml(codeFacts.filter(Boolean), " · ")}</p>${patch}`));
+        parts.push(section("Artifacts", d.artifacts.length ? table(["path", "sha256", "bytes"],
+          d.artifacts.map(function (a) { return [code(a.path), shortHash(a.sha256), fmt(a.size)]; })) : emptyP("No artifacts.")));
+        parts.push(section("Data", d.datasets.length ? table(["dataset", "path", "sha256", "files", "bytes"],
+          d.datasets.map(function (s) { return [s.name, code(s.path), shortHash(s.sha256), fmt(s.n_files), fmt(s.size)]; })) : emptyP("No data sets fingerprinted.")));
         var notes = d.notes;
-        html += section("Notes", notes ? ((notes.tags || []).map(function (t) { return '<span class="hl-tag">' + esc(t) + "</span>"; }).join(" ") +
-          (notes.text ? '<pre class="hl-notes">' + esc(notes.text) + "</pre>" : "")) : emptyP("No notes (hpclab note " + run.run_id + " --append \"...\")."));
-        html += section("Hypotheses", d.hypotheses.length ? table(["hypothesis", "status", "contribution"],
-          d.hypotheses.map(function (h) { return [esc(h.title || h.id), badge(h.status), fmt(h.contribution, 3)]; })) : emptyP("This run is not evidence for any hypothesis."));
-        html += section("Restore", "<pre class=\"hl-command\"><code>" + d.restore.map(esc).join("\n") + "</code></pre>");
-        root.innerHTML = html;
+        parts.push(section("Notes", notes ? html`${joinHtml((notes.tags || []).map(function (t) { return html`<span class="hl-tag">${t}</span>`; }), " ")}${
+          notes.text ? html`<pre class="hl-notes">${notes.text}</pre>` : ""}` : emptyP("No notes (hpclab note " + run.run_id + " --append \"...\").")));
+        parts.push(section("Hypotheses", d.hypotheses.length ? table(["hypothesis", "status", "contribution"],
+          d.hypotheses.map(function (h) { return [h.title || h.id, badge(h.status), fmt(h.contribution, 3)]; })) : emptyP("This run is not evidence for any hypothesis.")));
+        parts.push(section("Restore", html`<pre class="hl-command"><code>${joinHtml(d.restore, "\n")}</code></pre>`));
+        setHTML(root, html`${parts}`);
         var names = d.summary.map(function (m) { return m.name; });
         var chartsEl = root.querySelector(".hl-run-charts");
         if (chartsEl && res[1]) {
@@ -370,7 +468,7 @@
           groups.forEach(function (g) {
             var box = document.createElement("div");
             box.className = "hl-live-chart hl-run-chart";
-            box.innerHTML = "<h3>" + esc(g.join(", ")) + "</h3>";
+            setHTML(box, html`<h3>${g.join(", ")}</h3>`);
             var target = document.createElement("div");
             box.appendChild(target);
             chartsEl.appendChild(box);
@@ -381,8 +479,8 @@
         if (run.status === "running" || run.status === "queued" || run.status === "planned") { poll(null); }
       })
       .catch(function (e) {
-        root.innerHTML = emptyP("Cannot load run " + key + ": " + e.message +
-          " (open the site through hpclab site serve or a web server; data files need HTTP).");
+        setHTML(root, emptyP("Cannot load run " + key + ": " + e.message +
+          " (open the site through hpclab site serve or a web server; data files need HTTP)."));
       });
   }
 
@@ -422,8 +520,7 @@
   }
 
   function compareMessage(root, text) {
-    root.innerHTML = '<div class="admonition warning hl-compare-msg"><p>' + esc(text) + "</p></div>" +
-      '<p><a href="' + url("runs/index.html") + '">Runs</a></p>';
+    setHTML(root, html`<div class="admonition warning hl-compare-msg"><p>${text}</p></div><p><a href="${safeHref(url("runs/index.html"))}">Runs</a></p>`);
     root.dataset.rendered = "1";
   }
 
@@ -443,7 +540,7 @@
       keys = keys.slice(0, info.max);
     }
     if (!keys.length) { return compareMessage(root, notes.join(" ")); }
-    Promise.all(keys.map(function (k) { return fetchJSON("data/details/" + k + ".json"); })).then(function (details) {
+    Promise.all(keys.map(function (k) { return fetchJSON(dataPath("details", k)); })).then(function (details) {
       // series only of runs with metrics: a run without any may have no series file
       return Promise.all(details.map(function (d, i) {
         return d.summary.length ? loadSeries(keys[i]).catch(function () { return null; }) : null;
@@ -453,7 +550,7 @@
       // a run is its name in charts and tables, or its id where the name is missing or taken
       var labels = runs.map(function (r) {
         var twin = runs.filter(function (o) { return o.name && o.name === r.name; }).length > 1;
-        return r.name && !twin ? r.name : (r.name ? r.name + " (" + r.run_id + ")" : r.run_id);
+        return plain(r.name && !twin ? r.name : (r.name ? r.name + " (" + r.run_id + ")" : r.run_id));
       });
       var labelOf = {};
       keys.forEach(function (k, i) { labelOf[k] = labels[i]; });
@@ -483,23 +580,23 @@
       });
       var named = runs.some(function (r) { return r.name; });
       var head = runs.map(function (r, i) {
-        return ['<span class="hl-swatch" style="background:' + PALETTE[i % PALETTE.length] + '"></span>',
-          '<a class="hl-run" href="' + runHref(r.project, r.run_id) + '">' + esc(r.run_id) + "</a>"]
-          .concat(named ? [esc(r.name || "")] : [])
-          .concat([esc(r.project), badge(r.status), r.sweep_id ? '<a href="' +
-            url("reports/" + encodeURIComponent(r.project) + "/" + encodeURIComponent(r.sweep_id) + ".html") + '">' +
-            esc(r.sweep_id) + "</a>" : fmt(null)])
+        var sweep = r.sweep_id ? html`<a href="${safeHref(url("reports/" + encodeURIComponent(r.project) + "/" +
+          encodeURIComponent(r.sweep_id) + ".html"))}">${r.sweep_id}</a>` : fmt(null);
+        return [html`<span class="hl-swatch" style="background:${PALETTE[i % PALETTE.length]}"></span>`,
+          html`<a class="hl-run" href="${runHref(r.project, r.run_id)}">${r.run_id}</a>`]
+          .concat(named ? [r.name || ""] : [])
+          .concat([r.project, badge(r.status), sweep])
           .concat(columns.map(function (n) {
             var v = last[i][n] ? last[i][n].last : null;
-            return v !== null && v === best[n] ? '<strong class="hl-best" title="best of these runs">' + fmt(v) + "</strong>" : fmt(v);
+            return v !== null && v === best[n] ? html`<strong class="hl-best" title="best of these runs">${fmt(v)}</strong>` : fmt(v);
           }));
       });
-      var html = '<p class="hl-facts">' + runs.length + " runs · last values; <strong>bold</strong>: the best of these runs on a key metric · " +
-        '<a href="' + url("runs/index.html") + '">change the selection on the Runs tab</a></p>';
-      if (notes.length) { html += '<div class="admonition warning hl-compare-msg"><p>' + esc(notes.join(" ")) + "</p></div>"; }
+      var change = html`<a href="${safeHref(url("runs/index.html"))}">change the selection on the Runs tab</a>`;
+      var parts = [html`<p class="hl-facts">${runs.length} runs · last values; <strong>bold</strong>: the best of these runs on a key metric · ${change}</p>`];
+      if (notes.length) { parts.push(html`<div class="admonition warning hl-compare-msg"><p>${notes.join(" ")}</p></div>`); }
       var headers = ["", "run"].concat(named ? ["name"] : [], ["project", "status", "sweep"],
         columns.map(function (n) { return n + " (last)"; }));
-      html += table(headers, head, "hl-compare-runs");
+      parts.push(table(headers, head, "hl-compare-runs"));
       // config: the paths whose values are not the same in every run (missing counts)
       var configs = details.map(function (d) {
         var c = {};
@@ -514,15 +611,15 @@
       });
       var same = paths.filter(function (k) { return differ.indexOf(k) < 0; });
       var cell = function (c, k) { return k in c ? code(c[k]) : fmt(null); };
-      html += section("Config differences", (runs.length < 2 ? emptyP("One run: nothing to compare it with.") :
+      var diffTable = runs.length < 2 ? emptyP("One run: nothing to compare it with.") :
         differ.length ? table(["path"].concat(labels), differ.map(function (k) {
           return [code(k)].concat(configs.map(function (c) { return cell(c, k); }));
-        }), "hl-config-diff") : emptyP("The runs' configs are the same.")) +
-        '<details class="hl-details"><summary>' + same.length + " of " + paths.length +
-        " config values are the same in every run</summary>" +
-        table(["path", "value"], same.map(function (k) { return [code(k), code(configs[0][k])]; }), "hl-config-same") + "</details>");
-      html += section("Metrics", all.length ? '<div class="hl-compare-charts"></div>' : emptyP("None of these runs logged metrics yet."));
-      root.innerHTML = html;
+        }), "hl-config-diff") : emptyP("The runs' configs are the same.");
+      var sameText = same.length + " of " + paths.length + " config values are the same in every run";
+      parts.push(section("Config differences", html`${diffTable}<details class="hl-details"><summary>${sameText}</summary>${
+        table(["path", "value"], same.map(function (k) { return [code(k), code(configs[0][k])]; }), "hl-config-same")}</details>`));
+      parts.push(section("Metrics", all.length ? html`<div class="hl-compare-charts"></div>` : emptyP("None of these runs logged metrics yet.")));
+      setHTML(root, html`${parts}`);
       document.title = "Compare " + runs.length + " runs · " + document.title;
       var chartsEl = root.querySelector(".hl-compare-charts");
       var specs = chartSpecs();
@@ -530,7 +627,7 @@
         var box = document.createElement("div");
         box.className = "hl-live-chart hl-compare-chart";
         box.dataset.metric = m;
-        box.innerHTML = "<h3>" + esc(m) + "</h3>";
+        setHTML(box, html`<h3>${m}</h3>`);
         var target = document.createElement("div");
         box.appendChild(target);
         chartsEl.appendChild(box);
@@ -617,10 +714,10 @@
       var n = order.length;
       link.textContent = "Compare (" + n + ")";
       if (n >= 2) {
-        link.href = "compare.html?r=" + order.map(function (k) {
+        link.href = safeHref("compare.html?r=" + order.map(function (k) {
           var i = k.indexOf("/");
           return encodeURIComponent(k.slice(0, i)) + "/" + encodeURIComponent(k.slice(i + 1));
-        }).join(",");
+        }).join(","));
         link.removeAttribute("aria-disabled");
       } else {
         link.removeAttribute("href");
