@@ -421,6 +421,35 @@ def test_plain_directory_archive_honours_ignores_secrets_and_symlinks(
     }  # fmt: skip
 
 
+def test_plain_directory_is_redacted_and_its_manifest_holds_what_restore_writes(
+    tmp_path: Path, root: Path
+) -> None:
+    code = root / "code"
+    token = "ghp_" + "FakeTokenForTests" + "0123456789abcdefABC"
+    write(code / "train.py", f'print(1)\ntoken = "{token}"\n')
+    write(code / "notes.txt", "see corp-123456 and corp-abc\n")
+    write(code / ".hpclabignore", "data/\nsecret: corp-[0-9]{6}\n")
+    write(code / "data" / "x.csv", "a\n")
+    write(code / "sa.json", '{"type": "service_account", "private_key": "k"}')
+    paths = new_run(tmp_path)
+
+    info = take_code_snapshot(paths, code)
+
+    members = archive_members(paths.source_archive)
+    assert set(members) == {"train.py", "notes.txt", ".hpclabignore"}
+    with tarfile.open(paths.source_archive) as tar:
+        data = {m: tar.extractfile(m).read() for m in members}  # type: ignore[union-attr]
+    assert data["train.py"] == b'print(1)\ntoken = "[redacted: github-token]"\n'
+    assert data["notes.txt"] == b"see [redacted: custom] and corp-abc\n"
+    assert {(r["path"], r["line"], r["rule"]) for r in info["redactions"]} == {
+        ("train.py", 2, "github-token"), ("notes.txt", 1, "custom")
+    }  # fmt: skip
+    assert info["skipped"] == [{"path": "sa.json", "reason": "secret"}]
+    files = json.loads(paths.code_manifest.read_text())["files"]
+    for rel in members:  # the hash of what was stored (and a restore writes)
+        assert files[rel]["blob"] == hashlib.sha256(data[rel]).hexdigest(), rel
+
+
 def test_plain_directory_skips_the_run_directory_inside_it(tmp_path: Path) -> None:
     code = tmp_path / "proj"
     write(code / "main.py", "m")
@@ -452,6 +481,7 @@ def test_is_secret_path(rel: str, secret: bool) -> None:
 
 def test_ignore_rule_parsing() -> None:
     assert IgnoreRule.parse("# comment") is None and IgnoreRule.parse("   ") is None
+    assert IgnoreRule.parse("secret: corp-[0-9]+") is None  # a redaction pattern, not a glob
     rule = IgnoreRule.parse("build/")
     assert rule is not None and rule.matches("a/build", True) and not rule.matches("build", False)
     rule = IgnoreRule.parse("/top/x.txt")

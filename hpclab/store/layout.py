@@ -76,6 +76,11 @@ class RunPaths:
         return self.dir / "ranks" / str(rank) / "metrics.zarr"
 
     @property
+    def project_yaml(self) -> Path:
+        """The run's project settings (``<root>/<project>/project.yaml``)."""
+        return self.dir.parent.parent / "project.yaml"
+
+    @property
     def snapshot_dir(self) -> Path:
         return self.dir / "snapshot"
 

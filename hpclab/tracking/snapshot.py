@@ -15,15 +15,25 @@ Taken once at run start (so a half-finished run is restorable), into ``snapshot/
 The user's repository is read, never written: no stash, no index writes. Porcelain
 ``git diff`` rewrites ``.git/index`` when file stats changed, even with
 ``GIT_OPTIONAL_LOCKS=0``, so the diff comes from the plumbing ``git diff-index``, which
-produces the same patch and never writes. Secret-looking files and files over the size
-limits never enter a patch or an archive; each skipped path is listed with its reason.
+produces the same patch and never writes. Credential files (by name) and files over the
+size limits never enter a patch or an archive; each skipped path is listed with its reason.
+``.hpclabignore`` globs leave out more (:mod:`hpclab.tracking.ignore`).
+
+Secrets are scanned for before anything is stored (:mod:`hpclab.tracking.secrets`): the
+patch goes from git into a private temporary file, then, redacted, to its final name; each
+archived file is redacted before it enters the archive. A finding becomes a marker
+(``[redacted: github-token]``) and a ``redactions`` entry in ``code.json`` (path, line,
+rule, source); one warning line says how many. A binary file or patch section whose text
+cannot be read (compressed) or holds a secret is left out, with its reason. The manifest
+holds, for a redacted file, the hash of what a restore will write (the redacted content),
+never the original's: with the rest of the file published, a hash of the original would
+let anyone test guesses of a short password.
 ``code.json`` is written last: its presence means the snapshot is complete.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import hashlib
 import io
 import os
@@ -43,24 +53,31 @@ from hpclab.errors import SnapshotError
 from hpclab.store.atomic import TMP_PREFIX, write_json_atomic
 from hpclab.store.layout import DEFAULT_STORE, RunPaths
 from hpclab.store.record import utcnow_iso
-from hpclab.tracking.environment import redact_url
+from hpclab.tracking import patchtext
+from hpclab.tracking.ignore import (
+    DEFAULT_IGNORES,
+    IgnoreRule,
+    ScopedRules,
+    git_ignores,
+    load_ignore_rules,
+)
+from hpclab.tracking.secrets import (
+    CREDENTIAL_PATTERNS,
+    IGNORE_FILE,
+    SecretFinding,
+    SecretRules,
+    is_credential_file,
+    redact_sections,
+    redact_text,
+    redact_url,
+    scan_file,
+)
 
 FORMAT = 1
-# Matched case-insensitively against every path component, so a secret directory
-# (``credentials/``) is excluded with everything in it.
-SECRET_PATTERNS = (
-    ".env", ".env.*", "*.pem", "*.key", "id_rsa*", "id_ed25519*", "*.p12", "*.pfx",
-    ".netrc", ".pgpass", "credentials*", "*.kdbx",
-)  # fmt: skip
-# Outside git there is no .gitignore to say what is not code; a trailing "/" means
-# directories only (a script named ``env`` is still code).
-DEFAULT_IGNORES = (
-    ".git/", "__pycache__/", "*.pyc", ".venv/", "venv/", "env/", "node_modules/",
-    ".mypy_cache/", ".pytest_cache/", f"{DEFAULT_STORE}/", "outputs/", "multirun/",
-    "*.egg-info/",
-)  # fmt: skip
-IGNORE_FILE = ".hpclabignore"
+SECRET_PATTERNS = CREDENTIAL_PATTERNS  # the old name
 MAX_SKIPPED_RECORDED = 10_000  # a runaway untracked data dir must not bloat code.json
+__all__ = ["DEFAULT_IGNORES", "IGNORE_FILE", "IgnoreRule", "is_secret_path", "load_ignore_rules",
+           "take_code_snapshot"]  # fmt: skip
 
 
 def take_code_snapshot(
@@ -81,8 +98,9 @@ def take_code_snapshot(
     if not code_dir.is_dir():
         raise SnapshotError(f"code directory {code_dir} does not exist or is not a directory")
     paths.snapshot_dir.mkdir(parents=True, exist_ok=True)
-    ctx = _Context(paths, max_file_bytes, max_total_bytes, max_files)
     top = _git_toplevel(code_dir)
+    rules = SecretRules.read([d for d in (top, code_dir) if d is not None], paths.project_yaml)
+    ctx = _Context(paths, max_file_bytes, max_total_bytes, max_files, rules)
     info: dict[str, Any] = {"format": FORMAT, "taken_at": utcnow_iso(), "code_dir": str(code_dir)}
     if top is not None:
         info.update(_snapshot_git(ctx, top, code_dir))
@@ -97,6 +115,9 @@ def take_code_snapshot(
     info["skipped"] = ctx.skipped[:MAX_SKIPPED_RECORDED]
     if len(ctx.skipped) > MAX_SKIPPED_RECORDED:
         info["skipped_not_listed"] = len(ctx.skipped) - MAX_SKIPPED_RECORDED
+    info["redactions"] = [f.to_dict() for f in ctx.findings[:MAX_SKIPPED_RECORDED]]
+    if len(ctx.findings) > MAX_SKIPPED_RECORDED:
+        info["redactions_not_listed"] = len(ctx.findings) - MAX_SKIPPED_RECORDED
     write_json_atomic(
         paths.code_manifest,
         {"algorithm": ctx.algorithm, "files": dict(sorted(ctx.manifest.items())),
@@ -111,14 +132,20 @@ def take_code_snapshot(
             f"see {paths.code_json}",
             file=sys.stderr,
         )
+    if ctx.findings:
+        n_files = len({f.path for f in ctx.findings})
+        names = ", ".join(sorted({f.rule for f in ctx.findings}))
+        print(
+            f"hpclab: code snapshot redacted {len(ctx.findings)} secret(s) in {n_files} "
+            f"file(s) ({names}); see {paths.code_json}",
+            file=sys.stderr,
+        )
     return info
 
 
 def is_secret_path(rel: str) -> bool:
-    """Whether any component of the relative posix path ``rel`` looks like a secret."""
-    return any(
-        fnmatch.fnmatchcase(part, pat) for part in rel.lower().split("/") for pat in SECRET_PATTERNS
-    )
+    """Whether the relative posix path ``rel`` is a credential file by its name."""
+    return is_credential_file(rel)
 
 
 # -- shared state -------------------------------------------------------------------
@@ -132,11 +159,15 @@ class _Context:
     max_file_bytes: int
     max_total_bytes: int
     max_files: int
+    rules: SecretRules = field(default_factory=SecretRules)
     algorithm: str = "sha256"
     n_files: int = 0
     n_bytes: int = 0
     manifest: dict[str, dict[str, str]] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    findings: list[SecretFinding] = field(default_factory=list)
+    redacted: dict[str, bytes] = field(default_factory=dict)  # archived file -> what was stored
+    ignores: list[ScopedRules] = field(default_factory=list)
 
     def skip(self, rel: str, reason: str) -> None:
         self.skipped.append({"path": rel, "reason": reason})
@@ -194,6 +225,11 @@ def _snapshot_git(ctx: _Context, top: Path, code_dir: Path) -> dict[str, Any]:
         key, _, url = item.partition("\n")
         remotes[key[len("remote.") : -len(".url")]] = redact_url(url)
     submodules: dict[str, str] = {}
+    try:
+        rel = code_dir.resolve().relative_to(top.resolve()).as_posix()
+    except ValueError:
+        rel = "."
+    ctx.ignores = git_ignores(top, rel)
     untracked = _z(_git(["ls-files", "-z", "--others", "--exclude-standard"], top))
     if head:
         dirty = _git_tracked_changes(ctx, top, submodules)
@@ -208,11 +244,11 @@ def _snapshot_git(ctx: _Context, top: Path, code_dir: Path) -> dict[str, Any]:
     candidates = _git_candidates(ctx, top, to_archive)
     archived = _write_archive(ctx, ctx.paths.untracked_archive, top, candidates)
     ctx.manifest.update(_hash_worktree(ctx, top, archived))
+    fmt_name = ctx.algorithm.rsplit("-", 1)[-1]
+    for path, data in ctx.redacted.items():  # what restore writes, not the original
+        if path in ctx.manifest:
+            ctx.manifest[path]["blob"] = _blob_hash(fmt_name, data)
     _remove(ctx.paths.source_archive)  # from an earlier snapshot of this run, if any
-    try:
-        rel = code_dir.resolve().relative_to(top.resolve()).as_posix()
-    except ValueError:
-        rel = "."
     git = {
         "toplevel": str(top), "relpath": rel, "commit": head or None, "branch": branch or None,
         "detached": bool(head) and not branch, "remotes": remotes,
@@ -257,12 +293,20 @@ def _git_tracked_changes(ctx: _Context, top: Path, submodules: dict[str, str]) -
             else:
                 sub = _git(["rev-parse", "HEAD"], top / rel, check=False).decode().strip()
                 submodules[rel] = new_hash if new_hash.strip("0") else sub or new_hash
-        elif is_secret_path(rel):
+        elif is_credential_file(rel, rules=ctx.rules):
             ctx.skip(rel, "secret")  # excluded from the diff by the patterns below
+        elif any(s.ignores(rel) for s in ctx.ignores):
+            ctx.skip(rel, "ignored")
+            excludes.append(f":(exclude,literal){rel}")
         elif deleted:
             continue
         elif st is not None and stat.S_ISREG(st.st_mode) and st.st_size > ctx.max_file_bytes:
             ctx.skip(rel, "too large")
+            excludes.append(f":(exclude,literal){rel}")
+        elif rel.lower().endswith(".json") and is_credential_file(
+            rel, _read_regular(top / rel, ctx.max_file_bytes), ctx.rules
+        ):
+            ctx.skip(rel, "secret")  # a service-account key, by its content
             excludes.append(f":(exclude,literal){rel}")
         else:
             changed.append(rel)
@@ -272,11 +316,12 @@ def _git_tracked_changes(ctx: _Context, top: Path, submodules: dict[str, str]) -
                 to_hash.append(rel)
     ctx.manifest.update(_hash_worktree(ctx, top, to_hash))
     # "**/" also matches at the top level; "/**" excludes a secret directory's contents.
-    excludes += [f":(exclude,glob,icase)**/{pat}{post}" for pat in SECRET_PATTERNS
+    excludes += [f":(exclude,glob,icase)**/{pat.strip('/')}{post}"
+                 for pat in CREDENTIAL_PATTERNS + ctx.rules.files
                  for post in ("", "/**")]  # fmt: skip
     args = ["diff-index", "-p", "--binary", "--no-ext-diff", "--no-textconv", "--no-color",
             "--src-prefix=a/", "--dst-prefix=b/", "HEAD", "--", *excludes]  # fmt: skip
-    size = _git_to_file(args, top, ctx.paths.code_patch, ctx.max_total_bytes)
+    size = _write_patch(ctx, args, top)
     if size is None:
         for rel in changed:
             if ctx.manifest.get(rel) != head.get(rel):
@@ -287,30 +332,86 @@ def _git_tracked_changes(ctx: _Context, top: Path, submodules: dict[str, str]) -
     return len(ctx.skipped) > n_skipped or ctx.manifest != head
 
 
-def _git_to_file(args: list[str], cwd: Path, dest: Path, limit: int) -> int | None:
-    """Stream git's stdout into ``dest`` (removed when empty); None, and no file, if it
-    would exceed ``limit`` bytes. Streaming keeps a huge diff out of memory."""
+def _write_patch(ctx: _Context, args: list[str], top: Path) -> int | None:
+    """Run the diff into a private temporary file, then store it scanned and redacted as
+    ``uncommitted.patch`` (removed when empty); the bytes stored, or None, and no file,
+    if the diff exceeds the total limit. The unredacted diff never gets a name in the
+    store, and only one file section at a time is in memory."""
+    dest = ctx.paths.code_patch
+    fmt = ctx.algorithm.rsplit("-", 1)[-1]
+    stored = 0
+    with tempfile.TemporaryFile() as raw:
+        if _git_to_file(args, top, raw, ctx.max_total_bytes) is None:
+            _remove(dest)
+            return None
+        raw.seek(0)
+        with _atomic_output(dest) as out:
+            lines = (patchtext.decode(line) for line in raw)
+            content = lambda rel: _read_regular(top / rel, ctx.max_file_bytes)  # noqa: E731
+            for scan in redact_sections(lines, ctx.rules, binary_content=content):
+                if scan.dropped is not None:
+                    ctx.manifest.pop(scan.path, None)
+                    ctx.skip(scan.path, scan.dropped)
+                ctx.findings += scan.findings
+                if scan.added and scan.path in ctx.manifest:
+                    _expect_redacted(ctx, top / scan.path, scan.path, scan.added, fmt)
+                data = patchtext.encode(scan.text)
+                out.file.write(data)
+                stored += len(data)
+            out.discard = stored == 0
+    if stored == 0:
+        _remove(dest)  # a stale patch from an earlier snapshot of this run
+    return stored
+
+
+def _expect_redacted(ctx: _Context, full: Path, rel: str, added: dict[int, str], fmt: str) -> None:
+    """Record in the manifest the file a restore will write: the working-tree file with
+    its redacted added lines (redacted context lines come back from the commit)."""
+    data = _read_regular(full, ctx.max_file_bytes)
+    if data is None:
+        return
+    lines = patchtext.split_lines(patchtext.decode(data))
+    for number, content in added.items():
+        if 0 < number <= len(lines):
+            old = lines[number - 1]
+            lines[number - 1] = content + old[len(old.rstrip("\n")) :]
+    blob = _blob_hash(fmt, patchtext.encode("".join(lines)))
+    ctx.manifest[rel] = {"blob": blob, "mode": ctx.manifest[rel]["mode"]}
+
+
+def _git_to_file(args: list[str], cwd: Path, out: IO[bytes], limit: int) -> int | None:
+    """Stream git's stdout into ``out``; the bytes written, or None if they would exceed
+    ``limit``. Streaming keeps a huge diff out of memory."""
     total = 0
-    over = False
-    with _atomic_output(dest) as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as err:
         with subprocess.Popen(_git_cmd(args), cwd=cwd, env=_git_env(), stdout=subprocess.PIPE,
                               stderr=err) as proc:  # fmt: skip
             assert proc.stdout is not None
             while chunk := proc.stdout.read(1 << 20):
                 total += len(chunk)
                 if total > limit:
-                    over = True
                     proc.kill()
-                    break
-                out.file.write(chunk)
-        if not over and proc.returncode != 0:
+                    return None
+                out.write(chunk)
+        if proc.returncode != 0:
             err.seek(0)
             msg = err.read().decode(errors="replace").strip()
             raise SnapshotError(f"git {args[0]} failed in {cwd}: {msg}")
-        out.discard = over or total == 0
-    if out.discard:
-        _remove(dest)  # a stale patch from an earlier snapshot of this run
-    return None if over else total
+    return total
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """The content of a regular file (never through a symlink), or None when it is not
+    one, is unreadable or is over ``limit`` bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        data = f.read(limit + 1)
+    return data if len(data) <= limit else None
 
 
 def _git_candidates(ctx: _Context, top: Path, rels: Iterable[str]) -> Iterator[str]:
@@ -318,7 +419,9 @@ def _git_candidates(ctx: _Context, top: Path, rels: Iterable[str]) -> Iterator[s
     for rel in sorted(rels):
         if rel.endswith("/"):  # git lists an untracked nested repository as "dir/"
             ctx.skip(rel.rstrip("/"), "nested git repository")
-        elif is_secret_path(rel):
+        elif any(s.ignores(rel) for s in ctx.ignores):
+            continue  # like a .gitignore'd file: not part of the code
+        elif is_credential_file(rel, rules=ctx.rules):
             ctx.skip(rel, "secret")
         elif run_rel is not None and (rel == run_rel or rel.startswith(run_rel + "/")):
             continue  # the run's own outputs, being written right now
@@ -370,42 +473,6 @@ def _blob_hash(fmt: str, data: bytes) -> str:
 # -- outside git ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class IgnoreRule:
-    """One gitignore-like pattern: an fnmatch glob on the basename, or on the whole
-    relative path when it contains a ``/``; a trailing ``/`` matches directories only."""
-
-    pattern: str
-    dir_only: bool = False
-    anchored: bool = False
-
-    @classmethod
-    def parse(cls, line: str) -> IgnoreRule | None:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            return None
-        dir_only = line.endswith("/")
-        line = line.rstrip("/")
-        if line.startswith("**/"):
-            line = line[3:]
-        anchored = "/" in line
-        return cls(line.lstrip("/"), dir_only, anchored) if line.strip("/") else None
-
-    def matches(self, rel: str, is_dir: bool) -> bool:
-        if self.dir_only and not is_dir:
-            return False
-        return fnmatch.fnmatchcase(rel if self.anchored else rel.rsplit("/", 1)[-1], self.pattern)
-
-
-def load_ignore_rules(code_dir: Path) -> list[IgnoreRule]:
-    """The default rules plus those in ``code_dir/.hpclabignore`` (if present)."""
-    lines = list(DEFAULT_IGNORES)
-    ignore_file = code_dir / IGNORE_FILE
-    if ignore_file.is_file():
-        lines += ignore_file.read_text(errors="replace").splitlines()
-    return [r for r in map(IgnoreRule.parse, lines) if r is not None]
-
-
 def _snapshot_plain(ctx: _Context, code_dir: Path) -> dict[str, Any]:
     rules = load_ignore_rules(code_dir)
     ctx.algorithm = "sha256"
@@ -435,7 +502,7 @@ def _walk_source(ctx: _Context, root: Path, rules: list[IgnoreRule]) -> Iterator
                 filenames.append(name)  # archived as a link, never followed
             elif os.path.realpath(os.path.join(dirpath, name)) == run_dir:
                 continue
-            elif is_secret_path(rel):
+            elif is_credential_file(rel, rules=ctx.rules):
                 ctx.skip(rel, "secret")
             elif not any(r.matches(rel, True) for r in rules):
                 subdirs.append(name)
@@ -444,7 +511,7 @@ def _walk_source(ctx: _Context, root: Path, rules: list[IgnoreRule]) -> Iterator
             rel = prefix + name
             if any(r.matches(rel, False) for r in rules):
                 continue
-            if is_secret_path(rel):
+            if is_credential_file(rel, rules=ctx.rules):
                 ctx.skip(rel, "secret")
             else:
                 yield rel
@@ -496,8 +563,11 @@ def _add_member(ctx: _Context, tar: tarfile.TarFile, root: Path, rel: str, hash_
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         if stat.S_ISLNK(st.st_mode):
-            tar.addfile(info)
             data = os.readlink(os.fsencode(full))
+            if redact_text(patchtext.decode(data), path=rel, rules=ctx.rules)[1]:
+                ctx.skip(rel, "secret")  # a link whose target text holds one
+                return False
+            tar.addfile(info)
         else:
             # Read once, bounded by max_file_bytes: the archive and the hash see the same
             # bytes even if the file changes meanwhile, and a shrinking file cannot
@@ -508,6 +578,14 @@ def _add_member(ctx: _Context, tar: tarfile.TarFile, root: Path, rel: str, hash_
             if len(data) > ctx.max_file_bytes:
                 ctx.skip(rel, "too large")
                 return False
+            verdict = scan_file(rel, data, ctx.rules)
+            if verdict.data is None:
+                ctx.skip(rel, verdict.reason or "secret")
+                return False
+            if verdict.findings:
+                data = verdict.data
+                ctx.findings += verdict.findings
+                ctx.redacted[rel] = data
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     except OSError as e:
