@@ -63,6 +63,39 @@ def test_url_passwords_are_redacted_in_any_value() -> None:
     assert redact_url("postgres://u:pw@db:5432/x") == f"postgres://u:{REDACTED}@db:5432/x"
 
 
+def test_values_shaped_like_secrets_are_redacted_whatever_the_name() -> None:
+    token = "ghp_" + "FakeTokenForTests" + "0123456789abcdefABC"
+    key = "\n".join(["-----BEGIN OPENSSH PRIVATE KEY-----", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUA",
+                     "-----END OPENSSH PRIVATE KEY-----"])  # fmt: skip
+    env = {
+        "MY_VAR": token, "DEPLOY": key, "JAVA_OPTS": "-Xmx2g -Dpassword=hunter2x",
+        "NOTIFY": "xoxb-" + "1029384756-5647382910123-FakeSlackValue",
+        "HF_HOME": "/scratch/hf", "PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": "0,1",
+        "LS_COLORS": "rs=0:di=01;34:ln=01;36:mh=00", "PYTHONPATH": "/opt/tokenizers/src",
+        "PIP_INDEX_URL": "https://bob:hunter2@pypi.internal/simple",
+    }  # fmt: skip
+
+    out = redact_environ(env)
+
+    assert {k for k, v in out.items() if v == REDACTED} == {"MY_VAR", "DEPLOY", "JAVA_OPTS",
+                                                            "NOTIFY"}  # fmt: skip
+    for name in ("HF_HOME", "PATH", "CUDA_VISIBLE_DEVICES", "LS_COLORS", "PYTHONPATH"):
+        assert out[name] == env[name]
+    assert out["PIP_INDEX_URL"] == f"https://bob:{REDACTED}@pypi.internal/simple"
+
+
+def test_the_scanner_leaves_the_programs_warnings_alone() -> None:
+    # detect-secrets' logger switches on logging.captureWarnings when it is imported
+    code = (
+        "import warnings; before = warnings.showwarning\n"
+        "from hpclab.tracking.environment import redact_environ\n"
+        "redact_environ({'A': 'b'})\n"
+        "assert warnings.showwarning is before, 'warnings now go to logging'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ,
+                   PYTHONPATH=str(REPO)))  # fmt: skip
+
+
 def test_capture_environment_writes_what_it_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,14 +103,16 @@ def test_capture_environment_writes_what_it_returns(
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     monkeypatch.setenv("MY_API_TOKEN", "tok-abcdef-123456")
     monkeypatch.setenv("DATABASE_URL", "postgres://u:pw-987654@db/x")
+    hf = "hf_" + "FakeHuggingFaceValue" + "0123456789abcd"
+    monkeypatch.setenv("MY_VAR", hf)
     paths = run_paths(tmp_path)
 
     env = capture_environment(paths)
 
     text = paths.environment_json.read_text()
     assert json.loads(text) == env
-    assert "tok-abcdef-123456" not in text and "pw-987654" not in text
-    assert env["environ"]["MY_API_TOKEN"] == REDACTED
+    assert "tok-abcdef-123456" not in text and "pw-987654" not in text and hf not in text
+    assert env["environ"]["MY_API_TOKEN"] == env["environ"]["MY_VAR"] == REDACTED
     assert env["slurm"] == {"SLURM_ARRAY_TASK_ID": "3", "SLURM_JOB_ID": "4242"}
     assert env["python"]["executable"] == sys.executable
     assert env["python"]["version_info"] == list(sys.version_info[:3])

@@ -8,6 +8,10 @@ URLs (``scheme://user:pass@host``) are cut out of every value.
 Capture must cost well under half a second: package versions are read from the
 ``METADATA`` header lines without the (slow) email parser, torch is consulted only if
 the program already imported it, and ``nvidia-smi`` gets a 5 s timeout.
+
+Values are also redacted by their shape, with the code snapshot's scanner
+(:func:`hpclab.tracking.secrets.redact_env_value`): a ``ghp_…`` token or a private key in
+``MY_VAR`` becomes ``"<redacted>"`` too.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
-import re
 import shutil
 import socket
 import subprocess
@@ -26,14 +29,9 @@ from typing import Any
 from hpclab.store.atomic import write_bytes_atomic, write_json_atomic
 from hpclab.store.layout import RunPaths
 from hpclab.store.record import utcnow_iso
+from hpclab.tracking.secrets import REDACTED, SECRET_NAME_RE, redact_env_value, redact_url
 
-REDACTED = "<redacted>"
-SECRET_NAME_RE = re.compile(
-    r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE", re.IGNORECASE
-)
-# scheme://userinfo@ where userinfo runs to the last "@" before the path, so a password
-# holding an unencoded "@" is still cut whole.
-_URL_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s?#]*)@")
+__all__ = ["REDACTED", "SECRET_NAME_RE", "capture_environment", "redact_environ", "redact_url"]
 NVIDIA_SMI_TIMEOUT_S = 5.0
 
 
@@ -71,23 +69,11 @@ def redact_environ(env: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``env``, sorted by name, safe to publish.
 
     Values of names containing TOKEN, KEY, SECRET, PASSWORD, PASSWD, CREDENTIAL, AUTH,
-    COOKIE, SESSION or PRIVATE (any case) become ``"<redacted>"``; in every other value,
-    URL passwords are replaced (``https://u:<redacted>@host``).
+    COOKIE, SESSION or PRIVATE (any case), and values holding a token, a private key or a
+    ``password=…`` assignment, become ``"<redacted>"``; in every other value, URL
+    passwords are replaced (``https://u:<redacted>@host``).
     """
-    return {
-        name: REDACTED if SECRET_NAME_RE.search(name) else redact_url(value)
-        for name, value in sorted(env.items())
-    }
-
-
-def redact_url(value: str) -> str:
-    """Replace the password of every ``scheme://user:password@host`` URL in ``value``."""
-
-    def _cut(m: re.Match[str]) -> str:
-        user, sep, _ = m["userinfo"].partition(":")
-        return f"{m['scheme']}{user}:{REDACTED}@" if sep else m.group(0)
-
-    return _URL_USERINFO_RE.sub(_cut, value) if "://" in value else value
+    return {name: redact_env_value(name, value) for name, value in sorted(env.items())}
 
 
 def installed_packages() -> dict[str, str]:
