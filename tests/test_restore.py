@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import hpclab_cli
+from secret_fixtures import fake_secrets, find_line, secret_repo
 
 import hpclab
 from hpclab.errors import RestoreError, RunNotFound, UnsafePathError
@@ -246,6 +247,48 @@ def test_run_outside_git_is_restored_from_its_archive(weird_tmp_path: Path) -> N
     assert report.kind == "source" and report.ok and report.commit is None
     assert tree_bytes(target) == tree_bytes(code)
     assert report.verification is not None and report.verification.algorithm == "sha256"
+
+
+def test_redacted_lines_are_brought_back_from_the_commit_or_listed(weird_tmp_path: Path) -> None:
+    repo = secret_repo(weird_tmp_path)
+    store = weird_tmp_path / "store"
+    run_id = snapshot_run(store, repo)
+    _, paths = Store(store).find_run(run_id)
+    redactions = json.loads(paths.code_json.read_text())["redactions"]
+    target = weird_tmp_path / "restored"
+
+    out = hpclab_cli(store, "restore", run_id, "--into", str(target))
+
+    assert out.returncode == 0, out.stdout + out.stderr
+    # committed secrets in the patch's context and removed lines come from the commit
+    assert (target / "settings.yaml").read_bytes() == (repo / "settings.yaml").read_bytes()
+    # the others stay markers: added lines and archived files, one stderr line per file
+    lost: dict[str, set[int]] = {}
+    for r in redactions:
+        if r["source"] in ("added", "file"):
+            lost.setdefault(r["path"], set()).add(r["line"])
+    said = [ln for ln in out.stderr.splitlines() if ln.startswith("hpclab: restore: ")]
+    assert len(said) == len(lost) == 5  # train.py, config.yaml and three untracked files
+    d = fake_secrets("D")
+    (train,) = [ln for ln in said if " in train.py " in ln]
+    key_lines = sorted(n for n in lost["train.py"] if n > find_line(repo / "train.py", 'KEY = """'))
+    assert train.startswith(f"hpclab: restore: {len(lost['train.py'])} line(s) in train.py "
+                            "were redacted at snapshot time (")  # fmt: skip
+    assert f"github-token at line {find_line(repo / 'train.py', d['github-token'])}," in train
+    assert f"private-key at lines {key_lines[0]}-{key_lines[-1]}" in train
+    assert train.endswith("): fill them in by hand")
+    for rel, numbers in lost.items():
+        got = (target / rel).read_text().splitlines()
+        want = (repo / rel).read_text().splitlines()
+        assert len(got) == len(want), rel
+        for n, (a, b) in enumerate(zip(got, want, strict=True), start=1):
+            assert (a == b) is (n not in numbers), (rel, n)
+    # verified against the snapshot: these files are redacted, not changed
+    doc = json.loads((target / META_DIR / "restore.json").read_text())
+    assert doc["verification"]["ok"] and doc["verification"]["changed"] == []
+    assert doc["verification"]["redacted"] == {p: sorted(n) for p, n in sorted(lost.items())}
+    assert "except the secrets redacted in 5 of them" in out.stdout
+    assert "redacted (secrets replaced by markers when the run started): " in out.stdout
 
 
 def test_missing_run_or_snapshot_is_one_clean_line(weird_tmp_path: Path) -> None:

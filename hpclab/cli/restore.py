@@ -54,7 +54,8 @@ def restore(
     unpacks the untracked files (or the source archive, for a run outside git). Writes
     the resolved config, overrides and environment spec to TARGET/.hpclab-restore/ and
     prints the command that runs the code again. Exits 1 when the restored tree differs
-    from the run's (the differences are listed).
+    from the run's (the differences are listed). Lines whose secrets the snapshot
+    redacted are listed per file on stderr: fill them in by hand.
 
     Example: hpclab restore 20261120-101500-k3x9 --into /tmp/k3x9
     """
@@ -75,6 +76,8 @@ def restore(
     else:
         for note in report.notes:
             click.echo(f"note: {note}", err=True)
+        for line in report.redaction_lines():
+            click.echo(line, err=True)
         where = (
             f"commit {report.commit[:12]} from {report.commit_source}"
             if (report.commit and report.commit_source)
@@ -161,6 +164,8 @@ def rerun(
     else:
         for note in result.restore.notes:
             click.echo(f"note: {note}", err=True)
+        for line in result.restore.redaction_lines():
+            click.echo(line, err=True)
         job = f", job {result.job_id}" if result.job_id else ""
         click.echo(
             f"rerun of {result.original}: run {result.run_id} ({result.status}), sweep "

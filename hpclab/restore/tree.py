@@ -6,6 +6,9 @@ timeout, no prompts); the uncommitted patch is applied and the untracked files a
 unpacked. When no repository has the commit, the restore says precisely where it looked
 and restores what the snapshot holds (the untracked files; the patch needs its base).
 Outside git: the source archive. Then every file is checked against the manifest.
+Secrets the snapshot redacted come back where the commit has them (context lines of the
+patch); the others stay markers, and the report lists them per file
+(:mod:`hpclab.restore.redactions`).
 
 Every path of the patch and the archives is checked before anything is written; the
 target must be empty (``force`` empties it, refusing directories that hold the user's
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hpclab.errors import RestoreError, StoreError
-from hpclab.restore import gitsource
+from hpclab.restore import gitsource, redactions
 from hpclab.restore.safety import check_archive, check_patch, extract_archive, remove_contents
 from hpclab.restore.verify import META_DIR, Verification, load_manifest, verify_tree
 from hpclab.store import RunPaths, Store
@@ -47,6 +50,8 @@ class RestoreReport:
     archive_files: int = 0
     notes: list[str] = field(default_factory=list)
     verification: Verification | None = None
+    # lines holding a marker instead of a secret: path -> [(line, rule)]
+    redacted: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     command: str | None = None  # a shell line that runs the restored code again
     meta_dir: Path | None = None  # where the config and environment spec were written
 
@@ -72,9 +77,17 @@ class RestoreReport:
             "archive_files": self.archive_files,
             "notes": self.notes,
             "verification": self.verification.to_dict() if self.verification else None,
+            "redacted": {
+                path: [{"line": n, "rule": rule} for n, rule in lines]
+                for path, lines in self.redacted.items()
+            },
             "command": self.command,
             "restored_at": utcnow_iso(),
         }
+
+    def redaction_lines(self) -> list[str]:
+        """One line per file whose secrets the restore could not bring back."""
+        return [redactions.describe(path, lines) for path, lines in self.redacted.items()]
 
 
 def read_code_info(paths: RunPaths) -> dict[str, Any]:
@@ -127,7 +140,9 @@ def restore_run(
     if archive.exists():
         report.archive_files = len(extract_archive(archive, target))
     skipped = {str(s["path"]): str(s["reason"]) for s in info.get("skipped") or []}
-    report.verification = verify_tree(target, manifest, skipped)
+    report.redacted = redactions.lost_lines(info, patch_applied=report.patch_applied)
+    lost = {path: [n for n, _ in lines] for path, lines in report.redacted.items()}
+    report.verification = verify_tree(target, manifest, skipped, redacted=lost)
     if write_meta:
         report.meta_dir = target / META_DIR
         report.command = run_command(store, paths, report, report.meta_dir)
@@ -193,7 +208,8 @@ def _restore_git(
             )
     if paths.code_patch.exists():
         if report.commit_source is not None:
-            gitsource.apply_patch(report.target, paths.code_patch)
+            with redactions.applicable_patch(paths.code_patch, report.target) as patch:
+                gitsource.apply_patch(report.target, patch)
             report.patch_applied = True
         else:
             report.notes.append(

@@ -5,6 +5,10 @@ its hash and mode: ``git-blob-sha1``/``git-blob-sha256`` (what ``git hash-object
 prints: the hash of ``blob <size>\\0`` + content; for a symlink, of its target text) or
 ``sha256`` (of the raw bytes, or of a symlink's target text) outside git. Hashes are
 computed here in Python, from the bytes on disk, with no git filters.
+
+For a file whose secrets the snapshot redacted, the manifest holds the hash of the
+redacted content (what a restore writes): such a file is reported as *redacted*, with
+its lines, not as changed; one that differs from that is changed like any other.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class Verification:
     # Paths the snapshot left out on purpose (secrets, size limits), with the reason:
     # a restore cannot bring them back, and any version of them present is not checked.
     not_snapshotted: dict[str, str] = field(default_factory=dict)
+    # Files identical to the snapshot, whose listed lines hold markers, not the secrets.
+    redacted: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -49,6 +55,7 @@ class Verification:
             "changed": self.changed,
             "extra": self.extra,
             "not_snapshotted": self.not_snapshotted,
+            "redacted": self.redacted,
         }
 
     def summary(self, limit: int = 10) -> list[str]:
@@ -56,6 +63,8 @@ class Verification:
         n_ok = self.checked - len(self.missing) - len(self.changed)
         if self.ok:
             lines = [f"verified: {self.checked} file(s) identical to the run's tree"]
+            if self.redacted:
+                lines[0] += f", except the secrets redacted in {len(self.redacted)} of them"
         else:
             lines = [
                 f"NOT verified: {n_ok} of {self.checked} file(s) identical; "
@@ -73,6 +82,14 @@ class Verification:
             more = len(self.not_snapshotted) - limit
             lines.append(
                 f"not in the snapshot (left out when the run started): {shown}"
+                + (f" and {more} more" if more > 0 else "")
+            )
+        if self.redacted:
+            items = list(self.redacted.items())
+            shown = ", ".join(f"{p} ({len(n)} line(s))" for p, n in items[:limit])
+            more = len(items) - limit
+            lines.append(
+                f"redacted (secrets replaced by markers when the run started): {shown}"
                 + (f" and {more} more" if more > 0 else "")
             )
         return lines
@@ -140,12 +157,16 @@ def tree_files(root: Path) -> list[str]:
 
 
 def verify_tree(
-    root: Path, manifest: dict[str, Any], skipped: dict[str, str] | None = None
+    root: Path,
+    manifest: dict[str, Any],
+    skipped: dict[str, str] | None = None,
+    redacted: dict[str, list[int]] | None = None,
 ) -> Verification:
     """Compare every file under ``root`` with ``manifest`` (see :func:`load_manifest`).
 
     ``skipped`` maps paths the snapshot left out to the reason (from ``code.json``); such
-    paths are reported, not counted as differences.
+    paths are reported, not counted as differences. ``redacted`` maps paths to the lines
+    the snapshot redacted; those that match the manifest are reported as redacted.
     """
     algorithm = str(manifest.get("algorithm") or "sha256")
     files: dict[str, dict[str, str]] = manifest["files"]
@@ -160,6 +181,8 @@ def verify_tree(
             result.missing.append(rel)
         elif (got["blob"], got["mode"]) != (expected.get("blob"), expected.get("mode")):
             result.changed.append(rel)
+        elif redacted and rel in redacted:
+            result.redacted[rel] = sorted(set(redacted[rel]))
     for rel in tree_files(root):
         if rel not in files and not _under(rel, left_out):
             result.extra.append(rel)
