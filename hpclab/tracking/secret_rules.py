@@ -40,6 +40,7 @@ _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
 # searched in the lower-cased text: case-insensitive regexes are several times slower
 _KEYWORD_TRIGGER = re.compile(r"key|pass|pwd|secret|token|auth|cred|contrase")
 _LONG_VALUE_RE = re.compile(r"[A-Za-z0-9+/=_\-]{16}")
+_MAX_KEYWORD_LINE = 2000  # longer lines (minified code) get the token rules only
 # A literal every match of a rule holds (lower case): the rule is skipped, at C speed,
 # for a text without it. Only used when the rule's own pattern spells it out.
 _LITERALS = {
@@ -56,7 +57,11 @@ _BEGIN_RE = re.compile(
     r"-*[ \t]*BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?[ \t]*-*|PuTTY-User-Key-File-\d+:"
 )
 _END_RE = re.compile(r"-*[ \t]*END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?[ \t]*-*|Private-MAC:[ \t]*\w*")
-_KEY_BODY_RE = re.compile(r"[\s\"'`,+]*[A-Za-z0-9+/=]+(?:\\n)?[\s\"'`,+]*(?:\\n)?[\s\"'`,+]*")
+# a base64 line, maybe quoted or concatenated; written so that no two parts can take the
+# same characters (a long line of "+" must not make the regex engine backtrack forever)
+_KEY_BODY_RE = re.compile(
+    r"[\s\"'`,+]*[A-Za-z0-9/=](?:[A-Za-z0-9+/=]*[A-Za-z0-9/=])?(?:\\n|[\s\"'`,+])*"
+)
 _PEM_HEADER_RE = re.compile(r"\s*[A-Z][A-Za-z-]+: \S")
 # name = value, name: value, name := value, "name": "value", name => value
 _ASSIGN_RE = re.compile(
@@ -250,7 +255,7 @@ def _rule_spans(rule: Rule, line: str, t: _Tables) -> list[Span]:
 def _keyword_spans(line: str, regexes: Mapping[re.Pattern[str], int], t: _Tables) -> list[Span]:
     """detect-secrets' KeywordDetector: ``password = "…"``, ``secret: …`` and the like,
     with its filters (templates, ``$VAR``, ``f(x)`` references, ids, sequences)."""
-    if len(line) > 2000 or t.filters["indirect"](line):
+    if len(line) > _MAX_KEYWORD_LINE or t.filters["indirect"](line):
         return []
     out = []
     for regex, group in regexes.items():
@@ -269,7 +274,7 @@ def _keyword_spans(line: str, regexes: Mapping[re.Pattern[str], int], t: _Tables
 def _entropy_spans(line: str, t: _Tables) -> list[Span]:
     """Random-looking values assigned to secret-sounding names (``hf_token = "…"``)."""
     out: list[Span] = []
-    if _LONG_VALUE_RE.search(line) is None:
+    if len(line) > _MAX_KEYWORD_LINE or _LONG_VALUE_RE.search(line) is None:
         return out
     for m in _ASSIGN_RE.finditer(line):
         if not _secret_name(m["name"]):
@@ -344,7 +349,7 @@ def _own_rules() -> list[Rule]:
         Rule("aws-secret-key", c(r"aws.{0,20}?(?:secret|key).{0,20}?[=:][ \t]*[\"']?"
                                  r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])", re.I), group=1),
         # userinfo runs to the last "@" before the path: a password may hold "@" or "!"
-        Rule("basic-auth", c(r"[A-Za-z][A-Za-z0-9+.\-]*://[^:/\s?#@\"'<>]*:"
+        Rule("basic-auth", c(r"[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^:/\s?#@\"'<>]*:"
                              r"(?P<pw>[^/\s?#\"'<>]+)@"), group="pw", check=_not_template),
     ]  # fmt: skip
 
