@@ -328,6 +328,10 @@ def test_redact_patch_keeps_every_hunk_and_header(weird_tmp_path: Path) -> None:
         SecretFinding("s.yaml", new.index(yaml_lines(d)[0]) + 1, "password", "added"),
     }
     assert redact_patch(redacted) == (redacted, []), "redacting twice changes nothing"
+    mail = f"Subject: fix\n\nkey: {c['aws-access-key']}\n" + raw
+    text, found = redact_patch(mail)
+    assert c["aws-access-key"] not in text and text.endswith(redacted)
+    assert SecretFinding("", 3, "aws-access-key", "preamble") in found
 
 
 @pytest.mark.parametrize(

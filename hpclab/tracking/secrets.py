@@ -33,7 +33,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +82,9 @@ class SecretFinding:
     ``line`` is 1-based in the file as it is in the working tree; in a patch it is the
     line in the new file, except for a removed line (``source == "removed"``: the line
     in the old file). ``source`` says what was redacted: ``file`` (an archived file),
-    ``added``/``context``/``removed`` (a patch line of that kind) or ``heading`` (the text
-    after a hunk's ``@@``, which git copies from the old file).
+    ``added``/``context``/``removed`` (a patch line of that kind), ``heading`` (the text
+    after a hunk's ``@@``, which git copies from the old file) or ``preamble`` (text
+    before a patch's first file).
     """
 
     path: str
@@ -290,6 +291,11 @@ def redact_sections(
     custom = rules.patterns if rules else ()
     for section in patchtext.iter_sections(lines):
         path = section.path
+        if section.header and not section.header[0].startswith("diff --git "):
+            # text before the first file (a mail's body, a commit message): plain text
+            text, findings = redact_text("".join(section.header), rules=rules)
+            yield SectionScan("", text, [replace(f, source="preamble") for f in findings])
+            continue
         if section.binary is not None:
             yield _binary_section(section, path, rules, binary_content)
             continue
