@@ -18,6 +18,9 @@
     pareto:                       # objectives of the Pareto front (default: first key
       - {name: val/loss, direction: minimize}     # metric, and duration_s)
       - {name: duration_s, direction: minimize}   # a metric, a runs column or a feature
+    site:
+      publish_code: true          # false: no patch or code details on the website
+                                  # (the store keeps them: restore still works)
 
 A missing file means defaults (every metric minimized, aggregation ``last``); a malformed
 one is a ConfigError naming the file and the field.
@@ -64,6 +67,7 @@ class ProjectConfig:
     feature_ignore: tuple[str, ...] = ("hpclab",)
     seed_keys: tuple[str, ...] = ("seed",)
     pareto: tuple[KeyMetric, ...] = ()
+    publish_code: bool = True
 
     def direction(self, metric: str) -> str:
         """``minimize`` unless the project says otherwise (losses are the common case)."""
@@ -131,6 +135,12 @@ def load_project_config(path: Path) -> ProjectConfig:
         _metric_entry(e, f"{path}: pareto[{i}]", aggregation=False)
         for i, e in enumerate(data.get("pareto") or [])
     ]
+    site = data.get("site") or {}
+    if not isinstance(site, Mapping):
+        raise ConfigError(f"{path}: site: expected a mapping")
+    publish_code = site.get("publish_code", True)
+    if not isinstance(publish_code, bool):
+        raise ConfigError(f"{path}: site.publish_code: expected true or false")
     return ProjectConfig(
         tuple(metrics),
         regex,
@@ -143,6 +153,7 @@ def load_project_config(path: Path) -> ProjectConfig:
         feature_ignore=ignore,
         seed_keys=seeds,
         pareto=tuple(pareto),
+        publish_code=publish_code,
     )
 
 

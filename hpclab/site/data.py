@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from hpclab.catalog.connect import connect
+from hpclab.site.redact import redact_value
 from hpclab.store import Store
 
 Key = tuple[str, str]  # (project, run_id)
@@ -99,6 +100,7 @@ class SiteData:
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     pareto: dict[Key, dict[str, Any]] = field(default_factory=dict)
     reproductions: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    publish_code: dict[str, bool] = field(default_factory=dict)  # project.yaml site.publish_code
 
     @property
     def projects(self) -> list[str]:
@@ -141,9 +143,23 @@ def load(store: Store) -> SiteData:
     """Read the published catalog."""
     con = connect(store)
     try:
-        return _load(con, store)
+        data = _load(con, store)
     finally:
         con.close()
+    data.publish_code = {p: _publishes_code(store, p) for p in data.projects}
+    return data
+
+
+def _publishes_code(store: Store, project: str) -> bool:
+    """``site.publish_code`` of the project; False when project.yaml cannot be read (the
+    indexer reports why): code stays off the site unless the project allows it."""
+    from hpclab.catalog.project_config import load_project_config
+    from hpclab.errors import HpclabError
+
+    try:
+        return load_project_config(store.project_yaml(project)).publish_code
+    except (HpclabError, OSError):
+        return False
 
 
 def _load(con: Any, store: Store) -> SiteData:
@@ -209,6 +225,8 @@ def _load(con: Any, store: Store) -> SiteData:
         for run_id in h.get("runs") or []:
             d.run_hypotheses.setdefault((h["project"], run_id), []).append(hk)
     for sg in rows(con, "SELECT * FROM seed_groups"):
+        # a label names the config values the group differs in: one may be a secret
+        sg["label"] = redact_value(sg.get("label"))
         d.seed_groups[(sg["project"], sg["run_id"])] = sg
     for st in rows(con, "SELECT * FROM seed_group_stats ORDER BY metric"):
         d.seed_group_stats.setdefault((st["project"], st["group_id"]), []).append(st)

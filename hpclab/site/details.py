@@ -2,9 +2,12 @@
 status, config and its diff against the parent, the code snapshot's commit and patch,
 artifacts with hashes, data fingerprints, notes, hypotheses and how to restore it.
 
-The page shows only what the store already publishes to the lab: the environment's
-variables are never copied here (the snapshot redacts secrets, but a website is a wider
-audience than the run directory), and a patch is cut at ``MAX_PATCH_BYTES``.
+The page shows only what is safe to publish: the environment's variables are never
+copied here, and the patch, config values, overrides and error message pass through the
+secret scanner (:mod:`hpclab.tracking.secrets`) again, so a run snapshotted before a rule
+existed, or with a secret in its config, publishes a marker instead. A project with
+``site: {publish_code: false}`` in project.yaml publishes no code details at all (the
+store keeps them: restore still works). A patch is cut at ``MAX_PATCH_BYTES``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpclab.site.data import Key, SiteData, config_diff, finite, iso, loads
+from hpclab.site.redact import redact_config_value, redact_patch, redact_text, redact_value
 from hpclab.store.atomic import read_json
 
 MAX_PATCH_BYTES = 200_000
@@ -20,8 +24,13 @@ MAX_PATCH_BYTES = 200_000
 def run_details(data: SiteData, key: Key) -> dict[str, Any]:
     """The details document of one run."""
     project, run_id = key
-    run = data.by_key[key]
+    run = dict(data.by_key[key])
     paths = data.store.run_paths(project, run_id)
+    publish = data.publish_code.get(project, True)
+    if run.get("error_message"):
+        run["error_message"] = redact_text(str(run["error_message"]))[0]
+    if not publish:
+        run = {k: v for k, v in run.items() if not k.startswith("git_")}
     summary = [
         {
             "name": name,
@@ -42,7 +51,7 @@ def run_details(data: SiteData, key: Key) -> dict[str, Any]:
         sweep = {
             "id": run["sweep_id"],
             "point": run.get("sweep_index"),
-            "overrides": mine[0]["overrides"] if mine else None,
+            "overrides": redact_value(mine[0]["overrides"]) if mine else None,
         }
     hyps = []
     for hk in data.run_hypotheses.get(key, []):
@@ -66,11 +75,21 @@ def run_details(data: SiteData, key: Key) -> dict[str, Any]:
     return {
         "run": {k: _plain(v) for k, v in run.items() if k != "fingerprint"},
         "summary": summary,
-        "config": sorted(data.features.get(key, {}).items()),
-        "diff": config_diff(data, key),
+        "config": sorted(
+            (path, redact_config_value(path, value))
+            for path, value in data.features.get(key, {}).items()
+        ),
+        "diff": [
+            {
+                **d,
+                "old": redact_config_value(d["path"], d.get("old")),
+                "new": redact_config_value(d["path"], d.get("new")),
+            }
+            for d in config_diff(data, key)
+        ],
         "children": data.children.get(key, []),
         "sweep": sweep,
-        "code": _code(paths),
+        "code": _code(paths) if publish else {"published": False},
         "artifacts": [
             {"path": a["path"], "sha256": a["sha256"], "size": a["size"]}
             for a in data.artifacts.get(key, [])
@@ -83,7 +102,7 @@ def run_details(data: SiteData, key: Key) -> dict[str, Any]:
         "hypotheses": hyps,
         "seed_group": _plain_dict(data.seed_groups.get(key)),
         "reproduction": _plain_dict(repro),
-        "restore": restore_commands(project, run_id, run.get("git_commit")),
+        "restore": restore_commands(project, run_id, run.get("git_commit") if publish else None),
     }
 
 
@@ -100,7 +119,7 @@ def restore_commands(project: str, run_id: str, commit: str | None) -> list[str]
 
 def _code(paths: Any) -> dict[str, Any]:
     """Commit, branch, dirty flag and the uncommitted patch of the code snapshot."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"published": True}
     try:
         code = read_json(paths.code_json) if paths.code_json.is_file() else {}
     except Exception:  # unreadable snapshot metadata: the page says there is none
@@ -117,7 +136,9 @@ def _code(paths: Any) -> dict[str, Any]:
         with open(paths.code_patch, "rb") as f:
             raw = f.read(MAX_PATCH_BYTES + 1)
         out["patch_truncated"] = len(raw) > MAX_PATCH_BYTES
-        out["patch"] = raw[:MAX_PATCH_BYTES].decode("utf-8", errors="replace")
+        patch, findings = redact_patch(raw[:MAX_PATCH_BYTES].decode("utf-8", errors="replace"))
+        out["patch"] = patch
+        out["redacted"] = len(findings) + len(code.get("redactions") or [])
     return out
 
 

@@ -35,7 +35,9 @@ SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 _LINKIFY_RE = re.compile(r"\b(?:https?://|mailto:)[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 
 
-def _visible(text: str) -> str:
+def visible(text: str) -> str:
+    """``text`` with bidi controls and zero-width characters shown as ``⟨U+202E⟩``: for
+    text that reaches a reader without HTML escaping (chart labels, SVG)."""
     return _INVISIBLE_RE.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", text)
 
 
@@ -49,7 +51,7 @@ class Html(markupsafe.Markup):
     def escape(cls, s: Any) -> Html:
         if hasattr(s, "__html__"):
             return cls(s.__html__())
-        return cls(markupsafe.escape(_visible("" if s is None else str(s))))
+        return cls(markupsafe.escape(visible("" if s is None else str(s))))
 
 
 def e(value: Any) -> Html:

@@ -20,7 +20,7 @@ from hpclab.site.build import generate, template_dir
 from hpclab.site.charts import lone_flags
 from hpclab.site.cost import accounting
 from hpclab.site.data import SiteData, load
-from hpclab.site.html import Html, empty, h
+from hpclab.site.html import Html, empty, h, visible
 from hpclab.site.series import run_series
 from hpclab.store import Store
 
@@ -123,7 +123,7 @@ def _svg(store: Store, m: re.Match[str]) -> Html:
                     values.append(
                         {
                             "run": run_id,
-                            "metric": name,
+                            "metric": visible(name),
                             "key": f"{key}|{name}",
                             "step": step,
                             "value": value,

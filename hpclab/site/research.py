@@ -31,9 +31,11 @@ from hpclab.site.html import (
     run_link,
     table,
     text_block,
+    visible,
     when,
 )
 from hpclab.site.page import Page
+from hpclab.site.redact import redact_config_value, redact_value
 
 MAX_CURVE_METRICS = 4
 SIGNIFICANCE = 0.05
@@ -118,8 +120,10 @@ def _hypothesis_section(
 
 
 def _label(data: SiteData, key: Key) -> str:
+    """A run's name as a chart label (charts get text, not HTML: invisible characters
+    are made visible here)."""
     r = data.by_key.get(key) or {}
-    return str(r.get("name") or key[1])
+    return visible(str(r.get("name") or key[1]))
 
 
 def reports_index(data: SiteData) -> Page:
@@ -189,7 +193,7 @@ def sweep_report(data: SiteData, sweep: dict[str, Any], costs: dict[Key, Cost]) 
                 h("submitted {}", when(sweep.get("created_at"))),
             ]
         ),
-        h('<pre class="hl-command"><code>{}</code></pre>', sweep.get("command")),
+        h('<pre class="hl-command"><code>{}</code></pre>', redact_value(sweep.get("command"))),
         _print_button(),
     )
     page.heading(2, "Configuration")
@@ -198,7 +202,7 @@ def sweep_report(data: SiteData, sweep: dict[str, Any], costs: dict[Key, Cost]) 
             num(p["point"]),
             run_link(project, p["run_id"], root),
             badge(data.by_key.get((project, p["run_id"]), {}).get("status", "missing")),
-            code(p["overrides"]),
+            code(redact_value(p["overrides"])),
         ]
         for p in points
     ]
@@ -242,7 +246,7 @@ def _common_config(data: SiteData, keys: list[Key]) -> Html:
     common = {p: v for p, v in feats[0].items() if all(f.get(p) == v for f in feats[1:])}
     if not common:
         return Html("")
-    body = [[code(p), code(v)] for p, v in sorted(common.items())]
+    body = [[code(p), code(redact_config_value(p, v))] for p, v in sorted(common.items())]
     return h(
         '<details class="hl-details"><summary>Config shared by every point '
         "({} values)</summary>{}</details>",
@@ -328,7 +332,7 @@ def _seed_groups(data: SiteData, project: str, keys: list[Key]) -> Html:
     chart_rows = []
     first = data.key_metrics.get(project, [])
     for gid, members in groups.items():
-        label = data.seed_groups[members[0]].get("label") or gid[:8]
+        label = visible(data.seed_groups[members[0]].get("label") or gid[:8])
         for st in data.seed_group_stats.get((project, gid), []):
             body.append(
                 [

@@ -2,7 +2,9 @@
 pages read their data with ``fetch``, which browsers refuse on ``file://``).
 
 A static file server from the standard library, bound to 127.0.0.1 by default; the data
-files are sent with ``Cache-Control: no-store`` so a polling page sees every update. Any
+files are sent with ``Cache-Control: no-store`` so a polling page sees every update, and
+every file with ``X-Content-Type-Options: nosniff`` (a JSON data file is never read as a
+page) and ``frame-ancestors 'self'`` (the one CSP rule a ``<meta>`` cannot set). Any
 other static server (a lab web server, ``python -m http.server``) serves the same files.
 """
 
@@ -22,6 +24,10 @@ class _Handler(SimpleHTTPRequestHandler):
     def end_headers(self) -> None:
         if self.path.startswith("/data/") or self.path.endswith(".html"):
             self.send_header("Cache-Control", "no-store")
+        # a data file is never sniffed into HTML; no page of the site is framed elsewhere
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", "frame-ancestors 'self'")
+        self.send_header("Referrer-Policy", "no-referrer")
         super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name

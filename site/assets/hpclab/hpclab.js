@@ -442,11 +442,22 @@
         parts.push(section("Config", html`${changed}<details class="hl-details"${d.diff.length ? "" : html` open`}><summary>${
           "Full config (" + d.config.length + " values)"}</summary>${full}</details>`));
         var c = d.code || {};
+        if (c.published === false) {
+          parts.push(section("Code", html`<p class="hl-facts">Not published: this project has ${
+            code("site: {publish_code: false}")} in its project.yaml. ${
+            code("hpclab restore " + run.run_id)} brings the code back from the store.</p>`));
+        }
         var codeFacts = [c.kind ? c.kind : "no snapshot", c.commit ? html`commit ${code(String(c.commit).slice(0, 12))}` : "",
           c.branch ? html`branch ${code(c.branch)}` : "", c.dirty ? html`<span class="hl-down">uncommitted changes</span>` : (c.commit ? "clean" : "")];
         var patch = c.patch ? html`<details class="hl-details"><summary>${"Uncommitted changes (patch" + (c.patch_truncated ? ", cut" : "") + ")"
           }</summary><pre class="hl-patch"><code>${c.patch}</code></pre></details>` : "";
-        parts.push(section("Code", html`<p class="hl-facts">${joinHtml(codeFacts.filter(Boolean), " · ")}</p>${patch}`));
+        if (c.redacted) {
+          codeFacts.push(html`<span class="hl-down" title="replaced by [redacted: rule] markers before publishing">${
+            c.redacted + " secret" + (c.redacted === 1 ? "" : "s") + " redacted"}</span>`);
+        }
+        if (c.published !== false) {
+          parts.push(section("Code", html`<p class="hl-facts">${joinHtml(codeFacts.filter(Boolean), " · ")}</p>${patch}`));
+        }
         parts.push(section("Artifacts", d.artifacts.length ? table(["path", "sha256", "bytes"],
           d.artifacts.map(function (a) { return [code(a.path), shortHash(a.sha256), fmt(a.size)]; })) : emptyP("No artifacts.")));
         parts.push(section("Data", d.datasets.length ? table(["dataset", "path", "sha256", "files", "bytes"],
@@ -749,6 +760,10 @@
     if (f) { filterable(f); }
     var runsTable = document.querySelector("table.hl-runs");
     if (runsTable) { pickable(runsTable); }
+    // reports' Print button (the CSP forbids an inline onclick)
+    document.querySelectorAll(".hl-print").forEach(function (b) {
+      b.addEventListener("click", function () { window.print(); });
+    });
     var training = document.getElementById("hl-training");
     var run = document.getElementById("hl-run");
     var compare = document.getElementById("hl-compare");
