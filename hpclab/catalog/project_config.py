@@ -21,6 +21,9 @@
     site:
       publish_code: true          # false: no patch or code details on the website
                                   # (the store keeps them: restore still works)
+    secrets:                      # read by the tracker at snapshot time
+      patterns: ['tok_[0-9a-f]{32}']   # more values to redact (regexes)
+      files: ['*.secret']              # more files never to archive (globs)
 
 A missing file means defaults (every metric minimized, aggregation ``last``); a malformed
 one is a ConfigError naming the file and the field.
