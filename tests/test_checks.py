@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from hpclab import fsinfo
-from hpclab.fsinfo import filesystem_type, is_shared_filesystem
 from hpclab.launch import checks
 from hpclab.launch.checks import (
     Finding,
@@ -24,6 +22,8 @@ from hpclab.launch.checks import (
 )
 from hpclab.launch.estimate import MemoryEstimate
 from hpclab.launch.scheduler.base import PartitionLimits
+from hpclab.store import fsinfo
+from hpclab.store.fsinfo import filesystem_type, is_shared_filesystem
 
 GIB = 1024**3
 

@@ -60,7 +60,7 @@ def test_watch_follows_a_training_run(store_root: Path, polling: bool) -> None:
 
 def test_shared_filesystems_poll() -> None:
     assert choose_polling(Path("/proc")) is False  # proc: local, not shared
-    from hpclab.fsinfo import is_shared_filesystem
+    from hpclab.store.fsinfo import is_shared_filesystem
 
     assert is_shared_filesystem("nfs4") and is_shared_filesystem("lustre")
 

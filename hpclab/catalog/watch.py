@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hpclab.catalog.indexer import Indexer, PassReport, effective_status
-from hpclab.fsinfo import filesystem_type, is_shared_filesystem
 from hpclab.store import Store
+from hpclab.store.fsinfo import filesystem_type, is_shared_filesystem
 from hpclab.store.record import FINAL_STATUSES
 
 FINAL = {s.value for s in FINAL_STATUSES}

@@ -21,8 +21,8 @@ from hpclab.launch.scheduler import get_scheduler
 from hpclab.store import RunPaths, RunRecord, RunStatus, Store
 from hpclab.store.atomic import read_json, read_yaml
 from hpclab.store.record import parse_iso, utcnow_iso
+from hpclab.store.views import effective_status
 from hpclab.tracking.metrics import read_commit, read_metrics
-from hpclab.views import effective_status
 
 _SWEEP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 RATE_WINDOW = 200  # recent points the step rate (and so the ETA) is measured over

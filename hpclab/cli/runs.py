@@ -11,8 +11,8 @@ import yaml
 from hpclab.cli.output import _fmt, _table
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
+from hpclab.store.views import effective_status
 from hpclab.tracking.metrics import read_metrics
-from hpclab.views import effective_status
 
 
 @click.group()

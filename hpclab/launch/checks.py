@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hpclab.fsinfo import filesystem_type, is_shared_filesystem
 from hpclab.launch.estimate import MemoryEstimate, format_bytes
 from hpclab.launch.scheduler.base import PartitionLimits
+from hpclab.store.fsinfo import filesystem_type, is_shared_filesystem
 
 Level = Literal["error", "warning"]
 

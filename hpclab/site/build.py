@@ -32,7 +32,7 @@ from hpclab.site.data import Key, SiteData, load
 from hpclab.site.details import run_details
 from hpclab.site.html import e
 from hpclab.site.layout import SiteLayout
-from hpclab.site.live import live_doc, run_info
+from hpclab.site.livedoc import live_doc, run_info
 from hpclab.site.page import Page
 from hpclab.site.series import MAX_POINTS, run_series, write_json
 from hpclab.store import Store

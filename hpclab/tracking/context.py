@@ -1,12 +1,46 @@
-"""Where a run executes: its rank in a multi-process job and its scheduler identity."""
+"""Where a run executes: its rank in a multi-process job, its scheduler identity, and
+the runs this process has started (the registry ``current_run`` reads: the TensorBoard
+and DeepSpeed hooks find their run here without importing :mod:`hpclab.tracking.run`)."""
 
 from __future__ import annotations
 
 import os
 import re
 import sys
-from collections.abc import Mapping
-from typing import Any
+import threading
+import weakref
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpclab.tracking.run import Run
+
+_active: list[weakref.ref[Run]] = []
+_active_lock = threading.Lock()
+
+
+def register_run(run: Run) -> None:
+    """Record ``run`` as started in this process."""
+    with _active_lock:
+        _active.append(weakref.ref(run))
+
+
+def active_runs() -> Iterator[Run]:
+    """The runs started in this process that are still alive (finished ones included)."""
+    with _active_lock:
+        runs = [r() for r in _active]
+    return (r for r in runs if r is not None)
+
+
+def current_run() -> Run | None:
+    """The most recently started run of this process that has not finished."""
+    with _active_lock:
+        for ref in reversed(_active):
+            run = ref()
+            if run is not None and not run.finished:
+                return run
+    return None
+
 
 _RANK_VARS = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
 _WORLD_VARS = ("WORLD_SIZE", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")

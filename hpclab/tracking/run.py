@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 import traceback
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -39,18 +38,7 @@ from hpclab.tracking.metrics import MetricWriter
 from hpclab.tracking.worker import Worker
 
 _HANDLED_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
-_active: list[weakref.ref[Run]] = []
-_active_lock = threading.Lock()
-
-
-def current_run() -> Run | None:
-    """The most recently started run of this process that has not finished."""
-    with _active_lock:
-        for ref in reversed(_active):
-            run = ref()
-            if run is not None and not run.finished:
-                return run
-    return None
+current_run = context.current_run  # the public name (hpclab.current_run)
 
 
 class Run:
@@ -352,8 +340,7 @@ class Run:
         self._worker.start()
 
     def _register(self) -> None:
-        with _active_lock:
-            _active.append(weakref.ref(self))
+        context.register_run(self)
         _register_exit_hook(self._atexit)
         _install_excepthook()
         if self.settings.handle_signals:
@@ -699,10 +686,8 @@ def _install_excepthook() -> None:
     previous = sys.excepthook
 
     def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-        with _active_lock:
-            runs = [r() for r in _active]
-        for run in runs:
-            if run is not None and not run.finished:
+        for run in context.active_runs():
+            if not run.finished:
                 run._exc_info = (exc_type, exc, tb)
         previous(exc_type, exc, tb)
 

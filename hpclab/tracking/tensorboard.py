@@ -29,7 +29,7 @@ _warned: set[str] = set()
 
 
 def _current() -> Any:
-    from hpclab.tracking.run import current_run
+    from hpclab.tracking.context import current_run
 
     return current_run()
 

@@ -20,12 +20,12 @@ from typing import Any
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
-from hydra_plugins.hpclab_launcher.config import HPCLAB_FIELDS
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf, open_dict
 
 from hpclab.errors import HpclabError
+from hydra_plugins.hpclab_launcher.config import HPCLAB_FIELDS
 
 log = logging.getLogger(__name__)
 
