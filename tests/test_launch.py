@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import poll
 
-from hpclab.launch.__main__ import slurm_available
+from hpclab.launch.scheduler import slurm_available
 from hpclab.store import RunStatus, Store
 from hpclab.tracking.metrics import read_metrics
 
@@ -66,7 +66,7 @@ def test_local_sweep_tracks_every_point(tmp_path: Path) -> None:
     ]
     for point, rec in zip(sweep["points"], records(store, sweep), strict=True):
         assert rec.status is RunStatus.COMPLETED and rec.sweep_id == sweep["id"]
-        assert rec.extra["submission"]["job_id"] == point["job_id"]
+        assert rec.submission["job_id"] == point["job_id"]
         paths = Store(store).run_paths("example", rec.id)
         m = read_metrics(paths.metrics_zarr)["train/loss"]
         assert m.step.tolist() == list(range(20))
@@ -245,7 +245,7 @@ def test_scancel_of_a_running_task_ends_cancelled(tmp_path: Path, slurm_cluster:
     assert cancel.returncode == 0, cancel.stderr
     other = Store(store).run_paths("example", second["run_id"])
     assert Store(store).read_record(other).status is RunStatus.CANCELLED
-    assert Store(store).read_record(other).extra.get("cancelled_by") == "hpclab cancel"
+    assert Store(store).read_record(other).cancelled_by == "hpclab cancel"
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from conftest import poll
@@ -186,6 +187,40 @@ def test_failing_command_names_it() -> None:
 
 
 # -- choosing a backend ------------------------------------------------------------------------
+def test_slurm_available_needs_the_config_slurm_conf_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One definition for the launcher and the scheduler factory: a ``$SLURM_CONF`` naming a
+    missing file is no Slurm, even when the system's config exists (the Slurm commands read
+    only ``$SLURM_CONF`` when it is set)."""
+    import hpclab.launch.scheduler as scheduler
+    from hpclab.launch.__main__ import translate_argv
+
+    bin_dir = tmp_path / "bin dir"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    system = tmp_path / "etc" / "slurm.conf"
+    system.parent.mkdir()
+    system.write_text("ClusterName=x\n")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(scheduler, "SYSTEM_SLURM_CONF", str(system))
+
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "missing.conf"))
+    assert not scheduler.slurm_available()
+    assert isinstance(get_scheduler(), LocalScheduler)
+    assert translate_argv(["-m", "seed=0,1"])[-1] == "hydra/launcher=local"
+
+    monkeypatch.setenv("SLURM_CONF", str(system))
+    assert scheduler.slurm_available()
+    assert translate_argv(["-m", "seed=0,1"])[-1] == "hydra/launcher=slurm"
+
+    monkeypatch.delenv("SLURM_CONF")
+    assert scheduler.slurm_available(), "no $SLURM_CONF: the system's config"
+    system.unlink()
+    assert not scheduler.slurm_available()
+
+
 def test_get_scheduler_without_slurm_is_local(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     assert isinstance(get_scheduler(), LocalScheduler)

@@ -10,10 +10,11 @@ launches the sweep through ``hydra/launcher=hpclab_slurm`` when Slurm is availab
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
+
+from hpclab.launch.scheduler import slurm_available
 
 
 def default_config_dir() -> str:
@@ -24,14 +25,6 @@ def default_config_dir() -> str:
     if (local / "config.yaml").exists():
         return str(local)
     return str(Path(__file__).resolve().parents[2] / "conf")
-
-
-def slurm_available() -> bool:
-    """sbatch on PATH and a configuration it can read."""
-    if shutil.which("sbatch") is None:
-        return False
-    conf = os.environ.get("SLURM_CONF") or "/etc/slurm/slurm.conf"
-    return Path(conf).exists()
 
 
 def translate_argv(argv: list[str]) -> list[str]:
@@ -54,9 +47,9 @@ def translate_argv(argv: list[str]) -> list[str]:
 
 def main() -> Any:
     import hydra
+
     import hydra_plugins.hpclab_launcher.config  # noqa: F401  (hpclab_local, hpclab_slurm)
     import hydra_plugins.hpclab_launcher.sweeper  # noqa: F401  (hydra/sweeper=hpclab)
-
     from hpclab.launch.task import run_app_task
 
     sys.argv = [sys.argv[0], *translate_argv(sys.argv[1:])]

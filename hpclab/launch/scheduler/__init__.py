@@ -26,11 +26,12 @@ SYSTEM_SLURM_CONF = "/etc/slurm/slurm.conf"
 
 
 def slurm_available() -> bool:
-    """``sbatch`` is on PATH and a Slurm config is found (``$SLURM_CONF`` or the system's)."""
+    """``sbatch`` is on PATH and its Slurm config exists: ``$SLURM_CONF`` when set, else the
+    system's. A ``$SLURM_CONF`` naming a missing file means no Slurm (the Slurm commands
+    read only that file then; they do not fall back to the system's)."""
     if shutil.which("sbatch") is None:
         return False
-    conf = os.environ.get("SLURM_CONF")
-    return bool(conf and os.path.exists(conf)) or os.path.exists(SYSTEM_SLURM_CONF)
+    return os.path.exists(os.environ.get("SLURM_CONF") or SYSTEM_SLURM_CONF)
 
 
 def get_scheduler(kind: str | None = None) -> Scheduler:
