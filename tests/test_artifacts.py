@@ -14,7 +14,7 @@ import pytest
 from hpclab.errors import ArtifactError
 from hpclab.store.atomic import TMP_PREFIX
 from hpclab.store.layout import RunPaths, Store
-from hpclab.tracking.artifacts import glob_match, log_artifacts
+from hpclab.tracking.artifacts import glob_match, globs_match, log_artifacts
 
 PROJECT = "proj"
 
@@ -140,10 +140,51 @@ def test_everything_by_default_and_exclude_wins(root: Path, store: Store) -> Non
         ("a.pt", "a_pt", False),
         ("a+b(1).txt", "a+b(1).txt", True),
         ("*", "x/y", True),
+        # gitignore semantics: "*" stays in one directory, "a/**/b" also matches "a/b"
+        ("docs/*.md", "docs/a.md", True),
+        ("docs/*.md", "docs/a/b.md", False),
+        ("a/**/b", "a/b", True),
+        ("a/**/b", "a/x/y/b", True),
     ],
 )
 def test_glob_match(pattern: str, rel: str, expected: bool) -> None:
     assert glob_match(pattern, rel) is expected
+
+
+@pytest.mark.parametrize(
+    ("patterns", "rel", "expected"),
+    [
+        (["*.pt", "!tmp_*.pt"], "ckpt/tmp_1.pt", False),
+        (["*.pt", "!tmp_*.pt"], "ckpt/last.pt", True),
+        (["!tmp_*.pt", "*.pt"], "tmp_1.pt", True),  # the last matching pattern decides
+    ],
+)
+def test_globs_match_negation(patterns: list[str], rel: str, expected: bool) -> None:
+    assert globs_match(patterns, rel) is expected
+
+
+def test_negation_in_include_and_exclude(root: Path, store: Store) -> None:
+    src = root / "out"
+    for rel in ("ckpt/last.pt", "ckpt/tmp_1.pt", "ckpt/tmp_keep.pt", "docs/a.md", "docs/x/b.md"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(rel)
+    paths = store.create_run_dir(PROJECT)
+
+    pts = log_artifacts(store, PROJECT, paths, src, include=["*.pt", "!tmp_*"], name="p")
+    kept = log_artifacts(
+        store, PROJECT, paths, src, exclude=["tmp_*", "!tmp_keep.pt", "docs/*.md"], name="k"
+    )
+
+    assert [e["path"] for e in pts] == ["p/ckpt/last.pt"]
+    assert [e["path"] for e in kept] == ["k/ckpt/last.pt", "k/ckpt/tmp_keep.pt", "k/docs/x/b.md"]
+
+
+def test_invalid_glob_is_an_artifact_error(root: Path, store: Store) -> None:
+    (root / "out").mkdir()
+    (root / "out" / "a.txt").write_text("a")
+    paths = store.create_run_dir(PROJECT)
+    with pytest.raises(ArtifactError, match="artifact glob"):
+        log_artifacts(store, PROJECT, paths, root / "out", include=["!"])
 
 
 @pytest.mark.parametrize("name", ["../escape", "/abs/path", "a/../../b", "a/..", "", "a\\..\\b"])

@@ -14,7 +14,8 @@ import pytest
 
 from hpclab.errors import SnapshotError
 from hpclab.store.layout import RunPaths, Store
-from hpclab.tracking.snapshot import IgnoreRule, is_secret_path, take_code_snapshot
+from hpclab.tracking.ignore import IgnoreRules, file_rules
+from hpclab.tracking.snapshot import is_secret_path, take_code_snapshot
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -480,12 +481,62 @@ def test_is_secret_path(rel: str, secret: bool) -> None:
 
 
 def test_ignore_rule_parsing() -> None:
-    assert IgnoreRule.parse("# comment") is None and IgnoreRule.parse("   ") is None
-    assert IgnoreRule.parse("secret: corp-[0-9]+") is None  # a redaction pattern, not a glob
-    rule = IgnoreRule.parse("build/")
-    assert rule is not None and rule.matches("a/build", True) and not rule.matches("build", False)
-    rule = IgnoreRule.parse("/top/x.txt")
-    assert rule is not None and rule.matches("top/x.txt", False)
-    assert not rule.matches("a/top/x.txt", False)
-    rule = IgnoreRule.parse("**/cache")
-    assert rule is not None and rule.matches("cache", True) and rule.matches("a/b/cache", False)
+    assert not IgnoreRules(["# comment", "   ", ""])
+    assert not IgnoreRules(["secret: corp-[0-9]+"])  # a redaction pattern, not a glob
+    rules = IgnoreRules(["build/"])
+    assert rules.matches("a/build", True) and not rules.matches("build", False)
+    rules = IgnoreRules(["/top/x.txt"])
+    assert rules.matches("top/x.txt", False) and not rules.matches("a/top/x.txt", False)
+    rules = IgnoreRules(["**/cache"])
+    assert rules.matches("cache", True) and rules.matches("a/b/cache", False)
+
+
+@pytest.mark.parametrize(
+    ("lines", "rel", "ignored"),
+    [
+        # gitignore semantics: "*" stays within one directory ...
+        (["docs/*.md"], "docs/a.md", True),
+        (["docs/*.md"], "docs/a/b.md", False),
+        # ... "a/**/b" also matches no directory in between ...
+        (["a/**/b"], "a/b", True),
+        (["a/**/b"], "a/x/y/b", True),
+        # ... and "!" re-includes, the last matching line deciding ...
+        (["*.log", "!keep.log"], "x/keep.log", False),
+        (["*.log", "!keep.log"], "x/other.log", True),
+        (["!keep.log", "*.log"], "keep.log", True),
+        (["data/*", "!data/keep.txt"], "data/keep.txt", False),
+        # ... except under a directory that is itself left out, as in git
+        (["data/", "!data/keep.txt"], "data/keep.txt", True),
+    ],
+)
+def test_ignore_rules_follow_gitignore(lines: list[str], rel: str, ignored: bool) -> None:
+    assert IgnoreRules(lines).ignores(rel) is ignored
+
+
+def test_invalid_ignore_line_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path / ".hpclabignore", "# a lone '!' is not a pattern\n!\n*.tmp\n")
+    rules = file_rules(tmp_path)
+    assert rules.ignores("a.tmp") and not rules.ignores("!")
+    assert "line 2: '!' is not a valid pattern" in caplog.text
+    assert str(tmp_path / ".hpclabignore") in caplog.text
+
+
+def test_hpclabignore_negation_and_depth_in_a_snapshot(tmp_path: Path, root: Path) -> None:
+    code = root / "code"
+    write(code / "train.py", "print(1)\n")
+    write(code / "docs" / "top.md", "ignored")
+    write(code / "docs" / "deep" / "kept.md", "kept: * does not cross /")
+    write(code / "logs" / "run.log", "ignored")
+    write(code / "logs" / "keep.log", "re-included")
+    write(code / "a" / "b", "ignored: a/**/b matches a/b")
+    write(code / "venv" / "lib.py", "re-included default")
+    write(code / ".hpclabignore", "docs/*.md\nlogs/*\n!logs/keep.log\na/**/b\n!venv/\n")
+    paths = new_run(tmp_path)
+
+    take_code_snapshot(paths, code)
+
+    assert set(archive_members(paths.source_archive)) == {
+        "train.py", "docs/deep/kept.md", "logs/keep.log", "venv/lib.py", ".hpclabignore",
+    }  # fmt: skip

@@ -17,12 +17,14 @@ import contextlib
 import errno
 import hashlib
 import os
-import re
 import secrets
 import shutil
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from pathspec import GitIgnoreSpec
 
 from hpclab.errors import ArtifactError
 from hpclab.store.atomic import TMP_PREFIX, read_json, write_json_atomic
@@ -46,7 +48,7 @@ def log_artifacts(
     """Log the file or directory ``src`` as artifacts of the run at ``paths``.
 
     Files of a directory are selected by ``include``/``exclude`` globs (see
-    :func:`glob_match`; exclude wins) and land under ``artifacts/<name>/<relpath>``; a
+    :func:`globs_match`; exclude wins) and land under ``artifacts/<name>/<relpath>``; a
     file lands at ``artifacts/<name>``. ``name`` defaults to the basename of ``src``.
     Returns the new manifest entries. Raises :class:`ArtifactError` for a missing
     ``src`` or a ``name`` that is absolute or climbs out with ``..``.
@@ -81,24 +83,24 @@ def check_artifact_name(name: str) -> str:
 
 
 def glob_match(pattern: str, rel: str) -> bool:
-    """Whether ``pattern`` selects the posix path ``rel`` (relative to the source).
+    """Whether the one pattern ``pattern`` selects the posix path ``rel`` (relative to the
+    source): ``.gitignore`` semantics, as in :func:`globs_match`."""
+    return globs_match([pattern], rel)
 
-    ``*``, ``?`` and ``[...]`` do not cross ``/``; ``**`` does (``**/`` also matches no
-    directory at all). A pattern matching a directory selects everything inside it, and a
-    pattern without ``/`` is tried on every path component, so ``*.pt`` selects
-    ``ckpt/last.pt`` and ``__pycache__`` selects ``a/__pycache__/b.pyc``. A leading ``/``
-    anchors the pattern at the source; a trailing ``/`` matches directories only.
+
+def globs_match(patterns: Sequence[str], rel: str) -> bool:
+    """Whether ``patterns`` select the posix path ``rel`` (relative to the source).
+
+    ``.gitignore``'s semantics (pathspec's :class:`~pathspec.GitIgnoreSpec`): ``*``, ``?``
+    and ``[...]`` do not cross ``/``; ``**`` does (``a/**/b`` also matches ``a/b``). A
+    pattern without ``/`` (other than a trailing one) matches at any depth, so ``*.pt``
+    selects ``ckpt/last.pt``; one with a ``/`` is anchored at the source, so
+    ``ckpt/*.pt`` does not select ``ckpt/sub/a.pt``. A pattern matching a directory
+    selects everything inside it; a trailing ``/`` matches directories only. ``!pattern``
+    takes back what an earlier pattern of the list selected: the last match decides.
+    Raises :class:`ArtifactError` for a pattern git would not accept.
     """
-    dir_only = pattern.endswith("/")
-    pattern = pattern.strip("/") if pattern.strip("/") else pattern
-    regex = _compile(pattern)
-    parts = rel.split("/")
-    if "/" not in pattern:
-        candidates = parts[:-1] if dir_only else parts
-    else:
-        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        candidates = prefixes[:-1] if dir_only else prefixes
-    return any(regex.match(c) for c in candidates)
+    return bool(_spec(tuple(patterns)).match_file(rel))
 
 
 # -- selection ------------------------------------------------------------------------
@@ -110,9 +112,9 @@ def _select(
     """(relpath or None for a single file, path) of the files to log, sorted."""
 
     def wanted(rel: str) -> bool:
-        if include and not any(glob_match(p, rel) for p in include):
+        if include and not globs_match(include, rel):
             return False
-        return not (exclude and any(glob_match(p, rel) for p in exclude))
+        return not (exclude and globs_match(exclude, rel))
 
     if not src.is_dir():
         return [(None, src)] if wanted(src.name) else []
@@ -138,32 +140,11 @@ def _select(
 
 
 @lru_cache(maxsize=256)
-def _compile(pattern: str) -> re.Pattern[str]:
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        else:
-            c = pattern[i]
-            i += 1
-            if c == "*":
-                out.append("[^/]*")
-            elif c == "?":
-                out.append("[^/]")
-            elif c == "[" and (end := pattern.find("]", i + 1)) != -1:
-                body = pattern[i:end].replace("\\", "\\\\")
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"(?!/)[{body}]")
-                i = end + 1
-            else:
-                out.append(re.escape(c))
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
+def _spec(patterns: tuple[str, ...]) -> GitIgnoreSpec:
+    try:
+        return GitIgnoreSpec.from_lines(patterns)
+    except ValueError as e:
+        raise ArtifactError(f"artifact glob: {e}") from e
 
 
 # -- storing --------------------------------------------------------------------------

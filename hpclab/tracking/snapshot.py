@@ -56,7 +56,7 @@ from hpclab.store.record import utcnow_iso
 from hpclab.tracking import patchtext
 from hpclab.tracking.ignore import (
     DEFAULT_IGNORES,
-    IgnoreRule,
+    IgnoreRules,
     ScopedRules,
     git_ignores,
     load_ignore_rules,
@@ -76,7 +76,7 @@ from hpclab.tracking.secrets import (
 FORMAT = 1
 SECRET_PATTERNS = CREDENTIAL_PATTERNS  # the old name
 MAX_SKIPPED_RECORDED = 10_000  # a runaway untracked data dir must not bloat code.json
-__all__ = ["DEFAULT_IGNORES", "IGNORE_FILE", "IgnoreRule", "is_secret_path", "load_ignore_rules",
+__all__ = ["DEFAULT_IGNORES", "IGNORE_FILE", "IgnoreRules", "is_secret_path", "load_ignore_rules",
            "take_code_snapshot"]  # fmt: skip
 
 
@@ -489,7 +489,7 @@ def _snapshot_plain(ctx: _Context, code_dir: Path) -> dict[str, Any]:
     }
 
 
-def _walk_source(ctx: _Context, root: Path, rules: list[IgnoreRule]) -> Iterator[str]:
+def _walk_source(ctx: _Context, root: Path, rules: IgnoreRules) -> Iterator[str]:
     """Relative paths to archive, in a stable order; never descends into a symlink."""
     run_dir = os.path.realpath(ctx.paths.dir)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -504,12 +504,12 @@ def _walk_source(ctx: _Context, root: Path, rules: list[IgnoreRule]) -> Iterator
                 continue
             elif is_credential_file(rel, rules=ctx.rules):
                 ctx.skip(rel, "secret")
-            elif not any(r.matches(rel, True) for r in rules):
+            elif not rules.matches(rel, True):
                 subdirs.append(name)
         dirnames[:] = subdirs
         for name in sorted(filenames):
             rel = prefix + name
-            if any(r.matches(rel, False) for r in rules):
+            if rules.matches(rel, False):
                 continue
             if is_credential_file(rel, rules=ctx.rules):
                 ctx.skip(rel, "secret")
