@@ -2,8 +2,9 @@
 
 1. read the catalog once (:func:`hpclab.site.data.load`);
 2. write the MkDocs project: the template (``site/`` in the repository: mkdocs.yml,
-   theme overrides, hpclab's JS and CSS), the generated pages and their navigation, and
-   the Vega/Vega-Lite/Vega-Embed bundle from vl-convert (cached: making it takes 2 s);
+   theme overrides, hpclab's JS and CSS), the generated pages and their navigation (both
+   from one list, :data:`hpclab.site.registry.PAGES`), and the Vega/Vega-Lite/Vega-Embed
+   bundle from vl-convert (cached: making it takes 2 s);
 3. run MkDocs in-process into a scratch directory and move the result into ``html/``
    page by page, leaving ``html/data/`` (hpclab's, not MkDocs') in place;
 4. write the data files: each run's series and details, ``live.json``, ``pages.json``.
@@ -26,14 +27,12 @@ from typing import Any
 import yaml
 
 from hpclab.errors import SiteError
-from hpclab.site import graph, pages, research
 from hpclab.site.cost import accounting
 from hpclab.site.data import Key, SiteData, load
 from hpclab.site.details import run_details
-from hpclab.site.html import e
 from hpclab.site.layout import SiteLayout
 from hpclab.site.livedoc import live_doc, run_info
-from hpclab.site.page import Page
+from hpclab.site.registry import generate
 from hpclab.site.series import MAX_POINTS, run_series, write_json
 from hpclab.store import Store
 
@@ -144,58 +143,12 @@ def write_series(
     return {k: info for k, info in results if info is not None}
 
 
-def generate(data: SiteData, costs: dict[Key, Any]) -> dict[str, Page]:
-    """Every page: path under docs/ -> the page."""
-    out = {
-        "index.md": pages.overview(data),
-        "runs/index.md": pages.runs_list(data),
-        "runs/run.md": pages.run_page(),
-        "runs/compare.md": pages.compare_page(data),
-        "graph.md": graph.graph_page(data),
-        "hypotheses.md": research.hypotheses_page(data),
-        "board.md": pages.board(data),
-        "training.md": pages.training(),
-        "reports/index.md": research.reports_index(data),
-    }
-    for s in data.sweeps:
-        out[research.sweep_report_path(s["project"], s["sweep_id"])] = research.sweep_report(
-            data, s, costs
-        )
-    for h in data.hypotheses:
-        out[research.hypothesis_report_path(h["project"], h["hypothesis_id"])] = (
-            research.hypothesis_report(data, h, costs)
-        )
-    return out
-
-
-def nav(page_paths: list[str], data: SiteData) -> list[Any]:
-    """MkDocs' navigation. Its titles are printed as HTML by the theme: escaped here."""
-    reports: list[Any] = ["reports/index.md"]
-    for s in data.sweeps:
-        title = e(f"{s['project']} · {s['sweep_id']}")
-        reports.append({str(title): research.sweep_report_path(s["project"], s["sweep_id"])})
-    for hyp in data.hypotheses:
-        title = e(f"{hyp['project']} · {hyp.get('title') or hyp['hypothesis_id']}")
-        path = research.hypothesis_report_path(hyp["project"], hyp["hypothesis_id"])
-        reports.append({str(title): path})
-    return [
-        {"Overview": "index.md"},
-        {"Runs": "runs/index.md"},
-        {"Graph": "graph.md"},
-        {"Hypotheses": "hypotheses.md"},
-        {"Board": "board.md"},
-        {"Training": "training.md"},
-        {"Reports": reports},
-    ]
-
-
 def build_pages(
     data: SiteData, layout: SiteLayout, *, warn: Callable[[str], None] | None = None
 ) -> int:
     """Regenerate the pages and run MkDocs; ``html/data`` is left as it is. Returns the
     number of pages."""
-    costs = accounting(data, warn=warn)
-    docs = generate(data, costs)
+    docs = generate(data, accounting(data, warn=warn))
     if layout.src.exists():
         shutil.rmtree(layout.src)
     template = template_dir()
@@ -203,23 +156,23 @@ def build_pages(
     shutil.copytree(template / "overrides", layout.src / "overrides")
     shutil.copytree(template / "assets", layout.docs / "assets")
     (layout.docs / "assets" / "vendor" / "vega-bundle.js").write_text(vega_bundle(layout))
-    for rel, page in docs.items():
+    for rel, page in docs.pages.items():
         path = layout.docs / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page.source(), encoding="utf-8")
     config = yaml.safe_load((template / "mkdocs.yml").read_text())
     config["hooks"] = [str(HOOKS)]  # pages are HTML: no Markdown on them
-    config["nav"] = nav(list(docs), data)
-    config["not_in_nav"] = "runs/run.md\nruns/compare.md"  # reached from the Runs list
+    config["nav"] = docs.nav
+    config["not_in_nav"] = "\n".join(docs.not_in_nav)  # reached by links
     layout.mkdocs_yml.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     scratch = layout.dir / ".build"
     _mkdocs(layout, scratch)
     _publish(scratch, layout.html)
     write_json(
         layout.pages_json,
-        {"signature": data.signature(), "pages": sorted(docs), "built_at": time.time()},
+        {"signature": data.signature(), "pages": sorted(docs.pages), "built_at": time.time()},
     )
-    return len(docs)
+    return len(docs.pages)
 
 
 def _mkdocs(layout: SiteLayout, scratch: Path) -> None:

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from hpclab.errors import SiteError
-from hpclab.site.build import generate, template_dir
+from hpclab.site.build import template_dir
 from hpclab.site.charts import lone_flags
 from hpclab.site.cost import accounting
 from hpclab.site.data import SiteData, load
 from hpclab.site.html import Html, empty, h, visible
+from hpclab.site.registry import generate
+from hpclab.site.research import hypothesis_report_path, sweep_report_path
 from hpclab.site.series import run_series
 from hpclab.store import Store
 
@@ -36,10 +38,10 @@ def find_report(data: SiteData, ident: str) -> str:
     """The report page (path under docs/) of a sweep id or hypothesis id."""
     for s in data.sweeps:
         if ident in (s["sweep_id"], f"{s['project']}/{s['sweep_id']}"):
-            return f"reports/{s['project']}/{s['sweep_id']}.md"
+            return sweep_report_path(s["project"], s["sweep_id"])
     for hyp in data.hypotheses:
         if ident in (hyp["hypothesis_id"], f"{hyp['project']}/{hyp['hypothesis_id']}"):
-            return f"reports/{hyp['project']}/hypothesis-{hyp['hypothesis_id']}.md"
+            return hypothesis_report_path(hyp["project"], hyp["hypothesis_id"])
     known = [s["sweep_id"] for s in data.sweeps] + [h["hypothesis_id"] for h in data.hypotheses]
     hint = f" (known: {', '.join(known[:8])}{', ...' if len(known) > 8 else ''})" if known else ""
     raise SiteError(f"no sweep or hypothesis {ident!r} in the catalog{hint}")
@@ -57,7 +59,7 @@ def export(store: Store, ident: str, out: Path, *, paper: str = "a4") -> Path:
     check_out(out)  # before the catalog is read and Chromium started
     data = load(store)
     page = find_report(data, ident)
-    body = generate(data, accounting(data))[page].body
+    body = generate(data, accounting(data)).pages[page].body
     doc = standalone_html(store, body, title=ident, paper=paper)
     try:
         if out.suffix.lower() == ".pdf":
