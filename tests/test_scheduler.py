@@ -16,7 +16,15 @@ from conftest import poll
 from slurm_fixtures import job_name, sbatch, scancel, slurm_cluster  # noqa: F401
 
 from hpclab.errors import ConfigError, SchedulerError
-from hpclab.launch.scheduler import UNKNOWN_ENDED, JobState, Watcher, get_scheduler
+from hpclab.launch.scheduler import (
+    UNKNOWN_ENDED,
+    JobState,
+    Watcher,
+    get_scheduler,
+    register_scheduler,
+    scheduler_names,
+    unregister_scheduler,
+)
 from hpclab.launch.scheduler.local import LocalScheduler, pid_alive, process_state
 from hpclab.launch.scheduler.pyslurm_backend import PySlurm, pyslurm_usable
 from hpclab.launch.scheduler.slurm_cli import (
@@ -227,6 +235,38 @@ def test_get_scheduler_without_slurm_is_local(monkeypatch: pytest.MonkeyPatch) -
     assert isinstance(get_scheduler("local"), LocalScheduler)
     with pytest.raises(ConfigError, match="unknown scheduler 'pbs'"):
         get_scheduler("pbs")
+
+
+def test_get_scheduler_names_the_valid_backends_on_a_typo() -> None:
+    assert scheduler_names()[:2] == ["slurm", "local"]
+    with pytest.raises(ConfigError) as err:
+        get_scheduler("slrum")
+    assert str(err.value) == (
+        "unknown scheduler 'slrum' (did you mean 'slurm'?): "
+        "use one of slurm, local, slurm_cli, pyslurm"
+    )
+    with pytest.raises(ConfigError, match=r"'pbs': use one of slurm, local, slurm_cli"):
+        get_scheduler("pbs")  # nothing close: no guess
+
+
+def test_a_registered_backend_is_chosen_by_name() -> None:
+    made: list[LocalScheduler] = []
+
+    def factory() -> LocalScheduler:
+        made.append(LocalScheduler())
+        return made[-1]
+
+    register_scheduler("my-cluster", factory, "a site's own scheduler")
+    try:
+        assert "my-cluster" in scheduler_names()
+        assert get_scheduler("my-cluster") is made[0]
+        with pytest.raises(ValueError, match="already registered as 'my-cluster'"):
+            register_scheduler("my-cluster", factory)
+        with pytest.raises(ConfigError, match="did you mean 'my-cluster'"):
+            get_scheduler("my_cluster")
+    finally:
+        unregister_scheduler("my-cluster")
+    assert "my-cluster" not in scheduler_names()
 
 
 @pytest.mark.usefixtures("slurm_cluster")

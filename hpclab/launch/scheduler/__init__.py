@@ -1,15 +1,21 @@
-"""Scheduler adapters behind one interface (:class:`Scheduler`), a factory that picks one,
-and :class:`Watcher`, the batched, caching poller every caller should go through (one
-scheduler call for many jobs, never one ``sacct`` per job; submitit's ``InfoWatcher``).
+"""Scheduler adapters behind one interface (:class:`Scheduler`), a registry of them by name
+(:func:`register_scheduler`, :func:`get_scheduler`), and :class:`Watcher`, the batched,
+caching poller every caller should go through (one scheduler call for many jobs, never one
+``sacct`` per job; submitit's ``InfoWatcher``).
+
+A backend registers a factory, not a class: its module (and pyslurm, submitit, ...) is
+imported only when that backend is asked for.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from hpclab.errors import ConfigError, SchedulerError
 from hpclab.launch.scheduler.base import (
@@ -21,7 +27,6 @@ from hpclab.launch.scheduler.base import (
     run_status_of,
 )
 
-KINDS = ("slurm", "local")
 SYSTEM_SLURM_CONF = "/etc/slurm/slurm.conf"
 
 
@@ -34,22 +39,84 @@ def slurm_available() -> bool:
     return os.path.exists(os.environ.get("SLURM_CONF") or SYSTEM_SLURM_CONF)
 
 
+@dataclass(frozen=True)
+class SchedulerBackend:
+    """A registered backend: its name (the scheduler kind run and sweep records hold:
+    ``slurm``, ``local``), what makes one, and a line that says what it is."""
+
+    name: str
+    factory: Callable[[], Scheduler]
+    description: str = ""
+
+
+_BACKENDS: dict[str, SchedulerBackend] = {}
+
+
+def register_scheduler(
+    name: str, factory: Callable[[], Scheduler], description: str = ""
+) -> SchedulerBackend:
+    """Make ``get_scheduler(name)`` return ``factory()``. A name is registered once."""
+    if name in _BACKENDS:
+        raise ValueError(f"a scheduler backend is already registered as {name!r}")
+    backend = SchedulerBackend(name, factory, description)
+    _BACKENDS[name] = backend
+    return backend
+
+
+def unregister_scheduler(name: str) -> None:
+    """Forget the backend registered as ``name`` (KeyError if there is none)."""
+    del _BACKENDS[name]
+
+
+def scheduler_names() -> list[str]:
+    """The registered backends' names, in registration order."""
+    return list(_BACKENDS)
+
+
 def get_scheduler(kind: str | None = None) -> Scheduler:
-    """The scheduler for ``kind``: ``"slurm"`` (pyslurm when it imports and matches the
-    cluster's release, else the CLI), ``"local"`` (processes here), or None: Slurm when it
-    is available (:func:`slurm_available`), else local."""
+    """The scheduler registered as ``kind``, or for None: ``"slurm"`` when Slurm is
+    available (:func:`slurm_available`), else ``"local"``. An unknown name is a
+    :class:`ConfigError` that lists the valid ones."""
     if kind is None:
         kind = "slurm" if slurm_available() else "local"
-    if kind == "slurm":
-        from hpclab.launch.scheduler.pyslurm_backend import PySlurm, pyslurm_usable
-        from hpclab.launch.scheduler.slurm_cli import SlurmCLI
+    backend = _BACKENDS.get(kind)
+    if backend is None:
+        names = scheduler_names()
+        close = difflib.get_close_matches(kind, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown scheduler {kind!r}{hint}: use one of {', '.join(names)}")
+    return backend.factory()
 
-        return PySlurm() if pyslurm_usable() else SlurmCLI()
-    if kind == "local":
-        from hpclab.launch.scheduler.local import LocalScheduler
 
-        return LocalScheduler()
-    raise ConfigError(f"unknown scheduler {kind!r}: use one of {', '.join(KINDS)}")
+def _slurm() -> Scheduler:
+    from hpclab.launch.scheduler.pyslurm_backend import PySlurm, pyslurm_usable
+    from hpclab.launch.scheduler.slurm_cli import SlurmCLI
+
+    return PySlurm() if pyslurm_usable() else SlurmCLI()
+
+
+def _slurm_cli() -> Scheduler:
+    from hpclab.launch.scheduler.slurm_cli import SlurmCLI
+
+    return SlurmCLI()
+
+
+def _pyslurm() -> Scheduler:
+    from hpclab.launch.scheduler.pyslurm_backend import PySlurm
+
+    return PySlurm()
+
+
+def _local() -> Scheduler:
+    from hpclab.launch.scheduler.local import LocalScheduler
+
+    return LocalScheduler()
+
+
+register_scheduler("slurm", _slurm, "Slurm: pyslurm when it matches the cluster, else the CLI")
+register_scheduler("local", _local, "processes on this machine")
+register_scheduler("slurm_cli", _slurm_cli, "Slurm through squeue/sacct/sinfo/scontrol")
+register_scheduler("pyslurm", _pyslurm, "Slurm through pyslurm (its release must match)")
 
 
 class Watcher:
@@ -147,14 +214,17 @@ class Watcher:
 
 
 __all__ = [
-    "KINDS",
     "SLURM_STATES",
     "UNKNOWN_ENDED",
     "JobState",
     "PartitionLimits",
     "Scheduler",
+    "SchedulerBackend",
     "Watcher",
     "get_scheduler",
+    "register_scheduler",
     "run_status_of",
+    "scheduler_names",
     "slurm_available",
+    "unregister_scheduler",
 ]
