@@ -287,7 +287,7 @@ def test_stale_running_runs_show_how_they_ended(store_root: Path) -> None:
         rec = store.read_record(run.paths)
         rec.heartbeat_at = "2020-01-01T00:00:00+00:00"
         if state:
-            rec.extra["scheduler_state"] = {"state": state}
+            rec.scheduler_state = {"state": state}
         store.write_record(run.paths, rec)
     with Indexer(store) as ix:
         ix.index()

@@ -51,7 +51,7 @@ def make_run(
     now = time.time()
     record = RunRecord(id=paths.id, project=project, status=status)
     if job_id is not None:
-        record.extra["submission"] = {
+        record.submission = {
             "scheduler": kind,
             "job_id": job_id,
             "array_job_id": job_id.split("_")[0],
@@ -110,13 +110,13 @@ def test_cancelled_job_makes_its_runs_cancelled(store: Store) -> None:
         # queued again (a rerun): the new submission counts, not the last attempt's job
         requeued = read(store, running)
         requeued.status = RunStatus.QUEUED
-        requeued.extra["submission"] = {"scheduler": "slurm", "job_id": "777_1"}
+        requeued.submission = {"scheduler": "slurm", "job_id": "777_1"}
         assert job_of(requeued) == ("slurm", "777_1")
         changes = {c.run_id: c for c in reconcile(store, PROJECT)}
         assert changes[planned.id].new_status is RunStatus.QUEUED
         rec = read(store, planned)
         assert rec.status is RunStatus.QUEUED
-        assert rec.extra["scheduler_state"]["state"] == "RUNNING"
+        assert rec.scheduler_state["state"] == "RUNNING"
         assert read(store, running).status is RunStatus.RUNNING
         assert reconcile(store, PROJECT) == []  # nothing new: nothing rewritten
 
@@ -129,8 +129,8 @@ def test_cancelled_job_makes_its_runs_cancelled(store: Store) -> None:
             rec = read(store, paths)
             assert rec.status is RunStatus.CANCELLED
             assert rec.ended_at is not None
-            assert rec.extra["scheduler_state"]["state"] == "CANCELLED"
-            assert rec.extra["scheduler_state"]["checked_at"]
+            assert rec.scheduler_state["state"] == "CANCELLED"
+            assert rec.scheduler_state["checked_at"]
             assert rec.history[-1]["event"] == "reconciled"
         assert reconcile(store, PROJECT) == []  # final now: left alone
     finally:
@@ -292,7 +292,7 @@ def test_status_and_cancel_a_sweep(store: Store, monkeypatch: pytest.MonkeyPatch
         for paths in (first, second):
             rec = read(store, paths)
             assert rec.status is RunStatus.CANCELLED
-            assert rec.extra["cancelled_by"] == "hpclab cancel"
+            assert rec.cancelled_by == "hpclab cancel"
         sched = SlurmCLI()
         wait_final(sched, f"{jid}_0")
         wait_final(sched, f"{jid}_1")

@@ -316,7 +316,7 @@ def test_heartbeat_keeps_what_other_writers_recorded(store_root: Path) -> None:
     store = Store(store_root)
     rec = store.read_record(run.paths)
     rec.status = RunStatus.CANCELLED
-    rec.extra["cancelled_by"] = "hpclab cancel"
+    rec.cancelled_by = "hpclab cancel"
     store.write_record(run.paths, rec)
     first = rec.heartbeat_at
     poll(lambda: record(run)["heartbeat_at"] != first, message="a heartbeat after the cancel")

@@ -130,6 +130,50 @@ def test_record_keeps_unknown_fields(store_root: Path) -> None:
     assert read_json(paths.run_json)["future_field"] == {"x": 1}
 
 
+def test_typed_record_fields_round_trip_under_their_old_keys(store_root: Path) -> None:
+    store = Store(store_root)
+    paths = store.create_run_dir("p")
+    rec = RunRecord(id=paths.id, project="p")
+    assert not {"submission", "scheduler_state", "sweep_index", "signal"} & set(rec.to_dict())
+    rec.submission = {"scheduler": "slurm", "job_id": "7_1", "array_job_id": "7"}
+    rec.scheduler_state = {"state": "RUNNING", "checked_at": "2026-01-01T00:00:00+00:00"}
+    rec.sweep_index, rec.signal, rec.last_signal = 1, "SIGTERM", "SIGUSR1"
+    rec.cancelled_by = "hpclab cancel"
+    store.write_record(paths, rec)
+    data = read_json(paths.run_json)
+    assert data["submission"]["job_id"] == "7_1" and data["sweep_index"] == 1
+    assert data["cancelled_by"] == "hpclab cancel" and data["last_signal"] == "SIGUSR1"
+    assert store.read_record(paths) == rec
+
+
+def test_old_run_json_reads_into_the_typed_fields(store_root: Path) -> None:
+    store = Store(store_root)
+    paths = store.create_run_dir("p")
+    old = {
+        "id": paths.id,
+        "project": "p",
+        "status": "queued",
+        "schema": 1,
+        "submission": {"scheduler": "slurm", "job_id": "12_0", "submitted_at": None},
+        "scheduler_state": {"state": "PENDING"},
+        "sweep_index": 0,
+        "signal": "SIGTERM",
+        "last_signal": "SIGUSR2",
+        "cancelled_by": "hpclab cancel",
+    }
+    paths.run_json.write_text(json.dumps(old))
+    rec = store.read_record(paths)
+    assert rec.extra == {}
+    assert rec.submission == old["submission"] and rec.scheduler_state == {"state": "PENDING"}
+    assert (rec.sweep_index, rec.signal, rec.last_signal) == (0, "SIGTERM", "SIGUSR2")
+    assert rec.cancelled_by == "hpclab cancel"
+    assert {k: v for k, v in rec.to_dict().items() if k in old} == old
+    # a writer that holds none of them keeps what other writers put on disk
+    mine = RunRecord(id=paths.id, project="p")
+    mine.keep_others(rec)
+    assert mine.cancelled_by == "hpclab cancel" and mine.submission == old["submission"]
+
+
 def test_malformed_record_is_a_store_error_naming_the_file(store_root: Path) -> None:
     store = Store(store_root)
     paths = store.create_run_dir("p")

@@ -48,17 +48,19 @@ def fingerprint(paths: RunPaths) -> str:
 
 @dataclass
 class RunRows:
-    """Rows of the small tables for one run (metric rows live in the run's Parquet)."""
+    """Rows of the small tables for one run (metric rows live in the run's Parquet).
+
+    Each row is keyed by its table's column names (``project`` and ``run_id`` left out:
+    the indexer adds them), features aside: (path, JSON value, number) tuples, the shape
+    the knowledge layer compares and hashes."""
 
     record: RunRecord
     runs: dict[str, Any]
     features: list[tuple[str, str, float | None]] = field(default_factory=list)
-    artifacts: list[tuple[str, str, int]] = field(default_factory=list)
-    datasets: list[tuple[str, str | None, str | None, int | None, int | None, str]] = field(
-        default_factory=list
-    )
-    notes: tuple[list[str], str, str | None] | None = None
-    repro: tuple[Any, ...] | None = None  # hpclab repro's verdict on this rerun
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    notes: dict[str, Any] | None = None
+    repro: dict[str, Any] | None = None  # hpclab repro's verdict on this rerun
 
 
 def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
@@ -71,47 +73,55 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
     if paths.artifacts_manifest.exists():
         for a in _list(read_json(paths.artifacts_manifest)):
             rows.artifacts.append(
-                (str(a.get("path")), str(a.get("sha256")), int(a.get("size") or 0))
+                {
+                    "path": str(a.get("path")),
+                    "sha256": str(a.get("sha256")),
+                    "size": int(a.get("size") or 0),
+                }
             )
     if paths.datasets_json.exists():
         for d in _list(read_json(paths.datasets_json)):
             rows.datasets.append(
-                (
-                    str(d.get("name")),
-                    d.get("path"),
-                    d.get("sha256"),
-                    d.get("size"),
-                    d.get("n_files"),
-                    json.dumps(_schemas(d), sort_keys=True),
-                )
+                {
+                    "name": str(d.get("name")),
+                    "path": d.get("path"),
+                    "sha256": d.get("sha256"),
+                    "size": d.get("size"),
+                    "n_files": d.get("n_files"),
+                    "schema": json.dumps(_schemas(d), sort_keys=True),
+                }
             )
     if paths.repro_json.exists():
         r = read_json(paths.repro_json)
         if isinstance(r, Mapping):
-            rows.repro = (
-                r.get("of"),
-                r.get("verdict"),
-                _num(r.get("max_abs_diff")),
-                _num(r.get("max_rel_diff")),
-                r.get("worst_metric"),
-                r.get("worst_step"),
-                r.get("n_compared"),
-                _num(r.get("rtol")),
-                _num(r.get("atol")),
-                r.get("checked_at"),
-            )
+            rows.repro = {
+                "of_run": r.get("of"),
+                "verdict": r.get("verdict"),
+                "max_abs_diff": _num(r.get("max_abs_diff")),
+                "max_rel_diff": _num(r.get("max_rel_diff")),
+                "worst_metric": r.get("worst_metric"),
+                "worst_step": r.get("worst_step"),
+                "n_compared": r.get("n_compared"),
+                "rtol": _num(r.get("rtol")),
+                "atol": _num(r.get("atol")),
+                "checked_at": r.get("checked_at"),
+            }
     if paths.notes_yaml.exists():
         notes = read_yaml(paths.notes_yaml) or {}
         if isinstance(notes, Mapping):
             tags = [str(t) for t in notes.get("tags") or []]
-            rows.notes = (tags, str(notes.get("text") or ""), notes.get("updated_at"))
+            rows.notes = {
+                "tags": tags,
+                "text": str(notes.get("text") or ""),
+                "updated_at": notes.get("updated_at"),
+            }
             runs["tags"] = sorted(set(runs["tags"]) | set(tags))
     return rows
 
 
 def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
     sched = record.scheduler or {}
-    submission = record.extra.get("submission") or {}
+    submission = record.submission or {}
     job_id = None
     if sched.get("array_job_id") and sched.get("array_task_id") is not None:
         job_id = f"{sched['array_job_id']}_{sched['array_task_id']}"
@@ -125,12 +135,12 @@ def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
             code = {}
     started = parse_iso(record.started_at)
     ended = parse_iso(record.ended_at) or parse_iso(record.heartbeat_at)
-    state = record.extra.get("scheduler_state") or {}
+    state = record.scheduler_state or {}
     return {
         "name": record.name,
         "stored_status": record.status.value,
         "sweep_id": record.sweep_id,
-        "sweep_index": record.extra.get("sweep_index"),
+        "sweep_index": record.sweep_index,
         "parent": record.parent,  # the DAG's parent replaces it when published
         "stored_parent": record.parent,
         "tags": list(record.tags),

@@ -155,7 +155,7 @@ def status_rows(
                 rows.append({"project": proj, "run": run_id, "status": "missing"})
                 continue
             obs = observations.get((proj, run_id))
-            sched = record.extra.get("scheduler_state") or {}
+            sched = record.scheduler_state or {}
             state = obs.job.state if obs is not None and obs.job is not None else sched.get("state")
             prog = progress(paths, record, now)
             rows.append(
@@ -262,7 +262,7 @@ def cancel_target(
         )
         record.status = RunStatus.CANCELLED
         record.ended_at = now
-        record.extra["cancelled_by"] = "hpclab cancel"
+        record.cancelled_by = "hpclab cancel"
         store.write_record(paths, record)
         marked.append((proj, paths.id))
     return marked, skipped

@@ -82,7 +82,7 @@ def job_of(record: RunRecord) -> tuple[str | None, str | None]:
     used instead so it matches what squeue/sacct print.
     """
     sched = record.scheduler or {}
-    sub = record.extra.get("submission") or {}
+    sub = record.submission or {}
     waiting = record.status in (RunStatus.PLANNED, RunStatus.QUEUED)
     if waiting and sub.get("job_id") not in (None, ""):
         return sub.get("scheduler") or "slurm", str(sub["job_id"])
@@ -197,12 +197,12 @@ def _apply_one(store: Store, obs: Observation, lost_after: float) -> Reconciled 
             error = {"type": "RunLost", "message": note}
     elif job is not None and old is RunStatus.PLANNED:
         new, note = RunStatus.QUEUED, f"job {obs.job_id} is {job.state}"
-    stored = record.extra.get("scheduler_state") or {}
+    stored = record.scheduler_state or {}
     same_state = state is None or all(stored.get(k) == v for k, v in state.items())
     if new is old and same_state:
         return None
     if state is not None:
-        record.extra["scheduler_state"] = {**state, "checked_at": utcnow_iso(now)}
+        record.scheduler_state = {**state, "checked_at": utcnow_iso(now)}
     if new is not old:
         record.status = new
         if new.is_final:
@@ -247,7 +247,7 @@ def _error(note: str, job: JobState, job_id: str | None) -> dict[str, Any]:
 
 def _waited(record: RunRecord, now: float) -> float:
     """Seconds since the run was submitted (or created, when the launcher did not say)."""
-    sub = record.extra.get("submission") or {}
+    sub = record.submission or {}
     try:
         since = parse_iso(sub.get("submitted_at")) or parse_iso(record.created_at)
     except ValueError:

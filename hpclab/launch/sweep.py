@@ -105,7 +105,7 @@ def plan_sweep(
             tags=sorted({str(t) for t in fields.get("tags") or []}),
             created_at=now,
         )
-        record.extra["sweep_index"] = point.index
+        record.sweep_index = point.index
         store.write_record(paths, record, fsync=False)
     write_json_atomic(store.sweep_json(project, sweep_id), plan.to_dict("planned"))
     return plan
@@ -129,7 +129,7 @@ def record_submission(
         record = store.read_record(paths)
         if record.status is RunStatus.PLANNED:
             record.status = RunStatus.QUEUED
-            record.extra["submission"] = {
+            record.submission = {
                 "scheduler": scheduler,
                 "job_id": job_id,
                 "array_job_id": array_job_id,

@@ -211,7 +211,7 @@ def _sweep_of(store: Store, project: str, record: RunRecord) -> dict[str, Any] |
 
 def _launcher_of(record: RunRecord, sweep: Mapping[str, Any] | None) -> str:
     """The launcher kind the original went through (local when it had none)."""
-    submission = record.extra.get("submission") or {}
+    submission = record.submission or {}
     kind = submission.get("scheduler") or (sweep or {}).get("launcher")
     return str(kind) if kind in LAUNCHERS else "local"
 

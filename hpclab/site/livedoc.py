@@ -22,7 +22,7 @@ def run_info(store: Store, key: Key, series: dict[str, Any], total: int | None) 
 
     paths = store.run_paths(*key)
     record = store.read_record(paths)
-    state = record.extra.get("scheduler_state") or {}
+    state = record.scheduler_state or {}
     step = series.get("step")
     rate = series.get("rate")
     status = effective_status(record)

@@ -36,6 +36,58 @@ class RunStatus(str, Enum):
 FINAL_STATUSES = frozenset(
     {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMEOUT}
 )
+
+# The status vocabulary readers show (CLI, catalog, site and its JavaScript all take it from
+# here). ``lost`` is never stored: it is how a ``running`` run whose heartbeat went stale
+# reads while no scheduler has said how it ended (store.views.effective_status).
+LOST = "lost"
+STATUSES: tuple[str, ...] = (*(s.value for s in RunStatus), LOST)
+ACTIVE_STATUSES = frozenset(s.value for s in RunStatus if not s.is_final)
+"""May still change: planned, queued, running, preempted."""
+WAITING_STATUSES = ACTIVE_STATUSES - {RunStatus.RUNNING.value}
+"""Active but not running: planned, queued, and preempted (requeued, waiting to run again)."""
+ENDED_STATUSES = frozenset(s.value for s in FINAL_STATUSES) | {LOST}
+"""Over, as readers see it: the final statuses and ``lost``."""
+FAILED_STATUSES = ENDED_STATUSES - {RunStatus.COMPLETED.value}
+"""Ended without completing: failed, cancelled, timeout, lost."""
+
+# Scheduler (Slurm) job states -> the run lifecycle. The run's own record is the truth for
+# how a job that ran to its end finished (hydra-submitit catches a task's exception, so
+# Slurm says COMPLETED for a failed task); scheduler states fill in what the job could not
+# record. Here, below the scheduler adapters, because readers of a record interpret the
+# ``scheduler_state`` that ``hpclab status`` wrote into it.
+SLURM_STATES: dict[str, RunStatus] = {
+    "PENDING": RunStatus.QUEUED,
+    "CONFIGURING": RunStatus.QUEUED,
+    "REQUEUE_FED": RunStatus.QUEUED,
+    "RESV_DEL_HOLD": RunStatus.QUEUED,
+    "SUSPENDED": RunStatus.RUNNING,
+    "RUNNING": RunStatus.RUNNING,
+    "COMPLETING": RunStatus.RUNNING,
+    "STAGE_OUT": RunStatus.RUNNING,
+    "SIGNALING": RunStatus.RUNNING,
+    "RESIZING": RunStatus.RUNNING,
+    "COMPLETED": RunStatus.COMPLETED,
+    "FAILED": RunStatus.FAILED,
+    "NODE_FAIL": RunStatus.FAILED,
+    "BOOT_FAIL": RunStatus.FAILED,
+    "OUT_OF_MEMORY": RunStatus.FAILED,
+    "DEADLINE": RunStatus.TIMEOUT,
+    "TIMEOUT": RunStatus.TIMEOUT,
+    "CANCELLED": RunStatus.CANCELLED,
+    "REVOKED": RunStatus.CANCELLED,
+    "PREEMPTED": RunStatus.PREEMPTED,
+    "REQUEUED": RunStatus.PREEMPTED,
+    "REQUEUE_HOLD": RunStatus.PREEMPTED,
+    "SPECIAL_EXIT": RunStatus.FAILED,
+    "STOPPED": RunStatus.RUNNING,
+}
+
+
+def run_status_of(state: str) -> RunStatus | None:
+    """The run status a scheduler state implies ("CANCELLED by 0" -> cancelled)."""
+    return SLURM_STATES.get(state.split()[0].rstrip("+").upper()) if state else None
+
 # The order in which a run moves forward. A writer never moves a run backwards
 # (a late "queued" from the login node must not overwrite "running" from the node).
 _RANK = {
@@ -48,6 +100,17 @@ _RANK = {
     RunStatus.CANCELLED: 3,
     RunStatus.TIMEOUT: 3,
 }
+
+
+# Optional fields that writers other than the run itself set; absent from run.json when None.
+OTHER_WRITERS_FIELDS = (
+    "submission",
+    "scheduler_state",
+    "sweep_index",
+    "signal",
+    "last_signal",
+    "cancelled_by",
+)
 
 
 def is_forward(old: RunStatus, new: RunStatus) -> bool:
@@ -99,6 +162,20 @@ class RunRecord:
     metrics_dropped: dict[str, int] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     schema: int = SCHEMA_VERSION
+    # Written by the launcher, the reconciler, ``hpclab cancel`` and signal handlers; each
+    # is left out of ``run.json`` while it is None (as before these were typed fields).
+    submission: dict[str, Any] | None = None
+    """How the launcher queued the run: scheduler, job_id, array_job_id, submitted_at."""
+    scheduler_state: dict[str, Any] | None = None
+    """What the scheduler last said of the job: state, exit_code, reason, checked_at."""
+    sweep_index: int | None = None
+    """The run's point in its sweep (Hydra's job number)."""
+    signal: str | None = None
+    """The signal that ended the run (``SIGTERM``)."""
+    last_signal: str | None = None
+    """The last signal the run was sent and survived (Slurm's warning signals)."""
+    cancelled_by: str | None = None
+    """Who cancelled the run (``hpclab cancel``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,9 +185,20 @@ class RunRecord:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
+            if value is None and f.name in OTHER_WRITERS_FIELDS:
+                continue
             out[f.name] = value.value if isinstance(value, RunStatus) else value
         out.update(self.extra)
         return out
+
+    def keep_others(self, disk: RunRecord) -> None:
+        """Take from ``disk`` what other writers added that this record does not hold
+        (scheduler state, cancellation, unknown keys), so a rewrite does not erase it."""
+        for name in OTHER_WRITERS_FIELDS:
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(disk, name))
+        for key, value in disk.extra.items():
+            self.extra.setdefault(key, value)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:

@@ -497,8 +497,7 @@ class Run:
             except HpclabError:
                 disk = None
             if disk is not None:
-                for key, value in disk.extra.items():
-                    record.extra.setdefault(key, value)
+                record.keep_others(disk)
                 if not authoritative and disk.status.is_final and not record.status.is_final:
                     record.status = disk.status
             if self._writer is not None:
@@ -574,13 +573,13 @@ class Run:
         if signum == signal.SIGTERM and prev in (signal.SIG_DFL, None):
             status = RunStatus.PREEMPTED if "SLURM_JOB_ID" in os.environ else RunStatus.CANCELLED
             if self._record is not None:
-                self._record.extra["signal"] = "SIGTERM"
+                self._record.signal = "SIGTERM"
             self.finish(status)
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
         if self._record is not None:
-            self._record.extra["last_signal"] = signal.Signals(signum).name
+            self._record.last_signal = signal.Signals(signum).name
             self._heartbeat()
         if callable(prev):
             prev(signum, frame)
