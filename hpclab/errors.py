@@ -6,6 +6,10 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection, Mapping
+from typing import Any
+
 
 class HpclabError(Exception):
     """Base class of every error hpclab raises on purpose (bad input, missing runs)."""
@@ -75,3 +79,20 @@ class UnsafePathError(RestoreError):
 class SiteError(HpclabError):
     """The lab website cannot be built, served or exported (no template, MkDocs failed,
     port in use, no Chromium for a PDF)."""
+
+def check_keys(
+    mapping: Mapping[Any, Any],
+    valid: Collection[str],
+    where: str,
+    error: type[HpclabError] = ConfigError,
+) -> None:
+    """Raise ``error`` for the first key of ``mapping`` not in ``valid``, naming ``where``
+    (the file and field), the key, the valid names and the closest one (a typo)."""
+    unknown = sorted((k for k in mapping if k not in valid), key=str)
+    if not unknown:
+        return
+    key = unknown[0]
+    # 0.7, not difflib's 0.6: "aggregation" is no typo of "direction"
+    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.7)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise error(f"{where}: unknown key {key!r} (valid: {', '.join(valid)}){hint}")

@@ -14,7 +14,8 @@
     status: null                   # a manual override: Supported, Refuted, ...
 
 The file is the truth (the catalog is derived); a malformed file is a HypothesisError
-naming the file and the field.
+naming the file and the field, and so is an unknown key (a typo) at the top level, in a
+metric or in a selector, with the valid names and the closest one.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import yaml
 
 from hpclab.catalog.project_config import AGGREGATIONS, DIRECTIONS
-from hpclab.errors import HypothesisError
+from hpclab.errors import HypothesisError, check_keys
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml, write_bytes_atomic, write_yaml_atomic
 from hpclab.store.ids import is_valid_run_id
@@ -38,6 +39,9 @@ from hpclab.store.record import utcnow_iso
 STATUSES = ("Proposed", "Testing", "Supported", "Refuted", "Inconclusive")
 BASELINES = ("parent", "root", "best")
 SELECTOR_KEYS = ("sweep", "features", "tag")
+KEYS = ("title", "description", "author", "metrics", "baseline", "runs", "select", "status",
+        "created_at", "updated_at")  # fmt: skip
+TARGET_KEYS = ("name", "direction", "weight", "aggregation")
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ def parse_hypothesis(hid: str, data: Any, where: str) -> Hypothesis:
     """Validate one hypothesis mapping; errors name ``where`` and the field."""
     if not isinstance(data, Mapping):
         raise HypothesisError(f"{where}: expected a mapping")
+    check_keys(data, KEYS, where, HypothesisError)
     title = data.get("title")
     if not isinstance(title, str) or not title.strip():
         raise HypothesisError(f"{where}: title: required (one line, the claim)")
@@ -269,6 +274,7 @@ def _target(entry: Any, where: str) -> Target:
         entry = {"name": entry}
     if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
         raise HypothesisError(f"{where}: needs a 'name'")
+    check_keys(entry, TARGET_KEYS, where, HypothesisError)
     direction = entry.get("direction")
     if direction is not None and direction not in DIRECTIONS:
         raise HypothesisError(
@@ -288,11 +294,7 @@ def _target(entry: Any, where: str) -> Target:
 def _selector(entry: Any, where: str) -> Selector:
     if not isinstance(entry, Mapping) or not entry:
         raise HypothesisError(f"{where}: expected a mapping with {', '.join(SELECTOR_KEYS)}")
-    unknown = sorted(set(entry) - set(SELECTOR_KEYS))
-    if unknown:
-        raise HypothesisError(
-            f"{where}: unknown key {unknown[0]!r} (valid: {', '.join(SELECTOR_KEYS)})"
-        )
+    check_keys(entry, SELECTOR_KEYS, where, HypothesisError)
     features = entry.get("features") or {}
     if not isinstance(features, Mapping):
         raise HypothesisError(f"{where}.features: expected a mapping of config path to value")

@@ -26,7 +26,8 @@
       files: ['*.secret']              # more files never to archive (globs)
 
 A missing file means defaults (every metric minimized, aggregation ``last``); a malformed
-one is a ConfigError naming the file and the field.
+one is a ConfigError naming the file and the field, and so is an unknown key (a typo),
+at the top level or in any mapping above, with the valid names and the closest one.
 """
 
 from __future__ import annotations
@@ -39,11 +40,19 @@ from pathlib import Path
 from typing import Any
 
 from hpclab.catalog.dag import Naming
-from hpclab.errors import ConfigError
+from hpclab.errors import ConfigError, check_keys
 from hpclab.store.atomic import read_yaml
 
 DIRECTIONS = ("minimize", "maximize")
 AGGREGATIONS = ("last", "best", "mean")
+# The one list of what project.yaml may hold: a typo is an error naming the valid keys.
+KEYS = ("key_metrics", "naming", "evidence", "features", "pareto", "site", "secrets")
+NESTED_KEYS = {
+    "naming": ("regex", "id_group", "parent_group"),
+    "evidence": ("supported", "refuted"),
+    "features": ("ignore", "seeds"),
+    "site": ("publish_code",),
+}
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,10 @@ def load_project_config(path: Path) -> ProjectConfig:
     data = read_yaml(path) or {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    check_keys(data, KEYS, str(path))
+    for name, keys in NESTED_KEYS.items():
+        if isinstance(data.get(name), Mapping):
+            check_keys(data[name], keys, f"{path}: {name}")
     metrics = [
         _metric_entry(e, f"{path}: key_metrics[{i}]")
         for i, e in enumerate(data.get("key_metrics") or [])
@@ -144,6 +157,9 @@ def load_project_config(path: Path) -> ProjectConfig:
     publish_code = site.get("publish_code", True)
     if not isinstance(publish_code, bool):
         raise ConfigError(f"{path}: site.publish_code: expected true or false")
+    from hpclab.tracking.secrets import SecretRules  # the tracker's rules: checked here too
+
+    SecretRules.load(None, data, project_file=str(path))
     return ProjectConfig(
         tuple(metrics),
         regex,
@@ -166,6 +182,9 @@ def _metric_entry(entry: Any, where: str, *, aggregation: bool = True) -> KeyMet
         entry = {"name": entry}
     if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
         raise ConfigError(f"{where}: needs a 'name'")
+    check_keys(
+        entry, ("name", "direction", "aggregation") if aggregation else ("name", "direction"), where
+    )
     direction = entry.get("direction", "minimize")
     if direction not in DIRECTIONS:
         raise ConfigError(f"{where}.direction: {direction!r} is not one of {', '.join(DIRECTIONS)}")

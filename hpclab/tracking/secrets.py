@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hpclab.errors import ConfigError
+from hpclab.errors import ConfigError, check_keys
 from hpclab.tracking import patchtext
 from hpclab.tracking.secret_rules import (
     ALLOW_RE,
@@ -129,11 +129,7 @@ class SecretRules:
                 raise ConfigError(
                     f"{where}: expected a mapping with keys {', '.join(_SETTING_KEYS)}"
                 )
-            unknown = sorted(set(setting) - set(_SETTING_KEYS))
-            if unknown:
-                raise ConfigError(
-                    f"{where}: unknown key {unknown[0]!r} (valid: {', '.join(_SETTING_KEYS)})"
-                )
+            check_keys(setting, _SETTING_KEYS, where)
             patterns += [
                 _compile(p, f"{where}.patterns") for p in _strings(setting, "patterns", where)
             ]
