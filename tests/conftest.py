@@ -1,14 +1,11 @@
-"""Shared fixtures: an isolated environment and a store under an awkward path."""
+"""Shared fixtures: an isolated environment and a store under an awkward path.
+
+Only fixtures: the plain functions tests share are in ``helpers.py``."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -49,51 +46,6 @@ def weird_tmp_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def store_root(weird_tmp_path: Path) -> Path:
     return weird_tmp_path / "store"
-
-
-def poll(
-    predicate: Callable[[], Any],
-    timeout: float = 30.0,
-    interval: float = 0.05,
-    message: str = "condition",
-) -> Any:
-    """Return predicate()'s first truthy value, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
-
-
-def python_script(
-    code: str, *args: str, env: dict[str, str] | None = None, **kwargs: Any
-) -> subprocess.Popen[str]:
-    """Start ``python -c code`` with the test environment (plus ``env``)."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        env=full_env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kwargs,
-    )
-
-
-def hpclab_cli(
-    store: Path, *args: str, cwd: Path | None = None, timeout: float = 400
-) -> subprocess.CompletedProcess[str]:
-    """``python -m hpclab --store STORE ARGS...`` in a subprocess, its output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "hpclab", "--store", str(store), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-    )
 
 
 # the dev Slurm cluster fixture, for every test module

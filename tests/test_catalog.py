@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import poll
+from helpers import poll
 
 import hpclab
 from hpclab.catalog.connect import connect

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import poll
+from helpers import poll
 
 from hpclab.launch.scheduler import slurm_available
 from hpclab.store import RunStatus, Store

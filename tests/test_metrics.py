@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import poll
+from helpers import poll
 
 from hpclab.errors import MetricError
 from hpclab.tracking.metrics import (

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import poll
+from helpers import poll
 from slurm_fixtures import job_name, sbatch, scancel, slurm_cluster  # noqa: F401
 
 import hpclab.tracking.metrics as metrics_mod

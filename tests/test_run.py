@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import poll, python_script
+from helpers import poll, python_script
 
 import hpclab
 from hpclab.errors import ConfigError, RunExists

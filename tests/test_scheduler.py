@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import poll
+from helpers import poll
 from slurm_fixtures import job_name, sbatch, scancel, slurm_cluster  # noqa: F401
 
 from hpclab.errors import ConfigError, SchedulerError

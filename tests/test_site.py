@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import poll
+from helpers import poll
 from site_fixtures import BENCH_RUNS, log_run, make_site_store
 
 from hpclab.catalog.indexer import index_store

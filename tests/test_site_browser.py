@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from conftest import poll, python_script
+from helpers import poll, python_script
 from pdf_text import PDF_LINETO, PdfPages
 from site_fixtures import make_site_store
 

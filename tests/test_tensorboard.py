@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import python_script
+from helpers import python_script
 
 import hpclab
 from hpclab.tracking.metrics import read_metrics

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import poll
+from helpers import poll
 
 import hpclab
 from hpclab.catalog.connect import connect

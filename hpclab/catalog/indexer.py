@@ -35,6 +35,7 @@ from hpclab.catalog.schema import SMALL_TABLES, TABLES
 from hpclab.errors import CatalogError, HpclabError
 from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.atomic import read_json
+from hpclab.store.views import status_view
 
 # tables filled from one run's files: table -> RunRows attribute
 _RUN_TABLES = {
@@ -382,7 +383,7 @@ class Indexer:
         out = {}
         for key, entry in self.entries.items():
             if entry.rows is not None:
-                out[key] = effective_status(entry.rows.runs, now)
+                out[key] = row_status(entry.rows.runs, now)
         return out
 
     def _statuses_changed(self) -> bool:
@@ -509,27 +510,19 @@ class Indexer:
         self._collect_garbage()
 
 
-def effective_status(run: dict[str, Any], now: float) -> tuple[str, bool]:
-    """(status, stale) as readers should see it: a running run with a stale heartbeat
-    shows how the scheduler says it ended, or ``lost`` when nothing says."""
-    from hpclab.launch.scheduler.base import run_status_of
-
-    stored = str(run["stored_status"])
-    if stored != RunStatus.RUNNING.value:
-        return stored, False
+def row_status(run: dict[str, Any], now: float) -> tuple[str, bool]:
+    """(status, stale) of a ``runs`` row as readers see it: the store's one definition
+    (:func:`hpclab.store.views.status_view`) applied to the row's record fields."""
+    state = run.get("scheduler_state")
     probe = RunRecord(
         id="-",
         project="-",
-        status=RunStatus.RUNNING,
+        status=RunStatus(run["stored_status"]),
         heartbeat_at=run.get("heartbeat_at"),
         heartbeat_interval=float(run.get("heartbeat_interval") or 30.0),
+        scheduler_state={"state": state} if state else None,
     )
-    if not probe.is_stale(now):
-        return stored, False
-    ended = run_status_of(run.get("scheduler_state") or "")
-    if ended is not None and ended.is_final:
-        return ended.value, True
-    return "lost", True
+    return status_view(probe, now)
 
 
 def _summary_row(
@@ -683,4 +676,4 @@ def index_store(store: Store) -> PassReport:
         return indexer.index()
 
 
-__all__ = ["Entry", "Indexer", "PassReport", "effective_status", "index_store"]
+__all__ = ["Entry", "Indexer", "PassReport", "index_store", "row_status"]

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from hpclab.catalog.indexer import Indexer, PassReport, effective_status
+from hpclab.catalog.indexer import Indexer, PassReport, row_status
 from hpclab.store import Store
 from hpclab.store.fsinfo import filesystem_type, is_shared_filesystem
 from hpclab.store.record import FINAL_STATUSES
@@ -157,7 +157,7 @@ class Watcher:
         for (project, run_id), entry in self.indexer.entries.items():
             if entry.rows is None:
                 continue
-            status, stale = effective_status(entry.rows.runs, time.time())
+            status, stale = row_status(entry.rows.runs, time.time())
             if stale and status == "lost":
                 lost.setdefault(project, []).append(run_id)
         if not lost:

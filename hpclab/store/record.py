@@ -88,6 +88,7 @@ def run_status_of(state: str) -> RunStatus | None:
     """The run status a scheduler state implies ("CANCELLED by 0" -> cancelled)."""
     return SLURM_STATES.get(state.split()[0].rstrip("+").upper()) if state else None
 
+
 # The order in which a run moves forward. A writer never moves a run backwards
 # (a late "queued" from the login node must not overwrite "running" from the node).
 _RANK = {

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 
 from hpclab.errors import ConfigError, SchedulerError
 from hpclab.launch.scheduler.base import (
-    SLURM_STATES,
     UNKNOWN_ENDED,
     JobState,
     PartitionLimits,
     Scheduler,
-    run_status_of,
 )
+from hpclab.store.record import SLURM_STATES, run_status_of
 
 SYSTEM_SLURM_CONF = "/etc/slurm/slurm.conf"
 

@@ -12,46 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpclab.store import RunStatus
-
-# Slurm job states -> the run lifecycle. The run's own record is the truth for how a job
-# that ran to its end finished (hydra-submitit catches a task's exception, so Slurm says
-# COMPLETED for a failed task); scheduler states fill in what the job could not record.
-SLURM_STATES: dict[str, RunStatus] = {
-    "PENDING": RunStatus.QUEUED,
-    "CONFIGURING": RunStatus.QUEUED,
-    "REQUEUE_FED": RunStatus.QUEUED,
-    "RESV_DEL_HOLD": RunStatus.QUEUED,
-    "SUSPENDED": RunStatus.RUNNING,
-    "RUNNING": RunStatus.RUNNING,
-    "COMPLETING": RunStatus.RUNNING,
-    "STAGE_OUT": RunStatus.RUNNING,
-    "SIGNALING": RunStatus.RUNNING,
-    "RESIZING": RunStatus.RUNNING,
-    "COMPLETED": RunStatus.COMPLETED,
-    "FAILED": RunStatus.FAILED,
-    "NODE_FAIL": RunStatus.FAILED,
-    "BOOT_FAIL": RunStatus.FAILED,
-    "OUT_OF_MEMORY": RunStatus.FAILED,
-    "DEADLINE": RunStatus.TIMEOUT,
-    "TIMEOUT": RunStatus.TIMEOUT,
-    "CANCELLED": RunStatus.CANCELLED,
-    "REVOKED": RunStatus.CANCELLED,
-    "PREEMPTED": RunStatus.PREEMPTED,
-    "REQUEUED": RunStatus.PREEMPTED,
-    "REQUEUE_HOLD": RunStatus.PREEMPTED,
-    "SPECIAL_EXIT": RunStatus.FAILED,
-    "STOPPED": RunStatus.RUNNING,
-}
-
+from hpclab.store.record import run_status_of
 
 # A job the backend saw end without knowing how (a local process that is gone). It maps to
 # no run status: the run's own record (and its heartbeat) decides how the run ended.
 UNKNOWN_ENDED = "UNKNOWN_ENDED"
-
-
-def run_status_of(state: str) -> RunStatus | None:
-    """The run status a scheduler state implies ("CANCELLED by 0" -> cancelled)."""
-    return SLURM_STATES.get(state.split()[0].rstrip("+").upper()) if state else None
 
 
 @dataclass(frozen=True)
