@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hpclab.errors import StoreError
-from hpclab.launch.scheduler import JobState, Scheduler, get_scheduler
+from hpclab.launch.scheduler import JobState, Scheduler, get_scheduler, scheduler_names
 from hpclab.store import RunPaths, RunRecord, RunStatus, Store
 from hpclab.store.record import parse_iso, utcnow_iso
 
@@ -128,8 +128,8 @@ def observe(
             by_kind.setdefault(None if scheduler else kind, []).append(job_id)
     answers: dict[str | None, dict[str, JobState]] = {}
     for kind, job_ids in by_kind.items():
-        if scheduler is None and kind not in ("slurm", "local"):
-            continue
+        if scheduler is None and kind not in scheduler_names():
+            continue  # a record from a backend this installation does not have
         sched = scheduler or get_scheduler(kind)
         answers[kind] = sched.states(job_ids)
     out = []
