@@ -58,6 +58,12 @@ class CatalogError(HpclabError):
     """The catalog cannot be built or queried (another indexer holds it, bad SQL)."""
 
 
+class SchemaMismatch(ValueError):
+    """A catalog row does not fit its table: a field no column has, or a column no field
+    fills (names the table and the field). A bug, not bad input: not an
+    :class:`HpclabError`, so it keeps its traceback."""
+
+
 class DagError(HpclabError):
     """An experiment DAG edit is impossible: a cycle (named), an unknown run."""
 
@@ -79,6 +85,7 @@ class UnsafePathError(RestoreError):
 class SiteError(HpclabError):
     """The lab website cannot be built, served or exported (no template, MkDocs failed,
     port in use, no Chromium for a PDF)."""
+
 
 def check_keys(
     mapping: Mapping[Any, Any],

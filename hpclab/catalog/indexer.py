@@ -18,7 +18,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from hpclab.catalog.knowledge import KNOWLEDGE_TABLES, Knowledge, ProjectInput, 
 from hpclab.catalog.manifest import GRACE_SECONDS, Manifest, read_manifest, relative, write_manifest
 from hpclab.catalog.parquet import write_table
 from hpclab.catalog.project_config import ProjectConfig, load_project_config
+from hpclab.catalog.rows import Row, as_dict, columns, row
 from hpclab.catalog.run_metrics import Agg, index_run_metrics
 from hpclab.catalog.schema import SMALL_TABLES, TABLES
 from hpclab.errors import CatalogError, HpclabError
@@ -45,6 +46,8 @@ _RUN_TABLES = {
     "notes": "notes",
     "reproductions": "repro",
 }
+# the runs columns the knowledge layer fills (parent too, which replaces the stored one)
+_NO_KNOWLEDGE = dict.fromkeys(("parent_rule", "root_id", "depth", "seed_group"))
 
 
 @dataclass
@@ -394,67 +397,22 @@ class Indexer:
         """Write the small tables that changed (new files) and publish a new manifest."""
         effective = self._effective()
         need = {t for t in SMALL_TABLES if t in self._dirty or t not in self.published_tables}
-        tables: dict[str, list[tuple[Any, ...]]] = {t: [] for t in need}
-        for (project, run_id), entry in sorted(self.entries.items()):
-            rows = entry.rows
-            if rows is None:
-                continue
-            if "runs" in need:
-                status, stale = effective[(project, run_id)]
-                r = dict(rows.runs)
-                r.update(self._run_columns.get((project, run_id)) or {})
-                r.update(
-                    project=project,
-                    run_id=run_id,
-                    status=status,
-                    stale=stale,
-                    n_metrics=len(entry.aggs),
-                    fingerprint=entry.fingerprint,
-                )
-                tables["runs"].append(tuple(r.get(c.name) for c in TABLES["runs"]))
-            if "features" in need:
-                for path, value, num in rows.features:
-                    tables["features"].append((project, run_id, path, value, num))
-            if "artifacts" in need:
-                for a in rows.artifacts:
-                    tables["artifacts"].append((project, run_id, *a))
-            if "datasets" in need:
-                for d in rows.datasets:
-                    tables["datasets"].append((project, run_id, *d))
-            if "notes" in need and rows.notes is not None:
-                tables["notes"].append((project, run_id, *rows.notes))
-            if "reproductions" in need and rows.repro is not None:
-                tables["reproductions"].append((project, run_id, *rows.repro))
-            if "metric_summary" in need:
-                config = self.projects.get(project) or ProjectConfig()
-                for name, agg in sorted(entry.aggs.items()):
-                    tables["metric_summary"].append(
-                        _summary_row(project, run_id, name, agg, config)
-                    )
+        tables: dict[str, list[Row]] = {}
+        if "runs" in need:
+            tables["runs"] = self._runs_rows(effective)
+        if "features" in need:
+            tables["features"] = self._feature_rows()
+        for table in sorted(need & _RUN_TABLES.keys() - {"features"}):
+            tables[table] = self._run_file_rows(table, _RUN_TABLES[table])
+        if "metric_summary" in need:
+            tables["metric_summary"] = self._summary_rows()
         if "sweeps" in need or "sweep_points" in need:
-            tables.setdefault("sweeps", [])
-            tables.setdefault("sweep_points", [])
-            for project in sorted(self._sweeps):
-                for sweep in self._sweeps[project]:
-                    tables["sweeps"].append(sweep[0])
-                    tables["sweep_points"].extend(sweep[1])
+            tables["sweeps"], tables["sweep_points"] = self._sweep_rows()
         for table in KNOWLEDGE_TABLES:
             if table in need:
                 tables[table] = list(self._knowledge_rows.get(table, []))
         for table, table_rows in tables.items():
-            names = [c.name for c in TABLES[table]]
-            columns: dict[str, Any] = {
-                n: [row[i] for row in table_rows] for i, n in enumerate(names)
-            }
-            if table == "metric_summary":  # keep NaN/inf: numeric columns as float64
-                for n in ("last", "best", "mean", "min", "max", "key_value"):
-                    columns[n] = np.array(columns[n], dtype=np.float64)
-            table_file = self.store.catalog_table(table, self.generation)
-            write_table(self.con, table_file, table, columns)
-            old = self.published_tables.get(table)
-            if old and old != relative(self.store, table_file):
-                self.superseded.append((self.store.catalog_dir / old, time.time()))
-            self.published_tables[table] = relative(self.store, table_file)
+            self._write_table(table, table_rows)
         manifest = Manifest(
             generation=self.generation,
             tables=dict(self.published_tables),
@@ -469,6 +427,91 @@ class Indexer:
         self._dirty = set()
         self._published_status = {k: v[0] for k, v in effective.items()}
         self._collect_garbage()
+
+    def _indexed(self) -> Iterator[tuple[str, str, Entry, RunRows]]:
+        """(project, run id, entry, rows) of every run read, in catalog order."""
+        for (project, run_id), entry in sorted(self.entries.items()):
+            if entry.rows is not None:
+                yield project, run_id, entry, entry.rows
+
+    def _runs_rows(self, effective: dict[tuple[str, str], tuple[str, bool]]) -> list[Row]:
+        """``runs``: the run's record, its DAG and seed-group columns, its status as readers
+        see it, and the indexer's own columns."""
+        out = []
+        for project, run_id, entry, rows in self._indexed():
+            status, stale = effective[(project, run_id)]
+            out.append(
+                row(
+                    "runs",
+                    rows.runs,
+                    _NO_KNOWLEDGE,  # replaced by the knowledge layer's, when it has them
+                    self._run_columns.get((project, run_id)) or {},
+                    project=project,
+                    run_id=run_id,
+                    status=status,
+                    stale=stale,
+                    n_metrics=len(entry.aggs),
+                    fingerprint=entry.fingerprint,
+                )
+            )
+        return out
+
+    def _feature_rows(self) -> list[Row]:
+        return [
+            row(
+                "features",
+                project=project,
+                run_id=run_id,
+                path=path,
+                value=value,
+                value_num=num,
+            )
+            for project, run_id, _, rows in self._indexed()
+            for path, value, num in rows.features
+        ]
+
+    def _run_file_rows(self, table: str, attr: str) -> list[Row]:
+        """A table read from one run's files (artifacts, datasets, notes, reproductions):
+        the run's rows (a list, or one row or None) with the run's key."""
+        out = []
+        for project, run_id, _, rows in self._indexed():
+            value = getattr(rows, attr)
+            parts = value if isinstance(value, list) else [] if value is None else [value]
+            for part in parts:
+                out.append(row(table, part, project=project, run_id=run_id))
+        return out
+
+    def _summary_rows(self) -> list[Row]:
+        out = []
+        for project, run_id, entry, _ in self._indexed():
+            config = self.projects.get(project) or ProjectConfig()
+            for name, agg in sorted(entry.aggs.items()):
+                out.append(_summary_row(project, run_id, name, agg, config))
+        return out
+
+    def _sweep_rows(self) -> tuple[list[Row], list[Row]]:
+        """``sweeps`` and ``sweep_points``, as :func:`_sweeps` read them."""
+        sweeps: list[Row] = []
+        points: list[Row] = []
+        for project in sorted(self._sweeps):
+            for sweep in self._sweeps[project]:
+                sweeps.append(sweep[0])
+                points.extend(sweep[1])
+        return sweeps, points
+
+    def _write_table(self, table: str, table_rows: list[Row]) -> None:
+        """Write one table's rows as a new file of this generation (published by the
+        manifest the pass writes next)."""
+        cols: dict[str, Any] = columns(table, table_rows)
+        if table == "metric_summary":  # keep NaN/inf: numeric columns as float64
+            for n in ("last", "best", "mean", "min", "max", "key_value"):
+                cols[n] = np.array(cols[n], dtype=np.float64)
+        table_file = self.store.catalog_table(table, self.generation)
+        write_table(self.con, table_file, table, cols)
+        old = self.published_tables.get(table)
+        if old and old != relative(self.store, table_file):
+            self.superseded.append((self.store.catalog_dir / old, time.time()))
+        self.published_tables[table] = relative(self.store, table_file)
 
     def _collect_garbage(self, *, now: float | None = None) -> None:
         """Delete superseded files once no reader that connected before can need them."""
@@ -525,9 +568,7 @@ def row_status(run: dict[str, Any], now: float) -> tuple[str, bool]:
     return status_view(probe, now)
 
 
-def _summary_row(
-    project: str, run_id: str, name: str, agg: Agg, config: ProjectConfig
-) -> tuple[Any, ...]:
+def _summary_row(project: str, run_id: str, name: str, agg: Agg, config: ProjectConfig) -> Row:
     direction = config.direction(name)
     best = (agg.max if direction == "maximize" else agg.min) if agg.n_finite else math.nan
     mn = agg.min if agg.n_finite else math.nan
@@ -536,20 +577,21 @@ def _summary_row(
     key_value = math.nan
     if key is not None:
         key_value = {"last": agg.last, "best": best, "mean": agg.mean}[key.aggregation]
-    return (
-        project,
-        run_id,
-        name,
-        agg.last,
-        best,
-        agg.mean,
-        mn,
-        mx,
-        agg.length,
-        agg.last_step,
-        direction,
-        key_value,
-        key is not None,
+    return row(
+        "metric_summary",
+        project=project,
+        run_id=run_id,
+        name=name,
+        last=agg.last,
+        best=best,
+        mean=agg.mean,
+        min=mn,
+        max=mx,
+        n=agg.length,
+        last_step=agg.last_step,
+        direction=direction,
+        key_value=key_value,
+        is_key=key is not None,
     )
 
 
@@ -608,7 +650,8 @@ def load_entries(con: Any, store: Store, manifest: Manifest) -> dict[tuple[str, 
     from hpclab.catalog.parquet import read_kv
     from hpclab.catalog.run_metrics import FORMAT
 
-    def rows_of(table: str) -> list[tuple[Any, ...]]:
+    def rows_of(table: str) -> list[dict[str, Any]]:
+        """The table's rows keyed by column name (timestamps as the ISO text runs store)."""
         path = manifest.table_path(store, table)
         if path is None or not path.exists():
             return []
@@ -618,12 +661,12 @@ def load_entries(con: Any, store: Store, manifest: Manifest) -> dict[tuple[str, 
             else f'"{c.name}"'
             for c in TABLES[table]
         )
-        return con.execute(f"SELECT {cols} FROM read_parquet(?)", [str(path)]).fetchall()
+        found = con.execute(f"SELECT {cols} FROM read_parquet(?)", [str(path)]).fetchall()
+        return [as_dict(table, r) for r in found]
 
     entries: dict[tuple[str, str], Entry] = {}
-    names = [c.name for c in TABLES["runs"]]
-    for row in rows_of("runs"):
-        r = dict(zip(names, row, strict=True))
+    by_run: dict[tuple[str, str], RunRows] = {}
+    for r in rows_of("runs"):
         key = (r["project"], r["run_id"])
         record = RunRecord(
             id=r["run_id"],
@@ -637,22 +680,26 @@ def load_entries(con: Any, store: Store, manifest: Manifest) -> dict[tuple[str, 
             if k not in ("project", "run_id", "status", "stale", "n_metrics", "fingerprint")
         }
         runs["tags"] = list(runs.get("tags") or [])
-        entries[key] = Entry(fingerprint=r["fingerprint"], rows=RunRows(record=record, runs=runs))
-    for project, run_id, path, value, num in rows_of("features"):
-        if (project, run_id) in entries:
-            entries[(project, run_id)].rows.features.append((path, value, num))  # type: ignore[union-attr]
-    for project, run_id, *a in rows_of("artifacts"):
-        if (project, run_id) in entries:
-            entries[(project, run_id)].rows.artifacts.append(tuple(a))  # type: ignore[union-attr]
-    for project, run_id, *d in rows_of("datasets"):
-        if (project, run_id) in entries:
-            entries[(project, run_id)].rows.datasets.append(tuple(d))  # type: ignore[union-attr]
-    for project, run_id, tags, text, updated in rows_of("notes"):
-        if (project, run_id) in entries:
-            entries[(project, run_id)].rows.notes = (list(tags or []), text, updated)  # type: ignore[union-attr]
-    for project, run_id, *rp in rows_of("reproductions"):
-        if (project, run_id) in entries:
-            entries[(project, run_id)].rows.repro = tuple(rp)  # type: ignore[union-attr]
+        by_run[key] = RunRows(record=record, runs=runs)
+        entries[key] = Entry(fingerprint=r["fingerprint"], rows=by_run[key])
+
+    def own(table: str) -> Iterator[tuple[RunRows, dict[str, Any]]]:
+        """(the run's rows, the row less the run's key) for each row of an indexed run."""
+        for r in rows_of(table):
+            rows = by_run.get((r.pop("project"), r.pop("run_id")))
+            if rows is not None:
+                yield rows, r
+
+    for rows, f in own("features"):
+        rows.features.append((f["path"], f["value"], f["value_num"]))
+    for rows, a in own("artifacts"):
+        rows.artifacts.append(a)
+    for rows, d in own("datasets"):
+        rows.datasets.append(d)
+    for rows, n in own("notes"):
+        rows.notes = {**n, "tags": list(n["tags"] or [])}
+    for rows, rp in own("reproductions"):
+        rows.repro = rp
     for (project, run_id), entry in entries.items():
         rel = manifest.metrics.get(f"{project}/{run_id}")
         path = store.catalog_dir / rel if rel else None

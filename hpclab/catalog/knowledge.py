@@ -26,6 +26,7 @@ from hpclab.catalog.diffs import DiffRow, diff_configs, under, unflatten, withou
 from hpclab.catalog.evidence import Context, MetricFacts, evaluate
 from hpclab.catalog.hypotheses import Hypothesis, RunFacts, linked_runs
 from hpclab.catalog.project_config import KeyMetric, ProjectConfig
+from hpclab.catalog.rows import Row, renamed, row
 from hpclab.catalog.run_metrics import Agg
 from hpclab.catalog.stats import Comparison, MeanCI, compare, mean_ci, pareto_ranks
 
@@ -33,6 +34,7 @@ FeatureRow = tuple[str, str, float | None]
 K = TypeVar("K")
 V = TypeVar("V")
 RUN_COLUMNS = ("duration_s", "step", "attempt")  # runs columns usable as Pareto objectives
+CI_COLUMNS = {"low": "ci_low", "high": "ci_high"}  # MeanCI/Comparison field -> column
 
 
 @dataclass
@@ -62,7 +64,8 @@ class Result:
     """Per-run columns of the runs table, and rows of the knowledge tables."""
 
     run_columns: dict[tuple[str, str], dict[str, Any]]
-    tables: dict[str, list[tuple[Any, ...]]]
+    tables: dict[str, list[Row]]
+    warnings: list[str] = field(default_factory=list)  # cycles broken in a DAG
 
 
 KNOWLEDGE_TABLES = (
@@ -81,8 +84,7 @@ KNOWLEDGE_TABLES = (
 class Knowledge:
     """Computes :class:`Result` for the whole store; keeps caches between passes."""
 
-    def __init__(self, warn: Callable[[str], None] | None = None) -> None:
-        self._warn = warn or (lambda msg: None)
+    def __init__(self) -> None:
         self._diffs: _Memo[tuple[int, int], list[DiffRow]] = _Memo()
         self._cis: _Memo[tuple[float, ...], MeanCI] = _Memo()
         self._comparisons: _Memo[tuple[tuple[float, ...], tuple[float, ...]], Comparison] = _Memo()
@@ -120,8 +122,8 @@ class Knowledge:
             manual=p.manual_parents,
             sweep_bases=p.sweep_bases,
             naming=p.config.naming,
-            warn=self._warn,
         )
+        out.warnings += dag.dropped
         groups, seeds = self._seed_groups(p)
         sizes: dict[str, int] = defaultdict(int)
         for g in groups.values():
@@ -137,10 +139,28 @@ class Knowledge:
             }
             if edge:
                 out.tables["dag_edges"].append(
-                    (p.name, edge.parent, run_id, edge.rule, edge.detail)
+                    row(
+                        "dag_edges",
+                        project=p.name,
+                        parent_id=edge.parent,
+                        child_id=run_id,
+                        rule=edge.rule,
+                        detail=edge.detail,
+                    )
                 )
-                for row in self._diff(p, runs[run_id], runs[edge.parent]):
-                    out.tables["feature_diffs"].append((p.name, run_id, edge.parent, *row))
+                for path, change, old, new in self._diff(p, runs[run_id], runs[edge.parent]):
+                    out.tables["feature_diffs"].append(
+                        row(
+                            "feature_diffs",
+                            project=p.name,
+                            run_id=run_id,
+                            parent_id=edge.parent,
+                            path=path,
+                            change=change,
+                            old=old,
+                            new=new,
+                        )
+                    )
             if run_id in groups:
                 g = groups[run_id]
                 label = _label(
@@ -149,7 +169,15 @@ class Knowledge:
                     p.config.feature_ignore,
                 )
                 out.tables["seed_groups"].append(
-                    (p.name, run_id, g, seeds[run_id], sizes[g], label)
+                    row(
+                        "seed_groups",
+                        project=p.name,
+                        run_id=run_id,
+                        group_id=g,
+                        seed=seeds[run_id],
+                        size=sizes[g],
+                        label=label,
+                    )
                 )
         metrics = _compared_metrics(p)
         self._group_stats(p, groups, metrics, dag, out)
@@ -197,7 +225,13 @@ class Knowledge:
                 values[(g, km.name)] = vals
                 ci = self._ci(vals)
                 out.tables["seed_group_stats"].append(
-                    (p.name, g, km.name, ci.n, ci.mean, ci.std, ci.low, ci.high)
+                    row(
+                        "seed_group_stats",
+                        renamed(ci, **CI_COLUMNS),
+                        project=p.name,
+                        group_id=g,
+                        metric=km.name,
+                    )
                 )
         for g, runs in sorted(members.items()):  # vs the group of the runs' parents
             parents = {groups.get(dag.parent(r) or "") for r in runs}
@@ -238,22 +272,15 @@ class Knowledge:
                 continue
             c = self._comparisons.get((tuple(va), tuple(vb)), functools.partial(compare, va, vb))
             out.tables["group_comparisons"].append(
-                (
-                    p.name,
-                    km.name,
-                    a,
-                    b,
-                    basis,
-                    km.direction,
-                    c.n_a,
-                    c.n_b,
-                    c.mean_a,
-                    c.mean_b,
-                    c.diff,
-                    c.low,
-                    c.high,
-                    c.p_welch,
-                    c.p_permutation,
+                row(
+                    "group_comparisons",
+                    renamed(c, **CI_COLUMNS),
+                    project=p.name,
+                    metric=km.name,
+                    group_a=a,
+                    group_b=b,
+                    basis=basis,
+                    direction=km.direction,
                 )
             )
 
@@ -281,7 +308,17 @@ class Knowledge:
         )
         names = [o.name for o in objectives]
         for run_id, vals, rank in zip(ids, rows, ranks, strict=True):
-            out.tables["pareto"].append((p.name, run_id, names, vals, int(rank), bool(rank == 0)))
+            out.tables["pareto"].append(
+                row(
+                    "pareto",
+                    project=p.name,
+                    run_id=run_id,
+                    objectives=names,
+                    values=vals,
+                    rank=int(rank),
+                    on_front=bool(rank == 0),
+                )
+            )
 
     def _evidence(self, p: ProjectInput, dag: Dag, groups: Mapping[str, str], out: Result) -> None:
         if not p.hypotheses:
@@ -323,64 +360,30 @@ class Knowledge:
                 h, linked, ctx, supported_at=config.supported_at, refuted_at=config.refuted_at
             )
             out.tables["hypotheses"].append(
-                (
-                    p.name,
-                    h.id,
-                    h.title,
-                    h.description,
-                    h.author,
-                    [t.name for t in h.targets],
-                    json.dumps([t.to_dict() for t in h.targets]),
-                    h.baseline,
-                    json.dumps(
+                row(
+                    "hypotheses",
+                    project=p.name,
+                    hypothesis_id=h.id,
+                    title=h.title,
+                    description=h.description,
+                    author=h.author,
+                    metrics=[t.name for t in h.targets],
+                    targets=json.dumps([t.to_dict() for t in h.targets]),
+                    baseline=h.baseline,
+                    selectors=json.dumps(
                         {"runs": list(h.runs), "select": [s.to_dict() for s in h.select]},
                         default=str,
                     ),
-                    linked,
-                    h.status,
-                    h.created_at,
-                    h.updated_at,
-                    h.file,
+                    runs=linked,
+                    status_override=h.status,
+                    created_at=h.created_at,
+                    updated_at=h.updated_at,
+                    file=h.file,
                 )
             )
-            for u in units:
-                out.tables["evidence"].append(
-                    (
-                        p.name,
-                        u.hypothesis_id,
-                        u.run_id,
-                        u.metric,
-                        u.direction,
-                        u.baseline_run,
-                        u.baseline,
-                        u.value,
-                        u.delta,
-                        u.scale,
-                        u.normalized_delta,
-                        u.weight,
-                        u.status_confidence,
-                        u.stability,
-                        u.agreement,
-                        u.confidence,
-                        u.contribution,
-                    )
-                )
-            v = verdict
+            out.tables["evidence"].extend(row("evidence", u, project=p.name) for u in units)
             out.tables["hypothesis_status"].append(
-                (
-                    p.name,
-                    v.hypothesis_id,
-                    v.status,
-                    v.computed_status,
-                    v.override,
-                    v.evidence,
-                    v.n_runs,
-                    v.n_units,
-                    v.n_pending,
-                    v.supported_at,
-                    v.refuted_at,
-                    v.reason,
-                )
+                row("hypothesis_status", verdict, project=p.name)
             )
 
 
