@@ -7,13 +7,12 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
-from helpers import hpclab_subprocess
+from helpers import git, hpclab_cli, write
 from secret_fixtures import fake_secrets, find_line, secret_repo
 
 import hpclab
@@ -29,29 +28,6 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not 
 @pytest.fixture(autouse=True)
 def snapshots_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HPCLAB_SNAPSHOT_CODE", "1")
-
-
-def git_env() -> dict[str, str]:
-    return {
-        **os.environ, "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com",
-        "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-    }  # fmt: skip
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "init.defaultBranch=main", *args],
-        cwd=repo, env=git_env(), check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
-
-
-def write(path: Path, data: bytes | str, mode: int | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
-    if mode is not None:
-        path.chmod(mode)
-    return path
 
 
 def tree_bytes(root: Path) -> dict[str, tuple[bytes, str]]:
@@ -137,7 +113,7 @@ def test_dirty_repository_is_restored_byte_for_byte(weird_tmp_path: Path) -> Non
     before_git, before_tree = git_state(repo), tree_bytes(repo)
 
     target = weird_tmp_path / "restored 'here'"
-    out = hpclab_subprocess(store, "restore", run_id, "--into", str(target))
+    out = hpclab_cli(store, "restore", run_id, "--into", str(target))
 
     assert out.returncode == 0, out.stdout + out.stderr
     assert tree_bytes(target) == seen
@@ -156,14 +132,14 @@ def test_dirty_repository_is_restored_byte_for_byte(weird_tmp_path: Path) -> Non
     assert META_DIR not in git(target, "status", "--porcelain"), "metadata is excluded locally"
 
     # a non-empty target is refused in one line, and replaced with --force
-    again = hpclab_subprocess(store, "restore", run_id, "--into", str(target))
+    again = hpclab_cli(store, "restore", run_id, "--into", str(target))
     assert again.returncode == 1
     assert again.stderr.strip().splitlines() == [
         f"hpclab: error: target {target} is not empty: choose another directory, or pass "
         "--force to replace its contents"
     ]
     write(target / "stray.txt", "x")
-    forced = hpclab_subprocess(store, "restore", run_id, "--into", str(target), "--force")
+    forced = hpclab_cli(store, "restore", run_id, "--into", str(target), "--force")
     assert forced.returncode == 0, forced.stderr
     assert tree_bytes(target) == seen
 
@@ -198,9 +174,7 @@ def test_commit_unreachable_falls_back_and_says_where_it_looked(weird_tmp_path: 
     repo.rename(moved)
     target = weird_tmp_path / "t"
 
-    out = hpclab_subprocess(
-        store, "restore", run_id, "--into", str(target), "--remote-timeout", "5"
-    )
+    out = hpclab_cli(store, "restore", run_id, "--into", str(target), "--remote-timeout", "5")
 
     assert out.returncode == 1, "an incomplete tree fails verification"
     (note,) = [ln for ln in out.stderr.splitlines() if ln.startswith("note: commit")]
@@ -259,7 +233,7 @@ def test_redacted_lines_are_brought_back_from_the_commit_or_listed(weird_tmp_pat
     redactions = json.loads(paths.code_json.read_text())["redactions"]
     target = weird_tmp_path / "restored"
 
-    out = hpclab_subprocess(store, "restore", run_id, "--into", str(target))
+    out = hpclab_cli(store, "restore", run_id, "--into", str(target))
 
     assert out.returncode == 0, out.stdout + out.stderr
     # committed secrets in the patch's context and removed lines come from the commit
@@ -295,13 +269,13 @@ def test_redacted_lines_are_brought_back_from_the_commit_or_listed(weird_tmp_pat
 
 def test_missing_run_or_snapshot_is_one_clean_line(weird_tmp_path: Path) -> None:
     store = weird_tmp_path / "store"
-    out = hpclab_subprocess(store, "restore", "20260101-000000-abcd")
+    out = hpclab_cli(store, "restore", "20260101-000000-abcd")
     assert out.returncode == 1 and out.stderr.startswith("hpclab: error: run '20260101")
     with pytest.raises(RunNotFound):
         restore_run(Store(store), "nope", weird_tmp_path / "t")
     run = hpclab.init(project="p", store=store, settings={"snapshot_code": False})
     run.finish()
-    out = hpclab_subprocess(store, "restore", run.id, "--into", str(weird_tmp_path / "t"))
+    out = hpclab_cli(store, "restore", run.id, "--into", str(weird_tmp_path / "t"))
     assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1
     assert "has no code snapshot" in out.stderr and "Traceback" not in out.stderr
 
@@ -365,7 +339,7 @@ def test_malicious_archive_is_refused_before_anything_is_written(
     assert named in str(err.value) and str(paths.source_archive) in str(err.value)
     assert not target.exists(), "refused before the target was created"
     assert not any(p.exists() for p in outside_paths(weird_tmp_path))
-    out = hpclab_subprocess(store, "restore", run_id, "--into", str(target))
+    out = hpclab_cli(store, "restore", run_id, "--into", str(target))
     assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1
     assert "refusing" in out.stderr and "Traceback" not in out.stderr
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import hpclab_subprocess, poll
+from helpers import git, hpclab_cli, poll
 
 import hpclab
 from hpclab.errors import RestoreError
@@ -47,18 +47,6 @@ def train(cfg, run):
 @pytest.fixture(autouse=True)
 def snapshots_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HPCLAB_SNAPSHOT_CODE", "1")
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ, "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com",
-        "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-    }  # fmt: skip
-    return subprocess.run(
-        ["git", "-c", "init.defaultBranch=main", *args],
-        cwd=repo, env=env, check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
 
 
 def project_repo(base: Path, module: str, committed: str, working: str) -> Path:
@@ -103,7 +91,7 @@ def test_rerun_runs_the_restored_code_as_a_child(weird_tmp_path: Path) -> None:
     git(repo, "commit", "-qam", "two")
     (repo / "mytask.py").write_text(STEPPER.format(offset=-5))
 
-    out = hpclab_subprocess(store, "rerun", original, "--json", cwd=weird_tmp_path)
+    out = hpclab_cli(store, "rerun", original, "--json", cwd=weird_tmp_path)
 
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
@@ -117,13 +105,13 @@ def test_rerun_runs_the_restored_code_as_a_child(weird_tmp_path: Path) -> None:
     assert s.read_record(s.run_paths("example", original)).status is RunStatus.COMPLETED
     assert json.loads(Path(result["dir"], "rerun.json").read_text())["run_id"] == new
 
-    same = hpclab_subprocess(store, "repro", original, "--against", new)
+    same = hpclab_cli(store, "repro", original, "--against", new)
     assert same.returncode == 0, same.stdout + same.stderr
     assert same.stdout.startswith(f"reproduced: run {new} vs original {original}")
 
     # the command restore prints runs the restored code here (as a child too); with
     # another seed, repro says it drifted and by how much
-    restored = hpclab_subprocess(store, "restore", original, "--into", str(weird_tmp_path / "t"))
+    restored = hpclab_cli(store, "restore", original, "--into", str(weird_tmp_path / "t"))
     assert restored.returncode == 0, restored.stderr
     command = restored.stdout.split("run it again here:\n", 1)[1].splitlines()[0].strip()
     again = subprocess.run(
@@ -133,7 +121,7 @@ def test_rerun_runs_the_restored_code_as_a_child(weird_tmp_path: Path) -> None:
     here = s.run_ids("example")[-1]
     assert s.read_record(s.run_paths("example", here)).parent == original
     assert losses(store, here) == pytest.approx([v + 1 for v in seen])
-    drift = hpclab_subprocess(store, "repro", original, "--against", here, "--json")
+    drift = hpclab_cli(store, "repro", original, "--against", here, "--json")
     assert drift.returncode == 1, drift.stderr[-3000:]
     doc = json.loads(drift.stdout)
     assert doc["verdict"] == "drifted" and doc["max_abs_diff"] == pytest.approx(1.0)
@@ -151,7 +139,7 @@ def test_rerun_on_slurm_reproduces_the_example_with_its_seed(
                       "train.steps=30", "train.threads=1", "seed=7")  # fmt: skip
     (repo / "exp.py").write_text("raise SystemExit('changed since')\n")
 
-    out = hpclab_subprocess(store, "repro", original, "--launcher", "slurm", "--json")
+    out = hpclab_cli(store, "repro", original, "--launcher", "slurm", "--json")
 
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     doc = json.loads(out.stdout)
@@ -166,7 +154,7 @@ def test_rerun_on_slurm_reproduces_the_example_with_its_seed(
 
     # detached (no --wait): the command returns once the job is queued; the job later runs
     # the restored tree, which stays in the store's reruns/ until then
-    out = hpclab_subprocess(store, "rerun", original, "--launcher", "slurm", "--json")
+    out = hpclab_cli(store, "rerun", original, "--launcher", "slurm", "--json")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     detached = json.loads(out.stdout)
     assert detached["status"] in {"planned", "queued", "running"} and detached["job_id"]
@@ -191,7 +179,7 @@ def test_rerun_refuses_what_it_cannot_run_faithfully(weird_tmp_path: Path) -> No
     with pytest.raises(RestoreError, match="was not made by a Hydra app"):
         rerun(Store(store), run.id)
     shutil.rmtree(repo)  # the commit is gone: the restored tree cannot match the run's
-    out = hpclab_subprocess(store, "rerun", run.id)
+    out = hpclab_cli(store, "rerun", run.id)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert (
         out.stderr.strip()
@@ -274,7 +262,7 @@ def test_env_build_offline_from_a_wheelhouse(weird_tmp_path: Path, tmp_path: Pat
     run.paths.requirements_txt.write_text("hpclab-tiny-pkg==0.1.0\npip==1.0\n")
     venv = weird_tmp_path / "the venv"
 
-    out = hpclab_subprocess(store, "env", "build", run.id, "--into", str(venv), "--wheelhouse",
+    out = hpclab_cli(store, "env", "build", run.id, "--into", str(venv), "--wheelhouse",
                      str(wheels))  # fmt: skip
 
     assert out.returncode == 0, out.stderr
@@ -286,7 +274,7 @@ def test_env_build_offline_from_a_wheelhouse(weird_tmp_path: Path, tmp_path: Pat
 
     # a package the wheelhouse lacks: pip's own reason, in one line
     run.paths.requirements_txt.write_text("hpclab-tiny-pkg==0.2.0\n")
-    missing = hpclab_subprocess(store, "env", "build", run.id, "--into", str(venv), "--force",
+    missing = hpclab_cli(store, "env", "build", run.id, "--into", str(venv), "--force",
                          "--wheelhouse", str(wheels))  # fmt: skip
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
     assert "pip install failed (ERROR: " in missing.stderr and "hpclab-tiny-pkg" in missing.stderr
@@ -296,7 +284,7 @@ def test_env_build_offline_from_a_wheelhouse(weird_tmp_path: Path, tmp_path: Pat
     env["python"]["version_info"] = [3, 9, 18]
     run.paths.environment_json.write_text(json.dumps(env))
     have = ".".join(map(str, sys.version_info[:3]))
-    other = hpclab_subprocess(store, "env", "build", run.id, "--into", str(weird_tmp_path / "v2"))
+    other = hpclab_cli(store, "env", "build", run.id, "--into", str(weird_tmp_path / "v2"))
     assert other.returncode == 1
     assert other.stderr.strip() == (
         f"hpclab: error: run {run.id} ran on Python 3.9.18, but {sys.executable} is Python "
@@ -339,7 +327,7 @@ def test_any_hydra_app_is_rerun_from_its_restored_script(weird_tmp_path: Path) -
     (original,) = Store(store).run_ids("legacy")
     (repo / "train.py").write_text(HYDRA_APP % 99)
 
-    repro = hpclab_subprocess(store, "repro", original, "--json")
+    repro = hpclab_cli(store, "repro", original, "--json")
 
     assert repro.returncode == 0, repro.stderr[-3000:]
     doc = json.loads(repro.stdout)
