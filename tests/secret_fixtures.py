@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from helpers import git, write
 
 B64 = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789aBcDeFgHiJkLmNoPqRsTuVwXyZ9876543210"
 
@@ -113,27 +113,6 @@ CREDENTIAL_FILES = (
 
 def credential_payload(rel: str) -> str:
     return f"credential-file-payload-{rel.replace('/', '-')}-Fake\n"
-
-
-def git_env() -> dict[str, str]:
-    return {
-        **os.environ, "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com",
-        "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-    }  # fmt: skip
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "init.defaultBranch=main", *args],
-        cwd=repo, env=git_env(), check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return path
 
 
 def lines_text(lines: list[str]) -> str:

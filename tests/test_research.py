@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from helpers import hpclab_cli
 
 import hpclab
 from hpclab.catalog import queries
 from hpclab.catalog.connect import connect
 from hpclab.catalog.indexer import Indexer
-from hpclab.cli import cli
 from hpclab.store import Store
 from hpclab.store.atomic import write_yaml_atomic
 
@@ -56,11 +55,6 @@ def index(store: Path) -> Any:
     return connect(store)
 
 
-def hpclab_cli(store: Path, *args: str) -> Any:
-    result = CliRunner().invoke(cli, ["--store", str(store), *args])
-    return result
-
-
 def test_dag_edit_recomputes_downstream_diffs_and_evidence(store_root: Path) -> None:
     make(store_root, "root", 0.1, 1.0)
     make(store_root, "child", 0.05, 0.8, parent="root")
@@ -90,7 +84,7 @@ def test_dag_edit_recomputes_downstream_diffs_and_evidence(store_root: Path) -> 
     assert nd == pytest.approx(0.1 / scale)
 
     out = hpclab_cli(store_root, "dag", "set-parent", "grand", "root")
-    assert out.exit_code == 0, out.output
+    assert out.returncode == 0, out.output
     assert "manual" in out.output
     con = connect(store_root)  # set-parent re-indexed
     assert con.execute(
@@ -114,8 +108,8 @@ def test_dag_edit_recomputes_downstream_diffs_and_evidence(store_root: Path) -> 
         "SELECT parent_id, rule FROM dag_edges WHERE child_id = 'grand'"
     ).fetchall() == [("root", "manual")]
     refused = hpclab_cli(store_root, "dag", "set-parent", "root", "grand")
-    assert refused.exit_code == 1
-    assert "would make a cycle: root -> grand -> root" in refused.output
+    assert refused.returncode == 1
+    assert "would make a cycle: root -> grand -> root" in refused.stderr
 
 
 def test_naming_rule_from_project_yaml(store_root: Path) -> None:
@@ -130,8 +124,8 @@ def test_naming_rule_from_project_yaml(store_root: Path) -> None:
         ("r8", "r12", "naming", "12_from_8_lr_sweep")
     ]
     out = hpclab_cli(store_root, "dag", "show", "r12")
-    assert out.exit_code == 0, out.output
-    lines = out.output.splitlines()
+    assert out.returncode == 0, out.output
+    lines = out.stdout.splitlines()
     assert lines[1].strip().startswith("r8 8_baseline") and "r12 12_from_8_lr_sweep" in lines[2]
     assert "(naming)" in lines[2]
 
@@ -172,7 +166,7 @@ def _check_seed_groups(store_root: Path, vals_b: list[float]) -> None:
     assert len(cmp) == 1 and cmp[0][:3] == (groups["b0"], groups["a0"], "parent")
     assert cmp[0][3] == pytest.approx(0.55 - 1.1) and cmp[0][4] < 0.01
     out = hpclab_cli(store_root, "runs", "compare", "a0", "b1")
-    assert out.exit_code == 0, out.output
+    assert out.returncode == 0, out.output
     assert "seed groups" in out.output and f"vs {groups['a0']}" in out.output
     assert "-0.55" in out.output  # the difference of the means
 
@@ -207,23 +201,23 @@ def test_hypothesis_cli_add_list_show(store_root: Path) -> None:
         "--where",
         "optim.lr=1e-2",
     )
-    assert out.exit_code == 0, out.output
+    assert out.returncode == 0, out.output
     again = hpclab_cli(
         store_root, "hypothesis", "add", "small-lr", "-p", "p", "--title", "t", "--metric", "m"
     )
-    assert again.exit_code == 1 and "exists" in again.output
+    assert again.returncode == 1 and "exists" in again.stderr
     out = hpclab_cli(store_root, "hypothesis", "list")
     assert "small-lr" in out.output and "Supported" in out.output
     out = hpclab_cli(store_root, "hypothesis", "show", "small-lr")
-    assert out.exit_code == 0, out.output
+    assert out.returncode == 0, out.output
     assert "fast" in out.output and "other" not in out.output and "base" in out.output
     bad = Store(store_root).hypothesis_yaml("p", "broken")
     bad.write_text("title: x\nmetrics: [{name: m, direction: sideways}]\n")
     out = hpclab_cli(store_root, "index")
-    assert out.exit_code == 0
+    assert out.returncode == 0
     assert "broken.yaml: metrics[0].direction: 'sideways'" in out.output
     missing = hpclab_cli(store_root, "hypothesis", "show", "nope")
-    assert missing.exit_code == 1 and "nope" in missing.output
+    assert missing.returncode == 1 and "nope" in missing.stderr
 
 
 def test_hypothesis_status_override_keeps_the_file(store_root: Path) -> None:
@@ -251,12 +245,12 @@ def test_hypothesis_status_override_keeps_the_file(store_root: Path) -> None:
 
     assert status() == ("Supported", "Supported", None)
     out = hpclab_cli(store_root, "hypothesis", "status", "small-lr", "refuted")
-    assert out.exit_code == 0, out.output
+    assert out.returncode == 0, out.output
     assert status() == ("Refuted", "Supported", "Refuted")
     edited = path.read_text()
     assert edited.startswith(text) and 'status: "Refuted"' in edited  # comments kept
     out = hpclab_cli(store_root, "hypothesis", "status", "small-lr", "auto")
-    assert out.exit_code == 0, out.output
+    assert out.returncode == 0, out.output
     assert status() == ("Supported", "Supported", None)
     assert path.read_text().count("status:") == 1
     for args, says in (
@@ -265,8 +259,9 @@ def test_hypothesis_status_override_keeps_the_file(store_root: Path) -> None:
     ):
         before = path.read_text()
         out = hpclab_cli(store_root, "hypothesis", "status", *args)
-        assert out.exit_code == 1 and says in out.output, out.output
-        assert "Traceback" not in out.output and path.read_text() == before
+        assert out.returncode == 1 and says in out.stderr, out.output
+        assert out.stderr.startswith("hpclab: error: ") and len(out.stderr.splitlines()) == 1
+        assert path.read_text() == before
 
 
 def test_runs_diff_shows_config_and_code(store_root: Path, tmp_path: Path) -> None:
@@ -293,7 +288,7 @@ def test_runs_diff_shows_config_and_code(store_root: Path, tmp_path: Path) -> No
         run.finish()
         runs.append(run)
     out = hpclab_cli(store_root, "runs", "diff", "r0", "r1")
-    assert out.exit_code == 0, out.output
+    assert out.returncode == 0, out.output
     assert "optim.lr  changed  0" in out.output
     assert "changed  train.py" in out.output
     assert "-+lr = 2" in out.output and "++lr = 3" in out.output

@@ -11,13 +11,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import git, git_env, write
 from secret_fixtures import (
     CREDENTIAL_FILES,
     credential_payload,
     fake_secrets,
     find_line,
-    git,
-    git_env,
     key_block,
     lines_text,
     python_lines,
@@ -25,7 +24,6 @@ from secret_fixtures import (
     secret_repo,
     secret_values,
     store_blobs,
-    write,
     yaml_lines,
 )
 

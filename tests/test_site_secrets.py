@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from secret_fixtures import fake_secrets, python_lines, secret_repo, secret_values, write
+from helpers import git, write
+from secret_fixtures import fake_secrets, python_lines, secret_repo, secret_values
 
 import hpclab
 from hpclab.catalog.indexer import index_store
@@ -97,8 +98,6 @@ def test_a_project_can_keep_its_code_off_the_site(weird_tmp_path: Path) -> None:
     repo = weird_tmp_path / "repo"
     repo.mkdir()
     write(repo / "train.py", "print('hi')\n")
-    from secret_fixtures import git
-
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "one")
