@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import hpclab
 from hpclab.catalog.connect import connect
 from hpclab.catalog.indexer import Indexer
 from hpclab.cli import cli
@@ -99,3 +100,121 @@ def test_effective_status_cases(name: str) -> None:
     stale = status is RunStatus.RUNNING and (beat_age is None or beat_age > 100)
     assert status_view(record, now) == (expected, stale)
     assert row_status(row, now) == (expected, stale)
+
+
+# -- progress and ETA: hpclab status and the Training page ------------------------------------
+def _training_run(store_root: Path, steps: int, total: int) -> hpclab.Run:
+    run = hpclab.Run(
+        project="p",
+        store=store_root,
+        settings={"snapshot_env": False},
+        config={"train": {"steps": total}},
+    )
+    for s in range(steps):
+        run.log({"train/loss": 1.0 / (s + 1)}, step=s)
+        if s % 10 == 0:
+            run.log({"val/loss": 1.0 / (s + 1)}, step=s)  # a shorter series, same last step
+        time.sleep(0.001)
+    run.flush()
+    return run
+
+
+@pytest.mark.parametrize("case", ["running", "lost", "completed"])
+def test_status_and_training_page_agree_on_progress(store_root: Path, case: str) -> None:
+    from hpclab.cli.jobs import progress
+    from hpclab.site.livedoc import total_steps_from_config
+    from hpclab.site.series import run_series
+
+    run = _training_run(store_root, 60, 100)
+    store = Store(store_root)
+    if case == "completed":
+        run.finish()
+    else:
+        run._worker.stop()
+        run.finished = True  # the process is gone (lost) or still beating (running)
+    record = store.read_record(run.paths)
+    if case == "lost":
+        record.heartbeat_at = utcnow_iso(time.time() - STALE)
+        store.write_record(run.paths, record)
+    key = ("p", run.id)
+    cli = progress(run.paths, record)
+    live = run_info(store, key, run_series(store, *key), total_steps_from_config(store, key))
+    assert live["status"] == {"running": "running", "lost": "lost", "completed": "completed"}[case]
+    assert (cli["step"], cli["total"]) == (live["step"], live["total"]) == (59, 100)
+    assert cli["progress"] == live["percent"] == 60.0
+    if case == "running":
+        assert live["rate"] and live["rate"] > 0
+        assert cli["eta_s"] == pytest.approx(live["eta_s"]) and cli["eta_s"] == pytest.approx(
+            40 / live["rate"]
+        )
+    else:  # an ETA only while the run runs: not for a lost run, nor a finished one
+        assert cli["eta_s"] is None and live["eta_s"] is None
+
+
+def test_progress_rules() -> None:
+    from hpclab.store.views import progress, step_rate, total_steps
+
+    assert progress("running", 9, 10, 2.0).eta_s == 0.0  # last step reached: nothing left
+    assert progress("running", 4, 10, 2.0).eta_s == pytest.approx(2.5)
+    assert progress("queued", 4, 10, 2.0).eta_s is None
+    assert progress("lost", 4, 10, 2.0).percent == 50.0
+    assert progress("running", 40, 10, 2.0).percent == 100.0
+    assert progress("running", None, 10, 2.0) == progress("running", None, 10, 2.0)
+    assert progress("running", None, 10, 2.0).percent is None
+    assert step_rate([0, 10, 20], [0.0, 1.0, 2.0]) == 10.0
+    assert step_rate([5], [1.0]) is None and step_rate([1, 1], [0.0, 1.0]) is None
+    assert step_rate(list(range(1000)), [s / 4 for s in range(1000)]) == pytest.approx(4.0)
+    assert total_steps({"train": {"steps": 30}}) == 30
+    assert total_steps({"trainer": {"max_steps": 7}, "steps": 3}) == 7  # first match wins
+    assert total_steps({"train.max_steps": 12.0}) == 12  # the catalog's dotted features
+    assert total_steps({"train": {"steps": 0}}) is None and total_steps(None) is None
+
+
+# -- the CLI's tables and numbers ---------------------------------------------------------------
+def test_one_table_printer_and_formatters() -> None:
+    import click
+
+    from hpclab.cli import output
+
+    @click.command()
+    def show() -> None:
+        output.table([], ["run", "status"])
+        output.table(
+            [{"run": "a", "status": None}, {"run": "bbb", "status": "ok"}],
+            ["run", "status"],
+            indent="  ",
+        )
+
+    out = CliRunner().invoke(show)
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines() == ["RUN  STATUS", "  RUN  STATUS", "  a", "  bbb  ok"]
+    assert [output.fmt_number(v) for v in (0.000123456789, 1.5e7, 3, None, float("nan"))] == [
+        "0.000123457",
+        "1.5e+07",
+        "3",
+        "",
+        "nan",
+    ]
+    assert output.fmt_number(float("-inf")) == "-inf" and output.fmt_number(2 / 3, 3) == "0.667"
+    assert [output.fmt_duration(s) for s in (None, float("inf"), 4.4, 62, 3723, 93784)] == [
+        "",
+        "",
+        "00:04",
+        "01:02",
+        "01:02:03",
+        "1d 02:03:04",
+    ]
+
+
+def test_cli_modules_print_through_output() -> None:
+    """No command module defines its own table printer or number/duration format."""
+    import re
+
+    cli_dir = Path(__file__).resolve().parents[1] / "hpclab" / "cli"
+    own = re.compile(r"^def (_?table|_fmt\w*|fmt_\w+|_?duration\w*)\(", re.M)
+    found = {
+        p.name: own.findall(p.read_text())
+        for p in cli_dir.glob("*.py")
+        if p.name != "output.py" and own.search(p.read_text())
+    }
+    assert found == {}

@@ -7,7 +7,6 @@ nothing: every run that has not ended.
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -15,17 +14,18 @@ from typing import Any
 
 import click
 
+from hpclab.cli.output import fmt_duration, table
 from hpclab.errors import RunNotFound, SchedulerError, StoreError
 from hpclab.launch.reconcile import Observation, apply, job_of, observe, unfinished
 from hpclab.launch.scheduler import get_scheduler
 from hpclab.store import RunPaths, RunRecord, RunStatus, Store
 from hpclab.store.atomic import read_json, read_yaml
 from hpclab.store.record import parse_iso, utcnow_iso
-from hpclab.store.views import effective_status
+from hpclab.store.views import effective_status, step_rate, total_steps
+from hpclab.store.views import progress as run_progress
 from hpclab.tracking.metrics import read_commit, read_metrics
 
 _SWEEP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-RATE_WINDOW = 200  # recent points the step rate (and so the ETA) is measured over
 
 
 @dataclass
@@ -78,45 +78,34 @@ def resolve_target(store: Store, target: str | None, project: str | None) -> Tar
 
 # -- status ----------------------------------------------------------------------------------
 def progress(paths: RunPaths, record: RunRecord, now: float | None = None) -> dict[str, Any]:
-    """Step, total steps (config ``train.steps``), percent done and ETA of a run.
+    """Step, total steps, percent done and ETA of a run (:func:`hpclab.store.views.progress`,
+    as the site's Training page computes them).
 
-    The rate is steps over wall time across the last points of the metric that reached
-    the furthest step, from the committed metrics (what a reader can trust)."""
-    now = time.time() if now is None else now
-    out: dict[str, Any] = {"step": None, "total": None, "progress": None, "eta_s": None}
+    The step and rate come from the committed metrics (what a reader can trust): the
+    rate over the last points of the metric that reached the furthest step."""
     step = record.step if record.step >= 0 else None
     rate = None
     try:
         commit = read_commit(paths.metrics_zarr)
         series_info = commit.get("series", {})
         if series_info:
-            name = max(series_info, key=lambda n: series_info[n].get("last_step", -1))
+            name = max(sorted(series_info), key=lambda n: series_info[n].get("last_step", -1))
             series = read_metrics(paths.metrics_zarr, names=[name]).get(name)
             if series is not None and len(series):
                 step = max(step or 0, int(series.step[-1]))
-                s, w = series.step[-RATE_WINDOW:], series.wall_time[-RATE_WINDOW:]
-                if len(s) > 1 and w[-1] > w[0]:
-                    rate = float(s[-1] - s[0]) / float(w[-1] - w[0])
+                rate = step_rate(series.step, series.wall_time)
     except (StoreError, OSError, ValueError):
         pass  # status must show the other runs even if one's metrics are unreadable
-    total = _total_steps(paths)
-    out["step"], out["total"] = step, total
-    if total and step is not None:
-        done = min(step + 1, total)  # steps count from 0
-        out["progress"] = 100.0 * done / total
-        if rate and rate > 0 and not record.status.is_final and done < total:
-            out["eta_s"] = (total - done) / rate
-    return out
+    prog = run_progress(effective_status(record, now), step, _total_steps(paths), rate)
+    return {"step": prog.step, "total": prog.total, "progress": prog.percent, "eta_s": prog.eta_s}
 
 
 def _total_steps(paths: RunPaths) -> int | None:
     if not paths.config_yaml.exists():
         return None
     try:
-        config = read_yaml(paths.config_yaml)
-        total = config["train"]["steps"]
-        return int(total) if int(total) > 0 else None
-    except (StoreError, KeyError, TypeError, ValueError):
+        return total_steps(read_yaml(paths.config_yaml))
+    except StoreError:
         return None
 
 
@@ -126,18 +115,6 @@ def _elapsed(record: RunRecord, now: float) -> float | None:
         return None
     end = parse_iso(record.ended_at) if record.status.is_final else None
     return max(0.0, (end or now) - start)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """``1d 02:03:04``, ``02:03:04`` or ``03:04``; empty when unknown."""
-    if seconds is None or math.isnan(seconds) or math.isinf(seconds):
-        return ""
-    s = int(round(seconds))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    text = f"{h:02d}:{m:02d}:{s:02d}" if h or d else f"{m:02d}:{s:02d}"
-    return f"{d}d {text}" if d else text
 
 
 def status_rows(
@@ -219,7 +196,7 @@ def status(store: Store, target: str | None, project: str | None, as_json: bool)
     columns = ["run", "status", "job", "scheduler", "step", "total", "progress", "eta", "elapsed"]
     if len(tgt.runs) > 1:
         columns.insert(0, "project")
-    _table(rows, columns)
+    table(rows, columns)
 
 
 # -- cancel ----------------------------------------------------------------------------------
@@ -286,17 +263,6 @@ def cancel(store: Store, target: str, project: str | None) -> None:
         click.echo(f"nothing to cancel: every run of {target} has already ended")
     for _, run_id in marked:
         click.echo(f"{run_id}: cancelled")
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    def cell(row: dict[str, Any], col: str) -> str:
-        value = row.get(col)
-        return "" if value is None else str(value)
-
-    widths = {c: max(len(c), *(len(cell(r, c)) for r in rows)) for c in columns}
-    click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
-    for r in rows:
-        click.echo("  ".join(cell(r, c).ljust(widths[c]) for c in columns).rstrip())
 
 
 __all__ = ["cancel", "cancel_target", "progress", "resolve_target", "status"]

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hpclab.cli.output import _fmt, _table
+from hpclab.cli.output import fmt_number, table
 from hpclab.errors import HypothesisError
 from hpclab.store import Store
 from hpclab.store.record import RunRecord
@@ -262,7 +262,7 @@ def hypothesis_list(store: Store, project: str | None) -> None:
     out = [dict(zip(cols, r, strict=True)) for r in rows]
     for r in out:
         r["evidence"] = f"{r['evidence']:+.3g}"
-    _table(out, cols) if out else click.echo("(no hypotheses)")
+    table(out, cols) if out else click.echo("(no hypotheses)")
 
 
 @hypothesis.command("show")
@@ -317,10 +317,10 @@ def hypothesis_show(store: Store, hypothesis_id: str, project: str | None) -> No
         cells = dict(zip(cols, r, strict=True))
         for c in cols[3:]:
             cells[c] = (
-                _fmt(float(cells[c]))
+                fmt_number(float(cells[c]))
                 if c in ("baseline", "value", "delta")
                 else (f"{cells[c]:+.3f}" if c in ("norm", "contrib") else f"{cells[c]:.2f}")
             )
         out.append(cells)
     click.echo("evidence units:")
-    _table(out, cols, indent="  ") if out else click.echo("  (none)")
+    table(out, cols, indent="  ") if out else click.echo("  (none)")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 import yaml
 
-from hpclab.cli.output import _fmt, _table
+from hpclab.cli.output import fmt_number, table
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
 from hpclab.store.views import effective_status
@@ -71,7 +71,7 @@ def list_runs(
     if not rows:
         click.echo(f"no matching runs in {store.root}")
         return
-    _table(rows, ["project", "run_id", "status", "name", "sweep_id", "step", "started"])
+    table(rows, ["project", "run_id", "status", "name", "sweep_id", "step", "started"])
 
 
 @runs.command("top")
@@ -106,8 +106,8 @@ def top(
     )
     for i, r in enumerate(rows, 1):
         r["rank"] = i
-        r["value"] = _fmt(r["value"])
-    _table(rows, ["rank", "run_id", "value", "step", "status", "name", "sweep_id"])
+        r["value"] = fmt_number(r["value"])
+    table(rows, ["rank", "run_id", "value", "step", "status", "name", "sweep_id"])
 
 
 @runs.command("compare")
@@ -124,21 +124,21 @@ def compare(store: Store, run_ids: tuple[str, ...]) -> None:
     metrics, diffs = queries.compare(con, list(run_ids))
     for row in metrics:
         for r in run_ids:
-            row[r] = _fmt(row[r]) if row.get(r) is not None else ""
+            row[r] = fmt_number(row[r]) if row.get(r) is not None else ""
     click.echo("metrics (last value):")
-    _table(metrics, ["metric", *run_ids], indent="  ") if metrics else click.echo("  (none)")
+    table(metrics, ["metric", *run_ids], indent="  ") if metrics else click.echo("  (none)")
     click.echo("config differences:")
     if diffs:
-        _table(diffs, ["path", *run_ids], indent="  ")
+        table(diffs, ["path", *run_ids], indent="  ")
     else:
         click.echo("  (identical)")
     groups, comparisons = queries.compare_groups(con, list(run_ids))
     if groups:
         click.echo("seed groups (completed runs; mean, bootstrap 95% CI):")
-        _table(groups, ["group", "runs", "metric", "n", "mean", "std", "ci"], indent="  ")
+        table(groups, ["group", "runs", "metric", "n", "mean", "std", "ci"], indent="  ")
     if comparisons:
         click.echo(f"vs {comparisons[0]['b']} (difference of means, bootstrap 95% CI, p-values):")
-        _table(
+        table(
             comparisons,
             ["group", "metric", "diff", "ci", "p_welch", "p_permutation"],
             indent="  ",
@@ -185,12 +185,12 @@ def show(store: Store, run_id: str, project: str | None) -> None:
                     "metric": name,
                     "n": len(s),
                     "last_step": int(s.step[-1]) if len(s) else "",
-                    "last": _fmt(float(s.value[-1])) if len(s) else "",
-                    "min": _fmt(float(finite.min())) if len(finite) else "",
-                    "max": _fmt(float(finite.max())) if len(finite) else "",
+                    "last": fmt_number(float(s.value[-1])) if len(s) else "",
+                    "min": fmt_number(float(finite.min())) if len(finite) else "",
+                    "max": fmt_number(float(finite.max())) if len(finite) else "",
                 }
             )
-        _table(rows, ["metric", "n", "last_step", "last", "min", "max"], indent="  ")
+        table(rows, ["metric", "n", "last_step", "last", "min", "max"], indent="  ")
     if paths.code_json.exists():
         code = json.loads(paths.code_json.read_text())
         desc = (code.get("git") or {}).get("commit") or "source archive"
@@ -232,7 +232,7 @@ def diff(store: Store, run_a: str, run_b: str, project: str | None, patch: bool)
     d = diff_runs(store, run_a, run_b, project)
     click.echo(f"config ({run_a} -> {run_b}):")
     rows = [{"path": p, "change": c, "old": o or "", "new": n or ""} for p, c, o, n in d.config]
-    _table(rows, ["path", "change", "old", "new"], indent="  ") if rows else click.echo(
+    table(rows, ["path", "change", "old", "new"], indent="  ") if rows else click.echo(
         "  (identical)"
     )
     ca, cb = d.commits

@@ -15,21 +15,10 @@ from typing import Any
 from hpclab.catalog.connect import connect
 from hpclab.site.redact import redact_value
 from hpclab.store import Store
+from hpclab.store.views import total_steps
 
 Key = tuple[str, str]  # (project, run_id)
 
-FINISHED = {"completed", "failed", "cancelled", "timeout", "lost"}
-FAILED = {"failed", "cancelled", "timeout", "lost"}
-ACTIVE = {"planned", "queued", "running", "preempted"}
-# Config paths that give a run's planned number of steps (progress and ETA), first match wins.
-TOTAL_STEP_PATHS = (
-    "train.steps",
-    "train.max_steps",
-    "trainer.max_steps",
-    "max_steps",
-    "total_steps",
-    "steps",
-)
 MAX_KEY_METRICS = 4
 
 
@@ -116,11 +105,8 @@ class SiteData:
         return kv if kv is not None else finite(m.get("last"))
 
     def total_steps(self, key: Key) -> int | None:
-        nums = self.feature_nums.get(key, {})
-        for path in TOTAL_STEP_PATHS:
-            if path in nums and nums[path] > 0:
-                return int(nums[path])
-        return None
+        """The run's planned steps, from its config's numeric features."""
+        return total_steps(self.feature_nums.get(key, {}))
 
     def signature(self) -> str:
         """What the pages depend on that changes while runs train: runs and their status,

@@ -7,28 +7,25 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hpclab.site.data import ACTIVE, TOTAL_STEP_PATHS, Key
+from hpclab.site.data import Key
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
+from hpclab.store.record import ACTIVE_STATUSES, parse_iso
+from hpclab.store.views import effective_status, progress, total_steps
 
 RECENT_S = 900.0  # finished runs stay on the Training page this long
 MAX_RECENT = 12
 
 
 def run_info(store: Store, key: Key, series: dict[str, Any], total: int | None) -> dict[str, Any]:
-    """What the Training page shows of one run (from its record: fresher than the catalog)."""
-    from hpclab.store.record import parse_iso
-    from hpclab.store.views import effective_status
-
+    """What the Training page shows of one run (from its record: fresher than the catalog);
+    status, progress and ETA as ``hpclab status`` computes them (:mod:`hpclab.store.views`)."""
     paths = store.run_paths(*key)
     record = store.read_record(paths)
     state = record.scheduler_state or {}
-    step = series.get("step")
-    rate = series.get("rate")
+    steps = [s for s in (series.get("step"), record.step) if s is not None and s >= 0]
     status = effective_status(record)
-    eta = None
-    if status == "running" and total and step is not None and rate:
-        eta = max(0.0, (total - 1 - step) / rate)
+    prog = progress(status, max(steps) if steps else None, total, series.get("rate"))
     return {
         "project": key[0],
         "run_id": key[1],
@@ -37,10 +34,11 @@ def run_info(store: Store, key: Key, series: dict[str, Any], total: int | None) 
         "scheduler_state": state.get("state") if isinstance(state, dict) else None,
         "reason": state.get("reason") if isinstance(state, dict) else None,
         "sweep_id": record.sweep_id,
-        "step": step,
-        "total": total,
-        "rate": rate,
-        "eta_s": eta,
+        "step": prog.step,
+        "total": prog.total,
+        "rate": prog.rate,
+        "percent": prog.percent,
+        "eta_s": prog.eta_s,
         "version": series.get("version"),
         "metrics": sorted(series.get("metrics", {})),
         "started_at": record.started_at,
@@ -50,31 +48,24 @@ def run_info(store: Store, key: Key, series: dict[str, Any], total: int | None) 
 
 
 def total_steps_from_config(store: Store, key: Key) -> int | None:
-    """The run's planned steps from its config.yaml (TOTAL_STEP_PATHS), for runs the
-    catalog has not indexed yet."""
+    """The run's planned steps from its config.yaml, for runs the catalog has not indexed
+    yet (:func:`hpclab.store.views.total_steps`)."""
     path = store.run_paths(*key).config_yaml
     try:
-        cfg = read_yaml(path) if path.is_file() else None
+        return total_steps(read_yaml(path)) if path.is_file() else None
     except Exception:
         return None
-    for dotted in TOTAL_STEP_PATHS:
-        node: Any = cfg
-        for part in dotted.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, (int, float)) and not isinstance(node, bool) and node > 0:
-            return int(node)
-    return None
 
 
 def live_doc(infos: dict[Key, dict[str, Any]], now: float | None = None) -> dict[str, Any]:
     """``data/live.json``: active runs, and runs that ended in the last RECENT_S seconds."""
     now = time.time() if now is None else now
-    active = [i for i in infos.values() if i["status"] in ACTIVE]
+    active = [i for i in infos.values() if i["status"] in ACTIVE_STATUSES]
     recent = sorted(
         (
             i
             for i in infos.values()
-            if i["status"] not in ACTIVE and i.get("ended") and now - i["ended"] < RECENT_S
+            if i["status"] not in ACTIVE_STATUSES and i.get("ended") and now - i["ended"] < RECENT_S
         ),
         key=lambda i: -i["ended"],
     )[:MAX_RECENT]

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 from hpclab.site import charts
-from hpclab.site.data import ACTIVE, FAILED, Key, SiteData
+from hpclab.site.data import Key, SiteData
 from hpclab.site.html import (
     MISSING,
     Html,
@@ -34,6 +34,8 @@ from hpclab.site.html import (
     when,
 )
 from hpclab.site.page import Page
+from hpclab.store.record import ACTIVE_STATUSES, FAILED_STATUSES, RunStatus
+from hpclab.store.views import progress as run_progress
 
 OVERVIEW_ROWS = 25  # runs per project in the Overview table
 ACTIVITY_ROWS = 15
@@ -44,7 +46,7 @@ BOARD_COLUMNS = (
     ("queued", {"queued", "preempted"}),
     ("running", {"running"}),
     ("completed", {"completed"}),
-    ("failed", FAILED),
+    ("failed", FAILED_STATUSES),
 )
 FETCH_HINT = Html(
     "(the page reads its data with fetch: open the site through "
@@ -280,9 +282,8 @@ def board(data: SiteData) -> Page:
                 value = num(data.metric_value(key, metrics[0].name))
                 metric = h('<div class="hl-kcard-m">{} {}</div>', metrics[0].name, value)
             progress = Html("")
-            total = data.total_steps(key)
-            if r["status"] == "running" and total and r.get("step") is not None:
-                pct = max(0.0, min(100.0, 100.0 * (r["step"] + 1) / total))
+            pct = run_progress(r["status"], r.get("step"), data.total_steps(key), None).percent
+            if r["status"] == RunStatus.RUNNING.value and pct is not None:
                 progress = h(
                     '<div class="hl-progress"><span style="width:{}%"></span></div>',
                     f"{pct:.0f}",
@@ -350,4 +351,4 @@ def training() -> Page:
 
 
 def active_runs(data: SiteData) -> list[dict[str, Any]]:
-    return [r for r in data.runs if r["status"] in ACTIVE]
+    return [r for r in data.runs if r["status"] in ACTIVE_STATUSES]

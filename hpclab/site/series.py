@@ -14,10 +14,10 @@ import numpy as np
 from hpclab.catalog.metrics_reader import read_run_metrics
 from hpclab.store import Store
 from hpclab.store.atomic import write_bytes_atomic
+from hpclab.store.views import step_rate
 from hpclab.tracking.metrics import read_commit
 
 MAX_POINTS = 1000  # per metric and run: enough for a chart as wide as a screen
-RATE_WINDOW = 50  # points at the end of a series that give the step rate
 
 
 def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> np.ndarray:
@@ -51,18 +51,6 @@ def _json_values(values: np.ndarray) -> list[float | None]:
     return out
 
 
-def step_rate(rows: np.ndarray) -> float | None:
-    """Steps per second over the last points of a series (None when it cannot tell)."""
-    tail = rows[-RATE_WINDOW:]
-    if len(tail) < 2:
-        return None
-    dt = float(tail[-1, 2] - tail[0, 2])
-    ds = float(tail[-1, 0] - tail[0, 0])
-    if dt <= 0 or ds <= 0:
-        return None
-    return ds / dt
-
-
 def run_series(
     store: Store, project: str, run_id: str, *, max_points: int = MAX_POINTS
 ) -> dict[str, Any]:
@@ -76,7 +64,7 @@ def run_series(
     step = -1
     rate: float | None = None
     last_time: float | None = None
-    longest = 0
+    furthest = -1
     for name in sorted(data):
         rows = data[name]
         if not len(rows):
@@ -89,8 +77,8 @@ def run_series(
         }
         step = max(step, int(rows[-1, 0]))
         last_time = max(last_time or 0.0, float(rows[-1, 2]))
-        if len(rows) > longest:
-            longest, rate = len(rows), step_rate(rows)
+        if int(rows[-1, 0]) > furthest:  # the rate of the series that got furthest
+            furthest, rate = int(rows[-1, 0]), step_rate(rows[:, 0], rows[:, 2])
     return {
         "project": project,
         "run_id": run_id,

@@ -323,7 +323,7 @@
         setHTML(jobs, emptyP("Nothing is running or queued."));
       } else {
         var rows = runs.map(function (r) {
-          var pct = r.total && r.step !== null ? Math.min(100, 100 * (r.step + 1) / r.total) : null;
+          var pct = typeof r.percent === "number" ? r.percent : null;  // hpclab.store.views.progress
           var bar = pct === null ? "–" :
             html`<div class="hl-progress" title="${(r.step + 1) + " / " + r.total}"><span style="width:${pct.toFixed(0)}%"></span></div>`;
           return [badge(r.status), html`<a class="hl-run" href="${runHref(r.project, r.run_id)}">${r.name || r.run_id}</a>`,
