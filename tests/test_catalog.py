@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import poll
+from helpers import hpclab_cli, hpclab_subprocess, poll
 
 import hpclab
 from hpclab.catalog.connect import connect
@@ -345,41 +345,32 @@ def test_nan_metrics_survive_the_catalog(store_root: Path) -> None:
     )
 
 
-def hpclab_cmd(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hpclab", "--store", str(store), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_cli_index_sql_and_note(store_root: Path, tmp_path: Path) -> None:
     make_run(store_root, "a", 5, lr=0.1)
     make_run(store_root, "b", 5, lr=0.2)
-    out = hpclab_cmd("note", "a", "--tag", "PUBLISH", "--append", "best so far", store=store_root)
+    out = hpclab_cli(store_root, "note", "a", "--tag", "PUBLISH", "--append", "best so far")
     assert out.returncode == 0, out.stderr
-    out = hpclab_cmd("index", store=store_root)
+    out = hpclab_cli(store_root, "index")
     assert out.returncode == 0 and "2 run(s), 2 (re)indexed" in out.stdout
-    again = hpclab_cmd("index", store=store_root)
+    again = hpclab_cli(store_root, "index")
     assert "catalog current: 2 run(s), 0 (re)indexed" in again.stdout  # nothing changed
     q = "SELECT run_id, list_contains(tags, 'PUBLISH') AS pub FROM runs ORDER BY run_id"
-    js = hpclab_cmd("sql", q, "--format", "json", store=store_root)
+    # a fresh process: DuckDB writes these formats to /dev/stdout itself, past
+    # sys.stdout (and so past CliRunner)
+    js = hpclab_subprocess(store_root, "sql", q, "--format", "json")
     assert json.loads(js.stdout) == [{"run_id": "a", "pub": True}, {"run_id": "b", "pub": False}]
-    csv = hpclab_cmd("sql", "SELECT text FROM notes", "--format", "csv", store=store_root)
+    csv = hpclab_subprocess(store_root, "sql", "SELECT text FROM notes", "--format", "csv")
     assert csv.stdout.splitlines() == ["text", "best so far"]
     pq = tmp_path / "out.parquet"
-    assert (
-        hpclab_cmd(
-            "sql", "SELECT * FROM metrics", "--format", "parquet", "-o", str(pq), store=store_root
-        ).returncode
-        == 0
+    out = hpclab_cli(
+        store_root, "sql", "SELECT * FROM metrics", "--format", "parquet", "-o", str(pq)
     )
+    assert out.returncode == 0, out.stderr
     assert connect(store_root).execute(f"SELECT count(*) FROM '{pq}'").fetchone() == (20,)
-    bad = hpclab_cmd("sql", "SELEC 1", store=store_root)
+    bad = hpclab_cli(store_root, "sql", "SELEC 1")
     assert bad.returncode == 1 and bad.stderr.startswith("hpclab: error: SQL: Parser Error")
     assert len(bad.stderr.strip().splitlines()) == 1
-    missing = hpclab_cmd("sql", "SELECT nope FROM runs", store=store_root)
+    missing = hpclab_cli(store_root, "sql", "SELECT nope FROM runs")
     assert (
         missing.returncode == 1 and "nope" in missing.stderr and "Traceback" not in missing.stderr
     )
@@ -436,10 +427,10 @@ def test_runs_list_top_and_compare(store_root: Path) -> None:
     )
     run.log({"train/loss": 0.05, "val/acc": 0.9}, step=0)
     run.finish()
-    assert hpclab_cmd("note", "b", "--tag", "PUBLISH", store=store_root).returncode == 0
+    assert hpclab_cli(store_root, "note", "b", "--tag", "PUBLISH").returncode == 0
 
     def listed(*args: str) -> list[str]:
-        out = hpclab_cmd("runs", "list", "--json", *args, store=store_root)
+        out = hpclab_cli(store_root, "runs", "list", "--json", *args)
         assert out.returncode == 0, out.stderr
         return [json.loads(line)["id"] for line in out.stdout.splitlines()]
 
@@ -448,22 +439,22 @@ def test_runs_list_top_and_compare(store_root: Path) -> None:
     assert listed("--text", "WIDE") == ["c"]
     assert listed("--where", "train/loss<0.6") == ["b", "c"]  # last: 1.0, 0.5, 0.05
     assert listed("--where", "train/loss<0.6", "--where", "val/acc>0.5") == ["c"]
-    bad = hpclab_cmd("runs", "list", "--where", "loss~1", store=store_root)
+    bad = hpclab_cli(store_root, "runs", "list", "--where", "loss~1")
     assert bad.returncode == 1 and "--where 'loss~1'" in bad.stderr
 
-    out = hpclab_cmd("runs", "top", "--metric", "train/loss", store=store_root)
+    out = hpclab_cli(store_root, "runs", "top", "--metric", "train/loss")
     ranked = [line.split()[1] for line in out.stdout.splitlines()[1:]]
     assert ranked == ["c", "b", "a"], out.stdout
-    out = hpclab_cmd("runs", "top", "--metric", "val/acc", "-n", "1", store=store_root)
+    out = hpclab_cli(store_root, "runs", "top", "--metric", "val/acc", "-n", "1")
     assert out.stdout.splitlines()[1].split()[1] == "c", "accuracy is maximized"
-    missing = hpclab_cmd("runs", "top", "--metric", "nope", store=store_root)
+    missing = hpclab_cli(store_root, "runs", "top", "--metric", "nope")
     assert missing.returncode == 1 and "metrics: train/loss, val/acc" in missing.stderr
 
-    out = hpclab_cmd("runs", "compare", "a", "c", store=store_root)
+    out = hpclab_cli(store_root, "runs", "compare", "a", "c")
     assert out.returncode == 0, out.stderr
     text = out.stdout
     diff_section = text.split("config differences:")[1]
     assert "seed" in diff_section and "optim.lr" not in diff_section
     assert any(ln.split()[:3] == ["train/loss", "1", "0.05"] for ln in text.splitlines())
-    nope = hpclab_cmd("runs", "compare", "a", "zzz", store=store_root)
+    nope = hpclab_cli(store_root, "runs", "compare", "a", "zzz")
     assert nope.returncode == 1 and "zzz" in nope.stderr
