@@ -12,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
-from helpers import poll
+from helpers import hpclab_cli, poll
 from slurm_fixtures import job_name, sbatch, scancel, slurm_cluster  # noqa: F401
 
 import hpclab.tracking.metrics as metrics_mod
-from hpclab.cli import _Group, cli
-from hpclab.cli.jobs import cancel, fmt_duration, status
+from hpclab.cli.jobs import fmt_duration
 from hpclab.launch.reconcile import apply, job_of, observe, reconcile
 from hpclab.launch.scheduler.local import LocalScheduler
 from hpclab.launch.scheduler.slurm_cli import SlurmCLI
@@ -224,16 +222,7 @@ def test_local_runs(store: Store) -> None:
         proc.wait()
 
 
-# -- the CLI -----------------------------------------------------------------------------------
-def _group() -> _Group:
-    """The real top-level group class (domain errors -> one line, exit 1) with the two
-    commands, until they are registered in hpclab.cli."""
-    group = _Group(name="hpclab")
-    group.add_command(status)
-    group.add_command(cancel)
-    return group
-
-
+# -- the CLI (the real hpclab group, in this process) ---------------------------------------
 def make_sweep(store: Store, jid: str, n: int) -> tuple[str, list[RunPaths]]:
     runs = [make_run(store, RunStatus.QUEUED, job_id=f"{jid}_{i}") for i in range(n)]
     sweep_id = f"sweep-{jid}"
@@ -268,10 +257,9 @@ def test_status_and_cancel_a_sweep(store: Store, monkeypatch: pytest.MonkeyPatch
             writer.log({"train/loss": 1.0 / (step + 1)}, step=step)
         assert writer.flush(timeout=30)
 
-        runner = CliRunner()
-        result = runner.invoke(_group(), ["status", sweep_id, "-p", PROJECT], obj=store)
-        assert result.exit_code == 0, result.output
-        lines = result.output.splitlines()
+        result = hpclab_cli(store.root, "status", sweep_id, "-p", PROJECT)
+        assert result.returncode == 0, result.output
+        lines = result.stdout.splitlines()
         assert lines[0].startswith(f"sweep {sweep_id}  job {jid}")
         assert lines[1].split()[:4] == ["RUN", "STATUS", "JOB", "SCHEDULER"]
         row = next(line.split() for line in lines if line.startswith(first.id))
@@ -279,14 +267,14 @@ def test_status_and_cancel_a_sweep(store: Store, monkeypatch: pytest.MonkeyPatch
         assert row[4:8] == ["49", "100", "50%", "00:25"]  # step, total, progress, ETA
         assert any(line.startswith(second.id) and " queued " in line for line in lines)
 
-        result = runner.invoke(_group(), ["status", "--json"], obj=store)
-        assert result.exit_code == 0, result.output
-        rows = [json.loads(line) for line in result.output.splitlines()]
+        result = hpclab_cli(store.root, "status", "--json")
+        assert result.returncode == 0, result.output
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
         assert {r["run"] for r in rows} == {first.id, second.id}
         assert {r["job"] for r in rows} == {f"{jid}_0", f"{jid}_1"}
 
-        result = runner.invoke(_group(), ["cancel", sweep_id], obj=store)
-        assert result.exit_code == 0, result.output
+        result = hpclab_cli(store.root, "cancel", sweep_id)
+        assert result.returncode == 0, result.output
         assert f"{first.id}: cancelled" in result.output
         assert f"{second.id}: cancelled" in result.output
         for paths in (first, second):
@@ -298,8 +286,8 @@ def test_status_and_cancel_a_sweep(store: Store, monkeypatch: pytest.MonkeyPatch
         wait_final(sched, f"{jid}_1")
         assert {s.state for s in sched.states([jid]).values()} == {"CANCELLED"}
 
-        result = runner.invoke(_group(), ["cancel", sweep_id], obj=store)
-        assert result.exit_code == 0 and "nothing to cancel" in result.output
+        result = hpclab_cli(store.root, "cancel", sweep_id)
+        assert result.returncode == 0 and "nothing to cancel" in result.output
     finally:
         scancel(jid)
 
@@ -310,13 +298,12 @@ def test_status_and_cancel_one_run(store: Store) -> None:
     try:
         paths = make_run(store, RunStatus.PLANNED, job_id=jid)
         other = make_run(store, RunStatus.QUEUED, job_id="987654325")
-        runner = CliRunner()
-        result = runner.invoke(_group(), ["status", paths.id], obj=store)
-        assert result.exit_code == 0, result.output
+        result = hpclab_cli(store.root, "status", paths.id)
+        assert result.returncode == 0, result.output
         assert other.id not in result.output
         assert read(store, paths).status is RunStatus.QUEUED  # the job is there: queued
-        result = runner.invoke(_group(), ["cancel", paths.id, "--project", PROJECT], obj=store)
-        assert result.exit_code == 0, result.output
+        result = hpclab_cli(store.root, "cancel", paths.id, "--project", PROJECT)
+        assert result.returncode == 0, result.output
         assert read(store, paths).status is RunStatus.CANCELLED
         assert read(store, other).status is RunStatus.QUEUED
         wait_final(SlurmCLI(), jid)
@@ -326,14 +313,13 @@ def test_status_and_cancel_one_run(store: Store) -> None:
 
 def test_unknown_targets_are_one_line_errors(store: Store) -> None:
     make_run(store, RunStatus.COMPLETED)
-    runner = CliRunner()
     for args in (["status", "nope"], ["cancel", "nope"], ["status", "../../etc/passwd"]):
-        result = runner.invoke(_group(), args, obj=store)
-        assert result.exit_code == 1, result.output
+        result = hpclab_cli(store.root, *args)
+        assert result.returncode == 1, result.output
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("hpclab: error: no sweep or run"), lines
-    result = runner.invoke(_group(), ["status"], obj=store)
-    assert result.exit_code == 0 and "no unfinished runs" in result.output
+    result = hpclab_cli(store.root, "status")
+    assert result.returncode == 0 and "no unfinished runs" in result.output
 
 
 def test_status_without_slurm_still_shows_runs(
@@ -341,8 +327,8 @@ def test_status_without_slurm_still_shows_runs(
 ) -> None:
     paths = make_run(store, RunStatus.QUEUED, job_id="123")
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable))  # no squeue
-    result = CliRunner().invoke(_group(), ["status"], obj=store)
-    assert result.exit_code == 0, result.output
+    result = hpclab_cli(store.root, "status")
+    assert result.returncode == 0, result.output
     assert "warning: scheduler not asked" in result.output and "`squeue` not found" in result.output
     assert paths.id in result.output
 
@@ -354,38 +340,19 @@ def test_fmt_duration() -> None:
     assert fmt_duration(None) == ""
 
 
-@pytest.mark.skipif("status" not in cli.commands, reason="not registered in hpclab.cli yet")
 @pytest.mark.usefixtures("slurm_cluster")
-def test_python_m_hpclab_status(store: Store) -> None:
+def test_hpclab_status_and_cancel_commands(store: Store) -> None:
     jid = sbatch("-J", job_name(), "--wrap", "sleep 60")
     try:
         paths = make_run(store, RunStatus.QUEUED, job_id=jid)
-        env = {**os.environ, "HPCLAB_STORE": str(store.root)}
-        out = subprocess.run(
-            [sys.executable, "-m", "hpclab", "status", paths.id],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
+        env = {"HPCLAB_STORE": str(store.root)}
+        out = hpclab_cli(None, "status", paths.id, env=env)
         assert out.returncode == 0, out.stderr
         assert paths.id in out.stdout
-        out = subprocess.run(
-            [sys.executable, "-m", "hpclab", "cancel", paths.id],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
+        out = hpclab_cli(None, "cancel", paths.id, env=env)
         assert out.returncode == 0, out.stderr
         assert read(store, paths).status is RunStatus.CANCELLED
-        out = subprocess.run(
-            [sys.executable, "-m", "hpclab", "status", "nope"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
+        out = hpclab_cli(None, "status", "nope", env=env)
         assert out.returncode == 1 and out.stderr.startswith("hpclab: error: no sweep or run")
     finally:
         scancel(jid)
