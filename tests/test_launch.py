@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import poll
+from helpers import hpclab_cli, poll
 
 from hpclab.launch.scheduler import slurm_available
 from hpclab.store import RunStatus, Store
@@ -234,14 +234,13 @@ def test_scancel_of_a_running_task_ends_cancelled(tmp_path: Path, slurm_cluster:
         message="the task to run",
     )
     subprocess.run(["scancel", first["job_id"]], check=True)
-    hpclab_cmd = [sys.executable, "-m", "hpclab", "--store", str(store)]
 
     def cancelled() -> bool:
-        subprocess.run([*hpclab_cmd, "status", sweep["id"]], capture_output=True, check=True)
+        assert hpclab_cli(store, "status", sweep["id"]).returncode == 0
         return Store(store).read_record(paths).status is RunStatus.CANCELLED
 
     poll(cancelled, timeout=120, interval=1.0, message="the scancelled run to be cancelled")
-    cancel = subprocess.run([*hpclab_cmd, "cancel", sweep["id"]], capture_output=True, text=True)
+    cancel = hpclab_cli(store, "cancel", sweep["id"])
     assert cancel.returncode == 0, cancel.stderr
     other = Store(store).run_paths("example", second["run_id"])
     assert Store(store).read_record(other).status is RunStatus.CANCELLED
