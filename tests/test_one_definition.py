@@ -218,3 +218,115 @@ def test_cli_modules_print_through_output() -> None:
         if p.name != "output.py" and own.search(p.read_text())
     }
     assert found == {}
+
+
+# -- the status vocabulary --------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+JS = REPO / "site" / "assets" / "hpclab" / "hpclab.js"
+CSS = REPO / "site" / "assets" / "hpclab" / "hpclab.css"
+
+
+def test_status_groups() -> None:
+    from hpclab.store.record import (
+        ACTIVE_STATUSES,
+        ENDED_STATUSES,
+        FAILED_STATUSES,
+        FINAL_STATUSES,
+        STATUSES,
+        WAITING_STATUSES,
+    )
+
+    assert STATUSES == (
+        "planned",
+        "queued",
+        "running",
+        "completed",
+        "failed",
+        "cancelled",
+        "timeout",
+        "preempted",
+        "lost",
+    )
+    assert ACTIVE_STATUSES == {"planned", "queued", "running", "preempted"}
+    assert WAITING_STATUSES == {"planned", "queued", "preempted"}
+    assert FAILED_STATUSES == {"failed", "cancelled", "timeout", "lost"}
+    assert ACTIVE_STATUSES | ENDED_STATUSES == set(STATUSES)
+    assert not ACTIVE_STATUSES & ENDED_STATUSES
+    assert ENDED_STATUSES == {s.value for s in FINAL_STATUSES} | {"lost"}
+
+
+def test_status_vocabulary_has_one_python_definition() -> None:
+    """No module but store/record.py lists statuses in a set, list or tuple: they import
+    the groups from there (dicts keyed by status, policies per status, are fine)."""
+    import ast
+
+    from hpclab.store.record import STATUSES
+
+    found = []
+    for path in sorted((REPO / "hpclab").rglob("*.py")):
+        if path.relative_to(REPO).as_posix() == "hpclab/store/record.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.Set, ast.List, ast.Tuple)):
+                words = [
+                    n.value
+                    for n in node.elts
+                    if isinstance(n, ast.Constant) and n.value in STATUSES
+                ]
+                if len(words) >= 2 and len(words) == len(node.elts):
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}: {words}")
+    assert found == []
+
+
+def test_status_policies_cover_every_status() -> None:
+    from hpclab.catalog.evidence import STATUS_CONFIDENCE
+    from hpclab.site.pages import BOARD_COLUMNS
+    from hpclab.store.record import STATUSES
+
+    assert set(STATUS_CONFIDENCE) == set(STATUSES)
+    columns = [s for _, group in BOARD_COLUMNS for s in group]
+    assert sorted(columns) == sorted(STATUSES), "each status in exactly one board column"
+
+
+def test_pages_carry_the_vocabulary_and_hpclab_js_reads_it() -> None:
+    import json
+    import re
+
+    from hpclab.site.page import Page
+    from hpclab.store.record import ACTIVE_STATUSES, FAILED_STATUSES, STATUSES, WAITING_STATUSES
+
+    source = Page("T").heading(1, "T").source()
+    found = re.findall(
+        r'<script type="application/json" class="hl-statuses">(.*?)</script>', source
+    )
+    assert len(found) == 1, "every page carries the vocabulary once"
+    doc = json.loads(found[0])
+    assert doc["all"] == list(STATUSES)
+    assert set(doc["active"]) == ACTIVE_STATUSES and set(doc["waiting"]) == WAITING_STATUSES
+    assert set(doc["failed"]) == FAILED_STATUSES
+    js = JS.read_text()
+    named = [s for s in STATUSES if re.search(rf"""["']{s}["']""", js)]
+    assert named == [], "hpclab.js names no status: it reads script.hl-statuses"
+    assert "script.hl-statuses" in js
+
+
+def test_status_colours_are_defined_once_in_css() -> None:
+    from hpclab.store.record import STATUSES
+
+    css = CSS.read_text()
+    for s in STATUSES:
+        assert f"--hl-{s}:" in css, s
+        if s != "planned":  # planned is the default colour of badges and nodes
+            assert f".hl-s-{s}" in css and f"circle.hl-fill-{s}" in css, s
+    import ast
+
+    for path in sorted((REPO / "hpclab").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Dict):
+                pairs = [
+                    (k.value, v.value)
+                    for k, v in zip(node.keys, node.values, strict=True)
+                    if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)
+                ]
+                coloured = [k for k, v in pairs if k in STATUSES and str(v).startswith("#")]
+                assert len(coloured) < 2, f"{path.name}:{node.lineno}: colours live in hpclab.css"

@@ -35,7 +35,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hpclab.catalog.hypotheses import Hypothesis, Target
+from hpclab.store.record import ACTIVE_STATUSES
 
+# How much a run's values count, by its status (every status of store.record.STATUSES).
 STATUS_CONFIDENCE: dict[str, float] = {
     "completed": 1.0,
     "timeout": 0.75,  # ran its whole allotment: values are real, the curve is cut short
@@ -47,7 +49,6 @@ STATUS_CONFIDENCE: dict[str, float] = {
     "cancelled": 0.25,
     "lost": 0.25,
 }
-UNFINISHED = frozenset({"planned", "queued", "running", "preempted"})
 MAD_TO_SIGMA = 1.4826
 
 
@@ -237,7 +238,7 @@ def _verdict(
     refuted_at: float,
 ) -> Verdict:
     evidence = float(sum(u.contribution for u in units))
-    pending = sum(ctx.status.get(r) in UNFINISHED for r in linked)
+    pending = sum(ctx.status.get(r) in ACTIVE_STATUSES for r in linked)
     n_runs = len({u.run_id for u in units})
     if not linked:
         computed, reason = "Proposed", "no linked runs yet"

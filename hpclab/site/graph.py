@@ -9,21 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from hpclab.site.data import SiteData
-from hpclab.site.html import Html, empty, h, join, link
+from hpclab.site.html import Html, css_token, empty, h, join, link
 from hpclab.site.layout import run_href
 from hpclab.site.page import Page
+from hpclab.store.record import STATUSES
 
-STATUS_COLORS = {
-    "planned": "#9aa0a6",
-    "queued": "#f2a600",
-    "running": "#1a73e8",
-    "completed": "#2e9d5b",
-    "failed": "#d1453b",
-    "cancelled": "#80868b",
-    "timeout": "#b3261e",
-    "lost": "#8e24aa",
-    "preempted": "#e8710a",
-}
 DX, DY, R = 170, 30, 8
 GRID_COLUMNS = 24
 GRID_DX = 28
@@ -32,14 +22,15 @@ GRID_DX = 28
 def graph_page(data: SiteData) -> Page:
     root = ""
     page = Page("Graph", wide=True).heading(1, "Graph", in_toc=False)
+    # colours: hpclab.css's --hl-<status> (the site's one colour map), through the class
     legend = join(
         h(
             '<span class="hl-legend-item"><svg width="12" height="12"><circle cx="6" cy="6" '
-            'r="5" fill="{}"/></svg>{}</span>',
-            c,
+            'r="5" class="hl-fill-{}"/></svg>{}</span>',
+            s,
             s,
         )
-        for s, c in STATUS_COLORS.items()
+        for s in STATUSES
     )
     page.add(
         h(
@@ -130,14 +121,14 @@ def project_svg(data: SiteData, project: str, root: str) -> Html:
         )
         node = h(
             '<g class="hl-node{}" data-run="{}"><title>{}</title>'
-            '<circle cx="{}" cy="{}" r="{}" fill="{}"/>{}</g>',
+            '<circle cx="{}" cy="{}" r="{}" class="hl-fill-{}"/>{}</g>',
             ring,
             rid,
             _tooltip(data, project, r),
             f"{x:.0f}",
             f"{yy:.0f}",
             R,
-            STATUS_COLORS.get(r["status"], "#9aa0a6"),
+            css_token(str(r["status"]).lower()),
             text,
         )
         parts.append(link(run_href(project, rid, root), node))

@@ -122,10 +122,10 @@ def num(value: Any, digits: int = 4) -> Html:
 
 def badge(status: Any) -> Html:
     s = str(status or "unknown")
-    return h('<span class="hl-badge hl-s-{}">{}</span>', _css_token(s.lower()), s)
+    return h('<span class="hl-badge hl-s-{}">{}</span>', css_token(s.lower()), s)
 
 
-def _css_token(text: str) -> str:
+def css_token(text: str) -> str:
     """A class-name-safe form of ``text`` (a status is user-reachable through run.json)."""
     return re.sub(r"[^a-z0-9_-]", "-", text)[:40]
 
@@ -214,3 +214,28 @@ def json_script(doc: Any, cls: str = "") -> Html:
     body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     attrs = h(' class="{}"', cls) if cls else Html("")
     return h('<script type="application/json"{}>{}</script>', attrs, Html(body))
+
+
+def status_vocabulary() -> Html:
+    """The run status vocabulary (:mod:`hpclab.store.record`) as JSON for hpclab.js, which
+    reads it instead of naming statuses itself. Every page carries it (:class:`Page`).
+    Lists keep the lifecycle order of ``all``; colours are hpclab.css's ``--hl-<status>``."""
+    from hpclab.store.record import (
+        ACTIVE_STATUSES,
+        ENDED_STATUSES,
+        FAILED_STATUSES,
+        STATUSES,
+        WAITING_STATUSES,
+    )
+
+    def ordered(group: frozenset[str]) -> list[str]:
+        return [s for s in STATUSES if s in group]
+
+    doc = {
+        "all": list(STATUSES),
+        "active": ordered(ACTIVE_STATUSES),
+        "waiting": ordered(WAITING_STATUSES),
+        "ended": ordered(ENDED_STATUSES),
+        "failed": ordered(FAILED_STATUSES),
+    }
+    return json_script(doc, "hl-statuses")

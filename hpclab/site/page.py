@@ -17,7 +17,7 @@ from typing import Any
 import markupsafe
 import yaml
 
-from hpclab.site.html import Html, e, heading
+from hpclab.site.html import Html, e, heading, status_vocabulary
 
 MARKER = "hpclab_page"  # front matter key: the body is HTML, not Markdown
 
@@ -61,14 +61,15 @@ class Page:
         return Html("\n").join(self.parts)
 
     def source(self) -> str:
-        """The ``.md`` file: front matter, then the HTML body."""
+        """The ``.md`` file: front matter, then the HTML body and the status vocabulary
+        hpclab.js reads (:func:`~hpclab.site.html.status_vocabulary`)."""
         meta: dict[str, Any] = {"title": str(e(self.title)), MARKER: True}
         if self.wide:
             meta["hide"] = ["navigation", "toc"]
         if self.toc:
             meta["hpclab_toc"] = [[lvl, a, str(e(t))] for lvl, a, t in self.toc]
         front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
-        return f"---\n{front}---\n{self.body}\n"
+        return f"---\n{front}---\n{self.body}\n{status_vocabulary()}\n"
 
 
 def split_source(text: str) -> tuple[dict[str, Any], str]:

@@ -34,18 +34,25 @@ from hpclab.site.html import (
     when,
 )
 from hpclab.site.page import Page
-from hpclab.store.record import ACTIVE_STATUSES, FAILED_STATUSES, RunStatus
+from hpclab.store.record import (
+    ACTIVE_STATUSES,
+    ENDED_STATUSES,
+    FAILED_STATUSES,
+    WAITING_STATUSES,
+    RunStatus,
+)
 from hpclab.store.views import progress as run_progress
 
 OVERVIEW_ROWS = 25  # runs per project in the Overview table
 ACTIVITY_ROWS = 15
 BOARD_CARDS = 40  # per column; the Runs list has the rest
 COMPARE_MAX = 12  # runs on one compare page: one colour each in the charts' palette
+# The board's columns group the status vocabulary (store.record): each status in one column.
 BOARD_COLUMNS = (
-    ("planned", {"planned"}),
-    ("queued", {"queued", "preempted"}),
-    ("running", {"running"}),
-    ("completed", {"completed"}),
+    ("planned", {RunStatus.PLANNED.value}),
+    ("queued", WAITING_STATUSES - {RunStatus.PLANNED.value}),  # and preempted (requeued)
+    ("running", ACTIVE_STATUSES - WAITING_STATUSES),
+    ("completed", ENDED_STATUSES - FAILED_STATUSES),
     ("failed", FAILED_STATUSES),
 )
 FETCH_HINT = Html(

@@ -121,6 +121,17 @@
     return html`${String(Number(v.toPrecision(digits || 4)))}`;
   }
 
+  // The run status vocabulary (hpclab/store/record.py), written into every page by
+  // hpclab/site/page.py: which statuses are active, waiting, ended, failed. Never named here.
+  function statuses() {
+    var el = document.querySelector("script.hl-statuses");
+    return el ? JSON.parse(el.textContent) : { all: [], active: [], waiting: [], ended: [], failed: [] };
+  }
+
+  function statusIn(group, s) { return statuses()[group].indexOf(s) >= 0; }
+
+  function isRunning(s) { return statusIn("active", s) && !statusIn("waiting", s); }
+
   function badge(s) {
     s = String(s || "unknown");
     return html`<span class="hl-badge hl-s-${s.toLowerCase().replace(/[^a-z0-9_-]/g, "-")}">${s}</span>`;
@@ -314,8 +325,8 @@
     function onLive(live) {
       var runs = live.runs || [];
       var text = root.querySelector(".hl-live-text");
-      var active = runs.filter(function (r) { return r.status === "running"; }).length;
-      var waiting = runs.filter(function (r) { return r.status === "queued" || r.status === "planned"; }).length;
+      var active = runs.filter(function (r) { return isRunning(r.status); }).length;
+      var waiting = runs.filter(function (r) { return statusIn("waiting", r.status); }).length;
       text.textContent = active + " running, " + waiting + " queued · updated " +
         new Date(live.generated_at * 1000).toLocaleTimeString();
       root.dataset.live = "1";
@@ -487,7 +498,7 @@
           });
         }
         root.dataset.rendered = "1";
-        if (run.status === "running" || run.status === "queued" || run.status === "planned") { poll(null); }
+        if (statusIn("active", run.status)) { poll(null); }
       })
       .catch(function (e) {
         setHTML(root, emptyP("Cannot load run " + key + ": " + e.message +
@@ -646,7 +657,7 @@
       });
       return Promise.all(drawn).then(function () {
         root.dataset.rendered = "1";
-        if (runs.some(function (r) { return r.status === "running" || r.status === "queued" || r.status === "planned"; })) { poll(null); }
+        if (runs.some(function (r) { return statusIn("active", r.status); })) { poll(null); }
       });
     }).catch(function (e) {
       compareMessage(root, "Cannot load the runs: " + e.message +
