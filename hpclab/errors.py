@@ -21,6 +21,12 @@ class StoreError(HpclabError):
     """The store is missing, unreadable, or a file in it is malformed."""
 
 
+class UnsupportedCodec(StoreError):
+    """A Zarr array's metadata asks for a codec (or data type, chunk grid, key encoding)
+    that hpclab's own chunk reader does not implement; the message names it and the file.
+    Readers fall back to the zarr API for such arrays."""
+
+
 class RunNotFound(StoreError):
     """No run with this id (or key) exists in the store."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from numcodecs.zstd import compress as zstd_compress
 
 from hpclab.catalog import metrics_reader
 from hpclab.catalog.metrics_reader import read_run_metrics, read_series
-from hpclab.errors import StoreError
+from hpclab.errors import StoreError, UnsupportedCodec
 from hpclab.tracking.metrics import (
     MetricSeries,
     MetricWriter,
@@ -88,6 +90,7 @@ def test_same_as_zarr_api(weird_tmp_path: Path, chunk_rows: int, n: int, flush_e
     # the fast path really ran on the writer's arrays
     layout = metrics_reader._layout(os.fspath(array_dir(path, "lr")))
     assert layout.chunk_rows == chunk_rows
+    assert layout.codecs is not None and layout.codecs.plain_zstd
 
 
 @pytest.mark.parametrize(("chunk_rows", "n"), [(5, 23), (4, 16), (4096, 4100)])
@@ -206,23 +209,122 @@ def sample_rows(n: int, seed: int) -> np.ndarray:
         {"chunks": (5, 3), "compressors": None},
         {"chunks": (6, 3), "serializer": zarr.codecs.BytesCodec(endian="big")},
         {"chunks": (5, 3), "chunk_key_encoding": {"name": "default", "separator": "."}},
+        {"chunks": (5, 3), "chunk_key_encoding": {"name": "v2", "separator": "/"}},
         {"chunks": (4, 1)},  # columns in separate chunks
-        {"chunks": (8, 3), "shards": (16, 3)},  # sharded
+        {"chunks": (4, 2)},  # the last column chunk half outside the array
+        {"chunks": (5, 3), "filters": [zarr.codecs.TransposeCodec(order=(1, 0))]},
+        {
+            "chunks": (7, 3),
+            "filters": [zarr.codecs.TransposeCodec(order=(1, 0))],
+            "serializer": zarr.codecs.BytesCodec(endian="big"),
+            "compressors": [zarr.codecs.BloscCodec(cname="lz4", shuffle="bitshuffle")],
+        },
+        {
+            "chunks": (5, 3),
+            "compressors": [zarr.codecs.ZstdCodec(level=3), zarr.codecs.Crc32cCodec()],
+        },
+        {"chunks": (5, 3), "compressors": [zarr.codecs.BloscCodec(), zarr.codecs.GzipCodec()]},
     ],
-    ids=["gzip", "uncompressed", "big-endian", "dot-keys", "column-chunks", "sharded"],
+    ids=[
+        "gzip",
+        "uncompressed",
+        "big-endian",
+        "dot-keys",
+        "v2-keys",
+        "column-chunks",
+        "partial-column-chunk",
+        "transpose",
+        "transpose-big-endian-blosc",
+        "zstd-crc32c",
+        "blosc-then-gzip",
+    ],
 )
-def test_other_layouts_fall_back_to_zarr(
+def test_other_codec_pipelines_are_read_directly(
     weird_tmp_path: Path, array_kwargs: dict[str, Any]
 ) -> None:
+    """Arrays written by zarr itself with other codecs, endianness, chunk keys and chunk
+    shapes: the chunk reader decodes them from their metadata, with zarr's own values."""
     path = weird_tmp_path / "metrics.zarr"
     data = {"a/b": sample_rows(23, 1), "c": sample_rows(16, 2)}
     make_foreign_store(path, data, **array_kwargs)
-    assert metrics_reader._layout(os.fspath(path / "c")).chunk_rows == 0
+    layout = metrics_reader._layout(os.fspath(path / "c"))
+    assert layout.codecs is not None, layout.unsupported
     want = reference(path)
     assert_same(read_run_metrics(path), want)
     assert_same(read_run_metrics(path, since={"a/b": 7}), {"a/b": want["a/b"][7:], "c": want["c"]})
-    got = read_series(path / encode_metric_name("a/b"), 12, 3)
+    got = read_series(path / encode_metric_name("a/b"), 12, 3, fallback=False)
     assert np.array_equal(got, data["a/b"][3:12], equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64", "uint16"])
+def test_other_number_types_are_read_as_float64(tmp_path: Path, dtype: str) -> None:
+    path = tmp_path / "metrics.zarr"
+    block = np.column_stack([np.arange(20), np.arange(20) % 7, 1000 + np.arange(20)])
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    arr = group.create_array(name="x", shape=block.shape, dtype=dtype, chunks=(6, 3))
+    arr[:] = block.astype(dtype)
+    series = {"x": {"array": "x", "length": 20, "last_step": 19}}
+    group.attrs.put({"hpclab": {"format": 1, "columns": ["step", "value", "wall_time"],
+                                "seq": 1, "series": series}})  # fmt: skip
+    got = read_series(path / "x", 20, 0, fallback=False)
+    assert got.dtype == np.float64 and np.array_equal(got, block.astype(dtype).astype(np.float64))
+
+
+def test_a_codec_the_reader_lacks_is_named_and_zarr_reads_it(weird_tmp_path: Path) -> None:
+    """Sharding is not implemented by the chunk reader: it says so by name, and the default
+    read goes through zarr with the same values."""
+    path = weird_tmp_path / "metrics.zarr"
+    data = {"a/b": sample_rows(23, 1)}
+    make_foreign_store(path, data, chunks=(8, 3), shards=(16, 3))
+    array = path / encode_metric_name("a/b")
+    with pytest.raises(UnsupportedCodec, match="codec 'sharding_indexed' is not implemented") as e:
+        read_series(array, 23, 0, fallback=False)
+    assert str(array / "zarr.json") in str(e.value)
+    assert isinstance(e.value, StoreError)
+    assert_same(read_run_metrics(path), reference(path))
+    assert np.array_equal(read_series(array, 12, 3), data["a/b"][3:12], equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda m: m["codecs"].append({"name": "lzma9"}), "codec 'lzma9'"),
+        (lambda m: m["codecs"].insert(0, {"name": "cast_value"}), "codec 'cast_value'"),
+        (
+            lambda m: m["codecs"][1].setdefault("configuration", {}).update(dict_size=3),
+            "codec 'zstd' configuration 'dict_size'",
+        ),
+        (lambda m: m.update(data_type="complex128"), "data type 'complex128'"),
+        (lambda m: m["chunk_grid"].update(name="rectilinear"), "chunk grid 'rectilinear'"),
+        (lambda m: m.update(storage_transformers=[{"name": "t"}]), "storage transformer 't'"),
+        (lambda m: m.update(future_key={"must_understand": True}), "metadata key 'future_key'"),
+    ],
+    ids=["unknown-codec", "cast-value", "codec-option", "dtype", "grid", "transformer", "key"],
+)
+def test_unsupported_metadata_is_an_error_naming_it(tmp_path: Path, edit: Any, named: str) -> None:
+    path = tmp_path / "metrics.zarr"
+    write(path, 10, chunk_rows=4)
+    arr = array_dir(path, "lr")
+    meta = json.loads((arr / "zarr.json").read_text())
+    edit(meta)
+    (arr / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(UnsupportedCodec, match=re.escape(named)) as e:
+        read_series(arr, 10, 0, fallback=False)
+    assert str(arr / "zarr.json") in str(e.value)
+    # zarr cannot read these either: a StoreError naming the array and what is missing
+    with pytest.raises(StoreError, match=re.escape(named)):
+        read_series(arr, 10, 0)
+
+
+def test_extensions_that_need_not_be_understood_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.zarr"
+    write(path, 10, chunk_rows=4)
+    arr = array_dir(path, "lr")
+    meta = json.loads((arr / "zarr.json").read_text())
+    meta["some_extension"] = {"must_understand": False, "x": 1}
+    (arr / "zarr.json").write_text(json.dumps(meta))
+    metrics_reader._layouts.clear()
+    assert np.array_equal(read_series(arr, 10, 0, fallback=False)[:, 1], np.arange(10) * 1e-3)
 
 
 def test_zstd_level_and_checksum_keep_the_fast_path(tmp_path: Path) -> None:

@@ -2,14 +2,16 @@
 
 The reference reader (:func:`hpclab.tracking.metrics.read_metrics`) goes through the zarr
 API, which costs a few milliseconds per array: too slow to index 1,000 runs x 4 metrics in
-seconds. The arrays our :class:`~hpclab.tracking.metrics.MetricWriter` creates have one
-fixed layout (2-D float64, chunks of ``(chunk_rows, 3)``, codecs ``bytes`` little endian
-then ``zstd``, default chunk keys ``c/<i>/0``), so :func:`read_series` reads the chunk
-files itself and decodes them with numcodecs' zstd straight into the result: about
-0.4 ms per 10,000-row metric against 2.5 ms, most of it zstd itself (``zstandard`` is
-not a dependency; libzstd with a reused context measured only ~15% faster than numcodecs).
-Any other layout (an array written by other tools, a future writer) goes through the
-zarr API instead, with the same result.
+seconds. So :func:`read_series` reads the chunk files itself and decodes them as each
+array's ``zarr.json`` says, by the Zarr v3 spec (:mod:`hpclab.catalog.zarr_chunks`: chunk
+grid and key encoding, ``transpose``, ``bytes`` with its endianness, ``zstd``, ``gzip``,
+``blosc``, ``crc32c``). The layout our :class:`~hpclab.tracking.metrics.MetricWriter`
+creates (float64 chunks of ``(chunk_rows, 3)``, ``bytes`` little endian then ``zstd``) is
+decompressed straight into the result: about 0.4 ms per 10,000-row metric against 2.5 ms,
+most of it zstd itself (``zstandard`` is not a dependency; libzstd with a reused context
+measured only ~15% faster than numcodecs). An array whose metadata names something not
+implemented there (:class:`~hpclab.errors.UnsupportedCodec`: sharding, a ``numcodecs.*``
+codec, ...) goes through the zarr API instead, with the same result.
 
 Only chunks that overlap the requested rows are read, so an incremental index of a
 training run reads the tail chunk, not the whole history. Readers trust only the
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,24 +31,29 @@ from typing import Any
 import numpy as np
 from numcodecs.zstd import decompress as _zstd_decompress
 
-from hpclab.errors import StoreError
+from hpclab.catalog.zarr_chunks import ChunkCodecs, parse_array_metadata
+from hpclab.errors import StoreError, UnsupportedCodec
 from hpclab.tracking.metrics import read_commit
 
 __all__ = ["read_run_metrics", "read_series"]
 
-_ROW_BYTES = 3 * 8  # step, value, wall_time as float64
 _CACHE_MAX = 65_536  # array layouts remembered (a few hundred bytes each)
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_NATIVE_LE = sys.byteorder == "little"  # chunks hold little-endian float64
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """What the fast path needs from an array's ``zarr.json``; ``chunk_rows == 0`` means
-    the layout is not ours and reads go through the zarr API."""
+    """What reading needs from an array's ``zarr.json``; ``codecs`` None means reads go
+    through the zarr API (``unsupported`` says why)."""
 
     rows: int  # shape[0]: rows the array holds (committed or not)
-    chunk_rows: int
+    codecs: ChunkCodecs | None
+    unsupported: str | None = None
+
+    @property
+    def chunk_rows(self) -> int:
+        """Rows per chunk, 0 when the chunks are not read directly."""
+        return self.codecs.chunk_shape[0] if self.codecs is not None else 0
 
 
 # str(array_dir) -> (st_ino, st_mtime_ns, st_size, layout). Writers replace zarr.json
@@ -55,12 +61,16 @@ class _Layout:
 _layouts: dict[str, tuple[int, int, int, _Layout]] = {}
 
 
-def read_series(array_dir: Path, length: int, start: int = 0) -> np.ndarray:
+def read_series(
+    array_dir: Path, length: int, start: int = 0, *, fallback: bool = True
+) -> np.ndarray:
     """Rows ``[start, length)`` of one metric array as a float64 ``(n, 3)`` array.
 
     ``length`` is the committed length from the commit record; ``start`` is usually the
     number of rows already indexed. Columns are step, value, wall_time. A missing or
     corrupt chunk inside the committed length is a :class:`StoreError` naming its file.
+    An array in an encoding the chunk reader does not implement is read through the zarr
+    API, or with ``fallback=False`` raises :class:`UnsupportedCodec`.
     """
     if length < 0 or start < 0:
         raise ValueError(f"read_series: negative length {length} or start {start}")
@@ -75,9 +85,11 @@ def read_series(array_dir: Path, length: int, start: int = 0) -> np.ndarray:
                 f"{os.path.join(path, 'zarr.json')}: array holds {layout.rows} rows, "
                 f"fewer than the {length} committed"
             )
-    if not layout.chunk_rows:
-        return _read_with_zarr(path, length, start)
-    return _read_chunks(path, layout.chunk_rows, length, start)
+    if layout.codecs is None:
+        if not fallback:
+            raise UnsupportedCodec(layout.unsupported or f"{path}: not read directly")
+        return _read_with_zarr(path, length, start, layout.unsupported)
+    return _read_chunks(path, layout.codecs, length, start)
 
 
 def read_run_metrics(
@@ -163,79 +175,63 @@ def _parse_layout(meta: str, doc: Any) -> _Layout:
         or doc.get("node_type") != "array"
     ):
         raise StoreError(f"{meta}: not a metric array of shape (n, 3)")
-    return _Layout(rows=shape[0], chunk_rows=_fast_chunk_rows(doc))
-
-
-def _fast_chunk_rows(doc: dict[str, Any]) -> int:
-    """Rows per chunk if the array is in the writer's layout, else 0."""
     try:
-        if doc["zarr_format"] != 3 or doc["data_type"] != "float64":
-            return 0
-        if doc.get("storage_transformers"):
-            return 0
-        grid = doc["chunk_grid"]
-        chunk_shape = grid["configuration"]["chunk_shape"]
-        if grid["name"] != "regular" or len(chunk_shape) != 2 or chunk_shape[1] != 3:
-            return 0
-        keys = doc["chunk_key_encoding"]
-        if keys["name"] != "default" or keys.get("configuration", {}).get("separator", "/") != "/":
-            return 0
-        codecs = doc["codecs"]
-        if len(codecs) != 2:
-            return 0
-        raw, zstd = codecs
-        if raw["name"] != "bytes" or raw.get("configuration", {}).get("endian") != "little":
-            return 0
-        if zstd["name"] != "zstd" or not set(zstd.get("configuration", {})) <= {
-            "level",
-            "checksum",
-        }:
-            return 0
-        rows = chunk_shape[0]
-    except (KeyError, TypeError, AttributeError):
-        return 0
-    return rows if type(rows) is int and rows > 0 else 0
+        return _Layout(rows=shape[0], codecs=parse_array_metadata(doc, meta))
+    except UnsupportedCodec as e:
+        return _Layout(rows=shape[0], codecs=None, unsupported=str(e))
 
 
-def _read_chunks(path: str, chunk_rows: int, length: int, start: int) -> np.ndarray:
-    """Decode the chunks overlapping ``[start, length)`` straight into one buffer.
-
-    One allocation, no intermediate ``bytes`` per chunk: decoding into the result is about
-    twice as fast as decode-then-copy for 10,000 rows (fresh large buffers page-fault).
-    """
+def _read_chunks(path: str, codecs: ChunkCodecs, length: int, start: int) -> np.ndarray:
+    """Decode the chunks overlapping rows ``[start, length)`` into one buffer."""
+    chunk_rows, chunk_cols = codecs.chunk_shape
     first, last = start // chunk_rows, (length - 1) // chunk_rows
     buf = np.empty(((last - first + 1) * chunk_rows, 3), dtype=np.float64)
-    expected = chunk_rows * _ROW_BYTES
+    direct = codecs.plain_zstd and chunk_cols == 3
     for i in range(first, last + 1):
-        chunk = os.path.join(path, "c", str(i), "0")
-        try:
-            with open(chunk, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            raise StoreError(
-                f"{chunk}: chunk missing (rows {i * chunk_rows}-{(i + 1) * chunk_rows - 1}, "
-                f"committed length {length})"
-            ) from None
-        except OSError as e:
-            raise StoreError(f"{chunk}: unreadable chunk ({e})") from None
         dest = buf[(i - first) * chunk_rows : (i - first + 1) * chunk_rows]
-        try:
-            if _frame_content_size(raw) == expected and _NATIVE_LE:
-                # zstd itself fails a frame that decodes to other than its declared size
-                _zstd_decompress(raw, dest)
-            else:
-                data = _zstd_decompress(raw)
-                if len(data) != expected:
-                    raise StoreError(
-                        f"{chunk}: chunk decodes to {len(data)} bytes, expected {expected}"
-                    )
-                dest[:] = np.frombuffer(data, dtype="<f8").reshape(chunk_rows, 3)
-        except (RuntimeError, ValueError) as e:
-            raise StoreError(f"{chunk}: corrupt chunk ({e})") from None
+        for j in range(-(-3 // chunk_cols)):
+            chunk = os.path.join(path, *codecs.key((i, j)).split("/"))
+            raw = _read_chunk(chunk, i, chunk_rows, length)
+            if direct:
+                _zstd_into(chunk, raw, dest, codecs.nbytes)
+                continue
+            block = codecs.decode(raw, chunk)
+            width = min(chunk_cols, 3 - j * chunk_cols)
+            dest[:, j * chunk_cols : j * chunk_cols + width] = block[:, :width]
     lo = start - first * chunk_rows
     out = buf[lo : lo + length - start]
     # a short tail read should not pin whole chunks in memory
     return out.copy() if 2 * len(out) < len(buf) else out
+
+
+def _read_chunk(chunk: str, i: int, chunk_rows: int, length: int) -> bytes:
+    try:
+        with open(chunk, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise StoreError(
+            f"{chunk}: chunk missing (rows {i * chunk_rows}-{(i + 1) * chunk_rows - 1}, "
+            f"committed length {length})"
+        ) from None
+    except OSError as e:
+        raise StoreError(f"{chunk}: unreadable chunk ({e})") from None
+
+
+def _zstd_into(chunk: str, raw: bytes, dest: np.ndarray, expected: int) -> None:
+    """The writer's layout, decompressed straight into ``dest``: one allocation, no
+    intermediate ``bytes`` per chunk, about twice as fast as decode-then-copy for 10,000
+    rows (fresh large buffers page-fault)."""
+    try:
+        if _frame_content_size(raw) == expected:
+            # zstd itself fails a frame that decodes to other than its declared size
+            _zstd_decompress(raw, dest)
+            return
+        data = _zstd_decompress(raw)
+    except (RuntimeError, ValueError) as e:
+        raise StoreError(f"{chunk}: corrupt chunk ({e})") from None
+    if len(data) != expected:
+        raise StoreError(f"{chunk}: chunk decodes to {len(data)} bytes, expected {expected}")
+    dest[:] = np.frombuffer(data, dtype=np.float64).reshape(dest.shape)
 
 
 def _frame_content_size(raw: bytes) -> int | None:
@@ -252,15 +248,21 @@ def _frame_content_size(raw: bytes) -> int | None:
     return value + 256 if size == 2 else value
 
 
-def _read_with_zarr(path: str, length: int, start: int) -> np.ndarray:
-    """The general path: any layout zarr can read."""
+def _read_with_zarr(path: str, length: int, start: int, why: str | None) -> np.ndarray:
+    """The general path: any layout zarr can read (``why``: what the chunk reader lacks)."""
     import zarr
 
     try:
         arr = zarr.open_array(store=path, mode="r")
         data = np.asarray(arr[start:length], dtype=np.float64)
     except Exception as e:
-        raise StoreError(f"{path}: unreadable metric array ({e})") from None
+        lacks = f"; {why}" if why else ""
+        raise StoreError(f"{path}: unreadable metric array ({_one_line(e)}{lacks})") from None
     if data.shape != (length - start, 3):
         raise StoreError(f"{path}: read {data.shape} rows, expected ({length - start}, 3)")
     return data
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
