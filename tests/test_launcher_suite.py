@@ -21,7 +21,7 @@ from hpclab.store import RunStatus, Store
 
 LOCAL = ["hydra.launcher.timeout_min=2"]
 # wait: the suite reads every point's result (detached, the Slurm default, returns at
-# submission); one CPU: the dev cluster's node is small
+# submission); one CPU each: the dev node has two, shared with other test jobs
 SLURM = [
     "hydra.launcher.wait=true",
     "hydra.launcher.timeout_min=2",
