@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import poll
+from helpers import CliResult, hpclab_cli, poll
 from site_fixtures import BENCH_RUNS, log_run, make_site_store
 
 from hpclab.catalog.indexer import index_store
@@ -131,11 +131,9 @@ def _runs(store: Store, project: str) -> list[dict]:
     return [r for r in load(store).runs if r["project"] == project]
 
 
-def _cli(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HPCLAB_STORE": str(store)}
-    return subprocess.run(
-        [sys.executable, "-m", "hpclab", *args], env=env, text=True, capture_output=True
-    )
+def _cli(*args: str, store: Path) -> CliResult:
+    """``hpclab ARGS...`` (in this process) with the store from $HPCLAB_STORE."""
+    return hpclab_cli(None, *args, env={"HPCLAB_STORE": str(store)})
 
 
 def test_cli_build_and_report(site_store: Store, tmp_path: Path) -> None:
