@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -203,7 +204,9 @@ def test_killed_indexer_then_restart_equals_a_cold_index(store_root: Path) -> No
     assert len(warm["metrics"]) == 6 * 300 * 2
 
 
-def test_corrupt_runs_are_reported_once_and_retried(store_root: Path) -> None:
+def test_corrupt_runs_are_reported_once_and_retried(
+    store_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     good = make_run(store_root, "good", 5)
     bad = make_run(store_root, "bad", 5)
     chunkless = make_run(store_root, "chunkless", 5)
@@ -211,11 +214,11 @@ def test_corrupt_runs_are_reported_once_and_retried(store_root: Path) -> None:
     bad.paths.run_json.write_text(text[: len(text) // 2])  # truncated JSON
     for chunk in (chunkless.paths.metrics_zarr / "train%2Floss").rglob("c/*/*"):
         chunk.unlink()
-    warnings: list[str] = []
-    with Indexer(Store(store_root), warn=warnings.append) as ix:
+    with Indexer(Store(store_root)) as ix:
         first = ix.index()
         again = ix.index()
         assert first.errors == 2 and again.errors == 0, "a failure is reported once"
+        warnings = _warnings(caplog)
         assert len(warnings) == 2
         assert any(str(bad.paths.dir) in w and "run.json" in w for w in warnings)
         assert any("train%2Floss" in w for w in warnings)
@@ -315,15 +318,26 @@ def test_project_key_metrics(store_root: Path) -> None:
     assert rows["val/acc"] == 0.0, "the project's direction wins over the name's"
 
 
-def test_malformed_project_yaml_is_reported_with_its_field(store_root: Path) -> None:
+def test_malformed_project_yaml_is_reported_with_its_field(
+    store_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     make_run(store_root, "a", 3)
     write_yaml_atomic(
         Store(store_root).project_yaml("p"), {"key_metrics": [{"name": "x", "direction": "up"}]}
     )
-    warnings: list[str] = []
-    with Indexer(Store(store_root), warn=warnings.append) as ix:
+    with Indexer(Store(store_root)) as ix:
         ix.index()
+    warnings = _warnings(caplog)
     assert any("key_metrics[0].direction" in w and "project.yaml" in w for w in warnings)
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the indexer logged as warnings (the CLI prints them as ``hpclab: warning:``)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("hpclab.") and r.levelno == logging.WARNING
+    ]
 
 
 def test_nan_metrics_survive_the_catalog(store_root: Path) -> None:

@@ -21,7 +21,7 @@ import fcntl
 import getpass
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +66,14 @@ class Edge:
 
 
 class Dag:
-    """A project's experiment DAG (a forest: one parent per run)."""
+    """A project's experiment DAG (a forest: one parent per run). ``dropped`` says, one
+    message per cycle, which edge :func:`build_dag` left out to break it (the indexer
+    reports them; a library caller may log or ignore them)."""
 
-    def __init__(self, run_ids: Iterable[str], edges: Iterable[Edge]) -> None:
+    def __init__(
+        self, run_ids: Iterable[str], edges: Iterable[Edge], dropped: Iterable[str] = ()
+    ) -> None:
+        self.dropped: tuple[str, ...] = tuple(dropped)
         self.graph: nx.DiGraph = nx.DiGraph()
         self.graph.add_nodes_from(run_ids)
         self.edges: dict[str, Edge] = {}
@@ -109,7 +114,6 @@ def build_dag(
     manual: Mapping[str, str | None] | None = None,
     sweep_bases: Mapping[str, str | None] | None = None,
     naming: Naming | None = None,
-    warn: Callable[[str], None] | None = None,
 ) -> Dag:
     """Apply the rules to a project's runs. Parents outside the project are ignored."""
     nodes = list(nodes)
@@ -122,8 +126,8 @@ def build_dag(
         edge = _edge_of(node, manual, sweep_bases, naming, by_name_id)
         if edge is not None and edge.parent in known and edge.parent != node.run_id:
             edges[node.run_id] = edge
-    _break_cycles(edges, warn or (lambda msg: None))
-    return Dag(sorted(known), edges.values())
+    dropped = _break_cycles(edges)
+    return Dag(sorted(known), edges.values(), dropped)
 
 
 def _edge_of(
@@ -161,18 +165,20 @@ def _naming_ids(nodes: list[RunNode], naming: Naming) -> dict[str, str]:
     return out
 
 
-def _break_cycles(edges: dict[str, Edge], warn: Callable[[str], None]) -> None:
+def _break_cycles(edges: dict[str, Edge]) -> list[str]:
+    """Drop the weakest edge of each cycle from ``edges``; one message per edge dropped."""
+    dropped: list[str] = []
     graph: nx.DiGraph = nx.DiGraph()
     graph.add_edges_from((e.parent, e.child) for e in edges.values())
     while True:
         try:
             cycle = nx.find_cycle(graph)
         except nx.NetworkXNoCycle:
-            return
+            return dropped
         in_cycle = [edges[child] for _, child in cycle]
         weakest = max(in_cycle, key=lambda e: (_STRENGTH[e.rule], e.child))
         path = " -> ".join([cycle[0][0], *(child for _, child in cycle)])
-        warn(
+        dropped.append(
             f"experiment DAG: cycle {path}; dropped the {weakest.rule} edge "
             f"{weakest.parent} -> {weakest.child}"
         )

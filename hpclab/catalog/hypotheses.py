@@ -21,6 +21,7 @@ metric or in a selector, with the valid names and the closest one.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +37,7 @@ from hpclab.store.atomic import read_yaml, write_bytes_atomic, write_yaml_atomic
 from hpclab.store.ids import is_valid_run_id
 from hpclab.store.record import utcnow_iso
 
+log = logging.getLogger(__name__)
 STATUSES = ("Proposed", "Testing", "Supported", "Refuted", "Inconclusive")
 BASELINES = ("parent", "root", "best")
 SELECTOR_KEYS = ("sweep", "features", "tag")
@@ -171,18 +173,18 @@ def read_hypothesis(store: Store, project: str, hid: str) -> Hypothesis:
     return _with_file(h, str(path))
 
 
-def load_hypotheses(store: Store, project: str, warn: Any = None) -> list[Hypothesis]:
-    """Every hypothesis of a project; malformed files are reported through ``warn`` (or
-    raised when no ``warn`` is given) and skipped."""
+def load_hypotheses(store: Store, project: str, *, skip_bad: bool = False) -> list[Hypothesis]:
+    """Every hypothesis of a project. A malformed file raises, or with ``skip_bad`` is
+    logged as a warning and skipped."""
     d = store.hypotheses_dir(project)
     out = []
     for path in sorted(d.glob("*.yaml")) if d.is_dir() else []:
         try:
             out.append(read_hypothesis(store, project, path.stem))
         except Exception as e:
-            if warn is None:
+            if not skip_bad:
                 raise
-            warn(f"{path}: skipped, {e}" if str(path) not in str(e) else str(e))
+            log.warning("%s", f"{path}: skipped, {e}" if str(path) not in str(e) else str(e))
     return out
 
 

@@ -6,16 +6,17 @@ table; a pass re-reads only runs whose fingerprint changed, and only the new tai
 metric arrays. A run that cannot be read (truncated JSON, bad YAML, a missing chunk) is
 reported once with its path and skipped, keeping what was indexed of it before; it is
 read again when its files change. Publishing replaces Parquet files atomically, so
-readers never wait for the indexer and never see half a table.
+readers never wait for the indexer and never see half a table. Problems are logged as
+warnings (``hpclab.catalog.indexer``), each distinct message once per indexer.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import math
 import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.atomic import read_json
 from hpclab.store.views import status_view
 
+log = logging.getLogger(__name__)
 # tables filled from one run's files: table -> RunRows attribute
 _RUN_TABLES = {
     "features": "features",
@@ -88,7 +90,7 @@ class PassReport:
 class Indexer:
     """Builds and keeps ``<store>/.catalog`` current. One per store at a time (a lock)."""
 
-    def __init__(self, store: Store, *, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(self, store: Store) -> None:
         import duckdb
 
         self.store = store
@@ -97,7 +99,6 @@ class Indexer:
         self.failed: dict[tuple[str, str], str] = {}  # run -> fingerprint that failed
         self.projects: dict[str, ProjectConfig] = {}
         self._published_status: dict[tuple[str, str], str] = {}
-        self._warn = warn or (lambda msg: print(f"hpclab: warning: {msg}", file=sys.stderr))
         self._reported: set[str] = set()
         self._lock_fd: int | None = None
         self.generation = 1  # of the files this pass writes; the manifest publishes them
@@ -109,7 +110,7 @@ class Indexer:
         self._dirty: set[str] = set()
         self._sweeps_fp: tuple[Any, ...] = ()
         self._sweeps: dict[str, list[SweepRows]] = {}
-        self.knowledge = Knowledge(warn=self._report)
+        self.knowledge = Knowledge()
         self._knowledge_fp: tuple[Any, ...] | None = None
         self._knowledge_files: dict[str, tuple[Any, Any]] = {}  # project -> (dag edits, hyps)
         self._knowledge_rows: dict[str, list[tuple[Any, ...]]] = {}
@@ -326,7 +327,7 @@ class Indexer:
                 except HpclabError as e:
                     self._report(str(e))
                     manual = {}
-                hyps = load_hypotheses(self.store, project, warn=self._report)
+                hyps = load_hypotheses(self.store, project, skip_bad=True)
                 self._knowledge_files[project] = (manual, hyps)
         inputs = {"runs", "features", "metric_summary", "sweeps"}
         if not files_changed and not (self._dirty & inputs) and self._knowledge_rows:
@@ -357,6 +358,8 @@ class Indexer:
                 entry.aggs,
             )
         result = self.knowledge.compute(list(projects.values()))
+        for message in result.warnings:
+            self._report(message)
         for table in KNOWLEDGE_TABLES:
             if result.tables[table] != self._knowledge_rows.get(table):
                 self._dirty.add(table)
@@ -368,7 +371,7 @@ class Indexer:
     def _report(self, message: str) -> None:
         if message not in self._reported:
             self._reported.add(message)
-            self._warn(message)
+            log.warning("%s", message)
 
     def _project_config(self, project: str) -> ProjectConfig:
         try:

@@ -65,6 +65,7 @@ class Result:
 
     run_columns: dict[tuple[str, str], dict[str, Any]]
     tables: dict[str, list[Row]]
+    warnings: list[str] = field(default_factory=list)  # cycles broken in a DAG
 
 
 KNOWLEDGE_TABLES = (
@@ -83,8 +84,7 @@ KNOWLEDGE_TABLES = (
 class Knowledge:
     """Computes :class:`Result` for the whole store; keeps caches between passes."""
 
-    def __init__(self, warn: Callable[[str], None] | None = None) -> None:
-        self._warn = warn or (lambda msg: None)
+    def __init__(self) -> None:
         self._diffs: _Memo[tuple[int, int], list[DiffRow]] = _Memo()
         self._cis: _Memo[tuple[float, ...], MeanCI] = _Memo()
         self._comparisons: _Memo[tuple[tuple[float, ...], tuple[float, ...]], Comparison] = _Memo()
@@ -122,8 +122,8 @@ class Knowledge:
             manual=p.manual_parents,
             sweep_bases=p.sweep_bases,
             naming=p.config.naming,
-            warn=self._warn,
         )
+        out.warnings += dag.dropped
         groups, seeds = self._seed_groups(p)
         sizes: dict[str, int] = defaultdict(int)
         for g in groups.values():

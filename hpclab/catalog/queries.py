@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,7 +236,3 @@ def compare_groups(
                     }
                 )
     return groups, comparisons
-
-
-def warn(message: str) -> None:
-    print(f"hpclab: warning: {message}", file=sys.stderr)

@@ -64,7 +64,6 @@ class Watcher:
         full_every: float = 60.0,
         debounce: float = 0.2,
         on_pass: Callable[[PassReport], None] | None = None,
-        warn: Callable[[str], None] | None = None,
         site_hook: PassHook | None = None,
     ) -> None:
         self.store = store
@@ -75,7 +74,7 @@ class Watcher:
         self.on_pass = on_pass or (lambda report: None)
         # called after each pass with the runs it looked at (None: all): hpclab.site.live
         self.site_hook = site_hook
-        self.indexer = Indexer(store, warn=warn)
+        self.indexer = Indexer(store)
         self._changed: set[tuple[str, str]] = set()
         self._other = False  # project.yaml, dag.yaml, hypotheses/, sweeps/ changed
         self._changed_lock = threading.Lock()

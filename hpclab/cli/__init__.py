@@ -2,11 +2,14 @@
 
 Each command parses its arguments, calls one library function and prints. Errors a user
 can cause (:class:`~hpclab.errors.HpclabError`) become one line on stderr and exit 1;
-anything else is a bug and keeps its traceback.
+anything else is a bug and keeps its traceback. The library logs its warnings to the
+``hpclab`` logger (``logging.getLogger(__name__)`` in each module); while a command runs,
+one handler prints them to stderr as ``hpclab: warning: <message>``.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -17,11 +20,25 @@ from hpclab.errors import HpclabError
 from hpclab.store import Store
 
 
+class _StderrHandler(logging.Handler):
+    """``hpclab: warning: <message>`` on the stderr of the moment (click's, so a test's
+    CliRunner sees it too)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(f"hpclab: {record.levelname.lower()}: {record.getMessage()}", err=True)
+        except Exception:
+            self.handleError(record)
+
+
 class _Group(click.Group):
     """A click group that turns domain errors into one clean line."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("standalone_mode", True)
+        logger = logging.getLogger("hpclab")
+        handler = _StderrHandler(logging.WARNING)
+        logger.addHandler(handler)
         try:
             return super().main(*args, **{**kwargs, "standalone_mode": False})
         except HpclabError as e:
@@ -35,6 +52,8 @@ class _Group(click.Group):
             sys.exit(e.exit_code)
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
+        finally:
+            logger.removeHandler(handler)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -15,10 +15,9 @@ takes about the same time for 10 runs or 1,000; the data files grow with the run
 
 from __future__ import annotations
 
+import logging
 import shutil
-import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from hpclab.site.registry import generate
 from hpclab.site.series import MAX_POINTS, run_series, write_json
 from hpclab.store import Store
 
+log = logging.getLogger(__name__)
 HOOKS = Path(__file__).with_name("mkdocs_hooks.py")
 BUNDLE_SNIPPET = "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = vegaLite;"
 # Vega compiles chart expressions with Function() unless given an interpreter; the site's
@@ -89,22 +89,21 @@ def build(
     out: Path | None = None,
     *,
     max_points: int | None = None,
-    warn: Callable[[str], None] | None = None,
 ) -> BuildReport:
     """Build the whole site (pages and every run's data files) under ``out`` (default: the
-    store's ``.site``)."""
+    store's ``.site``). Problems that leave a part out (a run without chart data) are
+    logged as warnings."""
     start = time.perf_counter()
-    warn = warn or (lambda m: print(f"hpclab: warning: {m}", file=sys.stderr))
     layout = SiteLayout(Path(out).absolute() if out else store.site_dir)
     data = load(store)
     report = BuildReport(runs=len(data.runs), site_dir=layout.dir)
     t = time.perf_counter()
-    report.pages = build_pages(data, layout, warn=warn)
+    report.pages = build_pages(data, layout)
     report.mkdocs_seconds = time.perf_counter() - t
     t = time.perf_counter()
     keys: list[Key] = [(r["project"], r["run_id"]) for r in data.runs]
     write_details(data, layout, keys)
-    infos = write_series(data, layout, keys, max_points=max_points, warn=warn)
+    infos = write_series(data, layout, keys, max_points=max_points)
     write_json(layout.live_json, live_doc(infos))
     report.data_seconds = time.perf_counter() - t
     report.seconds = time.perf_counter() - start
@@ -122,7 +121,6 @@ def write_series(
     keys: list[Key],
     *,
     max_points: int | None = None,
-    warn: Callable[[str], None] | None = None,
 ) -> dict[Key, dict[str, Any]]:
     """Every run's series file (threads: chunk reads and zstd release the GIL); returns
     what live.json needs of each run."""
@@ -134,8 +132,7 @@ def write_series(
             write_json(layout.series_json(*key), series)
             return key, run_info(data.store, key, series, data.total_steps(key))
         except Exception as e:  # a half-written run: its page says it has no data
-            if warn:
-                warn(f"{key[0]}/{key[1]}: no chart data ({e})")
+            log.warning("%s/%s: no chart data (%s)", key[0], key[1], e)
             return key, None
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -143,12 +140,10 @@ def write_series(
     return {k: info for k, info in results if info is not None}
 
 
-def build_pages(
-    data: SiteData, layout: SiteLayout, *, warn: Callable[[str], None] | None = None
-) -> int:
+def build_pages(data: SiteData, layout: SiteLayout) -> int:
     """Regenerate the pages and run MkDocs; ``html/data`` is left as it is. Returns the
     number of pages."""
-    docs = generate(data, accounting(data, warn=warn))
+    docs = generate(data, accounting(data))
     if layout.src.exists():
         shutil.rmtree(layout.src)
     template = template_dir()
@@ -176,24 +171,22 @@ def build_pages(
 
 
 def _mkdocs(layout: SiteLayout, scratch: Path) -> None:
-    import logging
-
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.config import load_config
     from mkdocs.exceptions import MkDocsException
 
     if scratch.exists():
         shutil.rmtree(scratch)
-    log = logging.getLogger("mkdocs")
-    level = log.level
-    log.setLevel(logging.ERROR)  # MkDocs' INFO lines ("Building documentation...") are noise here
+    mkdocs_log = logging.getLogger("mkdocs")
+    level = mkdocs_log.level
+    mkdocs_log.setLevel(logging.ERROR)  # MkDocs' INFO lines ("Building documentation...") are noise
     try:
         cfg = load_config(config_file=str(layout.mkdocs_yml), site_dir=str(scratch))
         mkdocs_build(cfg)
     except MkDocsException as e:
         raise SiteError(f"MkDocs could not build {layout.mkdocs_yml}: {e}") from None
     finally:
-        log.setLevel(level)
+        mkdocs_log.setLevel(level)
 
 
 def _publish(scratch: Path, html: Path) -> None:

@@ -11,10 +11,16 @@ end or last heartbeat minus start) as wall-clock hours on one CPU, marked as suc
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
-from typing import Any
 
 from hpclab.site.data import Key, SiteData
+
+log = logging.getLogger(__name__)
+# A live site asks on every page rebuild: say that accounting is down once per process.
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -25,8 +31,10 @@ class Cost:
     cpu_used_h: float | None = None  # CPU time used (TotalCPU), Slurm accounting only
 
 
-def accounting(data: SiteData, *, warn: Any = None) -> dict[Key, Cost]:
-    """Cost of every run: one scheduler call for all Slurm jobs, durations for the rest."""
+def accounting(data: SiteData) -> dict[Key, Cost]:
+    """Cost of every run: one scheduler call for all Slurm jobs, durations for the rest.
+
+    When accounting cannot be asked, a warning says so (once per process and message)."""
     out: dict[Key, Cost] = {}
     slurm_jobs: dict[str, Key] = {}
     for r in data.runs:
@@ -50,8 +58,12 @@ def accounting(data: SiteData, *, warn: Any = None) -> dict[Key, Cost]:
                     cpu = st.cpus * hours if st.cpus is not None else used
                     out[found] = Cost(cpu, (st.gpus or 0) * hours, "sacct", used)
         except Exception as exc:  # accounting down or absent: durations stand, said so
-            if warn:
-                warn(f"Slurm accounting not available for the cost tables ({exc})")
+            message = f"Slurm accounting not available for the cost tables ({exc})"
+            with _warned_lock:
+                first = message not in _warned
+                _warned.add(message)
+            if first:
+                log.warning("%s", message)
     return out
 
 

@@ -10,8 +10,8 @@ status, a sweep or hypothesis added, a hypothesis changing status), at most once
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +22,8 @@ from hpclab.site.layout import SiteLayout
 from hpclab.site.livedoc import live_doc, run_info, total_steps_from_config
 from hpclab.site.series import run_series, write_json
 from hpclab.store import Store
+
+logger = logging.getLogger(__name__)
 
 
 def _fingerprint(store: Store, key: Key) -> tuple[int, ...]:
@@ -45,13 +47,11 @@ class LiveSite:
         site_dir: Path | None = None,
         *,
         min_rebuild: float = 10.0,
-        warn: Callable[[str], None] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.layout = SiteLayout(Path(site_dir) if site_dir else store.site_dir)
         self.min_rebuild = min_rebuild
-        self.warn = warn or (lambda m: print(f"hpclab: warning: {m}", file=sys.stderr))
         self.log = log or (lambda m: None)
         self._fps: dict[Key, tuple[int, ...]] = {}
         self._infos: dict[Key, dict[str, Any]] = {}
@@ -68,7 +68,7 @@ class LiveSite:
             if getattr(report, "published", False) or changed or self._pending:
                 self._maybe_rebuild(changed)
         except Exception as e:  # the site must never stop the indexer
-            self.warn(f"site update failed ({type(e).__name__}: {e})")
+            logger.warning("site update failed (%s: %s)", type(e).__name__, e)
 
     def due(self) -> float | None:
         """When a page rebuild put off by ``min_rebuild`` may run (``time.monotonic()``)."""
@@ -81,7 +81,7 @@ class LiveSite:
         try:
             self._maybe_rebuild([])
         except Exception as e:
-            self.warn(f"site update failed ({type(e).__name__}: {e})")
+            logger.warning("site update failed (%s: %s)", type(e).__name__, e)
 
     def refresh(self, runs: list[Key] | None) -> list[Key]:
         """Rewrite the series of changed runs and ``live.json``; return the changed runs."""
@@ -104,7 +104,7 @@ class LiveSite:
                     self._totals[key] = total_steps_from_config(self.store, key)
                 info = run_info(self.store, key, series, self._totals[key])
             except Exception as e:  # half-written run: next pass
-                self.warn(f"{key[0]}/{key[1]}: site data not updated ({e})")
+                logger.warning("%s/%s: site data not updated (%s)", key[0], key[1], e)
                 continue
             write_json(self.layout.series_json(*key), series)
             self._fps[key] = fp
