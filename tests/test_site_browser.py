@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from helpers import poll, python_script
+from helpers import hpclab_cli, poll, python_script
 from pdf_text import PDF_LINETO, PdfPages
 from site_fixtures import make_site_store
 
@@ -637,13 +635,8 @@ def test_report_exports_a_pdf_with_its_text_and_vector_charts(
     runs = [p["run_id"] for p in data.sweep_points[(project, sweep)]]
     out = tmp_path / "a report's pages" / "sweep report.pdf"
     out.parent.mkdir()
-    r = subprocess.run(
-        [sys.executable, "-m", "hpclab", "site", "report", sweep, "--out", str(out)],
-        env={**os.environ, "HPCLAB_STORE": str(store.root)},
-        text=True,
-        capture_output=True,
-        timeout=300,
-    )
+    env = {"HPCLAB_STORE": str(store.root)}
+    r = hpclab_cli(None, "site", "report", sweep, "--out", str(out), env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"wrote {out}"
     pdf = out.read_bytes()
@@ -668,14 +661,7 @@ def test_report_exports_a_pdf_with_its_text_and_vector_charts(
     # A4 pages by default (595 x 842 pt), Letter (612 x 792 pt) when asked
     assert _media_boxes(doc) == {(595, 842)}
     letter = tmp_path / "letter.pdf"
-    r = subprocess.run(
-        [sys.executable, "-m", "hpclab", "site", "report", sweep, "-o", str(letter)]
-        + ["--paper", "letter"],
-        env={**os.environ, "HPCLAB_STORE": str(store.root)},
-        text=True,
-        capture_output=True,
-        timeout=300,
-    )
+    r = hpclab_cli(None, "site", "report", sweep, "-o", str(letter), "--paper", "letter", env=env)
     assert r.returncode == 0, r.stderr
     assert _media_boxes(PdfPages(letter.read_bytes())) == {(612, 792)}
 
