@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hpclab.errors import RunExists, RunNotFound, StoreError
-from hpclab.store import RunRecord, RunStatus, Store, ids
+from hpclab.store import RunRecord, RunStatus, Store, SweepPoint, SweepRecord, ids, layout
 from hpclab.store.atomic import read_json, write_json_atomic
 
 N_PROCS = 64
@@ -172,6 +173,99 @@ def test_old_run_json_reads_into_the_typed_fields(store_root: Path) -> None:
     mine = RunRecord(id=paths.id, project="p")
     mine.keep_others(rec)
     assert mine.cancelled_by == "hpclab cancel" and mine.submission == old["submission"]
+
+
+def test_sweep_record_round_trip(store_root: Path) -> None:
+    store = Store(store_root)
+    sweep = SweepRecord(
+        id="sweep-1",
+        project="p",
+        status="queued",
+        launcher="slurm",
+        job_id="42",
+        points=[SweepPoint(0, "r0", ["seed=0"], "42_0"), SweepPoint(1, "r1", ["seed=1"])],
+        argv=["train.py", "-m"],
+        base="r-parent",
+        hydra_sweep_dir="/tmp/multirun",
+        launcher_params={"partition": "debug"},
+        extra={"future_field": [1, 2]},
+    )
+    store.sweeps_dir("p").mkdir(parents=True)
+    write_json_atomic(store.sweep_json("p", "sweep-1"), sweep.to_dict())
+    data = read_json(store.sweep_json("p", "sweep-1"))
+    assert data["n_points"] == 2 and data["points"][1] == {
+        "index": 1,
+        "run_id": "r1",
+        "overrides": ["seed=1"],
+        "job_id": None,
+    }
+    back = store.read_sweep("p", "sweep-1")
+    assert back == dataclasses.replace(sweep, n_points=2)
+    assert back.run_ids == ["r0", "r1"] and back.to_dict() == data
+    assert [s.id for s in store.iter_sweeps("p")] == ["sweep-1"]
+    with pytest.raises(StoreError, match="sweep 'nope' not found"):
+        store.read_sweep("p", "nope")
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"points": []}, "'id'"),
+        ({"id": "s", "points": {"0": {}}}, "'points'"),
+        ({"id": "s", "points": [{"run_id": "r"}]}, r"'points\[0\].index'"),
+        ({"id": "s", "points": [{"index": "zero"}]}, r"'points\[0\].index'"),
+        ({"id": "s", "points": [{"index": 0, "overrides": "seed=1"}]}, r"'points\[0\].overrides'"),
+        ({"id": "s", "argv": "train.py"}, "'argv'"),
+        ({"id": "s", "n_points": "many"}, "'n_points'"),
+    ],
+)
+def test_malformed_sweep_file_names_file_and_field(
+    store_root: Path, data: dict[str, object], field: str
+) -> None:
+    store = Store(store_root)
+    store.sweeps_dir("p").mkdir(parents=True)
+    path = store.sweep_json("p", "s")
+    path.write_text(json.dumps(data))
+    with pytest.raises(StoreError, match=f"s.json: malformed sweep record, field {field}"):
+        store.read_sweep("p", "s")
+    # iterating skips it (and says so); an empty file is an id being claimed: no report
+    store.sweep_json("p", "s0").write_text("")
+    write_json_atomic(store.sweep_json("p", "s1"), {"id": "s1", "points": []})
+    errors: list[tuple[Path, StoreError]] = []
+    assert [s.id for s in store.iter_sweeps("p", errors=lambda p, e: errors.append((p, e)))] == [
+        "s1"
+    ]
+    assert [p for p, _ in errors] == [path]
+
+
+def test_store_version_file_written_and_checked(store_root: Path) -> None:
+    store = Store(store_root)
+    assert not store.version_file.exists() and store.format_version() == 1
+    store.create_run_dir("p")
+    assert (store_root / "VERSION").read_text() == f"{layout.FORMAT_VERSION}\n"
+    assert Store(store_root).format_version() == layout.FORMAT_VERSION
+
+
+def test_store_without_version_file_is_version_1_and_gets_one(store_root: Path) -> None:
+    old = Store(store_root)
+    paths = old.create_run_dir("p")
+    old.write_record(paths, RunRecord(id=paths.id, project="p"))
+    (store_root / "VERSION").unlink()  # a store from before VERSION files
+    store = Store(store_root)
+    assert store.format_version() == 1
+    assert store.read_record(paths).id == paths.id
+    store.write_record(paths, store.read_record(paths))
+    assert (store_root / "VERSION").read_text() == "1\n"
+
+
+def test_store_from_a_newer_hpclab_is_refused(store_root: Path) -> None:
+    store_root.mkdir(parents=True)
+    (store_root / "VERSION").write_text(f"{layout.FORMAT_VERSION + 1}\n")
+    with pytest.raises(StoreError, match="has format version 2; this hpclab reads up to 1"):
+        Store(store_root)
+    (store_root / "VERSION").write_text("two\n")
+    with pytest.raises(StoreError, match="VERSION: not a store format version"):
+        Store(store_root)
 
 
 def test_malformed_record_is_a_store_error_naming_the_file(store_root: Path) -> None:

@@ -218,20 +218,9 @@ def store_nodes(store: Store, project: str) -> list[RunNode]:
 
 
 def sweep_bases(store: Store, project: str) -> dict[str, str | None]:
-    """Sweep id -> its base run (``hpclab.parent`` given to the whole sweep)."""
-    from hpclab.store.atomic import read_json
-
-    out: dict[str, str | None] = {}
-    d = store.sweeps_dir(project)
-    for path in sorted(d.glob("*.json")) if d.is_dir() else []:
-        try:
-            data = read_json(path)
-        except Exception:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("id"), str):
-            base = data.get("base")
-            out[data["id"]] = base if isinstance(base, str) else None
-    return out
+    """Sweep id -> its base run (``hpclab.parent`` given to the whole sweep); unreadable
+    sweep files are left out (the indexer reports them)."""
+    return {sweep.id: sweep.base for sweep in store.iter_sweeps(project)}
 
 
 def store_dag(store: Store, project: str, naming: Naming | None) -> Dag:

@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hpclab.store import RunPaths, RunRecord, Store
@@ -19,16 +20,20 @@ from hpclab.store.record import parse_iso
 
 # The files whose sizes and mtimes make a run's fingerprint (metrics: the commit record,
 # which the writer replaces after every flush).
-FINGERPRINT_FILES = (
-    "run.json",
-    "config.yaml",
-    "overrides.yaml",
-    "notes.yaml",
-    "artifacts.json",
-    "snapshot/code.json",
-    "snapshot/datasets.json",
-    "metrics.zarr/zarr.json",
-    "repro.json",
+_REL = RunPaths(Path(""))  # the paths relative to a run directory
+FINGERPRINT_FILES = tuple(
+    str(p)
+    for p in (
+        _REL.run_json,
+        _REL.config_yaml,
+        _REL.overrides_yaml,
+        _REL.notes_yaml,
+        _REL.artifacts_manifest,
+        _REL.code_json,
+        _REL.datasets_json,
+        _REL.metrics_commit,
+        _REL.repro_json,
+    )
 )
 
 

@@ -34,9 +34,8 @@ from hpclab.catalog.project_config import ProjectConfig, load_project_config
 from hpclab.catalog.rows import Row, as_dict, columns, row
 from hpclab.catalog.run_metrics import Agg, index_run_metrics
 from hpclab.catalog.schema import SMALL_TABLES, TABLES
-from hpclab.errors import CatalogError, HpclabError
+from hpclab.errors import CatalogError, HpclabError, StoreError
 from hpclab.store import RunRecord, RunStatus, Store
-from hpclab.store.atomic import read_json
 from hpclab.store.views import status_view
 
 log = logging.getLogger(__name__)
@@ -611,40 +610,27 @@ def _sweep_facts(
 
 
 def _sweeps(store: Store, project: str, report: Callable[[str], None]) -> list[SweepRows]:
+    def skipped(path: Path, e: StoreError) -> None:
+        detail = _one_line(e).removeprefix(f"{path}: ")
+        report(f"{path}: skipped, unreadable sweep record ({detail})")
+
     out: list[SweepRows] = []
-    d = store.sweeps_dir(project)
-    if not d.is_dir():
-        return out
-    for path in sorted(d.glob("*.json")):
-        try:
-            sweep = read_json(path)
-            row = (
-                project,
-                sweep["id"],
-                sweep.get("status"),
-                sweep.get("launcher"),
-                sweep.get("job_id"),
-                int(sweep.get("n_points") or len(sweep.get("points", []))),
-                sweep.get("created_at"),
-                " ".join(sweep.get("argv") or []),
-            )
-            points = [
-                (
-                    project,
-                    sweep["id"],
-                    int(p["index"]),
-                    p.get("run_id"),
-                    " ".join(p.get("overrides") or []),
-                    p.get("job_id"),
-                )
-                for p in sweep.get("points", [])
-            ]
-        except Exception as e:
-            if path.stat().st_size:  # an empty file is a sweep id being claimed
-                report(f"{path}: skipped, unreadable sweep record ({_one_line(e)})")
-            continue
-        base = sweep.get("base")
-        out.append((row, points, base if isinstance(base, str) else None))
+    for sweep in store.iter_sweeps(project, errors=skipped):
+        row = (
+            project,
+            sweep.id,
+            sweep.status,
+            sweep.launcher,
+            sweep.job_id,
+            sweep.size,
+            sweep.created_at,
+            " ".join(sweep.argv),
+        )
+        points = [
+            (project, sweep.id, p.index, p.run_id, " ".join(p.overrides), p.job_id)
+            for p in sweep.points
+        ]
+        out.append((row, points, sweep.base))
     return out
 
 

@@ -114,7 +114,8 @@ def index_run_metrics(
     aggs: dict[str, Agg] = {}
     if kv and kv.get("format") == FORMAT and kv.get("run_created") == run_created:
         aggs = {name: Agg.from_json(a) for name, a in kv.get("series", {}).items()}
-    commit = read_commit(metrics_zarr).get("series", {})
+    # validated by the reader below; here a malformed entry only means "not ahead"
+    commit: dict[str, Any] = read_commit(metrics_zarr).get("series", {})
     if any(int(commit.get(n, {}).get("length", 0)) < a.length for n, a in aggs.items()):
         aggs = {}  # the catalog is ahead of the store: not the same run any more
     since = {name: a.length for name, a in aggs.items()}

@@ -18,8 +18,8 @@ from hpclab.cli.output import fmt_duration, table
 from hpclab.errors import RunNotFound, SchedulerError, StoreError
 from hpclab.launch.reconcile import Observation, apply, job_of, observe, unfinished
 from hpclab.launch.scheduler import get_scheduler
-from hpclab.store import RunPaths, RunRecord, RunStatus, Store
-from hpclab.store.atomic import read_json, read_yaml
+from hpclab.store import RunPaths, RunRecord, RunStatus, Store, SweepRecord
+from hpclab.store.atomic import read_yaml
 from hpclab.store.record import parse_iso, utcnow_iso
 from hpclab.store.views import effective_status, step_rate, total_steps
 from hpclab.store.views import progress as run_progress
@@ -33,20 +33,16 @@ class Target:
     """What a command acts on: runs grouped by project, and the sweep if one was named."""
 
     runs: dict[str, list[str]]  # project -> run ids
-    sweep: dict[str, Any] | None = None
+    sweep: SweepRecord | None = None
     sweep_project: str | None = None
 
 
-def find_sweep(store: Store, sweep_id: str, project: str | None) -> tuple[str, dict[str, Any]]:
+def find_sweep(store: Store, sweep_id: str, project: str | None) -> tuple[str, SweepRecord]:
     """(project, sweep record) of ``sweep_id``; :class:`RunNotFound` when there is none."""
     if _SWEEP_ID_RE.match(sweep_id):
         for proj in [project] if project else store.projects():
-            path = store.sweep_json(proj, sweep_id)
-            if path.is_file():
-                data = read_json(path)
-                if not isinstance(data, dict) or not isinstance(data.get("points", []), list):
-                    raise StoreError(f"{path}: malformed sweep record")
-                return proj, data
+            if store.sweep_json(proj, sweep_id).is_file():
+                return proj, store.read_sweep(proj, sweep_id)
     raise RunNotFound(f"no sweep {sweep_id!r}")
 
 
@@ -66,8 +62,7 @@ def resolve_target(store: Store, target: str | None, project: str | None) -> Tar
     except RunNotFound:
         pass
     else:
-        ids = [str(p["run_id"]) for p in sweep.get("points", []) if p.get("run_id")]
-        return Target({proj: ids}, sweep=sweep, sweep_project=proj)
+        return Target({proj: sweep.run_ids}, sweep=sweep, sweep_project=proj)
     try:
         proj, paths = store.find_run(target, project)
     except RunNotFound:
@@ -190,9 +185,7 @@ def status(store: Store, target: str | None, project: str | None, as_json: bool)
         click.echo("no runs to show" if target else "no unfinished runs")
         return
     if tgt.sweep is not None:
-        click.echo(
-            f"sweep {tgt.sweep.get('id')}  job {tgt.sweep.get('job_id') or '-'}  ({len(rows)} runs)"
-        )
+        click.echo(f"sweep {tgt.sweep.id}  job {tgt.sweep.job_id or '-'}  ({len(rows)} runs)")
     columns = ["run", "status", "job", "scheduler", "step", "total", "progress", "eta", "elapsed"]
     if len(tgt.runs) > 1:
         columns.insert(0, "project")
@@ -214,9 +207,10 @@ def cancel_target(
     jobs: dict[str, set[str]] = {}
     pending: list[tuple[str, RunPaths]] = []
     skipped: list[tuple[str, str]] = []
-    if target.sweep is not None and target.sweep.get("job_id"):
-        sweep_kind = str(target.sweep.get("scheduler") or "slurm")
-        jobs.setdefault(sweep_kind, set()).add(str(target.sweep["job_id"]))
+    if target.sweep is not None and target.sweep.job_id:
+        # only a Slurm sweep has an array job id
+        sweep_kind = target.sweep.launcher or "slurm"
+        jobs.setdefault(sweep_kind, set()).add(target.sweep.job_id)
     for proj, run_ids in target.runs.items():
         for paths, record, kind, job_id in unfinished(store, proj, run_ids):
             run_id = paths.id

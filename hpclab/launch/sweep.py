@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpclab.errors import StoreError
-from hpclab.store import RunPaths, RunRecord, RunStatus, Store
-from hpclab.store.atomic import read_json, write_json_atomic, write_yaml_atomic
+from hpclab.store import RunPaths, RunRecord, RunStatus, Store, SweepPoint, SweepRecord
+from hpclab.store.atomic import write_json_atomic, write_yaml_atomic
 from hpclab.store.ids import new_run_id
 from hpclab.store.record import utcnow_iso
+from hpclab.store.sweep import META_FIELDS
 
 
 @dataclass
@@ -43,20 +43,21 @@ class SweepPlan:
     meta: dict[str, Any] = field(default_factory=dict)
     job_id: str | None = None
 
-    def to_dict(self, status: str) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "project": self.project,
-            "status": status,
-            "launcher": self.launcher,
-            "job_id": self.job_id,
-            "n_points": len(self.points),
-            **self.meta,
-            "points": [
-                {"index": p.index, "run_id": p.run_id, "overrides": p.overrides, "job_id": p.job_id}
-                for p in self.points
-            ],
-        }
+    def record(self, status: str) -> SweepRecord:
+        """The sweep file's contents at ``status`` (``planned``, then ``queued``)."""
+        meta = dict(self.meta)
+        known = {k: meta.pop(k) for k in META_FIELDS if k in meta}
+        return SweepRecord(
+            id=self.id,
+            project=self.project,
+            status=status,
+            launcher=self.launcher,
+            job_id=self.job_id,
+            n_points=len(self.points),
+            points=[SweepPoint(p.index, p.run_id, p.overrides, p.job_id) for p in self.points],
+            **known,
+            extra=meta,
+        )
 
 
 def plan_sweep(
@@ -107,7 +108,7 @@ def plan_sweep(
         )
         record.sweep_index = point.index
         store.write_record(paths, record, fsync=False)
-    write_json_atomic(store.sweep_json(project, sweep_id), plan.to_dict("planned"))
+    write_json_atomic(store.sweep_json(project, sweep_id), plan.record("planned").to_dict())
     return plan
 
 
@@ -136,28 +137,12 @@ def record_submission(
                 "submitted_at": now,
             }
             store.advance_status(paths, record, fsync=False)
-    write_json_atomic(store.sweep_json(plan.project, plan.id), plan.to_dict("queued"))
-
-
-def read_sweep(store: Store, project: str, sweep_id: str) -> dict[str, Any]:
-    """The sweep record; a missing sweep is a StoreError naming it."""
-    path = store.sweep_json(project, sweep_id)
-    if not path.exists():
-        raise StoreError(
-            f"sweep {sweep_id!r} not found in project {project!r} of store {store.root}"
-        )
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise StoreError(f"{path}: not a sweep record")
-    return data
+    write_json_atomic(store.sweep_json(plan.project, plan.id), plan.record("queued").to_dict())
 
 
 def sweep_runs(store: Store, project: str, sweep_id: str) -> list[RunPaths]:
     """Run paths of a sweep's points, in point order."""
-    return [
-        store.run_paths(project, p["run_id"])
-        for p in read_sweep(store, project, sweep_id)["points"]
-    ]
+    return [store.run_paths(project, rid) for rid in store.read_sweep(project, sweep_id).run_ids]
 
 
 def _new_sweep_id(store: Store, project: str) -> str:

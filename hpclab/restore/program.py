@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpclab.store import SweepRecord
+
 HPCLAB_APP = ("-m", "hpclab.launch")
 
 
@@ -30,19 +32,19 @@ class Program:
 
 
 def find_program(
-    config: Mapping[str, Any], sweep: Mapping[str, Any] | None, code: Mapping[str, Any],
+    config: Mapping[str, Any], sweep: SweepRecord | None, code: Mapping[str, Any],
     restored_top: Path,
 ) -> Program | None:  # fmt: skip
     """The run's program in the restored tree rooted at ``restored_top``, or None."""
     task = config.get("task")
     if isinstance(task, Mapping) and task.get("_target_"):
         return Program(HPCLAB_APP)
-    argv = list((sweep or {}).get("argv") or [])
+    argv = list(sweep.argv) if sweep is not None else []
     if not argv or not str(argv[0]).endswith(".py"):
         return None
     script = Path(str(argv[0]))
     if not script.is_absolute():
-        script = Path(str((sweep or {}).get("cwd") or ".")) / script
+        script = Path((sweep.cwd if sweep is not None else None) or ".") / script
     git = code.get("git") or {}
     original_top = Path(str(git.get("toplevel") or code.get("code_dir") or "/"))
     try:

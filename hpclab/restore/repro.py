@@ -21,6 +21,7 @@ import numpy as np
 
 from hpclab.store import RunPaths, Store
 from hpclab.store.atomic import write_json_atomic
+from hpclab.store.documents import ReproRecord
 from hpclab.store.record import utcnow_iso
 from hpclab.tracking.metrics import MetricSeries, read_metrics
 
@@ -49,7 +50,7 @@ class _Worst:
 def compare_runs(
     store: Store, original: RunPaths, rerun: RunPaths, *, rtol: float = RTOL,
     atol: float = ATOL,
-) -> dict[str, Any]:  # fmt: skip
+) -> ReproRecord:  # fmt: skip
     """The reproduction record of ``rerun`` against ``original`` (the repro.json format)."""
     orig_rec, new_rec = store.read_record(original), store.read_record(rerun)
     a, b = _metrics(original), _metrics(rerun)
@@ -118,7 +119,7 @@ def reproduce(
     rtol: float = RTOL,
     atol: float = ATOL,
     **rerun_options: Any,
-) -> dict[str, Any]:
+) -> ReproRecord:
     """Rerun ``run_id`` (waiting for it), compare, write the rerun's ``repro.json`` and
     return it. ``against`` compares with an existing run instead of rerunning."""
     proj, original = store.find_run(run_id, project)

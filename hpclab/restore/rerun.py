@@ -28,8 +28,8 @@ from hpclab.errors import RestoreError, StoreError
 from hpclab.restore.gitsource import REMOTE_TIMEOUT_S
 from hpclab.restore.program import find_program
 from hpclab.restore.tree import RestoreReport, read_code_info, restore_run
-from hpclab.store import RunPaths, RunRecord, Store
-from hpclab.store.atomic import read_json, read_yaml, write_json_atomic, write_yaml_atomic
+from hpclab.store import RunPaths, RunRecord, Store, SweepRecord
+from hpclab.store.atomic import read_yaml, write_json_atomic, write_yaml_atomic
 from hpclab.store.ids import new_run_id
 from hpclab.store.layout import RerunPaths
 from hpclab.store.record import utcnow_iso
@@ -135,7 +135,7 @@ def rerun(
         check=False,
     )
     new_sweep = _find_sweep(store, proj, work.sweep_dir)
-    if new_sweep is None or not new_sweep.get("points"):
+    if new_sweep is None or not new_sweep.points:
         tail = ""
         if capture_output:
             lines = (proc.stderr or "").strip().splitlines()
@@ -144,10 +144,10 @@ def rerun(
             f"rerun of {paths.id}: the launcher exited with {proc.returncode} before "
             f"submitting anything{tail}"
         )
-    point = new_sweep["points"][0]
+    point = new_sweep.points[0]
     result = RerunResult(
-        original=paths.id, project=proj, run_id=str(point["run_id"]),
-        sweep_id=str(new_sweep["id"]), job_id=point.get("job_id"), launcher=kind, work=work,
+        original=paths.id, project=proj, run_id=str(point.run_id),
+        sweep_id=new_sweep.id, job_id=point.job_id, launcher=kind, work=work,
         command=command, returncode=proc.returncode, restore=report,
     )  # fmt: skip
     new_paths = store.run_paths(proj, result.run_id)
@@ -161,7 +161,7 @@ def rerun(
 
 def rerun_config(
     config: Mapping[str, Any], original: str, store: Store, project: str, kind: str,
-    sweep: Mapping[str, Any] | None, work: RerunPaths,
+    sweep: SweepRecord | None, work: RerunPaths,
 ) -> dict[str, Any]:  # fmt: skip
     """The primary config a rerun submits: the original's resolved config with
     ``hpclab.parent`` set, plus a ``hydra:`` block with the original's launcher settings
@@ -172,8 +172,8 @@ def rerun_config(
         raise RestoreError(f"run {original}: its config's 'hpclab' is not a mapping")
     app["parent"] = original
     params: dict[str, Any] = {}
-    if sweep and sweep.get("launcher") == kind:
-        params = dict(sweep.get("launcher_params") or {})
+    if sweep is not None and sweep.launcher == kind:
+        params = dict(sweep.launcher_params or {})
     params.update(project=project, store=str(store.root))
     cfg["hydra"] = {"launcher": params, "sweep": {"dir": str(work.sweep_dir)}}
     return cfg
@@ -199,20 +199,18 @@ def _stored_config(paths: RunPaths) -> dict[str, Any]:
     return config
 
 
-def _sweep_of(store: Store, project: str, record: RunRecord) -> dict[str, Any] | None:
+def _sweep_of(store: Store, project: str, record: RunRecord) -> SweepRecord | None:
     if not record.sweep_id:
         return None
-    from hpclab.launch.sweep import read_sweep
-
     with contextlib.suppress(StoreError):
-        return read_sweep(store, project, record.sweep_id)
+        return store.read_sweep(project, record.sweep_id)
     return None
 
 
-def _launcher_of(record: RunRecord, sweep: Mapping[str, Any] | None) -> str:
+def _launcher_of(record: RunRecord, sweep: SweepRecord | None) -> str:
     """The launcher kind the original went through (local when it had none)."""
     submission = record.submission or {}
-    kind = submission.get("scheduler") or (sweep or {}).get("launcher")
+    kind = submission.get("scheduler") or (sweep.launcher if sweep is not None else None)
     return str(kind) if kind in LAUNCHERS else "local"
 
 
@@ -241,16 +239,13 @@ def _environment(store: Store, code_dir: Path, work: RerunPaths) -> dict[str, st
     return env
 
 
-def _find_sweep(store: Store, project: str, sweep_dir: Path) -> dict[str, Any] | None:
+def _find_sweep(store: Store, project: str, sweep_dir: Path) -> SweepRecord | None:
     """The sweep the rerun's launcher recorded (it names our sweep directory)."""
-    d = store.sweeps_dir(project)
-    if not d.is_dir():
-        return None
-    for path in sorted(d.glob("sweep-*.json"), reverse=True)[:200]:
+    for sweep_id in store.sweep_ids(project)[::-1][:200]:
         try:
-            data = read_json(path)
-        except (StoreError, ValueError):
+            sweep = store.read_sweep(project, sweep_id)
+        except StoreError:
             continue  # being written
-        if isinstance(data, dict) and data.get("hydra_sweep_dir") == str(sweep_dir):
-            return data
+        if sweep.hydra_sweep_dir == str(sweep_dir):
+            return sweep
     return None

@@ -21,10 +21,10 @@ import contextlib
 import json
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hpclab.errors import RestoreError, StoreError
 from hpclab.restore import gitsource, redactions
@@ -32,6 +32,7 @@ from hpclab.restore.safety import check_archive, check_patch, extract_archive, r
 from hpclab.restore.verify import META_DIR, Verification, load_manifest, verify_tree
 from hpclab.store import RunPaths, Store
 from hpclab.store.atomic import read_json, read_yaml, write_json_atomic
+from hpclab.store.documents import CodeInfo
 from hpclab.store.record import utcnow_iso
 
 
@@ -90,7 +91,7 @@ class RestoreReport:
         return [redactions.describe(path, lines) for path, lines in self.redacted.items()]
 
 
-def read_code_info(paths: RunPaths) -> dict[str, Any]:
+def read_code_info(paths: RunPaths) -> CodeInfo:
     """The run's ``code.json``; a run without a (complete) code snapshot is a RestoreError."""
     if not paths.code_json.exists():
         raise RestoreError(
@@ -100,7 +101,7 @@ def read_code_info(paths: RunPaths) -> dict[str, Any]:
     info = read_json(paths.code_json)
     if not isinstance(info, dict) or info.get("kind") not in ("git", "source"):
         raise RestoreError(f"{paths.code_json}: malformed code snapshot")
-    return info
+    return cast(CodeInfo, info)
 
 
 def restore_run(
@@ -153,7 +154,6 @@ def restore_run(
 def run_command(store: Store, paths: RunPaths, report: RestoreReport, conf_dir: Path) -> str | None:
     """The shell line that runs the restored code with the run's config (None when the run
     was not made by a Hydra app, so no program is known)."""
-    from hpclab.launch.sweep import read_sweep
     from hpclab.restore.program import find_program, hydra_value, shell_command
 
     config = read_yaml(paths.config_yaml) if paths.config_yaml.exists() else None
@@ -163,7 +163,7 @@ def run_command(store: Store, paths: RunPaths, report: RestoreReport, conf_dir: 
     sweep = None
     if record.sweep_id:
         with contextlib.suppress(StoreError):
-            sweep = read_sweep(store, report.project, record.sweep_id)
+            sweep = store.read_sweep(report.project, record.sweep_id)
     program = find_program(config, sweep, read_code_info(paths), report.target)
     if program is None:
         return None
@@ -174,10 +174,10 @@ def run_command(store: Store, paths: RunPaths, report: RestoreReport, conf_dir: 
 
 
 def _restore_git(
-    report: RestoreReport, paths: RunPaths, info: dict[str, Any], repos: list[Path],
+    report: RestoreReport, paths: RunPaths, info: CodeInfo, repos: list[Path],
     remote_timeout: float,
 ) -> None:  # fmt: skip
-    git = info.get("git") or {}
+    git: Mapping[str, Any] = info.get("git") or {}
     report.relpath = str(git.get("relpath") or ".")
     commit = git.get("commit")
     report.commit = commit
@@ -222,10 +222,10 @@ def _restore_git(
         report.notes.append(f"submodules are not restored (check them out yourself): {shown}")
 
 
-def _protected(store: Store, info: dict[str, Any]) -> list[Path]:
+def _protected(store: Store, info: CodeInfo) -> list[Path]:
     """Directories ``--force`` must never empty: where the user's work is."""
     out = [Path.home(), Path.cwd(), store.root]
-    git = info.get("git") or {}
+    git: Mapping[str, Any] = info.get("git") or {}
     for p in (git.get("toplevel"), info.get("code_dir")):
         if p:
             out.append(Path(str(p)))

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 def _fingerprint(store: Store, key: Key) -> tuple[int, ...]:
     paths = store.run_paths(*key)
     out: list[int] = []
-    for p in (paths.run_json, paths.metrics_zarr / "zarr.json"):
+    for p in (paths.run_json, paths.metrics_commit):
         try:
             st = os.stat(p)
             out += [st.st_mtime_ns, st.st_size, st.st_ino]

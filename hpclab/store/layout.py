@@ -3,6 +3,7 @@ file names under the store root; the tracker, indexer, site and restore all use 
 
 ::
 
+    <root>/VERSION                                   the store's format version (missing: 1)
     <root>/<project>/project.yaml
     <root>/<project>/runs/<run_id>/{run.json, config.yaml, overrides.yaml, notes.yaml,
                                     metrics.zarr/, snapshot/, artifacts/, logs/}
@@ -26,19 +27,32 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from hpclab.errors import RunExists, RunNotFound, StoreError
-from hpclab.store.atomic import read_json, write_json_atomic
+from hpclab.store.atomic import read_json, write_bytes_atomic, write_json_atomic
 from hpclab.store.ids import KEY_RE, is_valid_run_id, new_run_id
 from hpclab.store.record import RunRecord, is_forward
+from hpclab.store.sweep import SweepRecord
 
 DEFAULT_STORE = "hpclab-store"
 DEFAULT_PROJECT = "default"
 PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 HYPOTHESIS_RE = PROJECT_RE
+FORMAT_VERSION = 1
+"""The store format this code writes and the newest it reads (``<root>/VERSION``); bump it
+on a change older hpclab versions would misread."""
+UNVERSIONED = 1  # the format of a store written before VERSION files existed
+VERSION_FILE = "VERSION"  # <root>/VERSION
+ZARR_META = "zarr.json"  # a Zarr v3 group's or array's metadata document
+
+
+def zarr_meta(directory: str | os.PathLike[str]) -> Path:
+    """The metadata document of a Zarr group or array directory (the metrics group's holds
+    the commit record)."""
+    return Path(directory) / ZARR_META
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,11 @@ class RunPaths:
     def metrics_zarr(self) -> Path:
         return self.dir / "metrics.zarr"
 
+    @property
+    def metrics_commit(self) -> Path:
+        """The metrics group's metadata, holding the commit record (replaced every flush)."""
+        return zarr_meta(self.metrics_zarr)
+
     def rank_metrics_zarr(self, rank: int) -> Path:
         """Metrics of one non-zero rank when per-rank logging is on."""
         return self.dir / "ranks" / str(rank) / "metrics.zarr"
@@ -79,6 +98,11 @@ class RunPaths:
     def project_yaml(self) -> Path:
         """The run's project settings (``<root>/<project>/project.yaml``)."""
         return self.dir.parent.parent / "project.yaml"
+
+    @property
+    def store_version(self) -> Path:
+        """The format version file of the run's store (``<root>/VERSION``)."""
+        return self.dir.parent.parent.parent / VERSION_FILE
 
     @property
     def snapshot_dir(self) -> Path:
@@ -188,6 +212,8 @@ class Store:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
+        self._versioned = False
+        self.check_version()
 
     @classmethod
     def resolve(cls, store: str | os.PathLike[str] | None = None) -> Store:
@@ -196,6 +222,45 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+    # -- format version -----------------------------------------------------------
+    @property
+    def version_file(self) -> Path:
+        return self.root / VERSION_FILE
+
+    def format_version(self) -> int:
+        """The store's format version; a store without a VERSION file (or not created
+        yet) is version 1."""
+        path = self.version_file
+        try:
+            text = path.read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            return UNVERSIONED
+        except OSError as e:
+            raise StoreError(f"{path}: cannot read the store's format version ({e})") from None
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise StoreError(f"{path}: not a store format version: {text[:40]!r}") from None
+
+    def check_version(self) -> None:
+        """Refuse a store written by a newer hpclab in a format this one does not know."""
+        version = self.format_version()
+        if version > FORMAT_VERSION:
+            raise StoreError(
+                f"store {self.root} has format version {version}; this hpclab reads up to "
+                f"{FORMAT_VERSION}: upgrade hpclab"
+            )
+
+    def ensure_version(self) -> None:
+        """Write ``VERSION`` into a store that has none (a new store, or one from before
+        VERSION files). Every writer writes the same content, so racing is harmless."""
+        if self._versioned:
+            return
+        if not self.version_file.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(self.version_file, f"{FORMAT_VERSION}\n".encode(), fsync=False)
+        self._versioned = True
 
     # -- projects ---------------------------------------------------------------
     def project_dir(self, project: str) -> Path:
@@ -213,6 +278,40 @@ class Store:
 
     def sweep_json(self, project: str, sweep_id: str) -> Path:
         return self.sweeps_dir(project) / f"{sweep_id}.json"
+
+    def sweep_ids(self, project: str) -> list[str]:
+        """Ids of the sweep files of ``project``, oldest first (ids sort by creation time)."""
+        d = self.sweeps_dir(project)
+        if not d.is_dir():
+            return []
+        return sorted(p.name[: -len(".json")] for p in d.glob("*.json"))
+
+    def read_sweep(self, project: str, sweep_id: str) -> SweepRecord:
+        """Parse a sweep file; a missing or malformed one is a StoreError naming it (and the
+        field)."""
+        path = self.sweep_json(project, sweep_id)
+        if not path.exists():
+            raise StoreError(
+                f"sweep {sweep_id!r} not found in project {project!r} of store {self.root}"
+            )
+        return SweepRecord.from_dict(read_json(path), path)
+
+    def iter_sweeps(
+        self, project: str, errors: Callable[[Path, StoreError], None] | None = None
+    ) -> Iterator[SweepRecord]:
+        """Every readable sweep of ``project``, oldest first. A malformed file is skipped and
+        passed to ``errors``; an empty one is a sweep id being claimed, skipped silently."""
+        for sweep_id in self.sweep_ids(project):
+            path = self.sweep_json(project, sweep_id)
+            try:
+                yield self.read_sweep(project, sweep_id)
+            except StoreError as e:
+                try:
+                    claimed = path.stat().st_size == 0
+                except OSError:  # deleted meanwhile
+                    continue
+                if errors is not None and not claimed:
+                    errors(path, e)
 
     def hypotheses_dir(self, project: str) -> Path:
         return self.project_dir(project) / "hypotheses"
@@ -311,6 +410,7 @@ class Store:
         """
         runs = self.runs_dir(project)
         runs.mkdir(parents=True, exist_ok=True)
+        self.ensure_version()
         for _ in range(1000):
             rid = new_run_id() if run_id is None else run_id
             paths = self.run_paths(project, rid)
@@ -388,6 +488,7 @@ class Store:
 
     def write_record(self, paths: RunPaths, record: RunRecord, *, fsync: bool = True) -> None:
         """Replace ``run.json`` atomically (``fsync=False`` for bulk writes that can be redone)."""
+        self.ensure_version()
         write_json_atomic(paths.run_json, record.to_dict(), fsync=fsync)
 
     def advance_status(

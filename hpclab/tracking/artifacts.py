@@ -22,12 +22,12 @@ import shutil
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from pathspec import GitIgnoreSpec
 
 from hpclab.errors import ArtifactError
 from hpclab.store.atomic import TMP_PREFIX, read_json, write_json_atomic
+from hpclab.store.documents import ArtifactEntry, ArtifactsManifest
 from hpclab.store.layout import RunPaths, Store
 from hpclab.store.record import utcnow_iso
 
@@ -44,7 +44,7 @@ def log_artifacts(
     include: list[str] | None = None,
     exclude: list[str] | None = None,
     name: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ArtifactEntry]:
     """Log the file or directory ``src`` as artifacts of the run at ``paths``.
 
     Files of a directory are selected by ``include``/``exclude`` globs (see
@@ -58,7 +58,7 @@ def log_artifacts(
         raise ArtifactError(f"artifact source {src} does not exist")
     dest_name = check_artifact_name(name if name is not None else src.name)
     selected = _select(store, src, include, exclude)
-    entries: list[dict[str, Any]] = []
+    entries: list[ArtifactEntry] = []
     try:
         for rel, full in selected:
             sha, size = _store_object(store, project, full)
@@ -214,9 +214,9 @@ def _link_into_run(obj: Path, artifacts_dir: Path, rel: str) -> None:
             os.unlink(tmp)
 
 
-def _update_manifest(paths: RunPaths, entries: list[dict[str, Any]]) -> None:
+def _update_manifest(paths: RunPaths, entries: list[ArtifactEntry]) -> None:
     """Replace ``artifacts.json`` with its entries plus ``entries`` (same path: replaced)."""
-    current: list[dict[str, Any]] = []
+    current: ArtifactsManifest = []
     if paths.artifacts_manifest.exists():
         data = read_json(paths.artifacts_manifest)
         if not isinstance(data, list):

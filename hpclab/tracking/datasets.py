@@ -25,6 +25,7 @@ from typing import Any
 
 from hpclab.errors import DatasetError
 from hpclab.store.atomic import read_json, write_json_atomic
+from hpclab.store.documents import DatasetEntry, DatasetFile, DatasetsDocument
 from hpclab.store.layout import RunPaths
 
 BLOCK = 1 << 20
@@ -34,9 +35,7 @@ MAX_KEYS = 1000
 ZARR_META = ("zarr.json", ".zgroup", ".zarray")  # v3, then v2 group / array
 
 
-def fingerprint_dataset(
-    path: Path, *, name: str | None = None, hash: bool = True
-) -> dict[str, Any]:
+def fingerprint_dataset(path: Path, *, name: str | None = None, hash: bool = True) -> DatasetEntry:
     """Fingerprint the file or directory ``path``.
 
     With ``hash=False`` sizes and schemas are recorded but nothing is hashed: every
@@ -46,7 +45,7 @@ def fingerprint_dataset(
     path = Path(path).absolute()
     if not path.exists():
         raise DatasetError(f"dataset path {path} does not exist")
-    files: list[dict[str, Any]] = []
+    files: list[DatasetFile] = []
     try:
         listing = [(path.name, path)] if path.is_file() else list(_walk(path))
         for rel, full in listing:
@@ -55,14 +54,7 @@ def fingerprint_dataset(
     except OSError as e:
         raise DatasetError(f"cannot read dataset {path}: {e}") from None
     kind = "file" if path.is_file() else "directory"
-    entry: dict[str, Any] = {
-        "name": name or path.name,
-        "path": str(path),
-        "kind": kind,
-        "size": sum(f["size"] for f in files),
-        "n_files": len(files),
-        "sha256": _combined(files) if hash else None,
-    }
+    sha256 = _combined(files) if hash else None
     schema: dict[str, Any] | None = None
     if kind == "file" or _is_zarr(path):
         schema = detect_schema(path)
@@ -70,17 +62,24 @@ def fingerprint_dataset(
             files[0]["schema"] = schema
     else:
         _attach_schemas(path, files)
-    entry["schema"] = schema
-    entry["files"] = files
-    return entry
+    return {
+        "name": name or path.name,
+        "path": str(path),
+        "kind": kind,
+        "size": sum(f["size"] for f in files),
+        "n_files": len(files),
+        "sha256": sha256,
+        "schema": schema,
+        "files": files,
+    }
 
 
-def record_dataset(paths: RunPaths, entry: dict[str, Any]) -> None:
+def record_dataset(paths: RunPaths, entry: DatasetEntry) -> None:
     """Add ``entry`` to the run's ``datasets.json``, replacing an entry of the same name."""
     if not isinstance(entry, dict) or not entry.get("name"):
         raise DatasetError("a dataset entry needs a 'name'")
     paths.snapshot_dir.mkdir(parents=True, exist_ok=True)
-    entries: list[dict[str, Any]] = []
+    entries: DatasetsDocument = []
     if paths.datasets_json.exists():
         existing = read_json(paths.datasets_json)
         if not isinstance(existing, list):
@@ -150,10 +149,10 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _combined(files: list[dict[str, Any]]) -> str:
+def _combined(files: list[DatasetFile]) -> str:
     h = hashlib.sha256()
     for f in files:
-        h.update(os.fsencode(f["path"]) + b"\0" + f["sha256"].encode() + b"\n")
+        h.update(os.fsencode(f["path"]) + b"\0" + str(f["sha256"]).encode() + b"\n")
     return h.hexdigest()
 
 
@@ -161,7 +160,7 @@ def _is_zarr(path: Path) -> bool:
     return path.is_dir() and path.name.lower().endswith(".zarr")
 
 
-def _attach_schemas(root: Path, files: list[dict[str, Any]]) -> None:
+def _attach_schemas(root: Path, files: list[DatasetFile]) -> None:
     """Give each file of a plain directory its schema. A Zarr store inside it gets one
     schema, on its root metadata file; its other files (chunks) get none."""
     for f in files:

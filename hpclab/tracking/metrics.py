@@ -45,6 +45,8 @@ from urllib.parse import quote, unquote
 import numpy as np
 
 from hpclab.errors import MetricError, StoreError
+from hpclab.store.documents import MetricsCommit, SeriesCommit
+from hpclab.store.layout import zarr_meta
 
 FORMAT = 1
 COLUMNS = ("step", "value", "wall_time")
@@ -344,22 +346,19 @@ class MetricWriter:
 
     def _commit(self, group: Any) -> None:
         self._seq += 1
-        series = {
+        series: dict[str, SeriesCommit] = {
             s.name: {"array": s.array, "length": s.length, "last_step": s.committed_step}
             for s in self._series.values()
             if s.name in self._arrays
         }
-        group.attrs.put(
-            {
-                ATTR_KEY: {
-                    "format": FORMAT,
-                    "columns": list(COLUMNS),
-                    "seq": self._seq,
-                    "updated_at": time.time(),
-                    "series": series,
-                }
-            }
-        )
+        commit: MetricsCommit = {
+            "format": FORMAT,
+            "columns": list(COLUMNS),
+            "seq": self._seq,
+            "updated_at": time.time(),
+            "series": series,
+        }
+        group.attrs.put({ATTR_KEY: commit})
 
     def _ensure_group(self) -> Any:
         if self._group is None:
@@ -387,7 +386,7 @@ class MetricWriter:
 
     def _open_existing(self) -> None:
         """Resume: continue after what the store has committed; drop uncommitted rows."""
-        if not (self.path / "zarr.json").exists():
+        if not zarr_meta(self.path).exists():
             return
         import zarr
 
@@ -425,11 +424,11 @@ class MetricSeries:
         return len(self.step)
 
 
-def read_commit(path: Path) -> dict[str, Any]:
+def read_commit(path: Path) -> MetricsCommit:
     """The commit record of a metrics store ({} when nothing was committed yet)."""
     import json
 
-    meta = Path(path) / "zarr.json"
+    meta = zarr_meta(path)
     try:
         doc = json.loads(meta.read_bytes())
     except FileNotFoundError:

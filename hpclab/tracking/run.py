@@ -31,6 +31,7 @@ from hpclab.errors import ConfigError, HpclabError, RunExists, RunNotFound
 from hpclab.settings import TrackingSettings
 from hpclab.store import DEFAULT_PROJECT, RunPaths, RunRecord, RunStatus, Store
 from hpclab.store.atomic import write_yaml_atomic
+from hpclab.store.documents import ArtifactEntry, DatasetEntry
 from hpclab.store.layout import check_project_name
 from hpclab.store.record import utcnow_iso
 from hpclab.tracking import context
@@ -374,7 +375,7 @@ class Run:
         include: list[str] | None = None,
         exclude: list[str] | None = None,
         name: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ArtifactEntry]:
         """Store files (content-addressed, deduplicated across runs) as the run's artifacts."""
         if self.paths is None or self.rank != 0:
             return []
@@ -392,7 +393,7 @@ class Run:
 
     def track_dataset(
         self, path: str | os.PathLike[str], name: str | None = None, hash: bool = True
-    ) -> dict[str, Any]:
+    ) -> DatasetEntry:
         """Fingerprint a dataset (sha256 per file, size, detected schema) into the snapshot."""
         from hpclab.tracking.datasets import fingerprint_dataset, record_dataset
 

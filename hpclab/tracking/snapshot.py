@@ -47,10 +47,11 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from hpclab.errors import SnapshotError
 from hpclab.store.atomic import TMP_PREFIX, write_json_atomic
+from hpclab.store.documents import CodeInfo, CodeSource, GitInfo
 from hpclab.store.layout import DEFAULT_STORE, RunPaths
 from hpclab.store.record import utcnow_iso
 from hpclab.tracking import patchtext
@@ -87,7 +88,7 @@ def take_code_snapshot(
     max_file_bytes: int = 1_000_000,
     max_total_bytes: int = 50_000_000,
     max_files: int = 20_000,
-) -> dict[str, Any]:
+) -> CodeInfo:
     """Snapshot the code in ``code_dir`` into ``paths.snapshot_dir``; return ``code.json``.
 
     Inside a git work tree the whole repository is captured (commit + uncommitted diff +
@@ -101,21 +102,24 @@ def take_code_snapshot(
     top = _git_toplevel(code_dir)
     rules = SecretRules.read([d for d in (top, code_dir) if d is not None], paths.project_yaml)
     ctx = _Context(paths, max_file_bytes, max_total_bytes, max_files, rules)
-    info: dict[str, Any] = {"format": FORMAT, "taken_at": utcnow_iso(), "code_dir": str(code_dir)}
+    taken_at = utcnow_iso()
     if top is not None:
-        info.update(_snapshot_git(ctx, top, code_dir))
+        source = _snapshot_git(ctx, top, code_dir)
     else:
-        info.update(_snapshot_plain(ctx, code_dir))
-    info["limits"] = {
-        "max_file_bytes": max_file_bytes, "max_total_bytes": max_total_bytes,
-        "max_files": max_files,
+        source = _snapshot_plain(ctx, code_dir)
+    info: CodeInfo = {
+        "format": FORMAT, "taken_at": taken_at, "code_dir": str(code_dir), **source,
+        "limits": {
+            "max_file_bytes": max_file_bytes, "max_total_bytes": max_total_bytes,
+            "max_files": max_files,
+        },
+        "archived_files": ctx.n_files,
+        "stored_bytes": ctx.n_bytes,  # patch + archived files, counted against the limit
+        "skipped": ctx.skipped[:MAX_SKIPPED_RECORDED],
+        "redactions": [f.to_dict() for f in ctx.findings[:MAX_SKIPPED_RECORDED]],
     }  # fmt: skip
-    info["archived_files"] = ctx.n_files
-    info["stored_bytes"] = ctx.n_bytes  # patch + archived files, counted against the limit
-    info["skipped"] = ctx.skipped[:MAX_SKIPPED_RECORDED]
     if len(ctx.skipped) > MAX_SKIPPED_RECORDED:
         info["skipped_not_listed"] = len(ctx.skipped) - MAX_SKIPPED_RECORDED
-    info["redactions"] = [f.to_dict() for f in ctx.findings[:MAX_SKIPPED_RECORDED]]
     if len(ctx.findings) > MAX_SKIPPED_RECORDED:
         info["redactions_not_listed"] = len(ctx.findings) - MAX_SKIPPED_RECORDED
     write_json_atomic(
@@ -214,7 +218,7 @@ def _z(out: bytes) -> list[str]:
     return [os.fsdecode(p) for p in out.split(b"\0") if p]
 
 
-def _snapshot_git(ctx: _Context, top: Path, code_dir: Path) -> dict[str, Any]:
+def _snapshot_git(ctx: _Context, top: Path, code_dir: Path) -> CodeSource:
     fmt = _git(["rev-parse", "--show-object-format"], top, check=False).decode().strip() or "sha1"
     ctx.algorithm = f"git-blob-{fmt}"
     head = _git(["rev-parse", "-q", "--verify", "HEAD^{commit}"], top, check=False).decode().strip()
@@ -249,7 +253,7 @@ def _snapshot_git(ctx: _Context, top: Path, code_dir: Path) -> dict[str, Any]:
         if path in ctx.manifest:
             ctx.manifest[path]["blob"] = _blob_hash(fmt_name, data)
     _remove(ctx.paths.source_archive)  # from an earlier snapshot of this run, if any
-    git = {
+    git: GitInfo = {
         "toplevel": str(top), "relpath": rel, "commit": head or None, "branch": branch or None,
         "detached": bool(head) and not branch, "remotes": remotes,
         "is_dirty": dirty or bool(untracked), "object_format": fmt, "submodules": submodules,
@@ -416,6 +420,7 @@ def _read_regular(path: Path, limit: int) -> bytes | None:
 
 def _git_candidates(ctx: _Context, top: Path, rels: Iterable[str]) -> Iterator[str]:
     run_rel = _relative_to(ctx.paths.dir, top)
+    version_rel = _relative_to(ctx.paths.store_version, top)
     for rel in sorted(rels):
         if rel.endswith("/"):  # git lists an untracked nested repository as "dir/"
             ctx.skip(rel.rstrip("/"), "nested git repository")
@@ -425,6 +430,8 @@ def _git_candidates(ctx: _Context, top: Path, rels: Iterable[str]) -> Iterator[s
             ctx.skip(rel, "secret")
         elif run_rel is not None and (rel == run_rel or rel.startswith(run_rel + "/")):
             continue  # the run's own outputs, being written right now
+        elif rel == version_rel:
+            continue  # the run's store's own file, as the run directory
         elif DEFAULT_STORE in rel.split("/")[:-1]:
             ctx.skip(rel, "hpclab store")
         else:
@@ -473,7 +480,7 @@ def _blob_hash(fmt: str, data: bytes) -> str:
 # -- outside git ----------------------------------------------------------------------
 
 
-def _snapshot_plain(ctx: _Context, code_dir: Path) -> dict[str, Any]:
+def _snapshot_plain(ctx: _Context, code_dir: Path) -> CodeSource:
     rules = load_ignore_rules(code_dir)
     ctx.algorithm = "sha256"
     for stale in (ctx.paths.code_patch, ctx.paths.untracked_archive):
@@ -492,6 +499,7 @@ def _snapshot_plain(ctx: _Context, code_dir: Path) -> dict[str, Any]:
 def _walk_source(ctx: _Context, root: Path, rules: IgnoreRules) -> Iterator[str]:
     """Relative paths to archive, in a stable order; never descends into a symlink."""
     run_dir = os.path.realpath(ctx.paths.dir)
+    version_rel = _relative_to(ctx.paths.store_version, root)  # the store's, as the run dir
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         base = Path(dirpath).relative_to(root).as_posix()
         prefix = "" if base == "." else base + "/"
@@ -509,7 +517,7 @@ def _walk_source(ctx: _Context, root: Path, rules: IgnoreRules) -> Iterator[str]
         dirnames[:] = subdirs
         for name in sorted(filenames):
             rel = prefix + name
-            if rules.matches(rel, False):
+            if rel == version_rel or rules.matches(rel, False):
                 continue
             if is_credential_file(rel, rules=ctx.rules):
                 ctx.skip(rel, "secret")
