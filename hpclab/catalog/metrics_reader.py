@@ -33,6 +33,7 @@ from numcodecs.zstd import decompress as _zstd_decompress
 
 from hpclab.catalog.zarr_chunks import ChunkCodecs, parse_array_metadata
 from hpclab.errors import StoreError, UnsupportedCodec
+from hpclab.store.layout import ZARR_META, zarr_meta
 from hpclab.tracking.metrics import read_commit
 
 __all__ = ["read_run_metrics", "read_series"]
@@ -121,7 +122,7 @@ def read_run_metrics(
 def _series_entry(metrics_zarr: Path, name: str, info: Any) -> tuple[str, int]:
     """(array directory name, committed length) of one commit entry, validated: the
     array must be a plain child of ``metrics.zarr`` (never a path elsewhere)."""
-    where = metrics_zarr / "zarr.json"
+    where = zarr_meta(metrics_zarr)
     try:
         array, length = info["array"], info["length"]
     except (TypeError, KeyError):
@@ -140,7 +141,7 @@ def _series_entry(metrics_zarr: Path, name: str, info: Any) -> tuple[str, int]:
 
 
 def _layout(path: str, *, cached: bool = True) -> _Layout:
-    meta = os.path.join(path, "zarr.json")
+    meta = os.path.join(path, ZARR_META)
     try:
         st = os.stat(meta)
     except FileNotFoundError:
