@@ -616,21 +616,30 @@ def _sweeps(store: Store, project: str, report: Callable[[str], None]) -> list[S
 
     out: list[SweepRows] = []
     for sweep in store.iter_sweeps(project, errors=skipped):
-        row = (
-            project,
-            sweep.id,
-            sweep.status,
-            sweep.launcher,
-            sweep.job_id,
-            sweep.size,
-            sweep.created_at,
-            " ".join(sweep.argv),
+        sweep_row = row(
+            "sweeps",
+            project=project,
+            sweep_id=sweep.id,
+            status=sweep.status,
+            launcher=sweep.launcher,
+            job_id=sweep.job_id,
+            n_points=sweep.size,
+            created_at=sweep.created_at,
+            command=" ".join(sweep.argv),
         )
         points = [
-            (project, sweep.id, p.index, p.run_id, " ".join(p.overrides), p.job_id)
+            row(
+                "sweep_points",
+                project=project,
+                sweep_id=sweep.id,
+                point=p.index,
+                run_id=p.run_id,
+                overrides=" ".join(p.overrides),
+                job_id=p.job_id,
+            )
             for p in sweep.points
         ]
-        out.append((row, points, sweep.base))
+        out.append((sweep_row, points, sweep.base))
     return out
 
 
