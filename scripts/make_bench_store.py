@@ -191,7 +191,7 @@ def write_run(task: RunTask) -> int:
         history=[{"event": "started", "at": utcnow_iso(started), "host": host}],
     )
     if task.sweep_id:
-        record.extra["sweep_index"] = task.index
+        record.sweep_index = task.index
     store.write_record(paths, record, fsync=False)
     return len(values) * len(names)
 
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     for sweep_plan in plans:
         store.sweeps_dir(args.project).mkdir(parents=True, exist_ok=True)
         path = store.sweep_json(args.project, sweep_plan.id)
-        write_json_atomic(path, sweep_plan.to_dict("queued"), fsync=False)
+        write_json_atomic(path, sweep_plan.record("queued").to_dict(), fsync=False)
     points = 0
     if args.jobs > 1 and len(tasks) > 1:
         ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
