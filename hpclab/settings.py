@@ -44,6 +44,12 @@ class TrackingSettings:
     """Keep writing TensorBoard event files when syncing (False: only hpclab records)."""
     handle_signals: bool = True
     """Flush on SIGTERM/SIGUSR1/SIGUSR2 (Slurm's warnings) and record how the run ended."""
+    capture_output: str = "auto"
+    """Tee the task's stdout/stderr into the run's ``logs/`` (``on``, ``off`` or ``auto``:
+    on when an hpclab launcher, ``hpclab run`` or Slurm started the process, i.e.
+    ``HPCLAB_RUN_ID`` or ``SLURM_JOB_ID`` is set; off in an interactive session)."""
+    capture_max_bytes: int = 100_000_000
+    """Size cap of each captured log file; past it a note line, then the terminal only."""
 
     @classmethod
     def names(cls) -> list[str]:

@@ -171,6 +171,24 @@ class RunPaths:
     def traceback_txt(self) -> Path:
         return self.logs_dir / "traceback.txt"
 
+    @property
+    def stdout_log(self) -> Path:
+        """Rank 0's stdout, captured as it is produced (``logs/stdout.log``)."""
+        return self.logs_dir / "stdout.log"
+
+    @property
+    def stderr_log(self) -> Path:
+        """Rank 0's stderr, captured as it is produced (``logs/stderr.log``)."""
+        return self.logs_dir / "stderr.log"
+
+    def output_log(self, stream: str, rank: int = 0) -> Path:
+        """The captured ``stream`` ("stdout" or "stderr") of ``rank``: ``logs/<stream>.log``
+        for rank 0, ``logs/rank<r>.<stream>.log`` for the others."""
+        if stream not in ("stdout", "stderr"):
+            raise ValueError(f"stream must be 'stdout' or 'stderr', not {stream!r}")
+        name = f"{stream}.log" if rank == 0 else f"rank{rank}.{stream}.log"
+        return self.logs_dir / name
+
     def exists(self) -> bool:
         return self.run_json.is_file()
 

@@ -36,6 +36,7 @@ from hpclab.store.layout import check_project_name
 from hpclab.store.record import utcnow_iso
 from hpclab.tracking import context
 from hpclab.tracking.metrics import MetricWriter
+from hpclab.tracking.output import OutputCapture, append_traceback, capture_wanted
 from hpclab.tracking.worker import Worker
 
 _HANDLED_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
@@ -117,6 +118,7 @@ class Run:
             None
         )
         self._preempt_callbacks: list[Callable[[Run], None]] = []
+        self._capture: OutputCapture | None = None
         self.enabled = self.rank == 0 or per_rank
         explicit_id = run_id or os.environ.get("HPCLAB_RUN_ID")
         key = context.run_key()
@@ -226,6 +228,7 @@ class Run:
     ) -> None:
         assert self.paths is not None
         paths = self.paths
+        self._start_capture(paths)
         if self.rank != 0:
             self._writer = MetricWriter(
                 paths.rank_metrics_zarr(self.rank),
@@ -447,6 +450,7 @@ class Run:
         if self._writer is not None:
             self._writer.flush(timeout)
         if self._record is None:
+            self._stop_capture(error)
             return
         with self._record_lock:
             record = self._record
@@ -463,6 +467,27 @@ class Run:
                 assert self.paths is not None
                 self.paths.traceback_txt.write_text(tb)
             self._write_record(authoritative=True)
+        self._stop_capture(error)
+
+    def _start_capture(self, paths: RunPaths) -> None:
+        """Tee stdout/stderr into ``logs/`` when the ``capture_output`` setting says so."""
+        if not capture_wanted(self.settings.capture_output):
+            return
+        self._capture = OutputCapture.start(
+            paths.output_log("stdout", self.rank),
+            paths.output_log("stderr", self.rank),
+            max_bytes=self.settings.capture_max_bytes,
+        )
+
+    def _stop_capture(self, error: BaseException | None) -> None:
+        """Stop the tee; a failed run's traceback goes into its stderr log (Python prints
+        it to the terminal only after the run has finished)."""
+        capture, self._capture = self._capture, None
+        if capture is None:
+            return
+        capture.stop()
+        if error is not None and self.paths is not None:
+            append_traceback(self.paths.output_log("stderr", self.rank), error)
 
     def __enter__(self) -> Run:
         return self
