@@ -35,6 +35,10 @@ class RunExists(StoreError):
     """A run id asked for explicitly is already taken."""
 
 
+class LogsNotFound(StoreError):
+    """A run has no captured output (``capture_output`` was off, or it has not started)."""
+
+
 class MetricError(HpclabError, ValueError):
     """A metric name or value cannot be logged (non-numeric value, bad name, bad step)."""
 

@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
 from hpclab.cli import catalog as _catalog  # noqa: E402
 from hpclab.cli import jobs as _jobs  # noqa: E402
 from hpclab.cli import launching as _launching  # noqa: E402
+from hpclab.cli import logs as _logs  # noqa: E402
 from hpclab.cli import research as _research  # noqa: E402
 from hpclab.cli import restore as _restore  # noqa: E402
 from hpclab.cli import runs as _runs  # noqa: E402
@@ -90,6 +91,7 @@ from hpclab.cli import site as _site  # noqa: E402
 cli.add_command(_runs.runs)
 cli.add_command(_jobs.status)
 cli.add_command(_jobs.cancel)
+cli.add_command(_logs.logs)
 cli.add_command(_launching.preflight)
 cli.add_command(_launching.cluster)
 cli.add_command(_catalog.index)

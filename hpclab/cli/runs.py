@@ -12,6 +12,7 @@ from hpclab.cli.output import fmt_number, table
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
 from hpclab.store.views import effective_status
+from hpclab.tracking.logs import show_lines
 from hpclab.tracking.metrics import read_metrics
 
 
@@ -207,6 +208,8 @@ def show(store: Store, run_id: str, project: str | None) -> None:
         click.echo(f"artifacts {len(arts)} file(s)")
         for a in arts[:20]:
             click.echo(f"  {a['path']}  {a['size']} B  sha256:{a['sha256'][:12]}")
+    for line in show_lines(store, proj, paths, record):  # log paths; a failed run's tail
+        click.echo(line)
 
 
 def _nan_mask(values: Any) -> Any:

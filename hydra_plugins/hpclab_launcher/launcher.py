@@ -117,6 +117,10 @@ class _HpclabLauncher(BaseSubmititLauncher):
         )
         self._announce(plan.id, array_id, len(jobs), store.root)
         if self.wait:
+            if self._executor_kind() == "local":  # the jobs' own output, [#i] by [#i]
+                from hpclab.tracking.logs import stream_sweep
+
+                stream_sweep(store, project, plan.points, jobs)
             return [j.results()[0] for j in jobs]
         return [
             # detached: Hydra reads every return value, so report the submission as done
