@@ -17,6 +17,7 @@ from typing import Any
 from hpclab.store import RunPaths, RunRecord, Store
 from hpclab.store.atomic import read_json, read_yaml
 from hpclab.store.record import parse_iso
+from hpclab.store.views import planned_steps, total_steps
 
 # The files whose sizes and mtimes make a run's fingerprint (metrics: the commit record,
 # which the writer replaces after every flush).
@@ -73,8 +74,10 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
     record = store.read_record(paths)
     runs = _run_row(record, paths)
     rows = RunRows(record=record, runs=runs)
-    if paths.config_yaml.exists():
-        rows.features = list(flatten_features(read_yaml(paths.config_yaml)))
+    config = read_yaml(paths.config_yaml) if paths.config_yaml.exists() else None
+    if config is not None:
+        rows.features = list(flatten_features(config))
+    runs["total_steps"] = planned_steps(record, total_steps(config))
     if paths.artifacts_manifest.exists():
         for a in _list(read_json(paths.artifacts_manifest)):
             rows.artifacts.append(

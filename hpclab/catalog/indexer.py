@@ -485,10 +485,15 @@ class Indexer:
 
     def _summary_rows(self) -> list[Row]:
         out = []
-        for project, run_id, entry, _ in self._indexed():
+        for project, run_id, entry, rows in self._indexed():
             config = self.projects.get(project) or ProjectConfig()
-            for name, agg in sorted(entry.aggs.items()):
-                out.append(_summary_row(project, run_id, name, agg, config))
+            returned = rows.record.returned
+            for name in sorted(entry.aggs.keys() | returned.keys()):
+                out.append(
+                    _summary_row(
+                        project, run_id, name, entry.aggs.get(name), returned.get(name), config
+                    )
+                )
         return out
 
     def _sweep_rows(self) -> tuple[list[Row], list[Row]]:
@@ -570,7 +575,29 @@ def row_status(run: dict[str, Any], now: float) -> tuple[str, bool]:
     return status_view(probe, now)
 
 
-def _summary_row(project: str, run_id: str, name: str, agg: Agg, config: ProjectConfig) -> Row:
+def _summary_row(
+    project: str,
+    run_id: str,
+    name: str,
+    agg: Agg | None,
+    returned: float | None,
+    config: ProjectConfig,
+) -> Row:
+    """One metric's summary: the logged curve's aggregates (``agg``) and the task's return
+    value (``returned``). A returned value is the metric's final value: it is ``last``
+    (and the ``last`` aggregation of a key metric); best/mean/min/max/n/last_step describe
+    the logged points, or the returned value alone (n=1, last_step NULL) when none were
+    logged. ``source`` says which: logged, return, or logged+return."""
+    if agg is None:
+        value = math.nan if returned is None else float(returned)
+        finite = math.isfinite(value)
+        agg = Agg(length=1, n_finite=int(finite), last=value, last_step=-1)
+        if finite:
+            agg.sum = agg.min = agg.max = value
+        source = "return"
+    else:
+        source = "logged" if returned is None else "logged+return"
+    last = agg.last if returned is None else float(returned)
     direction = config.direction(name)
     best = (agg.max if direction == "maximize" else agg.min) if agg.n_finite else math.nan
     mn = agg.min if agg.n_finite else math.nan
@@ -578,22 +605,23 @@ def _summary_row(project: str, run_id: str, name: str, agg: Agg, config: Project
     key = config.key(name)
     key_value = math.nan
     if key is not None:
-        key_value = {"last": agg.last, "best": best, "mean": agg.mean}[key.aggregation]
+        key_value = {"last": last, "best": best, "mean": agg.mean}[key.aggregation]
     return row(
         "metric_summary",
         project=project,
         run_id=run_id,
         name=name,
-        last=agg.last,
+        last=last,
         best=best,
         mean=agg.mean,
         min=mn,
         max=mx,
         n=agg.length,
-        last_step=agg.last_step,
+        last_step=agg.last_step if agg.last_step >= 0 else None,
         direction=direction,
         key_value=key_value,
         is_key=key is not None,
+        source=source,
     )
 
 
@@ -698,6 +726,9 @@ def load_entries(con: Any, store: Store, manifest: Manifest) -> dict[tuple[str, 
         rows.notes = {**n, "tags": list(n["tags"] or [])}
     for rows, rp in own("reproductions"):
         rows.repro = rp
+    for rows, m in own("metric_summary"):  # the return values: in run.json, not the metrics
+        if m["source"] != "logged":
+            rows.record.returned[m["name"]] = m["last"]
     for (project, run_id), entry in entries.items():
         rel = manifest.metrics.get(f"{project}/{run_id}")
         path = store.catalog_dir / rel if rel else None

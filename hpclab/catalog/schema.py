@@ -52,6 +52,12 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("duration_s", "DOUBLE", "ended_at (or last heartbeat) minus started_at"),
         ("attempt", "BIGINT", "0 for the first attempt, +1 per resume"),
         ("step", "BIGINT", "highest step logged"),
+        (
+            "total_steps",
+            "BIGINT",
+            "planned steps: run.total_steps, else the config's hpclab.total_steps, else a "
+            "known config key (train.steps, trainer.max_steps, ...)",
+        ),
         ("host", "VARCHAR", "host of the last attempt"),
         ("user", "VARCHAR", "user who ran it"),
         ("scheduler", "VARCHAR", "slurm or local"),
@@ -87,6 +93,12 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("direction", "VARCHAR", "minimize or maximize (project.yaml, else by name)"),
         ("key_value", "DOUBLE", "the project's aggregation (last|best|mean) for key metrics"),
         ("is_key", "BOOLEAN", "a key metric of the project"),
+        (
+            "source",
+            "VARCHAR",
+            "logged (points only), return (the task's return value only; n=1, last_step "
+            "null), or logged+return (last is the returned value, the rest the logged points)",
+        ),
     ),
     "features": _cols(
         *RUN_KEY,

@@ -21,8 +21,7 @@ from hpclab.launch.scheduler import get_scheduler
 from hpclab.store import RunPaths, RunRecord, RunStatus, Store, SweepRecord
 from hpclab.store.atomic import read_yaml
 from hpclab.store.record import parse_iso, utcnow_iso
-from hpclab.store.views import effective_status, step_rate, total_steps
-from hpclab.store.views import progress as run_progress
+from hpclab.store.views import effective_status, run_progress, step_rate, total_steps
 from hpclab.tracking.metrics import read_commit, read_metrics
 
 _SWEEP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -73,12 +72,12 @@ def resolve_target(store: Store, target: str | None, project: str | None) -> Tar
 
 # -- status ----------------------------------------------------------------------------------
 def progress(paths: RunPaths, record: RunRecord, now: float | None = None) -> dict[str, Any]:
-    """Step, total steps, percent done and ETA of a run (:func:`hpclab.store.views.progress`,
-    as the site's Training page computes them).
+    """Step, total steps, percent done and ETA of a run
+    (:func:`hpclab.store.views.run_progress`, as the site's Training page computes them).
 
     The step and rate come from the committed metrics (what a reader can trust): the
     rate over the last points of the metric that reached the furthest step."""
-    step = record.step if record.step >= 0 else None
+    step = None
     rate = None
     try:
         commit = read_commit(paths.metrics_zarr)
@@ -87,11 +86,11 @@ def progress(paths: RunPaths, record: RunRecord, now: float | None = None) -> di
             name = max(sorted(series_info), key=lambda n: series_info[n].get("last_step", -1))
             series = read_metrics(paths.metrics_zarr, names=[name]).get(name)
             if series is not None and len(series):
-                step = max(step or 0, int(series.step[-1]))
+                step = int(series.step[-1])
                 rate = step_rate(series.step, series.wall_time)
     except (StoreError, OSError, ValueError):
         pass  # status must show the other runs even if one's metrics are unreadable
-    prog = run_progress(effective_status(record, now), step, _total_steps(paths), rate)
+    prog = run_progress(record, _total_steps(paths), step, rate, now)
     return {"step": prog.step, "total": prog.total, "progress": prog.percent, "eta_s": prog.eta_s}
 
 

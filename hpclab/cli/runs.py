@@ -11,7 +11,7 @@ import yaml
 from hpclab.cli.output import fmt_number, table
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
-from hpclab.store.views import effective_status
+from hpclab.store.views import dropped_warnings, effective_status
 from hpclab.tracking.logs import show_lines
 from hpclab.tracking.metrics import read_metrics
 
@@ -192,6 +192,14 @@ def show(store: Store, run_id: str, project: str | None) -> None:
                 }
             )
         table(rows, ["metric", "n", "last_step", "last", "min", "max"], indent="  ")
+    if record.returned:  # the task's return value: the final metrics (catalog source=return)
+        click.echo("returned:")
+        returned = [
+            {"metric": k, "value": fmt_number(v)} for k, v in sorted(record.returned.items())
+        ]
+        table(returned, ["metric", "value"], indent="  ")
+    for line in dropped_warnings(record):
+        click.echo(f"warning   {line}")
     if paths.code_json.exists():
         code = json.loads(paths.code_json.read_text())
         desc = (code.get("git") or {}).get("commit") or "source archive"

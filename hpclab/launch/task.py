@@ -3,6 +3,7 @@ the task of hpclab's own app (``task._target_`` called with the config and the r
 
 from __future__ import annotations
 
+import logging
 import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 import hpclab
+
+log = logging.getLogger(__name__)
 
 
 def tracked(
@@ -39,7 +42,7 @@ def tracked(
             **run_fields(cfg),
         ) as run:
             result = task_function(cfg)
-            run.summary.update(final_metrics(result))
+            run.returned.update(final_metrics(result))
         return result
 
     run_tracked.__name__ = getattr(task_function, "__name__", "task")
@@ -57,16 +60,38 @@ def run_fields(cfg: Any) -> dict[str, Any]:
 
 
 def final_metrics(result: Any) -> dict[str, float]:
-    """A task's return value as final metrics: a number, or a dict of numbers (others ignored)."""
-    if isinstance(result, numbers.Real) and not isinstance(result, bool):
+    """A task's return value as final metrics: a number (``result``), or a dict of numbers,
+    nested dicts flattened with ``/`` (``{"val": {"acc": 0.9}}`` -> ``val/acc``).
+
+    Values that are not numbers are left out, with one warning naming their keys.
+    """
+    if _is_number(result):
         return {"result": float(result)}
-    if isinstance(result, Mapping):
-        return {
-            str(k): float(v)
-            for k, v in result.items()
-            if isinstance(v, numbers.Real) and not isinstance(v, bool)
-        }
-    return {}
+    if not isinstance(result, Mapping):
+        return {}
+    out: dict[str, float] = {}
+    skipped: list[str] = []
+    _flatten(result, "", out, skipped)
+    if skipped:
+        log.warning("hpclab: return value keys not recorded (not numbers): %s", ", ".join(skipped))
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _flatten(
+    node: Mapping[Any, Any], prefix: str, out: dict[str, float], skipped: list[str]
+) -> None:
+    for k, v in node.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            _flatten(v, f"{name}/", out, skipped)
+        elif _is_number(v):
+            out[name] = float(v)
+        else:
+            skipped.append(name)
 
 
 def run_app_task(cfg: DictConfig) -> Any:
@@ -99,5 +124,5 @@ def run_app_task(cfg: DictConfig) -> Any:
         **run_fields(cfg),
     ) as run:
         result = fn(config, run)
-        run.summary.update(final_metrics(result))
+        run.returned.update(final_metrics(result))
     return result

@@ -105,8 +105,10 @@ class SiteData:
         return kv if kv is not None else finite(m.get("last"))
 
     def total_steps(self, key: Key) -> int | None:
-        """The run's planned steps, from its config's numeric features."""
-        return total_steps(self.feature_nums.get(key, {}))
+        """The run's planned steps as the catalog's progress model read them (the runs
+        table's ``total_steps``: :func:`hpclab.store.views.planned_steps`)."""
+        value = (self.by_key.get(key) or {}).get("total_steps")
+        return int(value) if value is not None else total_steps(self.feature_nums.get(key, {}))
 
     def signature(self) -> str:
         """What the pages depend on that changes while runs train: runs and their status,
@@ -157,7 +159,7 @@ def _load(con: Any, store: Store) -> SiteData:
     for m in rows(
         con,
         "SELECT project, run_id, name, last, best, mean, min, max, n, last_step, direction,"
-        " key_value, is_key FROM metric_summary",
+        " key_value, is_key, source FROM metric_summary",
     ):
         key = (m["project"], m["run_id"])
         d.summary.setdefault(key, {})[m["name"]] = m

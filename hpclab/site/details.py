@@ -17,6 +17,7 @@ from typing import Any
 from hpclab.site.data import Key, SiteData, config_diff, finite, iso, loads
 from hpclab.site.redact import redact_config_value, redact_patch, redact_text, redact_value
 from hpclab.store.atomic import read_json
+from hpclab.store.views import dropped_warnings
 
 MAX_PATCH_BYTES = 200_000
 
@@ -41,6 +42,7 @@ def run_details(data: SiteData, key: Key) -> dict[str, Any]:
             "n": m["n"],
             "last_step": m["last_step"],
             "direction": m["direction"],
+            "source": m.get("source") or "logged",
         }
         for name, m in sorted(data.summary.get(key, {}).items())
     ]
@@ -75,6 +77,7 @@ def run_details(data: SiteData, key: Key) -> dict[str, Any]:
     return {
         "run": {k: _plain(v) for k, v in run.items() if k != "fingerprint"},
         "summary": summary,
+        "dropped": _dropped(data, paths),
         "config": sorted(
             (path, redact_config_value(path, value))
             for path, value in data.features.get(key, {}).items()
@@ -115,6 +118,15 @@ def restore_commands(project: str, run_id: str, commit: str | None) -> list[str]
     if commit:
         out.append(f"git checkout {commit}  # then apply the run's snapshot/uncommitted.patch")
     return out
+
+
+def _dropped(data: SiteData, paths: Any) -> list[str]:
+    """The step rule's dropped points, one warning line per metric (from run.json: the
+    catalog does not hold them)."""
+    try:
+        return dropped_warnings(data.store.read_record(paths))
+    except Exception:  # an unreadable record: the catalog's row still makes the page
+        return []
 
 
 def _code(paths: Any) -> dict[str, Any]:

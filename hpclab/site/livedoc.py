@@ -11,7 +11,7 @@ from hpclab.site.data import Key
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
 from hpclab.store.record import ACTIVE_STATUSES, parse_iso
-from hpclab.store.views import effective_status, progress, total_steps
+from hpclab.store.views import effective_status, run_progress, total_steps
 
 RECENT_S = 900.0  # finished runs stay on the Training page this long
 MAX_RECENT = 12
@@ -23,9 +23,8 @@ def run_info(store: Store, key: Key, series: dict[str, Any], total: int | None) 
     paths = store.run_paths(*key)
     record = store.read_record(paths)
     state = record.scheduler_state or {}
-    steps = [s for s in (series.get("step"), record.step) if s is not None and s >= 0]
     status = effective_status(record)
-    prog = progress(status, max(steps) if steps else None, total, series.get("rate"))
+    prog = run_progress(record, total, series.get("step"), series.get("rate"))
     return {
         "project": key[0],
         "run_id": key[1],

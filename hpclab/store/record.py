@@ -161,6 +161,10 @@ class RunRecord:
     step: int = -1
     summary: dict[str, Any] = field(default_factory=dict)
     metrics_dropped: dict[str, int] = field(default_factory=dict)
+    returned: dict[str, float] = field(default_factory=dict)
+    """The task's return value as final metrics (flattened with ``/``); also in ``summary``."""
+    total_steps: int | None = None
+    """Planned steps, set by the run (``run.total_steps``); the progress model's first source."""
     history: list[dict[str, Any]] = field(default_factory=list)
     schema: int = SCHEMA_VERSION
     # Written by the launcher, the reconciler, ``hpclab cancel`` and signal handlers; each

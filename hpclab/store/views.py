@@ -3,6 +3,7 @@ status reads to a person, and how far it is (step, rate, ETA)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -72,20 +73,83 @@ class Progress:
     eta_s: float | None = None
 
 
+DECLARED_TOTAL_KEY = "hpclab.total_steps"  # the config's own say: a number or a key's name
+
+
 def total_steps(config: Mapping[str, Any] | None) -> int | None:
-    """A run's planned steps from its config: the first of :data:`TOTAL_STEP_PATHS` that
-    holds a positive number. ``config`` is the nested config, or a mapping of dotted paths
-    to values (the catalog's features)."""
+    """A run's planned steps from its config: ``hpclab.total_steps`` when the config
+    declares it (a positive number, or the dotted name of the key that holds one:
+    ``"trainer.max_steps"``), else the first of :data:`TOTAL_STEP_PATHS` that holds a
+    positive number. ``config`` is the nested config, or a mapping of dotted paths to
+    values (the catalog's features)."""
     if not isinstance(config, Mapping):
         return None
+    declared = _lookup(config, DECLARED_TOTAL_KEY)
+    if isinstance(declared, str):
+        return _positive(_lookup(config, declared))
+    if declared is not None:
+        return _positive(declared)
     for dotted in TOTAL_STEP_PATHS:
-        node: Any = config.get(dotted)
-        if node is None:
-            node = config
-            for part in dotted.split("."):
-                node = node.get(part) if isinstance(node, Mapping) else None
-        if isinstance(node, (int, float)) and not isinstance(node, bool) and node > 0:
-            return int(node)
+        found = _positive(_lookup(config, dotted))
+        if found is not None:
+            return found
+    return None
+
+
+def planned_steps(record: RunRecord, config_total: int | None) -> int | None:
+    """The progress model's total: ``run.total_steps`` (recorded in ``run.json``, set by
+    the script or an integration), else ``config_total`` (:func:`total_steps` of the
+    run's config)."""
+    return _positive(record.total_steps) or config_total
+
+
+def run_progress(
+    record: RunRecord,
+    config_total: int | None,
+    step: int | None = None,
+    rate: float | None = None,
+    now: float | None = None,
+) -> Progress:
+    """How far a run is, the one way ``hpclab status`` and the site read it: the furthest
+    of ``step`` (committed metrics) and the record's step, the total from
+    :func:`planned_steps`, and the ETA at ``rate`` (steps/s, :func:`step_rate`)."""
+    steps = [s for s in (step, record.step) if s is not None and s >= 0]
+    return progress(
+        effective_status(record, now),
+        max(steps) if steps else None,
+        planned_steps(record, config_total),
+        rate,
+    )
+
+
+def dropped_warnings(record: RunRecord) -> list[str]:
+    """One line per metric whose points the step rule dropped (shown by ``runs show`` and
+    on the run page)."""
+    return [
+        f"{n} point{'s' if n != 1 else ''} dropped (step not increasing) for metric {name}"
+        for name, n in sorted(record.metrics_dropped.items())
+        if isinstance(n, int) and n > 0
+    ]
+
+
+def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
+    """``dotted`` in a nested config, or as a key of a flat one (features)."""
+    if dotted in config:
+        return config[dotted]
+    node: Any = config
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def _positive(value: Any) -> int | None:
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 1
+    ):
+        return int(value)
     return None
 
 

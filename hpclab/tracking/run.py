@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import getpass
+import math
 import os
 import signal
 import socket
@@ -107,6 +108,8 @@ class Run:
         self.finished = False
         self.resumed = False
         self.summary: dict[str, Any] = {}
+        self.returned: dict[str, float] = {}  # the task's return value (hpclab.launch.task)
+        self._total_steps: int | None = None
         self._pid = os.getpid()
         self._writer: MetricWriter | None = None
         self._worker: Worker | None = None
@@ -154,6 +157,31 @@ class Run:
     def step(self) -> int:
         """The highest step logged so far (-1 before any)."""
         return self._writer.step if self._writer else -1
+
+    @property
+    def total_steps(self) -> int | None:
+        """Planned steps: progress and ETA in ``hpclab status`` and on the site.
+
+        Set it once known (``run.total_steps = trainer.max_steps``); it is written to
+        ``run.json`` with the next heartbeat or record write. None, or a value below 1
+        (Lightning's ``max_steps=-1``: no limit), clears it.
+        """
+        return self._record.total_steps if self._record is not None else self._total_steps
+
+    @total_steps.setter
+    def total_steps(self, value: int | None) -> None:
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value != int(value)
+        ):
+            raise ConfigError(f"run.total_steps: expected a whole number or None, got {value!r}")
+        steps = int(value) if value is not None and value >= 1 else None
+        with self._record_lock:
+            self._total_steps = steps
+            if self._record is not None:
+                self._record.total_steps = steps
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, project={self.project!r}, status={self.status})"
@@ -534,6 +562,9 @@ class Run:
                 }
                 record.metrics_dropped = self._writer.dropped()
                 record.step = self._writer.step
+            if self.returned:
+                record.returned = dict(self.returned)
+                record.summary = {**record.summary, **self.returned, **self.summary}
             self.store.write_record(self.paths, record)
 
     def _heartbeat(self) -> None:

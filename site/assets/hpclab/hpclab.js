@@ -428,7 +428,7 @@
         document.title = plain(run.name || run.run_id) + " · " + document.title;
         var h1 = document.querySelector("article h1, h1");
         if (h1) { h1.textContent = plain(run.name ? run.name + " (" + run.run_id + ")" : run.run_id); }
-        var facts = [badge(run.status), code(run.project), html`step ${fmt(run.step)}`,
+        var facts = [badge(run.status), code(run.project), html`step ${fmt(run.step)}${run.total_steps ? html` of ${fmt(run.total_steps)}` : ""}`,
           "created " + String(run.created_at || "").slice(0, 16), "duration " + duration(run.duration_s),
           "host " + (run.host || "–"), "scheduler " + (run.scheduler || "–") + (run.job_id ? " job " + run.job_id : "")];
         if (run.scheduler_state) { facts.push("Slurm " + run.scheduler_state); }
@@ -443,8 +443,12 @@
             return html`<a href="${runHref(run.project, c)}">${c}</a>`;
           }), ", ")}</p>`);
         }
-        parts.push(section("Metrics", d.summary.length ? html`${table(["metric", "last", "best", "min", "max", "points", "last step"],
-          d.summary.map(function (m) { return [code(m.name), fmt(m.last), fmt(m.best), fmt(m.min), fmt(m.max), fmt(m.n), fmt(m.last_step)]; }))
+        if (d.dropped && d.dropped.length) {  // the step rule's drops (store.views.dropped_warnings)
+          parts.push(html`<div class="admonition warning hl-dropped"><p class="admonition-title">Dropped points</p>${
+            joinHtml(d.dropped.map(function (line) { return html`<p>${line}</p>`; }), "")}</div>`);
+        }
+        parts.push(section("Metrics", d.summary.length ? html`${table(["metric", "last", "best", "min", "max", "points", "last step", "source"],
+          d.summary.map(function (m) { return [code(m.name), fmt(m.last), fmt(m.best), fmt(m.min), fmt(m.max), fmt(m.n), fmt(m.last_step), m.source || "logged"]; }))
           }<div class="hl-run-charts"></div>` : emptyP("No metrics logged yet.")));
         var changed = d.diff.length ? html`<h3>Changed from the parent</h3>${table(["path", "change", "parent", "this run"],
           d.diff.map(function (x) { return [code(x.path), x.change, x.old === null ? "–" : code(x.old), x["new"] === null ? "–" : code(x["new"])]; }),
@@ -480,7 +484,8 @@
           d.hypotheses.map(function (h) { return [h.title || h.id, badge(h.status), fmt(h.contribution, 3)]; })) : emptyP("This run is not evidence for any hypothesis.")));
         parts.push(section("Restore", html`<pre class="hl-command"><code>${joinHtml(d.restore, "\n")}</code></pre>`));
         setHTML(root, html`${parts}`);
-        var names = d.summary.map(function (m) { return m.name; });
+        // a metric only returned by the task has no series to chart
+        var names = d.summary.filter(function (m) { return m.source !== "return"; }).map(function (m) { return m.name; });
         var chartsEl = root.querySelector(".hl-run-charts");
         if (chartsEl && res[1]) {
           var specs = chartSpecs();
