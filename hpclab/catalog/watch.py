@@ -209,6 +209,7 @@ class Watcher:
                 if self._watch(paths.dir):
                     new.add((project, run_id))
                 self._watch(paths.metrics_zarr)
+                self._watch(paths.logs_dir)  # captured output: the run page's log tail
         return new
 
     def _watch(self, path: Path) -> bool:

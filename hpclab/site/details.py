@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpclab.site.data import Key, SiteData, config_diff, finite, iso, loads
+from hpclab.site.logtail import log_doc
 from hpclab.site.redact import redact_config_value, redact_patch, redact_text, redact_value
 from hpclab.store.atomic import read_json
 from hpclab.store.views import dropped_warnings
@@ -106,6 +107,7 @@ def run_details(data: SiteData, key: Key) -> dict[str, Any]:
         "seed_group": _plain_dict(data.seed_groups.get(key)),
         "reproduction": _plain_dict(repro),
         "restore": restore_commands(project, run_id, run.get("git_commit") if publish else None),
+        "logs": log_doc(paths),
     }
 
 

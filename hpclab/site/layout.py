@@ -64,6 +64,10 @@ class SiteLayout:
     def details_json(self, project: str, run_id: str) -> Path:
         return self.data / "details" / project / f"{run_id}.json"
 
+    def logs_json(self, project: str, run_id: str) -> Path:
+        """The tail of a run's stdout/stderr, rewritten while it runs (site/logtail.py)."""
+        return self.data / "logs" / project / f"{run_id}.json"
+
     def built(self) -> bool:
         return (self.html / "index.html").is_file()
 

@@ -20,6 +20,7 @@ from typing import Any
 from hpclab.site.data import Key
 from hpclab.site.layout import SiteLayout
 from hpclab.site.livedoc import live_doc, run_info, total_steps_from_config
+from hpclab.site.logtail import log_doc, log_fingerprint
 from hpclab.site.series import run_series, write_json
 from hpclab.store import Store
 
@@ -56,6 +57,7 @@ class LiveSite:
         self._fps: dict[Key, tuple[int, ...]] = {}
         self._infos: dict[Key, dict[str, Any]] = {}
         self._totals: dict[Key, int | None] = {}
+        self._log_fps: dict[Key, tuple[int, ...]] = {}
         self._signature: str | None = None
         self._last_rebuild = 0.0
         self._pending = False
@@ -92,6 +94,7 @@ class LiveSite:
             self._adopt_live_json()
         changed = []
         for key in keys:
+            self._refresh_logs(key)
             fp = _fingerprint(self.store, key)
             if fp == self._fps.get(key) or fp[0] == 0:
                 continue
@@ -118,6 +121,20 @@ class LiveSite:
         if changed or runs is None:
             write_json(self.layout.live_json, live_doc(self._infos))
         return changed
+
+    def _refresh_logs(self, key: Key) -> None:
+        """Rewrite the run's log tail (``data/logs/...``) when a log grew; the run page of
+        an active run polls it."""
+        paths = self.store.run_paths(*key)
+        fp = log_fingerprint(paths)
+        if fp == self._log_fps.get(key, (0,) * len(fp)):
+            return
+        try:
+            write_json(self.layout.logs_json(*key), log_doc(paths))
+        except OSError as e:
+            logger.warning("%s/%s: log tail not updated (%s)", key[0], key[1], e)
+            return
+        self._log_fps[key] = fp
 
     def _adopt_live_json(self) -> None:
         """Start from the site as built: its live.json has every active run's entry."""

@@ -414,6 +414,21 @@
   function code(v) { return html`<code>${v}</code>`; }
   function shortHash(h) { return html`<code title="${h}">${String(h || "").slice(0, 16)}…</code>`; }
 
+  // The tail of a run's captured stdout/stderr (site/logtail.py): each line escaped text.
+  function outputBody(logs) {
+    if (!logs || (!(logs.stdout || []).length && !(logs.stderr || []).length)) {
+      return emptyP("No output captured (capture_output was off, or nothing printed yet).");
+    }
+    var parts = [];
+    ["stderr", "stdout"].forEach(function (s) {
+      var lines = logs[s] || [];
+      if (!lines.length) { return; }
+      parts.push(html`<h3>${s + " (last " + lines.length + " lines)"}</h3><pre class="hl-log" data-stream="${s}"><code>${joinHtml(lines, "\n")}</code></pre>`);
+    });
+    if (logs.redacted) { parts.push(html`<p class="hl-facts hl-down">${logs.redacted + " line(s) with secrets redacted"}</p>`); }
+    return html`${parts}`;
+  }
+
   function renderRun(root) {
     var params = new URLSearchParams(location.search);
     var project = params.get("p"), runId = params.get("id");
@@ -483,6 +498,7 @@
         parts.push(section("Hypotheses", d.hypotheses.length ? table(["hypothesis", "status", "contribution"],
           d.hypotheses.map(function (h) { return [h.title || h.id, badge(h.status), fmt(h.contribution, 3)]; })) : emptyP("This run is not evidence for any hypothesis.")));
         parts.push(section("Restore", html`<pre class="hl-command"><code>${joinHtml(d.restore, "\n")}</code></pre>`));
+        parts.push(section("Output", html`<div class="hl-run-output">${outputBody(d.logs)}</div>`));
         setHTML(root, html`${parts}`);
         // a metric only returned by the task has no series to chart
         var names = d.summary.filter(function (m) { return m.source !== "return"; }).map(function (m) { return m.name; });
@@ -503,7 +519,14 @@
           });
         }
         root.dataset.rendered = "1";
-        if (statusIn("active", run.status)) { poll(null); }
+        var logsVersion = d.logs ? d.logs.version : null;
+        function refreshLogs() {  // while the run is active: its log tail (data/logs/...)
+          return fetchJSON(dataPath("logs", key)).then(function (doc) {
+            var el = root.querySelector(".hl-run-output");
+            if (el && doc.version !== logsVersion) { logsVersion = doc.version; setHTML(el, outputBody(doc)); }
+          }).catch(function () { return null; });
+        }
+        if (statusIn("active", run.status)) { poll(refreshLogs); }
       })
       .catch(function (e) {
         setHTML(root, emptyP("Cannot load run " + key + ": " + e.message +
