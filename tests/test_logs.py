@@ -147,3 +147,17 @@ def _text(path: Path) -> str:
         return path.read_text()
     except FileNotFoundError:
         return ""
+
+
+def test_tail_lines_reads_only_the_end_and_never_fails_on_bytes(tmp_path: Path) -> None:
+    from hpclab.tracking.logs import tail_lines
+
+    log = tmp_path / "stdout.log"
+    log.write_bytes(b"".join(b"line %d\n" % i for i in range(1000)) + b"bad \xff byte\n")
+    assert tail_lines(log, 2) == ["line 999", "bad \ufffd byte"]
+    # a cap on what is read (the last 30 bytes start with the newline before "line 998")
+    assert tail_lines(log, 100, max_bytes=30) == ["line 998", "line 999", "bad \ufffd byte"]
+    # a cut inside a line: the partial line is left out
+    assert tail_lines(log, 100, max_bytes=28) == ["line 999", "bad \ufffd byte"]
+    assert tail_lines(log, 1, end=len(b"line 0\nline 1\n")) == ["line 1"]
+    assert tail_lines(tmp_path / "absent.log", 5) == []

@@ -24,17 +24,19 @@ STREAMS = ("stdout", "stderr")
 FINAL_GRACE = 1.0  # seconds to keep reading after the run ended: the last lines of finish()
 
 
-def tail_lines(path: str | os.PathLike[str], n: int, *, max_bytes: int = 1_000_000) -> list[str]:
-    """The last ``n`` lines of a text file (at most its last ``max_bytes``); [] if absent.
-    Undecodable bytes are replaced, never an error."""
+def tail_lines(
+    path: str | os.PathLike[str], n: int, *, max_bytes: int = 1_000_000, end: int | None = None
+) -> list[str]:
+    """The last ``n`` lines of a text file (at most its last ``max_bytes``, of its first
+    ``end`` bytes if given); [] if absent. Undecodable bytes are replaced, never an error."""
     if n <= 0:
         return []
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
-            size = f.tell()
+            size = f.tell() if end is None else min(end, f.tell())
             f.seek(max(0, size - max_bytes))
-            data = f.read()
+            data = f.read(size - max(0, size - max_bytes))
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return []
     lines = data.decode("utf-8", errors="replace").splitlines()
@@ -227,9 +229,9 @@ def print_logs(
         target = out if stream == "stdout" else err
         follower = LogFollower(path, target)
         if lines is not None:
-            for line in tail_lines(path, lines):
-                target.write(line + "\n")
             follower = LogFollower.at_end(path, target)
+            for line in tail_lines(path, lines, end=follower.offset):
+                target.write(line + "\n")
         follower.pump(final=not follow_run)
         followers.append(follower)
     if follow_run:
