@@ -32,6 +32,9 @@ class TrackingSettings:
     """Seconds between heartbeats written to run.json while the run is alive."""
     snapshot_code: bool = True
     """Record git commit, uncommitted diff and untracked files (or a source archive)."""
+    isolate_code: bool = True
+    """Sweeps: snapshot the working tree once at submission and run every task from that
+    copy (``<project>/code/<id>/tree``); off: tasks run in place and snapshot at start."""
     snapshot_env: bool = True
     """Record python, packages, GPU, Slurm and (redacted) environment variables."""
     max_file_bytes: int = 1_000_000

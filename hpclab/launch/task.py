@@ -23,9 +23,13 @@ def tracked(
     run_id: str,
     overrides: list[str],
     sweep_id: str | None,
+    code_isolation: Mapping[str, Any] | None = None,
 ) -> Callable[[DictConfig], Any]:
     """Wrap a Hydra task so it runs inside the point's run: config, overrides, snapshot,
-    status, SummaryWriter scalars, and its return value as final metrics."""
+    status, SummaryWriter scalars, and its return value as final metrics.
+
+    ``code_isolation`` is how the sweep's code was snapshotted at submission: a task
+    running in place records whether its tree still is the one submitted."""
 
     def run_tracked(cfg: DictConfig) -> Any:
         from hydra.core.hydra_config import HydraConfig
@@ -41,12 +45,40 @@ def tracked(
             code_dir=code_dir,
             **run_fields(cfg),
         ) as run:
+            if code_isolation and code_isolation.get("mode") == "in-place":
+                record_in_place(run.paths, code_isolation)
             result = task_function(cfg)
             run.returned.update(final_metrics(result))
         return result
 
     run_tracked.__name__ = getattr(task_function, "__name__", "task")
     return run_tracked
+
+
+def record_in_place(paths: Any, isolation: Mapping[str, Any]) -> None:
+    """A task that ran in the working tree: add to its ``code.json`` whether that tree
+    differs from the one at submission (``code_changed_since_submit``), and say so."""
+    import sys
+
+    from hpclab.store.atomic import read_json, write_json_atomic
+    from hpclab.tracking.snapshot import manifest_id
+
+    if paths is None or not paths.code_json.exists() or not paths.code_manifest.exists():
+        return
+    info = read_json(paths.code_json)
+    if not isinstance(info, dict) or "isolation" in info:
+        return  # a resumed run keeps what its first attempt found
+    code_id = manifest_id(paths.code_manifest)
+    changed = code_id != isolation.get("submitted_code_id")
+    info["isolation"] = {**isolation, "code_id": code_id, "code_changed_since_submit": changed}
+    write_json_atomic(paths.code_json, info)
+    if changed:
+        print(
+            f"hpclab: warning: run {paths.id}: the code changed between submission and the "
+            "start of this task (isolate_code is off); the run records the code it started "
+            "with",
+            file=sys.stderr,
+        )
 
 
 def run_fields(cfg: Any) -> dict[str, Any]:

@@ -92,9 +92,11 @@ def find_local(commit: str, repos: Iterable[Path]) -> tuple[CommitSource | None,
     return None, reasons
 
 
-def clone_local(source: Path, target: Path, commit: str) -> None:
-    """Clone ``source`` into the empty ``target`` and check out ``commit`` detached."""
-    proc = git(["clone", "--no-checkout", "-q", "--", str(source), str(target)])
+def clone_local(source: Path, target: Path, commit: str, *, shared: bool = False) -> None:
+    """Clone ``source`` into the empty ``target`` and check out ``commit`` detached
+    (``shared``: borrow ``source``'s objects through alternates instead of copying them)."""
+    opts = ["--shared"] if shared else []
+    proc = git(["clone", "--no-checkout", "-q", *opts, "--", str(source), str(target)])
     if proc.returncode != 0:
         raise RestoreError(f"git clone {source} failed: {_err(proc)}")
     checkout(target, commit)

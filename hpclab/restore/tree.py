@@ -21,7 +21,7 @@ import contextlib
 import json
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -125,6 +125,37 @@ def restore_run(
     """
     proj, paths = store.find_run(run_id, project)
     info = read_code_info(paths)
+    target = Path(target).expanduser().absolute()
+    report = restore_snapshot(
+        paths, target, project=proj, repos=[Path(r).expanduser().absolute() for r in repos],
+        remote_timeout=remote_timeout,
+        prepare=lambda: prepare_target(target, force, protected=_protected(store, info)),
+    )  # fmt: skip
+    if write_meta:
+        report.meta_dir = target / META_DIR
+        report.command = run_command(store, paths, report, report.meta_dir)
+        write_restore_files(store, paths, report)
+    return report
+
+
+def restore_snapshot(
+    paths: RunPaths,
+    target: Path,
+    *,
+    project: str,
+    repos: Sequence[Path] = (),
+    remote_timeout: float = gitsource.REMOTE_TIMEOUT_S,
+    prepare: Callable[[], None] | None = None,
+    shared: bool = False,
+) -> RestoreReport:
+    """The tree of the snapshot in ``paths.snapshot_dir`` (a run's, or a sweep's code
+    object) restored into ``target`` and verified against its manifest.
+
+    Every path of the patch and archives is checked first; then ``prepare`` (default:
+    ``target`` must be empty) readies the target. ``shared``: the clone borrows the
+    source repository's objects (``git clone --shared``) instead of copying them.
+    """
+    info = read_code_info(paths)
     manifest = load_manifest(paths.code_manifest)
     archive = paths.source_archive if info["kind"] == "source" else paths.untracked_archive
     # every path is checked before anything is written
@@ -132,22 +163,16 @@ def restore_run(
         check_patch(paths.code_patch)
     if archive.exists():
         check_archive(archive)
-    target = Path(target).expanduser().absolute()
-    prepare_target(target, force, protected=_protected(store, info))
-    report = RestoreReport(run_id=paths.id, project=proj, target=target, kind=info["kind"])
+    (prepare or (lambda: prepare_target(target, force=False)))()
+    report = RestoreReport(run_id=paths.id, project=project, target=target, kind=info["kind"])
     if info["kind"] == "git":
-        _restore_git(report, paths, info, [Path(r).expanduser().absolute() for r in repos],
-                     remote_timeout)  # fmt: skip
+        _restore_git(report, paths, info, list(repos), remote_timeout, shared=shared)
     if archive.exists():
         report.archive_files = len(extract_archive(archive, target))
     skipped = {str(s["path"]): str(s["reason"]) for s in info.get("skipped") or []}
     report.redacted = redactions.lost_lines(info, patch_applied=report.patch_applied)
     lost = {path: [n for n, _ in lines] for path, lines in report.redacted.items()}
     report.verification = verify_tree(target, manifest, skipped, redacted=lost)
-    if write_meta:
-        report.meta_dir = target / META_DIR
-        report.command = run_command(store, paths, report, report.meta_dir)
-        write_restore_files(store, paths, report)
     return report
 
 
@@ -175,7 +200,7 @@ def run_command(store: Store, paths: RunPaths, report: RestoreReport, conf_dir: 
 
 def _restore_git(
     report: RestoreReport, paths: RunPaths, info: CodeInfo, repos: list[Path],
-    remote_timeout: float,
+    remote_timeout: float, *, shared: bool = False,
 ) -> None:  # fmt: skip
     git: Mapping[str, Any] = info.get("git") or {}
     report.relpath = str(git.get("relpath") or ".")
@@ -186,7 +211,7 @@ def _restore_git(
         candidates = list(dict.fromkeys([*repos, top]))
         source, reasons = gitsource.find_local(commit, candidates)
         if source is not None:
-            gitsource.clone_local(Path(source.location), report.target, commit)
+            gitsource.clone_local(Path(source.location), report.target, commit, shared=shared)
         else:
             remotes = git.get("remotes") or {}
             if not remotes:

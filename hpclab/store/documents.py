@@ -51,11 +51,29 @@ class _CodeInfoRequired(CodeSource):
     redactions: list[dict[str, Any]]
 
 
+class CodeIsolation(TypedDict, total=False):
+    """``code.json`` ``isolation``: where the run's code came from.
+
+    ``mode`` ``sweep``: snapshotted once at submission, and the task ran from that copy
+    (``tree``, under ``<project>/code/<code_id>/``); ``in-place``: the task ran in the
+    working tree and snapshotted it when it started; ``code_changed_since_submit`` says
+    whether that differs from the working tree at submission (``submitted_code_id``).
+    """
+
+    mode: str  # "sweep" | "in-place"
+    code_id: str  # content hash of the manifest (hpclab.tracking.snapshot.manifest_id)
+    submitted_code_id: str
+    submitted_at: str
+    tree: str
+    code_changed_since_submit: bool
+
+
 class CodeInfo(_CodeInfoRequired, total=False):
     """``snapshot/code.json``: what the code snapshot holds and what it left out."""
 
     skipped_not_listed: int
     redactions_not_listed: int
+    isolation: CodeIsolation
 
 
 # -- artifacts.json -------------------------------------------------------------------
@@ -68,7 +86,19 @@ class ArtifactEntry(TypedDict):
     logged_at: str
 
 
-ArtifactsManifest = list[ArtifactEntry]
+class ArtifactReference(TypedDict):
+    """An artifact recorded where it lies, not copied (``run.log_artifact_reference``:
+    checkpoints from the integrations); ``sha256`` is None when it was not hashed."""
+
+    path: str
+    sha256: str | None
+    size: int
+    logged_at: str
+    kind: str  # "reference"
+    source: str  # absolute path of the file
+
+
+ArtifactsManifest = list[ArtifactEntry | ArtifactReference]
 """``artifacts.json``: every artifact file of the run."""
 
 

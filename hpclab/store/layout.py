@@ -164,6 +164,12 @@ class RunPaths:
         return self.dir / "checkpoints"
 
     @property
+    def text_jsonl(self) -> Path:
+        """Text the run logged (``run.log_text``, TensorBoard ``add_text``): one JSON
+        object ``{tag, step, text, logged_at}`` a line (``logs/text.jsonl``)."""
+        return self.logs_dir / "text.jsonl"
+
+    @property
     def logs_dir(self) -> Path:
         return self.dir / "logs"
 
@@ -191,6 +197,26 @@ class RunPaths:
 
     def exists(self) -> bool:
         return self.run_json.is_file()
+
+
+@dataclass(frozen=True)
+class CodePaths(RunPaths):
+    """One content-addressed code snapshot of a project (``<project>/code/<code_id>/``):
+    the working tree at a sweep's submission, which every task of the sweep runs from.
+
+    ``snapshot/`` holds the same files as a run's snapshot (each run of the sweep links
+    them); ``tree/`` is that snapshot restored, the directory the tasks import from and
+    work in; ``ready.json`` is written last (the tree is complete and verified).
+    """
+
+    @property
+    def tree(self) -> Path:
+        return self.dir / "tree"
+
+    @property
+    def ready_json(self) -> Path:
+        """Written last: the tree is restored and verified against the manifest."""
+        return self.dir / "ready.json"
 
 
 @dataclass(frozen=True)
@@ -350,6 +376,15 @@ class Store:
 
     def object_path(self, project: str, sha256: str) -> Path:
         return self.objects_dir(project) / sha256[:2] / sha256[2:]
+
+    def code_objects_dir(self, project: str) -> Path:
+        """Content-addressed code snapshots of sweeps (:class:`CodePaths`)."""
+        return self.project_dir(project) / "code"
+
+    def code_paths(self, project: str, code_id: str) -> CodePaths:
+        if not re.fullmatch(r"[0-9a-f]{16,64}|\.tmp-[A-Za-z0-9_-]+", code_id):
+            raise StoreError(f"invalid code id {code_id!r}")
+        return CodePaths(self.code_objects_dir(project) / code_id)
 
     def keys_dir(self, project: str) -> Path:
         return self.project_dir(project) / ".keys"

@@ -78,7 +78,7 @@ FORMAT = 1
 SECRET_PATTERNS = CREDENTIAL_PATTERNS  # the old name
 MAX_SKIPPED_RECORDED = 10_000  # a runaway untracked data dir must not bloat code.json
 __all__ = ["DEFAULT_IGNORES", "IGNORE_FILE", "IgnoreRules", "is_secret_path", "load_ignore_rules",
-           "take_code_snapshot"]  # fmt: skip
+           "manifest_id", "take_code_snapshot"]  # fmt: skip
 
 
 def take_code_snapshot(
@@ -145,6 +145,16 @@ def take_code_snapshot(
             file=sys.stderr,
         )
     return info
+
+
+def manifest_id(manifest: Path) -> str:
+    """The content address of a snapshot's tree: sha256 of its manifest (algorithm, every
+    file's hash and mode, what was left out), canonical JSON. Equal ids, equal trees."""
+    import json
+
+    data = json.loads(manifest.read_bytes())
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def is_secret_path(rel: str) -> bool:
@@ -421,6 +431,10 @@ def _read_regular(path: Path, limit: int) -> bytes | None:
 def _git_candidates(ctx: _Context, top: Path, rels: Iterable[str]) -> Iterator[str]:
     run_rel = _relative_to(ctx.paths.dir, top)
     version_rel = _relative_to(ctx.paths.store_version, top)
+    # the whole store, when it lies inside the tree (other runs, the sweeps' code copies)
+    store_rel = _relative_to(ctx.paths.store_version.parent, top)
+    if store_rel in (".", ""):
+        store_rel = run_rel
     for rel in sorted(rels):
         if rel.endswith("/"):  # git lists an untracked nested repository as "dir/"
             ctx.skip(rel.rstrip("/"), "nested git repository")
@@ -428,8 +442,8 @@ def _git_candidates(ctx: _Context, top: Path, rels: Iterable[str]) -> Iterator[s
             continue  # like a .gitignore'd file: not part of the code
         elif is_credential_file(rel, rules=ctx.rules):
             ctx.skip(rel, "secret")
-        elif run_rel is not None and (rel == run_rel or rel.startswith(run_rel + "/")):
-            continue  # the run's own outputs, being written right now
+        elif store_rel is not None and (rel == store_rel or rel.startswith(store_rel + "/")):
+            continue  # the run's own outputs, being written right now, and its store
         elif rel == version_rel:
             continue  # the run's store's own file, as the run directory
         elif DEFAULT_STORE in rel.split("/")[:-1]:
@@ -499,6 +513,9 @@ def _snapshot_plain(ctx: _Context, code_dir: Path) -> CodeSource:
 def _walk_source(ctx: _Context, root: Path, rules: IgnoreRules) -> Iterator[str]:
     """Relative paths to archive, in a stable order; never descends into a symlink."""
     run_dir = os.path.realpath(ctx.paths.dir)
+    store_dir = os.path.realpath(ctx.paths.store_version.parent)
+    if store_dir == os.path.realpath(root):
+        store_dir = run_dir
     version_rel = _relative_to(ctx.paths.store_version, root)  # the store's, as the run dir
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         base = Path(dirpath).relative_to(root).as_posix()
@@ -508,7 +525,7 @@ def _walk_source(ctx: _Context, root: Path, rules: IgnoreRules) -> Iterator[str]
             rel = prefix + name
             if os.path.islink(os.path.join(dirpath, name)):
                 filenames.append(name)  # archived as a link, never followed
-            elif os.path.realpath(os.path.join(dirpath, name)) == run_dir:
+            elif os.path.realpath(os.path.join(dirpath, name)) in (run_dir, store_dir):
                 continue
             elif is_credential_file(rel, rules=ctx.rules):
                 ctx.skip(rel, "secret")

@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 
 # Names of the hpclab-only launcher fields; everything else goes to submitit.
-HPCLAB_FIELDS = ("wait", "preflight", "preflight_only", "project", "store")
+HPCLAB_FIELDS = ("wait", "preflight", "preflight_only", "project", "store", "isolate_code")
 
 
 @dataclass
@@ -39,6 +39,10 @@ class HpclabSlurmConf(SlurmQueueConf):
     # then $HPCLAB_STORE/$HPCLAB_PROJECT, then ./hpclab-store and the job name.
     project: Optional[str] = None  # noqa: UP045 - OmegaConf needs typing.Optional
     store: Optional[str] = None  # noqa: UP045
+    # Run every task from a copy of the code taken at submission (edits made while the
+    # array waits cannot reach it); false: run in the working tree. None: the setting
+    # isolate_code ($HPCLAB_ISOLATE_CODE, default true).
+    isolate_code: Optional[bool] = None  # noqa: UP045
 
 
 @dataclass
@@ -51,6 +55,7 @@ class HpclabLocalConf(LocalQueueConf):
     preflight_only: bool = False
     project: Optional[str] = None  # noqa: UP045
     store: Optional[str] = None  # noqa: UP045
+    isolate_code: Optional[bool] = None  # noqa: UP045
 
 
 ConfigStore.instance().store(

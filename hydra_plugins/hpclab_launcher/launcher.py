@@ -25,6 +25,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from omegaconf import OmegaConf, open_dict
 
 from hpclab.errors import HpclabError
+from hpclab.launch.codetree import CodeTree
 from hydra_plugins.hpclab_launcher.config import HPCLAB_FIELDS
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class _HpclabLauncher(BaseSubmititLauncher):
         self.store_root: str | None = None
         self.project: str | None = None
         self.sweep_id: str | None = None
+        self.isolate_code: bool | None = own["isolate_code"]
+        self.code_isolation: dict[str, Any] | None = None  # the runs' code.json "isolation"
+        self.sweep_dir: str | None = None  # absolute: tasks may run from the code copy
 
     # -- login node -------------------------------------------------------------------
     def launch(
@@ -81,6 +85,7 @@ class _HpclabLauncher(BaseSubmititLauncher):
                 )
                 for p in points
             ]
+        code = self._snapshot_code(store, project)
         plan = plan_sweep(
             store,
             project,
@@ -88,19 +93,32 @@ class _HpclabLauncher(BaseSubmititLauncher):
             launcher=self._executor_kind(),
             meta={
                 "hydra_sweep_dir": str(self.config.hydra.sweep.dir),
+                "code": code.isolation() if code else None,
                 # what hpclab rerun submits with again (submitit's folder is per sweep)
                 "launcher_params": {k: v for k, v in self.params.items() if k != "submitit_folder"},
             },
             run_fields=run_fields(self.config),
         )
         self.sweep_id = plan.id
+        tree = None
+        if code is not None:
+            for point in plan.points:
+                code.link_into(store.run_paths(project, point.run_id))
+            code.discard_staging()
+            self.code_isolation = dict(code.isolation())
+            if code.isolated:
+                tree = CodeTree.at_submission(code.code_id, code.paths.tree, code.root)
         executor = self._executor(n_jobs=len(points))
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        self.sweep_dir = str(sweep_dir)
         # The launcher (Hydra context, config, task) is pickled once for the whole sweep;
         # submitit pickles only a small entry per array task (1,000 copies of the launcher
-        # would take minutes to write).
-        entry = JobEntry.save(self, Singleton.get_state(), sweep_dir / f".hpclab-{plan.id}.pkl")
+        # would take minutes to write). The entry carries the code copy to enter before
+        # the launcher (and the modules its task refers to) is unpickled.
+        entry = JobEntry.save(
+            self, Singleton.get_state(), sweep_dir / f".hpclab-{plan.id}.pkl", code=tree
+        )
         for point in plan.points:
             shown = " ".join(filter_overrides(point.overrides))
             log.info(f"\t#{point.index} : {shown}  -> run {point.run_id}")
@@ -131,6 +149,20 @@ class _HpclabLauncher(BaseSubmititLauncher):
             )
             for p in plan.points
         ]
+
+    def _snapshot_code(self, store: Any, project: str) -> Any:
+        """The working tree, snapshotted once for the whole sweep (None: snapshots off).
+        With isolation (the default) its restored copy is what every task runs from."""
+        from hpclab.restore.isolation import snapshot_sweep_code
+        from hpclab.settings import TrackingSettings
+
+        settings = TrackingSettings.from_sources()
+        if not settings.snapshot_code:
+            return None
+        isolate = settings.isolate_code if self.isolate_code is None else self.isolate_code
+        return snapshot_sweep_code(
+            store, project, Path.cwd(), settings=settings, isolate=bool(isolate)
+        )
 
     def _executor(self, n_jobs: int) -> Any:
         """A submitit executor from the launcher parameters (as hydra-submitit does)."""
@@ -214,6 +246,11 @@ class _HpclabLauncher(BaseSubmititLauncher):
         with open_dict(sweep_config.hydra.job) as job:
             job.id = submitit.JobEnvironment().job_id  # type: ignore[attr-defined]
             sweep_config.hydra.job.num = job_num
+        if self.sweep_dir is not None:
+            with open_dict(sweep_config.hydra.sweep):
+                sweep_config.hydra.sweep.dir = (
+                    self.sweep_dir
+                )  # the login node's, not one inside the code copy
         task = tracked(
             self.task_function,
             store=str(self.store_root),
@@ -221,6 +258,7 @@ class _HpclabLauncher(BaseSubmititLauncher):
             run_id=run_id,
             overrides=list(sweep_overrides),
             sweep_id=self.sweep_id,
+            code_isolation=self.code_isolation,
         )
         return run_job(
             hydra_context=self.hydra_context,
@@ -235,23 +273,40 @@ class JobEntry:
     """What submitit runs for each array task: loads the sweep's launcher (pickled once,
     beside the sweep) and runs one point. Also submitit's checkpoint hook."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, code: CodeTree | None = None) -> None:
         self.path = path
+        self.code = code
 
     @classmethod
-    def save(cls, launcher: _HpclabLauncher, singleton_state: Any, path: Path) -> JobEntry:
+    def save(
+        cls,
+        launcher: _HpclabLauncher,
+        singleton_state: Any,
+        path: Path,
+        code: CodeTree | None = None,
+    ) -> JobEntry:
         import cloudpickle
 
         with open(path, "wb") as f:
             cloudpickle.dump((launcher, singleton_state), f)
-        return cls(str(path))
+        return cls(str(path), code)
 
     def __call__(self, overrides: list[str], job_num: int, run_id: str) -> JobReturn:
+        before = set(sys.modules)
+        if self.code is not None:
+            self.code.enter()  # before anything of the user's is unpickled or imported
         with open(self.path, "rb") as f:
             launcher, singleton_state = pickle.load(f)
-        return launcher(
-            overrides, "hydra.sweep.dir", job_num, f"job_id_for_{job_num}", singleton_state, run_id
-        )
+        if self.code is not None:
+            _config_from_copy(launcher, self.code)
+        try:
+            return launcher(
+                overrides, "hydra.sweep.dir", job_num, f"job_id_for_{job_num}", singleton_state,
+                run_id,
+            )  # fmt: skip
+        finally:
+            if self.code is not None:
+                _note_imports_outside(launcher, self.code, run_id, before)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Slurm is about to stop the job (time limit or preemption): let the task save its
@@ -265,6 +320,61 @@ class JobEntry:
         if run is not None:
             run.preempt()
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def _note_imports_outside(
+    launcher: _HpclabLauncher, code: CodeTree, run_id: str, before: set[str]
+) -> None:
+    """Modules the task loaded from the working tree instead of the copy (an editable
+    install's import hook, say): recorded in the run's ``code.json`` and said once."""
+    from hpclab.store import Store
+    from hpclab.store.atomic import read_json, write_json_atomic
+
+    own = ("hpclab", "hydra_plugins")
+    leaks = [
+        m for m in code.imported_outside()
+        if m not in before and m.split(".")[0] not in own
+    ]  # fmt: skip
+    if not leaks or launcher.store_root is None or launcher.project is None:
+        return
+    paths = Store(launcher.store_root).run_paths(launcher.project, run_id)
+    try:
+        info = read_json(paths.code_json)
+        info["isolation"]["imported_outside"] = leaks
+        write_json_atomic(paths.code_json, info)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    shown = ", ".join(leaks[:5]) + (f" and {len(leaks) - 5} more" if len(leaks) > 5 else "")
+    print(
+        f"hpclab: warning: run {run_id}: module(s) {shown} were imported from the working "
+        f"tree {code.root}, not the sweep's code copy: edits made after submission may have "
+        "run (an editable install? install it normally, or set isolate_code=false)",
+        file=sys.stderr,
+    )
+
+
+def _config_from_copy(launcher: _HpclabLauncher, code: CodeTree) -> None:
+    """Compose the task's config from the code copy's config directories too: Hydra
+    composes each point again on the compute node, from its search path."""
+    from hydra._internal.config_repository import ConfigRepository
+    from hydra.core.plugins import Plugins
+
+    assert launcher.hydra_context is not None
+    loader: Any = launcher.hydra_context.config_loader
+    search_path = getattr(loader, "config_search_path", None)
+    if search_path is None:
+        return
+    changed = False
+    for element in search_path.get_path():
+        scheme, sep, rest = str(element.path).rpartition("://")
+        local = rest if scheme in ("", "file") else None
+        mapped = code.map(local) if local and os.path.isabs(local) else None
+        if mapped is not None:
+            element.path = f"{scheme}{sep}{mapped}"
+            changed = True
+    if changed:
+        Plugins.instance()  # registers the config sources (file://, pkg://, structured://)
+        loader.repository = ConfigRepository(config_search_path=search_path)
 
 
 class HpclabLocalLauncher(_HpclabLauncher):
