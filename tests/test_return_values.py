@@ -19,6 +19,7 @@ from hpclab.catalog.indexer import Indexer
 from hpclab.launch.task import final_metrics
 from hpclab.site.data import load
 from hpclab.site.details import run_details
+from hpclab.site.research import sweep_report
 from hpclab.store import RunStatus, Store
 
 APP = """
@@ -31,7 +32,8 @@ def main(cfg):
     for i, loss in enumerate([0.5, 0.4, 0.3]):
         writer.add_scalar("val/loss", loss * cfg.scale, i)
     writer.close()
-    return {"val": {"loss": 0.25 * cfg.scale, "acc": 0.9}, "note": "not a number", "n": 7}
+    val = {"loss": 0.25 * cfg.scale, "acc": 0.9}
+    return {"val": val, "test": {"loss": 0.125}, "note": "not a number", "n": 7}
 
 if __name__ == "__main__":
     main()
@@ -93,7 +95,7 @@ def test_return_values_reach_the_catalog_runs_show_and_the_site(tmp_path: Path) 
     runs = sorted((s.read_record(p) for _, p in s.iter_runs()), key=lambda r: r.summary["val/loss"])
     assert [r.status for r in runs] == [RunStatus.COMPLETED] * 2
     one, two = runs
-    assert one.returned == {"val/loss": 0.25, "val/acc": 0.9, "n": 7.0}
+    assert one.returned == {"val/loss": 0.25, "val/acc": 0.9, "test/loss": 0.125, "n": 7.0}
     assert two.returned["val/loss"] == 0.5 and two.summary["val/loss"] == 0.5
 
     res = hpclab_cli(store, "index")
@@ -121,6 +123,12 @@ def test_return_values_reach_the_catalog_runs_show_and_the_site(tmp_path: Path) 
     assert by_name["val/loss"]["last"] == 0.25
     assert by_name["val/loss"]["source"] == "logged+return"
     assert data.metric_value(("ret", one.id), "val/acc") == 0.9
+    # the sweep report's leaderboard lists them; only logged metrics get a curve
+    (sweep,) = data.sweeps
+    body = str(sweep_report(data, sweep, {}).body)
+    curves, board = body.split("Leaderboard", 1)
+    assert "val/acc" in board and "0.9" in board and "test/loss" in board
+    assert "val/loss" in curves and "test/loss" not in curves
 
 
 def test_return_values_survive_an_indexer_restart(store_root: Path) -> None:

@@ -261,8 +261,11 @@ def _report_body(
     metrics = data.key_metrics.get(project, [])
     runs = [f"{p}/{r}" for p, r in keys]
     curve_metrics = [m.name for m in metrics if "loss" in m.name] or [m.name for m in metrics]
-    names = sorted({n for k in keys for n in data.summary.get(k, {})})
-    curve_metrics = sorted(set(curve_metrics) | {n for n in names if "loss" in n})[
+    # a metric only returned by the task (metric_summary.source) has no curve
+    logged = {
+        n for k in keys for n, m in data.summary.get(k, {}).items() if m.get("source") != "return"
+    }
+    curve_metrics = sorted((set(curve_metrics) | {n for n in logged if "loss" in n}) & logged)[
         :MAX_CURVE_METRICS
     ]
     page.heading(2, "Loss curves")
