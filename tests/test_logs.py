@@ -161,3 +161,33 @@ def test_tail_lines_reads_only_the_end_and_never_fails_on_bytes(tmp_path: Path) 
     assert tail_lines(log, 100, max_bytes=28) == ["line 999", "bad \ufffd byte"]
     assert tail_lines(log, 1, end=len(b"line 0\nline 1\n")) == ["line 1"]
     assert tail_lines(tmp_path / "absent.log", 5) == []
+
+
+def test_slurm_task_output_is_in_the_run_and_in_the_slurm_files(
+    tmp_path: Path, slurm_cluster: str
+) -> None:
+    app = tmp_path / "my app"
+    app.mkdir()
+    (app / "train.py").write_text(APP)
+    (app / "cfg.yaml").write_text("lr: 0.1\n")
+    store = tmp_path / "store"
+    env = {**os.environ, "HPCLAB_STORE": str(store), "HPCLAB_PROJECT": "logs"}
+    out = subprocess.run(
+        [sys.executable, "train.py", "-m", "hydra/launcher=hpclab_slurm", "lr=0.2"],
+        cwd=app, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    s = Store(store)
+    (sweep,) = s.iter_sweeps("logs")
+    paths = s.run_paths("logs", sweep.run_ids[0])
+    poll(lambda: s.read_record(paths).status.is_final, timeout=240, interval=0.5, message="the job")
+    assert s.read_record(paths).status is RunStatus.COMPLETED
+    assert "training with lr=0.2" in paths.stdout_log.read_text()
+    assert "worker of lr=0.2" in paths.stdout_log.read_text()
+    assert "warning from lr=0.2" in paths.stderr_log.read_text()
+    # still in submitit's files, and runs show points to them
+    shown = hpclab_cli(store, "runs", "show", paths.id)
+    job_logs = [Path(line[10:]) for line in shown.stdout.splitlines() if "_log." in line]
+    assert [p.suffix for p in job_logs] == [".out", ".err"]
+    assert "training with lr=0.2" in job_logs[0].read_text()
+    assert "warning from lr=0.2" in job_logs[1].read_text()
