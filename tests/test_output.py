@@ -158,3 +158,15 @@ def test_interactive_run_does_not_capture(store_root: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert not Store(store_root).run_paths("p", "quiet").stdout_log.exists()
+
+
+def test_a_process_without_stdout_still_runs_and_captures_stderr(tmp_path: Path) -> None:
+    code = (
+        "import os, sys\nos.close(1)\nfrom hpclab.tracking.output import OutputCapture\n"
+        f"c = OutputCapture.start({str(tmp_path / 'o.log')!r}, {str(tmp_path / 'e.log')!r})\n"
+        "print('to err', file=sys.stderr)\nc.stop()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "to err" in proc.stderr
+    assert (tmp_path / "e.log").read_text() == "to err\n"

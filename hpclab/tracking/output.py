@@ -39,6 +39,7 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -48,6 +49,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from hpclab.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 100_000_000
 _CHUNK = 65536
@@ -90,8 +93,13 @@ class _Tee:
             self.written = self.log.tell()
         except OSError as e:
             self.log_error = e
-        self.saved = os.dup(fd)
-        read_end, write_end = os.pipe()
+        self.saved = os.dup(fd)  # OSError if the process has no such descriptor
+        try:
+            read_end, write_end = os.pipe()
+        except OSError:
+            os.close(self.saved)
+            self._close_log()
+            raise
         self.read_end = read_end
         os.dup2(write_end, fd)
         os.close(write_end)
@@ -181,14 +189,11 @@ class OutputCapture:
         (appended; ``max_bytes`` per file, None for no cap)."""
         _flush_python_streams()
         tees: list[_Tee] = []
-        try:
-            tees.append(_Tee(1, Path(stdout_path), max_bytes))
-            tees.append(_Tee(2, Path(stderr_path), max_bytes))
-        except BaseException:
-            for tee in tees:
-                tee.restore()
-                tee.join(1.0)
-            raise
+        for fd, path in ((1, stdout_path), (2, stderr_path)):
+            try:
+                tees.append(_Tee(fd, Path(path), max_bytes))
+            except OSError as e:  # a daemon without fd 1/2, out of descriptors: not captured
+                logger.warning("output not captured into %s (%s)", path, e)
         line_buffering = {}
         for name in ("stdout", "stderr"):
             stream: Any = getattr(sys, name)
