@@ -80,6 +80,14 @@ def sweep_runs(store: Path) -> list[tuple[Any, Any]]:
     ]
 
 
+def catalog_rows(store: Path, query: str) -> list[dict[str, Any]]:
+    dest = store.parent / "rows.json"
+    out = hpclab_cli(store, "sql", query, "--format", "json", "-o", str(dest))
+    assert out.returncode == 0, out.output
+    rows: list[dict[str, Any]] = json.loads(dest.read_text())
+    return rows
+
+
 def code_json(paths: Any) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(paths.code_json.read_text())
     return data
@@ -112,6 +120,12 @@ def test_every_task_of_a_sweep_runs_from_one_copy(tmp_path: Path) -> None:
         "0",
         "1",
     ]
+    # the catalog, runs show and the site say where the code came from
+    assert hpclab_cli(store, "index").returncode == 0
+    rows = catalog_rows(store, "SELECT code_id, code_isolation FROM runs")
+    assert rows == [{"code_id": code_id, "code_isolation": "sweep"}] * 2
+    shown = hpclab_cli(store, "runs", "show", runs[0][0].id)
+    assert f"ran from the sweep's copy taken at submission (code {code_id[:12]})" in shown.stdout
     # a second sweep of the same tree shares the copy
     out = launch(app, store, "hydra/launcher=hpclab_local", "lr=0.3")
     assert out.returncode == 0, out.stderr
@@ -130,38 +144,54 @@ def test_running_in_place_says_when_the_code_changed(tmp_path: Path) -> None:
     assert iso["mode"] == "in-place" and iso["code_changed_since_submit"] is False
     assert rec.cwd == str(app)
     assert not list(Store(store).code_objects_dir("iso").glob("*/tree"))
+    assert hpclab_cli(store, "index").returncode == 0
+    rows = catalog_rows(store, "SELECT code_isolation, code_changed_since_submit FROM runs")
+    assert rows == [{"code_isolation": "in-place", "code_changed_since_submit": False}]
 
 
-@pytest.mark.slow
-def test_edits_while_queued_never_reach_the_tasks(tmp_path: Path, slurm_cluster: str) -> None:
-    """The everyday Slurm habit: submit, keep editing. Held in the queue, the array's tasks
-    start only after train.py (the __main__ script), model.py (an imported module), the
-    conf YAML and a data file were all edited; they run the code as submitted, and
-    restore gives back exactly that tree."""
-    app = make_app(tmp_path)
-    store = tmp_path / "store"
-    submitted = {p: (app / p).read_bytes() for p in ("train.py", "model.py", "conf/cfg.yaml")}
+def submit_held(app: Path, store: Path, *args: str) -> Any:
+    """Submit a 2-point sweep to Slurm, held in the queue; the sweep record."""
     out = launch(
-        app, store, "hydra/launcher=hpclab_slurm", "+hydra.launcher.additional_parameters.hold=true",
-        "+seed=0,1",
+        app, store, "hydra/launcher=hpclab_slurm",
+        "+hydra.launcher.additional_parameters.hold=true", "+seed=0,1", *args,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    s = Store(store)
-    (sweep,) = list(s.iter_sweeps("iso"))
+    (sweep,) = list(Store(store).iter_sweeps("iso"))
     assert sweep.job_id
-    # edit everything while the array is held
+    return sweep
+
+
+def edit_everything(app: Path) -> None:
+    """What a researcher does while the array waits: train.py (the __main__ script),
+    model.py (an imported module), the conf YAML and a data file, and a commit."""
     (app / "train.py").write_text(TRAIN.replace("VERSION = 1.0", "VERSION = 2.0"))
     (app / "model.py").write_text(MODEL_V2)
     (app / "conf" / "cfg.yaml").write_text("lr: 0.9\n")
     (app / "marker.txt").write_text("v2\n")
     git(app, "commit", "-q", "-am", "edited while queued")
+
+
+def release_and_wait(store: Path, sweep: Any) -> list[tuple[Any, Any]]:
     subprocess.run(["scontrol", "release", str(sweep.job_id)], check=True, capture_output=True)
 
     def ended() -> bool:
         return all(rec.status.is_final for rec, _ in sweep_runs(store))
 
     poll(ended, timeout=240, interval=0.5, message="both array tasks to end")
-    for rec, paths in sweep_runs(store):
+    return sweep_runs(store)
+
+
+@pytest.mark.slow
+def test_edits_while_queued_never_reach_the_tasks(tmp_path: Path, slurm_cluster: str) -> None:
+    """The everyday Slurm habit: submit, keep editing. Held in the queue, the array's tasks
+    start only after everything was edited; they run the code as submitted, and restore
+    gives back exactly that tree."""
+    app = make_app(tmp_path)
+    store = tmp_path / "store"
+    submitted = {p: (app / p).read_bytes() for p in ("train.py", "model.py", "conf/cfg.yaml")}
+    sweep = submit_held(app, store)
+    edit_everything(app)
+    for rec, paths in release_and_wait(store, sweep):
         assert rec.status is RunStatus.COMPLETED, rec.error
         assert rec.summary["version"] == 1.0, "the __main__ script as submitted"
         assert rec.summary["marker_is_v1"] == 1.0, "files as submitted"
@@ -174,3 +204,27 @@ def test_edits_while_queued_never_reach_the_tasks(tmp_path: Path, slurm_cluster:
         for rel, data in submitted.items():
             assert (target / rel).read_bytes() == data, rel
         assert (target / "marker.txt").read_text() == "v1\n"
+
+
+@pytest.mark.slow
+def test_in_place_runs_say_their_code_changed_since_submit(
+    tmp_path: Path, slurm_cluster: str
+) -> None:
+    """The opt-out: tasks run in the working tree, so the edits reach them, and each run
+    says so (code_changed_since_submit) in its code.json, the catalog and runs show."""
+    app = make_app(tmp_path)
+    store = tmp_path / "store"
+    sweep = submit_held(app, store, "hydra.launcher.isolate_code=false")
+    edit_everything(app)
+    runs = release_and_wait(store, sweep)
+    for rec, paths in runs:
+        assert rec.status is RunStatus.COMPLETED, rec.error
+        assert rec.summary["marker_is_v1"] == 0.0, "in place: the edited files ran"
+        iso = code_json(paths)["isolation"]
+        assert iso["mode"] == "in-place" and iso["code_changed_since_submit"] is True
+        assert iso["code_id"] != iso["submitted_code_id"]
+    assert hpclab_cli(store, "index").returncode == 0
+    rows = catalog_rows(store, "SELECT code_changed_since_submit FROM runs")
+    assert rows == [{"code_changed_since_submit": True}] * 2
+    shown = hpclab_cli(store, "runs", "show", runs[0][0].id)
+    assert "CHANGED since submission" in shown.stdout

@@ -171,7 +171,21 @@ def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
         "error_message": (record.error or {}).get("message"),
         "git_commit": (code.get("git") or {}).get("commit"),
         "git_dirty": (code.get("git") or {}).get("is_dirty"),
+        **_isolation_fields(code),
         "dir": str(paths.dir),
+    }
+
+
+def _isolation_fields(code: Mapping[str, Any]) -> dict[str, Any]:
+    """Where the run's code came from (``code.json`` ``isolation``)."""
+    iso = code.get("isolation")
+    iso = iso if isinstance(iso, Mapping) else {}
+    changed = iso.get("code_changed_since_submit")
+    code_id = code.get("code_id") or iso.get("code_id")
+    return {
+        "code_id": code_id if isinstance(code_id, str) else None,
+        "code_isolation": iso.get("mode") if isinstance(iso.get("mode"), str) else None,
+        "code_changed_since_submit": changed if isinstance(changed, bool) else None,
     }
 
 

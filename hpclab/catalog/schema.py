@@ -69,6 +69,17 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("error_message", "VARCHAR", "exception message of a failed run"),
         ("git_commit", "VARCHAR", "commit of the code snapshot (null outside git)"),
         ("git_dirty", "BOOLEAN", "uncommitted or untracked changes were snapshotted"),
+        ("code_id", "VARCHAR", "content hash of the code tree (equal ids: identical trees)"),
+        (
+            "code_isolation",
+            "VARCHAR",
+            "sweep: ran from the copy taken at submission; in-place: ran in the working tree",
+        ),
+        (
+            "code_changed_since_submit",
+            "BOOLEAN",
+            "in-place runs: the tree differed from the one submitted (null: not known)",
+        ),
         ("n_metrics", "BIGINT", "number of metrics"),
         ("dir", "VARCHAR", "run directory"),
         ("fingerprint", "VARCHAR", "sizes and mtimes of the run's files when indexed"),

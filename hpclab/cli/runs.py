@@ -11,7 +11,7 @@ import yaml
 from hpclab.cli.output import fmt_number, table
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
-from hpclab.store.views import dropped_warnings, effective_status
+from hpclab.store.views import code_origin, dropped_warnings, effective_status
 from hpclab.tracking.logs import show_lines
 from hpclab.tracking.metrics import read_metrics
 
@@ -205,6 +205,11 @@ def show(store: Store, run_id: str, project: str | None) -> None:
         desc = (code.get("git") or {}).get("commit") or "source archive"
         dirty = " + uncommitted changes" if paths.code_patch.exists() else ""
         click.echo(f"code      {desc}{dirty}")
+        origin = code_origin(code)
+        if origin:
+            click.echo(f"          {origin}")
+        for module in (code.get("isolation") or {}).get("imported_outside") or []:
+            click.echo(f"warning   module {module} was imported from the working tree")
     if paths.notes_yaml.exists():
         notes = read_yaml(paths.notes_yaml) or {}
         if notes.get("tags"):

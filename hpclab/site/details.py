@@ -18,7 +18,7 @@ from hpclab.site.data import Key, SiteData, config_diff, finite, iso, loads
 from hpclab.site.logtail import log_doc
 from hpclab.site.redact import redact_config_value, redact_patch, redact_text, redact_value
 from hpclab.store.atomic import read_json
-from hpclab.store.views import dropped_warnings
+from hpclab.store.views import code_origin, dropped_warnings
 
 MAX_PATCH_BYTES = 200_000
 
@@ -144,6 +144,11 @@ def _code(paths: Any) -> dict[str, Any]:
     out["branch"] = git.get("branch")
     out["dirty"] = git.get("is_dirty")
     out["skipped"] = len(code.get("skipped") or [])
+    iso: dict[str, Any] = code.get("isolation") or {}
+    iso = iso if isinstance(iso, dict) else {}
+    out["origin"] = code_origin(code)  # where the code came from (isolation), in words
+    out["changed_since_submit"] = iso.get("code_changed_since_submit") is True
+    out["imported_outside"] = [str(m) for m in iso.get("imported_outside") or []][:20]
     out["patch"] = None
     out["patch_truncated"] = False
     if paths.code_patch.is_file():

@@ -73,6 +73,7 @@ class CodeInfo(_CodeInfoRequired, total=False):
 
     skipped_not_listed: int
     redactions_not_listed: int
+    code_id: str  # the tree's content hash (hpclab.tracking.snapshot.manifest_id)
     isolation: CodeIsolation
 
 

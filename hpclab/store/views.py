@@ -178,3 +178,20 @@ def progress(status: str, step: int | None, total: int | None, rate: float | Non
         if status == RunStatus.RUNNING.value and rate and rate > 0:
             eta = (total - done) / rate
     return Progress(step=step, total=total, rate=rate, percent=percent, eta_s=eta)
+
+
+def code_origin(code: Mapping[str, Any]) -> str | None:
+    """Where a run's code came from, in words (``code.json`` ``isolation``): for ``runs
+    show`` and the run page alike. None when the run recorded nothing about it."""
+    iso = code.get("isolation")
+    if not isinstance(iso, Mapping):
+        return None
+    short = str(iso.get("code_id") or iso.get("submitted_code_id") or "")[:12]
+    if iso.get("mode") == "sweep":
+        return f"ran from the sweep's copy taken at submission (code {short})"
+    changed = iso.get("code_changed_since_submit")
+    if changed is True:
+        return "ran in place; CHANGED since submission (code_changed_since_submit)"
+    if changed is False:
+        return f"ran in place; same tree as at submission (code {short})"
+    return "ran in place; not known whether it changed since submission"

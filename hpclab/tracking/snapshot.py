@@ -127,6 +127,7 @@ def take_code_snapshot(
         {"algorithm": ctx.algorithm, "files": dict(sorted(ctx.manifest.items())),
          "skipped": sorted({s["path"] for s in ctx.skipped})},
     )  # fmt: skip
+    info["code_id"] = manifest_id(paths.code_manifest)
     write_json_atomic(paths.code_json, info)
     if ctx.skipped:
         counts = Counter(s["reason"] for s in ctx.skipped)

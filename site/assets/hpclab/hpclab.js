@@ -481,6 +481,12 @@
           c.branch ? html`branch ${code(c.branch)}` : "", c.dirty ? html`<span class="hl-down">uncommitted changes</span>` : (c.commit ? "clean" : "")];
         var patch = c.patch ? html`<details class="hl-details"><summary>${"Uncommitted changes (patch" + (c.patch_truncated ? ", cut" : "") + ")"
           }</summary><pre class="hl-patch"><code>${c.patch}</code></pre></details>` : "";
+        if (c.origin) {
+          codeFacts.push(c.changed_since_submit ? html`<span class="hl-down" title="isolate_code was off: the task ran in the working tree, which differed from the tree at submission">${c.origin}</span>` : c.origin);
+        }
+        (c.imported_outside || []).forEach(function (m) {
+          codeFacts.push(html`<span class="hl-down" title="imported from the working tree, not the sweep's code copy">${"module " + m + " imported from the working tree"}</span>`);
+        });
         if (c.redacted) {
           codeFacts.push(html`<span class="hl-down" title="replaced by [redacted: rule] markers before publishing">${
             c.redacted + " secret" + (c.redacted === 1 ? "" : "s") + " redacted"}</span>`);
