@@ -19,6 +19,7 @@ from hpclab.tracking.logs import STREAMS, tail_lines
 TAIL_LINES = 100
 """Lines of each stream the run page shows."""
 MAX_LINE_CHARS = 2000  # a progress bar without newlines is one huge line: cut it
+READ_BYTES = 64_000  # read per log: a build reads every run's, so keep it small
 
 
 def log_fingerprint(paths: RunPaths) -> tuple[int, ...]:
@@ -39,7 +40,10 @@ def log_doc(paths: RunPaths, lines: int = TAIL_LINES) -> dict[str, Any]:
     doc: dict[str, Any] = {"version": "-".join(map(str, log_fingerprint(paths)))}
     redacted = 0
     for stream in STREAMS:
-        tail = [line[:MAX_LINE_CHARS] for line in tail_lines(paths.output_log(stream), lines)]
+        tail = [
+            line[:MAX_LINE_CHARS]
+            for line in tail_lines(paths.output_log(stream), lines, max_bytes=READ_BYTES)
+        ]
         # all lines at once: a private key block spans several
         shown = str(redact_value("\n".join(tail))).split("\n") if tail else []
         redacted += sum(a != b for a, b in zip(tail, shown, strict=False))
