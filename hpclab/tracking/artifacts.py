@@ -27,7 +27,7 @@ from pathspec import GitIgnoreSpec
 
 from hpclab.errors import ArtifactError
 from hpclab.store.atomic import TMP_PREFIX, read_json, write_json_atomic
-from hpclab.store.documents import ArtifactEntry, ArtifactsManifest
+from hpclab.store.documents import ArtifactEntry, ArtifactReference, ArtifactsManifest
 from hpclab.store.layout import RunPaths, Store
 from hpclab.store.record import utcnow_iso
 
@@ -70,6 +70,66 @@ def log_artifacts(
         if entries:
             _update_manifest(paths, entries)
     return entries
+
+
+def log_artifact_reference(
+    paths: RunPaths, src: Path, *, name: str | None = None, hash: bool = True
+) -> ArtifactReference:
+    """Record the file ``src`` in the run's ``artifacts.json`` where it lies, without a copy.
+
+    For files too large to copy or that the trainer manages itself (checkpoints, rotated
+    by top-k): the entry holds ``kind: "reference"``, ``source`` (absolute path), the
+    size, and the sha256 unless ``hash`` is False (then None). ``name`` (default: the
+    basename) is its path in the manifest; the same name again replaces the entry.
+    """
+    src = Path(os.path.abspath(src))
+    if not src.is_file():
+        raise ArtifactError(f"artifact reference {src} is not a file")
+    path = check_artifact_name(name if name is not None else src.name)
+    sha: str | None = None
+    try:
+        size = src.stat().st_size
+        if hash:
+            h = hashlib.sha256()
+            with open(src, "rb") as f:
+                while block := f.read(BLOCK):
+                    h.update(block)
+            sha = h.hexdigest()
+    except OSError as e:
+        raise ArtifactError(f"cannot read artifact reference {src}: {e}") from None
+    entry: ArtifactReference = {
+        "path": path,
+        "sha256": sha,
+        "size": size,
+        "logged_at": utcnow_iso(),
+        "kind": "reference",
+        "source": str(src),
+    }
+    _update_manifest(paths, [entry])
+    return entry
+
+
+def prune_references(paths: RunPaths, prefix: str) -> list[str]:
+    """Drop the reference entries under ``prefix`` whose file is gone (a checkpoint that
+    the trainer's top-k rotation deleted); returns their names."""
+    if not paths.artifacts_manifest.exists():
+        return []
+    current = read_json(paths.artifacts_manifest)
+    if not isinstance(current, list):
+        raise ArtifactError(f"{paths.artifacts_manifest}: expected a JSON list of artifacts")
+    gone = [
+        e["path"]
+        for e in current
+        if isinstance(e, dict)
+        and e.get("kind") == "reference"
+        and str(e.get("path", "")).startswith(prefix)
+        and not Path(str(e.get("source", ""))).is_file()
+    ]
+    if gone:
+        write_json_atomic(
+            paths.artifacts_manifest, [e for e in current if e.get("path") not in gone]
+        )
+    return gone
 
 
 def check_artifact_name(name: str) -> str:
@@ -214,7 +274,7 @@ def _link_into_run(obj: Path, artifacts_dir: Path, rel: str) -> None:
             os.unlink(tmp)
 
 
-def _update_manifest(paths: RunPaths, entries: list[ArtifactEntry]) -> None:
+def _update_manifest(paths: RunPaths, entries: Sequence[ArtifactEntry | ArtifactReference]) -> None:
     """Replace ``artifacts.json`` with its entries plus ``entries`` (same path: replaced)."""
     current: ArtifactsManifest = []
     if paths.artifacts_manifest.exists():

@@ -32,7 +32,7 @@ from hpclab.errors import ConfigError, HpclabError, RunExists, RunNotFound
 from hpclab.settings import TrackingSettings
 from hpclab.store import DEFAULT_PROJECT, RunPaths, RunRecord, RunStatus, Store
 from hpclab.store.atomic import write_yaml_atomic
-from hpclab.store.documents import ArtifactEntry, DatasetEntry
+from hpclab.store.documents import ArtifactEntry, ArtifactReference, DatasetEntry
 from hpclab.store.layout import check_project_name
 from hpclab.store.record import utcnow_iso
 from hpclab.tracking import context
@@ -377,6 +377,9 @@ class Run:
         _install_excepthook()
         if self.settings.handle_signals:
             self._install_signal_handlers()
+        from hpclab.tracking import loggers
+
+        loggers.watch()  # which trainers/loggers run, for the no-metrics warning
         if self.settings.sync_tensorboard:
             from hpclab.tracking import tensorboard
 
@@ -432,6 +435,64 @@ class Run:
         if self.paths is not None and self.rank == 0:
             record_dataset(self.paths, entry)
         return entry
+
+    # -- config, text and references (integrations) --------------------------------------
+    def update_config(self, values: Any, key: str | None = None) -> None:
+        """Merge ``values`` (a mapping, OmegaConf config, dataclass or Namespace) into the
+        run's ``config.yaml``, atomically.
+
+        With ``key`` (what the integrations do: ``hparams``, ``training_args``,
+        ``model_config``) the values land under that top-level key, whether or not the run
+        already has a config, so their feature paths (``hparams.lr``) do not depend on how
+        the run was started. Nested mappings merge; a later value for a leaf replaces the
+        earlier one. Other ranks do nothing.
+        """
+        if self.paths is None or self.rank != 0:
+            return
+        from hpclab.store.atomic import read_yaml
+
+        new = config_to_dict(values)
+        if not isinstance(new, dict):
+            raise ConfigError(f"update_config needs a mapping, not {type(values).__name__}")
+        with self._record_lock:
+            current = read_yaml(self.paths.config_yaml) if self.paths.config_yaml.exists() else {}
+            if not isinstance(current, dict):
+                raise ConfigError(f"{self.paths.config_yaml}: expected a mapping at the top")
+            write_yaml_atomic(
+                self.paths.config_yaml, _deep_merge(current, {key: new} if key else new)
+            )
+
+    def log_text(self, tag: str, text: str, step: int | None = None) -> None:
+        """Record a piece of text (a prompt, a sample, notes) in ``logs/text.jsonl``."""
+        if self.paths is None or self.rank != 0:
+            return
+        import json
+
+        line = {"tag": str(tag), "step": step, "text": str(text), "logged_at": utcnow_iso()}
+        with self._record_lock:
+            self.paths.logs_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.paths.text_jsonl, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+    def log_artifact_reference(
+        self, path: str | os.PathLike[str], name: str | None = None, hash: bool = True
+    ) -> ArtifactReference | None:
+        """Record the file ``path`` as an artifact without copying it (a checkpoint that
+        stays where the trainer wrote it): its size, sha256 (unless ``hash=False``) and
+        absolute path go into ``artifacts.json`` with ``kind: "reference"``."""
+        if self.paths is None or self.rank != 0:
+            return None
+        from hpclab.tracking.artifacts import log_artifact_reference
+
+        return log_artifact_reference(self.paths, Path(path), name=name, hash=hash)
+
+    def prune_artifact_references(self, prefix: str = "") -> list[str]:
+        """Forget referenced artifacts under ``prefix`` whose file was deleted since."""
+        if self.paths is None or self.rank != 0:
+            return []
+        from hpclab.tracking.artifacts import prune_references
+
+        return prune_references(self.paths, prefix)
 
     # -- preemption -----------------------------------------------------------------------
     @property
@@ -495,6 +556,7 @@ class Run:
                 assert self.paths is not None
                 self.paths.traceback_txt.write_text(tb)
             self._write_record(authoritative=True)
+            self._warn_if_no_metrics(status)
         self._stop_capture(error)
 
     def _start_capture(self, paths: RunPaths) -> None:
@@ -516,6 +578,17 @@ class Run:
         capture.stop()
         if error is not None and self.paths is not None:
             append_traceback(self.paths.output_log("stderr", self.rank), error)
+
+    def _warn_if_no_metrics(self, status: RunStatus) -> None:
+        """A completed run with no metrics most likely logged them somewhere hpclab does
+        not read: say so once, naming the loggers seen in this process."""
+        if status is not RunStatus.COMPLETED or self.rank != 0 or self._writer is None:
+            return
+        if self._writer.last_values() or self.summary:
+            return
+        from hpclab.tracking.loggers import no_metrics_warning
+
+        print(f"hpclab: warning: {no_metrics_warning(self.id or '?')}", file=sys.stderr)
 
     def __enter__(self) -> Run:
         return self
@@ -690,6 +763,14 @@ def _plain(value: Any) -> Any:
         except (TypeError, ValueError):
             pass
     return str(value)
+
+
+def _deep_merge(base: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in new.items():
+        old = out.get(k)
+        out[k] = _deep_merge(old, v) if isinstance(old, dict) and isinstance(v, Mapping) else v
+    return out
 
 
 def _finite_or_none(value: float) -> float | str:

@@ -2,8 +2,10 @@
 
 Legacy code keeps calling ``SummaryWriter.add_scalar``/``add_scalars`` (torch's and
 tensorboardX's) and DeepSpeed keeps its monitors; the values also land in the active
-:class:`~hpclab.Run`. The event files are still written unless the run's
-``tensorboard_events`` setting is off.
+:class:`~hpclab.Run`. ``add_text`` goes to the run's text log (``run.log_text``) and
+``add_hparams`` to its config under ``hparams`` (its metric dict to the run's metrics).
+The event files are still written unless the run's ``tensorboard_events`` setting is off.
+The hooks take values only for a run whose ``sync_tensorboard`` setting is on.
 
 Importing torch costs seconds, so nothing is imported here: the classes are patched as
 soon as their modules are imported (now, if they already are; otherwise through an import
@@ -29,9 +31,13 @@ _warned: set[str] = set()
 
 
 def _current() -> Any:
+    """The current run, if it takes TensorBoard's values (``sync_tensorboard``)."""
     from hpclab.tracking.context import current_run
 
-    return current_run()
+    run = current_run()
+    if run is None or not run.settings.sync_tensorboard:
+        return None
+    return run
 
 
 def _log(run: Any, data: dict[str, Any], step: Any) -> None:
@@ -81,7 +87,50 @@ def _patch_writer_class(cls: Any) -> None:
 
     cls.add_scalar = patched_add_scalar
     cls.add_scalars = patched_add_scalars
+    _patch_text_and_hparams(cls)
     cls._hpclab_patched = True
+
+
+def _patch_text_and_hparams(cls: Any) -> None:
+    add_text = getattr(cls, "add_text", None)
+    add_hparams = getattr(cls, "add_hparams", None)
+    if add_text is not None:
+
+        @functools.wraps(add_text)
+        def patched_add_text(
+            self: Any, tag: str, text_string: str, global_step: Any = None, *a: Any, **kw: Any
+        ) -> Any:
+            run = _current()
+            if run is not None:
+                step = None if global_step is None else int(global_step)
+                run.log_text(tag, str(text_string), step)
+                if not run.settings.tensorboard_events:
+                    return None
+            return add_text(self, tag, text_string, global_step, *a, **kw)
+
+        cls.add_text = patched_add_text
+    if add_hparams is not None:
+
+        @functools.wraps(add_hparams)
+        def patched_add_hparams(
+            self: Any, hparam_dict: Any, metric_dict: Any, *a: Any, **kw: Any
+        ) -> Any:
+            run = _current()
+            if run is None:
+                return add_hparams(self, hparam_dict, metric_dict, *a, **kw)
+            run.update_config(dict(hparam_dict or {}), key="hparams")
+            step = kw.get("global_step")
+            _log(run, dict(metric_dict or {}), None if step is None else int(step))
+            if not run.settings.tensorboard_events:
+                return None
+            # the writer's own add_scalar calls for metric_dict must not log them twice
+            _local.in_monitor = True
+            try:
+                return add_hparams(self, hparam_dict, metric_dict, *a, **kw)
+            finally:
+                _local.in_monitor = False
+
+        cls.add_hparams = patched_add_hparams
 
 
 def _patch_torch_tb(module: ModuleType) -> None:
@@ -121,6 +170,7 @@ def _patch_deepspeed_monitor(module: ModuleType) -> None:
     cls._hpclab_patched = True
 
 
+_TB_MODULES = ("torch.utils.tensorboard.writer", "tensorboardX.writer", "deepspeed.monitor.monitor")
 _PATCHERS.update(
     {
         "torch.utils.tensorboard.writer": _patch_torch_tb,
@@ -174,15 +224,38 @@ class Patch:
         return None
 
 
-def patch(keep_events: bool = True) -> Patch:
-    """Install the hooks (idempotent): patch loaded modules now, the others on import."""
-    global _installed
+def add_patchers(patchers: dict[str, Callable[[ModuleType], None]]) -> None:
+    """Patch these modules too (hpclab.tracking.loggers: which trainers ran), now if they
+    are loaded, else when they are imported."""
     with _lock:
-        if not _installed:
-            sys.meta_path.insert(0, _PatchingFinder())
-            _installed = True
-        for name, patcher in _PATCHERS.items():
+        _PATCHERS.update(patchers)
+        _install_finder()
+        for name, patcher in patchers.items():
             module = sys.modules.get(name)
             if module is not None:
-                patcher(module)
+                _apply(patcher, module)
+
+
+def _install_finder() -> None:
+    global _installed
+    if not _installed:
+        sys.meta_path.insert(0, _PatchingFinder())
+        _installed = True
+
+
+def _apply(patcher: Callable[[ModuleType], None], module: ModuleType) -> None:
+    try:
+        patcher(module)
+    except Exception as e:  # a changed upstream API must not break the user's run
+        print(f"hpclab: warning: could not hook {module.__name__}: {e}", file=sys.stderr)
+
+
+def patch(keep_events: bool = True) -> Patch:
+    """Install the hooks (idempotent): patch loaded modules now, the others on import."""
+    with _lock:
+        _install_finder()
+        for name in _TB_MODULES:
+            module = sys.modules.get(name)
+            if module is not None:
+                _apply(_PATCHERS[name], module)
     return Patch()
