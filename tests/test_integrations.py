@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import python_script
+from helpers import hpclab_cli, python_script
 
 import hpclab
 from hpclab.catalog.connect import connect
@@ -327,3 +327,28 @@ def test_tensorboard_add_text_and_add_hparams_are_captured(
         "logged once, though add_hparams also calls add_scalar itself"
     )
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*")), "events still written"
+
+
+def test_runs_show_lists_text_and_artifact_references(store_root: Path, tmp_path: Path) -> None:
+    ckpt = tmp_path / "weights dir" / "last.ckpt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"\x00" * 1000)
+    with hpclab.Run(project="p", store=store_root, settings=NO_ENV) as run:
+        run.log({"x": 1.0}, step=0)
+        run.log_text("sample", "first line\nsecond line", step=2)
+        run.log_artifact_reference(ckpt, name="checkpoints/last.ckpt", hash=False)
+    # a line being appended right now (no newline yet) is not an entry yet
+    with open(run.paths.text_jsonl, "a") as f:
+        f.write('{"tag": "half')
+    out = hpclab_cli(store_root, "runs", "show", run.id)
+    assert out.returncode == 0, out.stderr
+    assert f"  checkpoints/last.ckpt  1000 B  not hashed  -> {ckpt}" in out.stdout.splitlines()
+    assert "text      1 entry" in out.stdout
+    assert "  sample@2: first line ..." in out.stdout.splitlines()
+
+    run.paths.text_jsonl.write_text("not json\n")
+    bad = hpclab_cli(store_root, "runs", "show", run.id)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == [
+        f"hpclab: error: {run.paths.text_jsonl}: line 1: not JSON (Expecting value)"
+    ]

@@ -83,7 +83,7 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
             rows.artifacts.append(
                 {
                     "path": str(a.get("path")),
-                    "sha256": str(a.get("sha256")),
+                    "sha256": a.get("sha256") or None,  # None: a reference not hashed
                     "size": int(a.get("size") or 0),
                 }
             )

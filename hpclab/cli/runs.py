@@ -11,6 +11,7 @@ import yaml
 from hpclab.cli.output import fmt_number, table
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
+from hpclab.store.textlog import read_text_log
 from hpclab.store.views import code_origin, dropped_warnings, effective_status
 from hpclab.tracking.logs import show_lines
 from hpclab.tracking.metrics import read_metrics
@@ -220,7 +221,17 @@ def show(store: Store, run_id: str, project: str | None) -> None:
         arts = json.loads(paths.artifacts_manifest.read_text())
         click.echo(f"artifacts {len(arts)} file(s)")
         for a in arts[:20]:
-            click.echo(f"  {a['path']}  {a['size']} B  sha256:{a['sha256'][:12]}")
+            sha = f"sha256:{a['sha256'][:12]}" if a.get("sha256") else "not hashed"
+            ref = f"  -> {a['source']}" if a.get("kind") == "reference" else ""
+            click.echo(f"  {a['path']}  {a['size']} B  {sha}{ref}")
+    texts = read_text_log(paths)
+    if texts:
+        click.echo(f"text      {len(texts)} entr{'y' if len(texts) == 1 else 'ies'}")
+        for t in texts[-5:]:
+            at = "" if t["step"] is None else f"@{t['step']}"
+            first = t["text"].splitlines()[0] if t["text"] else ""
+            more = " ..." if len(first) > 100 or "\n" in t["text"] else ""
+            click.echo(f"  {t['tag']}{at}: {first[:100]}{more}")
     for line in show_lines(store, proj, paths, record):  # log paths; a failed run's tail
         click.echo(line)
 
