@@ -12,12 +12,16 @@ from helpers import hpclab_cli, poll
 
 import hpclab
 from hpclab.catalog.connect import connect
+from hpclab.catalog.indexer import index_store
 from hpclab.cli.jobs import progress
 from hpclab.errors import ConfigError
+from hpclab.site.build import build
+from hpclab.site.chromium import Chromium, find_chromium
 from hpclab.site.data import load
 from hpclab.site.details import run_details
 from hpclab.site.livedoc import run_info, total_steps_from_config
 from hpclab.site.series import run_series
+from hpclab.site.serve import make_server, serve_in_thread, url_of
 from hpclab.store import RunRecord, Store
 from hpclab.store.views import dropped_warnings, planned_steps, total_steps
 
@@ -106,3 +110,36 @@ def test_dropped_points_are_shown_in_runs_show_and_on_the_run_page(store_root: P
     assert hpclab_cli(store_root, "index").returncode == 0
     details = run_details(load(Store(store_root)), ("p", run.id))
     assert details["dropped"] == [line]
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
+def test_run_page_shows_dropped_points_returned_metrics_and_total_steps(
+    store_root: Path,
+) -> None:
+    with hpclab.Run(project="p", store=store_root, settings=QUIET) as run:
+        run.total_steps = 10
+        for s in range(6):
+            run.log({"train/loss": 1.0 / (s + 1)}, step=s)
+        run.log({"train/loss": 9.0}, step=2)  # dropped
+        run.returned.update({"test/acc": 0.75})
+    store = Store(store_root)
+    index_store(store)
+    build(store)
+    server = make_server(store.site_dir / "html", port=0)
+    serve_in_thread(server)
+    try:
+        with Chromium() as browser:
+            page = browser.new_page()
+            page.goto(f"{url_of(server)}runs/run.html?p=p&id={run.id}")
+            page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'")
+            text = page.evaluate("document.getElementById('hl-run').innerText")
+            assert page.errors == [], page.errors
+            page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "1 point dropped (step not increasing) for metric train/loss" in text
+    assert "step 5 of 10" in text
+    rows = {line.split("\t")[0]: line for line in text.splitlines() if "\t" in line}
+    assert rows["test/acc"].split("\t")[-1].strip() == "return"
+    assert rows["train/loss"].split("\t")[-1].strip() == "logged"
