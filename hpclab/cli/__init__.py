@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 from hpclab.cli import catalog as _catalog  # noqa: E402
+from hpclab.cli import command as _command  # noqa: E402
 from hpclab.cli import jobs as _jobs  # noqa: E402
 from hpclab.cli import launching as _launching  # noqa: E402
 from hpclab.cli import logs as _logs  # noqa: E402
@@ -89,6 +90,7 @@ from hpclab.cli import runs as _runs  # noqa: E402
 from hpclab.cli import site as _site  # noqa: E402
 
 cli.add_command(_runs.runs)
+cli.add_command(_command.run)
 cli.add_command(_jobs.status)
 cli.add_command(_jobs.cancel)
 cli.add_command(_logs.logs)
