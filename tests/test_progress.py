@@ -88,6 +88,7 @@ def test_status_catalog_and_site_read_total_steps_from_the_run(store_root: Path)
     assert shown.returncode == 0, shown.output
     row = json.loads(shown.stdout.strip().splitlines()[-1])
     assert (row["step"], row["total"], row["progress"]) == (4, 10, "50%")
+    assert "steps     4 of 10 (50%)" in hpclab_cli(store_root, "runs", "show", run.id).stdout
     assert hpclab_cli(store_root, "index").returncode == 0
     got = connect(store_root).execute("SELECT total_steps FROM runs WHERE run_id = ?", [run.id])
     assert got.fetchall() == [(10,)]

@@ -12,7 +12,13 @@ from hpclab.cli.output import fmt_number, table
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
 from hpclab.store.textlog import read_text_log
-from hpclab.store.views import code_origin, dropped_warnings, effective_status
+from hpclab.store.views import (
+    code_origin,
+    dropped_warnings,
+    effective_status,
+    run_progress,
+    total_steps,
+)
 from hpclab.tracking.logs import show_lines
 from hpclab.tracking.metrics import read_metrics
 
@@ -160,6 +166,10 @@ def show(store: Store, run_id: str, project: str | None) -> None:
     record = store.read_record(paths)
     click.echo(f"run       {record.id}  ({proj})")
     click.echo(f"status    {effective_status(record)}")
+    prog = run_progress(record, total_steps(_config_of(paths)))
+    if prog.total is not None:  # the progress model: hpclab.store.views.run_progress
+        done = f" ({prog.percent:.0f}%)" if prog.percent is not None else ""
+        click.echo(f"steps     {'-' if prog.step is None else prog.step} of {prog.total}{done}")
     for key in ("name", "parent", "sweep_id", "host", "started_at", "ended_at"):
         value = getattr(record, key)
         if value:
@@ -234,6 +244,11 @@ def show(store: Store, run_id: str, project: str | None) -> None:
             click.echo(f"  {t['tag']}{at}: {first[:100]}{more}")
     for line in show_lines(store, proj, paths, record):  # log paths; a failed run's tail
         click.echo(line)
+
+
+def _config_of(paths: Any) -> Any:
+    """The run's config.yaml, or None when it has none."""
+    return read_yaml(paths.config_yaml) if paths.config_yaml.exists() else None
 
 
 def _nan_mask(values: Any) -> Any:
