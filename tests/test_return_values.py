@@ -21,6 +21,7 @@ from hpclab.site.data import load
 from hpclab.site.details import run_details
 from hpclab.site.research import sweep_report
 from hpclab.store import RunStatus, Store
+from hpclab.store.atomic import write_yaml_atomic
 
 APP = """
 import hydra
@@ -154,3 +155,20 @@ def test_return_values_survive_an_indexer_restart(store_root: Path) -> None:
             (other.id, "loss", 2.0, "logged"),
         ]
     )
+
+
+def test_a_returned_value_is_the_final_value_of_a_logged_key_metric(store_root: Path) -> None:
+    with hpclab.Run(project="p", store=store_root, settings={"snapshot_env": False}) as run:
+        for s, loss in enumerate([0.9, 0.5, 0.7]):
+            run.log({"val/loss": loss}, step=s)
+        run.returned.update({"val/loss": 0.6})  # e.g. re-evaluated on the best checkpoint
+    write_yaml_atomic(
+        Store(store_root).project_yaml("p"),
+        {"key_metrics": [{"name": "val/loss", "direction": "minimize", "aggregation": "last"}]},
+    )
+    with Indexer(Store(store_root)) as ix:
+        ix.index()
+    got = connect(store_root).execute(
+        "SELECT last, best, key_value, n, last_step, source FROM metric_summary"
+    )
+    assert got.fetchall() == [(0.6, 0.5, 0.6, 3, 2, "logged+return")]
