@@ -41,7 +41,7 @@ from hpclab.store.record import (
     WAITING_STATUSES,
     RunStatus,
 )
-from hpclab.store.views import progress as run_progress
+from hpclab.store.views import progress as progress_of
 
 OVERVIEW_ROWS = 25  # runs per project in the Overview table
 ACTIVITY_ROWS = 15
@@ -289,7 +289,8 @@ def board(data: SiteData) -> Page:
                 value = num(data.metric_value(key, metrics[0].name))
                 metric = h('<div class="hl-kcard-m">{} {}</div>', metrics[0].name, value)
             progress = Html("")
-            pct = run_progress(r["status"], r.get("step"), data.total_steps(key), None).percent
+            # the catalog's row: its total_steps is the progress model's (views.planned_steps)
+            pct = progress_of(r["status"], r.get("step"), data.total_steps(key), None).percent
             if r["status"] == RunStatus.RUNNING.value and pct is not None:
                 progress = h(
                     '<div class="hl-progress"><span style="width:{}%"></span></div>',
