@@ -134,7 +134,7 @@ def test_run_captures_into_its_logs_while_running(store_root: Path, outcome: str
     err_log = _text(paths.stderr_log)
     if outcome == "fail":
         assert proc.returncode != 0
-        assert "RuntimeError: boom <script>" in err_log
+        assert err_log.count("RuntimeError: boom <script>") == 1  # printed once, not appended
         assert "RuntimeError: boom <script>" in stderr
     else:
         assert proc.returncode == 0, stderr

@@ -240,7 +240,13 @@ def _flush_python_streams() -> None:
 
 
 def append_traceback(log_path: str | os.PathLike[str], error: BaseException) -> None:
-    """Append ``error``'s traceback to a log file (not the terminal); never raises."""
+    """Append ``error``'s traceback to a log file (not the terminal), unless the log
+    already ends with it (Python printed it while captured); never raises."""
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as f:
-        f.write(text)
+    with contextlib.suppress(OSError), open(log_path, "a+b") as f:
+        data = text.encode("utf-8", errors="replace")
+        end = f.seek(0, os.SEEK_END)
+        f.seek(max(0, end - len(data) - 4096))
+        if data.strip() in f.read():
+            return
+        f.write(data)
