@@ -172,3 +172,14 @@ def test_a_returned_value_is_the_final_value_of_a_logged_key_metric(store_root: 
         "SELECT last, best, key_value, n, last_step, source FROM metric_summary"
     )
     assert got.fetchall() == [(0.6, 0.5, 0.6, 3, 2, "logged+return")]
+
+
+def test_a_run_that_only_returns_values_is_not_warned_of_no_metrics(
+    store_root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with hpclab.Run(project="p", store=store_root, settings={"snapshot_env": False}):
+        pass
+    assert "warning" in capfd.readouterr().err  # the warning this test is about
+    with hpclab.Run(project="p", store=store_root, settings={"snapshot_env": False}) as run:
+        run.returned.update({"score": 1.0})
+    assert "warning" not in capfd.readouterr().err

@@ -584,7 +584,7 @@ class Run:
         not read: say so once, naming the loggers seen in this process."""
         if status is not RunStatus.COMPLETED or self.rank != 0 or self._writer is None:
             return
-        if self._writer.last_values() or self.summary:
+        if self._writer.last_values() or self.summary or self.returned:
             return
         from hpclab.tracking.loggers import no_metrics_warning
 
