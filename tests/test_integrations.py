@@ -17,6 +17,7 @@ from helpers import hpclab_cli, python_script
 import hpclab
 from hpclab.catalog.connect import connect
 from hpclab.catalog.indexer import Indexer
+from hpclab.site.chromium import find_chromium
 from hpclab.store import Store
 from hpclab.store.atomic import read_json, read_yaml
 from hpclab.tracking import loggers
@@ -352,3 +353,53 @@ def test_runs_show_lists_text_and_artifact_references(store_root: Path, tmp_path
     assert bad.stderr.strip().splitlines() == [
         f"hpclab: error: {run.paths.text_jsonl}: line 1: not JSON (Expecting value)"
     ]
+
+
+def test_run_page_details_carry_the_text_log_redacted(store_root: Path) -> None:
+    from secret_fixtures import fake_secrets
+
+    from hpclab.site.data import load
+    from hpclab.site.details import run_details
+
+    token = fake_secrets("T")["github-token"]
+    with hpclab.Run(project="p", store=store_root, settings=NO_ENV) as run:
+        run.log({"x": 1.0}, step=0)
+        run.log_text("prompt", "<b>hello</b>", step=1)
+        run.log_text("env", f"token={token}")
+    assert hpclab_cli(store_root, "index").returncode == 0
+    text = run_details(load(Store(store_root)), ("p", run.id))["text"]
+    assert [(t["tag"], t["step"]) for t in text] == [("prompt", 1), ("env", None)]
+    assert text[0]["text"] == "<b>hello</b>", "escaped by the page, not mangled here"
+    assert token not in text[1]["text"] and "redacted" in text[1]["text"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
+def test_run_page_shows_the_text_log_escaped(store_root: Path) -> None:
+    from hpclab.catalog.indexer import index_store
+    from hpclab.site.build import build
+    from hpclab.site.chromium import Chromium
+    from hpclab.site.serve import make_server, serve_in_thread, url_of
+
+    with hpclab.Run(project="p", store=store_root, settings=NO_ENV) as run:
+        run.log({"x": 1.0}, step=0)
+        run.log_text("sample", "<img src=x onerror=alert(1)> the cat", step=3)
+    store = Store(store_root)
+    index_store(store)
+    build(store)
+    server = make_server(store.site_dir / "html", port=0)
+    serve_in_thread(server)
+    try:
+        with Chromium() as browser:
+            page = browser.new_page()
+            page.goto(f"{url_of(server)}runs/run.html?p=p&id={run.id}")
+            page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'")
+            text = page.evaluate("document.getElementById('hl-run').innerText")
+            images = page.evaluate("document.querySelectorAll('#hl-run img').length")
+            assert page.errors == [], page.errors
+            page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Text" in text and "<img src=x onerror=alert(1)> the cat" in text
+    assert images == 0, "the text is shown as text, never as markup"

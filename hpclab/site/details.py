@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from hpclab.errors import StoreError
 from hpclab.site.data import Key, SiteData, config_diff, finite, iso, loads
 from hpclab.site.logtail import log_doc
 from hpclab.site.redact import redact_config_value, redact_patch, redact_text, redact_value
 from hpclab.store.atomic import read_json
+from hpclab.store.textlog import read_text_log
 from hpclab.store.views import code_origin, dropped_warnings
 
 MAX_PATCH_BYTES = 200_000
@@ -108,7 +110,25 @@ def run_details(data: SiteData, key: Key) -> dict[str, Any]:
         "reproduction": _plain_dict(repro),
         "restore": restore_commands(project, run_id, run.get("git_commit") if publish else None),
         "logs": log_doc(paths),
+        "text": _text(paths),
     }
+
+
+MAX_TEXT_ENTRIES = 50
+
+
+def _text(paths: Any) -> list[dict[str, Any]]:
+    """The run's last text entries (``run.log_text``, TensorBoard ``add_text``), each
+    through the secret scanner; a malformed text log publishes nothing rather than
+    failing the site."""
+    try:
+        entries = read_text_log(paths)
+    except StoreError:
+        return []
+    return [
+        {"tag": t["tag"], "step": t["step"], "text": redact_text(t["text"])[0]}
+        for t in entries[-MAX_TEXT_ENTRIES:]
+    ]
 
 
 def restore_commands(project: str, run_id: str, commit: str | None) -> list[str]:

@@ -498,6 +498,10 @@
           d.artifacts.map(function (a) { return [code(a.path), shortHash(a.sha256), fmt(a.size)]; })) : emptyP("No artifacts.")));
         parts.push(section("Data", d.datasets.length ? table(["dataset", "path", "sha256", "files", "bytes"],
           d.datasets.map(function (s) { return [s.name, code(s.path), shortHash(s.sha256), fmt(s.n_files), fmt(s.size)]; })) : emptyP("No data sets fingerprinted.")));
+        if ((d.text || []).length) {  // run.log_text / TensorBoard add_text
+          parts.push(section("Text", table(["tag", "step", "text"], d.text.map(function (t) {
+            return [t.tag, t.step === null ? "" : fmt(t.step), html`<pre class="hl-notes">${t.text}</pre>`]; }))));
+        }
         var notes = d.notes;
         parts.push(section("Notes", notes ? html`${joinHtml((notes.tags || []).map(function (t) { return html`<span class="hl-tag">${t}</span>`; }), " ")}${
           notes.text ? html`<pre class="hl-notes">${notes.text}</pre>` : ""}` : emptyP("No notes (hpclab note " + run.run_id + " --append \"...\").")));
