@@ -54,14 +54,16 @@ def test_final_metrics_flattens_nested_dicts_and_warns_once_for_the_rest(
     assert final_metrics(None) == {} and final_metrics("done") == {}
 
 
-def _launch_app(tmp_path: Path, store: Path, scales: str) -> None:
+def _launch_app(
+    tmp_path: Path, store: Path, scales: str, launcher: str = "hpclab_local", *args: str
+) -> None:
     app = tmp_path / "my app"
     app.mkdir()
     (app / "train.py").write_text(APP)
     (app / "cfg.yaml").write_text("scale: 1.0\n")
     env = {**os.environ, "HPCLAB_STORE": str(store), "HPCLAB_PROJECT": "ret"}
     out = subprocess.run(
-        [sys.executable, "train.py", "-m", "hydra/launcher=hpclab_local", f"scale={scales}"],
+        [sys.executable, "train.py", "-m", f"hydra/launcher={launcher}", f"scale={scales}", *args],
         cwd=app,
         env=env,
         capture_output=True,
@@ -69,7 +71,8 @@ def _launch_app(tmp_path: Path, store: Path, scales: str) -> None:
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    assert "not recorded (not numbers): note" in out.stdout + out.stderr
+    if launcher == "hpclab_local":  # on Slurm the warning is in the job's own output
+        assert "not recorded (not numbers): note" in out.stdout + out.stderr
 
 
 def _summary(store: Path, tmp_path: Path) -> dict[tuple[str, str], dict[str, str]]:
@@ -183,3 +186,23 @@ def test_a_run_that_only_returns_values_is_not_warned_of_no_metrics(
     with hpclab.Run(project="p", store=store_root, settings={"snapshot_env": False}) as run:
         run.returned.update({"score": 1.0})
     assert "warning" not in capfd.readouterr().err
+
+
+@pytest.mark.slow
+def test_return_values_of_slurm_array_tasks_reach_the_catalog(
+    tmp_path: Path, slurm_cluster: str
+) -> None:
+    store = tmp_path / "store"
+    # wait: read the results once the array ends; one CPU a task (the dev node has two)
+    slurm = ["hydra.launcher.wait=true", "hydra.launcher.timeout_min=2"]
+    _launch_app(
+        tmp_path, store, "1.0,2.0", "hpclab_slurm", *slurm, "hydra.launcher.cpus_per_task=1"
+    )
+    s = Store(store)
+    records = [s.read_record(p) for _, p in s.iter_runs()]
+    assert sorted(r.returned["val/loss"] for r in records) == [0.25, 0.5]
+    assert all(r.scheduler.get("kind") == "slurm" for r in records)
+    assert hpclab_cli(store, "index").returncode == 0
+    rows = _summary(store, tmp_path)
+    assert sorted(float(r["last"]) for (_, n), r in rows.items() if n == "val/loss") == [0.25, 0.5]
+    assert {r["source"] for (_, n), r in rows.items() if n == "test/loss"} == {"return"}
