@@ -10,11 +10,16 @@ This module is imported during Hydra's plugin discovery: it must stay cheap (no 
 no submitit, no zarr).
 """
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, List, Optional  # noqa: UP035 - OmegaConf needs typing.List
 
 from hydra.core.config_store import ConfigStore
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
+
+# The callback that tracks a run without -m (run_mode.py), pulled in by each launcher
+# config's defaults list.
+RUN_MODE_CALLBACK = "hydra_plugins.hpclab_launcher.run_mode.HpclabRunModeCallback"
+_RUN_MODE_DEFAULTS = [{"/hydra/hpclab": "run_mode"}]
 
 # Names of the hpclab-only launcher fields; everything else goes to submitit.
 HPCLAB_FIELDS = ("wait", "preflight", "preflight_only", "project", "store", "isolate_code")
@@ -24,6 +29,7 @@ HPCLAB_FIELDS = ("wait", "preflight", "preflight_only", "project", "store", "iso
 class HpclabSlurmConf(SlurmQueueConf):
     """``hydra/launcher=hpclab_slurm``: the sweep is one Slurm array job."""
 
+    defaults: List[Any] = field(default_factory=lambda: list(_RUN_MODE_DEFAULTS))  # noqa: UP006
     _target_: str = "hydra_plugins.hpclab_launcher.launcher.HpclabSlurmLauncher"
     # A time limit requeues the job (submitit's checkpointing) and the requeued task
     # resumes the same run; hydra-submitit's default of 0 would just stop it.
@@ -49,6 +55,7 @@ class HpclabSlurmConf(SlurmQueueConf):
 class HpclabLocalConf(LocalQueueConf):
     """``hydra/launcher=hpclab_local``: points run as parallel processes on this machine."""
 
+    defaults: List[Any] = field(default_factory=lambda: list(_RUN_MODE_DEFAULTS))  # noqa: UP006
     _target_: str = "hydra_plugins.hpclab_launcher.launcher.HpclabLocalLauncher"
     wait: bool = True
     preflight: bool = True
@@ -63,4 +70,13 @@ ConfigStore.instance().store(
 )
 ConfigStore.instance().store(
     group="hydra/launcher", name="hpclab_local", node=HpclabLocalConf(), provider="hpclab"
+)
+# Run mode (no -m) never calls a launcher: selecting an hpclab launcher also adds the
+# callback that tracks a run-mode job as a one-point sweep (hydra_plugins/.../run_mode.py).
+ConfigStore.instance().store(
+    group="hydra/hpclab",
+    name="run_mode",
+    node={"hydra": {"callbacks": {"hpclab_run_mode": {"_target_": RUN_MODE_CALLBACK}}}},
+    package="_global_",
+    provider="hpclab",
 )
