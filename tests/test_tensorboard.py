@@ -182,3 +182,40 @@ def test_deepspeed_monitor_lands_in_the_run(store_root: Path, tmp_path: Path) ->
     assert list((tmp_path / "ds").rglob("events.out.tfevents*")), "and its TensorBoard monitor too"
     rec = json.loads((run_dir / "run.json").read_text())
     assert rec["metrics_dropped"] == {}
+
+
+def test_tensorboardx_add_text_and_add_hparams_land_in_the_run(
+    store_root: Path, tmp_path: Path
+) -> None:
+    from tensorboardX import SummaryWriter
+
+    from hpclab.store.atomic import read_yaml
+    from hpclab.store.textlog import read_text_log
+
+    with hpclab.Run(project="p", store=store_root, settings={"snapshot_env": False}) as run:
+        writer = SummaryWriter(logdir=str(tmp_path / "tbx"))
+        writer.add_text("caption", "a dog", 2)
+        writer.add_hparams({"lr": 0.1, "layers": 2}, {"final/loss": 0.25}, global_step=9)
+        writer.close()
+    assert [(t["tag"], t["step"], t["text"]) for t in read_text_log(run.paths)] == [
+        ("caption", 2, "a dog")
+    ]
+    assert read_yaml(run.paths.config_yaml) == {"hparams": {"lr": 0.1, "layers": 2}}
+    loss = read_metrics(run.paths.metrics_zarr)["final/loss"]
+    assert loss.step.tolist() == [9] and loss.value.tolist() == [0.25]
+
+
+def test_sync_tensorboard_off_captures_nothing(store_root: Path, tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    settings = {"snapshot_env": False, "sync_tensorboard": False}
+    with hpclab.Run(project="p", store=store_root, settings=settings) as run:
+        writer = SummaryWriter(log_dir=str(tmp_path / "tb"))
+        writer.add_scalar("loss", 1.0, 0)
+        writer.close()
+        texts = SummaryWriter(log_dir=str(tmp_path / "tb-text"))
+        texts.add_text("t", "x", 0)
+        texts.close()
+    assert read_metrics(run.paths.metrics_zarr) == {}
+    assert not run.paths.text_jsonl.exists()
+    assert _event_scalars(tmp_path / "tb")["loss"] == [(0, 1.0)], "events still written"

@@ -98,7 +98,9 @@ class Run:
             "heartbeat_interval": heartbeat_interval,
             "sync_tensorboard": sync_tensorboard,
         }
-        self.settings = TrackingSettings.from_sources({**(settings or {}), **shortcuts})
+        # a shortcut left at None must not undo the same setting given in ``settings``
+        given = {k: v for k, v in shortcuts.items() if v is not None}
+        self.settings = TrackingSettings.from_sources({**(settings or {}), **given})
         self.store = store if isinstance(store, Store) else Store.resolve(store)
         self.project = project or os.environ.get("HPCLAB_PROJECT") or DEFAULT_PROJECT
         check_project_name(self.project)
