@@ -403,3 +403,36 @@ def test_run_page_shows_the_text_log_escaped(store_root: Path) -> None:
         server.server_close()
     assert "Text" in text and "<img src=x onerror=alert(1)> the cat" in text
     assert images == 0, "the text is shown as text, never as markup"
+
+
+def test_lightning_total_steps_from_max_epochs(store_root: Path, tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+
+    from hpclab.integrations.lightning import HpclabLogger
+
+    logger = HpclabLogger(project="p", store=store_root, settings=NO_ENV)
+    pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=[logger],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        log_every_n_steps=1,
+    ).fit(_lightning_module(), _loader(n=12, batch=4))
+    record = json.loads(logger.run.paths.run_json.read_text())
+    assert record.get("total_steps") == 6, "2 epochs of 3 batches"
+    assert read_metrics(logger.run.paths.metrics_zarr)["train/loss"].step.tolist() == list(range(6))
+
+
+def test_the_warning_names_each_logger_and_advises_only_for_uncaptured_ones() -> None:
+    loggers.note("lightning.TensorBoardLogger")
+    loggers.note("lightning.CSVLogger")
+    loggers.note("transformers.WandbCallback")
+    loggers.note("lightning.CSVLogger")  # a second trainer: named once
+    assert loggers.no_metrics_warning("R1") == (
+        "run R1 completed with no metrics; loggers seen: lightning.TensorBoardLogger, "
+        "lightning.CSVLogger (not captured: add hpclab.integrations.lightning.HpclabLogger), "
+        "transformers.WandbCallback (not captured: add "
+        "hpclab.integrations.transformers.HpclabCallback)"
+    )
