@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from helpers import hpclab_cli, hpclab_subprocess, poll
 from slurm_fixtures import job_name, sbatch, scancel
@@ -121,7 +122,7 @@ def test_tensorboard_script_is_tracked_without_edits(store_root: Path, tmp_path:
     }
     assert (run / "snapshot" / "code.json").exists()
     assert (run / "snapshot" / "environment.json").exists()
-    assert f"RUN {rec['id']}" in (run / "logs" / "stdout.log").read_text()
+    assert (run / "logs" / "stdout.log").read_text().count(f"RUN {rec['id']}") == 1
     assert "to-stderr" in (run / "logs" / "stderr.log").read_text()
     assert (tmp_path / "tb").is_dir()  # the event files are still written
 
@@ -170,7 +171,10 @@ def test_non_python_command_is_owned_by_the_parent(store_root: Path, tmp_path: P
     assert (run / "snapshot" / "environment.json").exists()
 
 
-def test_sigterm_is_forwarded_and_cancels(store_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_is_forwarded_and_cancels(
+    signum: signal.Signals, store_root: Path, tmp_path: Path
+) -> None:
     ready = tmp_path / "ready"
     (tmp_path / "wait.py").write_text(
         f"import pathlib, time\npathlib.Path({str(ready)!r}).write_text('1')\ntime.sleep(600)\n"
@@ -194,7 +198,7 @@ def test_sigterm_is_forwarded_and_cancels(store_root: Path, tmp_path: Path) -> N
     )
     try:
         poll(ready.exists, timeout=120, message="the child to start")
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         assert proc.wait(timeout=120) != 0
     finally:
         proc.kill()
@@ -249,3 +253,26 @@ def test_inside_sbatch_records_the_slurm_job(
     run = _run_dir(store_root, "x", rec["id"])
     assert list(read_metrics(run / "metrics.zarr")["acc"].value) == [0.75]
     assert yaml.safe_load((run / "config.yaml").read_text()) == {"seed": 4}
+
+
+def test_an_existing_sitecustomize_still_runs(store_root: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site dir"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import builtins\nbuiltins.SITE_MARK = 'theirs'\n")
+    (tmp_path / "s.py").write_text(
+        "import builtins, hpclab\n"
+        "print('MARK', builtins.SITE_MARK, hpclab.current_run() is not None)\n"
+    )
+    proc = hpclab_subprocess(
+        store_root,
+        "run",
+        "--",
+        sys.executable,
+        "s.py",
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "MARK theirs True" in proc.stdout
+    _, rec = _only_run(store_root, "s")
+    assert rec["status"] == "completed"

@@ -32,8 +32,13 @@ def _chain() -> None:
 def _attach() -> None:
     if os.environ.pop("HPCLAB_AUTORUN", None) != "1":
         return
-    from hpclab.launch.command import attach_child
-
+    try:
+        from hpclab.launch.command import attach_child
+    except ImportError as e:  # a Python without hpclab installed: run the script anyway
+        print(
+            f"hpclab: warning: this Python cannot import hpclab ({e}); not tracked", file=sys.stderr
+        )
+        return
     attach_child()
 
 
