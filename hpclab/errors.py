@@ -31,6 +31,15 @@ class RunNotFound(StoreError):
     """No run with this id (or key) exists in the store."""
 
 
+class StoreNotFound(StoreError):
+    """``--store`` (or ``$HPCLAB_STORE``) names no hpclab store: a missing directory, or
+    one with neither a VERSION file nor a project holding ``runs/`` (a typo)."""
+
+
+class ProjectNotFound(StoreError):
+    """A command that reads a project was given one the store does not hold."""
+
+
 class RunExists(StoreError):
     """A run id asked for explicitly is already taken."""
 
@@ -95,6 +104,12 @@ class UnsafePathError(RestoreError):
 class SiteError(HpclabError):
     """The lab website cannot be built, served or exported (no template, MkDocs failed,
     port in use, no Chromium for a PDF)."""
+
+
+def did_you_mean(word: str, choices: Collection[str], cutoff: float = 0.6) -> str:
+    """``"; did you mean 'train'?"`` for the closest of ``choices`` to ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def check_keys(

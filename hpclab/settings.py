@@ -108,3 +108,38 @@ def _parse(name: str, type_name: Any, value: Any, *, source: str) -> Any:
             f"{source}: invalid value {value!r} for {name} ({type_name}, positive)"
         ) from None
     return value  # pragma: no cover
+
+
+#: Every ``HPCLAB_*`` environment variable hpclab (its scripts and tests) reads, beside
+#: the :class:`TrackingSettings` fields; anything else starting ``HPCLAB_`` is a typo.
+ENV_VARS: dict[str, str] = {
+    "HPCLAB_STORE": "store root (default ./hpclab-store)",
+    "HPCLAB_PROJECT": "project of a run",
+    "HPCLAB_RUN_ID": "run id a launcher gives its job",
+    "HPCLAB_CONF": "Hydra config tree of python -m hpclab.launch",
+    "HPCLAB_CHROMIUM": "Chromium binary for PDF reports",
+    "HPCLAB_CAPTURE_OUTPUT": "off: do not tee stdout/stderr into the run's logs",
+    "HPCLAB_ISOLATE_CODE": "false: tasks run in place, not from the sweep's code snapshot",
+    "HPCLAB_CODE_TREE": "code snapshot a task runs from (set by the launcher)",
+    "HPCLAB_AUTORUN": "set by hpclab run for its Python child",
+    "HPCLAB_AUTORUN_CODE_DIR": "set by hpclab run for its Python child",
+    "HPCLAB_CLUSTER_DIR": "state directory of the dev Slurm cluster",
+    "HPCLAB_ROOT": "source tree (scripts/)",
+    "HPCLAB_VENV": "virtualenv of scripts/",
+    "HPCLAB_TEST_ARTIFACTS": "where tests keep their artifacts",
+    **{f"HPCLAB_{n.upper()}": "tracking setting" for n in TrackingSettings.names()},
+}
+
+
+def unknown_env_vars(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning line per ``HPCLAB_*`` variable in ``environ`` that hpclab does not
+    read, naming it and its closest known name. A warning, not an error: variables leak
+    in from other tools and shells."""
+    from hpclab.errors import did_you_mean
+
+    environ = os.environ if environ is None else environ
+    return [
+        f"unknown environment variable {name} (ignored){did_you_mean(name, ENV_VARS, 0.8)}"
+        for name in sorted(environ)
+        if name.startswith("HPCLAB_") and name not in ENV_VARS
+    ]

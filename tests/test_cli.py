@@ -27,6 +27,7 @@ def test_python_m_hpclab_help() -> None:
 
 
 def test_console_script_error_is_one_clean_line(store_root: Path) -> None:
+    store_root.mkdir()  # an empty store: the run is what is missing (tests/test_typos.py)
     script = Path(sys.executable).with_name("hpclab")  # installed beside this interpreter
     assert script.exists(), f"{script}: the package is not installed with its scripts"
     out = subprocess.run(
@@ -56,6 +57,7 @@ def test_version() -> None:
 
 
 def test_missing_run_is_one_clean_line(store_root: Path) -> None:
+    store_root.mkdir()
     out = hpclab_cli(store_root, "runs", "show", "nope")
     assert out.returncode == 1
     assert out.stderr.strip().splitlines() == [

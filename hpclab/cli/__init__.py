@@ -17,6 +17,7 @@ import click
 
 from hpclab import __version__
 from hpclab.errors import HpclabError
+from hpclab.settings import unknown_env_vars
 from hpclab.store import Store
 
 
@@ -39,6 +40,8 @@ class _Group(click.Group):
         logger = logging.getLogger("hpclab")
         handler = _StderrHandler(logging.WARNING)
         logger.addHandler(handler)
+        for line in unknown_env_vars():  # a typo like HPCLAB_STOER: warn, others' vars leak
+            click.echo(f"hpclab: warning: {line}", err=True)
         try:
             return super().main(*args, **{**kwargs, "standalone_mode": False})
         except HpclabError as e:
@@ -88,6 +91,7 @@ from hpclab.cli import research as _research  # noqa: E402
 from hpclab.cli import restore as _restore  # noqa: E402
 from hpclab.cli import runs as _runs  # noqa: E402
 from hpclab.cli import site as _site  # noqa: E402
+from hpclab.cli.guard import guard_commands  # noqa: E402
 
 cli.add_command(_runs.runs)
 cli.add_command(_command.run)
@@ -107,5 +111,6 @@ cli.add_command(_restore.restore)
 cli.add_command(_restore.rerun)
 cli.add_command(_restore.repro)
 cli.add_command(_restore.env)
+guard_commands(cli)  # typos are errors: hpclab/cli/guard.py, last
 
 __all__ = ["cli", "main"]

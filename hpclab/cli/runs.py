@@ -8,6 +8,7 @@ from typing import Any
 import click
 import yaml
 
+from hpclab.cli.guard import check_metrics
 from hpclab.cli.output import fmt_number, table
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
@@ -63,8 +64,10 @@ def list_runs(
     from hpclab.catalog import queries
 
     bounds = [queries.parse_bound(w) for w in where]
+    con = queries.fresh(store)
+    check_metrics(con, [b.metric for b in bounds])  # a typo is an error, not no rows
     rows = queries.list_runs(
-        queries.fresh(store),
+        con,
         project=project,
         sweep=sweep,
         status=status,

@@ -29,6 +29,12 @@ def build(store: Store, out: str | None) -> None:
     """
     from hpclab.site.build import build as build_site
 
+    if not store.catalog_manifest.exists():  # never indexed: not an empty site, index first
+        from hpclab.catalog.indexer import Indexer
+
+        click.echo(f"store {store.root} has no catalog yet: indexing it first", err=True)
+        with Indexer(store) as ix:
+            ix.index()
     report = build_site(store, Path(out) if out else None)
     click.echo(
         f"built {report.pages} pages and {report.runs} runs' data in {report.seconds:.1f} s: "

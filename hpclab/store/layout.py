@@ -31,7 +31,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpclab.errors import RunExists, RunNotFound, StoreError
+from hpclab.errors import (
+    ProjectNotFound,
+    RunExists,
+    RunNotFound,
+    StoreError,
+    StoreNotFound,
+    did_you_mean,
+)
 from hpclab.store.atomic import read_json, write_bytes_atomic, write_json_atomic
 from hpclab.store.ids import KEY_RE, is_valid_run_id, new_run_id
 from hpclab.store.record import RunRecord, is_forward
@@ -406,6 +413,50 @@ class Store:
             p.name
             for p in self.root.iterdir()
             if (p / "runs").is_dir() and PROJECT_RE.match(p.name)
+        )
+
+    def is_store(self) -> bool:
+        """Whether the root is an hpclab store: a ``VERSION`` file (written on first
+        write), a project holding ``runs/`` (stores from before VERSION files), or an empty
+        directory (made for a store, nothing written yet)."""
+        if not self.root.is_dir():
+            return False
+        if self.version_file.exists() or self.projects():
+            return True
+        return not any(self.root.iterdir())
+
+    def require(self) -> Store:
+        """This store, or :class:`StoreNotFound` naming the root (and a sibling store its
+        name is a typo of): for read commands, which must not create a store."""
+        if self.is_store():
+            return self
+        what = "does not exist" if not self.root.exists() else "is not an hpclab store"
+        siblings: list[str] = []
+        if self.root.parent.is_dir():
+            siblings = [
+                p.name
+                for p in self.root.parent.iterdir()
+                if p != self.root and p.is_dir() and (p / VERSION_FILE).exists()
+            ]
+        raise StoreNotFound(
+            f"store {self.root} {what} (no {VERSION_FILE} file, no project with runs/): check "
+            f"--store or $HPCLAB_STORE{did_you_mean(self.root.name, siblings)}"
+        )
+
+    def has_project(self, project: str) -> bool:
+        """Whether ``project`` exists: its directory holds runs, sweeps, hypotheses or a
+        project.yaml."""
+        d = self.project_dir(project)
+        return any((d / n).exists() for n in ("runs", "sweeps", "hypotheses", "project.yaml"))
+
+    def require_project(self, project: str) -> None:
+        """:class:`ProjectNotFound` unless ``project`` exists, listing the projects."""
+        if self.has_project(project):
+            return
+        names = self.projects()
+        raise ProjectNotFound(
+            f"no project {project!r} in store {self.root} "
+            f"(projects: {', '.join(names) or 'none'}){did_you_mean(project, names)}"
         )
 
     # -- catalog (derived from everything above; deleting it loses nothing) ----------------
