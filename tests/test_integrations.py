@@ -436,3 +436,29 @@ def test_the_warning_names_each_logger_and_advises_only_for_uncaptured_ones() ->
         "transformers.WandbCallback (not captured: add "
         "hpclab.integrations.transformers.HpclabCallback)"
     )
+
+
+def test_lightning_fit_then_validate_records_into_the_same_run(
+    store_root: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from hpclab.integrations.lightning import HpclabLogger
+
+    class WithValidation(type(_lightning_module())):  # type: ignore[misc]
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            x, y = batch
+            self.log("val/loss", torch.nn.functional.mse_loss(self.layer(x), y))
+
+    module = WithValidation(0.1)
+    logger = HpclabLogger(project="p", store=store_root, settings=NO_ENV)
+    trainer = _trainer(tmp_path, [logger], enable_checkpointing=False)
+    trainer.fit(module, _loader())
+    first = logger.run
+    assert first.finished, "fit's end ends the run the logger opened"
+    trainer.validate(module, _loader())
+    assert logger.run.id == first.id and logger.run.finished
+    record = Store(store_root).read_record(logger.run.paths)
+    assert record.status.value == "completed"
+    metrics = read_metrics(logger.run.paths.metrics_zarr)
+    assert "val/loss" in metrics and len(metrics["train/loss"]) == 5
