@@ -264,6 +264,8 @@ def test_status_and_cancel_a_sweep(store: Store, monkeypatch: pytest.MonkeyPatch
         assert lines[1].split()[:4] == ["RUN", "STATUS", "JOB", "SCHEDULER"]
         row = next(line.split() for line in lines if line.startswith(first.id))
         assert row[1:3] == ["running", f"{jid}_0"] and row[3] in ("RUNNING", "PENDING")
+        if row[4].startswith("("):  # a pending job's reason: PENDING (Resources)
+            del row[4]
         assert row[4:8] == ["49", "100", "50%", "00:25"]  # step, total, progress, ETA
         assert any(line.startswith(second.id) and " queued " in line for line in lines)
 

@@ -167,6 +167,7 @@ def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
         "array_job_id": sched.get("array_job_id") or submission.get("array_job_id"),
         "array_task_id": sched.get("array_task_id"),
         "scheduler_state": state.get("state") if isinstance(state, Mapping) else None,
+        "scheduler_reason": state.get("reason") if isinstance(state, Mapping) else None,
         "error_type": (record.error or {}).get("type"),
         "error_message": (record.error or {}).get("message"),
         "git_commit": (code.get("git") or {}).get("commit"),

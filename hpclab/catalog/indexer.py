@@ -84,6 +84,7 @@ class PassReport:
     errors: int = 0
     published: bool = False
     seconds: float = 0.0
+    reconciled: int = 0  # run records the scheduler's answer rewrote (reconcile_pass)
 
 
 class Indexer:
@@ -746,10 +747,51 @@ def _one_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
-def index_store(store: Store) -> PassReport:
-    """``hpclab index``: one pass, holding the lock."""
+def index_store(store: Store, *, reconcile: bool = False) -> PassReport:
+    """``hpclab index``: one pass, holding the lock; with ``reconcile``, then the unfinished
+    runs' records brought in line with the scheduler (:func:`reconcile_pass`)."""
     with Indexer(store) as indexer:
-        return indexer.index()
+        report = indexer.index()
+        if reconcile:
+            reconcile_pass(indexer, report)
+        return report
 
 
-__all__ = ["Entry", "Indexer", "PassReport", "index_store", "row_status"]
+def unfinished_runs(indexer: Indexer) -> list[tuple[str, str]]:
+    """(project, run id) of the runs the catalog holds as not final: what a reconciliation
+    pass asks the scheduler about (no run directory is read to find them)."""
+    final = {s.value for s in RunStatus if s.is_final}
+    return [
+        key
+        for key, entry in sorted(indexer.entries.items())
+        if entry.rows is not None and entry.rows.runs.get("stored_status") not in final
+    ]
+
+
+def reconcile_pass(indexer: Indexer, report: PassReport) -> set[tuple[str, str]]:
+    """Reconcile the unfinished runs with one batched scheduler call
+    (:mod:`hpclab.catalog.sync`) and index again the runs whose records it rewrote, so
+    the catalog says what the scheduler says. Adds to ``report``; returns those runs."""
+    from hpclab.catalog.sync import reconcile_unfinished
+
+    changes = reconcile_unfinished(indexer.store, unfinished_runs(indexer), indexer._report)
+    changed = {(c.project, c.run_id) for c in changes}
+    report.reconciled += len(changed)
+    if changed:
+        again = indexer.index(sorted(changed))
+        report.indexed += again.indexed
+        report.errors += again.errors
+        report.published = report.published or again.published
+        report.seconds += again.seconds
+    return changed
+
+
+__all__ = [
+    "Entry",
+    "Indexer",
+    "PassReport",
+    "index_store",
+    "reconcile_pass",
+    "row_status",
+    "unfinished_runs",
+]

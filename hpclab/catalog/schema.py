@@ -64,7 +64,13 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("job_id", "VARCHAR", "scheduler job id (array task: 123_4)"),
         ("array_job_id", "VARCHAR", "Slurm array job id"),
         ("array_task_id", "VARCHAR", "Slurm array task id"),
-        ("scheduler_state", "VARCHAR", "last scheduler state recorded by hpclab status"),
+        (
+            "scheduler_state",
+            "VARCHAR",
+            "the scheduler's state of the job (PENDING, RUNNING, COMPLETED, ...) as "
+            "hpclab index/watch/status last saw it",
+        ),
+        ("scheduler_reason", "VARCHAR", "why pending (Resources, Priority) or how it ended"),
         ("error_type", "VARCHAR", "exception type of a failed run"),
         ("error_message", "VARCHAR", "exception message of a failed run"),
         ("git_commit", "VARCHAR", "commit of the code snapshot (null outside git)"),

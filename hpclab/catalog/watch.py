@@ -14,6 +14,10 @@ Two ways to notice changes, chosen from the store's filesystem (``--polling`` an
   list the ``runs/`` directories (new runs) and fingerprint only runs that are not finished
   (a few stats each); a full reconciliation pass over every run runs every ``full_every``
   seconds and catches the rest (notes on finished runs, deleted runs, sweeps).
+
+In both modes the unfinished runs are reconciled with the scheduler (one batched
+``squeue``/``sacct``, :mod:`hpclab.catalog.sync`) at most every ``scheduler_every``
+seconds, also when no file changes (a job cancelled while queued writes nothing).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from hpclab.catalog.indexer import Indexer, PassReport, row_status
+from hpclab.catalog.indexer import Indexer, PassReport, reconcile_pass
+from hpclab.catalog.sync import SCHEDULER_EVERY, SchedulerSync
 from hpclab.store import Store
 from hpclab.store.fsinfo import filesystem_type, is_shared_filesystem
 from hpclab.store.record import FINAL_STATUSES
@@ -65,6 +70,7 @@ class Watcher:
         debounce: float = 0.2,
         on_pass: Callable[[PassReport], None] | None = None,
         site_hook: PassHook | None = None,
+        scheduler_every: float | None = SCHEDULER_EVERY,
     ) -> None:
         self.store = store
         self.polling = choose_polling(store.root) if polling is None else polling
@@ -75,6 +81,8 @@ class Watcher:
         # called after each pass with the runs it looked at (None: all): hpclab.site.live
         self.site_hook = site_hook
         self.indexer = Indexer(store)
+        # None: never ask the scheduler (the records' own statuses only)
+        self.scheduler = None if scheduler_every is None else SchedulerSync(scheduler_every)
         self._changed: set[tuple[str, str]] = set()
         self._other = False  # project.yaml, dag.yaml, hypotheses/, sweeps/ changed
         self._changed_lock = threading.Lock()
@@ -108,8 +116,13 @@ class Watcher:
                         continue
                     due = self.site_hook.due() if self.site_hook is not None else None
                     timeout = min(1.0, next_full - now, 1.0 if due is None else due - now)
+                    if self.scheduler is not None:
+                        timeout = min(timeout, self.scheduler.next_at() - now)
                     if not self._wake.wait(timeout=max(0.0, timeout)):
-                        self._catch_up()
+                        if self.scheduler is not None and self.scheduler.due():
+                            self._pass([])  # quiet, but the scheduler may know more
+                        else:
+                            self._catch_up()
                         continue
                     stop.wait(self.debounce)  # let a burst of events settle
                     self._wake.clear()
@@ -128,14 +141,22 @@ class Watcher:
 
     def _pass(self, runs: list[tuple[str, str]] | None) -> None:
         report = self.indexer.index(runs)
-        if runs is None:
-            if not self.polling:
-                self._watch_runs()
-            if self._reconcile_lost():
-                report = self.indexer.index(None)
+        if runs is None and not self.polling:
+            self._watch_runs()
+        changed = self._sync_scheduler(report)
+        if runs is not None and changed:
+            runs = sorted(set(runs) | changed)  # the site hook refreshes these too
         self.on_pass(report)
         if self.site_hook is not None:
             self.site_hook(report, runs)
+
+    def _sync_scheduler(self, report: PassReport) -> set[tuple[str, str]]:
+        """When due, reconcile the unfinished runs with the scheduler (one batched call)
+        and index again those whose records changed; returns them."""
+        if self.scheduler is None or not self.scheduler.due():
+            return set()
+        self.scheduler.mark()
+        return reconcile_pass(self.indexer, report)
 
     def _catch_up(self) -> None:
         """Quiet moments (native mode, where passes only follow changes): run the site hook's
@@ -148,28 +169,6 @@ class Watcher:
         due = hook.due()
         if due is not None and time.monotonic() >= due:
             hook.catch_up()
-
-    def _reconcile_lost(self) -> bool:
-        """Ask the scheduler (one batched call) how runs with a stale heartbeat ended, so the
-        catalog shows that rather than ``lost``. Returns whether a record changed."""
-        lost: dict[str, list[str]] = {}
-        for (project, run_id), entry in self.indexer.entries.items():
-            if entry.rows is None:
-                continue
-            status, stale = row_status(entry.rows.runs, time.time())
-            if stale and status == "lost":
-                lost.setdefault(project, []).append(run_id)
-        if not lost:
-            return False
-        from hpclab.launch.reconcile import reconcile
-
-        changed = False
-        for project, run_ids in lost.items():
-            try:
-                changed |= bool(reconcile(self.store, project, run_ids))
-            except Exception as e:  # no scheduler here, or it is down: try next full pass
-                self.indexer._report(f"could not ask the scheduler about lost runs ({e})")
-        return changed
 
     # -- polling ---------------------------------------------------------------------
     def _active_runs(self) -> list[tuple[str, str]]:

@@ -16,20 +16,31 @@ FORMATS = ("table", "csv", "json", "parquet")
 
 
 @click.command()
+@click.option(
+    "--scheduler/--no-scheduler",
+    "ask_scheduler",
+    default=True,
+    show_default=True,
+    help="Reconcile unfinished runs with Slurm (one batched squeue/sacct) before publishing.",
+)
 @click.pass_obj
-def index(store: Store) -> None:
+def index(store: Store, ask_scheduler: bool) -> None:
     """Index the store into the catalog once (incremental: only changed runs are read).
+
+    Unfinished runs are reconciled with the scheduler first (one batched call), so the
+    catalog says what Slurm says of jobs that ended, were cancelled or are pending.
 
     Example: hpclab --store /shared/hpclab index
     """
     from hpclab.catalog.indexer import index_store
 
-    report = index_store(store)
+    report = index_store(store, reconcile=ask_scheduler)
     click.echo(
         f"catalog current: {report.scanned} run(s), {report.indexed} (re)indexed, in "
         f"{report.seconds:.2f} s"
         + (f", {report.errors} unreadable (see warnings)" if report.errors else "")
         + (f", {report.removed} removed" if report.removed else "")
+        + (f", {report.reconciled} updated from the scheduler" if report.reconciled else "")
     )
 
 
@@ -140,6 +151,14 @@ def note(
     help="Seconds between full reconciliation passes over every run.",
 )
 @click.option(
+    "--scheduler-every",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds between scheduler calls (one batched squeue/sacct) for unfinished runs; "
+    "0 turns them off.",
+)
+@click.option(
     "--site",
     "site",
     is_flag=True,
@@ -147,7 +166,12 @@ def note(
 )
 @click.pass_obj
 def watch(
-    store: Store, polling: bool | None, interval: float, full_every: float, site: bool
+    store: Store,
+    polling: bool | None,
+    interval: float,
+    full_every: float,
+    scheduler_every: float,
+    site: bool,
 ) -> None:
     """Keep the catalog current while runs train (Ctrl-C stops).
 
@@ -175,6 +199,7 @@ def watch(
         full_every=full_every,
         on_pass=on_pass,
         site_hook=site_hook,
+        scheduler_every=scheduler_every if scheduler_every > 0 else None,
     )
     click.echo(f"watching {store.root} ({watcher.mode}); catalog in {store.catalog_dir}")
     stop = threading.Event()

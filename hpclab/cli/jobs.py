@@ -16,7 +16,14 @@ import click
 
 from hpclab.cli.output import fmt_duration, table
 from hpclab.errors import RunNotFound, SchedulerError, StoreError
-from hpclab.launch.reconcile import Observation, apply, job_of, observe, unfinished
+from hpclab.launch.reconcile import (
+    Observation,
+    apply,
+    job_of,
+    observe_runs,
+    state_words,
+    unfinished,
+)
 from hpclab.launch.scheduler import get_scheduler
 from hpclab.store import RunPaths, RunRecord, RunStatus, Store, SweepRecord
 from hpclab.store.atomic import read_yaml
@@ -126,8 +133,7 @@ def status_rows(
                 rows.append({"project": proj, "run": run_id, "status": "missing"})
                 continue
             obs = observations.get((proj, run_id))
-            sched = record.scheduler_state or {}
-            state = obs.job.state if obs is not None and obs.job is not None else sched.get("state")
+            state, reason = _scheduler_state(record, obs)
             prog = progress(paths, record, now)
             rows.append(
                 {
@@ -136,6 +142,7 @@ def status_rows(
                     "status": effective_status(record),
                     "job": job_of(record)[1],
                     "scheduler": state,
+                    "scheduler_reason": reason,
                     "step": prog["step"],
                     "total": prog["total"],
                     "progress": None if prog["progress"] is None else f"{prog['progress']:.0f}%",
@@ -144,6 +151,22 @@ def status_rows(
                 }
             )
     return rows
+
+
+def _scheduler_state(record: RunRecord, obs: Observation | None) -> tuple[str | None, str | None]:
+    """(state, reason) of the run's job: what the scheduler just said, else what the last
+    reconciliation recorded in the run."""
+    if obs is not None and obs.job is not None:
+        return obs.job.state, obs.job.reason
+    sched = record.scheduler_state if isinstance(record.scheduler_state, dict) else {}
+    return sched.get("state"), sched.get("reason")
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A status row for the table: the scheduler state with its reason, ``PENDING
+    (Resources)``."""
+    words = state_words({"state": row.get("scheduler"), "reason": row.get("scheduler_reason")})
+    return {**row, "scheduler": words}
 
 
 @click.command("status")
@@ -162,19 +185,18 @@ def status(store: Store, target: str | None, project: str | None, as_json: bool)
     """
     tgt = resolve_target(store, target, project)
     observations: dict[tuple[str, str], Observation] = {}
-    for proj, run_ids in tgt.runs.items():
-        try:
-            found = observe(store, proj, run_ids)
-        except SchedulerError as e:
-            click.echo(f"hpclab: warning: scheduler not asked ({e})", err=True)
-            continue
-        for change in apply(store, found):
-            if change.status_changed:
-                click.echo(
-                    f"{change.run_id}: {change.old_status} -> {change.new_status} ({change.note})",
-                    err=True,
-                )
-        observations.update({(o.project, o.run_id): o for o in found})
+    try:  # one batched call for the runs of every project
+        found = observe_runs(store, [(p, r) for p, ids in tgt.runs.items() for r in ids])
+    except SchedulerError as e:
+        click.echo(f"hpclab: warning: scheduler not asked ({e})", err=True)
+        found = []
+    for change in apply(store, found):
+        if change.status_changed:
+            click.echo(
+                f"{change.run_id}: {change.old_status} -> {change.new_status} ({change.note})",
+                err=True,
+            )
+    observations.update({(o.project, o.run_id): o for o in found})
     rows = status_rows(store, tgt, observations)
     if as_json:
         for row in rows:
@@ -188,7 +210,7 @@ def status(store: Store, target: str | None, project: str | None, as_json: bool)
     columns = ["run", "status", "job", "scheduler", "step", "total", "progress", "eta", "elapsed"]
     if len(tgt.runs) > 1:
         columns.insert(0, "project")
-    table(rows, columns)
+    table([_shown(r) for r in rows], columns)
 
 
 # -- cancel ----------------------------------------------------------------------------------

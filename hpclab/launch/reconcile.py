@@ -121,9 +121,26 @@ def observe(
 ) -> list[Observation]:
     """The non-final runs of ``project`` (or just ``run_ids``) with their jobs' states,
     asking each scheduler once for all of them. Unreadable records are skipped."""
-    found = unfinished(store, project, store.run_ids(project) if run_ids is None else run_ids)
+    ids = store.run_ids(project) if run_ids is None else run_ids
+    return observe_runs(store, [(project, r) for r in ids], scheduler)
+
+
+def observe_runs(
+    store: Store, runs: Iterable[tuple[str, str]], scheduler: Scheduler | None = None
+) -> list[Observation]:
+    """The non-final runs among ``runs`` ((project, run id) pairs, any projects) with
+    their jobs' states: one ``states`` call per scheduler kind for all of them, none when
+    no run has a job. Unreadable records are skipped."""
+    by_project: dict[str, list[str]] = {}
+    for project, run_id in runs:
+        by_project.setdefault(project, []).append(run_id)
+    found = [
+        (project, *run)
+        for project, run_ids in by_project.items()
+        for run in unfinished(store, project, run_ids)
+    ]
     by_kind: dict[str | None, list[str]] = {}
-    for _, _, kind, job_id in found:
+    for _, _, _, kind, job_id in found:
         if job_id is not None:
             by_kind.setdefault(None if scheduler else kind, []).append(job_id)
     answers: dict[str | None, dict[str, JobState]] = {}
@@ -131,9 +148,9 @@ def observe(
         if scheduler is None and kind not in scheduler_names():
             continue  # a record from a backend this installation does not have
         sched = scheduler or get_scheduler(kind)
-        answers[kind] = sched.states(job_ids)
+        answers[kind] = sched.states(list(dict.fromkeys(job_ids)))
     out = []
-    for paths, record, kind, job_id in found:
+    for project, paths, record, kind, job_id in found:
         states = answers.get(None if scheduler else kind, {})
         job = states.get(job_id) if job_id is not None else None
         out.append(Observation(project, record.id, paths, record, kind, job_id, job))
@@ -151,6 +168,18 @@ def reconcile(
     """Update the records of ``project``'s non-final runs (or of ``run_ids``) from one batch
     of scheduler states (module docstring: the rules). Returns the records it rewrote."""
     return apply(store, observe(store, project, run_ids, scheduler), lost_after=lost_after)
+
+
+def reconcile_runs(
+    store: Store,
+    runs: Iterable[tuple[str, str]],
+    scheduler: Scheduler | None = None,
+    *,
+    lost_after: float = LOST_AFTER,
+) -> list[Reconciled]:
+    """:func:`reconcile` for (project, run id) pairs of any projects, asking each scheduler
+    once for all of them (the indexer's and the watcher's pass)."""
+    return apply(store, observe_runs(store, runs, scheduler), lost_after=lost_after)
 
 
 def apply(
@@ -230,6 +259,15 @@ def _apply_one(store: Store, obs: Observation, lost_after: float) -> Reconciled 
         scheduler_state=job.state if job else None,
         note=note or "scheduler state updated",
     )
+
+
+def state_words(state: Any) -> str | None:
+    """A recorded ``scheduler_state`` in words, as ``hpclab status``, the catalog's readers
+    and the Training page show it: ``RUNNING``, ``PENDING (Resources)``; None when none."""
+    if not isinstance(state, dict) or not state.get("state"):
+        return None
+    reason = state.get("reason")
+    return f"{state['state']} ({reason})" if reason else str(state["state"])
 
 
 def _state_dict(job: JobState) -> dict[str, Any]:
