@@ -269,6 +269,7 @@ def test_redacted_lines_are_brought_back_from_the_commit_or_listed(weird_tmp_pat
 
 def test_missing_run_or_snapshot_is_one_clean_line(weird_tmp_path: Path) -> None:
     store = weird_tmp_path / "store"
+    store.mkdir()  # an empty store: the run is missing, not the store (test_typos.py)
     out = hpclab_cli(store, "restore", "20260101-000000-abcd")
     assert out.returncode == 1 and out.stderr.startswith("hpclab: error: run '20260101")
     with pytest.raises(RunNotFound):
