@@ -21,6 +21,8 @@ from hpclab.catalog.watch import Watcher
 from hpclab.launch.scheduler import register_scheduler, unregister_scheduler
 from hpclab.launch.scheduler.base import JobState
 from hpclab.launch.scheduler.slurm_cli import SlurmCLI
+from hpclab.site.data import load
+from hpclab.site.details import run_details
 from hpclab.site.livedoc import live_doc, run_info
 from hpclab.store import RunPaths, RunRecord, RunStatus, Store
 from hpclab.store.record import utcnow_iso
@@ -194,6 +196,12 @@ def test_index_makes_catalog_status_and_training_agree_with_slurm(
         shown = status_json(store, waiting.id)
         assert shown["status"] == "queued" and shown["scheduler"] in ("PENDING", "RUNNING")
 
+        # the run page's data: the catalog's status and Slurm state
+        data = load(store)
+        for paths in (done, killed, waiting):
+            shown = run_details(data, (PROJECT, paths.id))["run"]
+            assert shown["status"] == rows[paths.id]["status"]
+            assert shown["scheduler_state"] == rows[paths.id]["scheduler_state"]
         # the Training page's data: running and queued runs only, with the Slurm state
         keys = [(PROJECT, p.id) for p in (done, killed, waiting, finished)]
         doc = live_doc({k: run_info(store, k, {}, None) for k in keys})

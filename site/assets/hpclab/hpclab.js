@@ -446,7 +446,9 @@
         var facts = [badge(run.status), code(run.project), html`step ${fmt(run.step)}${run.total_steps ? html` of ${fmt(run.total_steps)}` : ""}`,
           "created " + String(run.created_at || "").slice(0, 16), "duration " + duration(run.duration_s),
           "host " + (run.host || "–"), "scheduler " + (run.scheduler || "–") + (run.job_id ? " job " + run.job_id : "")];
-        if (run.scheduler_state) { facts.push("Slurm " + run.scheduler_state); }
+        if (run.scheduler_state) {  // reconciled by hpclab index/watch: "Slurm PENDING (Resources)"
+          facts.push("Slurm " + run.scheduler_state + (run.scheduler_reason ? " (" + run.scheduler_reason + ")" : ""));
+        }
         if (run.parent) { facts.push(html`parent <a href="${runHref(run.project, run.parent)}">${run.parent}</a>`); }
         if (d.sweep) { facts.push(html`sweep ${code(d.sweep.id)} point ${fmt(d.sweep.point)}`); }
         var parts = [html`<p class="hl-facts">${joinHtml(facts, " · ")}</p>`];
