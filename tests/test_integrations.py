@@ -462,3 +462,13 @@ def test_lightning_fit_then_validate_records_into_the_same_run(
     assert record.status.value == "completed"
     metrics = read_metrics(logger.run.paths.metrics_zarr)
     assert "val/loss" in metrics and len(metrics["train/loss"]) == 5
+
+
+def test_lightning_logger_on_a_rank_that_does_not_record(store_root: Path) -> None:
+    from hpclab.integrations.lightning import HpclabLogger
+
+    quiet = hpclab.Run(project="p", store=store_root, rank=1, settings=NO_ENV)
+    logger = HpclabLogger(run=quiet)
+    assert logger.save_dir is None and logger.log_dir is None
+    logger.log_hyperparams({"lr": 0.1})  # rank 1 of the run: nothing written, no error
+    assert not list(store_root.glob("p/runs/*/config.yaml"))

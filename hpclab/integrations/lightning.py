@@ -86,13 +86,15 @@ class HpclabLogger(Logger):
         return ""
 
     @property
-    def save_dir(self) -> str:
-        """The run directory (Lightning puts default checkpoints in its ``checkpoints/``)."""
-        return str(self.run.dir)
+    def save_dir(self) -> str | None:
+        """The run directory (Lightning puts default checkpoints in its ``checkpoints/``);
+        None on a rank that does not record (Lightning broadcasts rank 0's directory)."""
+        paths = self.run.paths
+        return str(paths.dir) if paths is not None else None
 
     @property
-    def log_dir(self) -> str:
-        return str(self.run.dir)
+    def log_dir(self) -> str | None:
+        return self.save_dir
 
     @property
     def experiment(self) -> Run:
