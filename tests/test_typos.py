@@ -209,3 +209,4 @@ def test_preflight_with_an_own_config_tree(tmp_path: Path) -> None:
     bad = hpclab_subprocess(None, "preflight", "lrr=0.1", "--config-path", "conf2", cwd=tmp_path)
     assert "lrr" in _one_error(bad)
     assert not Path(os.environ["HPCLAB_STORE"]).exists()
+    assert _tree(tmp_path) == ["conf2", "conf2/config.yaml"]  # no multirun/ either

@@ -24,9 +24,14 @@ def preflight(overrides: tuple[str, ...]) -> None:
 
     Example: hpclab preflight hydra/launcher=slurm optim.lr=1e-3,1e-4 seed=0,1,2
     """
+    import tempfile
+
     args = [a for a in overrides if a not in ("-m", "--multirun")]
     cmd = [sys.executable, "-m", "hpclab.launch", "-m", *args, "hydra.launcher.preflight_only=true"]
-    code = subprocess.run(cmd).returncode
+    with tempfile.TemporaryDirectory(prefix="hpclab-preflight-") as scratch:
+        if not any(a.startswith("hydra.sweep.dir=") for a in args):
+            cmd.append(f"hydra.sweep.dir={scratch}")  # Hydra's multirun.yaml: not in the cwd
+        code = subprocess.run(cmd).returncode
     sys.exit(code)
 
 
