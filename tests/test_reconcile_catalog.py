@@ -207,6 +207,7 @@ def test_index_makes_catalog_status_and_training_agree_with_slurm(
         doc = live_doc({k: run_info(store, k, {}, None) for k in keys})
         listed = {r["run_id"]: r for r in doc["runs"]}
         assert set(listed) == {waiting.id}
+        assert {r["run_id"] for r in doc["recent"]} == {done.id, killed.id}  # charts only
         record = store.read_record(waiting)
         assert listed[waiting.id]["scheduler_state"] == record.scheduler_state["state"]
     finally:

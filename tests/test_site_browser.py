@@ -128,6 +128,9 @@ def test_every_tab_loads_cleanly(
             page.wait_for("document.querySelectorAll('.hl-run-chart [data-rendered]').length > 0")
         if path == "training.html":
             page.wait_for(TRAINING_CHARTS_DRAWN)
+            # every run has ended: charted (recent), but not listed as a job
+            jobs = page.evaluate("document.querySelector('.hl-live-jobs').textContent")
+            assert jobs == "Nothing is running or queued.", jobs
         assert page.evaluate("document.querySelector('.md-tabs') !== null")
         name = path.split("?")[0].replace("/", "-").replace(".html", "")
         page.screenshot(shots / f"{i:02d}-{name}.png")
@@ -493,6 +496,10 @@ def test_training_chart_moves_without_reload(browser: Chromium, tmp_path: Path) 
         )
         assert int(grown) > first
         assert page.evaluate("window.__noReload") == 1  # the same document: no reload
+        jobs = page.evaluate(
+            "Array.from(document.querySelectorAll('.hl-jobs tbody tr'), r => r.textContent)"
+        )
+        assert len(jobs) == 1 and "running" in jobs[0], jobs  # the one run, as it runs
         lines = page.evaluate(f'document.querySelectorAll("{sel} g.mark-line path").length')
         assert lines == 2  # train/loss and val/loss
         page.screenshot(artifacts(tmp_path) / "live-training.png")

@@ -1,7 +1,9 @@
 """``data/live.json``, what the Training page polls: one entry per running or queued run
 (planned, queued, running, preempted), from its record (fresher than the catalog), with
-the scheduler state that ``hpclab index``/``watch`` reconciled into it. Used by the full
-build and by :class:`~hpclab.site.live.LiveSite`'s passes alike."""
+the scheduler state that ``hpclab index``/``watch`` reconciled into it; and, apart, the
+runs that ended in the last minutes (their curves stay charted; the page's job table
+lists running and queued runs only). Used by the full build and by
+:class:`~hpclab.site.live.LiveSite`'s passes alike."""
 
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
 from hpclab.store.record import ACTIVE_STATUSES, parse_iso
 from hpclab.store.views import effective_status, run_progress, total_steps
+
+RECENT_S = 900.0  # runs that ended stay charted on the Training page this long
+MAX_RECENT = 12
 
 
 def run_info(store: Store, key: Key, series: dict[str, Any], total: int | None) -> dict[str, Any]:
@@ -57,11 +62,20 @@ def total_steps_from_config(store: Store, key: Key) -> int | None:
 
 
 def live_doc(infos: dict[Key, dict[str, Any]], now: float | None = None) -> dict[str, Any]:
-    """``data/live.json``: the runs that are running or queued, running first. A run that
-    ended (as its record, reconciled with the scheduler, says) is not listed: the Training
-    page agrees with ``hpclab status`` and Slurm."""
+    """``data/live.json``: ``runs``, the runs that are running or queued, running first (a
+    run that ended, as its record reconciled with the scheduler says, is not among them:
+    the Training page's job table agrees with ``hpclab status`` and Slurm); ``recent``, the
+    runs that ended in the last RECENT_S seconds, newest first, for their charts only."""
     now = time.time() if now is None else now
     active = [i for i in infos.values() if i["status"] in ACTIVE_STATUSES]
+    recent = sorted(
+        (
+            i
+            for i in infos.values()
+            if i["status"] not in ACTIVE_STATUSES and i.get("ended") and now - i["ended"] < RECENT_S
+        ),
+        key=lambda i: -i["ended"],
+    )[:MAX_RECENT]
     order = {"running": 0, "preempted": 1, "queued": 2, "planned": 3}
     active.sort(key=lambda i: (order.get(i["status"], 9), i["project"], i["run_id"]))
-    return {"generated_at": now, "runs": active}
+    return {"generated_at": now, "runs": active, "recent": recent}

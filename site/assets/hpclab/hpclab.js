@@ -344,7 +344,8 @@
         });
         setHTML(jobs, table(["status", "run", "project", "Slurm state", "step", "progress", "rate", "ETA"], rows, "hl-jobs"));
       }
-      var withData = runs.filter(function (r) { return r.metrics && r.metrics.length; });
+      // live.runs: running and queued only (the table); live.recent: just ended, charts only
+      var withData = runs.concat(live.recent || []).filter(function (r) { return r.metrics && r.metrics.length; });
       var sweeps = {};
       withData.forEach(function (r) {
         if (!r.sweep_id) { return; }
