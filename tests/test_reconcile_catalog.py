@@ -311,3 +311,28 @@ def test_index_no_scheduler_asks_nothing(store: Store, counting: type[CountingSl
     assert result.returncode == 0, result.output
     assert counting.calls == [] and "scheduler" not in result.stdout
     assert catalog_runs(store)[paths.id]["scheduler_state"] is None
+
+
+def test_a_pass_reads_only_unfinished_records(
+    store: Store, counting: type[CountingSlurm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-pass cost follows the unfinished runs, not the store: finished runs' records
+    are not read again by the reconciliation."""
+    from hpclab.catalog.indexer import Indexer, PassReport, reconcile_pass, unfinished_runs
+
+    for _ in range(60):
+        make_run(store, RunStatus.COMPLETED, None)
+    waiting = {make_run(store, RunStatus.PLANNED, None).id for _ in range(2)}
+    with Indexer(store) as indexer:
+        indexer.index()
+        assert {r for _, r in unfinished_runs(indexer)} == waiting
+        read: list[str] = []
+        original = Store.read_record
+
+        def counted(self: Store, paths: RunPaths) -> RunRecord:
+            read.append(paths.id)
+            return original(self, paths)
+
+        monkeypatch.setattr(Store, "read_record", counted)
+        assert reconcile_pass(indexer, PassReport()) == set()  # no job: nothing to ask
+    assert set(read) == waiting and counting.calls == []
