@@ -129,6 +129,13 @@ def test_where_on_a_metric_nobody_logged(store: Path) -> None:
     assert ok.returncode == 0 and len(ok.stdout.splitlines()) == 1  # last value 1/3
 
 
+def test_where_on_a_store_without_metrics(tmp_path: Path) -> None:
+    empty = tmp_path / "empty store"
+    empty.mkdir()  # an empty directory is a store with nothing written yet
+    line = _one_error(hpclab_cli(empty, "runs", "list", "--where", "val/loss<1"))
+    assert "no run has logged metric 'val/loss' (no run has logged any metric yet)" in line
+
+
 def test_missing_run_and_table_are_one_line(store: Path) -> None:
     line = _one_error(hpclab_cli(store, "runs", "show", "20261122-143501-k3x9"))
     assert "run '20261122-143501-k3x9' not found" in line

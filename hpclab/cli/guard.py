@@ -55,6 +55,7 @@ def check_metrics(con: Any, metrics: Iterable[str]) -> None:
             close = ", ".join(repr(c) for c in _close(name, known))
             hint = f"; did you mean {close}?" if close else ""
             few = f" (metrics: {', '.join(sorted(known))})" if len(known) <= 8 else ""
+            few = few if known else " (no run has logged any metric yet)"
             raise ConfigError(f"--where: no run has logged metric {name!r}{few}{hint}")
 
 
