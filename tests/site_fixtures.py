@@ -73,3 +73,30 @@ def log_run(store: Store, name: str, config: dict, parent: str | None) -> str:
         run.log(values, step=step)
     run.finish()
     return run.id
+
+
+def run_page_text(store: Store, project: str, run_id: str) -> tuple[str, int]:
+    """Index ``store``, build its site, open the run's page in headless Chromium and
+    return the rendered page's text and how many ``<img>`` elements it holds (asserting
+    the page logged no error)."""
+    from hpclab.site.build import build
+    from hpclab.site.chromium import Chromium
+    from hpclab.site.serve import make_server, serve_in_thread, url_of
+
+    index_store(store)
+    build(store)
+    server = make_server(store.site_dir / "html", port=0)
+    serve_in_thread(server)
+    try:
+        with Chromium() as browser:
+            page = browser.new_page()
+            page.goto(f"{url_of(server)}runs/run.html?p={project}&id={run_id}")
+            page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'")
+            text = page.evaluate("document.getElementById('hl-run').innerText")
+            images = page.evaluate("document.querySelectorAll('#hl-run img').length")
+            assert page.errors == [], page.errors
+            page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    return str(text), int(images)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from helpers import hpclab_cli, python_script
+from site_fixtures import run_page_text
 
 import hpclab
 from hpclab.catalog.connect import connect
@@ -376,31 +377,10 @@ def test_run_page_details_carry_the_text_log_redacted(store_root: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
 def test_run_page_shows_the_text_log_escaped(store_root: Path) -> None:
-    from hpclab.catalog.indexer import index_store
-    from hpclab.site.build import build
-    from hpclab.site.chromium import Chromium
-    from hpclab.site.serve import make_server, serve_in_thread, url_of
-
     with hpclab.Run(project="p", store=store_root, settings=NO_ENV) as run:
         run.log({"x": 1.0}, step=0)
         run.log_text("sample", "<img src=x onerror=alert(1)> the cat", step=3)
-    store = Store(store_root)
-    index_store(store)
-    build(store)
-    server = make_server(store.site_dir / "html", port=0)
-    serve_in_thread(server)
-    try:
-        with Chromium() as browser:
-            page = browser.new_page()
-            page.goto(f"{url_of(server)}runs/run.html?p=p&id={run.id}")
-            page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'")
-            text = page.evaluate("document.getElementById('hl-run').innerText")
-            images = page.evaluate("document.querySelectorAll('#hl-run img').length")
-            assert page.errors == [], page.errors
-            page.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    text, images = run_page_text(Store(store_root), "p", run.id)
     assert "Text" in text and "<img src=x onerror=alert(1)> the cat" in text
     assert images == 0, "the text is shown as text, never as markup"
 

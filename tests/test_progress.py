@@ -9,19 +9,17 @@ from pathlib import Path
 
 import pytest
 from helpers import hpclab_cli, poll
+from site_fixtures import run_page_text
 
 import hpclab
 from hpclab.catalog.connect import connect
-from hpclab.catalog.indexer import index_store
 from hpclab.cli.jobs import progress
 from hpclab.errors import ConfigError
-from hpclab.site.build import build
-from hpclab.site.chromium import Chromium, find_chromium
+from hpclab.site.chromium import find_chromium
 from hpclab.site.data import load
 from hpclab.site.details import run_details
 from hpclab.site.livedoc import run_info, total_steps_from_config
 from hpclab.site.series import run_series
-from hpclab.site.serve import make_server, serve_in_thread, url_of
 from hpclab.store import RunRecord, Store
 from hpclab.store.views import dropped_warnings, planned_steps, total_steps
 
@@ -123,22 +121,7 @@ def test_run_page_shows_dropped_points_returned_metrics_and_total_steps(
             run.log({"train/loss": 1.0 / (s + 1)}, step=s)
         run.log({"train/loss": 9.0}, step=2)  # dropped
         run.returned.update({"test/acc": 0.75})
-    store = Store(store_root)
-    index_store(store)
-    build(store)
-    server = make_server(store.site_dir / "html", port=0)
-    serve_in_thread(server)
-    try:
-        with Chromium() as browser:
-            page = browser.new_page()
-            page.goto(f"{url_of(server)}runs/run.html?p=p&id={run.id}")
-            page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'")
-            text = page.evaluate("document.getElementById('hl-run').innerText")
-            assert page.errors == [], page.errors
-            page.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    text, _ = run_page_text(Store(store_root), "p", run.id)
     assert "1 point dropped (step not increasing) for metric train/loss" in text
     assert "step 5 of 10" in text
     rows = {line.split("\t")[0]: line for line in text.splitlines() if "\t" in line}
