@@ -15,7 +15,7 @@ import pytest
 from helpers import hpclab_cli, poll
 from slurm_fixtures import job_name, sbatch, scancel, slurm_cluster  # noqa: F401
 
-from hpclab.catalog import connect
+from hpclab.catalog.connect import connect
 from hpclab.catalog.sync import SchedulerSync
 from hpclab.catalog.watch import Watcher
 from hpclab.launch.scheduler import register_scheduler, unregister_scheduler
@@ -50,15 +50,15 @@ def counting() -> Iterator[type[CountingSlurm]]:
     """``get_scheduler("slurm")`` answers with :class:`CountingSlurm` for the test."""
     from hpclab.launch.scheduler import _BACKENDS
 
-    saved = _BACKENDS["slurm"]
+    saved = dict(_BACKENDS)  # the registry, in its order (scheduler_names is ordered)
     CountingSlurm.calls, CountingSlurm.commands = [], []
     unregister_scheduler("slurm")
     register_scheduler("slurm", CountingSlurm, "counting")
     try:
         yield CountingSlurm
     finally:
-        unregister_scheduler("slurm")
-        _BACKENDS["slurm"] = saved
+        _BACKENDS.clear()
+        _BACKENDS.update(saved)
 
 
 @pytest.fixture
