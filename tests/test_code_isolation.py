@@ -26,6 +26,7 @@ import os
 import hydra
 
 import hpclab
+import helperlib  # from a git-ignored directory on PYTHONPATH: not code in the snapshot
 import model
 
 
@@ -35,7 +36,7 @@ def main(cfg):
     run.log({"loss": cfg.lr * model.SCALE}, step=0)
     with open("marker.txt") as f:  # a file read relative to the working directory
         marker = f.read().strip()
-    return {"version": VERSION, "marker_is_v1": float(marker == "v1"), "cwd_len": len(os.getcwd())}
+    return {"version": VERSION, "marker_is_v1": float(marker == "v1"), "helper": helperlib.VALUE}
 
 
 VERSION = 1.0
@@ -53,7 +54,11 @@ def make_app(root: Path) -> Path:
     (app / "train.py").write_text(TRAIN)
     (app / "model.py").write_text("SCALE = 0.5\n")
     (app / "conf" / "cfg.yaml").write_text("lr: 0.1\n")
-    (app / ".gitignore").write_text("multirun/\n")
+    (app / ".gitignore").write_text("multirun/\n.venv/\n")
+    # an environment inside the repository (git-ignored), on PYTHONPATH: it must stay
+    # importable from the tasks, which run from the copy that does not hold it
+    (app / ".venv" / "site").mkdir(parents=True)
+    (app / ".venv" / "site" / "helperlib.py").write_text("VALUE = 7\n")
     git(app, "init", "-q")
     git(app, "add", "-A")
     git(app, "commit", "-q", "-m", "first")
@@ -65,7 +70,7 @@ def make_app(root: Path) -> Path:
 def launch(app: Path, store: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HPCLAB_STORE": str(store), "HPCLAB_PROJECT": "iso",
            "HPCLAB_SNAPSHOT_CODE": "1"}  # fmt: skip
-    env.pop("PYTHONPATH", None)
+    env["PYTHONPATH"] = str(app / ".venv" / "site")
     return subprocess.run(
         [sys.executable, "train.py", "-m", *args],
         cwd=app, env=env, capture_output=True, text=True, timeout=300,
@@ -108,6 +113,8 @@ def test_every_task_of_a_sweep_runs_from_one_copy(tmp_path: Path) -> None:
     assert infos[0]["isolation"]["tree"] == str(tree)
     assert (tree / "model.py").read_text() == MODEL_V1, "the uncommitted edit is in the copy"
     assert (tree / "marker.txt").read_text() == "v1\n", "and the untracked file"
+    assert not (tree / ".venv").exists(), "git-ignored: not code"
+    assert infos[0]["isolation"]["imported_outside"] == ["helperlib"], "said, not hidden"
     for (rec, paths), lr in zip(runs, [0.1, 0.2], strict=True):
         assert rec.status is RunStatus.COMPLETED
         assert read_metrics(paths.metrics_zarr)["loss"].value.tolist() == [pytest.approx(lr)]
@@ -126,6 +133,7 @@ def test_every_task_of_a_sweep_runs_from_one_copy(tmp_path: Path) -> None:
     assert rows == [{"code_id": code_id, "code_isolation": "sweep"}] * 2
     shown = hpclab_cli(store, "runs", "show", runs[0][0].id)
     assert f"ran from the sweep's copy taken at submission (code {code_id[:12]})" in shown.stdout
+    assert "module helperlib was imported from the working tree" in shown.stdout
     # a second sweep of the same tree shares the copy
     out = launch(app, store, "hydra/launcher=hpclab_local", "lr=0.3")
     assert out.returncode == 0, out.stderr
@@ -195,6 +203,7 @@ def test_edits_while_queued_never_reach_the_tasks(tmp_path: Path, slurm_cluster:
         assert rec.status is RunStatus.COMPLETED, rec.error
         assert rec.summary["version"] == 1.0, "the __main__ script as submitted"
         assert rec.summary["marker_is_v1"] == 1.0, "files as submitted"
+        assert rec.summary["helper"] == 7.0, "a git-ignored dir on PYTHONPATH stays importable"
         loss = read_metrics(paths.metrics_zarr)["loss"].value.tolist()
         assert loss == [pytest.approx(0.1 * 1.0)], "model.py and conf/ as submitted"
         # what the run recorded is what ran: restore it and compare

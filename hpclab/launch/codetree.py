@@ -11,6 +11,7 @@ pickled by value at submission, from the same moment.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -46,20 +47,31 @@ class CodeTree:
         rel = os.path.relpath(full, self.root)
         return self.tree if rel == "." else os.path.join(self.tree, rel)
 
+    def map_dir(self, path: str) -> str | None:
+        """Like :meth:`map`, for a directory the process imports from or works in: only
+        when the copy has it. A directory that is not code (a ``.venv`` inside the
+        repository, git-ignored and so not in the snapshot; the interpreter's own
+        prefix) keeps its place: the copy holds the code, not the environment."""
+        full = os.path.abspath(path)
+        if any(_under(full, p) for p in _environment_dirs()):
+            return None
+        mapped = self.map(full)
+        return mapped if mapped is not None and os.path.isdir(mapped) else None
+
     def enter(self) -> None:
         """Make this process run from the copy: working directory, ``sys.path``,
         ``PYTHONPATH`` (for the task's own subprocesses and DataLoader workers)."""
-        os.chdir(self.map(self.cwd) or self.tree)
-        mapped = [self.map(p) or p for p in self.sys_path]
+        os.chdir(self.map_dir(self.cwd) or self.tree)
+        mapped = [self.map_dir(p) or p for p in self.sys_path]
         rest = []
         for entry in sys.path:
-            new = self.map(os.path.abspath(entry)) if entry else None
+            new = self.map_dir(entry) if entry else None
             rest.append(new or entry)
         sys.path[:] = list(dict.fromkeys([*mapped, *rest]))
         if os.environ.get("PYTHONPATH"):
             parts = os.environ["PYTHONPATH"].split(os.pathsep)
             os.environ["PYTHONPATH"] = os.pathsep.join(
-                (self.map(os.path.abspath(p)) or p) if p else p for p in parts
+                (self.map_dir(p) or p) if p else p for p in parts
             )
         os.environ["HPCLAB_CODE_TREE"] = self.tree
 
@@ -67,11 +79,24 @@ class CodeTree:
         """Modules this process loaded from the working tree instead of the copy (an
         editable install's import hook, a module imported before :meth:`enter`)."""
         out = []
+        env = _environment_dirs()  # a .venv inside the repository is not code
         for name, module in list(sys.modules.items()):
             file = getattr(module, "__file__", None)
-            if isinstance(file, str) and self.map(file) is not None:
+            if not isinstance(file, str) or self.map(file) is None:
+                continue
+            if not any(_under(os.path.abspath(file), d) for d in env):
                 out.append(name)
         return sorted(out)
+
+
+def _environment_dirs() -> list[str]:
+    """The interpreter's and the environment's own directories (never code to isolate)."""
+    import site
+
+    dirs = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+    with contextlib.suppress(AttributeError):
+        dirs.update(site.getsitepackages())
+    return [os.path.abspath(d) for d in dirs if d]
 
 
 def _under(path: str, root: str) -> bool:
