@@ -68,7 +68,7 @@ def record_in_place(paths: Any, isolation: Mapping[str, Any]) -> None:
     info = read_json(paths.code_json)
     if not isinstance(info, dict) or "isolation" in info:
         return  # a resumed run keeps what its first attempt found
-    code_id = manifest_id(paths.code_manifest)
+    code_id = info.get("code_id") or manifest_id(paths.code_manifest)
     changed = code_id != isolation.get("submitted_code_id")
     info["isolation"] = {**isolation, "code_id": code_id, "code_changed_since_submit": changed}
     write_json_atomic(paths.code_json, info)

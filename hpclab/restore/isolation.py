@@ -105,7 +105,7 @@ def snapshot_sweep_code(
             staging, code_dir, max_file_bytes=settings.max_file_bytes,
             max_total_bytes=settings.max_snapshot_bytes,
         )  # fmt: skip
-        code_id = manifest_id(staging.code_manifest)
+        code_id = info.get("code_id") or manifest_id(staging.code_manifest)
         git: Mapping[str, Any] = info.get("git") or {}
         root = Path(str(git.get("toplevel") or info["code_dir"]))
         target = store.code_paths(project, code_id)
