@@ -30,7 +30,8 @@ if __name__ == "__main__":
 """
 
 
-def _sweep(tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], Path, list[str]]:
+def _launch(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The app in ``tmp_path/my app``, launched with ``-m ARGS``; its output and store."""
     app = tmp_path / "my app"
     app.mkdir()
     (app / "train.py").write_text(APP)
@@ -38,9 +39,14 @@ def _sweep(tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], Path, list
     store = tmp_path / "store"
     env = {**os.environ, "HPCLAB_STORE": str(store), "HPCLAB_PROJECT": "logs"}
     out = subprocess.run(
-        [sys.executable, "train.py", "-m", "hydra/launcher=hpclab_local", "lr=0.1,0.9"],
+        [sys.executable, "train.py", "-m", *args],
         cwd=app, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
+    return out, store
+
+
+def _sweep(tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], Path, list[str]]:
+    out, store = _launch(tmp_path, "hydra/launcher=hpclab_local", "lr=0.1,0.9")
     (sweep,) = Store(store).iter_sweeps("logs")
     return out, store, sweep.run_ids
 
@@ -166,16 +172,7 @@ def test_tail_lines_reads_only_the_end_and_never_fails_on_bytes(tmp_path: Path) 
 def test_slurm_task_output_is_in_the_run_and_in_the_slurm_files(
     tmp_path: Path, slurm_cluster: str
 ) -> None:
-    app = tmp_path / "my app"
-    app.mkdir()
-    (app / "train.py").write_text(APP)
-    (app / "cfg.yaml").write_text("lr: 0.1\n")
-    store = tmp_path / "store"
-    env = {**os.environ, "HPCLAB_STORE": str(store), "HPCLAB_PROJECT": "logs"}
-    out = subprocess.run(
-        [sys.executable, "train.py", "-m", "hydra/launcher=hpclab_slurm", "lr=0.2"],
-        cwd=app, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    out, store = _launch(tmp_path, "hydra/launcher=hpclab_slurm", "lr=0.2")
     assert out.returncode == 0, out.stderr
     s = Store(store)
     (sweep,) = s.iter_sweeps("logs")
