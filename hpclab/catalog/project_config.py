@@ -14,7 +14,16 @@
       refuted: -1.0               # default -1.0
     features:
       ignore: [hpclab]            # config paths left out of diffs and seed groups
-      seeds: [seed]               # leaf names that are seeds (runs differing only there group)
+      seeds: [seed]               # seed keys: a leaf name (seed, *.seed) or a dotted path /
+                                  # glob (trainer.seed, data.*_seed); runs differing only
+                                  # there form one seed group
+    statistics:                   # how seed groups are compared (docs/statistics.md)
+      alpha: 0.05                 # significance level (Holm-corrected per report)
+      level: 0.95                 # confidence level of every interval
+      min_seeds: 3                # fewer samples a side: "too few seeds", never significant
+      stability_fraction: 0.1     # stability: noise over the last 10% of steps (>= 3 points)
+      baseline: null              # a run id: labels are config diffs against its config
+                                  # (default: the most common value of each config path)
     pareto:                       # objectives of the Pareto front (default: first key
       - {name: val/loss, direction: minimize}     # metric, and duration_s)
       - {name: duration_s, direction: minimize}   # a metric, a runs column or a feature
@@ -32,6 +41,7 @@ at the top level or in any mapping above, with the valid names and the closest o
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import re
 from collections.abc import Mapping
@@ -46,10 +56,13 @@ from hpclab.store.atomic import read_yaml
 DIRECTIONS = ("minimize", "maximize")
 AGGREGATIONS = ("last", "best", "mean")
 # The one list of what project.yaml may hold: a typo is an error naming the valid keys.
-KEYS = ("key_metrics", "naming", "evidence", "features", "pareto", "site", "secrets")
+KEYS = (
+    "key_metrics", "naming", "evidence", "statistics", "features", "pareto", "site", "secrets"
+)  # fmt: skip
 NESTED_KEYS = {
     "naming": ("regex", "id_group", "parent_group"),
     "evidence": ("supported", "refuted"),
+    "statistics": ("alpha", "level", "min_seeds", "stability_fraction", "baseline"),
     "features": ("ignore", "seeds"),
     "site": ("publish_code",),
 }
@@ -80,6 +93,16 @@ class ProjectConfig:
     seed_keys: tuple[str, ...] = ("seed",)
     pareto: tuple[KeyMetric, ...] = ()
     publish_code: bool = True
+    alpha: float = 0.05
+    level: float = 0.95
+    min_seeds: int = 3
+    stability_fraction: float = 0.1
+    baseline_run: str | None = None
+
+    def is_seed(self, path: str) -> bool:
+        """A config path is a seed key: its leaf name is one (``seed`` matches ``seed`` and
+        ``data.seed``), or it matches a dotted key / glob (``trainer.seed``, ``*.seed``)."""
+        return _is_seed(path, self.seed_keys)
 
     def direction(self, metric: str) -> str:
         """``minimize`` unless the project says otherwise (losses are the common case)."""
@@ -151,6 +174,7 @@ def load_project_config(path: Path) -> ProjectConfig:
         _metric_entry(e, f"{path}: pareto[{i}]", aggregation=False)
         for i, e in enumerate(data.get("pareto") or [])
     ]
+    stats = _statistics(data.get("statistics"), f"{path}: statistics")
     site = data.get("site") or {}
     if not isinstance(site, Mapping):
         raise ConfigError(f"{path}: site: expected a mapping")
@@ -173,7 +197,51 @@ def load_project_config(path: Path) -> ProjectConfig:
         seed_keys=seeds,
         pareto=tuple(pareto),
         publish_code=publish_code,
+        **stats,
     )
+
+
+def _statistics(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping")
+    out: dict[str, Any] = {}
+    for key, low, high in (
+        ("alpha", 0.0, 0.5),
+        ("level", 0.5, 1.0),
+        ("stability_fraction", 0.0, 1.0),
+    ):
+        if key in value:
+            v = _number(value[key], f"{where}.{key}")
+            if not low < v < high and not (key == "stability_fraction" and v == 1.0):
+                raise ConfigError(f"{where}.{key}: {v:g} is not between {low:g} and {high:g}")
+            out[key] = v
+    if "min_seeds" in value:
+        m = value["min_seeds"]
+        if isinstance(m, bool) or not isinstance(m, int) or m < 2:
+            raise ConfigError(f"{where}.min_seeds: expected a whole number >= 2, got {m!r}")
+        out["min_seeds"] = m
+    baseline = value.get("baseline")
+    if baseline is not None:
+        from hpclab.store.ids import is_valid_run_id
+
+        if not isinstance(baseline, str) or not is_valid_run_id(baseline):
+            raise ConfigError(f"{where}.baseline: {baseline!r} is not a run id")
+        out["baseline_run"] = baseline
+    return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _is_seed(path: str, keys: tuple[str, ...]) -> bool:
+    leaf = path.rsplit(".", 1)[-1].split("[", 1)[0]
+    for k in keys:
+        if "." not in k and not any(c in k for c in "*?["):
+            if leaf == k:
+                return True
+        elif fnmatch.fnmatchcase(path, k):
+            return True
+    return False
 
 
 def _metric_entry(entry: Any, where: str, *, aggregation: bool = True) -> KeyMetric:

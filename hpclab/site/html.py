@@ -239,3 +239,13 @@ def status_vocabulary() -> Html:
         "failed": ordered(FAILED_STATUSES),
     }
     return json_script(doc, "hl-statuses")
+
+
+STATISTICS_PAGE = "statistics.md"  # docs/statistics.md, published with every site
+
+
+def stats_link(root: str, anchor: str = "", label: str = "how this is computed") -> Html:
+    """A link to the site's copy of docs/statistics.md (at ``anchor``: seed-groups,
+    comparisons, evidence, pareto, ...), put beside every number the page defines."""
+    href = root + page_href(STATISTICS_PAGE) + (f"#{anchor}" if anchor else "")
+    return link(href, label, cls="hl-stats-link")
