@@ -1,24 +1,28 @@
-"""Statistics across seeds and runs: bootstrap confidence intervals, two-sample tests,
-Pareto fronts. Every result is deterministic (the catalog must come out the same on every
-re-index): resampling is seeded by the data.
+"""Statistics across seeds and runs: bootstrap confidence intervals, two-sample and paired
+tests, effect size, Holm's correction, Pareto fronts. The method, with formulas and
+references, is docs/statistics.md#intervals-and-tests. Every result is deterministic (the
+catalog must come out the same on every re-index): resampling is seeded by the data.
 
-* Confidence interval of a mean: percentile bootstrap, 95%, 2,000 resamples. With fewer
-  than 5 values it is optimistic (too narrow): seeds are few in ML, so read it as a spread,
-  not a guarantee.
-* Difference of two groups' means: percentile bootstrap CI of ``mean_a - mean_b``
-  (resampling each group separately), Welch's t-test (needs two values per group) and a
-  two-sided permutation test (exact when the groups are small; two values per group too).
+* Confidence interval of a mean (:func:`mean_ci`): BCa bootstrap (Efron 1987) from
+  BCA_MIN_N values on, percentile bootstrap below that or when BCa's bias correction is
+  undefined; RESAMPLES resamples.
+* Two groups (:func:`compare`): the difference of means with a bootstrap CI (each group
+  resampled separately; paired: the bootstrap CI of the mean of the differences), Welch's
+  t-test, a two-sided permutation test (exact when there are at most PERMUTATIONS
+  relabellings), and with pairs the paired t-test and the sign-flip permutation test;
+  Hedges' g, the pooled within-group std and the standard error of the difference.
+* :func:`holm`: Holm's step-down adjustment of a family of p-values.
 
-The methods are scipy's (``stats.bootstrap(method="percentile")``, ``stats.ttest_ind(
-equal_var=False)``, ``stats.permutation_test``, whose p-values these match: the tests check
-them against scipy), written here as a few numpy array operations because the catalog runs
-hundreds of them on every fresh start: on a 1,000-run store scipy's calls took 5.6 s of a
-6 s ``hpclab index`` (its exact permutation test walks the partitions in Python, and each
-call has milliseconds of set-up), where these take a few hundred ms.
+The methods are scipy's (``stats.bootstrap(method="BCa" | "percentile")``, ``stats.ttest_ind(
+equal_var=False)``, ``stats.ttest_rel``, ``stats.permutation_test``, whose values these match:
+tests/test_stats.py checks them against scipy), written here as a few numpy array operations
+because the catalog runs hundreds of them on every index pass: scipy's calls have
+milliseconds of set-up each, and its exact permutation test walks the partitions in Python.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -31,28 +35,52 @@ import numpy as np
 LEVEL = 0.95
 RESAMPLES = 2000
 PERMUTATIONS = 5000
+BCA_MIN_N = 5
+
+Values = Sequence[float] | np.ndarray  # a group's values (lists or numpy arrays)
 
 
 @dataclass(frozen=True)
 class MeanCI:
+    """Mean, sample std and CI of a group's finite values. ``method``: ``bca``,
+    ``percentile``, ``exact`` (no spread: low = high = mean) or ``none`` (fewer than two
+    values: no std, no CI)."""
+
     n: int
     mean: float
     std: float | None
     low: float | None
     high: float | None
+    method: str
+    level: float
 
 
 @dataclass(frozen=True)
 class Comparison:
+    """Group a against group b (``diff = mean_a - mean_b``); None where a value is undefined
+    at these sizes (see :func:`compare`)."""
+
     n_a: int
     n_b: int
     mean_a: float
     mean_b: float
+    std_a: float | None
+    std_b: float | None
     diff: float
     low: float | None
     high: float | None
+    ci_method: str
+    level: float
+    se: float | None
+    pooled_std: float | None
     p_welch: float | None
     p_permutation: float | None
+    permutation_exact: bool
+    paired: bool
+    n_pairs: int
+    p_paired_t: float | None
+    p_paired_permutation: float | None
+    hedges_g: float | None
 
 
 def _rng(*groups: Any) -> np.random.Generator:
@@ -64,47 +92,50 @@ def _rng(*groups: Any) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(h.digest()[:8], "little"))
 
 
-def _finite(values: Sequence[float]) -> np.ndarray:
-    a = np.asarray(values, dtype=np.float64)
+def _finite(values: Values) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
     return a[np.isfinite(a)]
 
 
-def mean_ci(values: Sequence[float], *, level: float = LEVEL) -> MeanCI:
-    """Mean, sample std and bootstrap CI of the finite values (no CI for fewer than 2, and
-    a zero-width one when every value is the same)."""
+def _std(a: np.ndarray) -> float | None:
+    return float(a.std(ddof=1)) if len(a) >= 2 else None
+
+
+# -- confidence intervals ----------------------------------------------------------------------
+def mean_ci(values: Values, *, level: float = LEVEL) -> MeanCI:
+    """Mean, sample std and bootstrap CI of the finite values (NaN and inf are dropped):
+    no std or CI for fewer than 2 values, a zero-width ``exact`` one when every value is
+    the same, BCa from BCA_MIN_N values on, else percentile."""
     a = _finite(values)
     n = len(a)
     if n == 0:
-        return MeanCI(0, math.nan, None, None, None)
+        return MeanCI(0, math.nan, None, None, None, "none", level)
     mean = float(a.mean())
     if n == 1:
-        return MeanCI(1, mean, None, None, None)
+        return MeanCI(1, mean, None, None, None, "none", level)
     std = float(a.std(ddof=1))
     if std == 0.0:
-        return MeanCI(n, mean, 0.0, mean, mean)
-    low, high = _percentiles(_resampled_means(_rng(a), a), level)
-    return MeanCI(n, mean, std, low, high)
+        return MeanCI(n, mean, 0.0, mean, mean, "exact", level)
+    low, high, method = _one_sample_ci(a, level)
+    return MeanCI(n, mean, std, low, high, method, level)
 
 
-def compare(
-    a_values: Sequence[float], b_values: Sequence[float], *, level: float = LEVEL
-) -> Comparison:
-    """``mean(a) - mean(b)`` with a bootstrap CI, Welch's and a permutation p-value."""
-    a, b = _finite(a_values), _finite(b_values)
-    if not len(a) or not len(b):
-        raise ValueError("compare needs at least one finite value in each group")
-    diff = float(a.mean() - b.mean())
-    low = high = p_welch = p_perm = None
-    if len(a) + len(b) >= 3:
-        rng = _rng(a, b)
-        low, high = _percentiles(_resampled_means(rng, a) - _resampled_means(rng, b), level)
-    if len(a) >= 2 and len(b) >= 2:
-        p_perm = permutation_p(a, b)
-        if a.std() > 0 or b.std() > 0:
-            p_welch = welch_p(a, b)
-    return Comparison(
-        len(a), len(b), float(a.mean()), float(b.mean()), diff, low, high, p_welch, p_perm
-    )
+def _one_sample_ci(a: np.ndarray, level: float) -> tuple[float, float, str]:
+    """Bootstrap CI of ``mean(a)`` (len(a) >= 2, some spread)."""
+    estimates = _resampled_means(_rng(a), a)
+    influence = [a - a.mean()]  # the jackknife's (n-1)(mean of leave-one-outs - leave-one-out)
+    return _interval(estimates, float(a.mean()), influence, level, len(a) >= BCA_MIN_N)
+
+
+def _two_sample_ci(a: np.ndarray, b: np.ndarray, level: float) -> tuple[float, float, str]:
+    """Bootstrap CI of ``mean(a) - mean(b)``, each group resampled separately."""
+    rng = _rng(a, b)
+    estimates = _resampled_means(rng, a) - _resampled_means(rng, b)
+    observed = float(a.mean() - b.mean())
+    # one jackknife per sample, as scipy's _bca_interval: b's influence changes sign
+    influence = [a - a.mean(), -(b - b.mean())]
+    bca = min(len(a), len(b)) >= BCA_MIN_N
+    return _interval(estimates, observed, influence, level, bca)
 
 
 def _resampled_means(rng: np.random.Generator, a: np.ndarray) -> np.ndarray:
@@ -112,10 +143,169 @@ def _resampled_means(rng: np.random.Generator, a: np.ndarray) -> np.ndarray:
     return np.asarray(a[rng.integers(0, len(a), size=(RESAMPLES, len(a)))].mean(axis=1))
 
 
-def _percentiles(estimates: np.ndarray, level: float) -> tuple[float, float]:
+def _interval(
+    estimates: np.ndarray,
+    observed: float,
+    influence: Sequence[np.ndarray],
+    level: float,
+    bca: bool,
+) -> tuple[float, float, str]:
+    """The CI from a bootstrap distribution: BCa levels when asked and defined, else the
+    percentile ones; the quantiles are numpy's linear ones, as scipy.stats.quantile's."""
     alpha = (1 - level) / 2
-    low, high = np.quantile(estimates, [alpha, 1 - alpha])
-    return float(low), float(high)
+    levels = _bca_levels(estimates, observed, influence, alpha) if bca else None
+    method = "bca" if levels is not None else "percentile"
+    low, high = np.quantile(estimates, levels if levels is not None else [alpha, 1 - alpha])
+    return float(low), float(high), method
+
+
+def _bca_levels(
+    estimates: np.ndarray, observed: float, influence: Sequence[np.ndarray], alpha: float
+) -> tuple[float, float] | None:
+    """BCa's adjusted quantile levels (Efron 1987; Efron & Tibshirani 1993, 14.3), as
+    scipy's ``_bca_interval``: bias correction z0 from the share of estimates below the
+    observed (ties counted half), acceleration from the jackknife influence values summed
+    over the samples. None when undefined (every estimate on one side of the observed)."""
+    from scipy.special import ndtr, ndtri
+
+    share = (np.count_nonzero(estimates < observed) + np.count_nonzero(estimates <= observed)) / (
+        2 * len(estimates)
+    )
+    z0 = float(ndtri(share))
+    num = sum(float((u**3).sum()) / len(u) ** 3 for u in influence)
+    den = sum(float((u**2).sum()) / len(u) ** 2 for u in influence)
+    if not math.isfinite(z0) or den <= 0:
+        return None
+    accel = num / (6 * den**1.5)
+    z = float(ndtri(alpha))
+    out = []
+    for zz in (z, -z):
+        # |accel| < 1/6 for a mean (its skewness is bounded by n), so this never divides
+        # by zero or flips sign; checked anyway, as a non-finite level would be garbage
+        step = z0 + zz
+        out.append(float(ndtr(z0 + step / (1 - accel * step))))
+    if not all(math.isfinite(x) for x in out):
+        return None
+    return out[0], out[1]
+
+
+# -- two groups --------------------------------------------------------------------------------
+def compare(
+    a_values: Values,
+    b_values: Values,
+    *,
+    pairs: Sequence[tuple[float, float]] | None = None,
+    level: float = LEVEL,
+) -> Comparison:
+    """``mean(a) - mean(b)`` with its bootstrap CI, standard error, tests and effect size,
+    over the finite values of each group (at least one each: else ValueError).
+
+    ``pairs`` (a_i, b_i matched by seed; given only when both groups have the same seeds)
+    makes it paired: the CI and se are then those of the mean of the differences, and
+    the paired t and sign-flip tests are run on them (pairs with a non-finite side are
+    dropped). Welch's and the permutation test are always run on the groups.
+
+    None rules: CI of an unpaired diff when n_a + n_b >= 3 (BCa when both have BCA_MIN_N,
+    ``exact`` when neither group has spread); se and the tests need 2 values a side
+    (Welch also some spread, the paired tests 2 pairs, paired t spread in the
+    differences); pooled_std needs n_a + n_b >= 3; Hedges' g 2 values a side and
+    pooled_std > 0."""
+    a, b = _finite(a_values), _finite(b_values)
+    if not len(a) or not len(b):
+        raise ValueError("compare needs at least one finite value in each group")
+    na, nb = len(a), len(b)
+    diff = float(a.mean() - b.mean())
+    pooled = pooled_std(a, b)
+    g = hedges_g(a, b)
+    p_welch = p_perm = None
+    exact = False
+    if na >= 2 and nb >= 2:
+        p_perm, exact = _permutation(a, b)
+        if a.std() > 0 or b.std() > 0:
+            p_welch = welch_p(a, b)
+    p_t = p_flip = None
+    low = high = None
+    method = "none"
+    if pairs is not None:
+        pa = np.asarray([p[0] for p in pairs], dtype=np.float64)
+        pb = np.asarray([p[1] for p in pairs], dtype=np.float64)
+        keep = np.isfinite(pa) & np.isfinite(pb)
+        d = pa[keep] - pb[keep]
+        n_pairs = len(d)
+        se = None
+        if n_pairs >= 2:
+            se = float(d.std(ddof=1)) / math.sqrt(n_pairs)
+            p_flip, _ = _sign_flip(d)
+            if d.std() > 0:
+                p_t = paired_t_p(d)
+                low, high, method = _one_sample_ci(d, level)
+            else:
+                low = high = float(d.mean())
+                method = "exact"
+    else:
+        n_pairs = 0
+        se = welch_se(a, b)
+        if na + nb >= 3:
+            if a.std() == 0 and b.std() == 0:
+                low = high = diff
+                method = "exact"
+            else:
+                low, high, method = _two_sample_ci(a, b, level)
+    return Comparison(
+        n_a=na,
+        n_b=nb,
+        mean_a=float(a.mean()),
+        mean_b=float(b.mean()),
+        std_a=_std(a),
+        std_b=_std(b),
+        diff=diff,
+        low=low,
+        high=high,
+        ci_method=method,
+        level=level,
+        se=se,
+        pooled_std=pooled,
+        p_welch=p_welch,
+        p_permutation=p_perm,
+        permutation_exact=exact,
+        paired=pairs is not None,
+        n_pairs=n_pairs,
+        p_paired_t=p_t,
+        p_paired_permutation=p_flip,
+        hedges_g=g,
+    )
+
+
+def welch_se(a: np.ndarray, b: np.ndarray) -> float | None:
+    """``sqrt(s_a^2/n_a + s_b^2/n_b)``, the standard error of Welch's t (None below 2
+    values a side)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    return math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+
+
+def pooled_std(a: np.ndarray, b: np.ndarray) -> float | None:
+    """``sqrt(((n_a-1)s_a^2 + (n_b-1)s_b^2) / (n_a+n_b-2))``: both groups' squared
+    deviations from their own means over the pooled degrees of freedom (None when
+    n_a + n_b < 3)."""
+    dof = len(a) + len(b) - 2
+    if dof < 1:
+        return None
+    ss = float(((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum())
+    return math.sqrt(ss / dof)
+
+
+def hedges_g(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Hedges' g (Hedges 1981): ``(mean_a - mean_b) / pooled_std * (1 - 3/(4(n_a+n_b)-9))``,
+    Cohen's d with the small-sample bias correction (None below 2 values a side or with
+    no spread)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    s = pooled_std(a, b)
+    if not s:
+        return None
+    j = 1 - 3 / (4 * (len(a) + len(b)) - 9)
+    return float((a.mean() - b.mean()) / s * j)
 
 
 def welch_p(a: np.ndarray, b: np.ndarray) -> float:
@@ -128,29 +318,104 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float:
     return float(min(1.0, 2.0 * stdtr(df, -abs(t))))
 
 
+def paired_t_p(d: np.ndarray) -> float:
+    """Two-sided p-value of the paired t-test on the differences ``d`` (at least 2, some
+    spread), as scipy's ttest_rel: ``t = mean(d) / (s_d / sqrt(n))``, n - 1 dof."""
+    from scipy.special import stdtr
+
+    n = len(d)
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(n))
+    return float(min(1.0, 2.0 * stdtr(n - 1, -abs(t))))
+
+
 def permutation_p(a: np.ndarray, b: np.ndarray) -> float:
     """Two-sided p-value of ``mean(a) - mean(b)`` under relabelling, as scipy's
     permutation_test (independent samples): every split of the pooled values when there
     are at most PERMUTATIONS of them, else PERMUTATIONS random ones plus the observed;
     twice the smaller one-sided p-value, at most 1."""
+    return _permutation(a, b)[0]
+
+
+def sign_flip_p(d: np.ndarray) -> float:
+    """Two-sided p-value of ``mean(d)`` under flipping the signs of the paired differences
+    (swapping a_i and b_i), as scipy's permutation_test(permutation_type="samples"): all
+    2^n flips when 2^n <= PERMUTATIONS, else PERMUTATIONS random ones plus the observed."""
+    return _sign_flip(d)[0]
+
+
+def _permutation(a: np.ndarray, b: np.ndarray) -> tuple[float, bool]:
     pooled = np.concatenate([a, b])
     n, k = len(pooled), len(a)
     observed = float(a.mean() - b.mean())
     exact = math.comb(n, k) <= PERMUTATIONS
     if exact:
-        chosen = np.array(list(itertools.combinations(range(n), k)))
+        # the splits in scipy's order of elements (combinations, complement ascending),
+        # so each null value is the same float as scipy's
+        chosen, rest = _splits(n, k)
+        null = pooled[chosen].mean(axis=1) - pooled[rest].mean(axis=1)
     else:
         order = np.tile(np.arange(n), (PERMUTATIONS, 1))
-        chosen = _rng(b, a).permuted(order, axis=1)[:, :k]
-    sums = pooled[chosen].sum(axis=1)
-    null = sums / k - (pooled.sum() - sums) / (n - k)
-    gamma = abs(observed) * np.finfo(np.float64).eps * 100  # scipy's tolerance for ties
-    extra = 0 if exact else 1  # a random null counts the observed split too
-    less = ((null <= observed + gamma).sum() + extra) / (len(null) + extra)
-    greater = ((null >= observed - gamma).sum() + extra) / (len(null) + extra)
+        perm = _rng(b, a).permuted(order, axis=1)
+        null = pooled[perm[:, :k]].mean(axis=1) - pooled[perm[:, k:]].mean(axis=1)
+    return _two_sided(null, observed, exact), exact
+
+
+def _sign_flip(d: np.ndarray) -> tuple[float, bool]:
+    n = len(d)
+    exact = 2**n <= PERMUTATIONS
+    if exact:
+        signs = _all_signs(n)
+    else:
+        signs = _rng(d, [2.0]).choice(np.array([1.0, -1.0]), size=(PERMUTATIONS, n))
+    # b_i - a_i is exactly -(a_i - b_i) in floating point: these are scipy's null values
+    return _two_sided((signs * d).mean(axis=1), float(d.mean()), exact), exact
+
+
+def _two_sided(null: np.ndarray, observed: float, exact: bool) -> float:
+    """scipy's two-sided p-value: ties within 100 ulps of the observed count as at least as
+    extreme; a random null counts the observed arrangement too (Phipson & Smyth 2010)."""
+    gamma = abs(observed) * np.finfo(np.float64).eps * 100
+    extra = 0 if exact else 1
+    less = (np.count_nonzero(null <= observed + gamma) + extra) / (len(null) + extra)
+    greater = (np.count_nonzero(null >= observed - gamma) + extra) / (len(null) + extra)
     return float(min(1.0, 2.0 * min(less, greater)))
 
 
+@functools.lru_cache(maxsize=64)
+def _splits(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every choice of k of n positions, and each one's complement (ascending)."""
+    chosen = np.array(list(itertools.combinations(range(n), k)), dtype=np.intp)
+    mask = np.ones((len(chosen), n), dtype=bool)
+    np.put_along_axis(mask, chosen, False, axis=1)
+    rest = np.nonzero(mask)[1].reshape(len(chosen), n - k)
+    return chosen, rest
+
+
+@functools.lru_cache(maxsize=16)
+def _all_signs(n: int) -> np.ndarray:
+    """The 2^n sign vectors of n pairs."""
+    return np.array(list(itertools.product((1.0, -1.0), repeat=n)), dtype=np.float64)
+
+
+# -- families ----------------------------------------------------------------------------------
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment (Holm 1979) over the p-values given (None and NaN are no
+    test: None, and not counted): the i-th smallest of m becomes
+    ``max_{j <= i} min(1, (m - j + 1) p_(j))``; monotone in p, never below p, at most 1."""
+    index = [i for i, p in enumerate(pvalues) if p is not None and not math.isnan(p)]
+    index.sort(key=lambda i: pvalues[i])  # type: ignore[arg-type,return-value]
+    m = len(index)
+    out: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(index):
+        p = pvalues[i]
+        assert p is not None
+        running = max(running, min(1.0, (m - rank) * float(p)))
+        out[i] = running
+    return out
+
+
+# -- Pareto ------------------------------------------------------------------------------------
 def pareto_ranks(points: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
     """Non-dominated sorting layers of ``points`` (n x k): 0 for the Pareto front, 1 for
     the front once the first is removed, ... A point dominates another when it is at least

@@ -1,0 +1,430 @@
+"""hpclab.catalog.stats against scipy, on generated data with a known answer.
+
+Two kinds of check for the bootstrap: on the *same* resamples (our bootstrap distribution
+handed to ``scipy.stats.bootstrap`` as ``bootstrap_result`` with ``n_resamples=0``) the BCa
+and percentile endpoints must equal scipy's to rounding, which pins the formulas (bias
+correction, jackknife acceleration per sample, quantiles); on independent resamples they
+must agree within a few Monte-Carlo standard errors, which pins the resampling. The tests
+and Hedges' g are compared exactly (1e-12); Holm against a worked example and its
+definition; coverage and skewness by simulation against known answers."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy import stats as sp
+
+from hpclab.catalog import stats
+from hpclab.catalog.stats import compare, holm, mean_ci
+
+
+def mean_diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+
+def paired_mean(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x - y, axis=axis)
+
+
+def scipy_on(distribution: np.ndarray, data: tuple[np.ndarray, ...], method: str, **kw: object):
+    """scipy's interval computed from *our* bootstrap distribution (no resampling of its own)."""
+    statistic = np.mean if len(data) == 1 else mean_diff
+    given = SimpleNamespace(bootstrap_distribution=distribution)
+    res = sp.bootstrap(data, statistic, n_resamples=0, bootstrap_result=given, method=method, **kw)
+    return res.confidence_interval
+
+
+def our_means(x: np.ndarray) -> np.ndarray:
+    """The bootstrap distribution mean_ci draws for ``x`` (seeded by the data)."""
+    return stats._resampled_means(stats._rng(x), x)
+
+
+def our_diffs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The bootstrap distribution compare draws for unpaired ``a``, ``b``."""
+    rng = stats._rng(a, b)
+    return stats._resampled_means(rng, a) - stats._resampled_means(rng, b)
+
+
+RNG = np.random.default_rng(20261202)
+ONE_SAMPLE = [
+    RNG.normal(0.0, 1.0, 5),  # BCA_MIN_N exactly
+    RNG.normal(3.0, 0.2, 8),
+    RNG.lognormal(0.0, 1.0, 12),  # skewed: acceleration far from 0
+    RNG.exponential(2.0, 30),
+    np.array([1.0, 1.0, 1.0, 2.0, 9.0, 9.0]),  # ties
+]
+TWO_SAMPLE = [
+    (RNG.normal(0.0, 1.0, 5), RNG.normal(0.5, 1.0, 5)),
+    (RNG.normal(0.0, 1.0, 6), RNG.lognormal(0.0, 1.0, 9)),  # skewed on one side only
+    (RNG.lognormal(0.0, 0.8, 10), RNG.normal(1.0, 0.1, 7)),
+]
+
+
+# -- bootstrap intervals: same resamples, scipy's formulas ------------------------------------
+@pytest.mark.parametrize("x", ONE_SAMPLE, ids=lambda x: f"n{len(x)}")
+def test_bca_ci_of_a_mean_is_scipys_on_the_same_resamples(x: np.ndarray) -> None:
+    ci = mean_ci(x)
+    assert ci.method == "bca" and ci.level == 0.95 and ci.n == len(x)
+    ref = scipy_on(our_means(x), (x,), "BCa")
+    assert ci.low == pytest.approx(ref.low, abs=1e-12, rel=1e-12)
+    assert ci.high == pytest.approx(ref.high, abs=1e-12, rel=1e-12)
+    assert ci.mean == pytest.approx(x.mean()) and ci.std == pytest.approx(np.std(x, ddof=1))
+    ref90 = scipy_on(our_means(x), (x,), "BCa", confidence_level=0.9)
+    ci90 = mean_ci(x, level=0.9)
+    assert (ci90.low, ci90.high) == pytest.approx((ref90.low, ref90.high), abs=1e-12)
+    assert ci.low < ci90.low and ci90.high < ci.high  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("x", [RNG.normal(0, 1, 2), RNG.normal(0, 1, 3), RNG.lognormal(0, 1, 4)])
+def test_percentile_ci_below_bca_min_n_is_scipys_on_the_same_resamples(x: np.ndarray) -> None:
+    ci = mean_ci(x)
+    assert len(x) < stats.BCA_MIN_N and ci.method == "percentile"
+    ref = scipy_on(our_means(x), (x,), "percentile")
+    assert (ci.low, ci.high) == pytest.approx((ref.low, ref.high), abs=1e-12)
+
+
+@pytest.mark.parametrize("a, b", TWO_SAMPLE, ids=lambda x: f"n{len(x)}")
+def test_bca_ci_of_a_difference_is_scipys_with_a_jackknife_per_sample(
+    a: np.ndarray, b: np.ndarray
+) -> None:
+    c = compare(a, b)
+    assert c.ci_method == "bca" and not c.paired
+    ref = scipy_on(our_diffs(a, b), (a, b), "BCa")
+    assert c.low == pytest.approx(ref.low, abs=1e-12, rel=1e-12)
+    assert c.high == pytest.approx(ref.high, abs=1e-12, rel=1e-12)
+    # the acceleration is not zero here, so a one-jackknife-over-the-pool or a sign error in
+    # b's influence would move the endpoints: the percentile interval differs
+    pct = scipy_on(our_diffs(a, b), (a, b), "percentile")
+    assert abs(c.low - pct.low) + abs(c.high - pct.high) > 1e-6
+
+
+def test_ci_of_a_difference_is_percentile_when_one_side_is_small() -> None:
+    a, b = RNG.normal(0, 1, 8), RNG.normal(1, 1, 4)
+    c = compare(a, b)
+    assert c.ci_method == "percentile"
+    ref = scipy_on(our_diffs(a, b), (a, b), "percentile")
+    assert (c.low, c.high) == pytest.approx((ref.low, ref.high), abs=1e-12)
+
+
+@pytest.mark.parametrize("n", [3, 6, 9])
+def test_paired_ci_is_the_bootstrap_of_the_differences(n: int) -> None:
+    a = RNG.normal(0.0, 1.0, n)
+    b = a - 0.3 + RNG.lognormal(0, 0.5, n) * 0.1  # b tracks a: pairing matters
+    c = compare(a, b, pairs=list(zip(a, b, strict=True)))
+    d = a - b
+    assert c.paired and c.n_pairs == n
+    assert c.ci_method == ("bca" if n >= stats.BCA_MIN_N else "percentile")
+    method = "BCa" if n >= stats.BCA_MIN_N else "percentile"
+    ref = scipy_on(our_means(d), (d,), method)
+    assert (c.low, c.high) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    # scipy's own paired form (resampling the pairs, statistic mean(a - b)) is the same thing
+    given = SimpleNamespace(bootstrap_distribution=our_means(d))
+    paired = sp.bootstrap(
+        (a, b), paired_mean, paired=True, n_resamples=0, bootstrap_result=given, method=method
+    ).confidence_interval
+    assert (c.low, c.high) == pytest.approx((paired.low, paired.high), abs=1e-12)
+    assert c.se == pytest.approx(np.std(d, ddof=1) / math.sqrt(n), rel=1e-12)
+    # pairing removes the shared part: far narrower than the unpaired interval
+    unpaired = compare(a, b)
+    assert c.high - c.low < (unpaired.high - unpaired.low) / 3  # type: ignore[operator]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # scipy's NaN levels
+def test_undefined_bca_falls_back_to_the_percentile_interval() -> None:
+    """Every resampled mean above the observed: z0 is infinite, scipy's BCa gives NaN (with a
+    DegenerateDataWarning); ours says percentile and gives the percentile interval."""
+    estimates = np.linspace(1.0, 2.0, 2000)
+    x = np.array([0.0, 0.5, 0.2, 0.9, 0.4])
+    with pytest.warns(sp.DegenerateDataWarning):
+        ref = scipy_on(estimates, (x,), "BCa")
+    assert math.isnan(ref.low)
+    low, high, method = stats._interval(estimates, 0.5, [x - x.mean()], 0.95, True)
+    pct = scipy_on(estimates, (x,), "percentile")
+    assert method == "percentile" and (low, high) == pytest.approx((pct.low, pct.high))
+
+
+# -- bootstrap intervals: independent resamples ---------------------------------------------
+def quantile_mc_se(se_boot: float, level: float, resamples: int) -> float:
+    """Monte-Carlo standard error of a bootstrap CI endpoint: the quantile's own
+    ``sqrt(p(1-p)/B) / f(q)`` with f the (near-normal) density of the bootstrap distribution
+    at the quantile, plus BCa's z0 noise (share of B estimates: sd ``0.5/sqrt(B)``, which
+    moves the endpoint by about ``se_boot / (phi(0) sqrt(B))``)."""
+    p = (1 - level) / 2
+    quantile = se_boot * math.sqrt(p * (1 - p) / resamples) / sp.norm.pdf(sp.norm.ppf(p))
+    bias = se_boot / (sp.norm.pdf(0.0) * math.sqrt(resamples))
+    return math.hypot(quantile, bias)
+
+
+@pytest.mark.parametrize("method", ["BCa", "percentile"])
+def test_intervals_agree_with_scipys_own_resampling(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resamples = 20000
+    monkeypatch.setattr(stats, "RESAMPLES", resamples)
+    x = RNG.lognormal(0.0, 0.7, 12 if method == "BCa" else 4)
+    ours = mean_ci(x)
+    assert ours.method == method.lower()
+    theirs = sp.bootstrap((x,), np.mean, method=method, n_resamples=resamples, rng=7)
+    # two independent estimates: the difference has sqrt(2) times one's error; 5 of those
+    tol = 5 * math.sqrt(2) * quantile_mc_se(theirs.standard_error, 0.95, resamples)
+    assert ours.low == pytest.approx(theirs.confidence_interval.low, abs=tol)
+    assert ours.high == pytest.approx(theirs.confidence_interval.high, abs=tol)
+    a, b = RNG.normal(0, 1, 7), RNG.lognormal(0, 1, 6)
+    if method == "percentile":
+        b = b[:3]
+    c = compare(a, b)
+    assert c.ci_method == method.lower()
+    ref = sp.bootstrap((a, b), mean_diff, method=method, n_resamples=resamples, rng=8)
+    tol = 5 * math.sqrt(2) * quantile_mc_se(ref.standard_error, 0.95, resamples)
+    assert c.low == pytest.approx(ref.confidence_interval.low, abs=tol)
+    assert c.high == pytest.approx(ref.confidence_interval.high, abs=tol)
+
+
+def test_ci_of_a_mean_covers_the_true_mean_as_often_as_the_bootstrap_should() -> None:
+    """n = 10 normal values. The bootstrap distribution of a mean has the plug-in variance
+    s^2 (n-1)/n^2, so its 95% interval covers like ``mean +- 1.96 s sqrt((n-1)/n)/sqrt(n)``:
+    P(|t_9| <= 1.96 sqrt(0.9)) = 0.904, not 0.95 (the known small-n undercoverage; BCa
+    corrects skewness, not this). A broken interval lands far from that: a t interval
+    covers 0.95, the sd instead of the se ~1, a one-sided mistake ~0.5."""
+    n, trials = 10, 2000
+    rng = np.random.default_rng(1234)
+    hits = 0
+    for _ in range(trials):
+        ci = mean_ci(rng.normal(5.0, 2.0, size=n))
+        assert ci.method == "bca" and ci.low < ci.mean < ci.high  # type: ignore[operator]
+        hits += ci.low <= 5.0 <= ci.high  # type: ignore[operator]
+    known = 2 * sp.t.cdf(sp.norm.ppf(0.975) * math.sqrt((n - 1) / n), n - 1) - 1
+    assert known == pytest.approx(0.904, abs=1e-3)
+    binomial_se = math.sqrt(known * (1 - known) / trials)
+    # 4 binomial SEs, plus 0.01 for what the normal approximation of the bootstrap leaves
+    assert abs(hits / trials - known) <= 4 * binomial_se + 0.01
+
+
+def test_bca_interval_is_asymmetric_for_skewed_data_like_scipys() -> None:
+    """Right-skewed (lognormal) data: the BCa interval reaches further above the mean than
+    below, and sits to the right of the percentile interval, in ours as in scipy's."""
+    x = np.random.default_rng(99).lognormal(0.0, 1.0, 25)
+    ours = mean_ci(x)
+    theirs = sp.bootstrap((x,), np.mean, method="BCa", n_resamples=20000, rng=3)
+    pct = sp.bootstrap((x,), np.mean, method="percentile", n_resamples=20000, rng=3)
+    for low, high in [
+        (ours.low, ours.high),
+        (theirs.confidence_interval.low, theirs.confidence_interval.high),
+    ]:
+        assert high - x.mean() > 1.3 * (x.mean() - low)
+        assert low > pct.confidence_interval.low and high > pct.confidence_interval.high
+
+
+# -- tests ------------------------------------------------------------------------------------
+WELCH_CASES = [
+    (RNG.normal(0, 1, 2), RNG.normal(0.8, 2, 2)),
+    (RNG.normal(0, 1, 3), RNG.normal(0.8, 2, 5)),
+    (RNG.normal(0, 1, 6), RNG.normal(0.8, 2, 6)),
+    (np.array([1.0, 1.0, 1.0]), np.array([1.2, 1.5, 1.1, 1.3])),  # no spread on one side
+]
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy on [1, 1, 1]
+@pytest.mark.parametrize("a, b", WELCH_CASES)
+def test_welch_is_ttest_ind_unequal_var(a: np.ndarray, b: np.ndarray) -> None:
+    c = compare(a, b)
+    ref = sp.ttest_ind(a, b, equal_var=False).pvalue
+    assert c.p_welch == pytest.approx(ref, abs=1e-12, rel=1e-12)
+    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+    assert c.se == pytest.approx(se, rel=1e-12)
+
+
+PERM_CASES = [
+    (RNG.normal(0, 1, 2), RNG.normal(0.8, 2, 2)),
+    (RNG.normal(0, 1, 3), RNG.normal(0.8, 2, 5)),
+    (RNG.normal(0, 1, 5), RNG.normal(1.5, 1, 5)),
+    (RNG.normal(0, 1, 6), RNG.normal(0.8, 2, 6)),  # C(12, 6) = 924
+    (np.array([1.0, 1.0, 2.0]), np.array([1.0, 2.0, 2.0, 2.0])),  # ties
+    (np.array([0.1, 0.2, 0.3]), np.array([0.3, 0.2, 0.1])),  # observed 0
+]
+
+
+@pytest.mark.parametrize("a, b", PERM_CASES)
+def test_exact_permutation_test_is_scipys(a: np.ndarray, b: np.ndarray) -> None:
+    c = compare(a, b)
+    ref = sp.permutation_test(
+        (a, b), mean_diff, permutation_type="independent", vectorized=True, n_resamples=10**6
+    )
+    assert c.permutation_exact
+    assert c.p_permutation == pytest.approx(ref.pvalue, abs=1e-12)
+    assert stats.permutation_p(a, b) == c.p_permutation
+
+
+def test_randomized_permutation_test_agrees_with_scipys_within_sampling_error() -> None:
+    a, b = RNG.normal(0, 1, 12), RNG.normal(0.7, 1, 12)  # C(24, 12) splits: random ones
+    c = compare(a, b)
+    assert not c.permutation_exact
+    n = stats.PERMUTATIONS
+    ref = sp.permutation_test((a, b), mean_diff, vectorized=True, n_resamples=n, rng=1)
+    p = ref.pvalue
+    # two-sided p = 2 min(one-sided): sd of each estimate 2 sqrt(q(1-q)/n), q = p/2
+    sd = 2 * math.sqrt(p / 2 * (1 - p / 2) / n)
+    assert c.p_permutation == pytest.approx(p, abs=5 * math.sqrt(2) * sd + 2 / n)
+    # groups far apart: no random split is as extreme, and the observed one still counts
+    # (Phipson & Smyth), as in scipy: p = 2 / (n + 1), never 0
+    far = compare(a, b + 10.0)
+    ref = sp.permutation_test((a, b + 10.0), mean_diff, vectorized=True, n_resamples=n, rng=1)
+    assert far.p_permutation == ref.pvalue == 2 / (n + 1)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8, 12])
+def test_paired_tests_are_ttest_rel_and_the_samples_permutation_test(n: int) -> None:
+    a = RNG.normal(0.0, 1.0, n)
+    b = a + RNG.normal(0.2, 0.3, n)
+    c = compare(a, b, pairs=list(zip(a, b, strict=True)))
+    assert c.p_paired_t == pytest.approx(sp.ttest_rel(a, b).pvalue, abs=1e-12, rel=1e-12)
+    ref = sp.permutation_test(
+        (a, b),
+        paired_mean,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=stats.PERMUTATIONS,
+    )
+    assert 2**n <= stats.PERMUTATIONS  # scipy is exact here too
+    assert c.p_paired_permutation == pytest.approx(ref.pvalue, abs=1e-12)
+    assert c.p_paired_permutation >= 2 / 2**n  # the exact floor
+    # the unpaired tests run on the same values, always
+    assert c.p_welch == pytest.approx(sp.ttest_ind(a, b, equal_var=False).pvalue, abs=1e-12)
+
+
+def test_sign_flip_test_is_randomized_past_permutations() -> None:
+    n = 13  # 2^13 = 8192 > 5000 flips
+    a = RNG.normal(0.0, 1.0, n)
+    b = a + RNG.normal(0.15, 0.4, n)
+    ours, exact = stats._sign_flip(a - b)
+    assert not exact and stats.sign_flip_p(a - b) == ours
+    m = stats.PERMUTATIONS
+    ref = sp.permutation_test(
+        (a, b), paired_mean, permutation_type="samples", vectorized=True, n_resamples=m, rng=4
+    ).pvalue
+    full = sp.permutation_test(  # all 8192 flips: the exact answer
+        (a, b), paired_mean, permutation_type="samples", vectorized=True, n_resamples=2**n
+    ).pvalue
+    sd = 2 * math.sqrt(full / 2 * (1 - full / 2) / m)
+    assert ours == pytest.approx(full, abs=5 * sd + 1 / m)
+    assert ref == pytest.approx(full, abs=5 * sd + 1 / m)
+
+
+def test_hedges_g_and_pooled_std_follow_the_formula() -> None:
+    for a, b in [*WELCH_CASES[1:3], *TWO_SAMPLE]:
+        na, nb = len(a), len(b)
+        s = math.sqrt(((na - 1) * np.var(a, ddof=1) + (nb - 1) * np.var(b, ddof=1)) / (na + nb - 2))
+        g = (np.mean(a) - np.mean(b)) / s * (1 - 3 / (4 * (na + nb) - 9))
+        c = compare(a, b)
+        assert c.pooled_std == pytest.approx(s, rel=1e-12)
+        assert c.hedges_g == pytest.approx(g, rel=1e-12)
+    # a worked case: a = 1, 2, 3 (var 1), b = 3, 4, 5 (var 1): pooled 1, d = -2,
+    # J = 1 - 3/(4*6 - 9) = 0.8, g = -1.6
+    c = compare([1.0, 2.0, 3.0], [3.0, 4.0, 5.0])
+    assert (c.pooled_std, c.hedges_g) == pytest.approx((1.0, -1.6), rel=1e-12)
+
+
+# -- Holm -------------------------------------------------------------------------------------
+def test_holm_worked_example() -> None:
+    # sorted 0.005 0.01 0.03 0.04 (m = 4): x4 0.02, x3 0.03, x2 0.06, x1 0.04 -> max 0.06
+    p = [0.01, 0.04, 0.03, 0.005]
+    assert holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # None is no test: kept, not counted (m = 2): 0.02 x2 = 0.04, 0.5 x1 = 0.5
+    assert holm([None, 0.5, 0.02, None]) == [None, pytest.approx(0.5), pytest.approx(0.04), None]
+    assert holm([0.6, 0.7]) == [1.0, 1.0]  # capped
+    assert holm([]) == [] and holm([None]) == [None] and holm([0.03]) == [0.03]
+
+
+def test_holm_by_its_definition() -> None:
+    rng = np.random.default_rng(5)
+    for m in (2, 5, 17):
+        p = list(rng.uniform(0, 0.2, m) ** 2)
+        adj = holm(p)
+        order = np.argsort(p, kind="stable")
+        expected = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * np.asarray(p)[order]))
+        assert [adj[i] for i in order] == pytest.approx(list(expected))
+        assert all(q is not None and p_ <= q <= 1.0 for p_, q in zip(p, adj, strict=True))
+        ranked = [adj[i] for i in order]
+        assert ranked == sorted(ranked)  # monotone in p
+
+
+# -- edge cases and None rules ----------------------------------------------------------------
+def test_mean_ci_edge_cases() -> None:
+    empty = mean_ci([])
+    assert (empty.n, empty.method, empty.std, empty.low) == (0, "none", None, None)
+    assert math.isnan(empty.mean)
+    one = mean_ci([2.0, math.nan, math.inf, -math.inf])  # NaN and inf dropped
+    assert (one.n, one.mean, one.std, one.low, one.high, one.method) == (
+        1,
+        2.0,
+        None,
+        None,
+        None,
+        "none",
+    )
+    two = mean_ci([1.0, 3.0, math.nan])
+    assert (two.n, two.mean, two.method) == (2, 2.0, "percentile")
+    assert 1.0 <= two.low < two.high <= 3.0  # type: ignore[operator]
+    same = mean_ci([3.0, 3.0, 3.0, 3.0, 3.0, 3.0])
+    assert (same.low, same.high, same.std, same.method) == (3.0, 3.0, 0.0, "exact")
+    x = [1.0, 2.0, 4.0, 8.0, 9.0]
+    assert mean_ci(x) == mean_ci(list(x))  # deterministic: seeded by the data
+    assert mean_ci(x) == mean_ci([*x, math.nan])
+    assert mean_ci(x, level=0.8).level == 0.8
+
+
+def test_compare_none_rules() -> None:
+    with pytest.raises(ValueError, match="at least one finite value"):
+        compare([math.nan], [1.0, 2.0])
+    single = compare([1.0, 1.1, 0.9], [2.0])  # one baseline run: a CI, no tests
+    assert single.low is not None and single.ci_method == "percentile"
+    assert (single.p_welch, single.p_permutation, single.se, single.hedges_g) == (None,) * 4
+    assert single.std_b is None and single.pooled_std == pytest.approx(0.1)
+    assert not single.permutation_exact and not single.paired and single.n_pairs == 0
+    tiny = compare([1.0], [2.0])
+    assert (tiny.low, tiny.high, tiny.ci_method, tiny.pooled_std) == (None, None, "none", None)
+    flat = compare([1.0, 1.0, 1.0], [2.0, 2.0])  # no spread anywhere
+    assert (flat.low, flat.high, flat.ci_method) == (-1.0, -1.0, "exact")
+    assert flat.p_welch is None and flat.hedges_g is None and flat.pooled_std == 0.0
+    assert flat.p_permutation == pytest.approx(0.2)  # 2 of C(5, 2) = 10 splits as extreme
+    assert flat.se == 0.0
+    nan_side = compare([1.0, math.nan, 2.0, 3.0], [math.inf, 2.0, 3.0, 4.0])
+    assert (nan_side.n_a, nan_side.n_b) == (3, 3)
+    assert nan_side == compare([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])
+
+
+def test_paired_none_rules() -> None:
+    a, b = [1.0, 2.0, 3.0], [1.5, 2.5, 3.5]  # every difference -0.5: no spread
+    c = compare(a, b, pairs=list(zip(a, b, strict=True)))
+    assert c.paired and c.n_pairs == 3 and c.p_paired_t is None
+    assert (c.low, c.high, c.ci_method, c.se) == (-0.5, -0.5, "exact", 0.0)
+    assert c.p_paired_permutation == pytest.approx(2 / 8)  # both all-same-sign flips
+    dropped = compare(a, b, pairs=[(1.0, 1.5), (math.nan, 2.5), (3.0, 3.5)])
+    assert dropped.n_pairs == 2 and dropped.p_paired_permutation == pytest.approx(0.5)
+    one = compare(a, b, pairs=[(1.0, 1.5)])
+    assert one.paired and one.n_pairs == 1
+    assert (one.low, one.se, one.p_paired_t, one.p_paired_permutation) == (None,) * 4
+    unpaired = compare(a, b)
+    assert (unpaired.paired, unpaired.p_paired_t, unpaired.p_paired_permutation) == (
+        False,
+        None,
+        None,
+    )
+
+
+def test_a_real_difference_is_detected_and_no_difference_is_not() -> None:
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(0.0, 1.0, 8), rng.normal(2.0, 1.0, 8)
+    c = compare(a, b)
+    assert c.diff == pytest.approx(a.mean() - b.mean())
+    assert c.high is not None and c.high < 0  # the CI excludes 0
+    assert c.p_welch is not None and c.p_welch < 0.01
+    assert c.p_permutation is not None and c.p_permutation < 0.01
+    assert c.hedges_g is not None and c.hedges_g < -1
+    same = compare(rng.normal(0.0, 1.0, 8), rng.normal(0.0, 1.0, 8))
+    assert same.low is not None and same.high is not None and same.low < 0 < same.high
+    assert same.p_welch is not None and same.p_welch > 0.05
+    assert same.p_permutation is not None and same.p_permutation > 0.05
