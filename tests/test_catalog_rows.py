@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -65,30 +66,13 @@ def test_a_missing_field_is_an_error_naming_the_table_and_the_column() -> None:
 
 
 def test_evidence_dataclasses_fill_their_tables() -> None:
-    unit = Unit(
-        hypothesis_id="h",
-        run_id="r",
-        metric="val/loss",
-        direction="minimize",
-        baseline_run="b",
-        baseline=1.0,
-        value=0.5,
-        delta=0.5,
-        scale=0.25,
-        normalized_delta=2.0,
-        weight=1.0,
-        status_confidence=1.0,
-        stability=0.9,
-        agreement=1.0,
-        confidence=0.9,
-        contribution=1.8,
-    )
-    got = as_dict("evidence", row("evidence", unit, project="lab"))
-    assert got["project"] == "lab" and got["baseline_run"] == "b" and got["contribution"] == 1.8
-    assert list(got) == list(names("evidence"))
-    verdict = Verdict("h", "Supported", "Supported", None, 1.8, 1, 1, 0, 1.0, -1.0, "E 1.8 > 1")
-    status = as_dict("hypothesis_status", row("hypothesis_status", verdict, project="lab"))
-    assert (status["hypothesis_id"], status["n_pending"], status["reason"]) == ("h", 0, "E 1.8 > 1")
+    """Every field of an evidence unit and a verdict lands in its own column."""
+    for cls, table, extra in ((Unit, "evidence", {}), (Verdict, "hypothesis_status", {})):
+        values = {f.name: f"v:{f.name}" for f in dataclasses.fields(cls)}
+        got = as_dict(table, row(table, cls(**values), project="lab", **extra))
+        assert list(got) == list(names(table))
+        assert got["project"] == "lab"
+        assert all(got[name] == v for name, v in values.items())
 
 
 def test_statistics_fill_their_tables_with_renamed_fields() -> None:
@@ -97,9 +81,10 @@ def test_statistics_fill_their_tables_with_renamed_fields() -> None:
         "seed_group_stats",
         row(
             "seed_group_stats",
-            renamed(ci, low="ci_low", high="ci_high"),
+            renamed(ci, low="ci_low", high="ci_high", method="ci_method"),
             project="p",
             group_id="g",
+            label="optim.lr=0.1",
             metric="m",
         ),
     )
@@ -109,17 +94,24 @@ def test_statistics_fill_their_tables_with_renamed_fields() -> None:
         ci.low,
         ci.high,
     )
+    assert stats["ci_method"] == ci.method and stats["level"] == 0.95
     c = compare([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])
     fields = dict(
-        project="p", metric="m", group_a="a", group_b="b", basis="parent", direction="minimize"
-    )
-    cmp = as_dict(
-        "group_comparisons",
-        row("group_comparisons", renamed(c, low="ci_low", high="ci_high"), **fields),
-    )
+        project="p", family="group:a", metric="m", group_a="a", group_b="b", label_a="x=1",
+        label_b="x=2", basis="parent", direction="minimize", p_holm=0.5, alpha=0.05,
+        verdict="too few seeds", reason="too few seeds",
+    )  # fmt: skip
+    own = {
+        k: v
+        for k, v in renamed(c, low="ci_low", high="ci_high").items()
+        if k not in ("std_a", "std_b", "se", "pooled_std")
+    }
+    cmp = as_dict("group_comparisons", row("group_comparisons", own, **fields))
     assert cmp["diff"] == c.diff and cmp["ci_low"] == c.low and cmp["p_welch"] == c.p_welch
+    extra = ("std_a", "std_b", "se", "pooled_std")
+    unrenamed = {k: v for k, v in dataclasses.asdict(c).items() if k not in extra}
     with pytest.raises(SchemaMismatch, match="no column 'high' .*: high, low"):
-        row("group_comparisons", c, **fields)
+        row("group_comparisons", unrenamed, **fields)
     with pytest.raises(SchemaMismatch, match="Comparison has no field 'lo'"):
         renamed(c, lo="ci_low")
 

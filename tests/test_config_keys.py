@@ -3,6 +3,7 @@ the key, the valid names and the closest one, never silently ignored."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ def test_check_keys_names_the_valid_keys_and_the_closest() -> None:
         ("naming: {regx: '^(?P<id>\\d+)'}\n", "naming: ", "regx", "regex"),
         ("evidence: {suported: 2}\n", "evidence: ", "suported", "supported"),
         ("features: {seed: [s]}\n", "features: ", "seed", "seeds"),
+        ("statistics: {min_seed: 4}\n", "statistics: ", "min_seed", "min_seeds"),
         ("site: {publish-code: false}\n", "site: ", "publish-code", "publish_code"),
         ("key_metrics: [{name: m, directon: maximize}]\n", "key_metrics[0]: ", "directon",
          "direction"),
@@ -51,7 +53,8 @@ def test_unknown_project_yaml_key(
     assert message.startswith(f"{path}: {where}unknown key {key!r} (valid: ")
     assert message.endswith(f"; did you mean {closest!r}?" if closest else ")")
     if not where:
-        assert "(valid: key_metrics, naming, evidence, features, pareto, site, secrets)" in message
+        valid = "key_metrics, naming, evidence, statistics, features, pareto, site, secrets"
+        assert f"(valid: {valid})" in message
 
 
 def test_every_documented_project_yaml_key_is_accepted(tmp_path: Path) -> None:
@@ -61,12 +64,35 @@ def test_every_documented_project_yaml_key_is_accepted(tmp_path: Path) -> None:
         "naming: {regex: '^(?P<id>\\d+)(_from_(?P<parent>\\d+))?', id_group: id,"
         " parent_group: parent}\n"
         "evidence: {supported: 1.0, refuted: -1.0}\n"
-        "features: {ignore: [hpclab], seeds: [seed]}\n"
+        "features: {ignore: [hpclab], seeds: [seed, '*.seed']}\n"
+        "statistics: {alpha: 0.01, level: 0.9, min_seeds: 5, stability_fraction: 0.2,"
+        " baseline: 20261122-101500-ab12}\n"
         "pareto: [{name: val/loss, direction: minimize}, duration_s]\n"
         "site: {publish_code: true}\n"
         "secrets: {patterns: ['tok_[0-9a-f]{32}'], files: ['*.secret']}\n"
     )
-    assert load_project_config(path).pareto[1].name == "duration_s"
+    cfg = load_project_config(path)
+    assert cfg.pareto[1].name == "duration_s"
+    assert (cfg.alpha, cfg.level, cfg.min_seeds, cfg.stability_fraction, cfg.baseline_run) == (
+        0.01, 0.9, 5, 0.2, "20261122-101500-ab12"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("statistics: {alpha: 0.7}\n", "statistics.alpha: 0.7 is not between 0 and 0.5"),
+        ("statistics: {level: 95}\n", "statistics.level: 95 is not between 0.5 and 1"),
+        ("statistics: {min_seeds: 1}\n", "statistics.min_seeds: expected a whole number >= 2"),
+        ("statistics: {baseline: ../x}\n", "statistics.baseline: '../x' is not a run id"),
+        ("statistics: [1]\n", "statistics: expected a mapping"),
+    ],
+)
+def test_bad_statistics_settings_name_the_field(tmp_path: Path, text: str, field: str) -> None:
+    path = tmp_path / "project.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: {field}")):
+        load_project_config(path)
 
 
 HYPOTHESIS = "title: t\nmetrics: [m]\n"

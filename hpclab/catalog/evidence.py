@@ -1,73 +1,86 @@
-"""The evidence model (research-platform PRD §5.0): how runs confirm or refute hypotheses.
+"""The evidence model (research-platform PRD §5.0), on seed groups: docs/statistics.md.
 
-For each hypothesis, linked run and target metric with a value and a baseline value there
-is one **evidence unit**:
+An **evidence unit** is one comparison: a hypothesis x a target metric x a treatment
+group (a seed group with linked runs) against its baseline group (the seed group of the
+members' DAG ``parent``, of the ``root``, the ``best`` group not linked, or of a fixed run),
+on the groups' samples (one completed run per seed):
 
-* ``value``: the run's metric, aggregated as the target (or project.yaml) says (last by
-  default); ``baseline``: the same for the baseline run: the run's DAG ``parent``, its
-  ``root``, the ``best`` completed run of the project not linked to the hypothesis, or a
-  fixed run id. No value or no baseline: no unit.
-* ``delta``: maximize: value - baseline; minimize: baseline - value (positive = better).
-* ``normalized_delta`` = delta / scale, ``scale`` = 1.4826 x MAD of the metric's values
-  across the project's runs (robust to outliers); when that is 0 (few runs, ties):
-  |baseline|, else 1.
-* ``confidence`` = status_confidence x stability x agreement, in [0, 1]:
-  status_confidence from :data:`STATUS_CONFIDENCE`; stability = 1 / (1 + noise / scale)
-  with noise the std of successive differences of the last 20 values / sqrt(2);
-  agreement = the share of the linked runs in the run's seed group (same config but the
-  seed: seeds and reruns) whose delta has the same sign as this run's.
-* ``contribution`` = confidence x weight x normalized_delta, weights summing to 1 over the
-  hypothesis's targets. A run's experiment-level evidence is the sum over its metrics
-  (PRD: E_experiment = sum w x normalized_delta, weighted by confidence); the hypothesis's
-  evidence E is the sum over every unit (PRD: E_hypothesis = sum confidence_i x
-  E_experiment_i).
-* Status: a manual override wins; no linked run: Proposed; E > supported: Supported;
-  E < refuted: Refuted; otherwise Testing while a linked run is unfinished, else
-  Inconclusive.
+* ``delta``: maximize: mean - baseline mean; minimize: baseline mean - mean (+ = better),
+  with the bootstrap CI of the difference and the tests of :mod:`hpclab.catalog.stats`.
+* ``normalized_delta`` = delta / scale, scale = the comparison's pooled within-group
+  standard deviation (not the project's spread: unrelated runs change nothing); without
+  spread, |baseline mean| (``baseline_abs``), else 1 (``unit``).
+* ``confidence`` = n_confidence x agreement x stability, in [0, 1]: n_confidence = m/(m+1)
+  (m: the smaller number of samples); agreement 1 when the tests used agree at alpha, 0.5
+  when they disagree or cannot run; stability = 1 / (1 + noise / scale) with noise the
+  median, over both groups' samples, of the curve's noise over its last
+  ``stability_fraction`` of steps.
+* ``weight`` = the target's weight (normalised over targets) / its number of units.
+* E (the hypothesis's evidence) = sum(weight x confidence x nd) / sum(weight x confidence):
+  a weighted mean, so more seeds narrow its interval (E +- z se(E)) instead of growing it.
+* Status: a manual override wins; no linked run: Proposed; E > T_support with a unit
+  significantly ``better`` and none ``worse``: Supported; E < T_refute with a unit
+  ``worse`` and none ``better``: Refuted; else Testing while a linked run is unfinished,
+  else Inconclusive. The reason says why in words, with the CI, the tests and n per side.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
+from hpclab.catalog.groups import Group, Grouping, pair_labels
 from hpclab.catalog.hypotheses import Hypothesis, Target
+from hpclab.catalog.stats import Comparison
+from hpclab.catalog.verdicts import BETTER, WORSE, Judgement, judge_family
 from hpclab.store.record import ACTIVE_STATUSES
 
-# How much a run's values count, by its status (every status of store.record.STATUSES).
-STATUS_CONFIDENCE: dict[str, float] = {
-    "completed": 1.0,
-    "timeout": 0.75,  # ran its whole allotment: values are real, the curve is cut short
-    "running": 0.5,
-    "preempted": 0.5,
-    "queued": 0.5,
-    "planned": 0.5,
-    "failed": 0.25,
-    "cancelled": 0.25,
-    "lost": 0.25,
-}
-MAD_TO_SIGMA = 1.4826
+
+def z_of(level: float) -> float:
+    """The normal quantile of a two-sided interval at ``level`` (1.96 at 0.95)."""
+    from scipy.special import ndtri
+
+    return float(ndtri(0.5 + level / 2))
 
 
 @dataclass(frozen=True)
 class Unit:
     hypothesis_id: str
-    run_id: str
     metric: str
     direction: str
-    baseline_run: str
-    baseline: float
+    group_id: str
+    label: str
+    baseline_group: str
+    baseline_label: str
+    run_id: str
+    runs: list[str]
+    baseline_runs: list[str]
+    n: int
+    n_baseline: int
     value: float
+    baseline: float
     delta: float
+    ci_low: float | None
+    ci_high: float | None
+    ci_method: str
     scale: float
+    scale_kind: str
     normalized_delta: float
+    se: float | None
+    paired: bool
+    p_welch: float | None
+    p_permutation: float | None
+    p_paired_t: float | None
+    p_paired_permutation: float | None
+    hedges_g: float | None
+    p_holm: float | None
+    verdict: str
     weight: float
-    status_confidence: float
     stability: float
     agreement: float
+    n_confidence: float
     confidence: float
     contribution: float
 
@@ -79,200 +92,336 @@ class Verdict:
     computed_status: str
     override: str | None
     evidence: float
+    evidence_low: float | None
+    evidence_high: float | None
     n_runs: int
     n_units: int
+    n_for: int
+    n_against: int
     n_pending: int
     supported_at: float
     refuted_at: float
+    alpha: float
     reason: str
 
 
 @dataclass(frozen=True)
-class MetricFacts:
-    """What the model needs of one run's metric."""
-
-    value: float  # aggregated as asked
-    noise: float
+class Settings:
+    supported_at: float
+    refuted_at: float
+    alpha: float
+    level: float
+    min_seeds: int
 
 
 class Context:
-    """A project's runs, as the evidence model sees them."""
+    """A project's runs and seed groups, as the evidence model sees them."""
 
     def __init__(
         self,
+        grouping: Grouping,
         status: Mapping[str, str],
-        metric: Callable[[str, str, str | None, str], MetricFacts | None],
+        value: Callable[[str, str, str | None, str], float | None],
+        noise: Callable[[str, str], float],
         parent: Callable[[str], str | None],
         root: Callable[[str], str],
-        seed_group: Mapping[str, str],
         direction: Callable[[str], str],
+        compare: Callable[
+            [Sequence[float], Sequence[float], Sequence[tuple[float, float]] | None], Comparison
+        ],
     ) -> None:
+        self.grouping = grouping
         self.status = status
-        self.metric = metric  # (run, metric, aggregation, direction) -> facts
+        self.value = value  # (run, metric, aggregation, direction) -> value
+        self.noise = noise  # (run, metric) -> tail noise
         self.parent = parent
         self.root = root
-        self.seed_group = seed_group
         self.direction = direction
-        self._scales: dict[tuple[str, str | None, str], float] = {}
+        self.compare = compare
 
-    def scale(self, metric: str, aggregation: str | None, direction: str) -> float:
-        """1.4826 x MAD of the metric across the project (nan when it is 0)."""
-        key = (metric, aggregation, direction)
-        if key not in self._scales:
-            values = [
-                f.value
-                for run in self.status
-                if (f := self.metric(run, metric, aggregation, direction)) is not None
-            ]
-            scale = math.nan
-            if len(values) >= 3:
-                a = np.asarray(values)
-                scale = MAD_TO_SIGMA * float(np.median(np.abs(a - np.median(a))))
-            self._scales[key] = scale if scale > 0 else math.nan
-        return self._scales[key]
+    def group_of(self, run: str | None) -> Group | None:
+        role = self.grouping.roles.get(run or "")
+        return self.grouping.groups[role.group_id] if role else None
+
+    def seed_values(self, g: Group, target: Target, direction: str) -> dict[str, tuple[str, float]]:
+        """seed -> (sample run, value) of the group's samples with a value."""
+        out = {}
+        for seed, run in g.samples.items():
+            v = self.value(run, target.name, target.aggregation, direction)
+            if v is not None and math.isfinite(v):
+                out[seed] = (run, v)
+        return out
 
 
 def evaluate(
-    h: Hypothesis,
-    linked: Sequence[str],
-    ctx: Context,
-    *,
-    supported_at: float,
-    refuted_at: float,
+    h: Hypothesis, linked: Sequence[str], ctx: Context, settings: Settings
 ) -> tuple[list[Unit], Verdict]:
     """The evidence units of one hypothesis and its verdict."""
-    total_weight = sum(t.weight for t in h.targets)
     linked_set = set(linked)
-    units: list[Unit] = []
+    treatments = _linked_groups(linked, ctx)
+    total_weight = sum(t.weight for t in h.targets)
+    planned: list[tuple[Target, str, Group, Group, Comparison, dict, dict]] = []
     for target in h.targets:
         direction = target.direction or ctx.direction(target.name)
-        weight = target.weight / total_weight
-        scale = ctx.scale(target.name, target.aggregation, direction)
-        raw: dict[str, tuple[str, float, MetricFacts, float]] = {}
-        for run in linked:
-            facts = ctx.metric(run, target.name, target.aggregation, direction)
-            base_run = _baseline_run(h.baseline, run, target, direction, ctx, linked_set)
-            if facts is None or base_run is None:
-                continue
-            base = ctx.metric(base_run, target.name, target.aggregation, direction)
-            if base is None:
-                continue
-            delta = (
-                facts.value - base.value if direction == "maximize" else base.value - facts.value
-            )
-            raw[run] = (base_run, base.value, facts, delta)
-        for run, (base_run, base_value, facts, delta) in raw.items():
-            s = scale if not math.isnan(scale) else (abs(base_value) or 1.0)
-            group = ctx.seed_group.get(run)
-            peers = [r for r in raw if group is not None and ctx.seed_group.get(r) == group] or [
-                run
-            ]
-            agreement = sum(np.sign(raw[r][3]) == np.sign(delta) for r in peers) / len(peers)
-            status_conf = STATUS_CONFIDENCE.get(ctx.status.get(run, ""), 0.25)
-            stability = 1.0 / (1.0 + facts.noise / s)
-            confidence = status_conf * stability * agreement
-            nd = delta / s
-            units.append(
-                Unit(
-                    h.id,
-                    run,
-                    target.name,
-                    direction,
-                    base_run,
-                    base_value,
-                    facts.value,
-                    delta,
-                    s,
-                    nd,
-                    weight,
-                    status_conf,
-                    stability,
-                    float(agreement),
-                    confidence,
-                    confidence * weight * nd,
+        for t in treatments:
+            for b in _baselines(h.baseline, t, target, direction, ctx, linked_set):
+                a_vals, b_vals = (
+                    ctx.seed_values(t, target, direction),
+                    ctx.seed_values(b, target, direction),
                 )
-            )
-    return units, _verdict(h, linked, units, ctx, supported_at, refuted_at)
+                if not a_vals or not b_vals:
+                    continue
+                pairs = None
+                if a_vals.keys() == b_vals.keys() and len(a_vals) >= 2:
+                    pairs = [(a_vals[s][1], b_vals[s][1]) for s in sorted(a_vals)]
+                c = ctx.compare(
+                    [v for _, v in a_vals.values()], [v for _, v in b_vals.values()], pairs
+                )
+                planned.append((target, direction, t, b, c, a_vals, b_vals))
+    per_target: dict[str, int] = {}
+    for target, *_ in planned:
+        per_target[target.name] = per_target.get(target.name, 0) + 1
+    judged = judge_family(
+        [(c, d, 1.0 if d == "maximize" else -1.0) for _, d, _, _, c, _, _ in planned],
+        alpha=settings.alpha,
+        min_seeds=settings.min_seeds,
+    )
+    partial = []
+    for (target, direction, t, b, c, a_vals, b_vals), j in zip(planned, judged, strict=True):
+        weight = target.weight / total_weight / per_target[target.name]
+        partial.append(_unit(h, target, direction, t, b, c, a_vals, b_vals, j, weight, ctx))
+    units = _contributions(partial)
+    return units, _verdict(h, linked, units, judged, ctx, settings)
 
 
-def _baseline_run(
-    baseline: str,
-    run: str,
+def _linked_groups(linked: Sequence[str], ctx: Context) -> list[Group]:
+    seen: dict[str, Group] = {}
+    for run in linked:
+        g = ctx.group_of(run)
+        if g is not None and g.samples:
+            seen.setdefault(g.id, g)
+    return [seen[k] for k in sorted(seen)]
+
+
+def _baselines(
+    baseline: str, t: Group, target: Target, direction: str, ctx: Context, linked: set[str]
+) -> list[Group]:
+    found: dict[str, Group] = {}
+    if baseline in ("parent", "root"):
+        for run in t.samples.values():
+            other = ctx.parent(run) if baseline == "parent" else ctx.root(run)
+            g = ctx.group_of(other)
+            if g is not None:
+                found.setdefault(g.id, g)
+    elif baseline == "best":
+        g = _best(target, direction, ctx, linked)
+        if g is not None:
+            found[g.id] = g
+    else:
+        g = ctx.group_of(baseline)
+        if g is not None:
+            found[g.id] = g
+    return [g for gid, g in sorted(found.items()) if gid != t.id and g.samples]
+
+
+def _best(target: Target, direction: str, ctx: Context, linked: set[str]) -> Group | None:
+    """The completed group not linked to the hypothesis with the best mean."""
+    best: tuple[float, str] | None = None
+    for gid, g in sorted(ctx.grouping.groups.items()):
+        if linked & set(g.members):
+            continue
+        vals = [v for _, v in ctx.seed_values(g, target, direction).values()]
+        if not vals:
+            continue
+        mean = sum(vals) / len(vals)
+        key = -mean if direction == "maximize" else mean
+        if best is None or key < best[0]:
+            best = (key, gid)
+    return ctx.grouping.groups[best[1]] if best else None
+
+
+def _unit(
+    h: Hypothesis,
     target: Target,
     direction: str,
+    t: Group,
+    b: Group,
+    c: Comparison,
+    a_vals: Mapping[str, tuple[str, float]],
+    b_vals: Mapping[str, tuple[str, float]],
+    j: Judgement,
+    weight: float,
     ctx: Context,
-    linked: set[str],
-) -> str | None:
-    if baseline == "parent":
-        found = ctx.parent(run)
-    elif baseline == "root":
-        found = ctx.root(run)
-    elif baseline == "best":
-        found = _best(target, direction, ctx, linked)
+) -> Unit:
+    sign = 1.0 if direction == "maximize" else -1.0
+    delta = sign * c.diff
+    low, high = (c.low, c.high) if sign > 0 else (_neg(c.high), _neg(c.low))
+    if c.pooled_std is not None and c.pooled_std > 0:
+        scale, kind = c.pooled_std, "pooled_sd"
+    elif c.mean_b != 0 and math.isfinite(c.mean_b):
+        scale, kind = abs(c.mean_b), "baseline_abs"
     else:
-        found = baseline if baseline in ctx.status else None
-    return None if found == run else found
+        scale, kind = 1.0, "unit"
+    runs = [r for r, _ in a_vals.values()]
+    base_runs = [r for r, _ in b_vals.values()]
+    noise = statistics.median(ctx.noise(r, target.name) for r in runs + base_runs)
+    stability = 1.0 / (1.0 + noise / scale)
+    m = min(c.n_a, c.n_b)
+    n_conf = m / (m + 1)
+    label, base_label = pair_labels(t, b)
+    return Unit(
+        hypothesis_id=h.id,
+        metric=target.name,
+        direction=direction,
+        group_id=t.id,
+        label=label,
+        baseline_group=b.id,
+        baseline_label=base_label,
+        run_id=min(runs),
+        runs=sorted(runs),
+        baseline_runs=sorted(base_runs),
+        n=c.n_a,
+        n_baseline=c.n_b,
+        value=c.mean_a,
+        baseline=c.mean_b,
+        delta=delta,
+        ci_low=low,
+        ci_high=high,
+        ci_method=c.ci_method,
+        scale=scale,
+        scale_kind=kind,
+        normalized_delta=delta / scale,
+        se=c.se / scale if c.se is not None else None,
+        paired=c.paired,
+        p_welch=c.p_welch,
+        p_permutation=c.p_permutation,
+        p_paired_t=c.p_paired_t,
+        p_paired_permutation=c.p_paired_permutation,
+        hedges_g=c.hedges_g,
+        p_holm=j.p_holm,
+        verdict=j.verdict,
+        weight=weight,
+        stability=stability,
+        agreement=j.agreement,
+        n_confidence=n_conf,
+        confidence=n_conf * j.agreement * stability,
+        contribution=math.nan,  # set once every unit is known
+    )
 
 
-def _best(target: Target, direction: str, ctx: Context, linked: set[str]) -> str | None:
-    name, aggregation = target.name, target.aggregation
-    best: tuple[float, str] | None = None
-    for run, status in sorted(ctx.status.items()):
-        if run in linked or status != "completed":
-            continue
-        facts = ctx.metric(run, name, aggregation, direction)
-        if facts is None:
-            continue
-        key = -facts.value if direction == "maximize" else facts.value
-        if best is None or key < best[0]:
-            best = (key, run)
-    return best[1] if best else None
+def _contributions(units: list[Unit]) -> list[Unit]:
+    from dataclasses import replace
+
+    total = sum(u.weight * u.confidence for u in units)
+    return [
+        replace(
+            u,
+            contribution=(u.weight * u.confidence * u.normalized_delta / total) if total else 0.0,
+        )
+        for u in units
+    ]
+
+
+def _interval(units: list[Unit], level: float) -> tuple[float | None, float | None]:
+    total = sum(u.weight * u.confidence for u in units)
+    if not units or not total or any(u.se is None for u in units):
+        return None, None
+    e = sum(u.contribution for u in units)
+    se = math.sqrt(sum((u.weight * u.confidence / total * (u.se or 0.0)) ** 2 for u in units))
+    z = z_of(level)
+    return e - z * se, e + z * se
 
 
 def _verdict(
     h: Hypothesis,
     linked: Sequence[str],
     units: list[Unit],
+    judged: list[Judgement],
     ctx: Context,
-    supported_at: float,
-    refuted_at: float,
+    s: Settings,
 ) -> Verdict:
-    evidence = float(sum(u.contribution for u in units))
+    evidence = float(sum(u.contribution for u in units)) if units else 0.0
+    low, high = _interval(units, s.level)
     pending = sum(ctx.status.get(r) in ACTIVE_STATUSES for r in linked)
-    n_runs = len({u.run_id for u in units})
+    n_for = sum(u.verdict == BETTER for u in units)
+    n_against = sum(u.verdict == WORSE for u in units)
+    e_words = f"E={evidence:+.3g}" + (
+        f" ({round(100 * s.level)}% CI {low:.3g} to {high:.3g})"
+        if low is not None and high is not None
+        else ""
+    )
+    by_strength = sorted(zip(units, judged, strict=True), key=lambda uj: -abs(uj[0].contribution))
     if not linked:
         computed, reason = "Proposed", "no linked runs yet"
-    elif evidence > supported_at:
+    elif not units:
+        computed = "Testing" if pending else "Inconclusive"
+        reason = (
+            f"no evidence yet: {pending} linked run(s) not finished"
+            if pending
+            else "no evidence: no linked group has completed samples with the target "
+            "metrics and a baseline group"
+        )
+    elif evidence > s.supported_at and n_for and not n_against:
         computed = "Supported"
-        reason = (
-            f"evidence {evidence:+.3g} > {supported_at:g} from {len(units)} units, {n_runs} runs"
-        )
-    elif evidence < refuted_at:
+        reason = f"supported: {_unit_words(by_strength, BETTER)}; {e_words} > {s.supported_at:g}"
+    elif evidence < s.refuted_at and n_against and not n_for:
         computed = "Refuted"
-        reason = f"evidence {evidence:+.3g} < {refuted_at:g} from {len(units)} units, {n_runs} runs"
-    elif pending:
-        computed = "Testing"
-        reason = f"evidence {evidence:+.3g} so far; {pending} linked run(s) not finished"
+        reason = f"refuted: {_unit_words(by_strength, WORSE)}; {e_words} < {s.refuted_at:g}"
     else:
-        computed = "Inconclusive"
-        reason = (
-            f"evidence {evidence:+.3g} between {refuted_at:g} and {supported_at:g}"
-            if units
-            else "no evidence: no linked run has the target metrics and a baseline"
-        )
+        computed = "Testing" if pending else "Inconclusive"
+        why = _why_not(units, by_strength, evidence, s, n_for, n_against)
+        tail = f"; {pending} linked run(s) not finished" if pending else ""
+        reason = f"{computed.lower()}: {why}; {e_words}{tail}"
     status = h.status or computed
     if h.status:
         reason = f"set by hand (computed: {computed}: {reason})"
     return Verdict(
-        h.id,
-        status,
-        computed,
-        h.status,
-        evidence,
-        len(linked),
-        len(units),
-        pending,
-        supported_at,
-        refuted_at,
-        reason,
+        hypothesis_id=h.id,
+        status=status,
+        computed_status=computed,
+        override=h.status,
+        evidence=evidence,
+        evidence_low=low,
+        evidence_high=high,
+        n_runs=len(linked),
+        n_units=len(units),
+        n_for=n_for,
+        n_against=n_against,
+        n_pending=pending,
+        supported_at=s.supported_at,
+        refuted_at=s.refuted_at,
+        alpha=s.alpha,
+        reason=reason,
     )
+
+
+def _unit_words(by_strength: list[tuple[Unit, Judgement]], verdict: str) -> str:
+    u, j = next((u, j) for u, j in by_strength if u.verdict == verdict)
+    return f"{u.metric} {_after_colon(j.reason)}"
+
+
+def _why_not(
+    units: list[Unit],
+    by_strength: list[tuple[Unit, Judgement]],
+    evidence: float,
+    s: Settings,
+    n_for: int,
+    n_against: int,
+) -> str:
+    if n_for and n_against:
+        return f"{n_for} unit(s) significantly better and {n_against} worse"
+    u, j = by_strength[0]
+    if n_for or n_against:  # significant, but E within the thresholds
+        return (
+            f"{u.metric} {j.reason}, but E is not beyond "
+            f"{s.supported_at if n_for else s.refuted_at:g}"
+        )
+    return f"{u.metric}: {j.reason}"
+
+
+def _after_colon(reason: str) -> str:
+    return reason.split(": ", 1)[1] if ": " in reason else reason
+
+
+def _neg(v: float | None) -> float | None:
+    return None if v is None else -v

@@ -13,6 +13,7 @@ warnings (``hpclab.catalog.indexer``), each distinct message once per indexer.
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import math
 import os
@@ -349,6 +350,7 @@ class Indexer:
                     bases,
                     overrides,
                     hyps,
+                    functools.partial(self._series, project),
                 )
             p.runs[run_id] = RunInput(
                 run_id,
@@ -356,6 +358,11 @@ class Indexer:
                 entry.rows.runs,
                 entry.rows.features,
                 entry.aggs,
+                data=tuple(
+                    sorted(
+                        (str(d["name"]), str(d.get("sha256") or "")) for d in entry.rows.datasets
+                    )
+                ),
             )
         result = self.knowledge.compute(list(projects.values()))
         for message in result.warnings:
@@ -383,6 +390,22 @@ class Indexer:
     # -- publishing -------------------------------------------------------------------
     def _published(self) -> bool:
         return bool(self.published_tables)
+
+    def _series(self, project: str, run_id: str, metric: str) -> np.ndarray | None:
+        """One run's points of one metric, (step, value) by step, from its catalog file."""
+        entry = self.entries.get((project, run_id))
+        if entry is None or not entry.metrics_file:
+            return None
+        path = self.store.catalog_dir / entry.metrics_file
+        rows = (
+            self._cursor()
+            .execute(
+                "SELECT step, value FROM read_parquet(?) WHERE name = ? ORDER BY step",
+                [str(path), metric],
+            )
+            .fetchnumpy()
+        )
+        return np.column_stack([rows["step"].astype(np.float64), rows["value"]])
 
     def _effective(self) -> dict[tuple[str, str], tuple[str, bool]]:
         now = time.time()

@@ -1,17 +1,18 @@
-"""Runs become knowledge: the DAG, feature diffs, seed groups and their statistics, the
-Pareto front and hypothesis evidence, computed from what the indexer holds.
+"""Runs become knowledge: the DAG, feature diffs, seed groups and their statistics,
+comparisons with verdicts, Pareto fronts per scope and hypothesis evidence, computed from
+what the indexer holds (the method: docs/statistics.md).
 
 Everything here is derived: from runs' records and configs, metric aggregates,
 ``project.yaml``, ``dag.yaml`` and ``hypotheses/*.yaml``. The indexer recomputes it when
-any of those change; the costly parts (deepdiff, bootstrap, permutation tests) are cached
-by their inputs, so a pass where one run logged a few points recomputes almost nothing.
-Statistics across seeds use completed runs only (a running run's value is not final).
+any of those change; the costly parts (deepdiff, bootstrap, permutation tests, the curve
+noise behind stability) are cached by their inputs, so a pass where one run logged a few
+points recomputes almost nothing. Statistics across seeds use samples only: one
+completed run per seed (:mod:`hpclab.catalog.groups`).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 from collections import defaultdict
@@ -22,19 +23,23 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from hpclab.catalog.dag import Dag, RunNode, build_dag
-from hpclab.catalog.diffs import DiffRow, diff_configs, under, unflatten, without
-from hpclab.catalog.evidence import Context, MetricFacts, evaluate
+from hpclab.catalog.diffs import DiffRow, diff_configs, unflatten, without
+from hpclab.catalog.evidence import Context, Settings, evaluate
+from hpclab.catalog.groups import Group, Grouping, Member, group_runs, pair_labels
 from hpclab.catalog.hypotheses import Hypothesis, RunFacts, linked_runs
 from hpclab.catalog.project_config import KeyMetric, ProjectConfig
 from hpclab.catalog.rows import Row, renamed, row
 from hpclab.catalog.run_metrics import Agg
 from hpclab.catalog.stats import Comparison, MeanCI, compare, mean_ci, pareto_ranks
+from hpclab.catalog.verdicts import judge_family
 
 FeatureRow = tuple[str, str, float | None]
+Series = Callable[[str, str], "np.ndarray | None"]  # (run, metric) -> n x 2 (step, value)
 K = TypeVar("K")
 V = TypeVar("V")
 RUN_COLUMNS = ("duration_s", "step", "attempt")  # runs columns usable as Pareto objectives
-CI_COLUMNS = {"low": "ci_low", "high": "ci_high"}  # MeanCI/Comparison field -> column
+CI_COLUMNS = {"low": "ci_low", "high": "ci_high"}  # Comparison field -> column
+MEAN_CI_COLUMNS = {**CI_COLUMNS, "method": "ci_method"}  # MeanCI field -> column
 
 
 @dataclass
@@ -43,9 +48,10 @@ class RunInput:
 
     run_id: str
     status: str
-    runs: Mapping[str, Any]  # the runs-table row (name, stored_parent, sweep_id, ...)
+    runs: Mapping[str, Any]  # the runs-table row (name, stored_parent, sweep_id, code_id...)
     features: Sequence[FeatureRow]
     aggs: Mapping[str, Agg]
+    data: tuple[tuple[str, str], ...] = ()  # (dataset name, sha256) of datasets.json
 
 
 @dataclass
@@ -57,6 +63,7 @@ class ProjectInput:
     sweep_bases: Mapping[str, str | None] = field(default_factory=dict)
     point_overrides: Mapping[str, Sequence[str]] = field(default_factory=dict)  # run -> overrides
     hypotheses: Sequence[Hypothesis] = ()
+    series: Series | None = None  # a run's points of one metric (stability); None: no noise
 
 
 @dataclass
@@ -79,6 +86,9 @@ KNOWLEDGE_TABLES = (
     "group_comparisons",
     "pareto",
 )
+CompareKey = tuple[
+    tuple[float, ...], tuple[float, ...], tuple[tuple[float, float], ...] | None, float
+]
 
 
 class Knowledge:
@@ -86,10 +96,12 @@ class Knowledge:
 
     def __init__(self) -> None:
         self._diffs: _Memo[tuple[int, int], list[DiffRow]] = _Memo()
-        self._cis: _Memo[tuple[float, ...], MeanCI] = _Memo()
-        self._comparisons: _Memo[tuple[tuple[float, ...], tuple[float, ...]], Comparison] = _Memo()
-        self._group_keys: _Memo[int, tuple[str, str]] = _Memo()
+        self._cis: _Memo[tuple[tuple[float, ...], float], MeanCI] = _Memo()
+        self._comparisons: _Memo[CompareKey, Comparison] = _Memo()
+        self._groupings: _Memo[int, Grouping] = _Memo()
         self._pareto_memo: _Memo[Any, np.ndarray] = _Memo()
+        self._noise: _Memo[tuple[str, str, str, int, float], float] = _Memo()
+        self._hypothesis_scopes: dict[str, dict[str, set[str]]] = {}  # project -> id -> runs
 
     def compute(self, projects: Sequence[ProjectInput]) -> Result:
         result = Result({}, {t: [] for t in KNOWLEDGE_TABLES})
@@ -99,8 +111,9 @@ class Knowledge:
             self._diffs,
             self._cis,
             self._comparisons,
-            self._group_keys,
+            self._groupings,
             self._pareto_memo,
+            self._noise,
         ):
             memo.rotate()  # forget what this pass did not use
         return result
@@ -124,18 +137,16 @@ class Knowledge:
             naming=p.config.naming,
         )
         out.warnings += dag.dropped
-        groups, seeds = self._seed_groups(p)
-        sizes: dict[str, int] = defaultdict(int)
-        for g in groups.values():
-            sizes[g] += 1
+        grouping = self._grouping(p)
         for run_id in sorted(runs):
             edge = dag.edges.get(run_id)
+            role = grouping.roles.get(run_id)
             out.run_columns[(p.name, run_id)] = {
                 "parent": edge.parent if edge else None,
                 "parent_rule": edge.rule if edge else None,
                 "root_id": dag.root(run_id),
                 "depth": dag.depth(run_id),
-                "seed_group": groups.get(run_id),
+                "seed_group": role.group_id if role else None,
             }
             if edge:
                 out.tables["dag_edges"].append(
@@ -161,28 +172,27 @@ class Knowledge:
                             new=new,
                         )
                     )
-            if run_id in groups:
-                g = groups[run_id]
-                label = _label(
-                    tuple(p.point_overrides.get(run_id, ())),
-                    p.config.seed_keys,
-                    p.config.feature_ignore,
-                )
+            if role:
+                g = grouping.groups[role.group_id]
                 out.tables["seed_groups"].append(
                     row(
                         "seed_groups",
                         project=p.name,
                         run_id=run_id,
-                        group_id=g,
-                        seed=seeds[run_id],
-                        size=sizes[g],
-                        label=label,
+                        group_id=g.id,
+                        seed=role.seed,
+                        role=role.role,
+                        of_run=role.of_run,
+                        size=len(g.samples),
+                        label=g.label,
+                        code_id=g.code_id,
                     )
                 )
         metrics = _compared_metrics(p)
-        self._group_stats(p, groups, metrics, dag, out)
-        self._pareto(p, out)
-        self._evidence(p, dag, groups, out)
+        values = self._group_stats(p, grouping, metrics, out)
+        self._comparisons_of(p, grouping, metrics, values, dag, out)
+        self._evidence(p, dag, grouping, out)  # before the fronts: hypothesis scopes
+        self._pareto(p, grouping, out)
 
     def _diff(self, p: ProjectInput, child: RunInput, parent: RunInput) -> list[DiffRow]:
         a = without(parent.features, p.config.feature_ignore)
@@ -191,136 +201,271 @@ class Knowledge:
             (hash(tuple(a)), hash(tuple(b))), lambda: diff_configs(unflatten(a), unflatten(b))
         )
 
-    def _seed_groups(self, p: ProjectInput) -> tuple[dict[str, str], dict[str, str]]:
-        """run -> group id (hash of the config minus seeds and ignored paths), run -> seeds."""
-        groups: dict[str, str] = {}
-        seeds: dict[str, str] = {}
-        for run_id, r in p.runs.items():
-            if not r.features:
-                continue
-            fkey = hash((tuple(r.features), p.config.feature_ignore, p.config.seed_keys))
-            groups[run_id], seeds[run_id] = self._group_keys.get(
-                fkey, functools.partial(_group_key, r.features, p.config)
+    def _grouping(self, p: ProjectInput) -> Grouping:
+        members = [
+            Member(
+                r.run_id,
+                r.status,
+                str(r.runs.get("created_at") or ""),
+                r.features,
+                r.runs.get("code_id"),
+                r.data,
             )
-        return groups, seeds
+            for r in p.runs.values()
+        ]
+        key = hash(
+            (
+                tuple((m.run_id, m.status, m.created_at, tuple(m.features), m.code_id, m.data)
+                      for m in sorted(members, key=lambda m: m.run_id)),
+                p.config.feature_ignore,
+                p.config.seed_keys,
+                p.config.baseline_run,
+            )
+        )  # fmt: skip
+        return self._groupings.get(key, functools.partial(group_runs, members, p.config))
 
+    # -- seed group statistics and comparisons -----------------------------------------
     def _group_stats(
-        self,
-        p: ProjectInput,
-        groups: Mapping[str, str],
-        metrics: Sequence[KeyMetric],
-        dag: Dag,
-        out: Result,
-    ) -> None:
-        members: dict[str, list[str]] = defaultdict(list)
-        for run_id, g in sorted(groups.items()):
-            if p.runs[run_id].status == "completed":
-                members[g].append(run_id)
-        values: dict[tuple[str, str], list[float]] = {}
-        for g, runs in sorted(members.items()):
+        self, p: ProjectInput, grouping: Grouping, metrics: Sequence[KeyMetric], out: Result
+    ) -> dict[tuple[str, str], dict[str, float]]:
+        """(group, metric) -> seed -> the sample's value; one stats row each."""
+        values: dict[tuple[str, str], dict[str, float]] = {}
+        level = p.config.level
+        for gid, g in sorted(grouping.groups.items()):
             for km in metrics:
-                vals = [v for r in runs if (v := _value(p.runs[r], km, p.config)) is not None]
+                vals = {
+                    seed: v
+                    for seed, r in g.samples.items()
+                    if (v := _value(p.runs[r], km, p.config)) is not None
+                }
                 if not vals:
                     continue
-                values[(g, km.name)] = vals
-                ci = self._ci(vals)
+                values[(gid, km.name)] = vals
+                ci = self._ci(list(vals.values()), level)
                 out.tables["seed_group_stats"].append(
                     row(
                         "seed_group_stats",
-                        renamed(ci, **CI_COLUMNS),
+                        renamed(ci, **MEAN_CI_COLUMNS),
                         project=p.name,
-                        group_id=g,
+                        group_id=gid,
+                        label=g.label,
                         metric=km.name,
                     )
                 )
-        for g, runs in sorted(members.items()):  # vs the group of the runs' parents
-            parents = {groups.get(dag.parent(r) or "") for r in runs}
-            if len(parents) == 1 and (b := parents.pop()) and b != g:
-                self._compare_rows(p, g, b, "parent", metrics, values, out)
-        by_sweep: dict[str, set[str]] = defaultdict(set)
-        for g, runs in members.items():
-            for r in runs:
+        return values
+
+    def _comparisons_of(
+        self,
+        p: ProjectInput,
+        grouping: Grouping,
+        metrics: Sequence[KeyMetric],
+        values: Mapping[tuple[str, str], dict[str, float]],
+        dag: Dag,
+        out: Result,
+    ) -> None:
+        """Each group vs its parents' groups, and each group of a sweep vs the sweep's
+        best; Holm-corrected per family (a sweep report, else the group)."""
+        groups = grouping.groups
+        sweeps_of: dict[str, set[str]] = defaultdict(set)  # group -> sweeps it has runs in
+        for gid, g in groups.items():
+            for r in g.members:
                 if sweep := p.runs[r].runs.get("sweep_id"):
-                    by_sweep[sweep].add(g)
-        for _sweep, gs in sorted(by_sweep.items()):
+                    sweeps_of[gid].add(str(sweep))
+        planned: dict[tuple[str, str, str, str], str] = {}  # (a, b, metric, basis) -> ""
+        for gid, g in sorted(groups.items()):
+            parents = {
+                role.group_id
+                for r in g.samples.values()
+                if (role := grouping.roles.get(dag.parent(r) or ""))
+            }
+            for b in sorted(parents - {gid}):
+                for km in metrics:
+                    planned[(gid, b, km.name, "parent")] = ""
+        in_sweep: dict[str, set[str]] = defaultdict(set)
+        for gid, sweeps in sweeps_of.items():
+            for s in sweeps:
+                in_sweep[s].add(gid)
+        for _sweep, gs in sorted(in_sweep.items()):
             for km in metrics:
                 scored = [
-                    (np.mean(values[(g, km.name)]), g)
-                    for g in sorted(gs)
-                    if len(values.get((g, km.name), ())) >= 2
+                    (float(np.mean(list(values[(o, km.name)].values()))), o)
+                    for o in sorted(gs)
+                    if len(values.get((o, km.name), ())) >= 2
                 ]
                 if len(scored) < 2:
                     continue
                 best = (max if km.direction == "maximize" else min)(scored)[1]
-                for _, g in scored:
-                    if g != best:
-                        self._compare_rows(p, g, best, "sweep_best", [km], values, out)
-
-    def _compare_rows(
-        self,
-        p: ProjectInput,
-        a: str,
-        b: str,
-        basis: str,
-        metrics: Sequence[KeyMetric],
-        values: Mapping[tuple[str, str], list[float]],
-        out: Result,
-    ) -> None:
-        for km in metrics:
-            va, vb = values.get((a, km.name)), values.get((b, km.name))
-            if not va or not vb or len(va) + len(vb) < 3:
+                for o in sorted(gs):
+                    if o != best and (o, km.name) in values:
+                        planned[(o, best, km.name, "sweep_best")] = ""
+        direction = {km.name: km.direction for km in metrics}
+        families: dict[str, list[tuple[str, str, str, str, Comparison]]] = defaultdict(list)
+        for a, b, metric, basis in planned:
+            va, vb = values.get((a, metric)), values.get((b, metric))
+            if not va or not vb:
                 continue
-            c = self._comparisons.get((tuple(va), tuple(vb)), functools.partial(compare, va, vb))
-            out.tables["group_comparisons"].append(
-                row(
-                    "group_comparisons",
-                    renamed(c, **CI_COLUMNS),
-                    project=p.name,
-                    metric=km.name,
-                    group_a=a,
-                    group_b=b,
-                    basis=basis,
-                    direction=km.direction,
-                )
+            c = self._compare(va, vb, p.config.level)
+            for family in sorted(f"sweep:{s}" for s in sweeps_of.get(a, ())) or [f"group:{a}"]:
+                families[family].append((a, b, metric, basis, c))
+        for family, rows_ in sorted(families.items()):
+            judged = judge_family(
+                [(c, direction[m], 1.0) for _, _, m, _, c in rows_],
+                alpha=p.config.alpha,
+                min_seeds=p.config.min_seeds,
             )
+            for (a, b, metric, basis, c), j in zip(rows_, judged, strict=True):
+                la, lb = pair_labels(groups[a], groups[b])
+                fields = {
+                    k: v
+                    for k, v in renamed(c, **CI_COLUMNS).items()
+                    if k not in ("std_a", "std_b", "se", "pooled_std")
+                }
+                out.tables["group_comparisons"].append(
+                    row(
+                        "group_comparisons",
+                        fields,
+                        project=p.name,
+                        family=family,
+                        metric=metric,
+                        group_a=a,
+                        group_b=b,
+                        label_a=la,
+                        label_b=lb,
+                        basis=basis,
+                        direction=direction[metric],
+                        p_holm=j.p_holm,
+                        alpha=p.config.alpha,
+                        verdict=j.verdict,
+                        reason=j.reason,
+                    )
+                )
 
-    def _ci(self, values: list[float]) -> MeanCI:
-        return self._cis.get(tuple(values), lambda: mean_ci(values))
+    def _compare(
+        self, va: Mapping[str, float], vb: Mapping[str, float], level: float
+    ) -> Comparison:
+        """a vs b, paired when both have the same seeds (at least two)."""
+        a, b = list(va.values()), list(vb.values())
+        pairs = None
+        if va.keys() == vb.keys() and len(va) >= 2:
+            pairs = [(va[s], vb[s]) for s in sorted(va)]
+        return self._compare_values(a, b, pairs, level)
 
-    def _pareto(self, p: ProjectInput, out: Result) -> None:
+    def _compare_values(
+        self,
+        a: Sequence[float],
+        b: Sequence[float],
+        pairs: Sequence[tuple[float, float]] | None,
+        level: float,
+    ) -> Comparison:
+        key = (tuple(a), tuple(b), tuple(pairs) if pairs is not None else None, level)
+        return self._comparisons.get(
+            key, functools.partial(compare, list(a), list(b), pairs=pairs, level=level)
+        )
+
+    def _ci(self, values: list[float], level: float) -> MeanCI:
+        return self._cis.get((tuple(values), level), lambda: mean_ci(values, level=level))
+
+    # -- Pareto fronts, per scope --------------------------------------------------------
+    def _pareto(self, p: ProjectInput, grouping: Grouping, out: Result) -> None:
         objectives = _pareto_objectives(p)
         if len(objectives) < 2:
             return
-        rows, ids = [], []
+        maximize = tuple(o.direction == "maximize" for o in objectives)
+        names = [o.name for o in objectives]
+        points: dict[str, list[float]] = {}
         for run_id, r in sorted(p.runs.items()):
             if r.status != "completed":
                 continue
             vals = [_objective(r, o, p.config) for o in objectives]
             if all(v is not None and math.isfinite(v) for v in vals):
-                rows.append(vals)
-                ids.append(run_id)
-        if not rows:
-            return
-        maximize = tuple(o.direction == "maximize" for o in objectives)
-        ranks = self._pareto_memo.get(
-            (tuple(map(tuple, rows)), maximize),
-            functools.partial(pareto_ranks, np.asarray(rows), maximize),
-        )
-        names = [o.name for o in objectives]
-        for run_id, vals, rank in zip(ids, rows, ranks, strict=True):
+                points[run_id] = [float(v) for v in vals if v is not None]
+        scopes: list[tuple[str, str, list[str]]] = [("project", "", sorted(points))]
+        by_sweep: dict[str, list[str]] = defaultdict(list)
+        for run_id in points:
+            if sweep := p.runs[run_id].runs.get("sweep_id"):
+                by_sweep[str(sweep)].append(run_id)
+        scopes += [("sweep", s, sorted(rs)) for s, rs in sorted(by_sweep.items())]
+        for hid, runs in sorted(self._hypothesis_scopes.get(p.name, {}).items()):
+            scopes.append(("hypothesis", hid, sorted(r for r in runs if r in points)))
+        for scope, scope_id, run_ids in scopes:
+            if not run_ids:
+                continue
+            self._front_rows(p, out, scope, scope_id, names, maximize, grouping, points, run_ids)
+
+    def _front_rows(
+        self,
+        p: ProjectInput,
+        out: Result,
+        scope: str,
+        scope_id: str,
+        names: list[str],
+        maximize: tuple[bool, ...],
+        grouping: Grouping,
+        points: Mapping[str, list[float]],
+        run_ids: list[str],
+    ) -> None:
+        base = {"project": p.name, "scope": scope, "scope_id": scope_id, "objectives": names}
+        ranks = self._ranks([points[r] for r in run_ids], maximize)
+        for run_id, rank in zip(run_ids, ranks, strict=True):
+            role = grouping.roles.get(run_id)
+            g = grouping.groups[role.group_id] if role else None
             out.tables["pareto"].append(
                 row(
                     "pareto",
-                    project=p.name,
+                    base,
+                    kind="run",
                     run_id=run_id,
-                    objectives=names,
-                    values=vals,
+                    group_id=g.id if g else None,
+                    label=g.label if g else None,
+                    values=points[run_id],
+                    ci_low=None,
+                    ci_high=None,
+                    n=1,
+                    rank=int(rank),
+                    on_front=bool(rank == 0),
+                )
+            )
+        in_scope = set(run_ids)
+        groups: list[tuple[Group, list[MeanCI]]] = []
+        for gid in sorted({grouping.roles[r].group_id for r in run_ids if r in grouping.roles}):
+            g = grouping.groups[gid]
+            samples = [r for r in g.samples.values() if r in points]
+            if not samples or not in_scope & set(g.members):
+                continue
+            cis = [
+                self._ci([points[r][j] for r in samples], p.config.level) for j in range(len(names))
+            ]
+            groups.append((g, cis))
+        if not groups:
+            return
+        ranks = self._ranks([[ci.mean for ci in cis] for _, cis in groups], maximize)
+        for (g, cis), rank in zip(groups, ranks, strict=True):
+            out.tables["pareto"].append(
+                row(
+                    "pareto",
+                    base,
+                    kind="group",
+                    run_id=None,
+                    group_id=g.id,
+                    label=g.label,
+                    values=[ci.mean for ci in cis],
+                    ci_low=[ci.low for ci in cis],
+                    ci_high=[ci.high for ci in cis],
+                    n=cis[0].n,
                     rank=int(rank),
                     on_front=bool(rank == 0),
                 )
             )
 
-    def _evidence(self, p: ProjectInput, dag: Dag, groups: Mapping[str, str], out: Result) -> None:
+    def _ranks(self, rows_: list[list[float]], maximize: tuple[bool, ...]) -> np.ndarray:
+        return self._pareto_memo.get(
+            (tuple(map(tuple, rows_)), maximize),
+            functools.partial(pareto_ranks, np.asarray(rows_), maximize),
+        )
+
+    # -- hypotheses ----------------------------------------------------------------------
+    def _evidence(self, p: ProjectInput, dag: Dag, grouping: Grouping, out: Result) -> None:
+        self._hypothesis_scopes[p.name] = {}
         if not p.hypotheses:
             return
         config = p.config
@@ -334,31 +479,33 @@ class Knowledge:
             for r in p.runs.values()
         ]
 
-        def metric(
-            run: str, name: str, aggregation: str | None, direction: str
-        ) -> MetricFacts | None:
+        def value(run: str, name: str, aggregation: str | None, direction: str) -> float | None:
             r = p.runs.get(run)
             agg = r.aggs.get(name) if r else None
             if agg is None:
                 return None
             key = config.key(name)
-            how = aggregation or (key.aggregation if key else "last")
-            v = _aggregate(agg, how, direction)
-            return MetricFacts(v, agg.noise) if v is not None else None
+            return _aggregate(agg, aggregation or (key.aggregation if key else "last"), direction)
 
         ctx = Context(
+            grouping,
             {run_id: r.status for run_id, r in p.runs.items()},
-            metric,
+            value,
+            functools.partial(self._run_noise, p),
             dag.parent,
             dag.root,
-            groups,
             config.direction,
+            lambda a, b, pairs: self._compare_values(a, b, pairs, config.level),
+        )
+        settings = Settings(
+            config.supported_at, config.refuted_at, config.alpha, config.level, config.min_seeds
         )
         for h in p.hypotheses:
             linked = [r for r in linked_runs(h, facts) if r in p.runs]
-            units, verdict = evaluate(
-                h, linked, ctx, supported_at=config.supported_at, refuted_at=config.refuted_at
-            )
+            units, verdict = evaluate(h, linked, ctx, settings)
+            self._hypothesis_scopes[p.name][h.id] = set(linked) | {
+                r for u in units for r in u.baseline_runs
+            }
             out.tables["hypotheses"].append(
                 row(
                     "hypotheses",
@@ -386,6 +533,35 @@ class Knowledge:
                 row("hypothesis_status", verdict, project=p.name)
             )
 
+    def _run_noise(self, p: ProjectInput, run: str, metric: str) -> float:
+        """The noise of a run's curve over its last ``stability_fraction`` of steps."""
+        r = p.runs.get(run)
+        agg = r.aggs.get(metric) if r else None
+        if r is None or agg is None or p.series is None:
+            return 0.0
+        fraction = p.config.stability_fraction
+        key = (p.name, run, metric, agg.length, fraction)
+        series = p.series
+        return self._noise.get(key, lambda: tail_noise(series(run, metric), fraction))
+
+
+def tail_noise(points: np.ndarray | None, fraction: float) -> float:
+    """std of successive differences / sqrt(2) (a trend barely moves it) of the finite
+    values at steps >= last - fraction x (last - first), at least the last 3 points; 0
+    with fewer than 3."""
+    if points is None or not len(points):
+        return 0.0
+    pts = np.asarray(points, dtype=np.float64)
+    pts = pts[np.isfinite(pts[:, 1])]
+    if len(pts) < 3:
+        return 0.0
+    steps, vals = pts[:, 0], pts[:, 1]
+    start = steps[-1] - fraction * (steps[-1] - steps[0])
+    window = vals[steps >= start]
+    if len(window) < 3:
+        window = vals[-3:]
+    return float(np.diff(window).std(ddof=1) / math.sqrt(2))
+
 
 class _Memo(Generic[K, V]):
     """A cache that keeps what the last pass used: stale entries go at ``rotate``."""
@@ -403,17 +579,6 @@ class _Memo(Generic[K, V]):
 
     def rotate(self) -> None:
         self._old, self._new = self._new, {}
-
-
-def _group_key(features: Sequence[FeatureRow], config: ProjectConfig) -> tuple[str, str]:
-    kept, seed = [], {}
-    for path, value, _ in without(features, config.feature_ignore):
-        if _leaf(path) in config.seed_keys:
-            seed[path] = json.loads(value)
-        else:
-            kept.append((path, value))
-    digest = hashlib.sha1(json.dumps(sorted(kept)).encode()).hexdigest()[:12]
-    return digest, json.dumps(seed, sort_keys=True)
 
 
 def _aggregate(agg: Agg, how: str, direction: str) -> float | None:
@@ -463,18 +628,3 @@ def _objective(r: RunInput, o: KeyMetric, config: ProjectConfig) -> float | None
         if path == o.name:
             return num
     return None
-
-
-def _leaf(path: str) -> str:
-    return path.rsplit(".", 1)[-1].split("[", 1)[0]
-
-
-@functools.lru_cache(maxsize=4096)
-def _label(overrides: tuple[str, ...], seeds: tuple[str, ...], ignore: tuple[str, ...]) -> str:
-    """A seed group's label: its sweep point's overrides, seeds and bookkeeping left out."""
-    keep = []
-    for o in overrides:
-        key = o.split("=", 1)[0].lstrip("+~")
-        if _leaf(key) not in seeds and not under(key, ignore):
-            keep.append(o)
-    return " ".join(keep)

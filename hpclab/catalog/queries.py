@@ -162,77 +162,97 @@ def compare(con: Any, run_ids: list[str]) -> tuple[list[dict[str, Any]], list[di
 
 
 def compare_groups(
-    con: Any, run_ids: list[str]
+    con: Any, run_ids: list[str], *, alpha: float = 0.05, min_seeds: int = 3
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The seed groups of ``run_ids`` (completed runs identical but for the seed): per
-    group and compared metric n, mean, std and bootstrap CI; then each other group against
-    the first run's group: difference of means, its CI, Welch and permutation p-values.
-    Empty when no group has two completed runs (nothing to say beyond the values)."""
+    """The seed groups of ``run_ids``: per group and compared metric n (samples: one
+    completed run per seed), mean, std and bootstrap CI; then each other group against
+    the first run's group: difference of means with its CI, the tests and the verdict
+    (Holm-corrected over this comparison's rows; docs/statistics.md). Empty when no group
+    has two samples (nothing to say beyond the values)."""
     from hpclab.catalog.stats import compare as compare_values
     from hpclab.catalog.stats import mean_ci
+    from hpclab.catalog.verdicts import judge_family
 
     order: list[str] = []
-    for (gid,) in con.execute(
-        "SELECT group_id FROM seed_groups WHERE list_contains(?, run_id) "
+    labels: dict[str, str] = {}
+    for gid, label in con.execute(
+        "SELECT group_id, label FROM seed_groups WHERE list_contains(?, run_id) "
         "ORDER BY list_position(?, run_id)",
         [run_ids, run_ids],
     ).fetchall():
         if gid not in order:
             order.append(gid)
-    values: dict[tuple[str, str], list[float]] = {}
-    members: dict[str, set[str]] = {}
-    for gid, run_id, metric, value in con.execute(
+            labels[gid] = label or gid
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    directions: dict[str, str] = {}
+    samples: dict[str, set[str]] = {}
+    repros: dict[str, set[str]] = {}
+    for gid, run_id, role, seed, metric, direction, value in con.execute(
         """
         WITH m AS (
             SELECT s.*, bool_or(s.is_key) OVER (PARTITION BY s.project) AS has_keys
             FROM metric_summary s
         )
-        SELECT g.group_id, g.run_id, m.name, CASE WHEN m.is_key THEN m.key_value ELSE m.last END
+        SELECT g.group_id, g.run_id, g.role, g.seed, m.name, m.direction,
+               CASE WHEN m.is_key THEN m.key_value ELSE m.last END
         FROM seed_groups g
-        JOIN runs r USING (project, run_id)
         JOIN m USING (project, run_id)
-        WHERE r.status = 'completed' AND list_contains(?, g.group_id)
+        WHERE g.role IN ('sample', 'reproduction') AND list_contains(?, g.group_id)
           AND (m.is_key OR (NOT m.has_keys AND m.name LIKE '%loss'))
         ORDER BY g.run_id
         """,
         [order],
     ).fetchall():
-        members.setdefault(gid, set()).add(run_id)
+        if role == "reproduction":
+            repros.setdefault(gid, set()).add(run_id)
+            continue
+        samples.setdefault(gid, set()).add(run_id)
+        directions[metric] = direction or "minimize"
         if value is not None and math.isfinite(value):
-            values.setdefault((gid, metric), []).append(float(value))
-    if not any(len(m) >= 2 for m in members.values()):
+            values.setdefault((gid, metric), {})[seed] = float(value)
+    if not any(len(m) >= 2 for m in samples.values()):
         return [], []
-    groups, comparisons = [], []
+    groups, planned = [], []
     for gid in order:
-        for (g, metric), vals in sorted(values.items()):
+        for (g, metric), by_seed in sorted(values.items()):
             if g != gid:
                 continue
+            vals = list(by_seed.values())
             ci = mean_ci(vals)
             groups.append(
                 {
-                    "group": gid,
-                    "runs": len(members.get(gid, ())),
+                    "group": labels[gid],
+                    "samples": len(samples.get(gid, ())),
+                    "reproductions": len(repros.get(gid, ())),
                     "metric": metric,
                     "n": ci.n,
                     "mean": f"{ci.mean:.6g}",
                     "std": "" if ci.std is None else f"{ci.std:.3g}",
-                    "ci": "" if ci.low is None else f"[{ci.low:.6g}, {ci.high:.6g}]",
+                    "ci": "" if ci.low is None else f"{ci.low:.6g} to {ci.high:.6g}",
                 }
             )
             base = values.get((order[0], metric))
             if gid != order[0] and base:
-                c = compare_values(vals, base)
-                comparisons.append(
-                    {
-                        "group": gid,
-                        "b": order[0],
-                        "metric": metric,
-                        "diff": f"{c.diff:+.4g}",
-                        "ci": "" if c.low is None else f"[{c.low:+.4g}, {c.high:+.4g}]",
-                        "p_welch": "" if c.p_welch is None else f"{c.p_welch:.3g}",
-                        "p_permutation": ""
-                        if c.p_permutation is None
-                        else f"{c.p_permutation:.3g}",
-                    }
+                pairs = None
+                if by_seed.keys() == base.keys() and len(base) >= 2:
+                    pairs = [(by_seed[k], base[k]) for k in sorted(base)]
+                planned.append(
+                    (gid, metric, compare_values(vals, list(base.values()), pairs=pairs))
                 )
+    judged = judge_family(
+        [(c, directions[m], 1.0) for _, m, c in planned], alpha=alpha, min_seeds=min_seeds
+    )
+    comparisons = [
+        {
+            "group": labels[gid],
+            "b": labels[order[0]],
+            "metric": metric,
+            "diff": f"{c.diff:+.4g}",
+            "ci": "" if c.low is None else f"{c.low:+.4g} to {c.high:+.4g}",
+            "p_welch": "" if c.p_welch is None else f"{c.p_welch:.3g}",
+            "p_permutation": "" if c.p_permutation is None else f"{c.p_permutation:.3g}",
+            "verdict": j.verdict,
+        }
+        for (gid, metric, c), j in zip(planned, judged, strict=True)
+    ]
     return groups, comparisons

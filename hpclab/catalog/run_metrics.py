@@ -10,7 +10,7 @@ together: an indexer killed at any moment leaves files that are true to what the
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ from hpclab.catalog.parquet import Codes, read_kv, write_table
 from hpclab.tracking.metrics import read_commit
 
 FORMAT = 1
-TAIL = 20  # last finite values kept per metric: the evidence model's noise estimate
 
 
 @dataclass
@@ -34,7 +33,6 @@ class Agg:
     max: float = -math.inf
     last: float = math.nan
     last_step: int = -1
-    tail: list[float] = field(default_factory=list)
 
     def update(self, rows: np.ndarray) -> None:
         if not len(rows):
@@ -49,16 +47,6 @@ class Agg:
             self.max = max(self.max, float(finite.max()))
         self.last = float(values[-1])
         self.last_step = int(rows[-1, 0])
-        if len(finite):
-            self.tail = (self.tail + finite[-TAIL:].tolist())[-TAIL:]
-
-    @property
-    def noise(self) -> float:
-        """Noise in the tail of the curve: std of successive differences / sqrt(2) (a
-        trend barely moves it); 0 with fewer than 3 values."""
-        if len(self.tail) < 3:
-            return 0.0
-        return float(np.diff(np.asarray(self.tail)).std(ddof=1) / math.sqrt(2))
 
     @property
     def mean(self) -> float:
@@ -89,7 +77,6 @@ class Agg:
             max=-math.inf if data.get("max") is None else float(data["max"]),
             last=float(last),
             last_step=int(data["last_step"]),
-            tail=[float(v) for v in data.get("tail") or []],
         )
 
 

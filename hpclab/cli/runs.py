@@ -145,13 +145,20 @@ def compare(store: Store, run_ids: tuple[str, ...]) -> None:
         click.echo("  (identical)")
     groups, comparisons = queries.compare_groups(con, list(run_ids))
     if groups:
-        click.echo("seed groups (completed runs; mean, bootstrap 95% CI):")
-        table(groups, ["group", "runs", "metric", "n", "mean", "std", "ci"], indent="  ")
+        click.echo(
+            "seed groups (samples: one completed run per seed; reruns are reproductions, "
+            "not samples; mean, bootstrap 95% CI):"
+        )
+        cols = ["group", "samples", "reproductions", "metric", "n", "mean", "std", "ci"]
+        table(groups, cols, indent="  ")
     if comparisons:
-        click.echo(f"vs {comparisons[0]['b']} (difference of means, bootstrap 95% CI, p-values):")
+        click.echo(
+            f"vs {comparisons[0]['b']} (difference of means, bootstrap 95% CI, Welch and "
+            "permutation p-values, verdict at 0.05 Holm-corrected; docs/statistics.md):"
+        )
         table(
             comparisons,
-            ["group", "metric", "diff", "ci", "p_welch", "p_permutation"],
+            ["group", "metric", "diff", "ci", "p_welch", "p_permutation", "verdict"],
             indent="  ",
         )
 
