@@ -352,6 +352,11 @@ def test_evidence_is_one_paired_comparison_of_groups_per_metric(scenario: Scenar
         assert u["scale_kind"] == "pooled_sd"
         assert u["scale"] == pytest.approx(pooled_std(va, vb), rel=1e-9)
         assert u["normalized_delta"] == pytest.approx(u["delta"] / u["scale"])
+        paired_se = np.std(np.subtract(va, vb), ddof=1) / math.sqrt(3)
+        assert u["se"] == pytest.approx(paired_se / u["scale"], rel=1e-9), "s_d / sqrt(n)"
+        g = (np.mean(va) - np.mean(vb)) / pooled_std(va, vb) * (1 - 3 / (4 * 6 - 9))
+        assert u["hedges_g"] == pytest.approx(g, rel=1e-9)
+        assert u["ci_low"] <= u["delta"] <= u["ci_high"]
         assert u["p_paired_t"] == pytest.approx(sps.ttest_rel(va, vb).pvalue, rel=1e-6)
         flips = sps.permutation_test(
             (va, vb), lambda x, y: np.mean(x - y), permutation_type="samples",
@@ -372,7 +377,13 @@ def test_evidence_is_one_paired_comparison_of_groups_per_metric(scenario: Scenar
     assert hyp["evidence"] == pytest.approx(e), "a weighted mean of the units"
     assert min(nd) - 1e-9 <= hyp["evidence"] <= max(nd) + 1e-9, "not a sum over 3 seeds"
     assert sum(u["contribution"] for u in us) == pytest.approx(hyp["evidence"])
-    assert hyp["evidence_low"] <= hyp["evidence"] <= hyp["evidence_high"]
+    omega = [w / sum(wc) for w in wc]
+    se_e = math.sqrt(sum((o * u["se"]) ** 2 for o, u in zip(omega, us, strict=True)))
+    z = sps.norm.ppf(0.975)
+    assert (hyp["evidence_low"], hyp["evidence_high"]) == (
+        pytest.approx(hyp["evidence"] - z * se_e),
+        pytest.approx(hyp["evidence"] + z * se_e),
+    )
 
 
 # -- 5. stability over the last 10% of the steps ------------------------------------------
@@ -466,3 +477,11 @@ def test_a_dominated_sweep_has_its_own_pareto_front(scenario: Scenario) -> None:
     )
     assert {r["group_id"] for r in groups} == {sc.group_of(r) for r in slow}
     assert [r["group_id"] for r in groups if r["on_front"]] == [sc.group_of(best)]
+    # groups enter the fronts as their means, with the CI of each objective's mean
+    (parent,) = sc.rows(
+        "SELECT * FROM pareto WHERE scope = 'project' AND kind = 'group' AND group_id = ?",
+        sc.group_of(sc.parent.run_ids[0]),
+    )
+    losses = [sc.last(r, "val/loss") for r in sc.parent.run_ids]
+    assert parent["n"] == 3 and parent["values"] == [pytest.approx(np.mean(losses)), 40.0]
+    assert parent["ci_low"][0] <= parent["values"][0] <= parent["ci_high"][0]
