@@ -376,19 +376,19 @@ def _paired_t_p(d: _Group) -> float:
     return float(min(1.0, 2.0 * stdtr(d.n - 1, -abs(t))))
 
 
-def permutation_p(a: np.ndarray, b: np.ndarray) -> float:
+def permutation_p(a: Values, b: Values) -> float:
     """Two-sided p-value of ``mean(a) - mean(b)`` under relabelling, as scipy's
     permutation_test (independent samples): every split of the pooled values when there
     are at most PERMUTATIONS of them, else PERMUTATIONS random ones plus the observed;
     twice the smaller one-sided p-value, at most 1."""
-    return _permutation(a, b)[0]
+    return _permutation(_finite(a), _finite(b))[0]
 
 
-def sign_flip_p(d: np.ndarray) -> float:
+def sign_flip_p(d: Values) -> float:
     """Two-sided p-value of ``mean(d)`` under flipping the signs of the paired differences
     (swapping a_i and b_i), as scipy's permutation_test(permutation_type="samples"): all
     2^n flips when 2^n <= PERMUTATIONS, else PERMUTATIONS random ones plus the observed."""
-    return _sign_flip(d)[0]
+    return _sign_flip(_finite(d))[0]
 
 
 def _permutation(a: np.ndarray, b: np.ndarray) -> tuple[float, bool]:
@@ -450,14 +450,11 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     """Holm's step-down adjustment (Holm 1979) over the p-values given (None and NaN are no
     test: None, and not counted): the i-th smallest of m becomes
     ``max_{j <= i} min(1, (m - j + 1) p_(j))``; monotone in p, never below p, at most 1."""
-    index = [i for i, p in enumerate(pvalues) if p is not None and not math.isnan(p)]
-    index.sort(key=lambda i: pvalues[i])  # type: ignore[arg-type,return-value]
-    m = len(index)
+    ranked = sorted((p, i) for i, p in enumerate(pvalues) if p is not None and not math.isnan(p))
+    m = len(ranked)
     out: list[float | None] = [None] * len(pvalues)
     running = 0.0
-    for rank, i in enumerate(index):
-        p = pvalues[i]
-        assert p is not None
+    for rank, (p, i) in enumerate(ranked):
         running = max(running, min(1.0, (m - rank) * float(p)))
         out[i] = running
     return out
