@@ -266,9 +266,11 @@ class Knowledge:
         """Each group vs its parents' groups, and each group of a sweep vs the sweep's
         best; Holm-corrected per family (a sweep report, else the group)."""
         groups = grouping.groups
-        sweeps_of: dict[str, set[str]] = defaultdict(set)  # group -> sweeps it has runs in
+        # group -> the sweeps holding its samples (a rerun's one-point sweep holds a
+        # reproduction: its report is not a family of this comparison)
+        sweeps_of: dict[str, set[str]] = defaultdict(set)
         for gid, g in groups.items():
-            for r in g.members:
+            for r in g.samples.values():
                 if sweep := p.runs[r].runs.get("sweep_id"):
                     sweeps_of[gid].add(str(sweep))
         planned: dict[tuple[str, str, str, str], str] = {}  # (a, b, metric, basis) -> ""
@@ -430,7 +432,7 @@ class Knowledge:
         for gid in sorted({grouping.roles[r].group_id for r in run_ids if r in grouping.roles}):
             g = grouping.groups[gid]
             samples = [r for r in g.samples.values() if r in points]
-            if not samples or not in_scope & set(g.members):
+            if not samples or not in_scope & set(g.samples.values()):
                 continue
             cis = [
                 self._ci([points[r][j] for r in samples], p.config.level) for j in range(len(names))
