@@ -102,7 +102,8 @@ def test_bca_ci_of_a_difference_is_scipys_with_a_jackknife_per_sample(
 
 
 def test_ci_of_a_difference_is_percentile_when_one_side_is_small() -> None:
-    a, b = RNG.normal(0, 1, 8), RNG.normal(1, 1, 4)
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, 8), rng.normal(1, 1, 4)
     c = compare(a, b)
     assert c.ci_method == "percentile"
     ref = scipy_on(our_diffs(a, b), (a, b), "percentile")
@@ -111,8 +112,9 @@ def test_ci_of_a_difference_is_percentile_when_one_side_is_small() -> None:
 
 @pytest.mark.parametrize("n", [3, 6, 9])
 def test_paired_ci_is_the_bootstrap_of_the_differences(n: int) -> None:
-    a = RNG.normal(0.0, 1.0, n)
-    b = a - 0.3 + RNG.lognormal(0, 0.5, n) * 0.1  # b tracks a: pairing matters
+    rng = np.random.default_rng(n)
+    a = rng.normal(0.0, 1.0, n)
+    b = a - 0.3 + rng.lognormal(0, 0.5, n) * 0.1  # b tracks a: pairing matters
     c = compare(a, b, pairs=list(zip(a, b, strict=True)))
     d = a - b
     assert c.paired and c.n_pairs == n
@@ -174,7 +176,8 @@ def test_intervals_agree_with_scipys_own_resampling(
 ) -> None:
     resamples = 20000
     monkeypatch.setattr(stats, "RESAMPLES", resamples)
-    x = RNG.lognormal(0.0, 0.7, 12 if method == "BCa" else 4)
+    rng = np.random.default_rng(2)
+    x = rng.lognormal(0.0, 0.7, 12 if method == "BCa" else 4)
     ours = mean_ci(x)
     assert ours.method == method.lower()
     theirs = sp.bootstrap((x,), np.mean, method=method, n_resamples=resamples, rng=7)
@@ -182,7 +185,7 @@ def test_intervals_agree_with_scipys_own_resampling(
     tol = 5 * math.sqrt(2) * quantile_mc_se(theirs.standard_error, 0.95, resamples)
     assert ours.low == pytest.approx(theirs.confidence_interval.low, abs=tol)
     assert ours.high == pytest.approx(theirs.confidence_interval.high, abs=tol)
-    a, b = RNG.normal(0, 1, 7), RNG.lognormal(0, 1, 6)
+    a, b = rng.normal(0, 1, 7), rng.lognormal(0, 1, 6)
     if method == "percentile":
         b = b[:3]
     c = compare(a, b)
@@ -269,7 +272,8 @@ def test_exact_permutation_test_is_scipys(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def test_randomized_permutation_test_agrees_with_scipys_within_sampling_error() -> None:
-    a, b = RNG.normal(0, 1, 12), RNG.normal(0.7, 1, 12)  # C(24, 12) splits: random ones
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 1, 12), rng.normal(0.7, 1, 12)  # C(24, 12) splits: random ones
     c = compare(a, b)
     assert not c.permutation_exact
     n = stats.PERMUTATIONS
@@ -287,8 +291,9 @@ def test_randomized_permutation_test_agrees_with_scipys_within_sampling_error() 
 
 @pytest.mark.parametrize("n", [2, 3, 5, 8, 12])
 def test_paired_tests_are_ttest_rel_and_the_samples_permutation_test(n: int) -> None:
-    a = RNG.normal(0.0, 1.0, n)
-    b = a + RNG.normal(0.2, 0.3, n)
+    rng = np.random.default_rng(100 + n)
+    a = rng.normal(0.0, 1.0, n)
+    b = a + rng.normal(0.2, 0.3, n)
     c = compare(a, b, pairs=list(zip(a, b, strict=True)))
     assert c.p_paired_t == pytest.approx(sp.ttest_rel(a, b).pvalue, abs=1e-12, rel=1e-12)
     ref = sp.permutation_test(
@@ -307,8 +312,9 @@ def test_paired_tests_are_ttest_rel_and_the_samples_permutation_test(n: int) -> 
 
 def test_sign_flip_test_is_randomized_past_permutations() -> None:
     n = 13  # 2^13 = 8192 > 5000 flips
-    a = RNG.normal(0.0, 1.0, n)
-    b = a + RNG.normal(0.15, 0.4, n)
+    rng = np.random.default_rng(4)
+    a = rng.normal(0.0, 1.0, n)
+    b = a + rng.normal(0.15, 0.4, n)
     ours, exact = stats._sign_flip(a - b)
     assert not exact and stats.sign_flip_p(a - b) == ours
     m = stats.PERMUTATIONS
