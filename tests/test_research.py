@@ -16,7 +16,9 @@ from hpclab.catalog.indexer import Indexer
 from hpclab.store import Store
 from hpclab.store.atomic import write_yaml_atomic
 
-NO_SNAP = {"snapshot_env": False}
+# no code snapshot: the working tree is this checkout, which may change between runs (a
+# changed tree is another seed group)
+NO_SNAP = {"snapshot_env": False, "snapshot_code": False}
 
 
 def make(
@@ -48,11 +50,29 @@ def make(
     return run
 
 
+def make_group(
+    store: Path, prefix: str, lr: float, vals: list[float], parent: str | None = None
+) -> list[str]:
+    """One run per seed (``<prefix><seed>``), seeds 0, 1, ...; each child of
+    ``<parent><seed>`` (the same seed of the parent group) when ``parent`` is given."""
+    ids = []
+    for seed, v in enumerate(vals):
+        p = f"{parent}{seed}" if parent else None
+        ids.append(make(store, f"{prefix}{seed}", lr, v, parent=p, seed=seed).id)
+    return ids
+
+
 def index(store: Path) -> Any:
     with Indexer(Store(store)) as ix:
         report = ix.index()
     assert report.errors == 0
     return connect(store)
+
+
+def unit_rows(con: Any) -> list[dict[str, Any]]:
+    cur = con.execute("SELECT * FROM evidence ORDER BY metric, label")
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def test_dag_edit_recomputes_downstream_diffs_and_evidence(store_root: Path) -> None:
@@ -75,13 +95,14 @@ def test_dag_edit_recomputes_downstream_diffs_and_evidence(store_root: Path) -> 
         ("child", "root", "optim.lr", "changed", "0.1", "0.05"),
         ("grand", "child", "optim.lr", "changed", "0.05", "0.01"),
     ]  # hpclab.parent differs too, but the hpclab block is bookkeeping (features.ignore)
-    before = con.execute(
-        "SELECT baseline_run, baseline, delta FROM evidence WHERE run_id = 'grand'"
-    ).fetchall()
-    assert before == [("child", 0.8, pytest.approx(0.1))]
-    scale = 1.4826 * 0.1  # values 1.0, 0.8, 0.7: MAD 0.1
-    (nd,) = con.execute("SELECT normalized_delta FROM evidence").fetchone()
-    assert nd == pytest.approx(0.1 / scale)
+    (unit,) = unit_rows(con)  # one comparison: grand's group against its parent's group
+    assert (unit["runs"], unit["baseline_runs"]) == (["grand"], ["child"])
+    assert (unit["label"], unit["baseline_label"]) == ("optim.lr=0.01", "optim.lr=0.05")
+    assert unit["baseline"] == 0.8 and unit["delta"] == pytest.approx(0.1)
+    # one run a side: no spread to normalise by, so |baseline mean|; never significant
+    assert (unit["scale_kind"], unit["scale"]) == ("baseline_abs", 0.8)
+    assert unit["normalized_delta"] == pytest.approx(0.1 / 0.8)
+    assert (unit["n"], unit["n_baseline"], unit["verdict"]) == (1, 1, "too few seeds")
 
     out = hpclab_cli(store_root, "dag", "set-parent", "grand", "root")
     assert out.returncode == 0, out.output
@@ -93,11 +114,11 @@ def test_dag_edit_recomputes_downstream_diffs_and_evidence(store_root: Path) -> 
     assert con.execute(
         "SELECT parent_id, old, new FROM feature_diffs WHERE run_id = 'grand'"
     ).fetchall() == [("root", "0.1", "0.01")]
-    assert con.execute(
-        "SELECT baseline_run, baseline, delta FROM evidence WHERE run_id = 'grand'"
-    ).fetchall() == [("root", 1.0, pytest.approx(0.3))]
-    (status,) = con.execute("SELECT status FROM hypothesis_status").fetchone()
-    assert status == "Supported"  # 0.3 / 0.148 = 2.02 > 1
+    (unit,) = unit_rows(con)
+    assert (unit["baseline_runs"], unit["baseline_label"]) == (["root"], "optim.lr=0.1")
+    assert unit["baseline"] == 1.0 and unit["delta"] == pytest.approx(0.3)
+    status, reason = con.execute("SELECT status, reason FROM hypothesis_status").fetchone()
+    assert status == "Inconclusive" and "too few seeds (1 vs 1" in reason
 
     # the edit is a file in the store: a catalog rebuilt from scratch keeps it
     import shutil
@@ -133,60 +154,99 @@ def test_naming_rule_from_project_yaml(store_root: Path) -> None:
 def test_seed_groups_stats_and_compare(store_root: Path) -> None:
     vals_a = [1.0, 1.2, 1.1]
     vals_b = [0.5, 0.6, 0.55]
-    for i, v in enumerate(vals_a):
-        make(store_root, f"a{i}", 0.1, v, seed=i)
-    for i, v in enumerate(vals_b):
-        make(store_root, f"b{i}", 0.01, v, seed=i, parent="a0")
+    make_group(store_root, "a", 0.1, vals_a)
+    make(store_root, "a0-rerun", 0.1, 5.0, seed=0)  # seed 0 again: a reproduction of a0
+    make_group(store_root, "b", 0.01, vals_b, parent="a")
     live = make(store_root, "b9", 0.01, 9.0, seed=9, finish=False)  # running: not in the stats
     try:
-        _check_seed_groups(store_root, vals_b)
+        _check_seed_groups(store_root, vals_a, vals_b)
     finally:
         live.finish()  # not this process's current run in the tests after this one
 
 
-def _check_seed_groups(store_root: Path, vals_b: list[float]) -> None:
-    con = index(store_root)
-    groups = dict(con.execute("SELECT run_id, group_id FROM seed_groups").fetchall())
-    assert len({groups[f"a{i}"] for i in range(3)}) == 1
-    assert len({groups[f"b{i}"] for i in (0, 1, 2, 9)}) == 1 and groups["a0"] != groups["b0"]
-    row = con.execute(
-        "SELECT n, mean, std, ci_low, ci_high FROM seed_group_stats WHERE group_id = ? "
-        "AND metric = 'val/loss'",
-        [groups["b0"]],
-    ).fetchone()
+def _check_seed_groups(store_root: Path, vals_a: list[float], vals_b: list[float]) -> None:
     import statistics
 
-    assert row[0] == 3 and row[1] == pytest.approx(0.55)
-    assert row[2] == pytest.approx(statistics.stdev(vals_b))
-    assert min(vals_b) <= row[3] < 0.55 < row[4] <= max(vals_b)
+    con = index(store_root)
+    roles = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT run_id, group_id, role, of_run, size, label FROM seed_groups"
+        ).fetchall()
+    }
+    ga, gb = roles["a1"][0], roles["b1"][0]
+    assert ga != gb
+    assert {r: roles[r][:3] for r in ("a0", "a0-rerun", "b0", "b9")} == {
+        "a0": (ga, "sample", None),
+        "a0-rerun": (ga, "reproduction", "a0"),
+        "b0": (gb, "sample", None),
+        "b9": (gb, "pending", None),
+    }
+    # n counts seeds, not runs: the rerun and the running run are not samples
+    assert {roles[r][3] for r in roles} == {3}
+    assert roles["a0"][4] == "optim.lr=0.1" and roles["b0"][4] == "optim.lr=0.01"
+    stats = {
+        g: con.execute(
+            "SELECT n, mean, std, ci_low, ci_high FROM seed_group_stats WHERE group_id = ? "
+            "AND metric = 'val/loss'",
+            [g],
+        ).fetchone()
+        for g in (ga, gb)
+    }
+    for g, vals in ((ga, vals_a), (gb, vals_b)):  # the rerun's 5.0 is in neither
+        n, mean, std, low, high = stats[g]
+        assert n == 3 and mean == pytest.approx(statistics.mean(vals))
+        assert std == pytest.approx(statistics.stdev(vals))
+        assert min(vals) <= low < mean < high <= max(vals)
     cmp = con.execute(
-        "SELECT group_a, group_b, basis, diff, p_welch FROM group_comparisons "
-        "WHERE metric = 'val/loss' AND basis = 'parent'"
+        "SELECT group_a, group_b, label_a, label_b, n_a, n_b, diff, p_welch, verdict, reason "
+        "FROM group_comparisons WHERE metric = 'val/loss' AND basis = 'parent'"
     ).fetchall()
-    assert len(cmp) == 1 and cmp[0][:3] == (groups["b0"], groups["a0"], "parent")
-    assert cmp[0][3] == pytest.approx(0.55 - 1.1) and cmp[0][4] < 0.01
+    assert len(cmp) == 1
+    a, b, la, lb, n_a, n_b, diff, p_welch, verdict, reason = cmp[0]
+    assert (a, b, la, lb, n_a, n_b) == (gb, ga, "optim.lr=0.01", "optim.lr=0.1", 3, 3)
+    assert diff == pytest.approx(statistics.mean(vals_b) - statistics.mean(vals_a))
+    # Welch alone would call it significant; the exact permutation test of 3 vs 3
+    # cannot go below p = 0.1, so the verdict says so instead
+    assert p_welch < 0.01 and verdict == "too few seeds" and "p=0.1" in reason
     out = hpclab_cli(store_root, "runs", "compare", "a0", "b1")
     assert out.returncode == 0, out.output
-    assert "seed groups" in out.output and f"vs {groups['a0']}" in out.output
+    assert "seed groups" in out.output and "optim.lr=0.1" in out.output
     assert "-0.55" in out.output  # the difference of the means
 
 
 def test_pareto_front_of_loss_and_duration(store_root: Path) -> None:
     make(store_root, "x", 0.1, 1.0)
-    make(store_root, "y", 0.1, 0.5)
+    make(store_root, "y", 0.1, 0.5, seed=1)
     con = index(store_root)
     rows = dict(
-        con.execute("SELECT run_id, rank FROM pareto WHERE objectives[1] = 'val/loss'").fetchall()
+        con.execute(
+            "SELECT run_id, rank FROM pareto WHERE scope = 'project' AND kind = 'run' "
+            "AND objectives[1] = 'val/loss'"
+        ).fetchall()
     )
     durations = dict(con.execute("SELECT run_id, duration_s FROM runs").fetchall())
     # y has the lower loss; it is on the front, and x too only if it was faster
     assert rows["y"] == 0 and rows["x"] == (0 if durations["x"] < durations["y"] else 1)
+    # x and y are seeds of one group: the group's point is the mean of both
+    (values, n) = con.execute(
+        "SELECT values, n FROM pareto WHERE scope = 'project' AND kind = 'group'"
+    ).fetchone()
+    assert n == 2 and values[0] == pytest.approx(0.75)
+
+
+BASE = [1.0, 1.1, 0.9, 1.05]
+FAST = [0.4, 0.45, 0.35, 0.42]  # clearly better: 4 vs 4 seeds can reach alpha 0.05
+
+
+def _three_groups(store_root: Path) -> None:
+    make_group(store_root, "base", 0.1, BASE)
+    make_group(store_root, "fast", 0.01, FAST, parent="base")
+    make_group(store_root, "other", 0.05, [0.9, 0.95, 1.0, 0.92], parent="base")
 
 
 def test_hypothesis_cli_add_list_show(store_root: Path) -> None:
-    make(store_root, "base", 0.1, 1.0)
-    make(store_root, "fast", 0.01, 0.4, parent="base")
-    make(store_root, "other", 0.05, 0.9, parent="base")
+    _three_groups(store_root)
     out = hpclab_cli(
         store_root,
         "hypothesis",
@@ -206,11 +266,36 @@ def test_hypothesis_cli_add_list_show(store_root: Path) -> None:
         store_root, "hypothesis", "add", "small-lr", "-p", "p", "--title", "t", "--metric", "m"
     )
     assert again.returncode == 1 and "exists" in again.stderr
+    (unit,) = unit_rows(connect(store_root))
+    assert unit["verdict"] == "better" and unit["paired"]
+    e, low, high = (
+        connect(store_root)
+        .execute("SELECT evidence, evidence_low, evidence_high FROM hypothesis_status")
+        .fetchone()
+    )
+    assert low < e < high
     out = hpclab_cli(store_root, "hypothesis", "list")
     assert "small-lr" in out.output and "Supported" in out.output
+    assert f"{e:+.3g} (95% CI {low:.3g} to {high:.3g})" in out.output
     out = hpclab_cli(store_root, "hypothesis", "show", "small-lr")
     assert out.returncode == 0, out.output
-    assert "fast" in out.output and "other" not in out.output and "base" in out.output
+    text = out.output
+    assert f"evidence  {e:+.3g} (95% CI {low:.3g} to {high:.3g}) over 1 unit(s)" in text
+    line = next(x for x in text.splitlines() if x.startswith("  val/loss"))
+    delta = statistics_mean(BASE) - statistics_mean(FAST)
+    for fact in (
+        "optim.lr=0.01 vs optim.lr=0.1: 4 vs 4 seeds",
+        f"delta {delta:+.4g} (95% CI {unit['ci_low']:.4g} to {unit['ci_high']:.4g})",
+        f"permutation p={unit['p_permutation']:.2g}",
+        "paired t p=",
+        f"Hedges' g={unit['hedges_g']:.3g}",
+        "; better;",
+        f"contribution {unit['contribution']:+.3g}",
+    ):
+        assert fact in line, (fact, line)
+    assert "samples fast0 fast1 fast2 fast3 vs base0 base1 base2 base3" in text
+    assert "other" not in text  # not linked, not the baseline
+    assert "±" not in text
     bad = Store(store_root).hypothesis_yaml("p", "broken")
     bad.write_text("title: x\nmetrics: [{name: m, direction: sideways}]\n")
     out = hpclab_cli(store_root, "index")
@@ -220,17 +305,21 @@ def test_hypothesis_cli_add_list_show(store_root: Path) -> None:
     assert missing.returncode == 1 and "nope" in missing.stderr
 
 
+def statistics_mean(values: list[float]) -> float:
+    import statistics
+
+    return statistics.mean(values)
+
+
 def test_hypothesis_status_override_keeps_the_file(store_root: Path) -> None:
-    make(store_root, "base", 0.1, 1.0)
-    make(store_root, "fast", 0.01, 0.4, parent="base")
-    make(store_root, "other", 0.05, 0.9, parent="base")
+    _three_groups(store_root)
     path = Store(store_root).hypothesis_yaml("p", "small-lr")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = (
         "# why we think so: see the March notes\n"
         "title: lr 1e-2 beats its parent\n"
         "metrics:\n  - {name: val/loss, direction: minimize}  # the only target\n"
-        "runs: [fast]\n"
+        "runs: [fast0, fast1, fast2, fast3]\n"
     )
     path.write_text(text)
 

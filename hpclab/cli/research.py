@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -245,7 +246,7 @@ def _hypothesis_project(store: Store, hypothesis_id: str) -> str:
 @click.option("--project", "-p", default=None, help="Only this project.")
 @click.pass_obj
 def hypothesis_list(store: Store, project: str | None) -> None:
-    """Every hypothesis with its status and evidence.
+    """Every hypothesis with its status and its evidence E (with its interval).
 
     Example: hpclab hypothesis list --project example
     """
@@ -253,15 +254,26 @@ def hypothesis_list(store: Store, project: str | None) -> None:
 
     con = queries.fresh(store)
     rows = con.execute(
-        "SELECT h.project, h.hypothesis_id AS id, s.status, s.evidence, s.n_runs AS runs, "
-        "h.title FROM hypotheses h JOIN hypothesis_status s USING (project, hypothesis_id) "
+        "SELECT h.project, h.hypothesis_id AS id, s.status, s.evidence, s.evidence_low, "
+        "s.evidence_high, s.n_units, s.n_runs AS runs, h.title FROM hypotheses h "
+        "JOIN hypothesis_status s USING (project, hypothesis_id) "
         "WHERE ? IS NULL OR h.project = ? ORDER BY h.project, h.hypothesis_id",
         [project, project],
     ).fetchall()
-    cols = ["project", "id", "status", "evidence", "runs", "title"]
-    out = [dict(zip(cols, r, strict=True)) for r in rows]
-    for r in out:
-        r["evidence"] = f"{r['evidence']:+.3g}"
+    cols = ["project", "id", "status", "E", "units", "runs", "title"]
+    out = []
+    for proj, hid, status, e, low, high, units, runs, title in rows:
+        out.append(
+            {
+                "project": proj,
+                "id": hid,
+                "status": status,
+                "E": evidence_words(e, low, high, _level(con, proj)),
+                "units": units,
+                "runs": runs,
+                "title": title,
+            }
+        )
     table(out, cols) if out else click.echo("(no hypotheses)")
 
 
@@ -270,7 +282,9 @@ def hypothesis_list(store: Store, project: str | None) -> None:
 @click.option("--project", "-p", default=None, help="Project (default: search all).")
 @click.pass_obj
 def hypothesis_show(store: Store, hypothesis_id: str, project: str | None) -> None:
-    """Explain a verdict: the runs, their deltas against the baseline, the confidences.
+    """Explain a verdict: E with its interval, the reason, and each evidence unit (a
+    treatment seed group against its baseline group) with n per side, the difference
+    with its CI, the tests, Holm's p, Hedges' g, the verdict and the confidence.
 
     Example: hpclab hypothesis show adamw
     """
@@ -279,48 +293,99 @@ def hypothesis_show(store: Store, hypothesis_id: str, project: str | None) -> No
     con = queries.fresh(store)
     found = con.execute(
         "SELECT h.project, h.title, h.baseline, h.metrics, h.file, s.status, s.computed_status, "
-        "s.evidence, s.reason FROM hypotheses h JOIN hypothesis_status s "
-        "USING (project, hypothesis_id) WHERE hypothesis_id = ? AND (? IS NULL OR project = ?)",
+        "s.evidence, s.evidence_low, s.evidence_high, s.n_units, s.n_for, s.n_against, "
+        "s.supported_at, s.refuted_at, s.alpha, s.reason FROM hypotheses h "
+        "JOIN hypothesis_status s USING (project, hypothesis_id) "
+        "WHERE hypothesis_id = ? AND (? IS NULL OR project = ?)",
         [hypothesis_id, project, project],
     ).fetchall()
     if not found:
         raise HypothesisError(f"hypothesis {hypothesis_id!r} not in the catalog (hpclab index?)")
-    proj, title, baseline, metrics, file, status, computed, evidence, reason = found[0]
+    (proj, title, baseline, metrics, file, status, computed, e, low, high, n_units, n_for,
+     n_against, supported_at, refuted_at, alpha, reason) = found[0]  # fmt: skip
+    level = _level(con, proj)
     click.echo(f"{hypothesis_id}: {title}")
     click.echo(f"status    {status}" + (f" (computed: {computed})" if computed != status else ""))
+    click.echo(
+        f"evidence  {evidence_words(e, low, high, level)} over {n_units} unit(s) "
+        f"({n_for} better, {n_against} worse); supported above {supported_at:g}, refuted "
+        f"below {refuted_at:g}, alpha {alpha:g}"
+    )
     click.echo(f"why       {reason}")
-    click.echo(f"evidence  {evidence:+.4g} = sum of confidence x weight x delta/scale")
     click.echo(f"targets   {', '.join(metrics)}; baseline: {baseline}")
     click.echo(f"file      {file}")
-    rows = con.execute(
-        "SELECT run_id, metric, baseline_run, baseline, value, delta, normalized_delta, "
-        "status_confidence, stability, agreement, confidence, contribution FROM evidence "
-        "WHERE project = ? AND hypothesis_id = ? ORDER BY contribution DESC",
+    cur = con.execute(
+        "SELECT * FROM evidence WHERE project = ? AND hypothesis_id = ? "
+        "ORDER BY contribution DESC, metric, label",
         [proj, hypothesis_id],
-    ).fetchall()
-    cols = [
-        "run",
-        "metric",
-        "vs",
-        "baseline",
-        "value",
-        "delta",
-        "norm",
-        "status",
-        "stab",
-        "agree",
-        "conf",
-        "contrib",
-    ]
-    out = []
-    for r in rows:
-        cells = dict(zip(cols, r, strict=True))
-        for c in cols[3:]:
-            cells[c] = (
-                fmt_number(float(cells[c]))
-                if c in ("baseline", "value", "delta")
-                else (f"{cells[c]:+.3f}" if c in ("norm", "contrib") else f"{cells[c]:.2f}")
-            )
-        out.append(cells)
-    click.echo("evidence units:")
-    table(out, cols, indent="  ") if out else click.echo("  (none)")
+    )
+    names = [d[0] for d in cur.description]
+    units = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    click.echo("evidence units (treatment seed group vs baseline group, one sample per seed):")
+    if not units:
+        click.echo("  (none)")
+    for u in units:
+        click.echo("  " + unit_line(u, level))
+        click.echo(
+            f"    samples {' '.join(u['runs'] or [])} vs {' '.join(u['baseline_runs'] or [])}"
+        )
+
+
+def _level(con: Any, project: str) -> float:
+    """The project's confidence level as the catalog's rows hold it (0.95 before any)."""
+    row = con.execute(
+        "SELECT level FROM seed_group_stats WHERE project = ? AND level IS NOT NULL "
+        "UNION ALL SELECT level FROM group_comparisons WHERE project = ? AND level IS NOT NULL "
+        "LIMIT 1",
+        [project, project],
+    ).fetchone()
+    return float(row[0]) if row else 0.95
+
+
+def _finite(v: Any) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def evidence_words(e: Any, low: Any, high: Any, level: float) -> str:
+    """``+1.8 (95% CI 0.9 to 2.7)``: E with its interval (never ``±``)."""
+    ev, lo, hi = _finite(e), _finite(low), _finite(high)
+    if ev is None:
+        return "-"
+    if lo is None or hi is None:
+        return f"{ev:+.3g} (no interval)"
+    return f"{ev:+.3g} ({100 * level:g}% CI {lo:.3g} to {hi:.3g})"
+
+
+def _p(v: Any) -> str:
+    from hpclab.catalog.verdicts import fmt_p
+
+    f = _finite(v)
+    return "n/a" if f is None else fmt_p(f)
+
+
+def unit_line(u: dict[str, Any], level: float) -> str:
+    """One evidence unit in words, with the facts the hypothesis page shows."""
+    delta = _finite(u.get("delta"))
+    lo, hi = _finite(u.get("ci_low")), _finite(u.get("ci_high"))
+    ci = f" ({100 * level:g}% CI {lo:.4g} to {hi:.4g})" if lo is not None and hi is not None else ""
+    tests = f"Welch p={_p(u.get('p_welch'))}, permutation p={_p(u.get('p_permutation'))}"
+    if u.get("paired"):
+        tests += (
+            f" (beside: paired t p={_p(u.get('p_paired_t'))}, "
+            f"sign-flip p={_p(u.get('p_paired_permutation'))})"
+        )
+    g = _finite(u.get("hedges_g"))
+    return (
+        f"{u['metric']}  {u['label']} vs {u['baseline_label']}: "
+        f"{u['n']} vs {u['n_baseline']} seeds, delta "
+        f"{'-' if delta is None else f'{delta:+.4g}'}{ci} (+ = better), {tests}, "
+        f"Holm p={_p(u.get('p_holm'))}, Hedges' g={'n/a' if g is None else f'{g:.3g}'}; "
+        f"{u['verdict']}; confidence {fmt_number(_finite(u.get('confidence')), 2)} "
+        f"(n {fmt_number(_finite(u.get('n_confidence')), 2)} x agreement "
+        f"{fmt_number(_finite(u.get('agreement')), 2)} x stability "
+        f"{fmt_number(_finite(u.get('stability')), 2)}), contribution "
+        f"{_finite(u.get('contribution')) or 0.0:+.3g}"
+    )

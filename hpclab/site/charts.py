@@ -61,7 +61,9 @@ def lone_flags(values: list[float | None]) -> list[bool]:
 
 
 def waterfall_spec(units: list[dict[str, Any]], *, title: str | None = None) -> dict | None:
-    """Evidence waterfall: each run's contribution as a step from the running total."""
+    """Evidence waterfall: each evidence unit's contribution (``label``: the treatment
+    group's label, unique per chart) as a step from the running total; the last bar is
+    E, the contributions' sum."""
     values = []
     total = 0.0
     for u in units:
@@ -78,21 +80,19 @@ def waterfall_spec(units: list[dict[str, Any]], *, title: str | None = None) -> 
         total += c
     if not values:
         return None
-    values.append(
-        {"label": "total", "start": 0.0, "end": total, "contribution": total, "sign": "total"}
-    )
+    values.append({"label": "E", "start": 0.0, "end": total, "contribution": total, "sign": "E"})
     order = [v["label"] for v in values]
     chart = (
         alt.Chart(alt.Data(values=values))
         .mark_bar()
         .encode(
             x=alt.X("label:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40)),
-            y=alt.Y("start:Q", title="cumulative evidence"),
+            y=alt.Y("start:Q", title="contribution to E (cumulative)"),
             y2="end:Q",
             color=alt.Color(
                 "sign:N",
                 scale=alt.Scale(
-                    domain=["supports", "refutes", "total"],
+                    domain=["supports", "refutes", "E"],
                     range=["#2e9d5b", "#d1453b", "#5b6bbf"],
                 ),
                 legend=alt.Legend(orient="bottom", title=None),
@@ -106,43 +106,98 @@ def waterfall_spec(units: list[dict[str, Any]], *, title: str | None = None) -> 
     return _dict(chart)
 
 
-def pareto_spec(points: list[dict[str, Any]], x: str, y: str) -> dict | None:
-    """Runs on two objectives, the Pareto front (rank 0) highlighted and joined."""
-    if not points:
+FRONT_COLORS = alt.Scale(domain=["front", "dominated"], range=["#e8710a", "#9aa0a6"])
+
+
+def pareto_spec(
+    points: list[dict[str, Any]],
+    x: str,
+    y: str,
+    groups: list[dict[str, Any]] | None = None,
+) -> dict | None:
+    """Runs on two objectives (``points``: run, label, x, y, front), the front highlighted
+    and joined; seed groups (``groups``: label, n, x, y, x_low, x_high, y_low, y_high,
+    front) as diamonds at their means with CI whiskers on both objectives (a bound that
+    is missing: the mean, a whisker of no length)."""
+    if not points and not groups:
         return None
-    base = alt.Chart(alt.Data(values=points))
-    dots = base.mark_circle(size=70).encode(
-        x=alt.X("x:Q", title=x, scale=alt.Scale(zero=False)),
-        y=alt.Y("y:Q", title=y, scale=alt.Scale(zero=False)),
-        color=alt.Color(
-            "front:N",
-            scale=alt.Scale(domain=["front", "dominated"], range=["#e8710a", "#9aa0a6"]),
-            legend=alt.Legend(orient="bottom", title=None),
-        ),
-        tooltip=["run:N", alt.Tooltip("x:Q", format=".4g"), alt.Tooltip("y:Q", format=".4g")],
-    )
-    front = (
-        base.transform_filter(alt.datum.front == "front")
-        .mark_line(color="#e8710a", strokeDash=[4, 3])
-        .encode(x="x:Q", y="y:Q", order="x:Q")
-    )
-    return _dict((front + dots).properties(width=WIDTH, height=260))
+    layers: list[Any] = []
+    x_enc = alt.X("x:Q", title=x, scale=alt.Scale(zero=False))
+    y_enc = alt.Y("y:Q", title=y, scale=alt.Scale(zero=False))
+    color = alt.Color("front:N", scale=FRONT_COLORS, legend=alt.Legend(orient="bottom", title=None))
+    if points:
+        base = alt.Chart(alt.Data(values=points))
+        layers.append(
+            base.transform_filter(alt.datum.front == "front")
+            .mark_line(color="#e8710a", strokeDash=[4, 3])
+            .encode(x="x:Q", y="y:Q", order="x:Q")
+        )
+        layers.append(
+            base.mark_circle(size=60).encode(
+                x=x_enc,
+                y=y_enc,
+                color=color,
+                tooltip=[
+                    "run:N",
+                    "label:N",
+                    alt.Tooltip("x:Q", title=x, format=".4g"),
+                    alt.Tooltip("y:Q", title=y, format=".4g"),
+                ],
+            )
+        )
+    if groups:
+        gbase = alt.Chart(alt.Data(values=groups))
+        whisker = {"color": color, "opacity": alt.value(0.8)}
+        layers.append(
+            gbase.mark_errorbar(ticks=True).encode(
+                x=alt.X("x_low:Q", title=x, scale=alt.Scale(zero=False)), x2="x_high:Q", y="y:Q",
+                **whisker,
+            )
+        )  # fmt: skip
+        layers.append(
+            gbase.mark_errorbar(ticks=True).encode(
+                y=alt.Y("y_low:Q", title=y, scale=alt.Scale(zero=False)), y2="y_high:Q", x="x:Q",
+                **whisker,
+            )
+        )  # fmt: skip
+        layers.append(
+            gbase.mark_point(shape="diamond", size=130, filled=True, opacity=0.9).encode(
+                x=x_enc,
+                y=y_enc,
+                color=color,
+                tooltip=[
+                    "label:N",
+                    "n:Q",
+                    alt.Tooltip("x:Q", title=f"{x} (mean)", format=".4g"),
+                    alt.Tooltip("y:Q", title=f"{y} (mean)", format=".4g"),
+                ],
+            )
+        )
+    return _dict(alt.layer(*layers).properties(width=WIDTH, height=280))
 
 
-def interval_spec(groups: list[dict[str, Any]], metric: str) -> dict | None:
-    """Seed groups' means with their 95% confidence intervals."""
+def interval_spec(groups: list[dict[str, Any]], metric: str, level: float = 0.95) -> dict | None:
+    """Seed groups' means with their confidence intervals (at ``level``), one row per
+    group label (``label``, ``n``, ``mean``, ``ci_low``, ``ci_high``)."""
     if not groups:
         return None
     base = alt.Chart(alt.Data(values=groups))
+    pct = f"{100 * level:g}%"
     bars = base.mark_rule(strokeWidth=2).encode(
-        y=alt.Y("label:N", title=None, sort=None),
-        x=alt.X("ci_low:Q", title=f"{metric} (mean, 95% CI)", scale=alt.Scale(zero=False)),
+        y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=360)),
+        x=alt.X("ci_low:Q", title=f"{metric} (mean, {pct} CI)", scale=alt.Scale(zero=False)),
         x2="ci_high:Q",
     )
     dots = base.mark_point(filled=True, size=60).encode(
         y=alt.Y("label:N", sort=None),
         x="mean:Q",
-        tooltip=["label:N", "n:Q", alt.Tooltip("mean:Q", format=".4g")],
+        tooltip=[
+            "label:N",
+            "n:Q",
+            alt.Tooltip("mean:Q", format=".4g"),
+            alt.Tooltip("ci_low:Q", title=f"{pct} CI low", format=".4g"),
+            alt.Tooltip("ci_high:Q", title=f"{pct} CI high", format=".4g"),
+        ],
     )
     return _dict((bars + dots).properties(width=WIDTH, height=max(60, 24 * len(groups))))
 

@@ -18,6 +18,8 @@ from hpclab.store import Store
 from hpclab.store.views import total_steps
 
 Key = tuple[str, str]  # (project, run_id)
+GroupKey = tuple[str, str]  # (project, group_id)
+ScopeKey = tuple[str, str, str]  # (project, scope: project|sweep|hypothesis, scope_id)
 
 MAX_KEY_METRICS = 4
 
@@ -85,9 +87,13 @@ class SiteData:
     evidence: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)  # by hypothesis
     run_hypotheses: dict[Key, list[Key]] = field(default_factory=dict)
     seed_groups: dict[Key, dict[str, Any]] = field(default_factory=dict)  # by run
-    seed_group_stats: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    group_runs: dict[GroupKey, list[dict[str, Any]]] = field(default_factory=dict)  # by group
+    seed_group_stats: dict[GroupKey, list[dict[str, Any]]] = field(default_factory=dict)
     comparisons: list[dict[str, Any]] = field(default_factory=list)
-    pareto: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    family_comparisons: dict[tuple[str, str], list[dict[str, Any]]] = field(
+        default_factory=dict
+    )  # (project, family: sweep:<id> or group:<id>) -> group_comparisons rows
+    pareto: dict[ScopeKey, list[dict[str, Any]]] = field(default_factory=dict)
     reproductions: dict[Key, dict[str, Any]] = field(default_factory=dict)
     publish_code: dict[str, bool] = field(default_factory=dict)  # project.yaml site.publish_code
 
@@ -103,6 +109,24 @@ class SiteData:
             return None
         kv = finite(m.get("key_value")) if m.get("is_key") else None
         return kv if kv is not None else finite(m.get("last"))
+
+    def group_label(self, project: str, group_id: str | None) -> str:
+        """A seed group's label (the catalog's words, never its hash); ``?`` when the
+        group is not indexed."""
+        members = self.group_runs.get((project, group_id or ""))
+        return str(members[0].get("label") or "?") if members else "?"
+
+    def level(self, project: str) -> float:
+        """The confidence level of the project's intervals, as the catalog's rows say
+        (project.yaml statistics.level); 0.95 before anything is indexed."""
+        for rows_ in self.seed_group_stats.values():
+            for st in rows_:
+                if st["project"] == project and finite(st.get("level")) is not None:
+                    return float(st["level"])
+        for c in self.comparisons:
+            if c["project"] == project and finite(c.get("level")) is not None:
+                return float(c["level"])
+        return 0.95
 
     def total_steps(self, key: Key) -> int | None:
         """The run's planned steps as the catalog's progress model read them (the runs
@@ -205,25 +229,43 @@ def _load(con: Any, store: Store) -> SiteData:
     d.hypotheses = rows(con, "SELECT * FROM hypotheses ORDER BY project, hypothesis_id")
     for hs in rows(con, "SELECT * FROM hypothesis_status"):
         d.hypothesis_status[(hs["project"], hs["hypothesis_id"])] = hs
-    for ev in rows(con, "SELECT * FROM evidence ORDER BY run_id, metric"):
+    for ev in rows(con, "SELECT * FROM evidence ORDER BY metric, label, baseline_label"):
+        _redact_labels(ev, "label", "baseline_label")
         hk = (ev["project"], ev["hypothesis_id"])
         d.evidence.setdefault(hk, []).append(ev)
     for h in d.hypotheses:
         hk = (h["project"], h["hypothesis_id"])
         for run_id in h.get("runs") or []:
             d.run_hypotheses.setdefault((h["project"], run_id), []).append(hk)
-    for sg in rows(con, "SELECT * FROM seed_groups"):
-        # a label names the config values the group differs in: one may be a secret
-        sg["label"] = redact_value(sg.get("label"))
+    for sg in rows(
+        con,
+        "SELECT sg.* FROM seed_groups sg LEFT JOIN runs r USING (project, run_id) "
+        "ORDER BY r.created_at, sg.run_id",
+    ):  # a group's runs by creation: its samples before their reproductions
+        _redact_labels(sg, "label")
         d.seed_groups[(sg["project"], sg["run_id"])] = sg
+        d.group_runs.setdefault((sg["project"], sg["group_id"]), []).append(sg)
     for st in rows(con, "SELECT * FROM seed_group_stats ORDER BY metric"):
+        _redact_labels(st, "label")
         d.seed_group_stats.setdefault((st["project"], st["group_id"]), []).append(st)
-    d.comparisons = rows(con, "SELECT * FROM group_comparisons")
-    for pa in rows(con, "SELECT * FROM pareto"):
-        d.pareto[(pa["project"], pa["run_id"])] = pa
+    d.comparisons = rows(
+        con, "SELECT * FROM group_comparisons ORDER BY family, metric, label_a, label_b"
+    )
+    for c in d.comparisons:
+        _redact_labels(c, "label_a", "label_b")
+        d.family_comparisons.setdefault((c["project"], c["family"]), []).append(c)
+    for pa in rows(con, "SELECT * FROM pareto ORDER BY kind, rank, label, run_id"):
+        _redact_labels(pa, "label")
+        d.pareto.setdefault((pa["project"], pa["scope"], pa["scope_id"] or ""), []).append(pa)
     for rp in rows(con, "SELECT * FROM reproductions"):
         d.reproductions[(rp["project"], rp["run_id"])] = rp
     return d
+
+
+def _redact_labels(row: dict[str, Any], *columns: str) -> None:
+    """A label names the config values a group differs in: one may be a secret."""
+    for c in columns:
+        row[c] = redact_value(row.get(c))
 
 
 def _metric_order(item: tuple[str, str]) -> tuple[int, str]:

@@ -1,6 +1,8 @@
 """The Hypotheses tab and the Reports: one report per sweep and per hypothesis, with the
-configuration, loss curves, leaderboard, seed groups (mean ± 95% CI), significance
-against the baseline, Pareto front, hypothesis verdicts and cost. Printable as they are;
+configuration, loss curves, leaderboard, seed groups (means with their confidence
+intervals, reproductions beside), significance against the baseline (the report's own
+comparisons, Holm-corrected), the report's own Pareto front, hypothesis verdicts and
+cost. Every number the method defines links to it (docs/statistics.md). Printable as they are;
 ``hpclab site report`` exports one as standalone HTML or PDF (:mod:`hpclab.site.report`).
 
 Every section says so when the catalog has nothing for it yet (no hypotheses, a sweep
@@ -10,15 +12,19 @@ without seeds), rather than leaving a gap.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
+from hpclab.catalog.verdicts import fmt_p
 from hpclab.site import charts
 from hpclab.site.cost import Cost, total
 from hpclab.site.data import Key, SiteData, finite, loads
 from hpclab.site.html import (
+    MISSING,
     Html,
     badge,
     code,
+    css_token,
     duration,
     e,
     empty,
@@ -29,6 +35,7 @@ from hpclab.site.html import (
     num,
     page_href,
     run_link,
+    stats_link,
     table,
     text_block,
     visible,
@@ -38,7 +45,6 @@ from hpclab.site.page import Page
 from hpclab.site.redact import redact_config_value, redact_value
 
 MAX_CURVE_METRICS = 4
-SIGNIFICANCE = 0.05
 
 
 def sweep_report_path(project: str, sweep_id: str) -> str:
@@ -70,53 +76,180 @@ def hypotheses_page(data: SiteData) -> Page:
 def _hypothesis_section(
     page: Page, data: SiteData, hyp: dict[str, Any], root: str, *, level: int
 ) -> None:
-    hk = (hyp["project"], hyp["hypothesis_id"])
+    project = hyp["project"]
+    hk = (project, hyp["hypothesis_id"])
     st = data.hypothesis_status.get(hk, {})
     status = st.get("status") or hyp.get("status_override") or "Proposed"
+    units = data.evidence.get(hk, [])
     page.heading(level, hyp.get("title") or hyp["hypothesis_id"])
     page.add(
         facts(
             [
                 badge(status),
-                code(f"{hyp['project']}/{hyp['hypothesis_id']}"),
-                h("evidence {}", num(st.get("evidence"), 3)),
-                h("{} runs", st.get("n_runs") or len(hyp.get("runs") or [])),
+                code(f"{project}/{hyp['hypothesis_id']}"),
+                h("{} linked runs", st.get("n_runs") or len(hyp.get("runs") or [])),
                 h("{} pending", st.get("n_pending") or 0),
                 h("baseline: {}", hyp.get("baseline") or "parent"),
             ]
-        )
+        ),
+        facts(
+            [
+                h("<b>{}</b>", evidence_text(st, data.level(project))),
+                h(
+                    "{} evidence units ({} better, {} worse)",
+                    st.get("n_units") or len(units),
+                    st.get("n_for") or 0,
+                    st.get("n_against") or 0,
+                ),
+                h(
+                    "supported above {}, refuted below {}",
+                    num(st.get("supported_at")),
+                    num(st.get("refuted_at")),
+                ),
+                stats_link(root, "evidence"),
+            ]
+        ),
     )
     if st.get("reason"):
-        page.add(text_block(st["reason"]))
+        page.add(text_block(st["reason"], cls="hl-text hl-reason"))
     if hyp.get("description"):
         page.add(text_block(hyp["description"], cls="hl-text hl-description"))
-    per_run: dict[str, float] = {}
-    for ev in data.evidence.get(hk, []):
-        c = finite(ev.get("contribution"))
-        if c is not None:
-            per_run[ev["run_id"]] = per_run.get(ev["run_id"], 0.0) + c
-    units = [
-        {"label": _label(data, (hyp["project"], rid)), "contribution": c}
-        for rid, c in per_run.items()
-    ]
-    spec = charts.waterfall_spec(units)
+    spec = charts.waterfall_spec(
+        [
+            {"label": label, "contribution": c}
+            for label, u in zip(_unit_labels(units), units, strict=True)
+            if (c := finite(u.get("contribution"))) is not None
+        ]
+    )
     if spec:
         page.add(charts.embed(spec))
+        page.add(_units_table(data, project, units, root))
     else:
-        page.add(empty("No evidence yet: no linked run has a value and a baseline."))
+        page.add(
+            empty(
+                "No evidence yet: no linked seed group has completed samples with a value "
+                "and a baseline group."
+            )
+        )
+    page.add(_linked_runs(data, project, hyp.get("runs") or [], root))
+
+
+def evidence_text(st: dict[str, Any], level: float) -> str:
+    """``E = +1.8 (95% CI 0.9 to 2.7)``; the interval left out when the catalog has none."""
+    e_value = finite(st.get("evidence"))
+    if e_value is None:
+        return "E = –"
+    low, high = finite(st.get("evidence_low")), finite(st.get("evidence_high"))
+    if low is None or high is None:
+        return f"E = {e_value:+.3g} (no interval: a unit has no standard error)"
+    return f"E = {e_value:+.3g} ({pct(level)} CI {low:.3g} to {high:.3g})"
+
+
+def _unit_labels(units: list[dict[str, Any]]) -> list[str]:
+    """Each unit's chart label: the treatment group's label, with the metric and then the
+    baseline added where two units would read alike (charts get text: visible())."""
+    labels = [str(u.get("label") or "?") for u in units]
+    if len(set(labels)) < len(labels):
+        labels = [f"{lab} · {u['metric']}" for lab, u in zip(labels, units, strict=True)]
+    if len(set(labels)) < len(labels):
+        labels = [
+            f"{lab} vs {u.get('baseline_label')}" for lab, u in zip(labels, units, strict=True)
+        ]
+    return [visible(lab) for lab in labels]
+
+
+def _units_table(data: SiteData, project: str, units: list[dict[str, Any]], root: str) -> Html:
+    level = data.level(project)
     body = []
-    for rid in hyp.get("runs") or []:
-        key = (hyp["project"], rid)
-        r = data.by_key.get(key)
+    for u in units:
         body.append(
             [
-                run_link(hyp["project"], rid, root, _label(data, key)),
+                compared_cell(
+                    u["metric"], u.get("label"), u.get("baseline_label"), u.get("n"),
+                    u.get("n_baseline"),
+                ),
+                h(
+                    '{}<br><small class="hl-note">/ scale {} ({}) = {}</small>',
+                    with_ci(u.get("delta"), u.get("ci_low"), u.get("ci_high"), level, signed=True),
+                    num(u.get("scale"), 3),
+                    u.get("scale_kind"),
+                    num(u.get("normalized_delta"), 3),
+                ),
+                tests_cell(u) + h("<br>Hedges' g={}", num(u.get("hedges_g"), 3)),
+                verdict_cell(u.get("verdict")),
+                h(
+                    '{}<br><small class="hl-note" title="n × agreement × stability">'
+                    "= {} × {} × {}</small>",
+                    num(u.get("confidence"), 2),
+                    num(u.get("n_confidence"), 2),
+                    num(u.get("agreement"), 2),
+                    num(u.get("stability"), 2),
+                ),
+                e(signed(u.get("contribution"))),
+            ]
+        )  # fmt: skip
+    headers = [
+        "metric: treatment vs baseline",
+        f"delta (+ = better, {pct(level)} CI)",
+        "tests",
+        "verdict",
+        "confidence",
+        "contribution",
+    ]
+    return table(headers, body) + h(
+        '<p class="hl-note">One unit per comparison of a treatment seed group (linked '
+        "runs, one sample per seed) with its baseline group. Welch's t-test and the "
+        "permutation test decide (Holm over the hypothesis's units); paired tests are "
+        "shown beside when both groups have the same seeds. Hedges' g of treatment − "
+        "baseline. Confidence = n × agreement × stability. E is the mean of delta / "
+        "scale weighted by weight × confidence; the contributions sum to E. {} · {} · {}</p>",
+        stats_link(root, "evidence", "evidence"),
+        stats_link(root, "verdicts", "verdicts"),
+        stats_link(root, "stability", "stability"),
+    )
+
+
+def compared_cell(metric: Any, a: Any, b: Any, n_a: Any, n_b: Any, basis: Any = None) -> Html:
+    """``metric: a vs b`` over ``n_a vs n_b seeds`` (and the basis of the comparison)."""
+    extra = h(" · {}", basis) if basis else Html("")
+    return h(
+        '{}: {} vs {}<br><small class="hl-note">{} vs {} seeds{}</small>',
+        metric,
+        label_cell(a),
+        label_cell(b),
+        num(n_a),
+        num(n_b),
+        extra,
+    )
+
+
+def _linked_runs(data: SiteData, project: str, runs: list[str], root: str) -> Html:
+    body = []
+    for rid in runs:
+        key = (project, rid)
+        r = data.by_key.get(key)
+        sg = data.seed_groups.get(key)
+        body.append(
+            [
+                run_link(project, rid, root, _label(data, key)),
                 badge(r["status"] if r else "missing"),
-                num(per_run.get(rid), 3),
+                label_cell(sg.get("label")) if sg else MISSING,
+                role_cell(data, project, sg, root),
             ]
         )
-    if body:
-        page.add(table(["run", "status", "contribution"], body))
+    if not body:
+        return Html("")
+    return table(["linked run", "status", "seed group", "role in its group"], body)
+
+
+def role_cell(data: SiteData, project: str, sg: dict[str, Any] | None, root: str) -> Html:
+    """sample, ``reproduction of <run>`` (linked), or pending."""
+    if not sg:
+        return MISSING
+    if sg.get("role") == "reproduction" and sg.get("of_run"):
+        of = sg["of_run"]
+        return h("reproduction of {}", run_link(project, of, root, _label(data, (project, of))))
+    return e(sg.get("role"))
 
 
 def _label(data: SiteData, key: Key) -> str:
@@ -124,6 +257,72 @@ def _label(data: SiteData, key: Key) -> str:
     are made visible here)."""
     r = data.by_key.get(key) or {}
     return visible(str(r.get("name") or key[1]))
+
+
+# -- numbers in words --------------------------------------------------------------------
+def pct(level: float) -> str:
+    """``95%`` for 0.95."""
+    return f"{100 * level:g}%"
+
+
+def signed(value: Any, digits: int = 3) -> str:
+    f = finite(value)
+    return "–" if f is None else f"{f:+.{digits}g}"
+
+
+def with_ci(
+    value: Any, low: Any, high: Any, level: float, *, signed: bool = False, digits: int = 4
+) -> str:
+    """``0.412 (95% CI 0.398 to 0.431)``: the value and its interval as computed (an
+    interval is asymmetric in general: never ``±``); ``signed``: a difference,
+    ``+0.021 (95% CI 0.009 to 0.034)``, in 3 significant digits."""
+    v = finite(value)
+    if v is None:
+        return "–"
+    if signed:
+        digits = min(digits, 3)
+    text = f"{v:+.{digits}g}" if signed else f"{v:.{digits}g}"
+    lo, hi = finite(low), finite(high)
+    if lo is None or hi is None:
+        return f"{text} (no CI: one sample a side)"
+    return f"{text} ({pct(level)} CI {lo:.{digits}g} to {hi:.{digits}g})"
+
+
+def tests_cell(row: dict[str, Any]) -> Html:
+    """The deciding tests (Welch, permutation) with their p-values; the paired tests
+    beside when the groups share their seeds."""
+    deciding = [("Welch", row.get("p_welch")), ("permutation", row.get("p_permutation"))]
+    parts = [f"{name} p={p_text(p)}" for name, p in deciding]
+    out = e(", ".join(parts))
+    if "p_holm" in row:
+        out += h("<br>Holm p={}", p_text(row.get("p_holm")))
+    if row.get("paired"):
+        paired = [
+            ("paired t", row.get("p_paired_t")),
+            ("sign-flip", row.get("p_paired_permutation")),
+        ]
+        out += h(
+            '<br><small class="hl-note">beside: {}</small>',
+            ", ".join(f"{name} p={p_text(p)}" for name, p in paired),
+        )
+    return out
+
+
+def p_text(p: Any) -> str:
+    f = finite(p)
+    return "n/a" if f is None else fmt_p(f)
+
+
+def label_cell(label: Any) -> Html:
+    """A seed group's label in a table (text that wraps at its spaces, never a hash)."""
+    return h('<span class="hl-label">{}</span>', label if label is not None else "?")
+
+
+def verdict_cell(verdict: Any) -> Html:
+    """better / worse coloured; ``too few seeds`` and ``tests disagree`` as they are."""
+    v = str(verdict or "–")
+    cls = {"better": "hl-up", "worse": "hl-down"}.get(v, "hl-verdict-" + css_token(v))
+    return h('<span class="hl-verdict {}">{}</span>', cls, v)
 
 
 def reports_index(data: SiteData) -> Page:
@@ -169,12 +368,25 @@ def reports_index(data: SiteData) -> Page:
                     link(page_href(path), hyp.get("title") or hyp["hypothesis_id"]),
                     e(hyp["project"]),
                     badge(st.get("status") or "Proposed"),
+                    e(evidence_text(st, data.level(hyp["project"]))),
                 ]
             )
-        page.add(table(["hypothesis", "project", "status"], items))
+        page.add(table(["hypothesis", "project", "status", "evidence"], items))
     else:
         page.add(empty("No hypotheses yet."))
     return page
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one report's statistics are restricted to: its seed groups, the comparisons
+    of its family (a sweep's ``sweep:<id>``) or its evidence units, and its Pareto rows."""
+
+    kind: str  # sweep | hypothesis
+    scope_id: str
+    groups: list[str]
+    comparisons: list[dict[str, Any]]
+    evidence: bool  # comparisons are evidence rows (delta + = better)
 
 
 def sweep_report(data: SiteData, sweep: dict[str, Any], costs: dict[Key, Cost]) -> Page:
@@ -208,7 +420,13 @@ def sweep_report(data: SiteData, sweep: dict[str, Any], costs: dict[Key, Cost]) 
     ]
     page.add(table(["point", "run", "status", "overrides"], body))
     page.add(_common_config(data, keys))
-    _report_body(page, data, project, keys, costs, root)
+    comparisons = data.family_comparisons.get((project, f"sweep:{sweep_id}"), [])
+    groups = _groups_of(data, keys)
+    for c in comparisons:  # the baselines its comparisons use (a parent sweep's group)
+        if c["group_b"] not in groups:
+            groups.append(c["group_b"])
+    scope = Scope("sweep", sweep_id, groups, comparisons, evidence=False)
+    _report_body(page, data, project, keys, costs, root, scope)
     return page
 
 
@@ -228,7 +446,14 @@ def hypothesis_report(data: SiteData, hyp: dict[str, Any], costs: dict[Key, Cost
                 loads(hyp.get("selectors")),
             )
         )
-    _report_body(page, data, project, keys, costs, root)
+    units = data.evidence.get((project, hyp["hypothesis_id"]), [])
+    groups = _groups_of(data, keys)
+    for u in units:  # the baseline groups the units compare with are part of the report
+        for gid in (u.get("group_id"), u.get("baseline_group")):
+            if gid and gid not in groups:
+                groups.append(gid)
+    scope = Scope("hypothesis", hyp["hypothesis_id"], groups, units, evidence=True)
+    _report_body(page, data, project, keys, costs, root, scope)
     return page
 
 
@@ -256,7 +481,13 @@ def _common_config(data: SiteData, keys: list[Key]) -> Html:
 
 
 def _report_body(
-    page: Page, data: SiteData, project: str, keys: list[Key], costs: dict[Key, Cost], root: str
+    page: Page,
+    data: SiteData,
+    project: str,
+    keys: list[Key],
+    costs: dict[Key, Cost],
+    root: str,
+    scope: Scope,
 ) -> None:
     metrics = data.key_metrics.get(project, [])
     runs = [f"{p}/{r}" for p, r in keys]
@@ -276,9 +507,11 @@ def _report_body(
     else:
         page.add(empty("No metrics logged yet."))
     page.heading(2, "Leaderboard").add(_leaderboard(data, project, keys, root))
-    page.heading(2, "Seed groups").add(_seed_groups(data, project, keys))
-    page.heading(2, "Significance against the baseline").add(_significance(data, project, keys))
-    page.heading(2, "Pareto front").add(_pareto(data, project, keys, root))
+    page.heading(2, "Seed groups").add(_seed_groups(data, project, scope.groups, root))
+    page.heading(2, "Significance against the baseline").add(
+        _significance(data, project, scope, root)
+    )
+    page.heading(2, "Pareto front").add(_pareto(data, project, scope, root))
     page.heading(2, "Hypothesis verdicts").add(_verdicts(data, project, keys))
     page.heading(2, "Cost").add(_cost(costs, keys))
 
@@ -318,128 +551,277 @@ def _leaderboard(data: SiteData, project: str, keys: list[Key], root: str) -> Ht
     return table(headers, body)
 
 
-def _groups_of(data: SiteData, keys: list[Key]) -> dict[str, list[Key]]:
-    groups: dict[str, list[Key]] = {}
+def _groups_of(data: SiteData, keys: list[Key]) -> list[str]:
+    """The seed groups of these runs, in the runs' order."""
+    out: list[str] = []
     for k in keys:
         sg = data.seed_groups.get(k)
-        if sg:
-            groups.setdefault(sg["group_id"], []).append(k)
-    return groups
+        if sg and sg["group_id"] not in out:
+            out.append(sg["group_id"])
+    return out
 
 
-def _seed_groups(data: SiteData, project: str, keys: list[Key]) -> Html:
-    groups = _groups_of(data, keys)
-    if not groups:
-        return empty("No seed groups: these runs have no seed-only repeats indexed (yet).")
-    body = []
-    chart_rows = []
-    first = data.key_metrics.get(project, [])
-    for gid, members in groups.items():
-        label = visible(data.seed_groups[members[0]].get("label") or gid[:8])
-        for st in data.seed_group_stats.get((project, gid), []):
-            body.append(
-                [
-                    e(label),
-                    e(st["metric"]),
-                    num(st["n"]),
-                    h("{} ± {}", num(st["mean"]), num(_half(st))),
-                    h("[{}, {}]", num(st["ci_low"]), num(st["ci_high"])),
-                    num(st["std"]),
-                ]
-            )
-            if first and st["metric"] == first[0].name and finite(st["mean"]) is not None:
-                chart_rows.append(
-                    {
-                        "label": label,
-                        "n": st["n"],
-                        "mean": finite(st["mean"]),
-                        "ci_low": finite(st["ci_low"])
-                        if finite(st["ci_low"]) is not None
-                        else finite(st["mean"]),
-                        "ci_high": finite(st["ci_high"])
-                        if finite(st["ci_high"]) is not None
-                        else finite(st["mean"]),
-                    }
-                )
-    out = table(["group", "metric", "n", "mean ± CI", "95% CI", "std"], body)
-    spec = charts.interval_spec(chart_rows, first[0].name) if first else None
-    return out + charts.embed(spec) if spec else out
-
-
-def _half(st: dict[str, Any]) -> float | None:
-    lo, hi = finite(st.get("ci_low")), finite(st.get("ci_high"))
-    return None if lo is None or hi is None else (hi - lo) / 2
-
-
-def _significance(data: SiteData, project: str, keys: list[Key]) -> Html:
-    groups = set(_groups_of(data, keys))
-    labels = {sg["group_id"]: sg.get("label") for sg in data.seed_groups.values()}
-    rows_ = [c for c in data.comparisons if c["project"] == project and c["group_a"] in groups]
-    if not rows_:
-        return empty(
-            "No comparisons: needs seed groups and a baseline group (parent or best of the sweep)."
-        )
-    body = []
-    for c in rows_:
-        p = finite(c.get("p_welch"))
-        significant = p is not None and p < SIGNIFICANCE
-        body.append(
+def _seed_groups(data: SiteData, project: str, group_ids: list[str], root: str) -> Html:
+    if not group_ids:
+        return empty("No seed groups: these runs are not indexed as seed groups (yet).")
+    level = data.level(project)
+    members_body = []
+    for gid in group_ids:
+        members = data.group_runs.get((project, gid), [])
+        by_role: dict[str, list[Html]] = {"sample": [], "reproduction": [], "pending": []}
+        for sg in members:
+            rid = sg["run_id"]
+            cell = run_link(project, rid, root, _label(data, (project, rid)))
+            if sg.get("role") == "reproduction":
+                cell = h("{} (of {})", cell, role_of(data, project, sg, root))
+            by_role.setdefault(sg.get("role") or "pending", []).append(cell)
+        size = members[0].get("size") if members else 0
+        members_body.append(
             [
-                e(c["metric"]),
-                e(labels.get(c["group_a"]) or c["group_a"][:8]),
-                e(labels.get(c["group_b"]) or c["group_b"][:8]),
-                e(c["basis"]),
-                num(c["diff"]),
-                h("[{}, {}]", num(c["ci_low"]), num(c["ci_high"])),
-                num(c["p_welch"], 3),
-                num(c["p_permutation"], 3),
-                Html('<span class="hl-up">significant</span>')
-                if significant
-                else e("not significant"),
+                label_cell(data.group_label(project, gid)),
+                num(size),
+                join(by_role["sample"], ", ") or MISSING,
+                join(by_role["reproduction"], ", ") or e("none"),
+                join(by_role["pending"], ", ") or e("none"),
             ]
         )
-    return table(
+    out = table(
+        ["group", "n (samples)", "samples (one run per seed)", "reproductions", "pending"],
+        members_body,
+    )
+    stats_body = []
+    charted: dict[str, list[dict[str, Any]]] = {}
+    for gid in group_ids:
+        label = data.group_label(project, gid)
+        for st in data.seed_group_stats.get((project, gid), []):
+            row_level = finite(st.get("level")) or level
+            stats_body.append(
+                [
+                    label_cell(label),
+                    e(st["metric"]),
+                    num(st["n"]),
+                    e(with_ci(st.get("mean"), st.get("ci_low"), st.get("ci_high"), row_level)),
+                    num(st.get("std")),
+                    e(st.get("ci_method")),
+                ]
+            )
+            mean = finite(st.get("mean"))
+            if mean is None:
+                continue
+            lo, hi = finite(st.get("ci_low")), finite(st.get("ci_high"))
+            charted.setdefault(st["metric"], []).append(
+                {
+                    "label": visible(label),
+                    "n": st["n"],
+                    "mean": mean,
+                    "ci_low": mean if lo is None else lo,
+                    "ci_high": mean if hi is None else hi,
+                }
+            )
+    out += h(
+        '<p class="hl-note">A seed group: completed runs with the same config except the '
+        "seed, the same code and the same data; one sample per seed, reruns and repros "
+        "are reproductions (shown, never counted). Labels are config diffs. {} · {} · {}</p>",
+        stats_link(root, "seed-groups", "seed groups"),
+        stats_link(root, "labels", "labels"),
+        stats_link(root, "intervals-and-tests", "intervals"),
+    )
+    if stats_body:
+        out += table(
+            ["group", "metric", "n", f"mean ({pct(level)} CI)", "std", "CI method"], stats_body
+        )
+    shown = [m.name for m in data.key_metrics.get(project, []) if m.name in charted]
+    for metric in (shown or sorted(charted))[:MAX_CURVE_METRICS]:
+        spec = charts.interval_spec(charted[metric], metric, level)
+        if spec:
+            out += h('<p class="hl-chart-title">{}</p>', metric) + charts.embed(spec)
+    return out
+
+
+def role_of(data: SiteData, project: str, sg: dict[str, Any], root: str) -> Html:
+    of = sg.get("of_run")
+    return run_link(project, of, root, _label(data, (project, of))) if of else MISSING
+
+
+def _significance(data: SiteData, project: str, scope: Scope, root: str) -> Html:
+    rows_ = scope.comparisons
+    if not rows_:
+        return empty(
+            "No comparisons: needs seed groups with samples and a baseline group (the "
+            "parents' group, or the best group of the sweep)."
+        )
+    level = data.level(project)
+    body = []
+    reasons = []
+    for c in rows_:
+        basis: Any
+        if scope.evidence:
+            a, b = c.get("label"), c.get("baseline_label")
+            n_a, n_b = c.get("n"), c.get("n_baseline")
+            diff, basis = c.get("delta"), "evidence"
+            reason: Any = _evidence_reason(c, finite(c.get("level")) or level)
+        else:
+            a, b = c.get("label_a"), c.get("label_b")
+            n_a, n_b = c.get("n_a"), c.get("n_b")
+            diff, basis, reason = c.get("diff"), c.get("basis"), c.get("reason")
+        row_level = finite(c.get("level")) or level
+        body.append(
+            [
+                compared_cell(c["metric"], a, b, n_a, n_b, basis),
+                e(with_ci(diff, c.get("ci_low"), c.get("ci_high"), row_level, signed=True)),
+                tests_cell(c),
+                verdict_cell(c.get("verdict")),
+            ]
+        )
+        reasons.append(
+            h("<li>{} vs {} ({}): {}</li>", label_cell(a), label_cell(b), c["metric"], reason)
+        )
+    alpha = _alpha(data, project, scope)
+    what = "delta (+ = better" if scope.evidence else "diff (a − b"
+    note = h(
+        '<p class="hl-note">Significant only when Welch\'s t-test and the permutation test '
+        "both reject at alpha = {} after Holm's correction over the {} comparisons of this "
+        "report; fewer than the project's minimum seeds a side (or a permutation test that "
+        "cannot reach alpha at these sizes) is <i>too few seeds</i>, never significant. {} "
+        "· {}</p>",
+        num(alpha),
+        len(rows_),
+        stats_link(root, "comparisons", "comparisons"),
+        stats_link(root, "verdicts", "verdicts"),
+    )
+    headers = [
+        "metric: treatment vs baseline" if scope.evidence else "metric: a vs b",
+        f"{what}, {pct(level)} CI)",
+        "tests",
+        "verdict",
+    ]
+    why = h(
+        '<p class="hl-note">Each verdict in words:</p><ul class="hl-reasons">{}</ul>', join(reasons)
+    )
+    return table(headers, body) + why + note
+
+
+def _alpha(data: SiteData, project: str, scope: Scope) -> float | None:
+    if scope.evidence:
+        st = data.hypothesis_status.get((project, scope.scope_id), {})
+        return finite(st.get("alpha"))
+    return next((a for c in scope.comparisons if (a := finite(c.get("alpha"))) is not None), None)
+
+
+def _evidence_reason(u: dict[str, Any], level: float) -> str:
+    """An evidence unit's verdict in words, from its row (the catalog keeps no reason
+    per unit: the hypothesis's reason names the strongest)."""
+    words = [
+        with_ci(u.get("delta"), u.get("ci_low"), u.get("ci_high"), level, signed=True),
+        f"{u.get('n')} vs {u.get('n_baseline')} seeds",
+        f"Welch p={p_text(u.get('p_welch'))}",
+        f"permutation p={p_text(u.get('p_permutation'))}",
+    ]
+    if u.get("paired"):
+        words += [
+            f"paired t p={p_text(u.get('p_paired_t'))}",
+            f"sign-flip p={p_text(u.get('p_paired_permutation'))}",
+        ]
+    words.append(f"Holm p={p_text(u.get('p_holm'))}")
+    return f"{u.get('verdict')}: " + ", ".join(words)
+
+
+def _pareto(data: SiteData, project: str, scope: Scope, root: str) -> Html:
+    rows_ = data.pareto.get((project, scope.kind, scope.scope_id), [])
+    link_ = stats_link(root, "pareto")
+    if not rows_:
+        return empty("No Pareto front: no completed run in this report has every objective.") + h(
+            '<p class="hl-note">{}</p>', link_
+        )
+    objectives = [str(o) for o in rows_[0].get("objectives") or []]
+    level = data.level(project)
+    runs = [r for r in rows_ if r.get("kind") == "run"]
+    groups = [r for r in rows_ if r.get("kind") == "group"]
+    points, group_points = [], []
+    for r in runs:
+        values = [finite(v) for v in r.get("values") or []]
+        if len(values) >= 2 and values[0] is not None and values[1] is not None:
+            points.append(
+                {
+                    "run": _label(data, (project, r["run_id"])),
+                    "label": visible(str(r.get("label") or "")),
+                    "x": values[0],
+                    "y": values[1],
+                    "front": "front" if r.get("on_front") else "dominated",
+                }
+            )
+    for g in groups:
+        values = [finite(v) for v in g.get("values") or []]
+        lows = [finite(v) for v in g.get("ci_low") or []]
+        highs = [finite(v) for v in g.get("ci_high") or []]
+        if len(values) < 2 or values[0] is None or values[1] is None:
+            continue
+        x, y = values[0], values[1]
+        lo = (lows + [None, None])[:2]
+        hi = (highs + [None, None])[:2]
+        group_points.append(
+            {
+                "label": visible(str(g.get("label") or "")),
+                "n": g.get("n"),
+                "x": x,
+                "y": y,
+                "x_low": x if lo[0] is None else lo[0],
+                "x_high": x if hi[0] is None else hi[0],
+                "y_low": y if lo[1] is None else lo[1],
+                "y_high": y if hi[1] is None else hi[1],
+                "front": "front" if g.get("on_front") else "dominated",
+            }
+        )
+    out = Html("")
+    if len(objectives) >= 2:
+        spec = charts.pareto_spec(points, objectives[0], objectives[1], group_points)
+        if spec:
+            out += charts.embed(spec)
+    front_runs = [
         [
-            "metric",
-            "group",
-            "baseline",
-            "basis",
-            "diff",
-            "95% CI",
-            "p (Welch)",
-            "p (perm.)",
-            f"at {SIGNIFICANCE}",
-        ],
-        body,
+            run_link(project, r["run_id"], root, _label(data, (project, r["run_id"]))),
+            label_cell(r.get("label")),
+            *[num(v) for v in r.get("values") or []],
+        ]
+        for r in runs
+        if r.get("on_front")
+    ]
+    out += table(["run on the front", "its seed group", *objectives], front_runs)
+    front_groups = [
+        [
+            label_cell(g.get("label")),
+            num(g.get("n")),
+            *[
+                e(with_ci(v, lo, hi, level))
+                for v, lo, hi in zip(
+                    g.get("values") or [],
+                    _padded(g.get("ci_low"), len(objectives)),
+                    _padded(g.get("ci_high"), len(objectives)),
+                    strict=False,
+                )
+            ],
+        ]
+        for g in groups
+        if g.get("on_front")
+    ]
+    if front_groups:
+        out += table(
+            ["seed group on the front", "n", *[f"{o} (mean, {pct(level)} CI)" for o in objectives]],
+            front_groups,
+        )
+    return out + h(
+        '<p class="hl-note">Fronts are computed within this report ({} runs, {} seed '
+        "groups): runs elsewhere in the project do not dominate them. Diamonds: seed "
+        "groups' means with CI whiskers. {}</p>",
+        len(runs),
+        len(groups),
+        link_,
     )
 
 
-def _pareto(data: SiteData, project: str, keys: list[Key], root: str) -> Html:
-    rows_ = [(k, data.pareto[k]) for k in keys if k in data.pareto]
-    if not rows_:
-        return empty("No Pareto ranks indexed for these runs.")
-    objectives = list(rows_[0][1].get("objectives") or [])
-    points = []
-    body = []
-    for k, pa in sorted(rows_, key=lambda kv: kv[1].get("rank") or 0):
-        values = list(pa.get("values") or [])
-        if len(values) >= 2 and finite(values[0]) is not None and finite(values[1]) is not None:
-            points.append(
-                {
-                    "run": _label(data, k),
-                    "x": values[0],
-                    "y": values[1],
-                    "front": "front" if pa.get("on_front") else "dominated",
-                }
-            )
-        if pa.get("on_front"):
-            body.append([run_link(project, k[1], root, _label(data, k)), *[num(v) for v in values]])
-    out = Html("")
-    if len(objectives) >= 2:
-        spec = charts.pareto_spec(points, objectives[0], objectives[1])
-        if spec:
-            out += charts.embed(spec)
-    return out + table(["run on the front", *objectives], body)
+def _padded(values: Any, n: int) -> list[Any]:
+    out = list(values or [])
+    return (out + [None] * n)[:n]
 
 
 def _verdicts(data: SiteData, project: str, keys: list[Key]) -> Html:
@@ -451,6 +833,7 @@ def _verdicts(data: SiteData, project: str, keys: list[Key]) -> Html:
     ]
     if not hs:
         return empty("No hypothesis uses these runs.")
+    level = data.level(project)
     body = []
     for hyp in hs:
         st = data.hypothesis_status.get((project, hyp["hypothesis_id"]), {})
@@ -458,8 +841,8 @@ def _verdicts(data: SiteData, project: str, keys: list[Key]) -> Html:
             [
                 e(hyp.get("title") or hyp["hypothesis_id"]),
                 badge(st.get("status") or "Proposed"),
-                num(st.get("evidence"), 3),
-                e(st.get("reason")),
+                e(evidence_text(st, level)),
+                text_block(st.get("reason"), cls="hl-text hl-reason"),
             ]
         )
     return table(["hypothesis", "status", "evidence", "why"], body)
