@@ -284,3 +284,36 @@ def test_hypothesis_pages_show_e_with_its_interval_and_each_unit(built: Built) -
                 if '"contribution"' in s)  # fmt: skip
     for u in units:
         assert f'"label":"{u["label"]}"' in spec
+
+
+def test_the_level_on_the_pages_is_the_catalogs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text("print('train')\n")
+    monkeypatch.chdir(code)
+    store = Store(tmp_path / "store")
+    store.project_yaml(PROJECT).parent.mkdir(parents=True)
+    store.project_yaml(PROJECT).write_text(
+        yaml.safe_dump(
+            {
+                "key_metrics": [{"name": METRIC, "direction": "minimize"}],
+                "statistics": {"level": 0.9},
+            }
+        )
+    )
+    parents = _sweep(store, code, [(_config(0.1, 64, s), v) for s, v in enumerate(PARENT)])
+    vals = CHILDREN[0.03]
+    ids = _sweep(store, code, [(_config(0.03, 64, s), v) for s, v in enumerate(vals)], parents[0])
+    index_store(store)
+    build(store)
+    sweep = str(store.read_record(store.run_paths(PROJECT, ids[0])).sweep_id)
+    report = (SiteLayout(store.site_dir).html / f"reports/{PROJECT}/{sweep}.html").read_text()
+    ci = mean_ci(vals, level=0.9)
+    assert ci.low is not None and ci.high is not None
+    groups = _text(_section(report, "seed-groups"))
+    assert f"{ci.mean:.4g} (90% CI {ci.low:.4g} to {ci.high:.4g})" in groups
+    assert "95%" not in groups and "95%" not in _section(
+        report, "significance-against-the-baseline"
+    )

@@ -94,6 +94,7 @@ class SiteData:
         default_factory=dict
     )  # (project, family: sweep:<id> or group:<id>) -> group_comparisons rows
     pareto: dict[ScopeKey, list[dict[str, Any]]] = field(default_factory=dict)
+    levels: dict[str, float] = field(default_factory=dict)  # project -> statistics.level
     reproductions: dict[Key, dict[str, Any]] = field(default_factory=dict)
     publish_code: dict[str, bool] = field(default_factory=dict)  # project.yaml site.publish_code
 
@@ -119,14 +120,7 @@ class SiteData:
     def level(self, project: str) -> float:
         """The confidence level of the project's intervals, as the catalog's rows say
         (project.yaml statistics.level); 0.95 before anything is indexed."""
-        for rows_ in self.seed_group_stats.values():
-            for st in rows_:
-                if st["project"] == project and finite(st.get("level")) is not None:
-                    return float(st["level"])
-        for c in self.comparisons:
-            if c["project"] == project and finite(c.get("level")) is not None:
-                return float(c["level"])
-        return 0.95
+        return self.levels.get(project, 0.95)
 
     def total_steps(self, key: Key) -> int | None:
         """The run's planned steps as the catalog's progress model read them (the runs
@@ -251,7 +245,12 @@ def _load(con: Any, store: Store) -> SiteData:
     d.comparisons = rows(
         con, "SELECT * FROM group_comparisons ORDER BY family, metric, label_a, label_b"
     )
+    for st in (x for rows_ in d.seed_group_stats.values() for x in rows_):
+        if finite(st.get("level")) is not None:
+            d.levels.setdefault(st["project"], float(st["level"]))
     for c in d.comparisons:
+        if finite(c.get("level")) is not None:
+            d.levels.setdefault(c["project"], float(c["level"]))
         _redact_labels(c, "label_a", "label_b")
         d.family_comparisons.setdefault((c["project"], c["family"]), []).append(c)
     for pa in rows(con, "SELECT * FROM pareto ORDER BY kind, rank, label, run_id"):
