@@ -317,3 +317,32 @@ def test_the_level_on_the_pages_is_the_catalogs(
     assert "95%" not in groups and "95%" not in _section(
         report, "significance-against-the-baseline"
     )
+
+
+def test_a_disagreement_is_shown_as_such_and_labels_are_text(tmp_path: Path) -> None:
+    from hpclab.site.data import SiteData
+    from hpclab.site.research import sweep_report
+
+    data = SiteData(store=Store(tmp_path))
+    sweep = {"project": "p", "sweep_id": "s", "n_points": 0, "launcher": "local"}
+    hostile = "optim.name=<script>alert(1)</script>"
+    data.family_comparisons[("p", "sweep:s")] = [
+        {
+            "project": "p", "family": "sweep:s", "metric": "val/loss", "group_a": "a",
+            "group_b": "b", "label_a": hostile, "label_b": "optim.name=sgd",
+            "basis": "sweep_best", "n_a": 4, "n_b": 4, "diff": 0.1, "ci_low": 0.02,
+            "ci_high": 0.3, "level": 0.95, "paired": False, "p_welch": 0.01,
+            "p_permutation": 0.09, "p_holm": 0.09, "alpha": 0.05, "verdict": "tests disagree",
+            "reason": "tests disagree: +0.1 (95% CI 0.02 to 0.3), 4 vs 4 seeds, Welch p=0.01, "
+            "permutation p=0.09",
+        }
+    ]  # fmt: skip
+    body = str(sweep_report(data, sweep, {}).body)
+    sig = _section(body, "significance-against-the-baseline")
+    row = _text(sig.split("</table>")[0].split("<tr>")[2])
+    assert row == (
+        f"val/loss: {hostile} vs optim.name=sgd 4 vs 4 seeds · sweep_best "
+        "+0.1 (95% CI 0.02 to 0.3) Welch p=0.01, permutation p=0.09 Holm p=0.09 tests disagree"
+    )
+    assert "<script>" not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in sig
+    assert "significant" not in row and "alpha = 0.05" in _text(sig)

@@ -372,6 +372,7 @@ def reports_index(data: SiteData) -> Page:
                 ]
             )
         page.add(table(["hypothesis", "project", "status", "evidence"], items))
+        page.add(h('<p class="hl-note">{}</p>', stats_link("../", "evidence")))
     else:
         page.add(empty("No hypotheses yet."))
     return page
@@ -512,7 +513,7 @@ def _report_body(
         _significance(data, project, scope, root)
     )
     page.heading(2, "Pareto front").add(_pareto(data, project, scope, root))
-    page.heading(2, "Hypothesis verdicts").add(_verdicts(data, project, keys))
+    page.heading(2, "Hypothesis verdicts").add(_verdicts(data, project, keys, root))
     page.heading(2, "Cost").add(_cost(costs, keys))
 
 
@@ -824,7 +825,7 @@ def _padded(values: Any, n: int) -> list[Any]:
     return (out + [None] * n)[:n]
 
 
-def _verdicts(data: SiteData, project: str, keys: list[Key]) -> Html:
+def _verdicts(data: SiteData, project: str, keys: list[Key], root: str) -> Html:
     ids = {k[1] for k in keys}
     hs = [
         hyp
@@ -845,7 +846,11 @@ def _verdicts(data: SiteData, project: str, keys: list[Key]) -> Html:
                 text_block(st.get("reason"), cls="hl-text hl-reason"),
             ]
         )
-    return table(["hypothesis", "status", "evidence", "why"], body)
+    return table(["hypothesis", "status", "evidence", "why"], body) + h(
+        '<p class="hl-note">E: the weighted mean of the hypothesis\'s evidence units, with '
+        "its interval. {}</p>",
+        stats_link(root, "evidence"),
+    )
 
 
 def hours(h: float) -> str:
