@@ -196,7 +196,7 @@ def test_a_wheel_install_builds_the_site(tmp_path: Path) -> None:
     """Outside the source tree (a plain ``pip install``), the template ships in the wheel."""
     repo = Path(__file__).resolve().parents[1]
     src = tmp_path / "src"  # a copy, so the build's scratch dirs stay out of the checkout
-    skip = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "tests", "docs")
+    skip = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "tests")
     shutil.copytree(repo, src, symlinks=True, ignore=skip)
     wheels = tmp_path / "wheels"
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]

@@ -9,6 +9,12 @@
    page by page, leaving ``html/data/`` (hpclab's, not MkDocs') in place;
 4. write the data files: each run's series and details, ``live.json``, ``pages.json``.
 
+Every site also carries the method behind its numbers: ``docs/statistics.md``, reached
+through the template as ``statistics.md`` (a link in the source tree, a copy inside the
+wheel: one text, never a copy to keep in sync), built by MkDocs as Markdown into
+``statistics.html`` and put in the navigation as "Method". Pages link to its sections
+with :func:`hpclab.site.html.stats_link`.
+
 Pages are few (one per tab, one per sweep and hypothesis report), so the MkDocs part
 takes about the same time for 10 runs or 1,000; the data files grow with the runs.
 """
@@ -29,6 +35,7 @@ from hpclab.errors import SiteError
 from hpclab.site.cost import accounting
 from hpclab.site.data import Key, SiteData, load
 from hpclab.site.details import run_details
+from hpclab.site.html import STATISTICS_PAGE
 from hpclab.site.layout import SiteLayout
 from hpclab.site.livedoc import live_doc, run_info
 from hpclab.site.registry import generate
@@ -43,6 +50,8 @@ BUNDLE_SNIPPET = "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaL
 # bundle, with the three vega-util functions it imports (vl-convert exposes no vega-util).
 VENDOR = Path(__file__).with_name("vendor")
 INTERPRETER_VERSION = "2.3.2"
+METHOD_TITLE = "Method"  # the navigation entry of docs/statistics.md
+REPORTS_INDEX = "reports/index.md"  # the last built-in tab: the method's comes after it
 _INTERPRETER_IMPORT = "import { ascending, isString, DisallowedObjectProperties } from 'vega-util';"
 _INTERPRETER_EXPORT = "export { expression as expressionInterpreter };"
 
@@ -82,6 +91,33 @@ def template_dir() -> Path:
     if not (here / "mkdocs.yml").is_file():
         raise SiteError(f"site template not found at {here} (a broken hpclab install?)")
     return here
+
+
+def statistics_text() -> str:
+    """docs/statistics.md, the method behind every number the site shows, as the template
+    holds it (``statistics.md``: a link to docs/ in the source tree, a copy in the wheel);
+    built as Markdown (it is the project's text, not user data)."""
+    path = template_dir() / STATISTICS_PAGE
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SiteError(
+            f"{path}: the method page (docs/statistics.md) cannot be read ({e.strerror}): "
+            "a broken hpclab install?"
+        ) from None
+
+
+def with_method(nav: list[Any]) -> list[Any]:
+    """The navigation with the method's tab after the built-in ones (after Reports, the
+    last of them; pages added with ``register_page`` stay at the end)."""
+    entry = {METHOD_TITLE: STATISTICS_PAGE}
+    for i, item in enumerate(nav):
+        paths = [
+            v for value in item.values() for v in (value if isinstance(value, list) else [value])
+        ]
+        if REPORTS_INDEX in paths:
+            return [*nav[: i + 1], entry, *nav[i + 1 :]]
+    return [*nav, entry]
 
 
 def build(
@@ -155,9 +191,12 @@ def build_pages(data: SiteData, layout: SiteLayout) -> int:
         path = layout.docs / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page.source(), encoding="utf-8")
+    if STATISTICS_PAGE in docs.pages:
+        raise SiteError(f"a generated page is registered at {STATISTICS_PAGE}, the method's page")
+    (layout.docs / STATISTICS_PAGE).write_text(statistics_text(), encoding="utf-8")
     config = yaml.safe_load((template / "mkdocs.yml").read_text())
     config["hooks"] = [str(HOOKS)]  # pages are HTML: no Markdown on them
-    config["nav"] = docs.nav
+    config["nav"] = with_method(docs.nav)
     config["not_in_nav"] = "\n".join(docs.not_in_nav)  # reached by links
     layout.mkdocs_yml.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     scratch = layout.dir / ".build"

@@ -1,6 +1,8 @@
 """A run's details as the run page gets them (``data/details/<project>/<run_id>.json``):
 status, config and its diff against the parent, the code snapshot's commit and patch,
-artifacts with hashes, data fingerprints, notes, hypotheses and how to restore it.
+artifacts with hashes, data fingerprints, notes, hypotheses, its seed group (label, role,
+the group's other runs) and its values on the project's Pareto objectives (the compare
+page computes the front of a selection from them), and how to restore it.
 
 The page shows only what is safe to publish: the environment's variables are never
 copied here, and the patch, config values, overrides and error message pass through the
@@ -106,12 +108,47 @@ def run_details(data: SiteData, key: Key) -> dict[str, Any]:
         ],
         "notes": {"tags": list(note["tags"] or []), "text": note["text"]} if note else None,
         "hypotheses": hyps,
-        "seed_group": _plain_dict(data.seed_groups.get(key)),
+        "seed_group": seed_group(data, key),
+        "pareto": pareto_point(data, key),
         "reproduction": _plain_dict(repro),
         "restore": restore_commands(project, run_id, run.get("git_commit") if publish else None),
         "logs": log_doc(paths),
         "text": _text(paths),
     }
+
+
+def seed_group(data: SiteData, key: Key) -> dict[str, Any] | None:
+    """The run's seed_groups row (group, label, seed, role, of_run, size) and the group's
+    runs by creation (``members``: run_id, seed, role, of_run), samples before their
+    reproductions; None before the run is grouped."""
+    row = data.seed_groups.get(key)
+    if row is None:
+        return None
+    out = _plain_dict(row) or {}
+    out["members"] = [
+        {
+            k: _plain(loads(m[k]) if k == "seed" else m[k])
+            for k in ("run_id", "seed", "role", "of_run")
+        }
+        for m in data.group_runs.get((key[0], row["group_id"]), [])
+    ]
+    return out
+
+
+def pareto_point(data: SiteData, key: Key) -> dict[str, Any] | None:
+    """The run's values on its project's Pareto objectives, as the catalog's project-wide
+    front holds them (a completed run with a finite value of each); None otherwise."""
+    project, run_id = key
+    for p in data.pareto.get((project, "project", ""), []):
+        if p.get("kind") == "run" and p.get("run_id") == run_id:
+            values = [finite(v) for v in p.get("values") or []]
+            if values and all(v is not None for v in values):
+                return {
+                    "objectives": [str(o) for o in p.get("objectives") or []],
+                    "values": values,
+                    "rank": p.get("rank"),
+                }
+    return None
 
 
 MAX_TEXT_ENTRIES = 50

@@ -6,13 +6,17 @@ A page per run would make MkDocs' build time grow with the runs (it builds pages
 by one) and a live update rebuild it: instead ``runs/run.md`` renders whichever run its
 URL names (``run.html?p=PROJECT&id=RUN``) from ``data/details`` and ``data/runs``, and
 ``runs/compare.md`` the runs ticked on the Runs list
-(``compare.html?r=PROJECT/RUN,PROJECT/RUN,...``) from the same files.
+(``compare.html?r=PROJECT/RUN,PROJECT/RUN,...``) from the same files, with the Pareto
+front of that selection (computed in the browser over the selected runs only, on the
+project's two Pareto objectives: docs/statistics.md#pareto).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
+
+import altair as alt
 
 from hpclab.site import charts
 from hpclab.site.data import Key, SiteData
@@ -258,7 +262,9 @@ def compare_page(data: SiteData) -> Page:
             p: [{"name": m.name, "direction": m.direction} for m in ms]
             for p, ms in data.key_metrics.items()
         },
+        "pareto": pareto_objectives(data),
     }
+    specs = {"pareto": compare_pareto_spec()}
     return (
         Page("Compare runs", wide=True)
         .heading(1, "Compare runs", in_toc=False)
@@ -270,8 +276,62 @@ def compare_page(data: SiteData) -> Page:
             ),
             json_script(doc, "hl-compare-data"),
             chart_specs(),
+            json_script(specs, "hl-compare-specs"),
         )
     )
+
+
+def pareto_objectives(data: SiteData) -> dict[str, list[dict[str, str]]]:
+    """Each project's Pareto objectives, as the catalog's fronts name them (project.yaml
+    ``pareto``, default: the first key metric and ``duration_s``), with their directions
+    (the ``pareto`` entry's, else the metric's); a project without a front is left out."""
+    from hpclab.catalog.project_config import load_project_config
+    from hpclab.errors import HpclabError
+
+    out: dict[str, list[dict[str, str]]] = {}
+    for (project, scope, _), rows_ in sorted(data.pareto.items()):
+        names = [str(n) for n in (rows_[0].get("objectives") or [])] if rows_ else []
+        if scope != "project" or len(names) < 2:
+            continue
+        try:
+            config = load_project_config(data.store.project_yaml(project))
+        except (HpclabError, OSError):  # the indexer reported it; its fronts are stale
+            continue
+        listed = {o.name: o.direction for o in config.pareto}
+        out[project] = [
+            {"name": n, "direction": listed.get(n) or config.direction(n)} for n in names
+        ]
+    return out
+
+
+PARETO_DATA = "pareto"  # the compare page's front: rows {run, x, y, front}, filled by hpclab.js
+ON_FRONT = "front of this selection"  # the legend's words (hpclab.js writes them in the rows)
+
+
+def compare_pareto_spec() -> dict:
+    """The selection's runs on two objectives (data ``pareto``: run, x, y, front), its
+    front highlighted and joined. hpclab.js titles the fields ``x`` and ``y`` (axes and
+    tooltips) with the objectives' names."""
+    base = alt.Chart(alt.Data(name=PARETO_DATA))
+    color = alt.Color(
+        "front:N",
+        scale=alt.Scale(domain=[ON_FRONT, "dominated"], range=["#e8710a", "#9aa0a6"]),
+        legend=alt.Legend(orient="bottom", title=None, labelLimit=260),
+    )
+    line = (
+        base.transform_filter(alt.datum.front == ON_FRONT)
+        .mark_line(color="#e8710a", strokeDash=[4, 3])
+        .encode(x="x:Q", y="y:Q", order="x:Q")
+    )
+    dots = base.mark_circle(size=90, opacity=1).encode(
+        x=alt.X("x:Q", title="x", scale=alt.Scale(zero=False, padding=16)),
+        y=alt.Y("y:Q", title="y", scale=alt.Scale(zero=False, padding=16)),
+        color=color,
+        tooltip=["run:N", alt.Tooltip("x:Q", format=".4g"), alt.Tooltip("y:Q", format=".4g")],
+    )
+    spec: dict = alt.layer(line, dots).properties(width="container", height=280).to_dict()
+    spec.pop("config", None)  # the page sets the theme (light or dark)
+    return spec
 
 
 def board(data: SiteData) -> Page:

@@ -430,6 +430,43 @@
     return html`${parts}`;
   }
 
+  // A link to a section of the method (docs/statistics.md, published as statistics.html),
+  // beside each number it defines: hpclab.site.html.stats_link on the Python side.
+  function statsLink(anchor, label) {
+    return html`<a class="hl-stats-link" href="${safeHref(url("statistics.html") + (anchor ? "#" + anchor : ""))}">${label || "how this is computed"}</a>`;
+  }
+
+  function seedText(seed) {  // {"seed": 0} -> seed=0; {"data.seed": 1, "seed": 2} -> data.seed=1 seed=2
+    if (!seed || typeof seed !== "object") { return seed === null || seed === undefined ? "no seed" : String(seed); }
+    var keys = Object.keys(seed).sort();
+    return keys.length ? keys.map(function (k) { return k + "=" + JSON.stringify(seed[k]); }).join(" ") : "no seed";
+  }
+
+  // The run's seed group (data/details: seed_group): its label, the run's role in it (a
+  // sample, a reproduction of the sample of its seed, or pending), the group's size in
+  // samples, and links to its other samples and to this run's reproductions.
+  function seedGroupBody(run, g) {
+    var members = g.members || [];
+    var role = g.role === "reproduction" && g.of_run ?
+      html`<span class="hl-sg-role" data-role="reproduction">reproduction of <a class="hl-run" href="${runHref(run.project, g.of_run)}">${g.of_run}</a> (same seed: shown beside, not an extra sample)</span>` :
+      g.role === "pending" ? html`<span class="hl-sg-role" data-role="pending">pending (not completed: not a sample yet)</span>` :
+      html`<span class="hl-sg-role" data-role="${g.role}">${g.role}</span>`;
+    var size = html`<span class="hl-sg-size">${fmt(g.size)} ${g.size === 1 ? "sample" : "samples"}</span>`;
+    var facts = [html`label ${code(g.label)}`, html`${code(seedText(g.seed))}`, role, size, statsLink("seed-groups", "seed groups")];
+    function runs(list) {
+      return joinHtml(list.map(function (m) {
+        return html`<a class="hl-run" href="${runHref(run.project, m.run_id)}">${m.run_id}</a> (${seedText(m.seed)})`;
+      }), ", ");
+    }
+    var others = members.filter(function (m) { return m.role === "sample" && m.run_id !== run.run_id; });
+    var repros = members.filter(function (m) { return m.role === "reproduction" && m.of_run === run.run_id; });
+    var lines = [html`<p class="hl-facts hl-sg-facts">${joinHtml(facts, " · ")}</p>`];
+    lines.push(others.length ? html`<p class="hl-facts hl-sg-samples">other samples: ${runs(others)}</p>` :
+      html`<p class="hl-facts hl-sg-samples">no other sample: ${g.role === "sample" ? "the only seed of this config, code and data" : "none completed"}</p>`);
+    if (repros.length) { lines.push(html`<p class="hl-facts hl-sg-repros">reproductions of this run: ${runs(repros)}</p>`); }
+    return html`<div class="hl-seed-group" data-group="${g.group_id}">${lines}</div>`;
+  }
+
   function renderRun(root) {
     var params = new URLSearchParams(location.search);
     var project = params.get("p"), runId = params.get("id");
@@ -468,6 +505,7 @@
         parts.push(section("Metrics", d.summary.length ? html`${table(["metric", "last", "best", "min", "max", "points", "last step", "source"],
           d.summary.map(function (m) { return [code(m.name), fmt(m.last), fmt(m.best), fmt(m.min), fmt(m.max), fmt(m.n), fmt(m.last_step), m.source || "logged"]; }))
           }<div class="hl-run-charts"></div>` : emptyP("No metrics logged yet.")));
+        if (d.seed_group) { parts.push(section("Seed group", seedGroupBody(run, d.seed_group))); }
         var changed = d.diff.length ? html`<h3>Changed from the parent</h3>${table(["path", "change", "parent", "this run"],
           d.diff.map(function (x) { return [code(x.path), x.change, x.old === null ? "–" : code(x.old), x["new"] === null ? "–" : code(x["new"])]; }),
           "hl-diff")}` : "";
@@ -681,6 +719,8 @@
       var sameText = same.length + " of " + paths.length + " config values are the same in every run";
       parts.push(section("Config differences", html`${diffTable}<details class="hl-details"><summary>${sameText}</summary>${
         table(["path", "value"], same.map(function (k) { return [code(k), code(configs[0][k])]; }), "hl-config-same")}</details>`));
+      var front = selectionFront(info, keys, details, labels);
+      parts.push(section("Pareto front", front.body));
       parts.push(section("Metrics", all.length ? html`<div class="hl-compare-charts"></div>` : emptyP("None of these runs logged metrics yet.")));
       setHTML(root, html`${parts}`);
       document.title = "Compare " + runs.length + " runs · " + document.title;
@@ -696,6 +736,12 @@
         chartsEl.appendChild(box);
         return embed(target, colourDomain(specs.sweep, labels), { runs: keys, metrics: [m], labels: labelOf });
       });
+      var paretoEl = root.querySelector(".hl-compare-pareto");
+      if (paretoEl && front.values.length) {
+        drawn.push(embed(paretoEl, front.spec, {}));
+      } else if (paretoEl) {
+        paretoEl.dataset.rendered = "1";
+      }
       return Promise.all(drawn).then(function () {
         root.dataset.rendered = "1";
         if (runs.some(function (r) { return statusIn("active", r.status); })) { poll(null); }
@@ -704,6 +750,86 @@
       compareMessage(root, "Cannot load the runs: " + e.message +
         " (open the site through hpclab site serve or a web server; data files need HTTP).");
     });
+  }
+
+  // The Pareto front of the selected runs only (not the project's): the runs' values on
+  // their project's two Pareto objectives (data/details: pareto, the catalog's values),
+  // directions from the page (hpclab/site/pages.py pareto_objectives). A run is on the
+  // front when no other selected run is at least as good on both objectives and better on
+  // one (hpclab.catalog.stats.pareto_ranks, rank 0). Runs of another project's objectives,
+  // or without a value of each (not completed, a NaN), are named and left out.
+  function dominates(a, b, maximize) {
+    var better = false;
+    for (var j = 0; j < a.length; j++) {
+      var x = maximize[j] ? -a[j] : a[j], y = maximize[j] ? -b[j] : b[j];
+      if (x > y) { return false; }
+      if (x < y) { better = true; }
+    }
+    return better;
+  }
+
+  function paretoFront(points, maximize) {  // points: arrays of numbers -> on the front?
+    return points.map(function (p, i) {
+      return !points.some(function (q, j) { return j !== i && dominates(q, p, maximize); });
+    });
+  }
+
+  function selectionFront(info, keys, details, labels) {
+    var objectives = null, used = [], left = [];
+    details.forEach(function (d, i) {
+      var obj = (info.pareto || {})[d.run.project];
+      var point = d.pareto;
+      var names = obj ? obj.map(function (o) { return o.name; }) : null;
+      if (!obj || !point || JSON.stringify(point.objectives) !== JSON.stringify(names)) {
+        left.push([labels[i], obj ? "no value of every objective (not completed, or a missing value)" : "its project has no Pareto objectives"]);
+        return;
+      }
+      if (objectives === null) { objectives = obj; }
+      if (JSON.stringify(obj) !== JSON.stringify(objectives)) { left.push([labels[i], "its project's objectives differ"]); return; }
+      used.push({ key: keys[i], label: labels[i], run: d.run, values: point.values });
+    });
+    var how = statsLink("pareto", "how the front is computed");
+    var leftOut = left.length ? html`<p class="hl-facts hl-pareto-left">left out: ${joinHtml(left.map(function (l) { return l[0] + " (" + l[1] + ")"; }), "; ")}</p>` : "";
+    if (!objectives || used.length < 1) {
+      return { values: [], body: html`${emptyP("No Pareto front: none of these runs has a value of each Pareto objective.")}${leftOut}<p class="hl-facts">${how}</p><div class="hl-compare-pareto"></div>` };
+    }
+    var x = objectives[0], y = objectives[1];
+    var maximize = objectives.map(function (o) { return o.direction === "maximize"; });
+    var on = paretoFront(used.map(function (u) { return u.values; }), maximize);
+    var ON = "front of this selection";
+    var values = used.map(function (u, i) { return { run: u.label, x: u.values[0], y: u.values[1], front: on[i] ? ON : "dominated" }; });
+    var arrow = function (o) { return o.name + (o.direction === "maximize" ? " ↑" : " ↓"); };
+    var n = on.filter(Boolean).length;
+    var note = html`<p class="hl-facts hl-pareto-note">The Pareto front of <strong>this selection</strong> (${used.length} ${used.length === 1 ? "run" : "runs"}, ${n} on the front) on ${arrow(x)} and ${arrow(y)}: computed over the selected runs only, so it can differ from the project's front · ${how}</p>`;
+    var rows = used.map(function (u, i) {
+      return [html`<a class="hl-run" href="${runHref(u.run.project, u.run.run_id)}">${u.label}</a>`, fmt(u.values[0]), fmt(u.values[1]),
+        on[i] ? html`<strong class="hl-on-front">on the front</strong>` : "dominated"];
+    });
+    var spec = JSON.parse(JSON.stringify(((chartSpecsOf(".hl-compare-specs") || {}).pareto) || {}));
+    (function title(node) {  // the fields x and y are the objectives: axes and tooltips
+      if (!node || typeof node !== "object") { return; }
+      ["x", "y"].forEach(function (ch) {
+        var enc = node.encoding && node.encoding[ch];
+        if (enc && (enc.field === "x" || enc.field === "y")) { enc.title = plain(enc.field === "x" ? x.name : y.name); }
+      });
+      (node.encoding && node.encoding.tooltip || []).forEach(function (t) {
+        if (t.field === "x" || t.field === "y") { t.title = plain(t.field === "x" ? x.name : y.name); }
+      });
+      (node.layer || []).forEach(title);
+    })(spec);
+    spec.data = { name: "pareto", values: visibleStrings(values) };
+    var frontRuns = used.filter(function (u, i) { return on[i]; }).map(function (u) { return u.key; });
+    return {
+      values: values,
+      spec: spec,
+      body: html`${note}${leftOut}<div class="hl-live-chart hl-compare-pareto" data-front="${frontRuns.join(",")}"></div>${
+        table(["run", arrow(x), arrow(y), "Pareto"], rows, "hl-pareto-selection")}`
+    };
+  }
+
+  function chartSpecsOf(selector) {
+    var el = document.querySelector(selector);
+    return el ? JSON.parse(el.textContent) : null;
   }
 
   function chartSpecs() {  // written into the page by hpclab/site/pages.py (Altair)
