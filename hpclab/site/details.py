@@ -139,16 +139,30 @@ def pareto_point(data: SiteData, key: Key) -> dict[str, Any] | None:
     """The run's values on its project's Pareto objectives, as the catalog's project-wide
     front holds them (a completed run with a finite value of each); None otherwise."""
     project, run_id = key
-    for p in data.pareto.get((project, "project", ""), []):
-        if p.get("kind") == "run" and p.get("run_id") == run_id:
-            values = [finite(v) for v in p.get("values") or []]
-            if values and all(v is not None for v in values):
-                return {
-                    "objectives": [str(o) for o in p.get("objectives") or []],
-                    "values": values,
-                    "rank": p.get("rank"),
-                }
-    return None
+    p = _run_rows(data.pareto.get((project, "project", ""), [])).get(run_id)
+    if p is None:
+        return None
+    values = [finite(v) for v in p.get("values") or []]
+    if not values or any(v is None for v in values):
+        return None
+    return {
+        "objectives": [str(o) for o in p.get("objectives") or []],
+        "values": values,
+        "rank": p.get("rank"),
+    }
+
+
+_RUN_ROWS: list[tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]] = []
+
+
+def _run_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A scope's run rows by run id, made once per build for all its runs' details (the
+    last scope's index is kept, by the identity of its row list)."""
+    if _RUN_ROWS and _RUN_ROWS[0][0] is rows:
+        return _RUN_ROWS[0][1]
+    index = {str(r["run_id"]): r for r in rows if r.get("kind") == "run" and r.get("run_id")}
+    _RUN_ROWS[:] = [(rows, index)]
+    return index
 
 
 MAX_TEXT_ENTRIES = 50
