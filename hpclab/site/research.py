@@ -659,7 +659,7 @@ def _significance(data: SiteData, project: str, scope: Scope, root: str) -> Html
         if scope.evidence:
             a, b = c.get("label"), c.get("baseline_label")
             n_a, n_b = c.get("n"), c.get("n_baseline")
-            diff, basis = c.get("delta"), "evidence"
+            diff, basis = c.get("delta"), "evidence unit"
             reason: Any = _evidence_reason(c, finite(c.get("level")) or level)
         else:
             a, b = c.get("label_a"), c.get("label_b")
