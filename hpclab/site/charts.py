@@ -3,7 +3,8 @@
 Specs of loss curves name their data (``series``) instead of holding it: the browser
 fills it from the runs' data files (and refreshes it while they train), the report
 export fills it from the same series in Python. Small charts (evidence waterfall, Pareto
-front, seed groups) carry their data inline.
+front, seed groups) carry their data inline (the Pareto and interval charts as named
+``datasets`` beside a spec made once per axis: Altair's validation is the costly part).
 
 A chart is embedded as ``<div class="hl-chart" ...><script type="application/json">``
 with the spec inside (``<`` written as ``\\u003c``): plain HTML, so the pages do not
@@ -12,6 +13,7 @@ depend on the MkDocs theme.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -28,6 +30,12 @@ def line_spec(*, color: str = "metric", title: str | None = None, height: int = 
     and val loss, ``run`` for a sweep's runs overlaid); gaps where values are missing. A
     value with no neighbour to join (between two missing ones, or a series of one point:
     rows flagged ``lone`` by :func:`lone_flags`) is drawn as a dot, or it would not show."""
+    spec: dict = json.loads(_line_template(color, title, height))
+    return spec
+
+
+@functools.lru_cache(maxsize=64)
+def _line_template(color: str, title: str | None, height: int) -> str:
     legend = alt.Legend(orient="bottom", columns=4, labelLimit=220, title=None)
     base = alt.Chart(alt.Data(name=SERIES)).encode(
         x=alt.X("step:Q", title="step"),
@@ -46,7 +54,7 @@ def line_spec(*, color: str = "metric", title: str | None = None, height: int = 
     chart = alt.layer(lines, dots).properties(width=WIDTH, height=height)
     if title:
         chart = chart.properties(title=title)
-    return _dict(chart)
+    return json.dumps(_dict(chart))
 
 
 def lone_flags(values: list[float | None]) -> list[bool]:
@@ -121,12 +129,23 @@ def pareto_spec(
     is missing: the mean, a whisker of no length)."""
     if not points and not groups:
         return None
+    spec: dict = json.loads(_pareto_template(x, y, bool(points), bool(groups)))
+    spec["datasets"] = {
+        name: rows for name, rows in (("points", points), ("groups", groups)) if rows
+    }
+    return spec
+
+
+@functools.lru_cache(maxsize=64)
+def _pareto_template(x: str, y: str, points: bool, groups: bool) -> str:
+    """The spec without its data (named data sets ``points`` and ``groups``), as JSON:
+    built and validated by Altair once per axis pair, not once per report."""
     layers: list[Any] = []
     x_enc = alt.X("x:Q", title=x, scale=alt.Scale(zero=False))
     y_enc = alt.Y("y:Q", title=y, scale=alt.Scale(zero=False))
     color = alt.Color("front:N", scale=FRONT_COLORS, legend=alt.Legend(orient="bottom", title=None))
     if points:
-        base = alt.Chart(alt.Data(values=points))
+        base = alt.Chart(alt.Data(name="points"))
         layers.append(
             base.transform_filter(alt.datum.front == "front")
             .mark_line(color="#e8710a", strokeDash=[4, 3])
@@ -146,7 +165,7 @@ def pareto_spec(
             )
         )
     if groups:
-        gbase = alt.Chart(alt.Data(values=groups))
+        gbase = alt.Chart(alt.Data(name="groups"))
         whisker = {"color": color, "opacity": alt.value(0.8)}
         layers.append(
             gbase.mark_errorbar(ticks=True).encode(
@@ -173,7 +192,7 @@ def pareto_spec(
                 ],
             )
         )
-    return _dict(alt.layer(*layers).properties(width=WIDTH, height=280))
+    return json.dumps(_dict(alt.layer(*layers).properties(width=WIDTH, height=280)))
 
 
 def interval_spec(groups: list[dict[str, Any]], metric: str, level: float = 0.95) -> dict | None:
@@ -181,7 +200,15 @@ def interval_spec(groups: list[dict[str, Any]], metric: str, level: float = 0.95
     group label (``label``, ``n``, ``mean``, ``ci_low``, ``ci_high``)."""
     if not groups:
         return None
-    base = alt.Chart(alt.Data(values=groups))
+    spec: dict = json.loads(_interval_template(metric, level))
+    spec["datasets"] = {"groups": groups}
+    spec["height"] = max(60, 24 * len(groups))
+    return spec
+
+
+@functools.lru_cache(maxsize=64)
+def _interval_template(metric: str, level: float) -> str:
+    base = alt.Chart(alt.Data(name="groups"))
     pct = f"{100 * level:g}%"
     bars = base.mark_rule(strokeWidth=2).encode(
         y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=360)),
@@ -199,7 +226,7 @@ def interval_spec(groups: list[dict[str, Any]], metric: str, level: float = 0.95
             alt.Tooltip("ci_high:Q", title=f"{pct} CI high", format=".4g"),
         ],
     )
-    return _dict((bars + dots).properties(width=WIDTH, height=max(60, 24 * len(groups))))
+    return json.dumps(_dict((bars + dots).properties(width=WIDTH, height=60)))
 
 
 def embed(
