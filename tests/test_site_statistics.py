@@ -286,7 +286,7 @@ def test_hypothesis_pages_show_e_with_its_interval_and_each_unit(built: Built) -
         assert f'"label":"{u["label"]}"' in spec
 
 
-def test_the_level_on_the_pages_is_the_catalogs(
+def test_the_level_and_redacted_labels_on_the_pages_are_the_catalogs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code = tmp_path / "code"
@@ -305,11 +305,25 @@ def test_the_level_on_the_pages_is_the_catalogs(
     )
     parents = _sweep(store, code, [(_config(0.1, 64, s), v) for s, v in enumerate(PARENT)])
     vals = CHILDREN[0.03]
-    ids = _sweep(store, code, [(_config(0.03, 64, s), v) for s, v in enumerate(vals)], parents[0])
+    secret = "hunter2-not-for-the-site"  # the children also change a password: in the label
+    children = [
+        ({**_config(0.03, 64, s), "db": {"password": secret}}, v) for s, v in enumerate(vals)
+    ]
+    # a third group without the password: most groups lack the path, so the baseline
+    # config does not hold it and the children's label names it
+    children += [(_config(0.01, 64, s), v) for s, v in enumerate(CHILDREN[0.01])]
+    ids = _sweep(store, code, children, parents[0])
     index_store(store)
+    (label,) = (
+        connect(store)
+        .execute("SELECT DISTINCT label FROM seed_groups WHERE run_id = ?", [ids[0]])
+        .fetchone()
+    )
+    assert secret in label, "the premise: the catalog's label names the secret"
     build(store)
     sweep = str(store.read_record(store.run_paths(PROJECT, ids[0])).sweep_id)
-    report = (SiteLayout(store.site_dir).html / f"reports/{PROJECT}/{sweep}.html").read_text()
+    html_dir = SiteLayout(store.site_dir).html
+    report = (html_dir / f"reports/{PROJECT}/{sweep}.html").read_text()
     ci = mean_ci(vals, level=0.9)
     assert ci.low is not None and ci.high is not None
     groups = _text(_section(report, "seed-groups"))
@@ -317,6 +331,9 @@ def test_the_level_on_the_pages_is_the_catalogs(
     assert "95%" not in groups and "95%" not in _section(
         report, "significance-against-the-baseline"
     )
+    assert "db.password=[redacted" in groups and "optim.lr=0.03" in groups
+    for page in html_dir.rglob("*.html"):
+        assert secret not in page.read_text(), page
 
 
 def test_a_disagreement_is_shown_as_such_and_labels_are_text(tmp_path: Path) -> None:
