@@ -50,17 +50,32 @@ def our_diffs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 RNG = np.random.default_rng(20261202)
 ONE_SAMPLE = [
-    RNG.normal(0.0, 1.0, 5),  # BCA_MIN_N exactly
-    RNG.normal(3.0, 0.2, 8),
-    RNG.lognormal(0.0, 1.0, 12),  # skewed: acceleration far from 0
+    RNG.normal(0.0, 1.0, 20),  # BCA_MIN_N exactly
+    RNG.normal(3.0, 0.2, 24),
+    RNG.lognormal(0.0, 1.0, 22),  # skewed: acceleration far from 0
     RNG.exponential(2.0, 30),
-    np.array([1.0, 1.0, 1.0, 2.0, 9.0, 9.0]),  # ties
+    np.array([1.0, 1.0, 1.0, 2.0, 9.0, 9.0] * 4),  # ties
 ]
 TWO_SAMPLE = [
-    (RNG.normal(0.0, 1.0, 5), RNG.normal(0.5, 1.0, 5)),
-    (RNG.normal(0.0, 1.0, 6), RNG.lognormal(0.0, 1.0, 9)),  # skewed on one side only
-    (RNG.lognormal(0.0, 0.8, 10), RNG.normal(1.0, 0.1, 7)),
+    (RNG.normal(0.0, 1.0, 20), RNG.normal(0.5, 1.0, 20)),
+    (RNG.normal(0.0, 1.0, 21), RNG.lognormal(0.0, 1.0, 25)),  # skewed on one side only
+    (RNG.lognormal(0.0, 0.8, 30), RNG.normal(1.0, 0.1, 20)),
 ]
+
+
+def expanded_level(ratio: float, df: float, level: float = 0.95) -> float:
+    """The confidence level of the plain percentile interval that the expanded one is
+    (Hesterberg 2015): tails at Phi(-sqrt(ratio) t_df(1 - alpha/2)), written with scipy's
+    distributions independently of the module's scipy.special calls."""
+    tail = sp.norm.cdf(-math.sqrt(ratio) * sp.t.ppf(0.5 + level / 2, df))
+    return 1 - 2 * tail
+
+
+def welch_ratio_df(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    plug = np.var(a, ddof=0) / len(a) + np.var(b, ddof=0) / len(b)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return (va + vb) / plug, df
 
 
 # -- bootstrap intervals: same resamples, scipy's formulas ------------------------------------
@@ -78,12 +93,18 @@ def test_bca_ci_of_a_mean_is_scipys_on_the_same_resamples(x: np.ndarray) -> None
     assert ci.low < ci90.low and ci90.high < ci.high  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("x", [RNG.normal(0, 1, 2), RNG.normal(0, 1, 3), RNG.lognormal(0, 1, 4)])
-def test_percentile_ci_below_bca_min_n_is_scipys_on_the_same_resamples(x: np.ndarray) -> None:
+@pytest.mark.parametrize("x", [RNG.normal(0, 1, 5), RNG.normal(0, 1, 8), RNG.lognormal(0, 1, 19)])
+def test_expanded_percentile_ci_below_bca_min_n_is_scipys_on_the_same_resamples(
+    x: np.ndarray,
+) -> None:
     ci = mean_ci(x)
-    assert len(x) < stats.BCA_MIN_N and ci.method == "percentile"
-    ref = scipy_on(our_means(x), (x,), "percentile")
+    n = len(x)
+    assert n < stats.BCA_MIN_N and ci.method == "expanded"
+    level = expanded_level(n / (n - 1), n - 1)
+    ref = scipy_on(our_means(x), (x,), "percentile", confidence_level=level)
     assert (ci.low, ci.high) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    plain = scipy_on(our_means(x), (x,), "percentile")  # the plain one is narrower
+    assert ci.low < plain.low and plain.high < ci.high  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("a, b", TWO_SAMPLE, ids=lambda x: f"n{len(x)}")
@@ -101,16 +122,36 @@ def test_bca_ci_of_a_difference_is_scipys_with_a_jackknife_per_sample(
     assert abs(c.low - pct.low) + abs(c.high - pct.high) > 1e-6
 
 
-def test_ci_of_a_difference_is_percentile_when_one_side_is_small() -> None:
-    rng = np.random.default_rng(1)
-    a, b = rng.normal(0, 1, 8), rng.normal(1, 1, 4)
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_below_five_values_the_ci_is_students_t_as_scipys(n: int) -> None:
+    """A bootstrap of fewer than 5 values cannot reach past their range: the t interval
+    (ttest_1samp / ttest_ind(equal_var=False) / ttest_rel's confidence_interval)."""
+    rng = np.random.default_rng(n)
+    x = rng.normal(0, 1, n)
+    ci = mean_ci(x)
+    ref = sp.ttest_1samp(x, 0.0).confidence_interval(0.95)
+    assert ci.method == "t" and (ci.low, ci.high) == pytest.approx((ref.low, ref.high))
+    a, b = rng.normal(0, 1, 9), rng.normal(1, 2, n)
     c = compare(a, b)
-    assert c.ci_method == "percentile"
-    ref = scipy_on(our_diffs(a, b), (a, b), "percentile")
+    ref = sp.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert c.ci_method == "welch-t" and (c.low, c.high) == pytest.approx((ref.low, ref.high))
+    a, b = a[:n], a[:n] + rng.normal(0.3, 0.1, n)
+    c = compare(a, b, pairs=list(zip(a, b, strict=True)))
+    ref = sp.ttest_rel(a, b).confidence_interval(0.95)
+    assert c.ci_method == "t" and (c.low, c.high) == pytest.approx((ref.low, ref.high))
+
+
+def test_ci_of_a_difference_is_expanded_percentile_when_one_side_is_small() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, 8), rng.normal(1, 1, 6)
+    c = compare(a, b)
+    assert c.ci_method == "expanded"
+    level = expanded_level(*welch_ratio_df(a, b))  # Welch-Satterthwaite df
+    ref = scipy_on(our_diffs(a, b), (a, b), "percentile", confidence_level=level)
     assert (c.low, c.high) == pytest.approx((ref.low, ref.high), abs=1e-12)
 
 
-@pytest.mark.parametrize("n", [3, 6, 9])
+@pytest.mark.parametrize("n", [6, 9, 22])
 def test_paired_ci_is_the_bootstrap_of_the_differences(n: int) -> None:
     rng = np.random.default_rng(n)
     a = rng.normal(0.0, 1.0, n)
@@ -118,15 +159,17 @@ def test_paired_ci_is_the_bootstrap_of_the_differences(n: int) -> None:
     c = compare(a, b, pairs=list(zip(a, b, strict=True)))
     d = a - b
     assert c.paired and c.n_pairs == n
-    assert c.ci_method == ("bca" if n >= stats.BCA_MIN_N else "percentile")
+    assert c.ci_method == ("bca" if n >= stats.BCA_MIN_N else "expanded")
     method = "BCa" if n >= stats.BCA_MIN_N else "percentile"
-    ref = scipy_on(our_means(d), (d,), method)
+    kw = {} if method == "BCa" else {"confidence_level": expanded_level(n / (n - 1), n - 1)}
+    ref = scipy_on(our_means(d), (d,), method, **kw)
     assert (c.low, c.high) == pytest.approx((ref.low, ref.high), abs=1e-12)
     # scipy's own paired form (resampling the pairs, statistic mean(a - b)) is the same thing
     given = SimpleNamespace(bootstrap_distribution=our_means(d))
     paired = sp.bootstrap(
-        (a, b), paired_mean, paired=True, n_resamples=0, bootstrap_result=given, method=method
-    ).confidence_interval
+        (a, b), paired_mean, paired=True, n_resamples=0, bootstrap_result=given, method=method,
+        **kw,
+    ).confidence_interval  # fmt: skip
     assert (c.low, c.high) == pytest.approx((paired.low, paired.high), abs=1e-12)
     assert c.se == pytest.approx(np.std(d, ddof=1) / math.sqrt(n), rel=1e-12)
     # pairing removes the shared part: far narrower than the unpaired interval
@@ -174,46 +217,54 @@ def quantile_mc_se(se_boot: float, level: float, resamples: int) -> float:
 def test_intervals_agree_with_scipys_own_resampling(
     method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """BCa from BCA_MIN_N values; below, the expanded percentile interval is scipy's
+    percentile interval at the expanded level."""
     resamples = 20000
     monkeypatch.setattr(stats, "RESAMPLES", resamples)
     rng = np.random.default_rng(2)
-    x = rng.lognormal(0.0, 0.7, 12 if method == "BCa" else 4)
+    x = rng.lognormal(0.0, 0.7, 24 if method == "BCa" else 6)
     ours = mean_ci(x)
-    assert ours.method == method.lower()
-    theirs = sp.bootstrap((x,), np.mean, method=method, n_resamples=resamples, rng=7)
+    assert ours.method == ("bca" if method == "BCa" else "expanded")
+    kw = {} if method == "BCa" else {"confidence_level": expanded_level(6 / 5, 5)}
+    theirs = sp.bootstrap((x,), np.mean, method=method, n_resamples=resamples, rng=7, **kw)
     # two independent estimates: the difference has sqrt(2) times one's error; 5 of those
     tol = 5 * math.sqrt(2) * quantile_mc_se(theirs.standard_error, 0.95, resamples)
     assert ours.low == pytest.approx(theirs.confidence_interval.low, abs=tol)
     assert ours.high == pytest.approx(theirs.confidence_interval.high, abs=tol)
-    a, b = rng.normal(0, 1, 7), rng.lognormal(0, 1, 6)
+    a, b = rng.normal(0, 1, 22), rng.lognormal(0, 1, 21)
     if method == "percentile":
-        b = b[:3]
+        a, b = a[:7], b[:5]
     c = compare(a, b)
-    assert c.ci_method == method.lower()
-    ref = sp.bootstrap((a, b), mean_diff, method=method, n_resamples=resamples, rng=8)
+    assert c.ci_method == ("bca" if method == "BCa" else "expanded")
+    kw = {} if method == "BCa" else {"confidence_level": expanded_level(*welch_ratio_df(a, b))}
+    ref = sp.bootstrap((a, b), mean_diff, method=method, n_resamples=resamples, rng=8, **kw)
     tol = 5 * math.sqrt(2) * quantile_mc_se(ref.standard_error, 0.95, resamples)
     assert c.low == pytest.approx(ref.confidence_interval.low, abs=tol)
     assert c.high == pytest.approx(ref.confidence_interval.high, abs=tol)
 
 
-def test_ci_of_a_mean_covers_the_true_mean_as_often_as_the_bootstrap_should() -> None:
-    """n = 10 normal values. The bootstrap distribution of a mean has the plug-in variance
-    s^2 (n-1)/n^2, so its 95% interval covers like ``mean +- 1.96 s sqrt((n-1)/n)/sqrt(n)``:
-    P(|t_9| <= 1.96 sqrt(0.9)) = 0.904, not 0.95 (the known small-n undercoverage; BCa
-    corrects skewness, not this). A broken interval lands far from that: a t interval
-    covers 0.95, the sd instead of the se ~1, a one-sided mistake ~0.5."""
-    n, trials = 10, 2000
-    rng = np.random.default_rng(1234)
+@pytest.mark.parametrize(("n", "method"), [(3, "t"), (6, "expanded"), (20, "bca")])
+def test_ci_of_a_mean_covers_the_true_mean_as_the_method_should(n: int, method: str) -> None:
+    """Normal values. The bootstrap distribution of a mean has the plug-in variance
+    s^2 (n-1)/n^2: a plain percentile interval covers like ``mean +- 1.96 s
+    sqrt((n-1)/n)/sqrt(n)``, P(|t_{n-1}| <= 1.96 sqrt((n-1)/n)): 0.74 at n=3. Below 5
+    values the t interval is used (0.95, exact for normal data); the expanded percentile
+    one is as wide as the t interval (0.95); BCa from 20 values covers
+    P(|t_19| <= 1.96 sqrt(0.95)) = 0.93. A broken interval lands far away."""
+    trials = 2000
+    rng = np.random.default_rng(1234 + n)
     hits = 0
     for _ in range(trials):
         ci = mean_ci(rng.normal(5.0, 2.0, size=n))
-        assert ci.method == "bca" and ci.low < ci.mean < ci.high  # type: ignore[operator]
+        assert ci.method == method and ci.low < ci.mean < ci.high  # type: ignore[operator]
         hits += ci.low <= 5.0 <= ci.high  # type: ignore[operator]
-    known = 2 * sp.t.cdf(sp.norm.ppf(0.975) * math.sqrt((n - 1) / n), n - 1) - 1
-    assert known == pytest.approx(0.904, abs=1e-3)
+    plug_in = 2 * sp.t.cdf(sp.norm.ppf(0.975) * math.sqrt((n - 1) / n), n - 1) - 1
+    known = plug_in if method == "bca" else 0.95  # t: exact for normal data
+    if n == 3:
+        assert plug_in == pytest.approx(0.74, abs=0.01)  # what the plain one would cover
     binomial_se = math.sqrt(known * (1 - known) / trials)
-    # 4 binomial SEs, plus 0.01 for what the normal approximation of the bootstrap leaves
-    assert abs(hits / trials - known) <= 4 * binomial_se + 0.01
+    # 4 binomial SEs, plus 0.015 for the discreteness of few values' bootstrap distribution
+    assert abs(hits / trials - known) <= 4 * binomial_se + 0.015
 
 
 def test_bca_interval_is_asymmetric_for_skewed_data_like_scipys() -> None:
@@ -382,8 +433,9 @@ def test_mean_ci_edge_cases() -> None:
         "none",
     )
     two = mean_ci([1.0, 3.0, math.nan])
-    assert (two.n, two.mean, two.method) == (2, 2.0, "percentile")
-    assert 1.0 <= two.low < two.high <= 3.0  # type: ignore[operator]
+    assert (two.n, two.mean, two.method) == (2, 2.0, "t")
+    ref = sp.ttest_1samp([1.0, 3.0], 0.0).confidence_interval(0.95)
+    assert (two.low, two.high) == pytest.approx((ref.low, ref.high))  # reaches past 1 and 3
     same = mean_ci([3.0, 3.0, 3.0, 3.0, 3.0, 3.0])
     assert (same.low, same.high, same.std, same.method) == (3.0, 3.0, 0.0, "exact")
     x = [1.0, 2.0, 4.0, 8.0, 9.0]
@@ -395,8 +447,8 @@ def test_mean_ci_edge_cases() -> None:
 def test_compare_none_rules() -> None:
     with pytest.raises(ValueError, match="at least one finite value"):
         compare([math.nan], [1.0, 2.0])
-    single = compare([1.0, 1.1, 0.9], [2.0])  # one baseline run: a CI, no tests
-    assert single.low is not None and single.ci_method == "percentile"
+    single = compare([1.0, 1.1, 0.9], [2.0])  # one baseline run: no CI, no tests
+    assert (single.low, single.high, single.ci_method) == (None, None, "none")
     assert (single.p_welch, single.p_permutation, single.se, single.hedges_g) == (None,) * 4
     assert single.std_b is None and single.pooled_std == pytest.approx(0.1)
     assert not single.permutation_exact and not single.paired and single.n_pairs == 0
