@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from helpers import hpclab_cli
+from scipy import stats as scipy_stats
 
 import hpclab
 from hpclab.catalog import queries
@@ -197,7 +198,9 @@ def _check_seed_groups(store_root: Path, vals_a: list[float], vals_b: list[float
         n, mean, std, low, high = stats[g]
         assert n == 3 and mean == pytest.approx(statistics.mean(vals))
         assert std == pytest.approx(statistics.stdev(vals))
-        assert min(vals) <= low < mean < high <= max(vals)
+        # 3 samples: Student's t interval (a bootstrap of 3 values cannot reach past them)
+        ref = scipy_stats.ttest_1samp(vals, 0.0).confidence_interval(0.95)
+        assert (low, high) == pytest.approx((ref.low, ref.high))
     cmp = con.execute(
         "SELECT group_a, group_b, label_a, label_b, n_a, n_b, diff, p_welch, verdict, reason "
         "FROM group_comparisons WHERE metric = 'val/loss' AND basis = 'parent'"

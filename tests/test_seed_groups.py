@@ -15,7 +15,7 @@ from scipy import stats as sp
 from hpclab.catalog.evidence import Context, Settings, evaluate
 from hpclab.catalog.groups import Member, group_runs, pair_labels
 from hpclab.catalog.hypotheses import Hypothesis, Target
-from hpclab.catalog.knowledge import tail_noise
+from hpclab.catalog.knowledge import compare_groups, tail_noise
 from hpclab.catalog.project_config import ProjectConfig
 from hpclab.catalog.stats import compare
 from hpclab.catalog.verdicts import judge, smallest_permutation_p
@@ -156,9 +156,10 @@ def test_tests_disagree_is_never_significant() -> None:
 # A 4-seed parent group P (val/loss 1.0, 1.1, 0.9, 1.0) and a 4-seed child group C whose
 # hyperparameter differs (0.70, 0.75, 0.65, 0.70), other seeds (unpaired). Minimize:
 #   delta = 1.0 - 0.7 = 0.3; pooled sd = sqrt((3 * 0.02/3 + 3 * 0.005/3) / 6) = 0.0645497
-#   nd = 4.6476; every C below every P: exact permutation p = 2 / C(8, 4) = 0.028571
-#   n_confidence = 4 / 5; agreement 1; no curve noise: stability 1 -> confidence 0.8
-#   one unit: E = nd; se = sqrt(var_a/4 + var_b/4) / pooled = 0.707107
+#   J = 1 - 3 / (4 * 8 - 9) = 20/23; scale = pooled / J = 0.0742322; nd = Hedges' g = 4.0414
+#   se(g) = sqrt(8/16 + g^2/16) = 1.1300; every C below every P: exact permutation
+#   p = 2 / C(8, 4) = 0.028571; n_confidence = 4/5; agreement 1; no curve noise:
+#   stability 1 -> confidence 0.8; one unit of weight 1: E = 0.8 g, se(E) = 0.8 se(g)
 P_VALUES = [1.0, 1.1, 0.9, 1.0]
 C_VALUES = [0.70, 0.75, 0.65, 0.70]
 
@@ -196,7 +197,7 @@ def _project(
         lambda run: "p0" if run.startswith("c") else None,
         lambda run: "p0",
         lambda metric: "minimize",
-        lambda a, b, pairs: compare(a, b, pairs=pairs),
+        lambda a, b, pairs: compare_groups(a, b, pairs, 0.95),
     )
     return ctx, values
 
@@ -212,18 +213,20 @@ def test_evidence_unit_is_a_comparison_of_groups_matching_the_hand_computed_case
     assert (u.n, u.n_baseline, u.paired) == (4, 4, False)
     pooled = math.sqrt((3 * np.var(P_VALUES, ddof=1) + 3 * np.var(C_VALUES, ddof=1)) / 6)
     assert u.delta == pytest.approx(0.3)
-    assert u.scale == pytest.approx(pooled) and u.scale_kind == "pooled_sd"
-    assert u.normalized_delta == pytest.approx(0.3 / pooled)
+    j = 1 - 3 / (4 * 8 - 9)
+    assert u.scale == pytest.approx(pooled / j) and u.scale_kind == "pooled_sd"
+    g = j * 0.3 / pooled
+    assert u.normalized_delta == pytest.approx(g) == pytest.approx(-u.hedges_g)
     ref = sp.ttest_ind(C_VALUES, P_VALUES, equal_var=False)
     assert u.p_welch == pytest.approx(ref.pvalue)
     assert u.p_permutation == pytest.approx(2 / 70)
     assert u.verdict == "better" and u.p_holm == pytest.approx(2 / 70)
     assert (u.n_confidence, u.agreement, u.stability) == (pytest.approx(0.8), 1.0, 1.0)
     assert u.ci_low is not None and u.ci_high is not None and 0 < u.ci_low < 0.3 < u.ci_high
-    se = math.sqrt(np.var(P_VALUES, ddof=1) / 4 + np.var(C_VALUES, ddof=1) / 4) / pooled
+    se = math.sqrt(8 / 16 + g * g / 16)
     assert u.se == pytest.approx(se)
-    assert verdict.evidence == pytest.approx(0.3 / pooled)
-    assert verdict.evidence_low == pytest.approx(0.3 / pooled - 1.959964 * se, rel=1e-6)
+    assert verdict.evidence == pytest.approx(0.8 * g) == pytest.approx(u.contribution)
+    assert verdict.evidence_low == pytest.approx(0.8 * g - 1.959964 * 0.8 * se, rel=1e-6)
     assert verdict.status == "Supported" and verdict.n_for == 1
     assert "4 vs 4 seeds" in verdict.reason and "95% CI" in verdict.reason
     assert "Welch p=" in verdict.reason and "permutation p=0.029" in verdict.reason
@@ -306,3 +309,60 @@ def test_stability_uses_the_last_tenth_of_steps_with_at_least_three_points() -> 
     # the whole curve's noise would be dominated by the drop
     assert tail_noise(sparse, 1.0) > 4 * tail_noise(sparse, 0.1)
     assert tail_noise(pts[:2], 0.1) == 0.0
+
+
+def test_agreement_needs_both_deciding_tests() -> None:
+    c = compare([1.0] * 4, [2.0] * 4)  # no spread: no Welch, a permutation p of 2/70
+    assert c.p_welch is None and c.p_permutation == pytest.approx(2 / 70)
+    j = judge(c, "minimize", -1.0, c.p_permutation, alpha=0.05, min_seeds=3)
+    # the permutation test alone is valid (and rejects), but nothing confirms it
+    assert j.agreement == 0.5 and j.verdict == "better"
+
+
+def test_holm_runs_over_the_family_and_the_unshown_pairs() -> None:
+    from hpclab.catalog.verdicts import judge_family
+
+    far = compare([1.0, 1.1, 0.9, 1.0, 1.05], [2.0, 2.1, 1.9, 2.0, 2.05])  # perm. p 2/252
+    few = compare([1.0, 1.1], [2.0, 2.1, 1.9])
+    items = [(far, "minimize", -1.0), (far, "minimize", -1.0), (few, "minimize", -1.0)]
+    judged = judge_family(items, alpha=0.05, min_seeds=3)
+    # the 2-vs-3 comparison can never reject: not counted; m = 2
+    assert [j.p_holm for j in judged] == [pytest.approx(4 / 252)] * 2 + [None]
+    assert [j.verdict for j in judged] == ["better", "better", "too few seeds"]
+    assert "over 2" in judged[0].reason
+    # four unshown pairs of the sweep's groups (vs-best chosen after the data): m = 6
+    judged = judge_family(items[:1], alpha=0.05, min_seeds=3, untested=4)
+    assert judged[0].p_holm == pytest.approx(5 * 2 / 252) and judged[0].verdict == "better"
+    # m = 7: 7 x 2/252 = 0.056 >= alpha: nothing in this family can be significant
+    judged = judge_family(items[:1], alpha=0.05, min_seeds=3, untested=6)
+    assert judged[0].verdict == "too few seeds" and "for 7 comparisons" in judged[0].reason
+
+
+def test_labels_never_collide_on_look_alike_values_or_data() -> None:
+    members = [
+        _member("n0", {**BASE, "optim.lr": 0.03}, seed=0),
+        _member("s0", {**BASE, "optim.lr": "0.03"}, seed=0),  # a string that reads as 0.03
+        _member("b0", BASE, seed=0),
+        _member("b1", BASE, seed=1),
+    ]
+    g = group_runs(members, CONFIG)
+    label = {r: g.groups[g.roles[r].group_id].label for r in ("n0", "s0")}
+    assert label == {"n0": "optim.lr=0.03", "s0": 'optim.lr="0.03"'}
+    a, x, y = ("aaaa1111" * 2, ("train", "x" * 64), ("train", "y" * 64))
+    members = [
+        _member("ax", BASE, seed=0, code=a, data=(x,)),
+        _member("ay", BASE, seed=0, code=a, data=(y,)),
+        _member("bx", BASE, seed=0, code="bbbb2222" * 2, data=(x,)),
+        _member("a_", BASE, seed=0, code=a),  # no data set at all
+    ]
+    g = group_runs(members, CONFIG)
+    labels = [g.groups[g.roles[r].group_id].label for r in ("ax", "ay", "bx", "a_")]
+    assert len(set(labels)) == 4 and not any("data=none" in t for t in labels)
+    assert "data.train=xxxxxxxx" in labels[0] and "~data.train" in labels[3]
+
+
+def test_seed_0_and_seed_0_0_are_one_seed() -> None:
+    members = [_member("i", BASE, seed=0), _member("f", BASE, seed=0)]
+    members[1].features[-2] = ("seed", "0.0", 0.0)  # type: ignore[index]
+    g = group_runs(members, CONFIG)
+    assert g.roles["i"].role == "reproduction" and g.roles["i"].of_run == "f"  # f first

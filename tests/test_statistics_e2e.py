@@ -350,12 +350,19 @@ def test_evidence_is_one_paired_comparison_of_groups_per_metric(scenario: Scenar
         )
         assert u["delta"] == pytest.approx(np.mean(vb) - np.mean(va)), "minimize: + is better"
         assert u["scale_kind"] == "pooled_sd"
-        assert u["scale"] == pytest.approx(pooled_std(va, vb), rel=1e-9)
+        j = 1 - 3 / (4 * 6 - 9)  # Hedges' small-sample correction
+        assert u["scale"] == pytest.approx(pooled_std(va, vb) / j, rel=1e-9)
         assert u["normalized_delta"] == pytest.approx(u["delta"] / u["scale"])
-        paired_se = np.std(np.subtract(va, vb), ddof=1) / math.sqrt(3)
-        assert u["se"] == pytest.approx(paired_se / u["scale"], rel=1e-9), "s_d / sqrt(n)"
-        g = (np.mean(va) - np.mean(vb)) / pooled_std(va, vb) * (1 - 3 / (4 * 6 - 9))
+        g = (np.mean(va) - np.mean(vb)) / pooled_std(va, vb) * j
         assert u["hedges_g"] == pytest.approx(g, rel=1e-9)
+        assert u["normalized_delta"] == pytest.approx(-g), "Hedges' g, + = better"
+        se_g = math.sqrt(6 / 9 + g * g / (2 * 6))  # Hedges & Olkin's large-sample se
+        assert u["se"] == pytest.approx(se_g, rel=1e-9)
+        welch_ci = sps.ttest_ind(vb, va, equal_var=False).confidence_interval(0.95)
+        assert (u["ci_low"], u["ci_high"]) == pytest.approx((welch_ci.low, welch_ci.high)), (
+            "3 samples a side: Welch's t interval of the unpaired difference (the tests that "
+            "decide are unpaired; a bootstrap of 3 values cannot reach past them)"
+        )
         assert u["ci_low"] <= u["delta"] <= u["ci_high"]
         assert u["p_paired_t"] == pytest.approx(sps.ttest_rel(va, vb).pvalue, rel=1e-6)
         flips = sps.permutation_test(
@@ -371,14 +378,15 @@ def test_evidence_is_one_paired_comparison_of_groups_per_metric(scenario: Scenar
     (hyp,) = sc.rows("SELECT * FROM hypothesis_status WHERE hypothesis_id = 'higher-lr'")
     assert hyp["n_units"] == 2 and hyp["n_runs"] == 3
     us = list(units.values())
+    assert sum(u["weight"] for u in us) == pytest.approx(1.0)
     wc = [u["weight"] * u["confidence"] for u in us]
     nd = [u["normalized_delta"] for u in us]
-    e = sum(w * d for w, d in zip(wc, nd, strict=True)) / sum(wc)
-    assert hyp["evidence"] == pytest.approx(e), "a weighted mean of the units"
-    assert min(nd) - 1e-9 <= hyp["evidence"] <= max(nd) + 1e-9, "not a sum over 3 seeds"
+    e = sum(w * d for w, d in zip(wc, nd, strict=True))
+    assert hyp["evidence"] == pytest.approx(e), "a weighted mean of confidence x nd"
+    shrunk = [u["confidence"] * u["normalized_delta"] for u in us]
+    assert min(shrunk) - 1e-9 <= hyp["evidence"] <= max(shrunk) + 1e-9, "not a sum of seeds"
     assert sum(u["contribution"] for u in us) == pytest.approx(hyp["evidence"])
-    omega = [w / sum(wc) for w in wc]
-    se_e = math.sqrt(sum((o * u["se"]) ** 2 for o, u in zip(omega, us, strict=True)))
+    se_e = math.sqrt(sum((w * u["se"]) ** 2 for w, u in zip(wc, us, strict=True)))
     z = sps.norm.ppf(0.975)
     assert (hyp["evidence_low"], hyp["evidence_high"]) == (
         pytest.approx(hyp["evidence"] - z * se_e),

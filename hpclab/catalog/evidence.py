@@ -8,16 +8,21 @@ on the groups' samples (one completed run per seed):
 * ``delta``: maximize: mean - baseline mean; minimize: baseline mean - mean (+ = better),
   with the bootstrap CI of the difference and the tests of :mod:`hpclab.catalog.stats`.
 * ``normalized_delta`` = delta / scale, scale = the comparison's pooled within-group
-  standard deviation (not the project's spread: unrelated runs change nothing); without
-  spread, |baseline mean| (``baseline_abs``), else 1 (``unit``).
+  standard deviation / J, J = 1 - 3/(4(n_a+n_b)-9), so normalized_delta is Hedges' g (not
+  the project's spread: unrelated runs change nothing), se its standard error
+  sqrt((n_a+n_b)/(n_a n_b) + g^2/(2(n_a+n_b))); without spread, |baseline mean|
+  (``baseline_abs``: a relative change), else 1 (``unit``).
 * ``confidence`` = n_confidence x agreement x stability, in [0, 1]: n_confidence = m/(m+1)
-  (m: the smaller number of samples); agreement 1 when the tests used agree at alpha, 0.5
-  when they disagree or cannot run; stability = 1 / (1 + noise / scale) with noise the
-  median, over both groups' samples, of the curve's noise over its last
-  ``stability_fraction`` of steps.
-* ``weight`` = the target's weight (normalised over targets) / its number of units.
-* E (the hypothesis's evidence) = sum(weight x confidence x nd) / sum(weight x confidence):
-  a weighted mean, so more seeds narrow its interval (E +- z se(E)) instead of growing it.
+  (m: the smaller number of samples); agreement 1 when Welch's and the permutation test
+  both ran and agree at alpha, 0.5 when they disagree or one cannot run; stability =
+  1 / (1 + noise / scale) with noise the median, over both groups' samples, of the
+  curve's noise over its last ``stability_fraction`` of steps.
+* ``weight`` = the target's weight (normalised over targets) / its number of units: the
+  weights sum to 1.
+* E (the hypothesis's evidence) = sum(weight x confidence x nd) = sum of contributions: a
+  weighted mean of confidence-shrunk normalized deltas, so more seeds or groups narrow
+  its interval (E +- z se(E), se(E) = sqrt(sum((weight x confidence x se)^2))) instead of
+  growing a sum, and low confidence pulls it toward 0.
 * Status: a manual override wins; no linked run: Proposed; E > T_support with a unit
   significantly ``better`` and none ``worse``: Supported; E < T_refute with a unit
   ``worse`` and none ``better``: Refuted; else Testing while a linked run is unfinished,
@@ -138,6 +143,8 @@ class Context:
         self.root = root
         self.direction = direction
         self.compare = compare
+        self.min_seeds = 2  # evaluate sets the project's
+        self.best_cache: dict[tuple[str, str | None, str], Group | None] = {}
 
     def group_of(self, run: str | None) -> Group | None:
         role = self.grouping.roles.get(run or "")
@@ -158,6 +165,7 @@ def evaluate(
 ) -> tuple[list[Unit], Verdict]:
     """The evidence units of one hypothesis and its verdict."""
     linked_set = set(linked)
+    ctx.min_seeds, ctx.best_cache = settings.min_seeds, {}
     treatments = _linked_groups(linked, ctx)
     total_weight = sum(t.weight for t in h.targets)
     planned: list[tuple[Target, str, Group, Group, Comparison, dict, dict]] = []
@@ -225,13 +233,21 @@ def _baselines(
 
 
 def _best(target: Target, direction: str, ctx: Context, linked: set[str]) -> Group | None:
-    """The completed group not linked to the hypothesis with the best mean."""
+    """The group not linked to the hypothesis with the best mean, among those with at
+    least min_seeds samples (one lucky single run is no baseline). Once per target."""
+    key = (target.name, target.aggregation, direction)
+    if key not in ctx.best_cache:
+        ctx.best_cache[key] = _find_best(target, direction, ctx, linked)
+    return ctx.best_cache[key]
+
+
+def _find_best(target: Target, direction: str, ctx: Context, linked: set[str]) -> Group | None:
     best: tuple[float, str] | None = None
     for gid, g in sorted(ctx.grouping.groups.items()):
-        if linked & set(g.members):
+        if len(g.samples) < ctx.min_seeds or not linked.isdisjoint(g.members):
             continue
         vals = [v for _, v in ctx.seed_values(g, target, direction).values()]
-        if not vals:
+        if len(vals) < ctx.min_seeds:
             continue
         mean = sum(vals) / len(vals)
         key = -mean if direction == "maximize" else mean
@@ -256,12 +272,21 @@ def _unit(
     sign = 1.0 if direction == "maximize" else -1.0
     delta = sign * c.diff
     low, high = (c.low, c.high) if sign > 0 else (_neg(c.high), _neg(c.low))
-    if c.pooled_std is not None and c.pooled_std > 0:
-        scale, kind = c.pooled_std, "pooled_sd"
+    n_total = c.n_a + c.n_b
+    se: float | None = None
+    if c.pooled_std is not None and c.pooled_std > 0 and n_total >= 3:
+        # pooled sd / J: delta / scale is Hedges' g (bias-corrected), with its large-sample
+        # standard error (Hedges & Olkin 1985, eq. 5.14)
+        scale, kind = c.pooled_std / (1 - 3 / (4 * n_total - 9)), "pooled_sd"
+        g = delta / scale
+        if min(c.n_a, c.n_b) >= 2:
+            se = math.sqrt(n_total / (c.n_a * c.n_b) + g * g / (2 * n_total))
     elif c.mean_b != 0 and math.isfinite(c.mean_b):
         scale, kind = abs(c.mean_b), "baseline_abs"
     else:
         scale, kind = 1.0, "unit"
+    if kind != "pooled_sd" and c.se is not None:
+        se = c.se / scale
     runs = [r for r, _ in a_vals.values()]
     base_runs = [r for r, _ in b_vals.values()]
     noise = statistics.median(ctx.noise(r, target.name) for r in runs + base_runs)
@@ -291,7 +316,7 @@ def _unit(
         scale=scale,
         scale_kind=kind,
         normalized_delta=delta / scale,
-        se=c.se / scale if c.se is not None else None,
+        se=se,
         paired=c.paired,
         p_welch=c.p_welch,
         p_permutation=c.p_permutation,
@@ -310,24 +335,21 @@ def _unit(
 
 
 def _contributions(units: list[Unit]) -> list[Unit]:
+    """contribution = weight x confidence x normalized_delta; the weights sum to 1, so
+    E (their sum) is a weighted mean of confidence-shrunk normalized deltas."""
     from dataclasses import replace
 
-    total = sum(u.weight * u.confidence for u in units)
-    return [
-        replace(
-            u,
-            contribution=(u.weight * u.confidence * u.normalized_delta / total) if total else 0.0,
-        )
-        for u in units
-    ]
+    return [replace(u, contribution=u.weight * u.confidence * u.normalized_delta) for u in units]
 
 
 def _interval(units: list[Unit], level: float) -> tuple[float | None, float | None]:
-    total = sum(u.weight * u.confidence for u in units)
-    if not units or not total or any(u.se is None for u in units):
+    """E +- z se(E), se(E) = sqrt(sum((weight x confidence x se)^2)): treats the units as
+    independent (units sharing a baseline group are positively correlated: then it is
+    too narrow; docs/statistics.md says so)."""
+    if not units or any(u.se is None for u in units):
         return None, None
     e = sum(u.contribution for u in units)
-    se = math.sqrt(sum((u.weight * u.confidence / total * (u.se or 0.0)) ** 2 for u in units))
+    se = math.sqrt(sum((u.weight * u.confidence * (u.se or 0.0)) ** 2 for u in units))
     z = z_of(level)
     return e - z * se, e + z * se
 

@@ -110,7 +110,10 @@ def split_seed(
         if under(path, config.feature_ignore):
             continue
         if config.is_seed(path):
-            seed[path] = json.loads(value)
+            v = json.loads(value)
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)  # seed 0 and seed 0.0 are one seed
+            seed[path] = v
         else:
             kept.append((path, value))
     return kept, json.dumps(seed, sort_keys=True)
@@ -150,7 +153,7 @@ def label_groups(
 def _baseline_config(groups: Mapping[str, Group], config: ProjectConfig) -> dict[str, str]:
     """statistics.baseline's group config, else the most common value of each path
     (ties: the value of the earliest group holding the path)."""
-    ordered = sorted(groups.values(), key=lambda g: g.members[0] if g.members else "")
+    ordered = list(groups.values())  # made in creation order of their first run
     if config.baseline_run:
         for g in groups.values():
             if config.baseline_run in g.members:
@@ -225,9 +228,18 @@ def _code(g: Group) -> str:
 
 
 def _data(g: Group, *others: Group) -> str:
-    theirs = {d for o in others for d in o.data}
-    mine = [f"data.{name}={sha[:8]}" for name, sha in g.data if (name, sha) not in theirs]
-    return " ".join(mine) or "data=none"
+    """What g's data fingerprints are where they differ from the others' (those of the
+    same code: code ids already tell the rest apart); a data set g lacks as ~data.name."""
+    same_code = [o for o in others if o.code_id == g.code_id] or list(others)
+    mine = dict(g.data)
+    parts = []
+    for name in sorted(mine.keys() | {n for o in same_code for n, _ in o.data}):
+        theirs = {dict(o.data).get(name) for o in same_code}
+        if name not in mine:
+            parts.append(f"~data.{name}")
+        elif theirs != {mine[name]}:
+            parts.append(f"data.{name}={mine[name][:8]}")
+    return " ".join(parts) or "data=same"
 
 
 def _join(a: str, b: str) -> str:
@@ -235,9 +247,16 @@ def _join(a: str, b: str) -> str:
 
 
 def _plain(value: str) -> str:
-    """A JSON value as a reader writes it: strings unquoted."""
+    """A JSON value as a reader writes it: strings unquoted, unless the text would read
+    as another value (the string "0.03" next to the number 0.03, "null" next to null)."""
     try:
         v: Any = json.loads(value)
     except ValueError:
         return value
-    return v if isinstance(v, str) else value
+    if not isinstance(v, str):
+        return value
+    try:
+        json.loads(v)
+    except ValueError:
+        return v if v.strip() == v and v else value
+    return value

@@ -397,14 +397,18 @@ class Indexer:
         if entry is None or not entry.metrics_file:
             return None
         path = self.store.catalog_dir / entry.metrics_file
-        rows = (
-            self._cursor()
-            .execute(
-                "SELECT step, value FROM read_parquet(?) WHERE name = ? ORDER BY step",
-                [str(path), metric],
+        try:
+            rows = (
+                self._cursor()
+                .execute(
+                    "SELECT step, value FROM read_parquet(?) WHERE name = ? ORDER BY step",
+                    [str(path), metric],
+                )
+                .fetchnumpy()
             )
-            .fetchnumpy()
-        )
+        except Exception as e:  # a damaged catalog file: no noise estimate, not a dead pass
+            self._report(f"{path}: {metric} not read for stability ({_one_line(e)})")
+            return None
         return np.column_stack([rows["step"].astype(np.float64), rows["value"]])
 
     def _effective(self) -> dict[tuple[str, str], tuple[str, bool]]:

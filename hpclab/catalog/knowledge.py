@@ -12,6 +12,7 @@ completed run per seed (:mod:`hpclab.catalog.groups`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -106,7 +107,16 @@ class Knowledge:
     def compute(self, projects: Sequence[ProjectInput]) -> Result:
         result = Result({}, {t: [] for t in KNOWLEDGE_TABLES})
         for p in projects:
-            self._project(p, result)
+            part = Result({}, {t: [] for t in KNOWLEDGE_TABLES})
+            try:
+                self._project(p, part)
+            except Exception as e:  # one project's bad input must not stop the others
+                result.warnings.append(f"project {p.name}: knowledge not computed ({e!r})")
+                continue
+            result.run_columns.update(part.run_columns)
+            for table, rows_ in part.tables.items():
+                result.tables[table].extend(rows_)
+            result.warnings.extend(part.warnings)
         for memo in (
             self._diffs,
             self._cis,
@@ -287,7 +297,8 @@ class Knowledge:
         for gid, sweeps in sweeps_of.items():
             for s in sweeps:
                 in_sweep[s].add(gid)
-        for _sweep, gs in sorted(in_sweep.items()):
+        untested: dict[str, int] = defaultdict(int)  # family -> pairs not shown (Holm's m)
+        for sweep, gs in sorted(in_sweep.items()):
             for km in metrics:
                 scored = [
                     (float(np.mean(list(values[(o, km.name)].values()))), o)
@@ -297,9 +308,11 @@ class Knowledge:
                 if len(scored) < 2:
                     continue
                 best = (max if km.direction == "maximize" else min)(scored)[1]
-                for o in sorted(gs):
-                    if o != best and (o, km.name) in values:
-                        planned[(o, best, km.name, "sweep_best")] = ""
+                shown = [o for o in sorted(gs) if o != best and (o, km.name) in values]
+                for o in shown:
+                    planned[(o, best, km.name, "sweep_best")] = ""
+                k = len(shown) + 1  # the best was chosen among these: all their pairs count
+                untested[f"sweep:{sweep}"] += k * (k - 1) // 2 - len(shown)
         direction = {km.name: km.direction for km in metrics}
         families: dict[str, list[tuple[str, str, str, str, Comparison]]] = defaultdict(list)
         for a, b, metric, basis in planned:
@@ -311,9 +324,10 @@ class Knowledge:
                 families[family].append((a, b, metric, basis, c))
         for family, rows_ in sorted(families.items()):
             judged = judge_family(
-                [(c, direction[m], 1.0) for _, _, m, _, c in rows_],
+                [(c, direction[m], _sign(direction[m])) for _, _, m, _, c in rows_],
                 alpha=p.config.alpha,
                 min_seeds=p.config.min_seeds,
+                untested=untested.get(family, 0),
             )
             for (a, b, metric, basis, c), j in zip(rows_, judged, strict=True):
                 la, lb = pair_labels(groups[a], groups[b])
@@ -360,9 +374,7 @@ class Knowledge:
         level: float,
     ) -> Comparison:
         key = (tuple(a), tuple(b), tuple(pairs) if pairs is not None else None, level)
-        return self._comparisons.get(
-            key, functools.partial(compare, list(a), list(b), pairs=pairs, level=level)
-        )
+        return self._comparisons.get(key, functools.partial(compare_groups, a, b, pairs, level))
 
     def _ci(self, values: list[float], level: float) -> MeanCI:
         return self._cis.get((tuple(values), level), lambda: mean_ci(values, level=level))
@@ -545,6 +557,32 @@ class Knowledge:
         key = (p.name, run, metric, agg.length, fraction)
         series = p.series
         return self._noise.get(key, lambda: tail_noise(series(run, metric), fraction))
+
+
+def compare_groups(
+    a: Sequence[float],
+    b: Sequence[float],
+    pairs: Sequence[tuple[float, float]] | None,
+    level: float,
+) -> Comparison:
+    """The unpaired comparison (its CI and se go with the tests that decide: Welch and
+    permutation), with the paired tests' p-values beside when seeds pair up."""
+    c = compare(list(a), list(b), level=level)
+    if pairs is None:
+        return c
+    p = compare(list(a), list(b), pairs=pairs, level=level)
+    return dataclasses.replace(
+        c,
+        paired=True,
+        n_pairs=p.n_pairs,
+        p_paired_t=p.p_paired_t,
+        p_paired_permutation=p.p_paired_permutation,
+    )
+
+
+def _sign(direction: str) -> float:
+    """+1 for maximize, -1 for minimize: sign x (a - b) is + when a is better."""
+    return 1.0 if direction == "maximize" else -1.0
 
 
 def tail_noise(points: np.ndarray | None, fraction: float) -> float:

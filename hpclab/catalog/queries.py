@@ -162,14 +162,20 @@ def compare(con: Any, run_ids: list[str]) -> tuple[list[dict[str, Any]], list[di
 
 
 def compare_groups(
-    con: Any, run_ids: list[str], *, alpha: float = 0.05, min_seeds: int = 3
+    con: Any,
+    run_ids: list[str],
+    *,
+    project: str | None = None,
+    alpha: float = 0.05,
+    min_seeds: int = 3,
+    level: float = 0.95,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The seed groups of ``run_ids``: per group and compared metric n (samples: one
     completed run per seed), mean, std and bootstrap CI; then each other group against
     the first run's group: difference of means with its CI, the tests and the verdict
     (Holm-corrected over this comparison's rows; docs/statistics.md). Empty when no group
     has two samples (nothing to say beyond the values)."""
-    from hpclab.catalog.stats import compare as compare_values
+    from hpclab.catalog.knowledge import compare_groups as compare_values
     from hpclab.catalog.stats import mean_ci
     from hpclab.catalog.verdicts import judge_family
 
@@ -177,12 +183,12 @@ def compare_groups(
     labels: dict[str, str] = {}
     for gid, label in con.execute(
         "SELECT group_id, label FROM seed_groups WHERE list_contains(?, run_id) "
-        "ORDER BY list_position(?, run_id)",
-        [run_ids, run_ids],
+        "AND (? IS NULL OR project = ?) ORDER BY list_position(?, run_id)",
+        [run_ids, project, project, run_ids],
     ).fetchall():
         if gid not in order:
             order.append(gid)
-            labels[gid] = label or gid
+            labels[gid] = label or "(no label)"
     values: dict[tuple[str, str], dict[str, float]] = {}
     directions: dict[str, str] = {}
     samples: dict[str, set[str]] = {}
@@ -198,10 +204,11 @@ def compare_groups(
         FROM seed_groups g
         JOIN m USING (project, run_id)
         WHERE g.role IN ('sample', 'reproduction') AND list_contains(?, g.group_id)
+          AND (? IS NULL OR g.project = ?)
           AND (m.is_key OR (NOT m.has_keys AND m.name LIKE '%loss'))
         ORDER BY g.run_id
         """,
-        [order],
+        [order, project, project],
     ).fetchall():
         if role == "reproduction":
             repros.setdefault(gid, set()).add(run_id)
@@ -218,7 +225,7 @@ def compare_groups(
             if g != gid:
                 continue
             vals = list(by_seed.values())
-            ci = mean_ci(vals)
+            ci = mean_ci(vals, level=level)
             groups.append(
                 {
                     "group": labels[gid],
@@ -237,10 +244,12 @@ def compare_groups(
                 if by_seed.keys() == base.keys() and len(base) >= 2:
                     pairs = [(by_seed[k], base[k]) for k in sorted(base)]
                 planned.append(
-                    (gid, metric, compare_values(vals, list(base.values()), pairs=pairs))
+                    (gid, metric, compare_values(vals, list(base.values()), pairs, level))
                 )
     judged = judge_family(
-        [(c, directions[m], 1.0) for _, m, c in planned], alpha=alpha, min_seeds=min_seeds
+        [(c, directions[m], 1.0 if directions[m] == "maximize" else -1.0) for _, m, c in planned],
+        alpha=alpha,
+        min_seeds=min_seeds,
     )
     comparisons = [
         {

@@ -65,19 +65,48 @@ def p_combined(c: Comparison) -> float | None:
     return max(ps) if ps else None
 
 
+def too_few_seeds(c: Comparison, *, alpha: float, min_seeds: int) -> bool:
+    """Below min_seeds a side, or sizes at which an exact permutation test cannot reach
+    alpha: never significant, whatever the values (decided by n alone, not the data)."""
+    return min(c.n_a, c.n_b) < min_seeds or smallest_permutation_p(c.n_a, c.n_b) >= alpha
+
+
 def judge_family(
     comparisons: Sequence[tuple[Comparison, str, float]],
     *,
     alpha: float,
     min_seeds: int,
+    untested: int = 0,
 ) -> list[Judgement]:
     """Judge each ``(comparison, direction, sign)`` of one family; ``sign`` (+1 or -1)
-    times ``a - b`` is the difference the reason shows (evidence: + = better)."""
-    adjusted = holm([p_combined(c) for c, _, _ in comparisons])
-    return [
-        judge(c, direction, sign, p, alpha=alpha, min_seeds=min_seeds, family_size=len(adjusted))
-        for (c, direction, sign), p in zip(comparisons, adjusted, strict=True)
+    times ``a - b`` is the difference the reason shows (+ = better).
+
+    Holm runs over the comparisons that can be significant at all (those with too few
+    seeds are never rejected, decided by n alone, so they do not count) plus ``untested``
+    hypotheses of the family that are not shown, taken as p = 1 (Holm's adjusted p-values
+    only grow with any input, so this is conservative): a sweep's comparisons with its
+    best group count every pair of its groups, so choosing the best after seeing the data
+    does not inflate the error rate. When m x the smallest possible p is not below alpha
+    no comparison of the family can be significant: "too few seeds" for this family."""
+    few = [too_few_seeds(c, alpha=alpha, min_seeds=min_seeds) for c, _, _ in comparisons]
+    testable = [i for i, f in enumerate(few) if not f]
+    ps = [p_combined(comparisons[i][0]) for i in testable]
+    adjusted = holm([*ps, *([1.0] * untested)])
+    m = sum(p is not None for p in ps) + untested
+    floors = [
+        smallest_permutation_p(comparisons[i][0].n_a, comparisons[i][0].n_b) for i in testable
     ]
+    blocked = bool(floors) and m * min(floors) >= alpha
+    p_holm: list[float | None] = [None] * len(comparisons)
+    for i, p in zip(testable, adjusted, strict=False):
+        p_holm[i] = p
+    return [
+        judge(
+            c, direction, sign, p_holm[i], alpha=alpha, min_seeds=min_seeds, family_size=m,
+            family_blocked=blocked and not few[i],
+        )
+        for i, (c, direction, sign) in enumerate(comparisons)
+    ]  # fmt: skip
 
 
 def judge(
@@ -89,17 +118,17 @@ def judge(
     alpha: float,
     min_seeds: int,
     family_size: int = 1,
+    family_blocked: bool = False,
 ) -> Judgement:
     tests = [(name, p) for name, p in tests_used(c) if p is not None and math.isfinite(p)]
     rejects = [p < alpha for _, p in tests]
-    agree = bool(rejects) and len(set(rejects)) == 1
+    agree = len(rejects) == 2 and len(set(rejects)) == 1  # both deciding tests ran, agree
     floor = smallest_permutation_p(c.n_a, c.n_b)
-    too_few = min(c.n_a, c.n_b) < min_seeds or floor >= alpha
-    if too_few:
+    if too_few_seeds(c, alpha=alpha, min_seeds=min_seeds) or family_blocked:
         verdict = TOO_FEW
-    elif rejects and len(set(rejects)) > 1:
+    elif len(set(rejects)) > 1:
         verdict = DISAGREE
-    elif p_holm is not None and p_holm < alpha:
+    elif p_holm is not None and p_holm < alpha and all(rejects) and rejects:
         better = (c.diff > 0) == (direction == "maximize")
         verdict = BETTER if better else WORSE
     else:
@@ -115,10 +144,15 @@ def judge(
     detail = ", ".join(w for w in words if w)
     if verdict == TOO_FEW and min(c.n_a, c.n_b) < min_seeds:
         reason = f"{TOO_FEW} ({c.n_a} vs {c.n_b}, fewer than {min_seeds} a side): {detail}"
-    elif verdict == TOO_FEW:
+    elif verdict == TOO_FEW and floor >= alpha:
         reason = (
             f"{TOO_FEW} ({c.n_a} vs {c.n_b}: an exact permutation test cannot go below "
             f"p={fmt_p(floor)}, not below alpha={alpha:g}): {detail}"
+        )
+    elif verdict == TOO_FEW:
+        reason = (
+            f"{TOO_FEW} for {family_size} comparisons ({c.n_a} vs {c.n_b}: Holm's smallest "
+            f"possible p is {family_size} x {fmt_p(floor)}, not below alpha={alpha:g}): {detail}"
         )
     elif not tests:
         reason = f"{verdict}: {detail} (no test: no spread or one run a side)"

@@ -143,18 +143,32 @@ def compare(store: Store, run_ids: tuple[str, ...]) -> None:
         table(diffs, ["path", *run_ids], indent="  ")
     else:
         click.echo("  (identical)")
-    groups, comparisons = queries.compare_groups(con, list(run_ids))
+    from hpclab.catalog.project_config import ProjectConfig, load_project_config
+    from hpclab.errors import HpclabError
+
+    project, _ = store.find_run(run_ids[0])
+    try:
+        cfg = load_project_config(store.project_yaml(project))
+    except HpclabError as e:  # a broken project.yaml: its defaults, said in one line
+        click.echo(f"warning: {e}; statistics with the defaults", err=True)
+        cfg = ProjectConfig()
+    groups, comparisons = queries.compare_groups(
+        con, list(run_ids), project=project, alpha=cfg.alpha, min_seeds=cfg.min_seeds,
+        level=cfg.level,
+    )  # fmt: skip
+    pct = f"{100 * cfg.level:g}%"
     if groups:
         click.echo(
             "seed groups (samples: one completed run per seed; reruns are reproductions, "
-            "not samples; mean, bootstrap 95% CI):"
+            f"not samples; mean, {pct} CI):"
         )
         cols = ["group", "samples", "reproductions", "metric", "n", "mean", "std", "ci"]
         table(groups, cols, indent="  ")
     if comparisons:
         click.echo(
-            f"vs {comparisons[0]['b']} (difference of means, bootstrap 95% CI, Welch and "
-            "permutation p-values, verdict at 0.05 Holm-corrected; docs/statistics.md):"
+            f"vs {comparisons[0]['b']} (difference of means, {pct} CI, Welch and "
+            f"permutation p-values, verdict at {cfg.alpha:g} Holm-corrected; "
+            "docs/statistics.md):"
         )
         table(
             comparisons,
