@@ -366,3 +366,13 @@ def test_seed_0_and_seed_0_0_are_one_seed() -> None:
     members[1].features[-2] = ("seed", "0.0", 0.0)  # type: ignore[index]
     g = group_runs(members, CONFIG)
     assert g.roles["i"].role == "reproduction" and g.roles["i"].of_run == "f"  # f first
+
+
+def test_one_value_on_a_side_still_gives_a_unit_without_a_standard_error() -> None:
+    ctx, _ = _project([[0.5, 0.52]], parent=[1.0])  # 2 vs 1: J has no degree of freedom
+    h = Hypothesis("h", "t", (Target("val/loss"),))
+    (u,), verdict = evaluate(h, ["c00", "c01"], ctx, SETTINGS)
+    assert u.scale_kind == "pooled_sd" and u.se is None and u.verdict == "too few seeds"
+    ss = 2 * np.var([0.5, 0.52])  # squared deviations; the single baseline value adds none
+    assert u.scale == pytest.approx(math.sqrt(ss / (3 - 2)))  # pooled sd, n_a + n_b - 2 df
+    assert verdict.evidence_low is None and verdict.status == "Inconclusive"

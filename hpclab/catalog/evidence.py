@@ -276,10 +276,13 @@ def _unit(
     se: float | None = None
     if c.pooled_std is not None and c.pooled_std > 0 and n_total >= 3:
         # pooled sd / J: delta / scale is Hedges' g (bias-corrected), with its large-sample
-        # standard error (Hedges & Olkin 1985, eq. 5.14)
-        scale, kind = c.pooled_std / (1 - 3 / (4 * n_total - 9)), "pooled_sd"
+        # standard error (Hedges & Olkin 1985, eq. 5.14); with one value on a side (one
+        # degree of freedom) J is not defined: the pooled sd itself, and no standard error
+        two_a_side = min(c.n_a, c.n_b) >= 2
+        bias = 1 - 3 / (4 * n_total - 9) if two_a_side else 1.0  # Hedges' J
+        scale, kind = c.pooled_std / bias, "pooled_sd"
         g = delta / scale
-        if min(c.n_a, c.n_b) >= 2:
+        if two_a_side:
             se = math.sqrt(n_total / (c.n_a * c.n_b) + g * g / (2 * n_total))
     elif c.mean_b != 0 and math.isfinite(c.mean_b):
         scale, kind = abs(c.mean_b), "baseline_abs"
