@@ -363,3 +363,25 @@ def test_a_disagreement_is_shown_as_such_and_labels_are_text(tmp_path: Path) -> 
     )
     assert "<script>" not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in sig
     assert "significant" not in row and "alpha = 0.05" in _text(sig)
+
+
+def test_run_data_names_every_unit_the_run_is_a_sample_of(built: Built) -> None:
+    """An evidence unit is a comparison of groups: each sample on either side shows it,
+    none is given the whole contribution (the run page renders these lines as text)."""
+    import json
+
+    con = connect(built.store)
+    units = _rows(con, "SELECT * FROM evidence WHERE hypothesis_id = 'lower-lr'")
+    assert units
+    data = built.html / "data" / "details" / PROJECT
+    for u in units:
+        for side, runs in (("treatment", u["runs"]), ("baseline", u["baseline_runs"])):
+            for run_id in runs:
+                d = json.loads((data / f"{run_id}.json").read_text())
+                (h,) = [h for h in d["hypotheses"] if h["id"] == "lower-lr"]
+                line = f"{u['label']} vs {u['baseline_label']} ({u['n']} vs {u['n_baseline']}"
+                mine = [t for t in h["units"] if line in t]
+                assert mine and f"this run: {side} sample" in mine[0], (run_id, h["units"])
+                assert "contribution" not in h  # no per-run share of a group's comparison
+    rerun = json.loads((data / f"{built.rerun}.json").read_text())
+    assert all(not h["units"] for h in rerun["hypotheses"]), "a reproduction is no sample"

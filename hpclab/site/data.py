@@ -231,6 +231,12 @@ def _load(con: Any, store: Store) -> SiteData:
         hk = (h["project"], h["hypothesis_id"])
         for run_id in h.get("runs") or []:
             d.run_hypotheses.setdefault((h["project"], run_id), []).append(hk)
+    for hk, units in d.evidence.items():  # a baseline group's samples take part too
+        for ev in units:
+            for run_id in [*(ev.get("runs") or []), *(ev.get("baseline_runs") or [])]:
+                mine = d.run_hypotheses.setdefault((hk[0], run_id), [])
+                if hk not in mine:
+                    mine.append(hk)
     for sg in rows(
         con,
         "SELECT sg.* FROM seed_groups sg LEFT JOIN runs r USING (project, run_id) "

@@ -64,17 +64,30 @@ def run_details(data: SiteData, key: Key) -> dict[str, Any]:
     for hk in data.run_hypotheses.get(key, []):
         h = next((x for x in data.hypotheses if (x["project"], x["hypothesis_id"]) == hk), {})
         status = data.hypothesis_status.get(hk, {})
-        contribution = sum(
-            finite(e.get("contribution")) or 0.0
-            for e in data.evidence.get(hk, [])
-            if e["run_id"] == run_id
-        )
+        units = []  # the comparisons the run is a sample of, on either side
+        for e in data.evidence.get(hk, []):
+            side = (
+                "treatment"
+                if run_id in (e.get("runs") or [])
+                else "baseline"
+                if run_id in (e.get("baseline_runs") or [])
+                else None
+            )
+            if side is None:
+                continue
+            contribution = finite(e.get("contribution"))
+            units.append(
+                f"{e['metric']}: {e.get('label')} vs {e.get('baseline_label')} "
+                f"({e['n']} vs {e['n_baseline']}; this run: {side} sample), "
+                f"{e.get('verdict')}, contribution "
+                + ("–" if contribution is None else f"{contribution:+.3g}")
+            )
         hyps.append(
             {
                 "id": hk[1],
                 "title": h.get("title"),
                 "status": status.get("status") or "Proposed",
-                "contribution": contribution,
+                "units": units,
             }
         )
     note = data.notes.get(key)

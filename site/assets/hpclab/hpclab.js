@@ -546,8 +546,8 @@
         var notes = d.notes;
         parts.push(section("Notes", notes ? html`${joinHtml((notes.tags || []).map(function (t) { return html`<span class="hl-tag">${t}</span>`; }), " ")}${
           notes.text ? html`<pre class="hl-notes">${notes.text}</pre>` : ""}` : emptyP("No notes (hpclab note " + run.run_id + " --append \"...\").")));
-        parts.push(section("Hypotheses", d.hypotheses.length ? table(["hypothesis", "status", "contribution"],
-          d.hypotheses.map(function (h) { return [h.title || h.id, badge(h.status), fmt(h.contribution, 3)]; })) : emptyP("This run is not evidence for any hypothesis.")));
+        parts.push(section("Hypotheses", d.hypotheses.length ? table(["hypothesis", "status", "evidence units (comparisons of seed groups) with this run as a sample"],
+          d.hypotheses.map(function (h) { return [h.title || h.id, badge(h.status), (h.units || []).length ? (h.units || []).join("; ") : "not a sample of any unit (a reproduction, or no baseline)"]; })) : emptyP("This run is not evidence for any hypothesis.")));
         parts.push(section("Restore", html`<pre class="hl-command"><code>${joinHtml(d.restore, "\n")}</code></pre>`));
         parts.push(section("Output", html`<div class="hl-run-output">${outputBody(d.logs)}</div>`));
         setHTML(root, html`${parts}`);
