@@ -16,6 +16,7 @@ from helpers import git, write
 from secret_fixtures import fake_secrets, python_lines, secret_repo, secret_values
 
 import hpclab
+from hpclab.catalog.connect import connect
 from hpclab.catalog.indexer import index_store
 from hpclab.launch.sweep import PlannedPoint, plan_sweep
 from hpclab.site.build import build
@@ -59,6 +60,14 @@ def test_no_secret_reaches_the_site(weird_tmp_path: Path) -> None:
         ) as run:  # fmt: skip
             run.log({"loss": 1.0}, step=0)
             raise RuntimeError(f"cannot reach https://bob:{cfg['basic-auth']}@host/x")
+    # a second group whose config differs only in the password: the password is what
+    # sets the groups apart, so it is in their labels (config diffs), and must be redacted
+    other = fake_secrets("P")
+    with hpclab.Run(
+        project="p", config={**config, "db": {**config["db"], "password": other["password"]}},
+        store=store.root, code_dir=repo, name="other-password",
+    ) as other_run:  # fmt: skip
+        other_run.log({"loss": 1.5}, step=0)
     # an older snapshot, stored before patches were redacted: the site scans it again
     old = fake_secrets("O")
     with hpclab.Run(project="p", store=store.root, code_dir=repo, name="old") as old_run:
@@ -73,6 +82,7 @@ def test_no_secret_reaches_the_site(weird_tmp_path: Path) -> None:
     build(store)
 
     values = secret_values("C", "R", "D", "U", "K", "S", "F", "O")
+    values["P:password"] = other["password"]
     files = _site_files(store.site_dir)
     assert any(p.name == f"{old_run.id}.json" and "details" in p.parts for p, _ in files)
     for what, value in values.items():
@@ -87,7 +97,15 @@ def test_no_secret_reaches_the_site(weird_tmp_path: Path) -> None:
     assert "gpt2" in config_shown["tokenizer.name"]
     redacted = "db.password=[redacted: secret-key-name] lr=0.1"
     assert details["sweep"]["overrides"] == redacted
-    assert details["seed_group"]["label"] == redacted
+    # the first group is the labels' baseline: its own value of the path the other varies
+    assert details["seed_group"]["label"] == "db.password=[redacted: secret-key-name]"
+    other_details = json.loads(layout.details_json("p", other_run.id).read_text())
+    assert other_details["seed_group"]["label"] == "db.password=[redacted: secret-key-name]"
+    con = connect(store.root)
+    labels = {r[0] for r in con.execute("SELECT label FROM seed_groups").fetchall()}
+    assert {cfg["password"], other["password"]} <= {lab.split("=", 1)[-1] for lab in labels}, (
+        "the premise: the catalog's labels hold the passwords (the store is private)"
+    )
     error = details["run"]["error_message"]
     assert error == "cannot reach https://bob:[redacted: basic-auth]@host/x"
     old_details = json.loads(layout.details_json("p", old_run.id).read_text())
