@@ -203,7 +203,7 @@ def test_the_worked_evidence_example_is_what_the_code_computes() -> None:
     from hpclab.catalog.groups import Member, group_runs
     from hpclab.catalog.hypotheses import Hypothesis, Target
     from hpclab.catalog.project_config import ProjectConfig
-    from hpclab.catalog.stats import compare
+    from hpclab.catalog.knowledge import compare_groups
 
     values: dict[str, float] = {}
     members = []
@@ -225,7 +225,7 @@ def test_the_worked_evidence_example_is_what_the_code_computes() -> None:
         lambda run: "b0" if run[0] in "ac" else None,
         lambda run: "b0",
         lambda metric: "minimize",
-        lambda a, b, pairs: compare(a, b, pairs=pairs),
+        lambda a, b, pairs: compare_groups(a, b, pairs, 0.95),
     )
     h = Hypothesis("h", "a lower learning rate lowers val/loss", (Target("val/loss"),))
     linked = [m.run_id for m in members if m.run_id[0] in "ac"]
@@ -241,14 +241,16 @@ def test_the_worked_evidence_example_is_what_the_code_computes() -> None:
     )
     assert statistics.median([0.004] * 5 + [0.005] * 5) == pytest.approx(0.0045)
     printed = {
-        f"| `nd` = delta / scale | {u1.normalized_delta:.3f} | {u2.normalized_delta:.3f} |",
-        f"| `scale` = `s_p` | {u1.scale:.6f} | {u2.scale:.6f} |",
+        f"| `nd` = delta / scale (Hedges' g) | {u1.normalized_delta:.3f} | "
+        f"{u2.normalized_delta:.3f} |",
+        f"| `scale` = s_p / J | {u1.scale:.6f} | {u2.scale:.6f} |",
         f"| stability = 1 / (1 + noise/scale) | {u1.stability:.3f} | {u2.stability:.3f} |",
         f"| `p_holm` (2 units) | {u1.p_holm:.4f} | {u2.p_holm:.4f} |",
-        f"| contribution = ω × nd | {u1.contribution:.3f} | {u2.contribution:.3f} |",
+        f"| contribution = weight × confidence × nd | {u1.contribution:.3f} | "
+        f"{u2.contribution:.3f} |",
         f"`E = {u1.contribution:.3f} + {u2.contribution:.3f} = {verdict.evidence:.2f}`",
         f"= {verdict.evidence_low:.2f} to {verdict.evidence_high:.2f}.",
-        f"+{u1.delta:.4f}, 95% CI {u1.ci_low:.3f} to {u1.ci_high:.3f}",
+        f"+{u1.delta:.4f}, 95% CI {u1.ci_low:.4f} to {u1.ci_high:.4f}",
         verdict.reason.split(";")[0],  # the reason's first part, as the doc quotes it
     }
     assert [line for line in printed if line not in doc] == []
