@@ -198,6 +198,8 @@ def test_a_wheel_install_builds_the_site(tmp_path: Path) -> None:
     src = tmp_path / "src"  # a copy, so the build's scratch dirs stay out of the checkout
     skip = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "tests")
     shutil.copytree(repo, src, symlinks=True, ignore=skip)
+    # the method page is a link to docs/statistics.md: the wheel must carry its text
+    assert (src / "site" / "statistics.md").is_symlink()
     wheels = tmp_path / "wheels"
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     r = subprocess.run(
@@ -210,6 +212,9 @@ def test_a_wheel_install_builds_the_site(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
     assert "hpclab/site/template/mkdocs.yml" in names
+    with zipfile.ZipFile(wheel) as z:
+        carried = z.read("hpclab/site/template/statistics.md").decode("utf-8")
+    assert carried == (repo / "docs" / "statistics.md").read_text(encoding="utf-8")
     assert "hpclab/site/template/assets/hpclab/hpclab.js" in names
     assert "hpclab/site/vendor/vega-interpreter.js" in names
     assert "hydra_plugins/hpclab_launcher/launcher.py" in names  # Hydra's namespace, once
@@ -235,6 +240,8 @@ def test_a_wheel_install_builds_the_site(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0].startswith(str(target))  # the installed copy ran
     assert (store / ".site" / "html" / "index.html").is_file()
+    method = (store / ".site" / "html" / "statistics.html").read_text(encoding="utf-8")
+    assert all(f'id="{a}"' in method for a in ("seed-groups", "evidence", "pareto"))
 
 
 @pytest.mark.slow

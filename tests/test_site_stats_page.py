@@ -14,12 +14,7 @@ compare page's Pareto front of a selection and the run page's seed-group facts.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
-import zipfile
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -150,46 +145,7 @@ def test_every_stats_link_on_the_built_pages_reaches_its_section(bench_site: Sto
 
 
 @pytest.mark.slow
-def test_a_wheel_carries_the_method_page(tmp_path: Path) -> None:
-    """A plain ``pip install`` (a wheel, outside the source tree) builds the same page."""
-    src = tmp_path / "src"  # a copy with the link as a link, so the wheel follows it
-    skip = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "tests")
-    shutil.copytree(REPO, src, symlinks=True, ignore=skip)
-    assert (src / "site" / STATISTICS_PAGE).is_symlink()
-    wheels = tmp_path / "wheels"
-    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
-    r = subprocess.run(
-        [*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
-    (wheel,) = wheels.glob("hpclab-*.whl")
-    with zipfile.ZipFile(wheel) as z:
-        carried = z.read(f"hpclab/site/template/{STATISTICS_PAGE}").decode("utf-8")
-    assert carried == DOC.read_text(encoding="utf-8")  # the text, not a link
-    target = tmp_path / "installed"
-    r = subprocess.run(
-        [*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
-    store = tmp_path / "store"
-    store.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(target), "HPCLAB_STORE": str(store)}
-    code = "import hpclab.cli, sys; print(hpclab.__file__); sys.exit(hpclab.cli.main())"
-    r = subprocess.run(
-        [sys.executable, "-c", code, "site", "build"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[0].startswith(str(target))  # the installed copy ran
-    ids = parse(store / ".site" / "html" / "statistics.html").ids
-    assert {"seed-groups", "evidence", "pareto"} <= ids
+# (a wheel carries the page's text and builds it: tests/test_site.py's wheel test)
 
 
 # -- the worked example of the evidence section ---------------------------------------------
@@ -202,8 +158,8 @@ def test_the_worked_evidence_example_is_what_the_code_computes() -> None:
     from hpclab.catalog.evidence import Context, Settings, evaluate
     from hpclab.catalog.groups import Member, group_runs
     from hpclab.catalog.hypotheses import Hypothesis, Target
-    from hpclab.catalog.project_config import ProjectConfig
     from hpclab.catalog.knowledge import compare_groups
+    from hpclab.catalog.project_config import ProjectConfig
 
     values: dict[str, float] = {}
     members = []
