@@ -201,8 +201,9 @@ def _units_table(data: SiteData, project: str, units: list[dict[str, Any]], root
         "runs, one sample per seed) with its baseline group. Welch's t-test and the "
         "permutation test decide (Holm over the hypothesis's units); paired tests are "
         "shown beside when both groups have the same seeds. Hedges' g of treatment − "
-        "baseline. Confidence = n × agreement × stability. E is the mean of delta / "
-        "scale weighted by weight × confidence; the contributions sum to E. {} · {} · {}</p>",
+        "baseline; delta / scale is the same g signed + = better. Confidence = n × "
+        "agreement × stability. Contribution = weight × confidence × delta / scale, the "
+        "weights summing to 1; E is the sum of the contributions. {} · {} · {}</p>",
         stats_link(root, "evidence", "evidence"),
         stats_link(root, "verdicts", "verdicts"),
         stats_link(root, "stability", "stability"),
