@@ -14,6 +14,7 @@ compare page's Pareto front of a selection and the run page's seed-group facts.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -196,6 +197,9 @@ def test_the_worked_evidence_example_is_what_the_code_computes() -> None:
         "not significant",
     )
     assert statistics.median([0.004] * 5 + [0.005] * 5) == pytest.approx(0.0045)
+    # se(E) from the units, as the doc writes it; E's interval is E +- z se(E)
+    se_e = math.sqrt(sum((u.weight * u.confidence * u.se) ** 2 for u in (u1, u2)))
+    assert verdict.evidence_high - verdict.evidence == pytest.approx(1.959964 * se_e, rel=1e-5)
     printed = {
         f"| `nd` = delta / scale (Hedges' g) | {u1.normalized_delta:.3f} | "
         f"{u2.normalized_delta:.3f} |",
@@ -208,6 +212,16 @@ def test_the_worked_evidence_example_is_what_the_code_computes() -> None:
         f"= {verdict.evidence_low:.2f} to {verdict.evidence_high:.2f}.",
         f"+{u1.delta:.4f}, 95% CI {u1.ci_low:.4f} to {u1.ci_high:.4f}",
         verdict.reason.split(";")[0],  # the reason's first part, as the doc quotes it
+        f"+{u2.delta:.4f}, 95% CI {u2.ci_low:.3g} to {u2.ci_high:.3g} (Welch's t: 3 values)",
+        f"| Welch p, permutation p | {u1.p_welch:.2g}, {u1.p_permutation:.2g} (exact: 252 "
+        f"splits) | {u2.p_welch:.2g}, {u2.p_permutation:.2g} (exact: 56 splits) |",
+        f"| paired t p, sign-flip p (beside) | {u1.p_paired_t:.2g}, "
+        f"{u1.p_paired_permutation:.4f} | – |",
+        f"= {u1.se:.3f} | √(8/15 + {u2.normalized_delta:.3f}²/16) = {u2.se:.3f} |",
+        f"| confidence | {u1.n_confidence:.3f} × {u1.agreement:g} × {u1.stability:.3f} = "
+        f"{u1.confidence:.3f} | {u2.n_confidence:.2f} × {u2.agreement:g} × "
+        f"{u2.stability:.3f} = {u2.confidence:.3f} |",
+        f"(0.5 × {u2.confidence:.3f} × {u2.se:.3f})²) = {se_e:.3f}`",
     }
     assert [line for line in printed if line not in doc] == []
     assert verdict.status == "Supported"
