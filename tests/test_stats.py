@@ -496,3 +496,21 @@ def test_a_real_difference_is_detected_and_no_difference_is_not() -> None:
     assert same.low is not None and same.high is not None and same.low < 0 < same.high
     assert same.p_welch is not None and same.p_welch > 0.05
     assert same.p_permutation is not None and same.p_permutation > 0.05
+
+
+def test_two_objective_pareto_ranks_are_the_matrix_ones() -> None:
+    """The O(n log n) sort of two objectives gives the layers of the n x n dominance
+    matrices (ties, duplicates and both directions included)."""
+    from hpclab.catalog.stats import pareto_ranks
+
+    def matrix_ranks(pts: np.ndarray, maximize: tuple[bool, bool]) -> list[int]:
+        third = np.column_stack([pts, np.zeros(len(pts))])  # k = 3: the matrix path
+        return pareto_ranks(third, (*maximize, False)).tolist()
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 60, 400):
+        pts = rng.integers(0, 6, size=(n, 2)).astype(float)  # many ties and duplicates
+        for maximize in ((False, False), (True, False), (False, True), (True, True)):
+            assert pareto_ranks(pts, maximize).tolist() == matrix_ranks(pts, maximize)
+    pts = rng.normal(size=(300, 2))
+    assert pareto_ranks(pts, (False, False)).tolist() == matrix_ranks(pts, (False, False))

@@ -517,6 +517,8 @@ def pareto_ranks(points: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
     for j, up in enumerate(maximize):
         if up:
             x[:, j] = -x[:, j]  # everything minimised from here on
+    if x.shape[1] == 2:
+        return _pareto_ranks_2d(x)
     le = np.ones((n, n), dtype=bool)
     lt = np.zeros((n, n), dtype=bool)
     for j in range(x.shape[1]):  # 2-D comparisons per objective: far faster than 3-D
@@ -535,3 +537,25 @@ def pareto_ranks(points: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
         front = np.flatnonzero(count == 0)
         layer += 1
     return ranks
+
+
+def _pareto_ranks_2d(x: np.ndarray) -> np.ndarray:
+    """The layers of two minimised objectives in O(n log n), without the n x n matrices
+    (330 MB at 10,000 runs): points by (x, y); identical points share a layer; a point
+    goes to the first layer whose smallest y so far is above its y (an earlier point of
+    that layer has x no larger, so one with y no larger would dominate it), and lowers
+    that layer's smallest y. The layers' smallest ys stay increasing, so a binary search
+    finds it (the patience sorting of a longest increasing subsequence)."""
+    import bisect
+
+    unique, inverse = np.unique(x, axis=0, return_inverse=True)  # sorted by x, then y
+    lowest: list[float] = []  # per layer, the smallest y of its points so far
+    layer = np.empty(len(unique), dtype=np.int64)
+    for i, y in enumerate(unique[:, 1].tolist()):
+        k = bisect.bisect_right(lowest, y)  # first layer with no point of y <= this one
+        if k == len(lowest):
+            lowest.append(y)
+        else:
+            lowest[k] = y
+        layer[i] = k
+    return layer[np.asarray(inverse).reshape(-1)]
