@@ -514,3 +514,18 @@ def test_two_objective_pareto_ranks_are_the_matrix_ones() -> None:
             assert pareto_ranks(pts, maximize).tolist() == matrix_ranks(pts, maximize)
     pts = rng.normal(size=(300, 2))
     assert pareto_ranks(pts, (False, False)).tolist() == matrix_ranks(pts, (False, False))
+
+
+def test_paired_p_values_are_compares() -> None:
+    """What a comparison reports beside its unpaired tests is compare's paired analysis."""
+    from hpclab.catalog.stats import paired_p_values
+
+    rng = np.random.default_rng(8)
+    for n in (1, 2, 5, 14):
+        a = rng.normal(0, 1, n)
+        b = a + rng.normal(0.2, 0.1, n)
+        pairs = [*zip(a, b, strict=True), (math.nan, 1.0)]
+        c = compare(a, b, pairs=pairs)
+        assert paired_p_values(pairs) == (c.n_pairs, c.p_paired_t, c.p_paired_permutation)
+    flat = [(1.0, 1.5), (2.0, 2.5), (3.0, 3.5)]  # no spread in the differences
+    assert paired_p_values(flat) == (3, None, pytest.approx(2 / 8))

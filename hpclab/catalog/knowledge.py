@@ -31,7 +31,14 @@ from hpclab.catalog.hypotheses import Hypothesis, RunFacts, linked_runs
 from hpclab.catalog.project_config import KeyMetric, ProjectConfig
 from hpclab.catalog.rows import Row, renamed, row
 from hpclab.catalog.run_metrics import Agg
-from hpclab.catalog.stats import Comparison, MeanCI, compare, mean_ci, pareto_ranks
+from hpclab.catalog.stats import (
+    Comparison,
+    MeanCI,
+    compare,
+    mean_ci,
+    paired_p_values,
+    pareto_ranks,
+)
 from hpclab.catalog.verdicts import judge_family
 
 FeatureRow = tuple[str, str, float | None]
@@ -570,13 +577,9 @@ def compare_groups(
     c = compare(list(a), list(b), level=level)
     if pairs is None:
         return c
-    p = compare(list(a), list(b), pairs=pairs, level=level)
+    n_pairs, p_t, p_flip = paired_p_values(pairs)
     return dataclasses.replace(
-        c,
-        paired=True,
-        n_pairs=p.n_pairs,
-        p_paired_t=p.p_paired_t,
-        p_paired_permutation=p.p_paired_permutation,
+        c, paired=True, n_pairs=n_pairs, p_paired_t=p_t, p_paired_permutation=p_flip
     )
 
 

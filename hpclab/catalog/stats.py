@@ -306,10 +306,7 @@ def compare(
     low = high = None
     method = "none"
     if pairs is not None:
-        pa = np.asarray([p[0] for p in pairs], dtype=np.float64).reshape(-1)
-        pb = np.asarray([p[1] for p in pairs], dtype=np.float64).reshape(-1)
-        keep = np.isfinite(pa) & np.isfinite(pb)
-        d = _Group.of(pa[keep] - pb[keep])
+        d = _differences(pairs)
         n_pairs = d.n
         se = None
         if d.n >= 2:
@@ -379,6 +376,26 @@ def welch_p(a: Values, b: Values) -> float:
     """Two-sided p-value of Welch's t-test (unequal variances), as scipy's ttest_ind (2
     values a side, some spread)."""
     return _welch_p(_Group.of(a), _Group.of(b))
+
+
+def _differences(pairs: Sequence[tuple[float, float]]) -> _Group:
+    """``a_i - b_i`` of the pairs whose two sides are finite."""
+    pa = np.asarray([p[0] for p in pairs], dtype=np.float64).reshape(-1)
+    pb = np.asarray([p[1] for p in pairs], dtype=np.float64).reshape(-1)
+    keep = np.isfinite(pa) & np.isfinite(pb)
+    return _Group.of(pa[keep] - pb[keep])
+
+
+def paired_p_values(
+    pairs: Sequence[tuple[float, float]],
+) -> tuple[int, float | None, float | None]:
+    """(pairs used, paired t p, sign-flip p) under compare's None rules, without the
+    rest of compare (no interval, no unpaired tests): what a comparison reports beside
+    its deciding unpaired tests."""
+    d = _differences(pairs)
+    if d.n < 2:
+        return d.n, None, None
+    return d.n, (_paired_t_p(d) if d.ss > 0 else None), _sign_flip(d.x)[0]
 
 
 def paired_t_p(d: Values) -> float:
