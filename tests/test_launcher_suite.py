@@ -21,10 +21,12 @@ from hpclab.store import RunStatus, Store
 
 LOCAL = ["hydra.launcher.timeout_min=2"]
 # wait: the suite reads every point's result (detached, the Slurm default, returns at
-# submission); one CPU each: the dev node has two, shared with other test jobs
+# submission); one CPU each: the dev node has two, shared with other test jobs. The time
+# limit is 10 minutes: with 2, submitit's USR2 (90 s before the limit: 30 s in) hit one job on a
+# loaded CI machine while the points, which finish in seconds, waited for a CPU
 SLURM = [
     "hydra.launcher.wait=true",
-    "hydra.launcher.timeout_min=2",
+    "hydra.launcher.timeout_min=10",
     "hydra.launcher.cpus_per_task=1",
 ]
 
