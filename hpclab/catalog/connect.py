@@ -34,13 +34,24 @@ def connect(store: Store | str | os.PathLike[str] | None = None) -> Any:
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{_q(path)}')")
         else:
             con.execute(f"CREATE VIEW {table} AS {empty_select(table)}")
-    files = manifest.metric_paths(store)
+    files = manifest.metric_files(store)
     if files:
-        listed = ", ".join(f"'{_q(p)}'" for p in files)
-        con.execute(f"CREATE VIEW metrics AS SELECT * FROM read_parquet([{listed}])")
+        con.execute(f"CREATE VIEW metrics AS {metrics_select(files)}")
     else:
         con.execute(f"CREATE VIEW metrics AS {empty_select('metrics')}")
     return con
+
+
+def metrics_select(files: list[tuple[Any, list[str]]]) -> str:
+    """The ``metrics`` view over the published files: one scan of the files that hold only
+    current rows, and each file with superseded runs' rows filtered."""
+    clean = [f"'{_q(p)}'" for p, stale in files if not stale]
+    parts = [f"SELECT * FROM read_parquet([{', '.join(clean)}])"] if clean else []
+    for path, stale in files:
+        if stale:
+            ids = ", ".join(f"'{_q(r)}'" for r in stale)
+            parts.append(f"SELECT * FROM read_parquet('{_q(path)}') WHERE run_id NOT IN ({ids})")
+    return " UNION ALL ".join(parts)
 
 
 def _q(path: Any) -> str:

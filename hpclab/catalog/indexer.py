@@ -35,6 +35,7 @@ from hpclab.catalog.project_config import ProjectConfig, load_project_config
 from hpclab.catalog.rows import Row, as_dict, columns, row
 from hpclab.catalog.run_metrics import Agg, index_run_metrics
 from hpclab.catalog.schema import SMALL_TABLES, TABLES
+from hpclab.catalog.segments import BatchItem, default_workers, read_all
 from hpclab.errors import CatalogError, HpclabError, StoreError
 from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.views import status_view
@@ -49,6 +50,7 @@ _RUN_TABLES = {
     "reproductions": "repro",
 }
 # the runs columns the knowledge layer fills (parent too, which replaces the stored one)
+SEGMENT_MIN = 32  # a pass with this many runs new to the catalog writes segments
 _NO_KNOWLEDGE = dict.fromkeys(("parent_rule", "root_id", "depth", "seed_group"))
 
 
@@ -116,6 +118,10 @@ class Indexer:
         self._knowledge_files: dict[str, tuple[Any, Any]] = {}  # project -> (dag edits, hyps)
         self._knowledge_rows: dict[str, list[tuple[Any, ...]]] = {}
         self._run_columns: dict[tuple[str, str], dict[str, Any]] = {}
+        self._file_runs: dict[str, set[tuple[str, str]]] = {}  # metrics file -> current runs
+        self.stale: dict[str, set[str]] = {}  # metrics file -> run ids superseded in it
+        self.segment_min = SEGMENT_MIN  # new runs in a pass from which segments are written
+        self.processes = default_workers()
 
     # -- lifetime ---------------------------------------------------------------------
     def __enter__(self) -> Indexer:
@@ -200,14 +206,44 @@ class Indexer:
         return report
 
     def _work_all(self, todo: list[tuple[str, str, Any, str]]) -> list[_Outcome]:
-        """Read the changed runs, in parallel threads when there are many (DuckDB's Parquet
-        writer and file reads release the GIL)."""
-        if len(todo) < 8 or self.workers < 2:
-            return [self._work(*t) for t in todo]
+        """Read the changed runs. Runs new to the catalog, when there are many (a cold
+        pass), are read in batches whose metrics go to segment files (in worker processes
+        past a few hundred); the others one by one, in parallel threads when there are
+        many (DuckDB's Parquet writer and file reads release the GIL)."""
+        fresh: dict[str, list[BatchItem]] = {}
+        incremental = []
+        for t in todo:
+            entry = self.entries.get((t[0], t[1]))
+            if entry is None or not entry.metrics_file:
+                fresh.setdefault(t[0], []).append(BatchItem(t[1], t[3]))
+            else:
+                incremental.append(t)
+        out: list[_Outcome] = []
+        for project, items in fresh.items():
+            if len(items) < self.segment_min:
+                incremental.extend((project, i.run_id, None, i.fingerprint) for i in items)
+                continue
+            results = read_all(
+                str(self.store.root), project, items, self.generation, self.processes
+            )
+            for r in results:
+                out.append(
+                    _Outcome(
+                        (project, r.run_id),
+                        r.fingerprint,
+                        r.rows,
+                        r.aggs,
+                        None,
+                        r.metrics_file,
+                        r.error,
+                    )
+                )
+        if len(incremental) < 8 or self.workers < 2:
+            return out + [self._work(*t) for t in incremental]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return list(pool.map(lambda t: self._work(*t), todo))
+            return out + list(pool.map(lambda t: self._work(*t), incremental))
 
     def _cursor(self) -> Any:
         cursor = getattr(self._local, "cursor", None)
@@ -218,6 +254,7 @@ class Indexer:
     def _work(self, project: str, run_id: str, paths: Any, fp: str) -> _Outcome:
         """Read one run (no shared state is changed here: threads run this)."""
         key = (project, run_id)
+        paths = paths or self.store.run_paths(project, run_id)
         previous = self.entries.get(key)
         old_file = previous.metrics_file if previous else None
         aggs = previous.aggs if previous else {}
@@ -271,8 +308,11 @@ class Indexer:
             if o.rows is not None:  # partially indexed: everything but the metrics
                 self.entries[o.key] = Entry("", o.rows, o.aggs, o.old_file)
             return False
-        if o.old_file and o.new_file != o.old_file:
-            self.superseded.append((self.store.catalog_dir / o.old_file, time.time()))
+        if o.new_file != o.old_file:
+            if o.old_file:
+                self._release(o.old_file, o.key)
+            if o.new_file:
+                self._file_runs.setdefault(o.new_file, set()).add(o.key)
         self.failed.pop(o.key, None)
         self.entries[o.key] = Entry(o.fingerprint, o.rows, o.aggs, o.new_file)
         return True
@@ -281,7 +321,19 @@ class Indexer:
         entry = self.entries.pop(key, None)
         self._dirty |= set(SMALL_TABLES) - {"sweeps", "sweep_points"}
         if entry is not None and entry.metrics_file:
-            self.superseded.append((self.store.catalog_dir / entry.metrics_file, time.time()))
+            self._release(entry.metrics_file, key)
+
+    def _release(self, rel: str, key: tuple[str, str]) -> None:
+        """``key``'s rows in ``rel`` are no longer current: the file is superseded when it
+        holds no current run any more, else the run is listed as stale in it."""
+        holders = self._file_runs.get(rel, set())
+        holders.discard(key)
+        if holders:
+            self.stale.setdefault(rel, set()).add(key[1])
+            return
+        self._file_runs.pop(rel, None)
+        self.stale.pop(rel, None)
+        self.superseded.append((self.store.catalog_dir / rel, time.time()))
 
     def _sweeps_fingerprint(self) -> tuple[Any, ...]:
         out = []
@@ -401,8 +453,9 @@ class Indexer:
             rows = (
                 self._cursor()
                 .execute(
-                    "SELECT step, value FROM read_parquet(?) WHERE name = ? ORDER BY step",
-                    [str(path), metric],
+                    "SELECT step, value FROM read_parquet(?) WHERE run_id = ? AND name = ?"
+                    " ORDER BY step",
+                    [str(path), run_id, metric],
                 )
                 .fetchnumpy()
             )
@@ -451,6 +504,7 @@ class Indexer:
                 for (p, r), e in sorted(self.entries.items())
                 if e.metrics_file and e.rows is not None
             },
+            stale={rel: sorted(ids) for rel, ids in sorted(self.stale.items())},
         )
         write_manifest(self.store, manifest)  # the publish: readers switch here
         self.generation += 1
@@ -573,6 +627,12 @@ class Indexer:
             try:
                 self.entries = load_entries(self.con, self.store, manifest)
                 self.published_tables = dict(manifest.tables)
+                for (p, r), entry in self.entries.items():
+                    if entry.metrics_file:
+                        self._file_runs.setdefault(entry.metrics_file, set()).add((p, r))
+                self.stale = {
+                    rel: set(ids) for rel, ids in manifest.stale.items() if rel in self._file_runs
+                }
             except Exception as e:  # a damaged catalog is rebuilt, not trusted
                 self._report(f"{self.store.catalog_dir}: rebuilding the catalog ({_one_line(e)})")
                 self.entries = {}
@@ -702,7 +762,7 @@ def _sweeps(store: Store, project: str, report: Callable[[str], None]) -> list[S
 def load_entries(con: Any, store: Store, manifest: Manifest) -> dict[tuple[str, str], Entry]:
     """Rebuild the in-memory entries from the published tables and the runs' metric files."""
     from hpclab.catalog.parquet import read_kv
-    from hpclab.catalog.run_metrics import FORMAT
+    from hpclab.catalog.run_metrics import FORMAT, aggs_of
 
     def rows_of(table: str) -> list[dict[str, Any]]:
         """The table's rows keyed by column name (timestamps as the ISO text runs store)."""
@@ -757,12 +817,16 @@ def load_entries(con: Any, store: Store, manifest: Manifest) -> dict[tuple[str, 
     for rows, m in own("metric_summary"):  # the return values: in run.json, not the metrics
         if m["source"] != "logged":
             rows.record.returned[m["name"]] = m["last"]
+    kvs: dict[str, dict[str, Any]] = {}  # metrics file -> its runs' entries (read once)
     for (project, run_id), entry in entries.items():
         rel = manifest.metrics.get(f"{project}/{run_id}")
-        path = store.catalog_dir / rel if rel else None
-        kv = read_kv(con, path) if path is not None and path.exists() else None
-        if kv and kv.get("format") == FORMAT:
-            entry.aggs = {n: Agg.from_json(a) for n, a in kv.get("series", {}).items()}
+        if rel and rel not in kvs:
+            path = store.catalog_dir / rel
+            kv = read_kv(con, path) if path.exists() else None
+            kvs[rel] = (kv.get("runs") or {}) if kv and kv.get("format") == FORMAT else {}
+        found = kvs.get(rel or "", {}).get(run_id)
+        if isinstance(found, dict):
+            entry.aggs = aggs_of(found)
             entry.metrics_file = rel
         elif int(entry.rows.runs.get("step") or -1) >= 0:  # type: ignore[union-attr]
             entry.fingerprint = ""  # metrics expected but not indexed: read the run again

@@ -19,7 +19,7 @@ from pathlib import Path
 from hpclab.store import Store
 from hpclab.store.atomic import write_json_atomic
 
-FORMAT = 1
+FORMAT = 2  # 2: metrics files may hold many runs (segments), stale runs listed
 # Superseded files stay this long, so connections opened before a publish keep working.
 GRACE_SECONDS = 300.0
 
@@ -29,14 +29,20 @@ class Manifest:
     generation: int = 0
     tables: dict[str, str] = field(default_factory=dict)  # table -> path under .catalog
     metrics: dict[str, str] = field(default_factory=dict)  # "project/run_id" -> path
+    # path -> run ids whose rows in that file are superseded (the run moved to a newer one)
+    stale: dict[str, list[str]] = field(default_factory=dict)
     published_at: float = 0.0
 
     def table_path(self, store: Store, table: str) -> Path | None:
         rel = self.tables.get(table)
         return store.catalog_dir / rel if rel else None
 
-    def metric_paths(self, store: Store) -> list[Path]:
-        return [store.catalog_dir / rel for rel in sorted(self.metrics.values())]
+    def metric_files(self, store: Store) -> list[tuple[Path, list[str]]]:
+        """Each metrics file with the run ids whose rows in it readers must leave out."""
+        return [
+            (store.catalog_dir / rel, sorted(self.stale.get(rel, ())))
+            for rel in sorted(set(self.metrics.values()))
+        ]
 
 
 def read_manifest(store: Store) -> Manifest:
@@ -52,6 +58,7 @@ def read_manifest(store: Store) -> Manifest:
         generation=int(data.get("generation", 0)),
         tables=dict(data.get("tables") or {}),
         metrics=dict(data.get("metrics") or {}),
+        stale={k: list(v) for k, v in (data.get("stale") or {}).items()},
         published_at=float(data.get("published_at") or 0.0),
     )
 
@@ -66,6 +73,7 @@ def write_manifest(store: Store, manifest: Manifest) -> None:
             "published_at": manifest.published_at,
             "tables": manifest.tables,
             "metrics": manifest.metrics,
+            "stale": manifest.stale,
         },
     )
 

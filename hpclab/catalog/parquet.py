@@ -41,11 +41,12 @@ def write_table(
     columns: Mapping[str, Any],
     *,
     kv: Mapping[str, Any] | None = None,
-    prepend: Path | None = None,
+    prepend: tuple[Path, str] | None = None,
 ) -> None:
     """Write ``columns`` as ``path``, cast to the schema. A column is an array or list, a
-    string (the same value in every row), or :class:`Codes`. ``prepend``: a Parquet file
-    of the same table whose rows come first (appending without a round trip to Python)."""
+    string (the same value in every row), or :class:`Codes`. ``prepend``: (a Parquet file
+    of the same table, a run id): that run's rows in it come first (appending without a
+    round trip to Python)."""
     data: dict[str, np.ndarray] = {}
     exprs = []
     for c in TABLES[table]:
@@ -76,7 +77,11 @@ def write_table(
         options += f", KV_METADATA {{{KV_KEY}: '{meta}'}}"
     query = f"SELECT {select} FROM _hpclab_data"
     if prepend is not None:
-        query = f"SELECT * FROM read_parquet('{_sql_path(str(prepend))}') UNION ALL {query}"
+        old, run_id = prepend
+        query = (
+            f"SELECT * FROM read_parquet('{_sql_path(str(old))}') "
+            f"WHERE run_id = {_literal(run_id)} UNION ALL {query}"
+        )
     # suffix not .parquet: readers must never pick up a half-written file by a glob
     with replacing(path, suffix=".tmp") as tmp:
         con.register("_hpclab_data", data)

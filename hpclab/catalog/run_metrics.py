@@ -1,16 +1,21 @@
-"""One run's metrics in the catalog: ``.catalog/metrics/<project>/<run_id>.<gen>.parquet``.
+"""Runs' metrics in the catalog: Parquet files under ``.catalog/metrics/<project>/``.
 
-The file holds every committed point of the run, and in its Parquet key-value metadata
-how many rows of each metric it holds plus running aggregates. Indexing a changed run
-reads only the new tail of each Zarr array and writes old rows + tail to a new file (the
-manifest then points at it), so the data and the record of what was indexed change
-together: an indexer killed at any moment leaves files that are true to what they say.
+A file holds every committed point of one run (``<run_id>.<gen>.parquet``, what an
+incremental pass writes for a run that changed) or of many (a *segment*,
+``seg-<gen>-<n>.parquet``, what a cold pass writes: one DuckDB write per few hundred
+runs instead of one per run), rows grouped by run. Its Parquet key-value metadata says,
+per run, how many rows of each metric it holds plus running aggregates, so the data and
+the record of what was indexed change together: an indexer killed at any moment leaves
+files that are true to what they say. The manifest names each run's current file; a
+segment may still hold older rows of a run that moved to a newer file (the manifest lists
+those runs as *stale* in that file and readers leave them out).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,8 @@ import numpy as np
 from hpclab.catalog.parquet import Codes, read_kv, write_table
 from hpclab.tracking.metrics import read_commit
 
-FORMAT = 1
+FORMAT = 2  # kv: {"format", "runs": {run_id: {"run_created", "series"}}}
+SEGMENT_ROWS = 4_000_000  # a segment is closed past this many rows (memory bound)
 
 
 @dataclass
@@ -80,6 +86,23 @@ class Agg:
         )
 
 
+def run_kv(con: Any, path: Path | None, run_id: str) -> dict[str, Any] | None:
+    """One run's entry in a metrics file's metadata ({"run_created", "series"}), or None."""
+    kv = read_kv(con, path) if path is not None and path.exists() else None
+    if not kv or kv.get("format") != FORMAT:
+        return None
+    entry = (kv.get("runs") or {}).get(run_id)
+    return entry if isinstance(entry, dict) else None
+
+
+def aggs_of(entry: dict[str, Any]) -> dict[str, Agg]:
+    return {name: Agg.from_json(a) for name, a in (entry.get("series") or {}).items()}
+
+
+def _entry(run_created: str, aggs: dict[str, Agg]) -> dict[str, Any]:
+    return {"run_created": run_created, "series": {n: a.to_json() for n, a in aggs.items()}}
+
+
 def index_run_metrics(
     con: Any,
     out: Path,
@@ -89,7 +112,7 @@ def index_run_metrics(
     run_id: str,
     run_created: str,
 ) -> tuple[dict[str, Agg], bool]:
-    """Write ``out`` = the run's file ``previous`` + the new tail of its metrics, unless
+    """Write ``out`` = the run's rows in ``previous`` + the new tail of its metrics, unless
     nothing is new. Returns the aggregates and whether ``out`` was written.
 
     A previous file of another incarnation of the run id (``run_created`` differs) or
@@ -97,10 +120,10 @@ def index_run_metrics(
     """
     from hpclab.catalog.metrics_reader import read_run_metrics
 
-    kv = read_kv(con, previous) if previous is not None and previous.exists() else None
+    entry = run_kv(con, previous, run_id)
     aggs: dict[str, Agg] = {}
-    if kv and kv.get("format") == FORMAT and kv.get("run_created") == run_created:
-        aggs = {name: Agg.from_json(a) for name, a in kv.get("series", {}).items()}
+    if entry and entry.get("run_created") == run_created:
+        aggs = aggs_of(entry)
     # validated by the reader below; here a malformed entry only means "not ahead"
     commit: dict[str, Any] = read_commit(metrics_zarr).get("series", {})
     if any(int(commit.get(n, {}).get("length", 0)) < a.length for n, a in aggs.items()):
@@ -111,23 +134,60 @@ def index_run_metrics(
         return aggs, False
     for name, rows in tails.items():
         aggs.setdefault(name, Agg()).update(rows)
-    new: dict[str, Any] = {
-        "project": project,
-        "run_id": run_id,
-        "name": np.concatenate(
-            [np.full(len(r), i, dtype=np.int32) for i, r in enumerate(tails.values())]
-        ),
-        "step": np.concatenate([r[:, 0].astype(np.int64) for r in tails.values()]),
-        "value": np.concatenate([r[:, 1] for r in tails.values()]),
-        "wall_time": np.concatenate([r[:, 2] for r in tails.values()]),
-    }
-    kv_out = {
-        "format": FORMAT,
-        "run_created": run_created,
-        "series": {name: a.to_json() for name, a in aggs.items()},
-    }
-    new["name"] = Codes(new["name"], tuple(tails))
-    # old rows + tail, appended inside DuckDB
-    prepend = previous if since and previous is not None else None
+    new = _columns(project, [(run_id, tails)])
+    kv_out = {"format": FORMAT, "runs": {run_id: _entry(run_created, aggs)}}
+    # the run's old rows + tail, appended inside DuckDB
+    prepend = (previous, run_id) if since and previous is not None else None
     write_table(con, out, "metrics", new, kv=kv_out, prepend=prepend)
     return aggs, True
+
+
+@dataclass
+class SegmentRun:
+    """One run read in full for a segment."""
+
+    run_id: str
+    run_created: str
+    tails: dict[str, np.ndarray]  # metric -> (n, 3) rows
+    aggs: dict[str, Agg] = field(default_factory=dict)
+
+
+def write_segment(con: Any, out: Path, project: str, runs: Iterable[SegmentRun]) -> list[str]:
+    """Write the runs' full metrics as one file; returns the run ids it holds (runs with
+    no points are left out: nothing to hold)."""
+    held = [r for r in runs if any(len(t) for t in r.tails.values())]
+    if not held:
+        return []
+    for r in held:
+        r.aggs = {}
+        for name, rows in r.tails.items():
+            if len(rows):
+                r.aggs.setdefault(name, Agg()).update(rows)
+    kv_out = {"format": FORMAT, "runs": {r.run_id: _entry(r.run_created, r.aggs) for r in held}}
+    cols = _columns(project, [(r.run_id, r.tails) for r in held])
+    write_table(con, out, "metrics", cols, kv=kv_out)
+    return [r.run_id for r in held]
+
+
+def _columns(project: str, runs: list[tuple[str, dict[str, np.ndarray]]]) -> dict[str, Any]:
+    """The metrics table's columns for runs' rows (names and run ids as codes)."""
+    labels: dict[str, int] = {}
+    name_codes, run_codes, steps, values, times = [], [], [], [], []
+    for i, (_, tails) in enumerate(runs):
+        for name, rows in tails.items():
+            if not len(rows):
+                continue
+            code = labels.setdefault(name, len(labels))
+            name_codes.append(np.full(len(rows), code, dtype=np.int32))
+            run_codes.append(np.full(len(rows), i, dtype=np.int32))
+            steps.append(rows[:, 0].astype(np.int64))
+            values.append(rows[:, 1])
+            times.append(rows[:, 2])
+    return {
+        "project": project,
+        "run_id": Codes(np.concatenate(run_codes), tuple(r for r, _ in runs)),
+        "name": Codes(np.concatenate(name_codes), tuple(labels)),
+        "step": np.concatenate(steps),
+        "value": np.concatenate(values),
+        "wall_time": np.concatenate(times),
+    }

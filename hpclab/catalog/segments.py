@@ -1,0 +1,143 @@
+"""A cold pass's reading, in batches: many runs read in full, their metrics written as a
+few segment files (one DuckDB write per few hundred runs, not one per run).
+
+:func:`read_batch` is a pure function of the store (no indexer state), so the indexer
+runs it in worker processes when a pass has many new runs: reading a run is Python
+(JSON, YAML, the Zarr chunk files), which threads would serialise on the GIL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpclab.catalog.extract import RunRows, extract_run
+from hpclab.catalog.run_metrics import SEGMENT_ROWS, Agg, SegmentRun, write_segment
+from hpclab.store import Store
+
+BATCH_RUNS = 256  # runs per batch (one task of a worker)
+PROCESS_MIN = 512  # fewer new runs than this are read in the indexer's own process
+
+
+@dataclass
+class BatchItem:
+    run_id: str
+    fingerprint: str
+
+
+@dataclass
+class RunResult:
+    """What reading one run gave (metrics_file: under .catalog; None when it has none)."""
+
+    run_id: str
+    fingerprint: str
+    rows: RunRows | None
+    aggs: dict[str, Agg] = field(default_factory=dict)
+    metrics_file: str | None = None
+    error: str | None = None
+
+
+def read_batch(
+    root: str, project: str, items: list[BatchItem], generation: int, batch: int
+) -> list[RunResult]:
+    """Read each run of ``items`` in full and write their metrics as segment files
+    ``seg-<generation>-<batch>-<k>.parquet`` (a new one every ~SEGMENT_ROWS rows)."""
+    import duckdb
+
+    from hpclab.catalog.metrics_reader import read_run_metrics
+
+    store = Store(root)
+    con = duckdb.connect(config={"threads": 1})
+    results: list[RunResult] = []
+    pending: list[tuple[RunResult, SegmentRun]] = []
+    rows_pending = 0
+    part = 0
+
+    def flush() -> None:
+        nonlocal pending, rows_pending, part
+        if not pending:
+            return
+        out = store.catalog_segment(project, generation, f"{batch}-{part}")
+        part += 1
+        try:
+            held = set(write_segment(con, out, project, [s for _, s in pending]))
+        except Exception as e:  # disk full, a DuckDB error: these runs' metrics not indexed
+            for result, _ in pending:
+                result.error = f"{out}: metrics not indexed ({_one_line(e)})"
+            held = set()
+        rel = str(out.relative_to(store.catalog_dir))
+        for result, seg in pending:
+            result.aggs = seg.aggs
+            result.metrics_file = rel if result.run_id in held else None
+        pending, rows_pending = [], 0
+
+    for item in items:
+        paths = store.run_paths(project, item.run_id)
+        result = RunResult(item.run_id, item.fingerprint, None)
+        results.append(result)
+        try:
+            result.rows = extract_run(store, project, paths)
+        except Exception as e:  # a half-written or corrupt run must not stop the indexer
+            result.error = f"{paths.dir}: skipped, unreadable ({_one_line(e)})"
+            continue
+        try:
+            tails = read_run_metrics(paths.metrics_zarr)
+        except Exception as e:
+            result.error = f"{paths.metrics_zarr}: metrics not indexed ({_one_line(e)})"
+            continue
+        if not any(len(t) for t in tails.values()):
+            continue
+        pending.append((result, SegmentRun(item.run_id, result.rows.record.created_at, tails)))
+        rows_pending += sum(len(t) for t in tails.values())
+        if rows_pending >= SEGMENT_ROWS:
+            flush()
+    flush()
+    con.close()
+    return results
+
+
+def read_all(
+    root: str,
+    project: str,
+    items: list[BatchItem],
+    generation: int,
+    workers: int,
+    executor: Callable[[int], Executor] | None = None,
+) -> list[RunResult]:
+    """Every item read, in batches of BATCH_RUNS: in worker processes when there are many
+    and more than one CPU, else here."""
+    batches = [items[i : i + BATCH_RUNS] for i in range(0, len(items), BATCH_RUNS)]
+    if len(items) < PROCESS_MIN or workers < 2:
+        return [
+            r for i, b in enumerate(batches) for r in read_batch(root, project, b, generation, i)
+        ]
+    make = executor or _process_pool
+    with make(workers) as pool:
+        futures = [
+            pool.submit(read_batch, root, project, b, generation, i) for i, b in enumerate(batches)
+        ]
+        return [r for f in futures for r in f.result()]
+
+
+def _process_pool(workers: int) -> Executor:
+    """Worker processes started fresh (``spawn``): the indexer's process holds DuckDB's
+    threads, which a fork must not copy."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def default_workers() -> int:
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+__all__: list[Any] = ["BatchItem", "RunResult", "read_all", "read_batch"]

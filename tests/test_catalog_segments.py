@@ -1,0 +1,131 @@
+"""Segments: a cold pass writes many runs' metrics per file; the catalog reads the same as
+when every run has its own file, through incremental passes, removals and restarts."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from test_catalog import make_run
+from test_catalog import tables as exact_tables
+
+import hpclab.catalog.segments as segments
+from hpclab.catalog.connect import connect
+from hpclab.catalog.indexer import Indexer
+from hpclab.store import Store
+
+
+def tables(root: Path) -> dict[str, list[str]]:
+    """The catalog's rows, floats to 12 digits: a mean kept as a running sum over
+    incremental passes differs from a cold pass's in the last bits."""
+    return {
+        t: sorted(re.sub(r"\d+\.\d+(e-?\d+)?", lambda m: f"{float(m[0]):.12g}", r) for r in rows)
+        for t, rows in exact_tables(root).items()
+    }
+
+
+def _index(root: Path, *, segment_min: int, processes: int = 1) -> None:
+    with Indexer(Store(root)) as ix:
+        ix.segment_min = segment_min
+        ix.processes = processes
+        ix.index()
+
+
+def _manifest(root: Path) -> dict:
+    return json.loads(Store(root).catalog_manifest.read_text())
+
+
+def _runs(root: Path, n: int) -> list:
+    return [make_run(root, f"r{i:02d}", 5 + i, lr=0.1 * (i + 1), finish=i != 0) for i in range(n)]
+
+
+def test_segments_read_like_one_file_per_run(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _runs(store_root, 9)
+    monkeypatch.setattr(segments, "BATCH_RUNS", 4)  # 3 batches
+    _index(store_root, segment_min=2)
+    seg = tables(store_root)
+    files = set(_manifest(store_root)["metrics"].values())
+    assert len(files) == 3 and all(Path(f).name.startswith("seg-") for f in files)
+    shutil.rmtree(Store(store_root).catalog_dir)
+    _index(store_root, segment_min=10**9)
+    assert len(set(_manifest(store_root)["metrics"].values())) == 9
+    assert tables(store_root) == seg
+
+
+def test_worker_processes_write_the_same_segments(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _runs(store_root, 6)
+    monkeypatch.setattr(segments, "BATCH_RUNS", 2)
+    monkeypatch.setattr(segments, "PROCESS_MIN", 1)
+    _index(store_root, segment_min=2, processes=2)  # spawned workers
+    in_workers = tables(store_root)
+    assert len(set(_manifest(store_root)["metrics"].values())) == 3
+    shutil.rmtree(Store(store_root).catalog_dir)
+    _index(store_root, segment_min=10**9)
+    assert tables(store_root) == in_workers
+
+
+def test_a_run_that_moves_out_of_its_segment_is_read_once(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = _runs(store_root, 4)
+    monkeypatch.setattr(segments, "BATCH_RUNS", 10)
+    store = Store(store_root)
+    with Indexer(store) as ix:
+        ix.segment_min = 2
+        ix.grace = 0.0
+        ix.index()
+        (segment,) = set(_manifest(store_root)["metrics"].values())
+        live = runs[0]  # unfinished: new points move it to its own file
+        for s in range(5, 25):
+            live.log({"train/loss": 0.5}, step=s)
+        live.flush()
+        assert ix.index().indexed == 1
+        manifest = _manifest(store_root)
+        assert manifest["metrics"]["p/r00"] != segment
+        assert manifest["stale"] == {segment: ["r00"]}
+        con = connect(store)
+        assert con.execute(
+            "SELECT count(*), max(step) FROM metrics WHERE run_id = 'r00' AND name = 'train/loss'"
+        ).fetchone() == (25, 24)
+        # a run removed from the store leaves the catalog, its segment rows too
+        shutil.rmtree(runs[1].paths.dir)
+        ix.index()
+        assert sorted(_manifest(store_root)["stale"][segment]) == ["r00", "r01"]
+        assert connect(store).execute(
+            "SELECT count(*) FROM metrics WHERE run_id = 'r01'"
+        ).fetchone() == (0,)
+        warm = tables(store_root)
+    # a restart trusts the segment's per-run metadata: nothing is read again
+    with Indexer(store) as ix:
+        assert ix.index().indexed == 0
+    assert tables(store_root) == warm
+    shutil.rmtree(store.catalog_dir)
+    _index(store_root, segment_min=10**9)
+    assert tables(store_root) == warm
+
+
+def test_a_segment_whose_runs_all_moved_is_collected(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = _runs(store_root, 3)
+    monkeypatch.setattr(segments, "BATCH_RUNS", 10)
+    store = Store(store_root)
+    with Indexer(store) as ix:
+        ix.segment_min = 2
+        ix.grace = 0.0
+        ix.index()
+        (segment,) = set(_manifest(store_root)["metrics"].values())
+        runs[0].finish()
+        for run in runs:
+            shutil.rmtree(run.paths.dir)
+        ix.index()
+        ix.index()  # collects what the previous pass superseded
+    assert not (store.catalog_dir / segment).exists()
+    assert _manifest(store_root)["stale"] == {}
