@@ -420,9 +420,10 @@ def test_a_connection_outlives_a_publish_and_old_files_are_collected(store_root:
         from hpclab.catalog.manifest import read_manifest
 
         manifest = read_manifest(store)
-        named = {
-            store.catalog_dir / p for p in [*manifest.tables.values(), *manifest.metrics.values()]
-        }
+        published = [*manifest.tables.values(), *manifest.metrics.values()]
+        published += [*manifest.deltas.values(), manifest.delta_keys]
+        assert manifest.delta_keys, "one run changed: its rows are published as a delta"
+        named = {store.catalog_dir / p for p in published if p}
         on_disk = {p for p in store.catalog_dir.glob("*/**/*.parquet")}
         assert on_disk == named, "only the published version's files remain"
     live.finish()

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hpclab.catalog.manifest import read_manifest
-from hpclab.catalog.schema import SMALL_TABLES, empty_select
+from hpclab.catalog.manifest import Manifest, read_manifest
+from hpclab.catalog.schema import RUN_KEYED, SMALL_TABLES, empty_select
 from hpclab.store import Store
 
 
@@ -29,17 +29,33 @@ def connect(store: Store | str | os.PathLike[str] | None = None) -> Any:
     manifest = read_manifest(store)
     con = duckdb.connect()
     for table in SMALL_TABLES:
-        path = manifest.table_path(store, table)
-        if path is not None:
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{_q(path)}')")
-        else:
-            con.execute(f"CREATE VIEW {table} AS {empty_select(table)}")
+        con.execute(f"CREATE VIEW {table} AS {table_select(store, manifest, table)}")
     files = manifest.metric_files(store)
     if files:
         con.execute(f"CREATE VIEW metrics AS {metrics_select(files)}")
     else:
         con.execute(f"CREATE VIEW metrics AS {empty_select('metrics')}")
     return con
+
+
+def table_select(store: Store, manifest: Manifest, table: str) -> str:
+    """A small table as the manifest publishes it: its file, or its base file's rows of
+    the runs the delta does not replace plus the delta's rows."""
+    path = manifest.table_path(store, table)
+    if path is None:
+        return empty_select(table)
+    base = f"SELECT * FROM read_parquet('{_q(path)}')"
+    if not manifest.delta_keys or table not in RUN_KEYED:
+        return base
+    keys = store.catalog_dir / manifest.delta_keys
+    out = (
+        f"SELECT b.* FROM read_parquet('{_q(path)}') b "
+        f"ANTI JOIN read_parquet('{_q(keys)}') k USING (project, run_id)"
+    )
+    delta = manifest.deltas.get(table)
+    if delta:
+        out += f" UNION ALL SELECT * FROM read_parquet('{_q(store.catalog_dir / delta)}')"
+    return out
 
 
 def metrics_select(files: list[tuple[Any, list[str]]]) -> str:

@@ -34,10 +34,11 @@ from hpclab.catalog.parquet import write_table
 from hpclab.catalog.project_config import ProjectConfig, load_project_config
 from hpclab.catalog.rows import Row, as_dict, columns, row
 from hpclab.catalog.run_metrics import Agg, index_run_metrics
-from hpclab.catalog.schema import SMALL_TABLES, TABLES
+from hpclab.catalog.schema import RUN_KEYED, SMALL_TABLES, TABLES
 from hpclab.catalog.segments import BatchItem, default_workers, read_all
 from hpclab.errors import CatalogError, HpclabError, StoreError
 from hpclab.store import RunRecord, RunStatus, Store
+from hpclab.store.atomic import replacing
 from hpclab.store.views import status_view
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ _RUN_TABLES = {
 }
 # the runs columns the knowledge layer fills (parent too, which replaces the stored one)
 SEGMENT_MIN = 32  # a pass with this many runs new to the catalog writes segments
+DELTA_MIN = 256  # runs changed since the base tables before they are rewritten (or 5%)
 _NO_KNOWLEDGE = dict.fromkeys(("parent_rule", "root_id", "depth", "seed_group"))
 
 
@@ -121,6 +123,15 @@ class Indexer:
         self._file_runs: dict[str, set[tuple[str, str]]] = {}  # metrics file -> current runs
         self.stale: dict[str, set[str]] = {}  # metrics file -> run ids superseded in it
         self.segment_min = SEGMENT_MIN  # new runs in a pass from which segments are written
+        self._delta: set[tuple[str, str]] = set()  # runs changed since the base tables
+        self.deltas: dict[str, str] = {}  # run-keyed table -> its published delta file
+        self.delta_keys: str | None = None  # the published keys file of the deltas
+        self._rebase = False  # every run-keyed table rewritten whole at the next publish
+        self._inputs: dict[str, str] = {}  # the published manifest's input digests
+        self._knowledge_pending = False  # an input of the knowledge layer changed
+        self._knowledge_relevant = False  # ... beyond a running run's progress
+        self._knowledge_files_stale = False  # dag.yaml/hypotheses not read since a restart
+        self._lazy: dict[tuple[str, str], RunRows] = {}  # loaded runs whose details are not
         self.processes = default_workers()
 
     # -- lifetime ---------------------------------------------------------------------
@@ -161,8 +172,11 @@ class Indexer:
             raise CatalogError("the indexer lock is not held (use Indexer as a context manager)")
         projects = {p: self._project_config(p) for p in self.store.projects()}
         if projects != self.projects:
+            restarted = not self.projects and _digest(projects) == self._inputs.get("projects")
             self.projects = projects
-            self._dirty |= {"metric_summary"}
+            if not restarted:  # key metrics or directions may differ: every summary row
+                self._dirty |= {"metric_summary"}
+                self._rebase = self._knowledge_pending = True
         seen: set[tuple[str, str]] = set()
         targets = (
             runs if runs is not None else [(p, paths.id) for p, paths in self.store.iter_runs()]
@@ -193,13 +207,17 @@ class Indexer:
                 report.removed += 1
         sweeps_fp = self._sweeps_fingerprint()
         if sweeps_fp != self._sweeps_fp:
+            restarted = not self._sweeps_fp and _digest(sweeps_fp) == self._inputs.get("sweeps")
             self._sweeps_fp = sweeps_fp
             self._sweeps = {p: _sweeps(self.store, p, self._report) for p in self.store.projects()}
-            self._dirty |= {"sweeps", "sweep_points"}
-        if self._statuses_changed():
-            self._dirty.add("runs")
-        self._update_knowledge()
-        if self._dirty or not self._published():
+            if not restarted:
+                self._dirty |= {"sweeps", "sweep_points"}
+                self._knowledge_pending = True
+        self._mark_status_changes()
+        # a targeted pass (the watcher's) whose runs only progressed leaves the knowledge
+        # layer (seconds at 10,000 runs) to the next full pass or a relevant change
+        self._update_knowledge(deferrable=runs is not None)
+        if self._dirty or not self._published() or self._current_inputs() != self._inputs:
             self.publish()
             report.published = True
         report.seconds = time.perf_counter() - start
@@ -298,10 +316,16 @@ class Indexer:
         previous = self.entries.get(o.key)
         if o.rows is not None:
             old_rows = previous.rows if previous else None
+            unread = self._lazy.pop(o.key, None) is not None  # details not loaded
+
             self._dirty |= {"runs", "metric_summary"}
+            self._delta.add(o.key)
             for table, attr in _RUN_TABLES.items():
-                if old_rows is None or getattr(old_rows, attr) != getattr(o.rows, attr):
+                if old_rows is None or unread or getattr(old_rows, attr) != getattr(o.rows, attr):
                     self._dirty.add(table)
+            if not _only_progressed(old_rows, o.rows, statuses_only=unread):
+                self._knowledge_relevant = True
+            self._knowledge_pending = True
         if o.error is not None:
             self._report(o.error)
             self.failed[o.key] = o.fingerprint
@@ -319,9 +343,20 @@ class Indexer:
 
     def _remove(self, key: tuple[str, str]) -> None:
         entry = self.entries.pop(key, None)
+        self._lazy.pop(key, None)
         self._dirty |= set(SMALL_TABLES) - {"sweeps", "sweep_points"}
+        self._delta.add(key)
+        self._knowledge_pending = self._knowledge_relevant = True
         if entry is not None and entry.metrics_file:
             self._release(entry.metrics_file, key)
+
+    def _ensure_details(self) -> None:
+        """Read the details of the runs loaded at the start and not read again since (from
+        the tables as published now: they hold those runs' rows as loaded)."""
+        if not self._lazy:
+            return
+        load_details(self.con, self.store, read_manifest(self.store), self._lazy)
+        self._lazy = {}
 
     def _release(self, rel: str, key: tuple[str, str]) -> None:
         """``key``'s rows in ``rel`` are no longer current: the file is superseded when it
@@ -363,15 +398,31 @@ class Indexer:
                     out.append((project, "h", e.name, st.st_size, st.st_mtime_ns))
         return tuple(out)
 
-    def _update_knowledge(self) -> None:
-        """Recompute the knowledge tables when anything they derive from changed; mark
-        the tables whose rows changed (and ``runs``, for its DAG columns) dirty."""
+    def _update_knowledge(self, *, deferrable: bool = False) -> None:
+        """Recompute the knowledge tables when anything they derive from changed (when
+        ``deferrable``, only for a change beyond runs' progress); mark the tables whose rows
+        changed (and ``runs``, for its DAG columns) dirty."""
         from hpclab.catalog.dag import read_manual
         from hpclab.catalog.hypotheses import load_hypotheses
 
         fp = self._knowledge_fingerprint()
         files_changed = fp != self._knowledge_fp
-        if files_changed:
+        if (
+            files_changed
+            and self._knowledge_fp is None
+            and _digest(fp) == self._inputs.get("knowledge")
+        ):
+            files_changed = False  # a restart: the published tables are of these files
+            self._knowledge_fp = fp
+            self._knowledge_files_stale = True
+        if not files_changed and not self._knowledge_pending:
+            return
+        if not files_changed and deferrable and not self._knowledge_relevant:
+            return
+        self._knowledge_pending = self._knowledge_relevant = False
+        self._ensure_details()
+        if files_changed or self._knowledge_files_stale:
+            self._knowledge_files_stale = False
             self._knowledge_fp = fp
             self._knowledge_files = {}
             for project in self.store.projects():
@@ -382,9 +433,6 @@ class Indexer:
                     manual = {}
                 hyps = load_hypotheses(self.store, project, skip_bad=True)
                 self._knowledge_files[project] = (manual, hyps)
-        inputs = {"runs", "features", "metric_summary", "sweeps"}
-        if not files_changed and not (self._dirty & inputs) and self._knowledge_rows:
-            return
         effective = self._effective()
         projects: dict[str, ProjectInput] = {}
         for (project, run_id), entry in sorted(self.entries.items()):
@@ -422,8 +470,14 @@ class Indexer:
         for table in KNOWLEDGE_TABLES:
             if result.tables[table] != self._knowledge_rows.get(table):
                 self._dirty.add(table)
-        if result.run_columns != self._run_columns:
+        changed = {
+            k
+            for k in result.run_columns.keys() | self._run_columns.keys()
+            if result.run_columns.get(k) != self._run_columns.get(k)
+        }
+        if changed:
             self._dirty.add("runs")
+            self._delta |= changed
         self._knowledge_rows = result.tables
         self._run_columns = result.run_columns
 
@@ -465,30 +519,64 @@ class Indexer:
         return np.column_stack([rows["step"].astype(np.float64), rows["value"]])
 
     def _effective(self) -> dict[tuple[str, str], tuple[str, bool]]:
+        """(status, stale) of every run read: the stored status, but for running runs (the
+        only ones whose status depends on the time: a stale heartbeat)."""
         now = time.time()
         out = {}
         for key, entry in self.entries.items():
             if entry.rows is not None:
-                out[key] = row_status(entry.rows.runs, now)
+                runs = entry.rows.runs
+                stored = runs["stored_status"]
+                out[key] = row_status(runs, now) if stored == "running" else (stored, False)
         return out
 
-    def _statuses_changed(self) -> bool:
-        current = {k: v[0] for k, v in self._effective().items()}
-        return current != self._published_status
+    def _mark_status_changes(self) -> None:
+        """Runs whose status as readers see it differs from the published one: their rows
+        of ``runs`` change."""
+        changed = {
+            k
+            for k, (status, _) in self._effective().items()
+            if self._published_status.get(k) != status
+        }
+        changed |= self._published_status.keys() - self.entries.keys()
+        if changed:
+            self._dirty.add("runs")
+            self._delta |= changed
 
     def publish(self) -> None:
-        """Write the small tables that changed (new files) and publish a new manifest."""
+        """Write the small tables that changed (new files) and publish a new manifest.
+
+        The tables of runs' rows (``runs``, ``features``, ``metric_summary``, ...) are a
+        base file plus, while few runs changed since it was written, a delta file with the
+        current rows of those runs (listed in a keys file; readers take the base's other
+        rows and the delta's): a pass that changed one run writes a few rows, not the
+        10,000 runs' tables again."""
         effective = self._effective()
         need = {t for t in SMALL_TABLES if t in self._dirty or t not in self.published_tables}
+        run_need = need & set(RUN_KEYED)
         tables: dict[str, list[Row]] = {}
-        if "runs" in need:
-            tables["runs"] = self._runs_rows(effective)
-        if "features" in need:
-            tables["features"] = self._feature_rows()
-        for table in sorted(need & _RUN_TABLES.keys() - {"features"}):
-            tables[table] = self._run_file_rows(table, _RUN_TABLES[table])
-        if "metric_summary" in need:
-            tables["metric_summary"] = self._summary_rows()
+        if run_need:
+            rebase = (
+                self._rebase
+                or any(t not in self.published_tables for t in RUN_KEYED)
+                or len(self._delta) > max(DELTA_MIN, len(self.entries) // 20)
+            )
+            keys = None if rebase else self._delta
+            if rebase or self._delta & self._lazy.keys():
+                self._ensure_details()  # rows of runs not read again are written too
+            for table in RUN_KEYED:
+                built = self._run_keyed_rows(table, effective, keys)
+                if rebase:
+                    tables[table] = built
+                else:
+                    self._write_delta(table, built)
+            if rebase:
+                self._delta = set()
+                self._rebase = False
+                self.deltas = {}
+                self.delta_keys = None
+            else:
+                self._write_delta_keys()
         if "sweeps" in need or "sweep_points" in need:
             tables["sweeps"], tables["sweep_points"] = self._sweep_rows()
         for table in KNOWLEDGE_TABLES:
@@ -505,24 +593,92 @@ class Indexer:
                 if e.metrics_file and e.rows is not None
             },
             stale={rel: sorted(ids) for rel, ids in sorted(self.stale.items())},
+            deltas=dict(self.deltas),
+            delta_keys=self.delta_keys,
+            inputs=self._current_inputs(),
         )
+        self._inputs = manifest.inputs
         write_manifest(self.store, manifest)  # the publish: readers switch here
         self.generation += 1
         self._dirty = set()
         self._published_status = {k: v[0] for k, v in effective.items()}
         self._collect_garbage()
 
-    def _indexed(self) -> Iterator[tuple[str, str, Entry, RunRows]]:
-        """(project, run id, entry, rows) of every run read, in catalog order."""
-        for (project, run_id), entry in sorted(self.entries.items()):
+    def _current_inputs(self) -> dict[str, str]:
+        """Digests of what the published tables were computed from besides the runs (a
+        restart with the same ones recomputes nothing)."""
+        out = {"projects": _digest(self.projects), "sweeps": _digest(self._sweeps_fp)}
+        if self._knowledge_fp is not None and not self._knowledge_pending:
+            out["knowledge"] = _digest(self._knowledge_fp)
+        return out
+
+    def _run_keyed_rows(
+        self,
+        table: str,
+        effective: dict[tuple[str, str], tuple[str, bool]],
+        keys: set[tuple[str, str]] | None,
+    ) -> list[Row]:
+        if table == "runs":
+            return self._runs_rows(effective, keys)
+        if table == "features":
+            return self._feature_rows(keys)
+        if table == "metric_summary":
+            return self._summary_rows(keys)
+        return self._run_file_rows(table, _RUN_TABLES[table], keys)
+
+    def _write_delta(self, table: str, table_rows: list[Row]) -> None:
+        path = self.store.catalog_delta(table, self.generation)
+        cols: dict[str, Any] = columns(table, table_rows)
+        if table == "metric_summary":
+            for n in ("last", "best", "mean", "min", "max", "key_value"):
+                cols[n] = np.array(cols[n], dtype=np.float64)
+        if table_rows:
+            write_table(self.con, path, table, cols)
+            rel: str | None = relative(self.store, path)
+        else:
+            rel = None
+        old = self.deltas.get(table)
+        if old and old != rel:
+            self.superseded.append((self.store.catalog_dir / old, time.time()))
+        if rel:
+            self.deltas[table] = rel
+        else:
+            self.deltas.pop(table, None)
+
+    def _write_delta_keys(self) -> None:
+        path = self.store.catalog_delta("keys", self.generation)
+        keys = sorted(self._delta)
+        with replacing(path, suffix=".tmp") as tmp:
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE _hpclab_keys (project VARCHAR, run_id VARCHAR)"
+            )
+            if keys:
+                self.con.executemany("INSERT INTO _hpclab_keys VALUES (?, ?)", keys)
+            self.con.execute(f"COPY _hpclab_keys TO '{_sql(tmp)}' (FORMAT parquet)")
+        if self.delta_keys:
+            self.superseded.append((self.store.catalog_dir / self.delta_keys, time.time()))
+        self.delta_keys = relative(self.store, path)
+
+    def _indexed(
+        self, keys: set[tuple[str, str]] | None = None
+    ) -> Iterator[tuple[str, str, Entry, RunRows]]:
+        """(project, run id, entry, rows) of every run read (or of ``keys``), in catalog
+        order."""
+        chosen = self.entries.keys() if keys is None else keys & self.entries.keys()
+        for project, run_id in sorted(chosen):
+            entry = self.entries[(project, run_id)]
             if entry.rows is not None:
                 yield project, run_id, entry, entry.rows
 
-    def _runs_rows(self, effective: dict[tuple[str, str], tuple[str, bool]]) -> list[Row]:
+    def _runs_rows(
+        self,
+        effective: dict[tuple[str, str], tuple[str, bool]],
+        keys: set[tuple[str, str]] | None = None,
+    ) -> list[Row]:
         """``runs``: the run's record, its DAG and seed-group columns, its status as readers
         see it, and the indexer's own columns."""
         out = []
-        for project, run_id, entry, rows in self._indexed():
+        for project, run_id, entry, rows in self._indexed(keys):
             status, stale = effective[(project, run_id)]
             out.append(
                 row(
@@ -540,7 +696,7 @@ class Indexer:
             )
         return out
 
-    def _feature_rows(self) -> list[Row]:
+    def _feature_rows(self, keys: set[tuple[str, str]] | None = None) -> list[Row]:
         return [
             row(
                 "features",
@@ -550,24 +706,26 @@ class Indexer:
                 value=value,
                 value_num=num,
             )
-            for project, run_id, _, rows in self._indexed()
+            for project, run_id, _, rows in self._indexed(keys)
             for path, value, num in rows.features
         ]
 
-    def _run_file_rows(self, table: str, attr: str) -> list[Row]:
+    def _run_file_rows(
+        self, table: str, attr: str, keys: set[tuple[str, str]] | None = None
+    ) -> list[Row]:
         """A table read from one run's files (artifacts, datasets, notes, reproductions):
         the run's rows (a list, or one row or None) with the run's key."""
         out = []
-        for project, run_id, _, rows in self._indexed():
+        for project, run_id, _, rows in self._indexed(keys):
             value = getattr(rows, attr)
             parts = value if isinstance(value, list) else [] if value is None else [value]
             for part in parts:
                 out.append(row(table, part, project=project, run_id=run_id))
         return out
 
-    def _summary_rows(self) -> list[Row]:
+    def _summary_rows(self, keys: set[tuple[str, str]] | None = None) -> list[Row]:
         out = []
-        for project, run_id, entry, rows in self._indexed():
+        for project, run_id, entry, rows in self._indexed(keys):
             config = self.projects.get(project) or ProjectConfig()
             returned = rows.record.returned
             for name in sorted(entry.aggs.keys() | returned.keys()):
@@ -625,8 +783,18 @@ class Indexer:
         self.generation = manifest.generation + 1
         if manifest.tables:
             try:
-                self.entries = load_entries(self.con, self.store, manifest)
+                self.entries, self._published_status = load_entries(self.con, self.store, manifest)
                 self.published_tables = dict(manifest.tables)
+                self.deltas = dict(manifest.deltas)
+                self.delta_keys = manifest.delta_keys
+                self._delta = _read_keys(self.con, self.store, manifest)
+                self._inputs = dict(manifest.inputs)
+                self._lazy = {k: e.rows for k, e in self.entries.items() if e.rows is not None}
+                for key, entry in self.entries.items():
+                    if entry.rows is not None:
+                        self._run_columns[key] = {
+                            c: entry.rows.runs.get(c) for c in (*_NO_KNOWLEDGE, "parent")
+                        }
                 for (p, r), entry in self.entries.items():
                     if entry.metrics_file:
                         self._file_runs.setdefault(entry.metrics_file, set()).add((p, r))
@@ -637,7 +805,11 @@ class Indexer:
                 self._report(f"{self.store.catalog_dir}: rebuilding the catalog ({_one_line(e)})")
                 self.entries = {}
                 self.published_tables = {}
+                self._published_status = {}
         named = {self.store.catalog_dir / rel for rel in manifest.tables.values()}
+        named |= {self.store.catalog_dir / rel for rel in manifest.deltas.values()}
+        if manifest.delta_keys:
+            named.add(self.store.catalog_dir / manifest.delta_keys)
         named |= {self.store.catalog_dir / rel for rel in manifest.metrics.values()}
         for path in self.store.catalog_dir.glob("*/**/*"):
             if path.is_file() and path not in named:
@@ -759,29 +931,19 @@ def _sweeps(store: Store, project: str, report: Callable[[str], None]) -> list[S
     return out
 
 
-def load_entries(con: Any, store: Store, manifest: Manifest) -> dict[tuple[str, str], Entry]:
-    """Rebuild the in-memory entries from the published tables and the runs' metric files."""
+def load_entries(
+    con: Any, store: Store, manifest: Manifest
+) -> tuple[dict[tuple[str, str], Entry], dict[tuple[str, str], str]]:
+    """Rebuild the in-memory entries from the published tables and the runs' metric files;
+    and each run's published status."""
     from hpclab.catalog.parquet import read_kv
     from hpclab.catalog.run_metrics import FORMAT, aggs_of
 
-    def rows_of(table: str) -> list[dict[str, Any]]:
-        """The table's rows keyed by column name (timestamps as the ISO text runs store)."""
-        path = manifest.table_path(store, table)
-        if path is None or not path.exists():
-            return []
-        cols = ", ".join(
-            f"strftime(\"{c.name}\", '%Y-%m-%dT%H:%M:%S.%f+00:00')"
-            if c.type == "TIMESTAMP"
-            else f'"{c.name}"'
-            for c in TABLES[table]
-        )
-        found = con.execute(f"SELECT {cols} FROM read_parquet(?)", [str(path)]).fetchall()
-        return [as_dict(table, r) for r in found]
-
     entries: dict[tuple[str, str], Entry] = {}
-    by_run: dict[tuple[str, str], RunRows] = {}
-    for r in rows_of("runs"):
+    statuses: dict[tuple[str, str], str] = {}
+    for r in _rows_of(con, store, manifest, "runs"):
         key = (r["project"], r["run_id"])
+        statuses[key] = r["status"]
         record = RunRecord(
             id=r["run_id"],
             project=r["project"],
@@ -794,12 +956,31 @@ def load_entries(con: Any, store: Store, manifest: Manifest) -> dict[tuple[str, 
             if k not in ("project", "run_id", "status", "stale", "n_metrics", "fingerprint")
         }
         runs["tags"] = list(runs.get("tags") or [])
-        by_run[key] = RunRows(record=record, runs=runs)
-        entries[key] = Entry(fingerprint=r["fingerprint"], rows=by_run[key])
+        entries[key] = Entry(fingerprint=r["fingerprint"], rows=RunRows(record=record, runs=runs))
+    kvs: dict[str, dict[str, Any]] = {}  # metrics file -> its runs' entries (read once)
+    for (project, run_id), entry in entries.items():
+        rel = manifest.metrics.get(f"{project}/{run_id}")
+        if rel and rel not in kvs:
+            path = store.catalog_dir / rel
+            kv = read_kv(con, path) if path.exists() else None
+            kvs[rel] = (kv.get("runs") or {}) if kv and kv.get("format") == FORMAT else {}
+        found = kvs.get(rel or "", {}).get(run_id)
+        if isinstance(found, dict):
+            entry.aggs = aggs_of(found)
+            entry.metrics_file = rel
+        elif int(entry.rows.runs.get("step") or -1) >= 0:  # type: ignore[union-attr]
+            entry.fingerprint = ""  # metrics expected but not indexed: read the run again
+    return entries, statuses
+
+
+def load_details(con: Any, store: Store, manifest: Manifest, by_run: dict[Any, RunRows]) -> None:
+    """Fill ``by_run``'s rows read from the published run-keyed tables besides ``runs``
+    (features, artifacts, datasets, notes, reproductions, return values): what only the
+    knowledge layer and a rewrite of the whole tables need, so a restart defers it."""
 
     def own(table: str) -> Iterator[tuple[RunRows, dict[str, Any]]]:
         """(the run's rows, the row less the run's key) for each row of an indexed run."""
-        for r in rows_of(table):
+        for r in _rows_of(con, store, manifest, table):
             rows = by_run.get((r.pop("project"), r.pop("run_id")))
             if rows is not None:
                 yield rows, r
@@ -817,20 +998,62 @@ def load_entries(con: Any, store: Store, manifest: Manifest) -> dict[tuple[str, 
     for rows, m in own("metric_summary"):  # the return values: in run.json, not the metrics
         if m["source"] != "logged":
             rows.record.returned[m["name"]] = m["last"]
-    kvs: dict[str, dict[str, Any]] = {}  # metrics file -> its runs' entries (read once)
-    for (project, run_id), entry in entries.items():
-        rel = manifest.metrics.get(f"{project}/{run_id}")
-        if rel and rel not in kvs:
-            path = store.catalog_dir / rel
-            kv = read_kv(con, path) if path.exists() else None
-            kvs[rel] = (kv.get("runs") or {}) if kv and kv.get("format") == FORMAT else {}
-        found = kvs.get(rel or "", {}).get(run_id)
-        if isinstance(found, dict):
-            entry.aggs = aggs_of(found)
-            entry.metrics_file = rel
-        elif int(entry.rows.runs.get("step") or -1) >= 0:  # type: ignore[union-attr]
-            entry.fingerprint = ""  # metrics expected but not indexed: read the run again
-    return entries
+
+
+def _rows_of(con: Any, store: Store, manifest: Manifest, table: str) -> list[dict[str, Any]]:
+    """A published table's rows keyed by column name (timestamps as the ISO text runs
+    store)."""
+    from hpclab.catalog.connect import table_select
+
+    path = manifest.table_path(store, table)
+    if path is None or not path.exists():
+        return []
+    cols = ", ".join(
+        f"strftime(\"{c.name}\", '%Y-%m-%dT%H:%M:%S.%f+00:00')"
+        if c.type == "TIMESTAMP"
+        else f'"{c.name}"'
+        for c in TABLES[table]
+    )
+    source = table_select(store, manifest, table)
+    found = con.execute(f"SELECT {cols} FROM ({source})").fetchall()
+    return [as_dict(table, r) for r in found]
+
+
+def _read_keys(con: Any, store: Store, manifest: Manifest) -> set[tuple[str, str]]:
+    """The runs the published deltas hold (changed since the base tables)."""
+    if not manifest.delta_keys:
+        return set()
+    path = store.catalog_dir / manifest.delta_keys
+    rows = con.execute("SELECT project, run_id FROM read_parquet(?)", [str(path)]).fetchall()
+    return {(str(p), str(r)) for p, r in rows}
+
+
+def _sql(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _digest(value: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:20]
+
+
+def _only_progressed(old: RunRows | None, new: RunRows, *, statuses_only: bool = False) -> bool:
+    """Whether a run read again only progressed: still running, the same config, data
+    and notes (what the knowledge layer reads of it besides its metrics; with
+    ``statuses_only``, the old details unknown, still running is enough: the next full
+    pass recomputes the knowledge anyway)."""
+    if old is None:
+        return False
+    same = ("running", "running") == (old.runs.get("stored_status"), new.runs.get("stored_status"))
+    return (
+        same
+        and statuses_only
+        or same
+        and old.features == new.features
+        and old.datasets == new.datasets
+        and old.notes == new.notes
+    )
 
 
 def _one_line(e: BaseException) -> str:

@@ -31,6 +31,10 @@ class Manifest:
     metrics: dict[str, str] = field(default_factory=dict)  # "project/run_id" -> path
     # path -> run ids whose rows in that file are superseded (the run moved to a newer one)
     stale: dict[str, list[str]] = field(default_factory=dict)
+    # run-keyed table -> the delta file of the runs changed since its base; and which runs
+    deltas: dict[str, str] = field(default_factory=dict)
+    delta_keys: str | None = None
+    inputs: dict[str, str] = field(default_factory=dict)  # digests of non-run inputs
     published_at: float = 0.0
 
     def table_path(self, store: Store, table: str) -> Path | None:
@@ -59,6 +63,9 @@ def read_manifest(store: Store) -> Manifest:
         tables=dict(data.get("tables") or {}),
         metrics=dict(data.get("metrics") or {}),
         stale={k: list(v) for k, v in (data.get("stale") or {}).items()},
+        deltas=dict(data.get("deltas") or {}),
+        delta_keys=data.get("delta_keys") or None,
+        inputs=dict(data.get("inputs") or {}),
         published_at=float(data.get("published_at") or 0.0),
     )
 
@@ -74,6 +81,9 @@ def write_manifest(store: Store, manifest: Manifest) -> None:
             "tables": manifest.tables,
             "metrics": manifest.metrics,
             "stale": manifest.stale,
+            "deltas": manifest.deltas,
+            "delta_keys": manifest.delta_keys,
+            "inputs": manifest.inputs,
         },
     )
 

@@ -388,6 +388,10 @@ TABLES: dict[str, tuple[Column, ...]] = {
 }
 
 SMALL_TABLES = tuple(t for t in TABLES if t != "metrics")
+# the tables of runs' rows (from each run's files): published as a base file + a delta of
+# the runs changed since it was written
+RUN_KEYED: tuple[str, ...] = ("runs", "features", "artifacts", "datasets", "notes")
+RUN_KEYED += ("reproductions", "metric_summary")
 
 
 def empty_select(table: str) -> str:

@@ -478,6 +478,10 @@ class Store:
     def catalog_metrics(self, project: str, run_id: str, generation: int) -> Path:
         return self.catalog_metrics_dir() / project / f"{run_id}.{generation:08d}.parquet"
 
+    def catalog_delta(self, table: str, generation: int) -> Path:
+        """The rows of the runs changed since ``table``'s base file (or ``keys``: which)."""
+        return self.catalog_dir / "tables" / f"{table}.delta.{generation:08d}.parquet"
+
     def catalog_segment(self, project: str, generation: int, part: str) -> Path:
         """A file of many runs' metrics (what a cold pass writes, a batch at a time)."""
         return self.catalog_metrics_dir() / project / f"seg-{generation:08d}-{part}.parquet"
