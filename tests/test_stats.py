@@ -529,3 +529,37 @@ def test_paired_p_values_are_compares() -> None:
         assert paired_p_values(pairs) == (c.n_pairs, c.p_paired_t, c.p_paired_permutation)
     flat = [(1.0, 1.5), (2.0, 2.5), (3.0, 3.5)]  # no spread in the differences
     assert paired_p_values(flat) == (3, None, pytest.approx(2 / 8))
+
+
+def test_pareto_ranks_of_three_objectives_are_the_peeled_fronts() -> None:
+    """The blocked ranking of k >= 3 objectives (block x n matrices, blocks smaller than
+    the input here) gives the layers of peeling non-dominated fronts one by one."""
+    from hpclab.catalog.stats import _pareto_ranks_blocked, pareto_ranks
+
+    def peeled(pts: np.ndarray, maximize: tuple[bool, ...]) -> list[int]:
+        x = np.where(np.asarray(maximize), -pts, pts)
+        ranks = [-1] * len(x)
+        left = set(range(len(x)))
+        layer = 0
+        while left:
+            front = [
+                i
+                for i in left
+                if not any((x[j] <= x[i]).all() and (x[j] < x[i]).any() for j in left if j != i)
+            ]
+            for i in front:
+                ranks[i] = layer
+            left -= set(front)
+            layer += 1
+        return ranks
+
+    rng = np.random.default_rng(5)
+    for n, k in ((1, 3), (2, 3), (9, 3), (150, 3), (120, 4)):
+        pts = rng.integers(0, 4, size=(n, k)).astype(float)  # ties and duplicates
+        for maximize in ((False,) * k, (True,) + (False,) * (k - 1)):
+            expected = peeled(pts, maximize)
+            assert pareto_ranks(pts, maximize).tolist() == expected
+            x = np.where(np.asarray(maximize), -pts, pts)
+            assert _pareto_ranks_blocked(x, block=7).tolist() == expected
+    pts = rng.normal(size=(200, 3))
+    assert _pareto_ranks_blocked(pts, block=16).tolist() == peeled(pts, (False,) * 3)

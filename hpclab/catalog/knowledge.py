@@ -110,6 +110,7 @@ class Knowledge:
         self._pareto_memo: _Memo[Any, np.ndarray] = _Memo()
         self._noise: _Memo[tuple[str, str, str, int, float], float] = _Memo()
         self._hypothesis_scopes: dict[str, dict[str, set[str]]] = {}  # project -> id -> runs
+        self._features: _Memo[tuple[str, str, tuple[str, ...]], _Features] = _Memo()
 
     def compute(self, projects: Sequence[ProjectInput]) -> Result:
         result = Result({}, {t: [] for t in KNOWLEDGE_TABLES})
@@ -131,6 +132,7 @@ class Knowledge:
             self._groupings,
             self._pareto_memo,
             self._noise,
+            self._features,
         ):
             memo.rotate()  # forget what this pass did not use
         return result
@@ -212,11 +214,22 @@ class Knowledge:
         self._pareto(p, grouping, out)
 
     def _diff(self, p: ProjectInput, child: RunInput, parent: RunInput) -> list[DiffRow]:
-        a = without(parent.features, p.config.feature_ignore)
-        b = without(child.features, p.config.feature_ignore)
+        a, b = self._features_of(p, parent), self._features_of(p, child)
         return self._diffs.get(
-            (hash(tuple(a)), hash(tuple(b))), lambda: diff_configs(unflatten(a), unflatten(b))
+            (a.kept_hash, b.kept_hash),
+            lambda: diff_configs(unflatten(a.kept), unflatten(b.kept)),
         )
+
+    def _features_of(self, p: ProjectInput, r: RunInput) -> _Features:
+        """A run's feature hashes and kept rows, computed again only when the indexer
+        hands a new features sequence (it keeps the same object while the run's config is
+        unchanged): hashing 10,000 runs' features was most of a pass with nothing to do."""
+        key = (p.name, r.run_id, p.config.feature_ignore)
+        f = self._features.get(key, lambda: _Features.of(r.features, p.config.feature_ignore))
+        if f.source is not r.features or f.length != len(r.features):
+            f = _Features.of(r.features, p.config.feature_ignore)
+            self._features.put(key, f)
+        return f
 
     def _grouping(self, p: ProjectInput) -> Grouping:
         members = [
@@ -230,15 +243,14 @@ class Knowledge:
             )
             for r in p.runs.values()
         ]
+        rows = [
+            (m.run_id, m.status, m.created_at, self._features_of(p, p.runs[m.run_id]).hash,
+             m.code_id, m.data)
+            for m in sorted(members, key=lambda m: m.run_id)
+        ]  # fmt: skip
         key = hash(
-            (
-                tuple((m.run_id, m.status, m.created_at, tuple(m.features), m.code_id, m.data)
-                      for m in sorted(members, key=lambda m: m.run_id)),
-                p.config.feature_ignore,
-                p.config.seed_keys,
-                p.config.baseline_run,
-            )
-        )  # fmt: skip
+            (tuple(rows), p.config.feature_ignore, p.config.seed_keys, p.config.baseline_run)
+        )
         return self._groupings.get(key, functools.partial(group_runs, members, p.config))
 
     # -- seed group statistics and comparisons -----------------------------------------
@@ -606,6 +618,22 @@ def tail_noise(points: np.ndarray | None, fraction: float) -> float:
     return float(np.diff(window).std(ddof=1) / math.sqrt(2))
 
 
+@dataclass(frozen=True)
+class _Features:
+    """One run's features as the knowledge layer keys them."""
+
+    source: Sequence[FeatureRow]  # the indexer's object these were computed from
+    length: int
+    hash: int  # of every row
+    kept: list[FeatureRow]  # the rows not under features.ignore
+    kept_hash: int
+
+    @classmethod
+    def of(cls, features: Sequence[FeatureRow], ignore: Sequence[str]) -> _Features:
+        kept = without(features, ignore)
+        return cls(features, len(features), hash(tuple(features)), kept, hash(tuple(kept)))
+
+
 class _Memo(Generic[K, V]):
     """A cache that keeps what the last pass used: stale entries go at ``rotate``."""
 
@@ -619,6 +647,9 @@ class _Memo(Generic[K, V]):
         value = self._old[key] if key in self._old else make()
         self._new[key] = value
         return value
+
+    def put(self, key: K, value: V) -> None:
+        self._new[key] = value
 
     def rotate(self) -> None:
         self._old, self._new = self._new, {}

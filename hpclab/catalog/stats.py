@@ -536,24 +536,46 @@ def pareto_ranks(points: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
             x[:, j] = -x[:, j]  # everything minimised from here on
     if x.shape[1] == 2:
         return _pareto_ranks_2d(x)
-    le = np.ones((n, n), dtype=bool)
-    lt = np.zeros((n, n), dtype=bool)
-    for j in range(x.shape[1]):  # 2-D comparisons per objective: far faster than 3-D
-        col = x[:, j]
-        le &= col[:, None] <= col[None, :]
-        lt |= col[:, None] < col[None, :]
-    dominates = le & lt  # [i, j]: i dominates j
-    count = dominates.sum(axis=0)
-    ranks = np.full(n, -1, dtype=np.int64)
-    layer = 0
-    front = np.flatnonzero(count == 0)
-    while len(front):
-        ranks[front] = layer
-        count = count - dominates[front].sum(axis=0)
-        count[ranks >= 0] = -1
-        front = np.flatnonzero(count == 0)
-        layer += 1
-    return ranks
+    return _pareto_ranks_blocked(x)
+
+
+PARETO_BLOCK = 256  # points compared at once: a block x n matrix per objective
+
+
+def _pareto_ranks_blocked(x: np.ndarray, block: int = PARETO_BLOCK) -> np.ndarray:
+    """The layers of three or more minimised objectives with block x n matrices, not n x n
+    (10,000 runs: ~2.5 MB instead of 330 MB): a point's layer is one more than the
+    highest layer of the points dominating it (the longest chain of dominators ending at
+    it), and every dominator comes first in lexicographic order, so points are ranked in
+    that order, a block at a time: against the ranked points before the block in one
+    matrix, then within the block one point after another."""
+    unique, inverse = np.unique(x, axis=0, return_inverse=True)  # lexicographic order
+    m = len(unique)
+    layer = np.zeros(m, dtype=np.int64)
+    for start in range(0, m, block):
+        stop = min(start + block, m)
+        rows = unique[start:stop]
+        if start:
+            before = unique[:start]
+            le = np.ones((stop - start, start), dtype=bool)
+            lt = np.zeros((stop - start, start), dtype=bool)
+            for j in range(unique.shape[1]):
+                le &= before[None, :, j] <= rows[:, None, j]
+                lt |= before[None, :, j] < rows[:, None, j]
+            dominated_by = le & lt  # [i, j]: earlier point j dominates block point i
+            layer[start:stop] = np.where(dominated_by, layer[None, :start] + 1, 0).max(axis=1)
+        le = np.ones((stop - start, stop - start), dtype=bool)
+        lt = np.zeros((stop - start, stop - start), dtype=bool)
+        for j in range(unique.shape[1]):
+            le &= rows[None, :, j] <= rows[:, None, j]
+            lt |= rows[None, :, j] < rows[:, None, j]
+        inner = le & lt  # [i, j]: block point j dominates block point i (then j < i)
+        for i in range(1, stop - start):
+            dominators = np.flatnonzero(inner[i, :i])
+            if len(dominators):
+                best = int(layer[start + dominators].max()) + 1
+                layer[start + i] = max(int(layer[start + i]), best)
+    return layer[np.asarray(inverse).reshape(-1)]
 
 
 def _pareto_ranks_2d(x: np.ndarray) -> np.ndarray:
