@@ -507,7 +507,7 @@ class Knowledge:
                 r.run_id,
                 r.runs.get("sweep_id"),
                 list(r.runs.get("tags") or []),
-                {path: (value, num) for path, value, num in r.features},
+                self._features_of(p, r).by_path,
             )
             for r in p.runs.values()
         ]
@@ -632,6 +632,11 @@ class _Features:
     def of(cls, features: Sequence[FeatureRow], ignore: Sequence[str]) -> _Features:
         kept = without(features, ignore)
         return cls(features, len(features), hash(tuple(features)), kept, hash(tuple(kept)))
+
+    @functools.cached_property
+    def by_path(self) -> dict[str, tuple[str, float | None]]:
+        """path -> (JSON value, number), what hypothesis selectors match."""
+        return {path: (value, num) for path, value, num in self.source}
 
 
 class _Memo(Generic[K, V]):

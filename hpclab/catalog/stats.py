@@ -548,7 +548,7 @@ def _pareto_ranks_blocked(x: np.ndarray, block: int = PARETO_BLOCK) -> np.ndarra
     highest layer of the points dominating it (the longest chain of dominators ending at
     it), and every dominator comes first in lexicographic order, so points are ranked in
     that order, a block at a time: against the ranked points before the block in one
-    matrix, then within the block one point after another."""
+    matrix, then within the block by relaxing until nothing changes."""
     unique, inverse = np.unique(x, axis=0, return_inverse=True)  # lexicographic order
     m = len(unique)
     layer = np.zeros(m, dtype=np.int64)
@@ -569,12 +569,14 @@ def _pareto_ranks_blocked(x: np.ndarray, block: int = PARETO_BLOCK) -> np.ndarra
         for j in range(unique.shape[1]):
             le &= rows[None, :, j] <= rows[:, None, j]
             lt |= rows[None, :, j] < rows[:, None, j]
-        inner = le & lt  # [i, j]: block point j dominates block point i (then j < i)
-        for i in range(1, stop - start):
-            dominators = np.flatnonzero(inner[i, :i])
-            if len(dominators):
-                best = int(layer[start + dominators].max()) + 1
-                layer[start + i] = max(int(layer[start + i]), best)
+        inner = le & lt  # [i, j]: block point j dominates block point i
+        own = layer[start:stop]
+        while True:  # relax until no chain within the block lifts a layer (<= its length)
+            lifted = np.maximum(own, np.where(inner, own[None, :] + 1, 0).max(axis=1))
+            if np.array_equal(lifted, own):
+                break
+            own = lifted
+        layer[start:stop] = own
     return layer[np.asarray(inverse).reshape(-1)]
 
 
