@@ -124,3 +124,27 @@ def test_a_runs_new_features_are_seen_and_a_second_pass_reads_no_series() -> Non
     )  # a new features object: the run's config was edited
     _same(k.compute([_project(changed)]), Knowledge().compute([_project(changed)]))
     assert k.compute([_project(changed)]).tables != Knowledge().compute([_project(runs)]).tables
+
+
+def test_a_long_chain_of_runs_has_each_runs_root_and_depth() -> None:
+    from hpclab.catalog.dag import RunNode, build_dag
+
+    n = 3000  # each run the parent of the next: one walk, not one per run
+    nodes = [
+        RunNode(f"r{i:04d}", None, f"r{i - 1:04d}" if i else None, None, f"t{i:04d}")
+        for i in range(n)
+    ]
+    dag = build_dag(reversed(nodes), manual={}, sweep_bases={}, naming=None)
+    for i in (n - 1, 1, 0, n // 2):  # asked deepest first, then from the cache
+        assert dag.root(f"r{i:04d}") == "r0000"
+        assert dag.depth(f"r{i:04d}") == i
+        assert dag.depth(f"r{i:04d}") == len(dag.lineage(f"r{i:04d}")) - 1
+    lone = build_dag([RunNode("x", None, None, None, "")], manual={}, sweep_bases={}, naming=None)
+    assert (lone.root("x"), lone.depth("x")) == ("x", 0)
+    looped = build_dag(
+        [*nodes[:50], RunNode("x", None, "y", None, "a"), RunNode("y", None, "x", None, "b")],
+        manual={"r0000": "r0049"},  # a cycle over the whole chain, and x <-> y
+    )
+    assert len(looped.dropped) == 2 and all("cycle" in m for m in looped.dropped)
+    assert len(looped.edges) == 50 and {"x", "y"} & looped.edges.keys()
+    assert looped.edges["r0000"].rule == "manual"  # the explicit edge is the weaker one

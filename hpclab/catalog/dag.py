@@ -77,6 +77,7 @@ class Dag:
         self.graph: nx.DiGraph = nx.DiGraph()
         self.graph.add_nodes_from(run_ids)
         self.edges: dict[str, Edge] = {}
+        self._places: dict[str, tuple[str, int]] = {}  # run -> (root, depth), as asked
         for e in edges:
             self.graph.add_edge(e.parent, e.child, rule=e.rule)
             self.edges[e.child] = e
@@ -96,10 +97,24 @@ class Dag:
         return out[::-1]
 
     def root(self, run_id: str) -> str:
-        return self.lineage(run_id)[0]
+        return self._place(run_id)[0]
 
     def depth(self, run_id: str) -> int:
-        return len(self.lineage(run_id)) - 1
+        return self._place(run_id)[1]
+
+    def _place(self, run_id: str) -> tuple[str, int]:
+        """(root, depth), remembered for every run on the way up: a long chain of runs
+        costs O(runs) in all, not a walk to the root per run (O(runs^2))."""
+        path = []
+        node: str | None = run_id
+        while node is not None and node not in self._places:
+            path.append(node)
+            node = self.parent(node)
+        root, depth = self._places[node] if node is not None else (path[-1], -1)
+        for n in reversed(path):
+            depth += 1
+            self._places[n] = (root, depth)
+        return self._places[run_id]
 
     def descendants(self, run_id: str) -> set[str]:
         return set(nx.descendants(self.graph, run_id)) if run_id in self.graph else set()
@@ -168,8 +183,12 @@ def _naming_ids(nodes: list[RunNode], naming: Naming) -> dict[str, str]:
 def _break_cycles(edges: dict[str, Edge]) -> list[str]:
     """Drop the weakest edge of each cycle from ``edges``; one message per edge dropped."""
     dropped: list[str] = []
-    graph: nx.DiGraph = nx.DiGraph()
-    graph.add_edges_from((e.parent, e.child) for e in edges.values())
+    on_cycle = _on_cycles({child: e.parent for child, e in edges.items()})
+    if not on_cycle:
+        return dropped
+    graph: nx.DiGraph = nx.DiGraph()  # only the cycles: find_cycle over a long chain of
+    # 10,000 runs walked it again from every node (quadratic)
+    graph.add_edges_from((e.parent, e.child) for e in edges.values() if e.child in on_cycle)
     while True:
         try:
             cycle = nx.find_cycle(graph)
@@ -184,6 +203,23 @@ def _break_cycles(edges: dict[str, Edge]) -> list[str]:
         )
         graph.remove_edge(weakest.parent, weakest.child)
         del edges[weakest.child]
+
+
+def _on_cycles(parent_of: Mapping[str, str]) -> set[str]:
+    """The runs on a cycle of child -> parent links (one parent per run: each walk up
+    ends at a root, at a run already seen, or back on itself), in O(runs)."""
+    done: set[str] = set()
+    cycles: set[str] = set()
+    for start in parent_of:
+        walk: dict[str, int] = {}  # run -> its place on this walk
+        node: str | None = start
+        while node is not None and node not in done and node not in walk:
+            walk[node] = len(walk)
+            node = parent_of.get(node)
+        if node is not None and node in walk:  # came back onto this walk
+            cycles.update(list(walk)[walk[node] :])
+        done.update(walk)
+    return cycles
 
 
 # -- the store side: edits kept in <project>/dag.yaml ------------------------------------
