@@ -406,7 +406,8 @@ class Knowledge:
         maximize = tuple(o.direction == "maximize" for o in objectives)
         names = [o.name for o in objectives]
         points: dict[str, list[float]] = {}
-        for run_id, r in sorted(p.runs.items()):
+        for run_id in sorted(p.runs):  # by id alone: a tie would compare RunInputs
+            r = p.runs[run_id]
             if r.status != "completed":
                 continue
             vals = [_objective(r, o, p.config) for o in objectives]
@@ -417,7 +418,7 @@ class Knowledge:
         for run_id in points:
             if sweep := p.runs[run_id].runs.get("sweep_id"):
                 by_sweep[str(sweep)].append(run_id)
-        scopes += [("sweep", s, sorted(rs)) for s, rs in sorted(by_sweep.items())]
+        scopes += [("sweep", s, sorted(by_sweep[s])) for s in sorted(by_sweep)]
         for hid, runs in sorted(self._hypothesis_scopes.get(p.name, {}).items()):
             scopes.append(("hypothesis", hid, sorted(r for r in runs if r in points)))
         for scope, scope_id, run_ids in scopes:
