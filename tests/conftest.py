@@ -4,7 +4,9 @@ Only fixtures: the plain functions tests share are in ``helpers.py``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,21 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("HPCLAB_SNAPSHOT_CODE", "0")
     monkeypatch.setenv("HPCLAB_STORE", str(tmp_path / "default-store"))
+
+
+@pytest.fixture(autouse=True)
+def no_run_outlives_its_test() -> Iterator[None]:
+    """A run a test left open (a job still running, on purpose) is finished when the test
+    ends: otherwise it stays this process's current run and the next test's integrations
+    (Lightning, Trainer, TensorBoard) record into it."""
+    from hpclab.tracking import context
+
+    before = {id(r) for r in context.active_runs()}
+    yield
+    for run in list(context.active_runs()):
+        if id(run) not in before and not run.finished:
+            with contextlib.suppress(Exception):  # its store may be gone with tmp_path
+                run.finish()
 
 
 @pytest.fixture

@@ -1045,7 +1045,7 @@ def _only_progressed(old: RunRows | None, new: RunRows, *, statuses_only: bool =
     pass recomputes the knowledge anyway)."""
     if old is None:
         return False
-    same = ("running", "running") == (old.runs.get("stored_status"), new.runs.get("stored_status"))
+    same = old.runs.get("stored_status") == RunStatus.RUNNING == new.runs.get("stored_status")
     return (
         same
         and statuses_only
