@@ -5,11 +5,40 @@ with hpclab.Run(project="demo", config={"lr": 1e-3}) as run:
     run.log({"train/loss": 0.3}, step=0)
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from hpclab.errors import HpclabError, MetricError, RunNotFound
-from hpclab.store import RunStatus, Store
-from hpclab.tracking import Run, current_run, init, read_metrics
+
+if TYPE_CHECKING:
+    from hpclab.store import RunStatus, Store
+    from hpclab.tracking import Run, current_run, init, read_metrics
 
 __version__ = "0.1.0"
+
+# imported on first use (PEP 562): ``import hpclab`` stays cheap for the command line,
+# which must not pay for NumPy and the tracking code it does not run
+_LAZY = {
+    "RunStatus": "hpclab.store",
+    "Store": "hpclab.store",
+    "Run": "hpclab.tracking",
+    "current_run": "hpclab.tracking",
+    "init": "hpclab.tracking",
+    "read_metrics": "hpclab.tracking",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hpclab' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "HpclabError",

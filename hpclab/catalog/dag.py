@@ -24,14 +24,15 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from hpclab.errors import DagError, RunNotFound
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml, write_yaml_atomic
 from hpclab.store.record import utcnow_iso
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 RULES = ("manual", "sweep", "explicit", "naming")  # strongest first
 _STRENGTH = {rule: i for i, rule in enumerate(RULES)}
@@ -74,6 +75,8 @@ class Dag:
         self, run_ids: Iterable[str], edges: Iterable[Edge], dropped: Iterable[str] = ()
     ) -> None:
         self.dropped: tuple[str, ...] = tuple(dropped)
+        import networkx as nx  # on use: the command line and a quiet pass skip it
+
         self.graph: nx.DiGraph = nx.DiGraph()
         self.graph.add_nodes_from(run_ids)
         self.edges: dict[str, Edge] = {}
@@ -117,6 +120,8 @@ class Dag:
         return self._places[run_id]
 
     def descendants(self, run_id: str) -> set[str]:
+        import networkx as nx
+
         return set(nx.descendants(self.graph, run_id)) if run_id in self.graph else set()
 
     def roots(self) -> list[str]:
@@ -186,6 +191,8 @@ def _break_cycles(edges: dict[str, Edge]) -> list[str]:
     on_cycle = _on_cycles({child: e.parent for child, e in edges.items()})
     if not on_cycle:
         return dropped
+    import networkx as nx
+
     graph: nx.DiGraph = nx.DiGraph()  # only the cycles: find_cycle over a long chain of
     # 10,000 runs walked it again from every node (quadratic)
     graph.add_edges_from((e.parent, e.child) for e in edges.values() if e.child in on_cycle)

@@ -13,8 +13,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from deepdiff import DeepDiff
-
 DiffRow = tuple[str, str, str | None, str | None]
 
 _KINDS = {
@@ -31,6 +29,8 @@ _KINDS = {
 
 def diff_configs(old: Any, new: Any) -> list[DiffRow]:
     """Rows of changes from ``old`` to ``new``, sorted by path."""
+    from deepdiff import DeepDiff  # on use: it imports pydantic
+
     tree = DeepDiff(old, new, view="tree", verbose_level=2)
     rows: list[DiffRow] = []
     for kind, levels in tree.items():

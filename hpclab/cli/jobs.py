@@ -29,7 +29,6 @@ from hpclab.store import RunPaths, RunRecord, RunStatus, Store, SweepRecord
 from hpclab.store.atomic import read_yaml
 from hpclab.store.record import parse_iso, utcnow_iso
 from hpclab.store.views import effective_status, run_progress, step_rate, total_steps
-from hpclab.tracking.metrics import read_commit, read_metrics
 
 _SWEEP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -87,6 +86,8 @@ def progress(paths: RunPaths, record: RunRecord, now: float | None = None) -> di
     step = None
     rate = None
     try:
+        from hpclab.tracking.metrics import read_commit, read_metrics  # NumPy: on use
+
         commit = read_commit(paths.metrics_zarr)
         series_info = commit.get("series", {})
         if series_info:

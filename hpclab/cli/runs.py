@@ -20,8 +20,6 @@ from hpclab.store.views import (
     run_progress,
     total_steps,
 )
-from hpclab.tracking.logs import show_lines
-from hpclab.tracking.metrics import read_metrics
 
 
 @click.group()
@@ -210,6 +208,8 @@ def show(store: Store, run_id: str, project: str | None) -> None:
         )
         for line in text.splitlines():
             click.echo(f"  {line}")
+    from hpclab.tracking.metrics import read_metrics  # NumPy: only when a run is shown
+
     series = read_metrics(paths.metrics_zarr)
     if series:
         click.echo("metrics:")
@@ -266,6 +266,8 @@ def show(store: Store, run_id: str, project: str | None) -> None:
             first = t["text"].splitlines()[0] if t["text"] else ""
             more = " ..." if len(first) > 100 or "\n" in t["text"] else ""
             click.echo(f"  {t['tag']}{at}: {first[:100]}{more}")
+    from hpclab.tracking.logs import show_lines
+
     for line in show_lines(store, proj, paths, record):  # log paths; a failed run's tail
         click.echo(line)
 

@@ -45,6 +45,14 @@ from hpclab.site.page import Page
 from hpclab.site.redact import redact_config_value, redact_value
 
 MAX_CURVE_METRICS = 4
+# A report stays light at any sweep size (a page interactive within a second): its loss
+# charts overlay the best runs only (each run's series is a file the page fetches), its
+# tables list a bounded number of rows and say how many more there are.
+MAX_CURVE_RUNS = 10  # runs overlaid per loss chart: the best by the first key metric
+MAX_MEMBERS = 8  # run links per seed-group cell (this report's runs first)
+MAX_ROWS = 200  # rows of a report's run tables (leaderboard, configuration, linked runs)
+MAX_HYPOTHESIS_SECTIONS = 20  # hypotheses shown in full on the Hypotheses page
+MAX_INDEX_SWEEPS = 50  # sweeps per project listed open on the Reports index
 
 
 def sweep_report_path(project: str, sweep_id: str) -> str:
@@ -66,15 +74,49 @@ def hypotheses_page(data: SiteData) -> Page:
                 code("hpclab hypothesis add"),
             )
         )
-    for hyp in data.hypotheses:
-        _hypothesis_section(page, data, hyp, root, level=2)
+    shown = data.hypotheses[:MAX_HYPOTHESIS_SECTIONS]
+    if len(data.hypotheses) > len(shown):
+        page.add(
+            h(
+                '<p class="hl-note">{} hypotheses: all in the table, the first {} in full '
+                "below; each has its report.</p>",
+                len(data.hypotheses),
+                len(shown),
+            ),
+            _hypotheses_table(data, "reports/"),
+        )
+    for hyp in shown:
+        _hypothesis_section(page, data, hyp, root, level=2, max_linked=MAX_MEMBERS * 4)
         report = page_href(hypothesis_report_path(hyp["project"], hyp["hypothesis_id"]))
         page.add(h("<p>{}</p>", link(report, "Report")))
     return page
 
 
+def _hypotheses_table(data: SiteData, prefix: str) -> Html:
+    """Every hypothesis in one row: its report, project, status and E."""
+    items = []
+    for hyp in data.hypotheses:
+        st = data.hypothesis_status.get((hyp["project"], hyp["hypothesis_id"]), {})
+        path = hypothesis_report_path(hyp["project"], hyp["hypothesis_id"])[len("reports/") :]
+        items.append(
+            [
+                link(page_href(prefix + path), hyp.get("title") or hyp["hypothesis_id"]),
+                e(hyp["project"]),
+                badge(st.get("status") or "Proposed"),
+                e(evidence_text(st, data.level(hyp["project"]))),
+            ]
+        )
+    return table(["hypothesis", "project", "status", "evidence"], items)
+
+
 def _hypothesis_section(
-    page: Page, data: SiteData, hyp: dict[str, Any], root: str, *, level: int
+    page: Page,
+    data: SiteData,
+    hyp: dict[str, Any],
+    root: str,
+    *,
+    level: int,
+    max_linked: int = MAX_ROWS,
 ) -> None:
     project = hyp["project"]
     hk = (project, hyp["hypothesis_id"])
@@ -131,7 +173,7 @@ def _hypothesis_section(
                 "and a baseline group."
             )
         )
-    page.add(_linked_runs(data, project, hyp.get("runs") or [], root))
+    page.add(_linked_runs(data, project, hyp.get("runs") or [], root, max_linked))
 
 
 def evidence_text(st: dict[str, Any], level: float) -> str:
@@ -224,9 +266,11 @@ def compared_cell(metric: Any, a: Any, b: Any, n_a: Any, n_b: Any, basis: Any = 
     )
 
 
-def _linked_runs(data: SiteData, project: str, runs: list[str], root: str) -> Html:
+def _linked_runs(
+    data: SiteData, project: str, runs: list[str], root: str, limit: int = MAX_ROWS
+) -> Html:
     body = []
-    for rid in runs:
+    for rid in runs[:limit]:
         key = (project, rid)
         r = data.by_key.get(key)
         sg = data.seed_groups.get(key)
@@ -240,7 +284,21 @@ def _linked_runs(data: SiteData, project: str, runs: list[str], root: str) -> Ht
         )
     if not body:
         return Html("")
-    return table(["linked run", "status", "seed group", "role in its group"], body)
+    return table(["linked run", "status", "seed group", "role in its group"], body) + more_rows(
+        len(runs), limit, "linked runs"
+    )
+
+
+def more_rows(n: int, limit: int, what: str) -> Html:
+    """``the first 200 of 1,234 linked runs`` under a table cut at ``limit`` rows."""
+    if n <= limit:
+        return Html("")
+    return h(
+        '<p class="hl-note">The first {} of {} {}: the Runs page lists them all.</p>',
+        limit,
+        f"{n:,}",
+        what,
+    )
 
 
 def role_cell(data: SiteData, project: str, sg: dict[str, Any] | None, root: str) -> Html:
@@ -336,47 +394,55 @@ def reports_index(data: SiteData) -> Page:
         )
     )
     if data.sweeps:
-        body = []
-        for s in data.sweeps:
-            runs = [p["run_id"] for p in data.sweep_points.get((s["project"], s["sweep_id"]), [])]
-            counts = Counter(
-                data.by_key[(s["project"], r)]["status"]
-                for r in runs
-                if (s["project"], r) in data.by_key
-            )
-            path = sweep_report_path(s["project"], s["sweep_id"])[len("reports/") :]
-            body.append(
-                [
-                    link(page_href(path), s["sweep_id"]),
-                    e(s["project"]),
-                    num(s["n_points"]),
-                    join((h("{} {}", badge(k), v) for k, v in sorted(counts.items())), " "),
-                    when(s.get("created_at")),
-                ]
-            )
         page.heading(2, "Sweeps")
-        page.add(table(["sweep", "project", "points", "runs", "submitted"], body))
+        by_project: dict[str, list[dict[str, Any]]] = {}
+        for s in data.sweeps:  # newest first, as the catalog orders them
+            by_project.setdefault(s["project"], []).append(s)
+        for project, sweeps in sorted(by_project.items()):
+            if len(by_project) > 1:
+                page.heading(3, project)
+            page.add(_sweeps_table(data, sweeps[:MAX_INDEX_SWEEPS]))
+            older = sweeps[MAX_INDEX_SWEEPS:]
+            if older:
+                page.add(
+                    h(
+                        '<details class="hl-details"><summary>{} older sweeps of {}</summary>'
+                        "{}</details>",
+                        len(older),
+                        project,
+                        _sweeps_table(data, older),
+                    )
+                )
     else:
         page.add(empty("No sweeps yet."))
     page.heading(2, "Hypotheses")
     if data.hypotheses:
-        items = []
-        for hyp in data.hypotheses:
-            st = data.hypothesis_status.get((hyp["project"], hyp["hypothesis_id"]), {})
-            path = hypothesis_report_path(hyp["project"], hyp["hypothesis_id"])[len("reports/") :]
-            items.append(
-                [
-                    link(page_href(path), hyp.get("title") or hyp["hypothesis_id"]),
-                    e(hyp["project"]),
-                    badge(st.get("status") or "Proposed"),
-                    e(evidence_text(st, data.level(hyp["project"]))),
-                ]
-            )
-        page.add(table(["hypothesis", "project", "status", "evidence"], items))
+        page.add(_hypotheses_table(data, ""))
         page.add(h('<p class="hl-note">{}</p>', stats_link("../", "evidence")))
     else:
         page.add(empty("No hypotheses yet."))
     return page
+
+
+def _sweeps_table(data: SiteData, sweeps: list[dict[str, Any]]) -> Html:
+    """One row per sweep: its report, project, points, runs by status, submission."""
+    body = []
+    for s in sweeps:
+        points = data.sweep_points.get((s["project"], s["sweep_id"]), [])
+        counts = Counter(
+            r["status"] for p in points if (r := data.by_key.get((s["project"], p["run_id"])))
+        )
+        path = sweep_report_path(s["project"], s["sweep_id"])[len("reports/") :]
+        body.append(
+            [
+                link(page_href(path), s["sweep_id"]),
+                e(s["project"]),
+                num(s["n_points"]),
+                join((h("{} {}", badge(k), v) for k, v in sorted(counts.items())), " "),
+                when(s.get("created_at")),
+            ]
+        )
+    return table(["sweep", "project", "points", "runs", "submitted"], body)
 
 
 @dataclass(frozen=True)
@@ -418,9 +484,10 @@ def sweep_report(data: SiteData, sweep: dict[str, Any], costs: dict[Key, Cost]) 
             badge(data.by_key.get((project, p["run_id"]), {}).get("status", "missing")),
             code(redact_value(p["overrides"])),
         ]
-        for p in points
+        for p in points[:MAX_ROWS]
     ]
     page.add(table(["point", "run", "status", "overrides"], body))
+    page.add(more_rows(len(points), MAX_ROWS, "points"))
     page.add(_common_config(data, keys))
     comparisons = data.family_comparisons.get((project, f"sweep:{sweep_id}"), [])
     groups = _groups_of(data, keys)
@@ -492,7 +559,9 @@ def _report_body(
     scope: Scope,
 ) -> None:
     metrics = data.key_metrics.get(project, [])
-    runs = [f"{p}/{r}" for p, r in keys]
+    ranked = _ranked(data, project, keys)
+    charted = ranked[:MAX_CURVE_RUNS]
+    runs = [f"{p}/{r}" for p, r in charted]
     curve_metrics = [m.name for m in metrics if "loss" in m.name] or [m.name for m in metrics]
     # a metric only returned by the task (metric_summary.source) has no curve
     logged = {
@@ -503,13 +572,24 @@ def _report_body(
     ]
     page.heading(2, "Loss curves")
     if runs and curve_metrics:
+        if len(charted) < len(keys):
+            by = f" by {metrics[0].name}" if metrics else ""
+            page.add(
+                h(
+                    '<p class="hl-note">The {} best of {} runs{}, overlaid; the leaderboard '
+                    "ranks them all, the seed groups below give their means.</p>",
+                    len(charted),
+                    len(keys),
+                    by,
+                )
+            )
         for m in curve_metrics:
             page.heading(3, m, cls="hl-chart-title", in_toc=False)
             page.add(charts.embed(charts.line_spec(color="run"), runs=runs, metrics=[m]))
     else:
         page.add(empty("No metrics logged yet."))
-    page.heading(2, "Leaderboard").add(_leaderboard(data, project, keys, root))
-    page.heading(2, "Seed groups").add(_seed_groups(data, project, scope.groups, root))
+    page.heading(2, "Leaderboard").add(_leaderboard(data, project, ranked, root))
+    page.heading(2, "Seed groups").add(_seed_groups(data, project, scope.groups, root, keys))
     page.heading(2, "Significance against the baseline").add(
         _significance(data, project, scope, root)
     )
@@ -518,21 +598,29 @@ def _report_body(
     page.heading(2, "Cost").add(_cost(costs, keys))
 
 
+def _ranked(data: SiteData, project: str, keys: list[Key]) -> list[Key]:
+    """The runs best first by the project's first key metric (runs without a value
+    last, in their order); as they are when the project has no metric."""
+    metrics = data.key_metrics.get(project, [])
+    if not metrics:
+        return list(keys)
+    m = metrics[0]
+    sign = 1.0 if m.direction == "minimize" else -1.0
+
+    def order(k: Key) -> tuple[int, float]:
+        v = data.metric_value(k, m.name)
+        return (1, 0.0) if v is None else (0, sign * v)
+
+    return sorted(keys, key=order)
+
+
 def _leaderboard(data: SiteData, project: str, keys: list[Key], root: str) -> Html:
+    """``keys`` ranked (:func:`_ranked`): the first MAX_ROWS of them."""
     metrics = data.key_metrics.get(project, [])
     if not keys:
         return empty("No runs.")
-    if metrics:
-        m = metrics[0]
-        sign = 1.0 if m.direction == "minimize" else -1.0
-
-        def order(k: Key) -> tuple[int, float]:
-            v = data.metric_value(k, m.name)
-            return (1, 0.0) if v is None else (0, sign * v)
-
-        keys = sorted(keys, key=order)
     body = []
-    for rank, k in enumerate(keys, 1):
+    for rank, k in enumerate(keys[:MAX_ROWS], 1):
         r = data.by_key[k]
         body.append(
             [
@@ -550,7 +638,7 @@ def _leaderboard(data: SiteData, project: str, keys: list[Key], root: str) -> Ht
         *[f"{m.name} {'↓' if m.direction == 'minimize' else '↑'}" for m in metrics],
         "duration",
     ]
-    return table(headers, body)
+    return table(headers, body) + more_rows(len(keys), MAX_ROWS, "runs")
 
 
 def _groups_of(data: SiteData, keys: list[Key]) -> list[str]:
@@ -563,28 +651,27 @@ def _groups_of(data: SiteData, keys: list[Key]) -> list[str]:
     return out
 
 
-def _seed_groups(data: SiteData, project: str, group_ids: list[str], root: str) -> Html:
+def _seed_groups(
+    data: SiteData, project: str, group_ids: list[str], root: str, keys: list[Key]
+) -> Html:
     if not group_ids:
         return empty("No seed groups: these runs are not indexed as seed groups (yet).")
     level = data.level(project)
+    here = {k[1] for k in keys}
     members_body = []
     for gid in group_ids:
         members = data.group_runs.get((project, gid), [])
-        by_role: dict[str, list[Html]] = {"sample": [], "reproduction": [], "pending": []}
+        by_role: dict[str, list[dict[str, Any]]] = {"sample": [], "reproduction": [], "pending": []}
         for sg in members:
-            rid = sg["run_id"]
-            cell = run_link(project, rid, root, _label(data, (project, rid)))
-            if sg.get("role") == "reproduction":
-                cell = h("{} (of {})", cell, role_of(data, project, sg, root))
-            by_role.setdefault(sg.get("role") or "pending", []).append(cell)
+            by_role.setdefault(sg.get("role") or "pending", []).append(sg)
         size = members[0].get("size") if members else 0
         members_body.append(
             [
                 label_cell(data.group_label(project, gid)),
                 num(size),
-                join(by_role["sample"], ", ") or MISSING,
-                join(by_role["reproduction"], ", ") or e("none"),
-                join(by_role["pending"], ", ") or e("none"),
+                _members(data, project, by_role["sample"], here, root) or MISSING,
+                _members(data, project, by_role["reproduction"], here, root) or e("none"),
+                _members(data, project, by_role["pending"], here, root) or e("none"),
             ]
         )
     out = table(
@@ -637,6 +724,27 @@ def _seed_groups(data: SiteData, project: str, group_ids: list[str], root: str) 
         spec = charts.interval_spec(charted[metric], metric, level)
         if spec:
             out += h('<p class="hl-chart-title">{}</p>', metric) + charts.embed(spec)
+    return out
+
+
+def _members(
+    data: SiteData, project: str, members: list[dict[str, Any]], here: set[str], root: str
+) -> Html:
+    """Up to MAX_MEMBERS run links, this report's runs first, then ``and N more``: a
+    group gathers its config's runs from every sweep of the project."""
+    ordered = [sg for sg in members if sg["run_id"] in here]
+    ordered += [sg for sg in members if sg["run_id"] not in here]
+    cells = []
+    for sg in ordered[:MAX_MEMBERS]:
+        rid = sg["run_id"]
+        cell = run_link(project, rid, root, _label(data, (project, rid)))
+        if sg.get("role") == "reproduction":
+            cell = h("{} (of {})", cell, role_of(data, project, sg, root))
+        cells.append(cell)
+    out = join(cells, ", ")
+    rest = len(ordered) - MAX_MEMBERS
+    if rest > 0:
+        out += h(' <span class="hl-note">and {} more</span>', rest)
     return out
 
 
