@@ -122,7 +122,8 @@ def test_live_update_rewrites_only_changed_runs(tmp_path: Path) -> None:
     index_store(store)  # the catalog now has run a as running
     live(report, [("lab", a)])
     assert (layout.html / "index.html").stat().st_mtime_ns != pages_before
-    assert "hl-s-running" in (layout.html / "runs" / "index.html").read_text()
+    rows = json.loads(layout.runs_list_json.read_text())["rows"]  # the Runs list's, too
+    assert [r[2] for r in rows if r[1] == a] == ["running"]
     run.finish()
 
 
@@ -320,7 +321,7 @@ def test_a_throttled_page_rebuild_runs_once_the_watcher_is_quiet(tmp_path: Path)
     log_run(store, "first", {"train": {"steps": 40}}, None)
     index_store(store)
     build(store)
-    runs_page = SiteLayout(store.site_dir).html / "runs" / "index.html"
+    runs_page = SiteLayout(store.site_dir).runs_list_json  # the Runs list's rows
     live = LiveSite(store, min_rebuild=3.0)
     watcher = Watcher(store, polling=False, full_every=3600, site_hook=live)
     stop = threading.Event()

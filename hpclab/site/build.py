@@ -38,6 +38,7 @@ from hpclab.site.details import run_details
 from hpclab.site.html import STATISTICS_PAGE
 from hpclab.site.layout import SiteLayout
 from hpclab.site.livedoc import live_doc, run_info
+from hpclab.site.pages import write_list_data
 from hpclab.site.registry import generate
 from hpclab.site.series import MAX_POINTS, run_series, write_json
 from hpclab.store import Store
@@ -139,6 +140,7 @@ def build(
     t = time.perf_counter()
     keys: list[Key] = [(r["project"], r["run_id"]) for r in data.runs]
     write_details(data, layout, keys)
+    write_list_data(data, layout)
     infos = write_series(data, layout, keys, max_points=max_points)
     write_json(layout.live_json, live_doc(infos))
     report.data_seconds = time.perf_counter() - t

@@ -1,26 +1,53 @@
-"""The Graph tab: each project's experiment DAG as an SVG drawn here (no layout engine in
-the browser, nothing to load): trees left to right by depth, runs with neither parent
-nor child in a compact grid below. Nodes are filled by status, ringed green or red when
-the run improves or regresses on its parent's first key metric, and link to run pages.
+"""The Graph tab: each project's experiment DAG, one collapsible group per sweep (and one
+for the runs outside any sweep), each group's runs drawn as an SVG laid out here (no
+layout engine in the browser): trees left to right by depth, runs with neither parent
+nor child in the group in a compact grid below. Nodes are filled by status, ringed green
+or red when the run improves or regresses on its parent's first key metric, and link to
+run pages. A parent in another group is named in the group as a link ("parent: sweep /
+run"), not drawn as a curve across groups.
+
+The page holds the groups' headings only; a group's nodes are a data file
+(``data/graph/<project>/<group>.json``, :func:`write_graph_data`) that hpclab.js draws
+when the group is opened. Groups are open from the start while the page has at most
+:data:`OPEN_NODES` runs, closed past that: 10,000 runs are 100 headings, not 10,000 SVG
+nodes, until one is opened.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from hpclab.site.data import SiteData
 from hpclab.site.html import Html, css_token, empty, h, join, link
-from hpclab.site.layout import run_href
+from hpclab.site.layout import SiteLayout, run_href
 from hpclab.site.page import Page
+from hpclab.site.series import write_json
 from hpclab.store.record import STATUSES
 
 DX, DY, R = 170, 30, 8
 GRID_COLUMNS = 24
 GRID_DX = 28
+OPEN_NODES = 200  # the page opens every group while it has at most this many runs
+PARENT_LINKS = 8  # parents in other groups named per group; the rest are counted
+LOOSE = "_loose"  # the group of a project's runs outside any sweep (sweep ids are sweep-...)
+
+
+@dataclass
+class Group:
+    """One sweep's runs (or the runs outside any sweep) of a project."""
+
+    project: str
+    id: str  # the sweep id, or LOOSE
+    runs: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return "runs outside any sweep" if self.id == LOOSE else self.id
 
 
 def graph_page(data: SiteData) -> Page:
-    root = ""
     page = Page("Graph", wide=True).heading(1, "Graph", in_toc=False)
     # colours: hpclab.css's --hl-<status> (the site's one colour map), through the class
     legend = join(
@@ -42,101 +69,178 @@ def graph_page(data: SiteData) -> Page:
     )
     if not data.runs:
         return page.add(empty("No runs yet."))
+    is_open = len(data.runs) <= OPEN_NODES
+    if not is_open:
+        page.add(
+            h(
+                '<p class="hl-facts">{} runs: open a group to draw its runs.</p>',
+                f"{len(data.runs):,}",
+            )
+        )
+    graph = _Graph(data)
     for project in data.projects:
+        groups = graph.groups(project)
+        if not groups:
+            continue
         page.heading(2, project)
-        page.add(project_svg(data, project, root))
+        page.add(join(_group_html(graph, g, is_open) for g in groups))
     return page
 
 
-def project_svg(data: SiteData, project: str, root: str) -> Html:
-    runs = {r["run_id"]: r for r in data.runs if r["project"] == project}
-    children: dict[str, list[str]] = {}
-    parents: dict[str, str] = {}
-    for edge in data.edges:
-        if edge["project"] != project:
-            continue
-        p, c = edge["parent_id"], edge["child_id"]
-        if p in runs and c in runs and c not in parents:
-            parents[c] = p
-            children.setdefault(p, []).append(c)
-    pos: dict[str, tuple[float, float]] = {}
-    y = 0.0
-    in_tree = [rid for rid in sorted(runs) if rid not in parents and rid in children]
-
-    def place(rid: str, depth: int, seen: set[str]) -> float:
-        nonlocal y
-        seen.add(rid)
-        kids = [k for k in sorted(children.get(rid, [])) if k not in seen]
-        if not kids:
-            pos[rid] = (depth * DX, y)
-            y += DY
-            return pos[rid][1]
-        ys = [place(k, depth + 1, seen) for k in kids]
-        pos[rid] = (depth * DX, (min(ys) + max(ys)) / 2)
-        return pos[rid][1]
-
-    seen: set[str] = set()
-    for rid in in_tree:
-        place(rid, 0, seen)
-        y += DY / 2
-    lone = [rid for rid in sorted(runs) if rid not in pos]
-    top = y + (DY / 2 if pos else 0)
-    for i, rid in enumerate(lone):
-        pos[rid] = ((i % GRID_COLUMNS) * GRID_DX, top + (i // GRID_COLUMNS) * GRID_DX)
-    width = max(x for x, _ in pos.values()) + DX + 40
-    height = max(yy for _, yy in pos.values()) + 2 * DY
-    parts = [
-        h(
-            '<svg class="hl-graph" data-project="{}" viewBox="-20 -20 {} {}" width="{}" '
-            'height="{}" role="img" aria-label="experiment DAG of {}">',
-            project,
-            f"{width:.0f}",
-            f"{height:.0f}",
-            f"{width:.0f}",
-            f"{height:.0f}",
-            project,
-        )
-    ]
-    for c, p in parents.items():
-        (x1, y1), (x2, y2) = pos[p], pos[c]
-        mx = (x1 + x2) / 2
-        d = f"M{x1:.0f},{y1:.0f} C{mx:.0f},{y1:.0f} {mx:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
-        parts.append(h('<path class="hl-edge" d="{}"/>', d))
-    metrics = data.key_metrics.get(project, [])
-    for rid, (x, yy) in pos.items():
-        r = runs[rid]
-        ring = ""
-        if metrics and rid in parents:
-            m = metrics[0]
-            better = m.better(
-                data.metric_value((project, rid), m.name),
-                data.metric_value((project, parents[rid]), m.name),
+def _group_html(graph: _Graph, group: Group, is_open: bool) -> Html:
+    counts = Counter(str(graph.runs[(group.project, rid)]["status"]) for rid in group.runs)
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    outside = graph.outside_parents(group)
+    parents = join(
+        (
+            h(
+                "{} of {}",
+                link(
+                    run_href(group.project, p, ""),
+                    h("{} / {}", graph.group_of(group.project, p).title, p),
+                ),
+                c,
             )
-            ring = {True: " hl-node-up", False: " hl-node-down"}.get(better, "")  # type: ignore[arg-type]
-        label = r.get("name") or rid[-4:] if rid in parents or rid in children else ""
-        text = (
-            h('<text x="{}" y="{}">{}</text>', f"{x + R + 4:.0f}", f"{yy + 4:.0f}", label)
-            if label
-            else Html("")
-        )
-        node = h(
-            '<g class="hl-node{}" data-run="{}"><title>{}</title>'
-            '<circle cx="{}" cy="{}" r="{}" class="hl-fill-{}"/>{}</g>',
-            ring,
-            rid,
-            _tooltip(data, project, r),
-            f"{x:.0f}",
-            f"{yy:.0f}",
-            R,
-            css_token(str(r["status"]).lower()),
-            text,
-        )
-        parts.append(link(run_href(project, rid, root), node))
-    parts.append(Html("</svg>"))
-    return h('<div class="hl-graph-wrap">{}</div>', join(parts))
+            for c, p in outside[:PARENT_LINKS]
+        ),
+        "; ",
+    )
+    more = h(" and {} more", len(outside) - PARENT_LINKS) if len(outside) > PARENT_LINKS else ""
+    named = h('<p class="hl-graph-parents">parent: {}{}</p>', parents, more) if outside else ""
+    return h(
+        '<details class="hl-graph-group" data-project="{}" data-group="{}" data-src="{}"{}>'
+        '<summary><span class="hl-graph-title">{}</span> <span class="hl-facts">{} runs · {}'
+        "{}</span></summary>{}"
+        '<div class="hl-graph-wrap"><p class="hl-empty hl-graph-loading">Drawing… {}</p></div>'
+        "</details>",
+        group.project,
+        group.id,
+        graph_src(group.project, group.id),
+        Html(" open") if is_open else "",
+        group.title,
+        len(group.runs),
+        statuses,
+        h(" · {} with a parent in another group", len(outside)) if outside else "",
+        named,
+        Html("(the graph reads its data with fetch: open the site through a web server)"),
+    )
 
 
-def _tooltip(data: SiteData, project: str, r: dict[str, Any]) -> str:
+def graph_src(project: str, group: str) -> str:
+    """The group's data file as the page fetches it (SiteLayout.graph_json)."""
+    from urllib.parse import quote
+
+    return f"data/graph/{quote(project, safe='')}/{quote(group, safe='')}.json"
+
+
+class _Graph:
+    """The runs, their groups and their parent edges, read once for the page and the data."""
+
+    def __init__(self, data: SiteData) -> None:
+        self.data = data
+        self.runs = {(r["project"], r["run_id"]): r for r in data.runs}
+        self.parents: dict[tuple[str, str], str] = {}
+        for edge in data.edges:
+            p, c = (edge["project"], edge["parent_id"]), (edge["project"], edge["child_id"])
+            if p in self.runs and c in self.runs and c not in self.parents:
+                self.parents[c] = edge["parent_id"]
+        self._groups: dict[str, dict[str, Group]] = {}
+        self._of: dict[tuple[str, str], Group] = {}
+        for r in data.runs:  # newest first (the catalog's order): groups by their newest run
+            project, gid = r["project"], r.get("sweep_id") or LOOSE
+            groups = self._groups.setdefault(project, {})
+            g = groups.get(gid) or groups.setdefault(gid, Group(project, gid))
+            g.runs.append(r["run_id"])
+            self._of[(project, r["run_id"])] = g
+
+    def groups(self, project: str) -> list[Group]:
+        """The project's sweeps, newest first, then its runs outside any sweep."""
+        gs = list(self._groups.get(project, {}).values())
+        return [g for g in gs if g.id != LOOSE] + [g for g in gs if g.id == LOOSE]
+
+    def group_of(self, project: str, run_id: str) -> Group:
+        return self._of[(project, run_id)]
+
+    def outside_parents(self, group: Group) -> list[tuple[str, str]]:
+        """(child, parent) for the group's runs whose parent is in another group."""
+        out = []
+        for rid in sorted(group.runs):
+            p = self.parents.get((group.project, rid))
+            if p is not None and self._of[(group.project, p)] is not group:
+                out.append((rid, p))
+        return out
+
+    def doc(self, group: Group) -> dict[str, Any]:
+        """The group's drawing for hpclab.js (``graphGroup``): its size, its edges as
+        ``[x1, y1, x2, y2]``, its nodes as ``[run_id, x, y, status, ring, label, title]``
+        (ring: 1 improves on the parent, -1 regresses, 0 neither or unknown)."""
+        project = group.project
+        mine = set(group.runs)
+        parents = {
+            rid: p
+            for rid in group.runs
+            if (p := self.parents.get((project, rid))) is not None and p in mine
+        }
+        children: dict[str, list[str]] = {}
+        for c, p in parents.items():
+            children.setdefault(p, []).append(c)
+        pos: dict[str, tuple[float, float]] = {}
+        y = 0.0
+
+        def place(rid: str, depth: int, seen: set[str]) -> float:
+            nonlocal y
+            seen.add(rid)
+            kids = [k for k in sorted(children.get(rid, [])) if k not in seen]
+            if not kids:
+                pos[rid] = (depth * DX, y)
+                y += DY
+                return pos[rid][1]
+            ys = [place(k, depth + 1, seen) for k in kids]
+            pos[rid] = (depth * DX, (min(ys) + max(ys)) / 2)
+            return pos[rid][1]
+
+        seen: set[str] = set()
+        for rid in sorted(mine):
+            if rid not in parents and rid in children:
+                place(rid, 0, seen)
+                y += DY / 2
+        lone = [rid for rid in sorted(mine) if rid not in pos]
+        top = y + (DY / 2 if pos else 0)
+        for i, rid in enumerate(lone):
+            pos[rid] = ((i % GRID_COLUMNS) * GRID_DX, top + (i // GRID_COLUMNS) * GRID_DX)
+        width = max(x for x, _ in pos.values()) + DX + 40
+        height = max(yy for _, yy in pos.values()) + 2 * DY
+        edges = [[round(v) for v in (*pos[p], *pos[c])] for c, p in parents.items()]
+        metrics = self.data.key_metrics.get(project, [])
+        nodes = []
+        for rid, (x, yy) in pos.items():
+            r = self.runs[(project, rid)]
+            parent = self.parents.get((project, rid))
+            ring = 0
+            if metrics and parent is not None:
+                m = metrics[0]
+                better = m.better(
+                    self.data.metric_value((project, rid), m.name),
+                    self.data.metric_value((project, parent), m.name),
+                )
+                ring = {True: 1, False: -1}.get(better, 0)  # type: ignore[arg-type]
+            label = (r.get("name") or rid[-4:]) if rid in parents or rid in children else ""
+            status = css_token(str(r["status"]).lower())
+            nodes.append([rid, round(x), round(yy), status, ring, label, _tooltip(self.data, r)])
+        return {"project": project, "width": round(width), "height": round(height),
+                "edges": edges, "nodes": nodes}  # fmt: skip
+
+
+def write_graph_data(data: SiteData, layout: SiteLayout) -> None:
+    """Every group's drawing (``data/graph/<project>/<group>.json``), with the pages."""
+    graph = _Graph(data)
+    for project in data.projects:
+        for group in graph.groups(project):
+            write_json(layout.graph_json(project, group.id), graph.doc(group))
+
+
+def _tooltip(data: SiteData, r: dict[str, Any]) -> str:
+    project = r["project"]
     lines = [f"{r['run_id']} ({r['status']})"]
     if r.get("name"):
         lines.append(str(r["name"]))

@@ -7,6 +7,8 @@ under a site directory (the store's layout is :class:`~hpclab.store.Store`'s)::
     <site>/html/data/runs/<project>/<run_id>.json         a run's metric series (downsampled)
     <site>/html/data/details/<project>/<run_id>.json      a run's config, code, artifacts, ...
     <site>/html/data/pages.json                           what the pages were generated from
+    <site>/html/data/runs-list.json                       the Runs list's rows (one per run)
+    <site>/html/data/graph/<project>/<group>.json         a Graph group's drawing (a sweep's)
     <site>/cache/                                         Vega bundle (if ~/.cache is read-only)
 
 ``data/`` is written by hpclab, not by MkDocs: a page rebuild replaces the pages around it
@@ -58,11 +60,19 @@ class SiteLayout:
     def pages_json(self) -> Path:
         return self.data / "pages.json"
 
+    @property
+    def runs_list_json(self) -> Path:
+        return self.data / "runs-list.json"
+
     def series_json(self, project: str, run_id: str) -> Path:
         return self.data / "runs" / project / f"{run_id}.json"
 
     def details_json(self, project: str, run_id: str) -> Path:
         return self.data / "details" / project / f"{run_id}.json"
+
+    def graph_json(self, project: str, group: str) -> Path:
+        """One group of the Graph page (a sweep's runs, or those outside any sweep)."""
+        return self.data / "graph" / project / f"{group}.json"
 
     def logs_json(self, project: str, run_id: str) -> Path:
         """The tail of a run's stdout/stderr, rewritten while it runs (site/logtail.py)."""

@@ -161,6 +161,7 @@ class LiveSite:
     def _maybe_rebuild(self, changed: list[Key]) -> None:
         from hpclab.site.build import build_pages, write_details
         from hpclab.site.data import load
+        from hpclab.site.pages import write_list_data
 
         data = load(self.store)
         if changed:
@@ -176,6 +177,7 @@ class LiveSite:
             return
         start = time.perf_counter()
         build_pages(data, self.layout)
+        write_list_data(data, self.layout)
         self._signature = signature
         self._last_rebuild = time.monotonic()
         self._pending = False

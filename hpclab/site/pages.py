@@ -13,19 +13,22 @@ project's two Pareto objectives: docs/statistics.md#pareto).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import altair as alt
 
 from hpclab.site import charts
 from hpclab.site.data import Key, SiteData
+from hpclab.site.graph import write_graph_data
 from hpclab.site.html import (
     MISSING,
     Html,
     badge,
     code,
-    duration,
     e,
     empty,
     h,
@@ -37,7 +40,9 @@ from hpclab.site.html import (
     table,
     when,
 )
+from hpclab.site.layout import SiteLayout
 from hpclab.site.page import Page
+from hpclab.site.series import write_json
 from hpclab.store.record import (
     ACTIVE_STATUSES,
     ENDED_STATUSES,
@@ -126,7 +131,7 @@ def overview(data: SiteData) -> Page:
                     "<p>The {} most recent of {}: all are in {}.</p>",
                     OVERVIEW_ROWS,
                     len(runs),
-                    link("runs/index.html", "Runs"),
+                    link(runs_href(project), "Runs"),
                 )
             )
     page.heading(2, "Recent activity")
@@ -172,6 +177,11 @@ def _activity(data: SiteData, root: str) -> Html:
     return h('<ul class="hl-activity">{}</ul>', items)
 
 
+def runs_href(query: str = "", root: str = "") -> str:
+    """The Runs list, filtered by ``query`` when given (``runs/index.html?q=...``)."""
+    return f"{root}runs/index.html" + (f"?q={quote(query, safe='')}" if query else "")
+
+
 def _short_sweep(sweep_id: str | None) -> str:
     return (
         (sweep_id or "")[len("sweep-") :]
@@ -181,40 +191,14 @@ def _short_sweep(sweep_id: str | None) -> str:
 
 
 def runs_list(data: SiteData) -> Page:
-    root = "../"
+    """The Runs list: the header, the filter and the compare bar; its rows are
+    ``data/runs-list.json`` (:func:`runs_list_doc`), drawn by hpclab.js a screenful at a
+    time (a virtualised table), filtered and sorted over every run in memory: a page of
+    the same size for 10 runs or 100,000."""
     page = Page("Runs", wide=True).heading(1, "Runs", in_toc=False)
     if not data.runs:
         return page.add(empty("No runs indexed yet."))
-    names: list[str] = []
-    for project in data.projects:
-        for m in data.key_metrics.get(project, []):
-            if m.name not in names:
-                names.append(m.name)
-    body = []
-    for r in data.runs:
-        key: Key = (r["project"], r["run_id"])
-        tags = join((h('<span class="hl-tag">{}</span>', t) for t in r.get("tags") or []), " ")
-        label = r.get("name") or r["run_id"]
-        body.append(
-            [
-                h(
-                    '<input type="checkbox" class="hl-pick" value="{}/{}" aria-label="compare {}">',
-                    r["project"],
-                    r["run_id"],
-                    label,
-                ),
-                badge(r["status"]),
-                run_link(r["project"], r["run_id"], root),
-                e(r.get("name")),
-                e(r["project"]),
-                e(_short_sweep(r.get("sweep_id"))),
-                *[num(data.metric_value(key, n)) for n in names],
-                num(r.get("step")),
-                when(r.get("created_at")),
-                duration(r.get("duration_s")),
-                tags,
-            ]
-        )
+    names = list_metrics(data)
     headers = ["", "status", "run", "name", "project", "sweep", *names]
     headers += ["step", "created", "duration", "tags"]
     sort = ["none"] + ["text"] * 5 + ["num"] * len(names) + ["num", "text", "num", "text"]
@@ -222,17 +206,84 @@ def runs_list(data: SiteData) -> Page:
         h(
             '<div class="hl-filter"><input type="search" class="hl-filter-input" '
             'placeholder="Filter runs: text in any column (status, sweep, tag, ...)" '
-            'aria-label="Filter runs"><span class="hl-filter-count"></span>'
+            'aria-label="Filter runs"><span class="hl-filter-count" aria-live="polite"></span>'
             '<span class="hl-compare-bar"><a class="hl-compare" data-max="{}" '
             'aria-disabled="true">Compare (0)</a>'
             '<button type="button" class="hl-compare-clear" hidden>clear</button>'
             '<span class="hl-compare-hint">tick 2 to {} runs to compare them'
-            "</span></span></div>",
+            "</span></span></div>"
+            '<p class="hl-empty hl-runs-loading">Loading {} runs… {}</p>',
             COMPARE_MAX,
             COMPARE_MAX,
+            f"{len(data.runs):,}",
+            FETCH_HINT,
         )
     )
-    return page.add(table(headers, body, cls="hl-sortable hl-runs", sort=sort))
+    return page.add(
+        h(
+            '<div class="hl-runs-scroll" data-src="{}" data-total="{}" tabindex="-1">'
+            '<div class="hl-runs-pad hl-runs-top"></div>{}'
+            '<div class="hl-runs-pad hl-runs-bottom"></div></div>',
+            RUNS_LIST_DATA,
+            len(data.runs),
+            table(headers, [], cls="hl-runs", sort=sort),
+        )
+    )
+
+
+RUNS_LIST_DATA = "data/runs-list.json"  # SiteLayout.runs_list_json, as the page fetches it
+
+
+def list_metrics(data: SiteData) -> list[str]:
+    """The Runs list's metric columns: every project's key metrics, in order, once."""
+    names: list[str] = []
+    for project in data.projects:
+        for m in data.key_metrics.get(project, []):
+            if m.name not in names:
+                names.append(m.name)
+    return names
+
+
+def runs_list_doc(data: SiteData) -> dict[str, Any]:
+    """Every run as one compact row for the Runs list (hpclab.js ``runsList``): ``[project,
+    run_id, status, name, sweep, step, created, duration_s, tags, *metrics]``, newest
+    first; metric values to 6 significant digits (the page shows 4), missing as null."""
+    names = list_metrics(data)
+    rows = []
+    for r in data.runs:
+        key: Key = (r["project"], r["run_id"])
+        created = r.get("created_at")
+        if isinstance(created, datetime):
+            created = created.isoformat(sep=" ", timespec="seconds")
+        dur = r.get("duration_s")
+        dur = round(float(dur), 1) if dur is not None and math.isfinite(float(dur)) else None
+        rows.append(
+            [
+                r["project"],
+                r["run_id"],
+                r["status"],
+                r.get("name") or "",
+                _short_sweep(r.get("sweep_id")),
+                r.get("step"),
+                None if created is None else str(created),
+                dur,
+                [str(t) for t in r.get("tags") or []],
+                *[_sig(data.metric_value(key, n)) for n in names],
+            ]
+        )
+    return {"metrics": names, "rows": rows}
+
+
+def _sig(value: float | None) -> float | None:
+    return None if value is None else float(f"{value:.6g}")
+
+
+def write_list_data(data: SiteData, layout: SiteLayout) -> None:
+    """The data files the pages' lists are drawn from: the Runs list's rows
+    (``data/runs-list.json``) and the Graph's groups (``data/graph/``). Written with the
+    pages, whenever they are rebuilt: they show what the pages were generated from."""
+    write_json(layout.runs_list_json, runs_list_doc(data))
+    write_graph_data(data, layout)
 
 
 def run_page() -> Page:
@@ -371,8 +422,9 @@ def board(data: SiteData) -> Page:
             )
         more = (
             h(
-                '<div class="hl-kmore">and {} more in <a href="runs/index.html">Runs</a></div>',
+                '<div class="hl-kmore">and {} more in {}</div>',
                 len(runs) - BOARD_CARDS,
+                link(runs_href(*statuses) if len(statuses) == 1 else runs_href(), "Runs"),
             )
             if len(runs) > BOARD_CARDS
             else Html("")

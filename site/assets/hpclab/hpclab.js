@@ -836,70 +836,125 @@
     return JSON.parse(document.querySelector(".hl-chart-specs").textContent);
   }
 
-  /* -- tables ------------------------------------------------------------------------ */
+  /* -- the Runs list ----------------------------------------------------------------- */
 
-  function sortable(tbl) {
-    var heads = tbl.querySelectorAll("th");
-    heads.forEach(function (th, col) {
-      if (th.dataset.sort === "none") { return; }
-      th.classList.add("hl-sort");
-      th.addEventListener("click", function () {
-        var asc = th.dataset.dir !== "asc";
-        heads.forEach(function (h) { delete h.dataset.dir; });
-        th.dataset.dir = asc ? "asc" : "desc";
-        var num = th.dataset.sort === "num";
-        var body = tbl.tBodies[0];
-        var rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function (a, b) {
-          var x = a.cells[col].textContent.trim(), y = b.cells[col].textContent.trim();
-          if (num) {
-            var fx = parseFloat(x), fy = parseFloat(y);
-            if (isNaN(fx)) { return 1; }
-            if (isNaN(fy)) { return -1; }
-            return asc ? fx - fy : fy - fx;
-          }
-          return asc ? x.localeCompare(y) : y.localeCompare(x);
-        });
-        rows.forEach(function (r) { body.appendChild(r); });
-      });
-    });
+  // Rows come from data/runs-list.json (hpclab/site/pages.py runs_list_doc), one compact
+  // array per run: [project, run_id, status, name, sweep, step, created, duration_s, tags,
+  // ...key metrics]. The filter and the sort run over every row in memory; only the rows
+  // in view (and OVERSCAN either side) are in the DOM, between two spacers as tall as the
+  // rows left out, so that 10,000 runs cost what 60 do. Ticks live in memory (and in the
+  // page's history entry), not in the rows: they survive filtering, sorting and scrolling.
+  var OVERSCAN = 20;
+  var P = 0, ID = 1, STATUS = 2, NAME = 3, SWEEP = 4, STEP = 5, CREATED = 6, DUR = 7, TAGS = 8, METRICS = 9;
+
+  function g4(v) {  // Python's "%.4g" (hpclab/site/html.py num), for the same text on both sides
+    var r = Number(v.toPrecision(4));
+    var e = r === 0 ? 0 : Math.floor(Math.log10(Math.abs(r)));
+    if (e >= -4 && e < 4) { return String(r); }
+    var parts = r.toExponential(3).split("e");
+    var x = parseInt(parts[1], 10);
+    return parts[0].replace(/\.?0+$/, "") + "e" + (x < 0 ? "-" : "+") + (Math.abs(x) < 10 ? "0" : "") + Math.abs(x);
   }
 
-  function filterable(input) {
-    var tbl = document.querySelector("table.hl-runs");
-    var count = document.querySelector(".hl-filter-count");
-    if (!tbl) { return; }
-    function apply() {
-      var words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
-      var n = 0;
-      Array.prototype.forEach.call(tbl.tBodies[0].rows, function (row) {
-        var text = row.textContent.toLowerCase();
-        var ok = words.every(function (w) { return text.indexOf(w) >= 0; });
-        row.style.display = ok ? "" : "none";
-        if (ok) { n++; }
-      });
-      if (count) { count.textContent = n + " of " + tbl.tBodies[0].rows.length + " runs"; }
+  function numText(v) {
+    if (typeof v !== "number" || !isFinite(v)) { return null; }
+    return Number.isInteger(v) && Math.abs(v) < 1e12 ? String(v) : g4(v);
+  }
+
+  function numCell(v) { var t = numText(v); return t === null ? fmt(null) : html`${t}`; }
+
+  function thousands(n) { return n.toLocaleString("en-US"); }
+
+  function runsColumns(nMetrics) {  // per column: its sort key and its cell (the page's <th> order)
+    var cols = [
+      { key: null },
+      { key: function (r) { return r[STATUS]; }, cell: function (r) { return badge(r[STATUS]); } },
+      { key: function (r) { return r[ID]; }, cell: function (r) { return html`<a class="hl-run" href="${runHref(r[P], r[ID])}">${r[ID]}</a>`; } },
+      { key: function (r) { return r[NAME]; } },
+      { key: function (r) { return r[P]; } },
+      { key: function (r) { return r[SWEEP]; } }
+    ];
+    for (var i = 0; i < nMetrics; i++) {
+      (function (j) { cols.push({ key: function (r) { return r[j]; }, cell: function (r) { return numCell(r[j]); } }); })(METRICS + i);
     }
-    input.addEventListener("input", apply);
-    apply();
+    cols.push(
+      { key: function (r) { return r[STEP]; }, cell: function (r) { return numCell(r[STEP]); } },
+      { key: function (r) { return r[CREATED] || ""; }, cell: function (r) {
+        return r[CREATED] ? html`<time title="${r[CREATED] + " UTC"}">${r[CREATED].slice(0, 16)}</time>` : fmt(null);
+      } },
+      { key: function (r) { return r[DUR]; }, cell: function (r) { return r[DUR] === null ? fmt(null) : html`${duration(r[DUR])}`; } },
+      { key: function (r) { return r[TAGS].join(" "); }, cell: function (r) {
+        return joinHtml(r[TAGS].map(function (t) { return html`<span class="hl-tag">${t}</span>`; }), " ");
+      } }
+    );
+    return cols;
   }
 
-  // The Runs list's tick boxes: the ticked runs, in the order they were ticked, make the
-  // Compare link. A filter only hides rows, so ticks on hidden rows stay (and are counted).
-  function pickable(tbl) {
+  function rowText(r, nMetrics) {  // what the filter matches: the text of every cell
+    var parts = [r[STATUS], r[ID], r[NAME], r[P], r[SWEEP]];
+    for (var i = 0; i < nMetrics; i++) { parts.push(numText(r[METRICS + i]) || "–"); }
+    parts.push(numText(r[STEP]) || "–", r[CREATED] ? r[CREATED].slice(0, 16) : "–",
+      r[DUR] === null ? "–" : duration(r[DUR]), r[TAGS].join(" "));
+    return plain(parts.join(" ")).toLowerCase();
+  }
+
+  function runsList(box) {
+    var tbl = box.querySelector("table.hl-runs");
+    var body = tbl.tBodies[0];
+    var topPad = box.querySelector(".hl-runs-top"), bottomPad = box.querySelector(".hl-runs-bottom");
+    var input = document.querySelector(".hl-filter-input");
+    var count = document.querySelector(".hl-filter-count");
+    var loading = document.querySelector(".hl-runs-loading");
     var bar = document.querySelector(".hl-compare-bar");
-    if (!bar) { return; }
     var link = bar.querySelector(".hl-compare");
     var clear = bar.querySelector(".hl-compare-clear");
     var hint = bar.querySelector(".hl-compare-hint");
     var max = parseInt(link.dataset.max, 10) || 12;
-    var order = [];
-    var boxes = Array.prototype.slice.call(tbl.querySelectorAll("input.hl-pick"));
-    function update() {
-      // a page restored from the history keeps its ticks without change events
-      var ticked = boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
-      order = order.filter(function (k) { return ticked.indexOf(k) >= 0; });
-      ticked.forEach(function (k) { if (order.indexOf(k) < 0) { order.push(k); } });
+    var heads = Array.prototype.slice.call(tbl.tHead.rows[0].cells);
+    var rows = [], texts = [], keys = [], byKey = {}, cols = [];
+    var perm = [];        // every row index, in the sort order
+    var shown = [];       // the rows the filter keeps, in the sort order
+    var visible = [];     // row index -> kept by the filter
+    var order = [];       // the ticked runs ("project/run"), in the order they were ticked
+    var rowH = 0, drawn = [-1, -1], frame = 0;
+
+    function pickBox(i) {
+      var r = rows[i], k = keys[i], on = order.indexOf(k) >= 0;
+      return html`<input type="checkbox" class="hl-pick" value="${k}" aria-label="${"compare " + (r[NAME] || r[ID])}"${
+        on ? html` checked` : ""}${!on && order.length >= max ? html` disabled` : ""}>`;
+    }
+
+    function rowHtml(i) {
+      var r = rows[i];
+      return html`<tr>${cols.map(function (c, j) {
+        return html`<td>${j === 0 ? pickBox(i) : c.cell ? c.cell(r) : c.key(r)}</td>`;
+      })}</tr>`;
+    }
+
+    function draw(force) {
+      var h = rowH || 30;
+      var view = Math.max(box.clientHeight, 200);
+      var first = Math.max(0, Math.floor(box.scrollTop / h) - OVERSCAN);
+      var last = Math.min(shown.length, Math.ceil((box.scrollTop + view) / h) + OVERSCAN);
+      first = Math.min(first, last);
+      if (!force && first === drawn[0] && last === drawn[1]) { return; }
+      var active = document.activeElement;
+      var focused = active && body.contains(active) && active.classList.contains("hl-pick") ? active.value : null;
+      setHTML(body, html`${shown.slice(first, last).map(rowHtml)}`);
+      topPad.style.height = first * h + "px";
+      bottomPad.style.height = (shown.length - last) * h + "px";
+      drawn = [first, last];
+      if (!rowH && body.rows.length) {
+        rowH = body.rows[0].getBoundingClientRect().height || 30;
+        if (Math.abs(rowH - h) > 0.5) { draw(true); return; }
+      }
+      if (focused !== null) {
+        var again = Array.prototype.filter.call(body.querySelectorAll("input.hl-pick"), function (b) { return b.value === focused; })[0];
+        if (again) { again.focus({ preventScroll: true }); }
+      }
+    }
+
+    function update() {  // the compare bar, and which drawn boxes can still be ticked
       var n = order.length;
       link.textContent = "Compare (" + n + ")";
       if (n >= 2) {
@@ -912,32 +967,149 @@
         link.removeAttribute("href");
         link.setAttribute("aria-disabled", "true");
       }
-      boxes.forEach(function (b) { b.disabled = !b.checked && n >= max; });
+      body.querySelectorAll("input.hl-pick").forEach(function (b) {
+        b.checked = order.indexOf(b.value) >= 0;
+        b.disabled = !b.checked && n >= max;
+      });
       clear.hidden = n === 0;
-      var hidden = boxes.filter(function (b) { return b.checked && b.closest("tr").style.display === "none"; }).length;
+      var hidden = order.filter(function (k) { return !visible[byKey[k]]; }).length;
       hint.textContent = n >= max ? "at most " + max + " runs at a time" :
         n < 2 ? "tick 2 to " + max + " runs to compare them" : "";
       if (hidden) { hint.textContent += (hint.textContent ? " · " : "") + hidden + " ticked hidden by the filter"; }
+      try {  // back to this page from the compare page: the same ticks
+        history.replaceState(Object.assign({}, history.state || {}, { hlTicks: order.slice() }), "");
+      } catch (e) { /* a sandboxed page: ticks are kept for this visit only */ }
     }
-    tbl.addEventListener("change", function (ev) { if (ev.target.classList.contains("hl-pick")) { update(); } });
-    clear.addEventListener("click", function () {
-      boxes.forEach(function (b) { b.checked = false; });
+
+    function apply() {
+      var words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+      shown = [];
+      perm.forEach(function (i) {
+        var t = texts[i];
+        var ok = words.every(function (w) { return t.indexOf(w) >= 0; });
+        visible[i] = ok;
+        if (ok) { shown.push(i); }
+      });
+      count.textContent = thousands(shown.length) + " of " + thousands(rows.length) + " runs";
+      box.scrollTop = 0;
+      draw(true);
       update();
+    }
+
+    function sortBy(col) {
+      var th = heads[col];
+      var asc = th.dataset.dir !== "asc";
+      heads.forEach(function (x) { delete x.dataset.dir; x.removeAttribute("aria-sort"); });
+      th.dataset.dir = asc ? "asc" : "desc";
+      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+      var get = cols[col].key, numeric = th.dataset.sort === "num";
+      var collator = new Intl.Collator();
+      var vals = rows.map(get);
+      perm = rows.map(function (_, i) { return i; });
+      perm.sort(function (a, b) {
+        var x = vals[a], y = vals[b];
+        if (numeric) {  // missing values last, either way
+          var mx = typeof x !== "number" || !isFinite(x), my = typeof y !== "number" || !isFinite(y);
+          if (mx || my) { return mx === my ? 0 : mx ? 1 : -1; }
+          return asc ? x - y : y - x;
+        }
+        return asc ? collator.compare(plain(x), plain(y)) : collator.compare(plain(y), plain(x));
+      });
+      apply();
+    }
+
+    function ready(doc) {
+      var nm = (doc.metrics || []).length;
+      rows = doc.rows || [];
+      cols = runsColumns(nm);
+      rows.forEach(function (r, i) {
+        keys.push(r[P] + "/" + r[ID]);
+        byKey[keys[i]] = i;
+        texts.push(rowText(r, nm));
+        perm.push(i);
+      });
+      var saved = (history.state && history.state.hlTicks) || [];
+      order = saved.filter(function (k) { return k in byKey; }).slice(0, max);
+      var q = new URLSearchParams(location.search).get("q");
+      if (q && !input.value) { input.value = q; }
+      heads.forEach(function (th, col) {
+        if (th.dataset.sort === "none") { return; }
+        th.classList.add("hl-sort");
+        th.tabIndex = 0;
+        th.addEventListener("click", function () { sortBy(col); });
+        th.addEventListener("keydown", function (ev) {
+          if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); sortBy(col); }
+        });
+      });
+      body.addEventListener("change", function (ev) {
+        var b = ev.target;
+        if (!b.classList.contains("hl-pick")) { return; }
+        order = order.filter(function (k) { return k !== b.value; });
+        if (b.checked && order.length < max) { order.push(b.value); }
+        update();
+      });
+      clear.addEventListener("click", function () { order = []; update(); });
+      input.addEventListener("input", apply);
+      box.addEventListener("scroll", function () {
+        if (frame) { return; }
+        frame = requestAnimationFrame(function () { frame = 0; draw(false); });
+      }, { passive: true });
+      window.addEventListener("resize", function () { draw(false); });
+      if (loading) { loading.hidden = true; }
+      apply();
+      box.dataset.ready = "1";
+    }
+
+    return fetchJSON(box.dataset.src).then(ready).catch(function (e) {
+      if (loading) {
+        loading.textContent = "Cannot load the runs (" + e.message + "): open the site through " +
+          "hpclab site serve or any web server, not as a file.";
+      }
     });
-    var f = document.querySelector(".hl-filter-input");
-    if (f) { f.addEventListener("input", update); }
-    window.addEventListener("pageshow", update);
-    update();
+  }
+
+  /* -- the Graph --------------------------------------------------------------------- */
+
+  // One group of a project's DAG (hpclab/site/graph.py): a sweep's runs, laid out by the
+  // build, drawn from data/graph/<project>/<group>.json the first time the group is open.
+  // Nodes: [run_id, x, y, status, ring, label, title]; edges: [x1, y1, x2, y2].
+  function graphGroup(el) {
+    if (el.dataset.drawn) { return Promise.resolve(); }
+    el.dataset.drawn = "0";
+    var wrap = el.querySelector(".hl-graph-wrap");
+    return fetchJSON(el.dataset.src).then(function (g) {
+      var edges = g.edges.map(function (e) {
+        var mx = Math.round((e[0] + e[2]) / 2);
+        var d = "M" + e[0] + "," + e[1] + " C" + mx + "," + e[1] + " " + mx + "," + e[3] + " " + e[2] + "," + e[3];
+        return html`<path class="hl-edge" d="${d}"/>`;
+      });
+      var nodes = g.nodes.map(function (n) {
+        var ring = n[4] > 0 ? " hl-node-up" : n[4] < 0 ? " hl-node-down" : "";
+        var text = n[5] ? html`<text x="${n[1] + 12}" y="${n[2] + 4}">${n[5]}</text>` : "";
+        var dot = html`<circle cx="${n[1]}" cy="${n[2]}" r="8" class="${"hl-fill-" + n[3]}"/>`;
+        return html`<a href="${runHref(g.project, n[0])}"><g class="${"hl-node" + ring}" data-run="${n[0]}"><title>${n[6]}</title>${dot}${text}</g></a>`;
+      });
+      setHTML(wrap, html`<svg class="hl-graph" data-project="${g.project}" viewBox="${"-20 -20 " + g.width + " " + g.height}" width="${g.width}" height="${g.height}" role="img" aria-label="${"experiment DAG of " + g.project + " · " + el.dataset.group}">${edges}${nodes}</svg>`);
+      el.dataset.drawn = "1";
+    }).catch(function (e) {
+      delete el.dataset.drawn;
+      setHTML(wrap, emptyP("Cannot draw this group (" + e.message + "): open the site through hpclab site serve or any web server."));
+    });
+  }
+
+  function graphGroups() {
+    var groups = Array.prototype.slice.call(document.querySelectorAll("details.hl-graph-group"));
+    groups.forEach(function (el) {
+      el.addEventListener("toggle", function () { if (el.open) { graphGroup(el); } });
+    });
+    return Promise.all(groups.filter(function (el) { return el.open; }).map(graphGroup));
   }
 
   /* -- start ------------------------------------------------------------------------- */
 
   function start() {
-    document.querySelectorAll("table.hl-sortable").forEach(sortable);
-    var f = document.querySelector(".hl-filter-input");
-    if (f) { filterable(f); }
-    var runsTable = document.querySelector("table.hl-runs");
-    if (runsTable) { pickable(runsTable); }
+    var runsBox = document.querySelector(".hl-runs-scroll");
+    var listed = Promise.all([runsBox ? runsList(runsBox) : null, graphGroups()]);
     // reports' Print button (the CSP forbids an inline onclick)
     document.querySelectorAll(".hl-print").forEach(function (b) {
       b.addEventListener("click", function () { window.print(); });
@@ -945,7 +1117,8 @@
     var training = document.getElementById("hl-training");
     var run = document.getElementById("hl-run");
     var compare = document.getElementById("hl-compare");
-    renderStaticCharts().catch(function (e) { console.error("hpclab: chart failed:", e); }).then(function () {
+    var charted = renderStaticCharts().catch(function (e) { console.error("hpclab: chart failed:", e); });
+    Promise.all([charted, listed]).then(function () {
       var hasSeries = views.length > 0;
       if (training) { renderTraining(training); } else if (hasSeries && !run) { poll(null); }
       if (run) { renderRun(run); }
