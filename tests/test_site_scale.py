@@ -19,6 +19,7 @@ from helpers import poll
 
 import hpclab
 import hpclab.site.graph as graph
+import hpclab.site.pages as pages
 from hpclab.catalog.indexer import index_store
 from hpclab.launch.sweep import PlannedPoint, plan_sweep
 from hpclab.site.build import build
@@ -279,6 +280,74 @@ def test_runs_list_draws_the_rows_in_view_of_thousands(
             " b.scrollTop = b.scrollHeight; })()"
         )
         poll(lambda: page.evaluate(ROWS_IN_DOM) < 200, timeout=10, message="rows drawn")
+        assert page.errors == [], page.errors
+        page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_overview_and_board_cut_their_lists_and_link_to_the_runs_list(
+    dag: tuple[Store, dict[str, str], dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, ids, _ = dag
+    monkeypatch.setattr(pages, "OVERVIEW_ROWS", 2)
+    monkeypatch.setattr(pages, "BOARD_CARDS", 3)
+    layout = SiteLayout(tmp_path / "site")
+    build(store, layout.dir)
+    overview = (layout.html / "index.html").read_text()
+    table = overview.split('class="hl-table hl-overview"')[1].split("</table>")[0]
+    assert sum(rid in table for rid in ids.values()) == 2
+    assert 'The 2 most recent of 5: all are in <a href="runs/index.html?q=lab">Runs</a>' in overview
+    board = (layout.html / "board.html").read_text()
+    done = board.split("hl-kcol-completed")[1].split("</section>")[0]
+    assert sum(rid in done for rid in ids.values()) == 3
+    assert 'and 2 more in <a href="runs/index.html?q=completed">Runs</a>' in done
+
+
+@needs_chromium
+def test_runs_list_is_filtered_by_its_link_and_used_from_the_keyboard(
+    dag: tuple[Store, dict[str, str], dict[str, str]], tmp_path: Path, browser: Chromium
+) -> None:
+    store, ids, _ = dag
+    layout = SiteLayout(tmp_path / "site")
+    build(store, layout.dir)
+    server, base = _serve(layout.html)
+    try:
+        page = _open(browser, base + "runs/index.html?q=solo")
+        assert page.evaluate("document.querySelector('.hl-filter-input').value") == "solo"
+        assert page.evaluate(FIRST_RUNS) == [ids["solo"]]
+        assert page.evaluate("document.querySelector('.hl-filter-count').textContent") == (
+            "1 of 5 runs"
+        )
+        page.close()
+        page = _open(browser, base + "runs/index.html")
+
+        def key(name: str, code: str, vk: int) -> None:
+            for kind in ("keyDown", "keyUp"):
+                page.send(
+                    "Input.dispatchKeyEvent",
+                    {"type": kind, "key": name, "code": code, "windowsVirtualKeyCode": vk},
+                )
+
+        # a sortable header takes the focus and sorts on Enter (the best val/loss first)
+        page.evaluate(
+            "Array.from(document.querySelectorAll('table.hl-runs th'))"
+            ".find(th => th.textContent.startsWith('val/loss')).focus()"
+        )
+        key("Enter", "Enter", 13)
+        page.wait_for(f"{FIRST_RUNS}[0] === {json.dumps(ids['solo'])}")
+        sort = page.evaluate("document.activeElement.getAttribute('aria-sort')")
+        assert sort == "ascending"
+        order = page.evaluate(FIRST_RUNS)
+        assert order == [ids[n] for n in ("solo", "b1", "a1", "a0", "b0")]
+        # Space ticks the focused box
+        page.evaluate("document.querySelector('input.hl-pick').focus()")
+        key(" ", "Space", 32)
+        page.wait_for("document.querySelector('a.hl-compare').textContent === 'Compare (1)'")
+        assert page.evaluate("document.querySelector('input.hl-pick').checked") is True
         assert page.errors == [], page.errors
         page.close()
     finally:
