@@ -10,8 +10,9 @@ fresh tab, ``--repeat`` times; per page: the HTML's size, the time to DOMContent
 and the time until the page's script says it is ready (``body[data-hl-ready]``, set once
 its rows and charts are drawn: the Runs list's rows come from ``data/runs-list.json``),
 both from the start of the navigation (Navigation Timing, ``performance.now()`` in the
-page), and the elements in its DOM. On the Runs page, the time for a filter keystroke and
-a sort over every run (each one event handler, timed in the page) as well. The median of
+page), and the elements in its DOM. On the Runs page, the time for a filter keystroke, a
+sort over every run and a scroll to the middle (each timed in the page); on the Graph
+page, the time to open a closed group until its runs are drawn. The median of
 the repeats is printed, one line per page.
 """
 
@@ -59,10 +60,28 @@ RUNS_ACTIONS = """(() => {
   t = performance.now();
   if (th) th.click();
   const sort = performance.now() - t;
-  return {filter_ms: filter, sort_ms: sort,
+  const box = document.querySelector('.hl-runs-scroll');
+  t = performance.now();
+  if (box) { box.scrollTop = box.scrollHeight / 2; box.dispatchEvent(new Event('scroll')); }
+  const frame = new Promise(res => requestAnimationFrame(() => res(performance.now() - t)));
+  return frame.then(scroll => ({
+          filter_ms: filter, sort_ms: sort, scroll_ms: scroll,
           rows_in_dom: document.querySelectorAll('table.hl-runs tbody tr').length,
-          count: (document.querySelector('.hl-filter-count') || {}).textContent};
+          count: (document.querySelector('.hl-filter-count') || {}).textContent}));
 })()"""
+# The Graph: open the first closed group, until its SVG is drawn (fetched and rendered).
+GRAPH_OPEN = """new Promise(res => {
+  const d = document.querySelector('details.hl-graph-group:not([open])');
+  if (!d) { res({}); return; }
+  const t = performance.now();
+  d.open = true;
+  (function check() {
+    if (d.dataset.drawn === '1') {
+      const nodes = d.querySelectorAll('g.hl-node').length;
+      res({open_group_ms: performance.now() - t, group_nodes: nodes});
+    } else { requestAnimationFrame(check); }
+  })();
+})"""
 
 
 def main() -> None:
@@ -90,6 +109,8 @@ def main() -> None:
                 row["wall_s"] = time.perf_counter() - start
                 if path == "runs/index.html":
                     row.update(page.evaluate(RUNS_ACTIONS))
+                if path == "graph.html":
+                    row.update(page.evaluate(GRAPH_OPEN))
                 runs.append(row)
                 page.close()
             median = {

@@ -911,7 +911,7 @@
     var hint = bar.querySelector(".hl-compare-hint");
     var max = parseInt(link.dataset.max, 10) || 12;
     var heads = Array.prototype.slice.call(tbl.tHead.rows[0].cells);
-    var rows = [], texts = [], keys = [], byKey = {}, cols = [];
+    var rows = [], texts = null, keys = [], byKey = {}, cols = [], nm = 0;
     var perm = [];        // every row index, in the sort order
     var shown = [];       // the rows the filter keeps, in the sort order
     var visible = [];     // row index -> kept by the filter
@@ -981,12 +981,16 @@
       } catch (e) { /* a sandboxed page: ticks are kept for this visit only */ }
     }
 
+    function index() {  // the filter's text of every row: made when first needed, or when idle
+      if (!texts) { texts = rows.map(function (r) { return rowText(r, nm); }); }
+    }
+
     function apply() {
       var words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+      if (words.length) { index(); }
       shown = [];
       perm.forEach(function (i) {
-        var t = texts[i];
-        var ok = words.every(function (w) { return t.indexOf(w) >= 0; });
+        var ok = !words.length || words.every(function (w) { return texts[i].indexOf(w) >= 0; });
         visible[i] = ok;
         if (ok) { shown.push(i); }
       });
@@ -1019,13 +1023,12 @@
     }
 
     function ready(doc) {
-      var nm = (doc.metrics || []).length;
+      nm = (doc.metrics || []).length;
       rows = doc.rows || [];
       cols = runsColumns(nm);
       rows.forEach(function (r, i) {
         keys.push(r[P] + "/" + r[ID]);
         byKey[keys[i]] = i;
-        texts.push(rowText(r, nm));
         perm.push(i);
       });
       var saved = (history.state && history.state.hlTicks) || [];
@@ -1058,6 +1061,7 @@
       if (loading) { loading.hidden = true; }
       apply();
       box.dataset.ready = "1";
+      (window.requestIdleCallback || setTimeout)(index);
     }
 
     return fetchJSON(box.dataset.src).then(ready).catch(function (e) {
