@@ -20,7 +20,7 @@ from hpclab.catalog.indexer import index_store
 from hpclab.site.build import build
 from hpclab.site.layout import SiteLayout
 from hpclab.site.live import LiveSite
-from hpclab.site.series import downsample, run_series
+from hpclab.site.series import downsample, read_series_file, run_series
 from hpclab.store import Store
 
 
@@ -62,7 +62,7 @@ def test_build_writes_pages_and_data(site_store: Store, weird_tmp_path: Path) ->
 
     lab = {r["run_id"]: r for r in _runs(site_store, "lab")}
     child = next(r for r, v in lab.items() if v["name"] == "lower-lr")
-    series = json.loads(layout.series_json("lab", child).read_text())
+    series = read_series_file(layout.series_parquet("lab", child))
     val = series["metrics"]["val/loss"]
     assert val["step"] == [9, 19, 29, 39] and val["value"][1] is None  # NaN -> missing
     details = json.loads(layout.details_json("lab", child).read_text())
@@ -101,7 +101,7 @@ def test_live_update_rewrites_only_changed_runs(tmp_path: Path) -> None:
     layout = SiteLayout(store.site_dir)
     live = LiveSite(store, min_rebuild=0.0)
     assert live.refresh(None) == []  # the build's data files are current: none rewritten
-    before_b = layout.series_json("lab", b).stat().st_mtime_ns
+    before_b = layout.series_parquet("lab", b).stat().st_mtime_ns
     pages_before = (layout.html / "index.html").stat().st_mtime_ns
 
     import hpclab
@@ -110,7 +110,7 @@ def test_live_update_rewrites_only_changed_runs(tmp_path: Path) -> None:
     run.log({"train/loss": 0.01}, step=40)
     run.flush()
     assert live.refresh([("lab", a), ("lab", b)]) == [("lab", a)]
-    assert layout.series_json("lab", b).stat().st_mtime_ns == before_b
+    assert layout.series_parquet("lab", b).stat().st_mtime_ns == before_b
     assert run_series(store, "lab", a)["step"] == 40
     doc = json.loads(layout.live_json.read_text())
     running = [r for r in doc["runs"] if r["run_id"] == a]

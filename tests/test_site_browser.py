@@ -36,6 +36,7 @@ from hpclab.site.data import load
 from hpclab.site.layout import SiteLayout
 from hpclab.site.pages import COMPARE_MAX
 from hpclab.site.research import MAX_CURVE_RUNS
+from hpclab.site.series import read_series_file
 from hpclab.site.serve import make_server, serve_in_thread, url_of
 from hpclab.store import Store
 
@@ -252,12 +253,9 @@ def wait_for_page(page: Page, path: str, marker: str) -> None:
 def site_json(store: Store, kind: str, key: str) -> Any:
     project, run_id = key.split("/")
     layout = SiteLayout(store.site_dir)
-    path = (
-        layout.details_json(project, run_id)
-        if kind == "details"
-        else layout.series_json(project, run_id)
-    )
-    return json.loads(path.read_text())
+    if kind == "series":  # a Parquet file (DuckDB reads it back)
+        return read_series_file(layout.series_parquet(project, run_id))
+    return json.loads(layout.details_json(project, run_id).read_text())
 
 
 def assert_compares(page: Page, store: Store, keys: list[str]) -> None:
@@ -293,7 +291,7 @@ def assert_compares(page: Page, store: Store, keys: list[str]) -> None:
     summary = page.evaluate("document.querySelector('#hl-compare details summary').textContent")
     assert summary.startswith(f"{len(paths) - len(differ)} of {len(paths)} ")
 
-    series = [site_json(store, "runs", k)["metrics"] for k in keys]
+    series = [site_json(store, "series", k)["metrics"] for k in keys]
     metrics = set().union(*series)
     charts = page.evaluate(
         "Array.from(document.querySelectorAll('.hl-compare-chart'), c => c.dataset.metric)"

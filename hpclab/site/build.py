@@ -22,6 +22,7 @@ takes about the same time for 10 runs or 1,000; the data files grow with the run
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,17 +32,20 @@ from typing import Any
 
 import yaml
 
+from hpclab.catalog.manifest import read_manifest
 from hpclab.errors import SiteError
 from hpclab.site.cost import accounting
 from hpclab.site.data import Key, SiteData, load
-from hpclab.site.details import run_details
+from hpclab.site.details import DetailsCache, run_details
 from hpclab.site.html import STATISTICS_PAGE
 from hpclab.site.layout import SiteLayout
-from hpclab.site.livedoc import live_doc, run_info
+from hpclab.site.livedoc import RECENT_S, live_doc, run_info
 from hpclab.site.pages import write_list_data
 from hpclab.site.registry import generate
-from hpclab.site.series import MAX_POINTS, run_series, write_json
+from hpclab.site.series import MAX_POINTS, run_series, write_json, write_run_series
+from hpclab.site.series_bulk import write_bulk
 from hpclab.store import Store
+from hpclab.store.record import ACTIVE_STATUSES
 
 log = logging.getLogger(__name__)
 HOOKS = Path(__file__).with_name("mkdocs_hooks.py")
@@ -139,9 +143,13 @@ def build(
     report.mkdocs_seconds = time.perf_counter() - t
     t = time.perf_counter()
     keys: list[Key] = [(r["project"], r["run_id"]) for r in data.runs]
-    write_details(data, layout, keys)
-    write_list_data(data, layout)
-    infos = write_series(data, layout, keys, max_points=max_points)
+    if layout.legacy_series.is_dir():  # JSON series of an older build
+        shutil.rmtree(layout.legacy_series, ignore_errors=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # DuckDB's writes beside Python's
+        series = pool.submit(write_series, data, layout, keys, max_points=max_points)
+        write_details(data, layout, keys)
+        write_list_data(data, layout)
+        infos = series.result()
     write_json(layout.live_json, live_doc(infos))
     report.data_seconds = time.perf_counter() - t
     report.seconds = time.perf_counter() - start
@@ -149,8 +157,9 @@ def build(
 
 
 def write_details(data: SiteData, layout: SiteLayout, keys: list[Key]) -> None:
+    cache = DetailsCache()  # what the runs' documents share, made once
     for key in keys:
-        write_json(layout.details_json(*key), run_details(data, key))
+        write_json(layout.details_json(*key), run_details(data, key, cache))
 
 
 def write_series(
@@ -159,23 +168,58 @@ def write_series(
     keys: list[Key],
     *,
     max_points: int | None = None,
+    from_zarr: list[Key] | None = None,
 ) -> dict[Key, dict[str, Any]]:
-    """Every run's series file (threads: chunk reads and zstd release the GIL); returns
-    what live.json needs of each run."""
+    """Every run's series file: in bulk from the catalog (:mod:`hpclab.site.series_bulk`),
+    except the runs the catalog may lag or live.json lists (``from_zarr``, default
+    :func:`lagging`), each written from its zarr (threads: chunk reads release the GIL);
+    returns what live.json needs of those."""
     points = max_points or MAX_POINTS
+    zarr_keys = lagging(data, keys) if from_zarr is None else list(from_zarr)
+    fresh = set(zarr_keys)
+    bulk = [k for k in keys if k not in fresh]
+    written = write_bulk(
+        data.store, bulk, layout.series_parquet, layout.series_scratch, max_points=points
+    )
+    for key in bulk:
+        if key not in written:  # DuckDB split its rows (never seen): from its zarr
+            zarr_keys.append(key)
 
     def one(key: Key) -> tuple[Key, dict[str, Any] | None]:
         try:
             series = run_series(data.store, *key, max_points=points)
-            write_json(layout.series_json(*key), series)
+            write_run_series(layout.series_parquet(*key), series)
             return key, run_info(data.store, key, series, data.total_steps(key))
         except Exception as e:  # a half-written run: its page says it has no data
             log.warning("%s/%s: no chart data (%s)", key[0], key[1], e)
             return key, None
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(one, keys))
+        results = list(pool.map(one, zarr_keys))
     return {k: info for k, info in results if info is not None}
+
+
+def lagging(data: SiteData, keys: list[Key]) -> list[Key]:
+    """The runs whose series come from their zarr: active in the catalog, or whose
+    ``run.json`` or metrics commit changed since the catalog was published or in the last
+    RECENT_S seconds (they may have ended lately: live.json lists them). A stat of two
+    files per run; the rest of the runs are the catalog's, as it holds them."""
+    since = min(read_manifest(data.store).published_at, time.time() - RECENT_S)
+    out = []
+    for key in keys:
+        row = data.by_key.get(key) or {}
+        if row.get("status") in ACTIVE_STATUSES:
+            out.append(key)
+            continue
+        paths = data.store.run_paths(*key)
+        for p in (paths.run_json, paths.metrics_commit):
+            try:
+                if os.stat(p).st_mtime >= since:
+                    out.append(key)
+                    break
+            except FileNotFoundError:
+                continue
+    return out
 
 
 def build_pages(data: SiteData, layout: SiteLayout) -> int:

@@ -4,7 +4,7 @@ under a site directory (the store's layout is :class:`~hpclab.store.Store`'s)::
     <site>/src/mkdocs.yml  src/overrides/  src/docs/*.md   the MkDocs project (generated)
     <site>/html/                                          the built site: serve or publish this
     <site>/html/data/live.json                            running and queued runs (polled)
-    <site>/html/data/runs/<project>/<run_id>.json         a run's metric series (downsampled)
+    <site>/html/data/series/<project>/<run_id>.parquet    a run's metric series (downsampled)
     <site>/html/data/details/<project>/<run_id>.json      a run's config, code, artifacts, ...
     <site>/html/data/pages.json                           what the pages were generated from
     <site>/html/data/runs-list.json                       the Runs list's rows (one per run)
@@ -64,8 +64,19 @@ class SiteLayout:
     def runs_list_json(self) -> Path:
         return self.data / "runs-list.json"
 
-    def series_json(self, project: str, run_id: str) -> Path:
-        return self.data / "runs" / project / f"{run_id}.json"
+    def series_parquet(self, project: str, run_id: str) -> Path:
+        """A run's metric series (site/series.py: long format, read by hyparquet)."""
+        return self.data / "series" / project / f"{run_id}.parquet"
+
+    @property
+    def legacy_series(self) -> Path:
+        """Where builds before the Parquet files put the series (``runs/*/*.json``)."""
+        return self.data / "runs"
+
+    @property
+    def series_scratch(self) -> Path:
+        """The full build's partitioned output before its files are renamed into place."""
+        return self.dir / ".series-build"
 
     def details_json(self, project: str, run_id: str) -> Path:
         return self.data / "details" / project / f"{run_id}.json"

@@ -2,10 +2,12 @@
 ``hpclab watch --site`` (and ``hpclab site serve --watch``) calls after each indexing pass.
 
 A pass rewrites the series file of each run whose ``run.json`` or metrics commit changed
-(a stat of two files per run tells), then ``data/live.json``, the small file the Training
-page polls. Pages are rebuilt only when what they list changes (a run added or changing
-status, a sweep or hypothesis added, a hypothesis changing status), at most once every
-``min_rebuild`` seconds: a rebuild of a large site takes seconds, a data file a millisecond.
+(a stat of two files per run tells; the file from the run's zarr, one small Parquet
+write: O(changed), whatever the store's size), then ``data/live.json``, the small file
+the Training page polls. Pages are rebuilt only when what they list changes (a run added
+or changing status, a sweep or hypothesis added, a hypothesis changing status), at most
+once every ``min_rebuild`` seconds: a rebuild of a large site takes seconds, a data file
+a millisecond.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from hpclab.site.data import Key
 from hpclab.site.layout import SiteLayout
 from hpclab.site.livedoc import live_doc, run_info, total_steps_from_config
 from hpclab.site.logtail import log_doc, log_fingerprint
-from hpclab.site.series import run_series, write_json
+from hpclab.site.series import run_series, write_json, write_run_series
 from hpclab.store import Store
 
 logger = logging.getLogger(__name__)
@@ -109,7 +111,7 @@ class LiveSite:
             except Exception as e:  # half-written run: next pass
                 logger.warning("%s/%s: site data not updated (%s)", key[0], key[1], e)
                 continue
-            write_json(self.layout.series_json(*key), series)
+            write_run_series(self.layout.series_parquet(*key), series)
             self._fps[key] = fp
             self._infos[key] = info
             changed.append(key)
@@ -153,7 +155,7 @@ class LiveSite:
         """The run's series file is newer than its run.json and metrics commit: the build
         wrote it since the run last changed (its live.json entry, if active, is adopted)."""
         try:
-            written = os.stat(self.layout.series_json(*key)).st_mtime_ns
+            written = os.stat(self.layout.series_parquet(*key)).st_mtime_ns
         except FileNotFoundError:
             return False
         return written > fp[0] and written > fp[3]

@@ -1,12 +1,27 @@
-"""A run's metric series as the browser gets them: read straight from ``metrics.zarr``
-(the fast chunk reader: a flush is visible here before the catalog republishes), cut to
-at most ``max_points`` per metric by min/max buckets, which keep every spike a plain
-stride would skip, and written as one JSON file per run.
+"""A run's metric series as the browser gets them: cut to at most ``max_points`` per
+metric by min/max buckets, which keep every spike a plain stride would skip, and written
+as one Parquet file per run (``data/series/<project>/<run_id>.parquet``, read in the
+browser by the vendored hyparquet).
+
+The file is long: one row per kept point, in no particular order (readers sort by step):
+``metric`` (string), ``step`` (int64), ``value`` (double; NULL for NaN and inf: the chart
+shows a gap, never a zero) and the series' true point count ``n``. The document's fields
+(``version``, ``last_step``, ``rate``, ``last_time``) are columns of the same value in
+every row (dictionary-encoded: a few bytes), because DuckDB's partitioned write, which
+writes many runs' files in one statement, gives every file the same key-value metadata.
+A run without points has one row, its ``metric`` NULL, for the document's fields.
+
+Two writers make the same files: :func:`write_run_series` for one run from ``metrics.zarr``
+(the fast chunk reader: a flush is visible before the catalog republishes; the live site
+and runs the catalog may lag), and :mod:`hpclab.site.series_bulk` for the full build (all
+runs from the catalog in a few DuckDB statements).
 """
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +33,20 @@ from hpclab.store.views import step_rate
 from hpclab.tracking.metrics import read_commit
 
 MAX_POINTS = 1000  # per metric and run: enough for a chart as wide as a screen
+# Snappy: hyparquet decodes it natively (zstd needs another package), and a run's file is
+# ~38 KB with it (random doubles barely compress: zstd saves a few percent more).
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION snappy"
+# The file's columns, in order, and their DuckDB types.
+COLUMNS = (
+    ("metric", "VARCHAR"),
+    ("step", "BIGINT"),
+    ("value", "DOUBLE"),
+    ("n", "BIGINT"),
+    ("version", "VARCHAR"),
+    ("last_step", "BIGINT"),
+    ("rate", "DOUBLE"),
+    ("last_time", "DOUBLE"),
+)
 
 
 def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> np.ndarray:
@@ -41,8 +70,31 @@ def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> np.nda
     return np.unique(keep[keep < n])
 
 
+def downsample_sql(source: str, max_points: int) -> str:
+    """:func:`downsample` as SQL: the rows of ``source`` (columns ``part``, ``metric``,
+    ``step``, ``value``, ``n``: one series per part and metric, ``n`` its points) that it
+    keeps, for series of more than ``max_points`` points. Ties go to the first point, as
+    NumPy's argmin/argmax do (tested equal)."""
+    buckets = max(1, max_points // 2 - 1)
+    return f"""
+        WITH ranked AS (
+            SELECT *, row_number() OVER (PARTITION BY part, metric ORDER BY step) - 1 AS i
+            FROM ({source})
+        ), bucketed AS (
+            SELECT *, i // ((n + {buckets - 1}) // {buckets}) AS bucket,
+                CASE WHEN isfinite(value) THEN value ELSE 'inf'::DOUBLE END AS lo_key,
+                CASE WHEN isfinite(value) THEN value ELSE '-inf'::DOUBLE END AS hi_key
+            FROM ranked
+        )
+        SELECT * EXCLUDE (i, bucket, lo_key, hi_key) FROM bucketed
+        QUALIFY i = 0 OR i = n - 1
+            OR i = arg_min(i, (lo_key, i)) OVER (PARTITION BY part, metric, bucket)
+            OR i = arg_max(i, (hi_key, -i)) OVER (PARTITION BY part, metric, bucket)
+    """
+
+
 def _json_values(values: np.ndarray) -> list[float | None]:
-    """Floats for JSON: NaN and inf become null (shown as missing, never as zero)."""
+    """NaN and inf become None (shown as missing, never as zero)."""
     out: list[float | None] = values.tolist()
     if not np.isfinite(values).all():
         bad = np.flatnonzero(~np.isfinite(values))
@@ -82,12 +134,109 @@ def run_series(
     return {
         "project": project,
         "run_id": run_id,
-        "version": f"{commit.get('seq', 0)}-{sum(m['n'] for m in metrics.values())}",
+        "version": version(commit.get("seq", 0), sum(m["n"] for m in metrics.values())),
         "step": step if step >= 0 else None,
         "rate": rate,
         "last_time": last_time,
         "metrics": metrics,
     }
+
+
+def version(seq: Any, points: int) -> str:
+    """A series document's version: the metrics commit's sequence and the points."""
+    return f"{seq}-{points}"
+
+
+def write_run_series(path: Path, doc: dict[str, Any]) -> None:
+    """Write a series document as the run's Parquet file (replaced atomically: a polling
+    browser never reads half of one)."""
+    import duckdb
+
+    names: list[str] = []
+    steps: list[int] = []
+    values: list[float | None] = []
+    counts: list[int] = []
+    for name, m in doc["metrics"].items():
+        names += [name] * len(m["step"])
+        steps += m["step"]
+        values += m["value"]
+        counts += [m["n"]] * len(m["step"])
+    consts = {
+        "version": doc.get("version"),
+        "last_step": doc.get("step"),
+        "rate": doc.get("rate"),
+        "last_time": doc.get("last_time"),
+    }
+    con = duckdb.connect()
+    try:
+        if steps:
+            label = np.empty(len(names), dtype=object)
+            label[:] = names
+            con.register(
+                "_series",
+                {
+                    "metric": label,
+                    "step": np.asarray(steps, dtype=np.int64),
+                    # DuckDB reads NaN in a NumPy column as NULL: the None (NaN, inf) points
+                    "value": np.asarray([np.nan if v is None else v for v in values]),
+                    "n": np.asarray(counts, dtype=np.int64),
+                },
+            )
+            source = "_series"
+        else:  # no points: one row of NULLs for the document's fields
+            source = "(SELECT NULL AS metric, NULL AS step, NULL AS value, NULL AS n)"
+        select = ", ".join(
+            f"CAST(? AS {t}) AS {c}" if c in consts else f"CAST({c} AS {t}) AS {c}"
+            for c, t in COLUMNS
+        )
+        params = [consts[c] for c, _ in COLUMNS if c in consts]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(doc)}.tmp")
+        try:
+            con.execute(
+                f"COPY (SELECT {select} FROM {source}) TO '{_sql(tmp)}' ({PARQUET_OPTIONS})",
+                params,
+            )
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    finally:
+        con.close()
+
+
+def read_series_file(path: Path) -> dict[str, Any]:
+    """A series file back as the document the pages make of it (``metrics``, ``version``,
+    ``step``, ``rate``, ``last_time``), for tests and tools: what the browser's loadSeries
+    resolves to."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            "SELECT metric, step, value, n, version, last_step, rate, last_time "
+            f"FROM read_parquet('{_sql(path)}') ORDER BY metric, step"  # rows in no order
+        ).fetchall()
+    finally:
+        con.close()
+    metrics: dict[str, Any] = {}
+    for metric, step, value, n, *_ in rows:
+        if metric is None:  # a run without points: the document's fields only
+            continue
+        m = metrics.setdefault(metric, {"n": n, "step": [], "value": []})
+        m["step"].append(step)
+        m["value"].append(value)
+    first = rows[0] if rows else (None,) * 8
+    return {
+        "version": first[4],
+        "step": first[5],
+        "rate": first[6],
+        "last_time": first[7],
+        "metrics": dict(sorted(metrics.items())),
+    }
+
+
+def _sql(path: Any) -> str:
+    return str(path).replace("'", "''")
 
 
 def dumps(doc: Any) -> bytes:

@@ -5,7 +5,7 @@
  *
  * Data files (written by hpclab, never by MkDocs):
  *   data/live.json                      running, queued and recently ended runs (polled)
- *   data/runs/<project>/<run>.json      a run's metric series, downsampled
+ *   data/series/<project>/<run>.parquet a run's metric series, downsampled (series.js)
  *   data/details/<project>/<run>.json   a run's config, code, artifacts, notes, ...
  */
 (function () {
@@ -141,8 +141,8 @@
     return safeHref(url("runs/run.html") + "?p=" + encodeURIComponent(project) + "&id=" + encodeURIComponent(runId));
   }
 
-  function dataPath(kind, key) {  // data/<kind>/<project>/<run>.json, each part URL-encoded
-    return "data/" + kind + "/" + key.split("/").map(encodeURIComponent).join("/") + ".json";
+  function dataPath(kind, key, ext) {  // data/<kind>/<project>/<run><ext: .json>, parts URL-encoded
+    return "data/" + kind + "/" + key.split("/").map(encodeURIComponent).join("/") + (ext || ".json");
   }
 
   function duration(s) {
@@ -184,7 +184,10 @@
   }
 
   function loadSeries(key) {
-    return fetchJSON(dataPath("runs", key)).then(function (doc) {
+    return window.hpclabSeries.load(url(dataPath("series", key, ".parquet"))).then(function (doc) {
+      var cut = key.indexOf("/");
+      doc.project = key.slice(0, cut);
+      doc.run_id = key.slice(cut + 1);
       seriesCache[key] = { version: doc.version, doc: doc };
       return doc;
     });
