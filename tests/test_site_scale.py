@@ -119,6 +119,8 @@ def test_graph_groups_runs_by_sweep_and_names_parents_in_other_groups(
     b = page.split(f'data-group="{sweeps["b"]}"')[1].split("</details>")[0]
     assert f"id={ids['a0']}" in b and f"{sweeps['a']} / {ids['a0']}" in b
     assert "1 with a parent in another group" in b
+    a = page.split(f'data-group="{sweeps["a"]}"')[1].split("</summary>")[0]
+    assert "2 runs · 2 completed · best val/loss 0.3 (<a href=" in a and ids["a1"] in a
     loose = page.split(f'data-group="{graph.LOOSE}"')[1].split("</details>")[0]
     assert f"id={ids['b1']}" in loose
     # each group's drawing: its runs, once, and the edges inside it only
@@ -353,3 +355,22 @@ def test_runs_list_is_filtered_by_its_link_and_used_from_the_keyboard(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@needs_chromium
+def test_runs_list_opened_as_a_file_says_it_needs_a_server(
+    dag: tuple[Store, dict[str, str], dict[str, str]], tmp_path: Path, browser: Chromium
+) -> None:
+    store, _, _ = dag
+    layout = SiteLayout(tmp_path / "site")
+    build(store, layout.dir)
+    page = browser.new_page()
+    page.goto((layout.html / "runs" / "index.html").as_uri())
+    text = page.wait_for(
+        "(document.querySelector('.hl-runs-loading') || {}).textContent"
+        " .startsWith('Cannot load the runs') && document.querySelector('.hl-runs-loading')"
+        ".textContent"
+    )
+    assert "hpclab site serve" in text
+    assert page.evaluate(ROWS_IN_DOM) == 0
+    page.close()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpclab.site.data import SiteData
-from hpclab.site.html import Html, css_token, empty, h, join, link
+from hpclab.site.html import Html, css_token, empty, h, join, link, num
 from hpclab.site.layout import SiteLayout, run_href
 from hpclab.site.page import Page
 from hpclab.site.series import write_json
@@ -110,7 +110,7 @@ def _group_html(graph: _Graph, group: Group, is_open: bool) -> Html:
     return h(
         '<details class="hl-graph-group" data-project="{}" data-group="{}" data-src="{}"{}>'
         '<summary><span class="hl-graph-title">{}</span> <span class="hl-facts">{} runs · {}'
-        "{}</span></summary>{}"
+        "{}{}</span></summary>{}"
         '<div class="hl-graph-wrap"><p class="hl-empty hl-graph-loading">Drawing… {}</p></div>'
         "</details>",
         group.project,
@@ -121,9 +121,27 @@ def _group_html(graph: _Graph, group: Group, is_open: bool) -> Html:
         len(group.runs),
         statuses,
         h(" · {} with a parent in another group", len(outside)) if outside else "",
+        _best(graph, group),
         named,
         Html("(the graph reads its data with fetch: open the site through a web server)"),
     )
+
+
+def _best(graph: _Graph, group: Group) -> Html:
+    """`` · best val/loss 0.123 (RUN)``: the group's best run on the first key metric."""
+    metrics = graph.data.key_metrics.get(group.project, [])
+    if not metrics:
+        return Html("")
+    m = metrics[0]
+    values = [
+        (v, rid)
+        for rid in group.runs
+        if (v := graph.data.metric_value((group.project, rid), m.name)) is not None
+    ]
+    if not values:
+        return Html("")
+    v, rid = (max if m.direction == "maximize" else min)(values)
+    return h(" · best {} {} ({})", m.name, num(v), link(run_href(group.project, rid, ""), rid))
 
 
 def graph_src(project: str, group: str) -> str:
