@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import poll
 
 import hpclab
 import hpclab.site.graph as graph
@@ -277,11 +276,19 @@ def test_runs_list_draws_the_rows_in_view_of_thousands(
         assert values == sorted(values) and values[1] == pytest.approx(1 / N_ROWS, abs=1e-4)
         link = page.evaluate("document.querySelector('a.hl-compare').getAttribute('href')")
         assert link.endswith("r=lab/run-01234,lab/run-00007"), link  # in the order ticked
+        # a focused tick box keeps the focus when scrolling redraws the rows around it
+        focused = page.evaluate(
+            "(() => { const b = document.querySelectorAll('input.hl-pick')[30];"
+            " b.focus(); return b.value; })()"
+        )
         page.evaluate(
             "(() => { const b = document.querySelector('.hl-runs-scroll');"
-            " b.scrollTop = b.scrollHeight; })()"
+            " b.scrollTop = 25 * document.querySelector('table.hl-runs tbody tr')"
+            ".getBoundingClientRect().height; })()"
         )
-        poll(lambda: page.evaluate(ROWS_IN_DOM) < 200, timeout=10, message="rows drawn")
+        page.wait_for("document.querySelector('.hl-runs-top').style.height !== '0px'")
+        active = "document.activeElement"
+        assert page.evaluate(f"{active}.classList.contains('hl-pick') && {active}.value") == focused
         assert page.errors == [], page.errors
         page.close()
     finally:
