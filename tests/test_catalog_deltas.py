@@ -132,3 +132,61 @@ def test_a_removed_run_leaves_every_table(store_root: Path) -> None:
             ), table
         warm = tables(store_root)
     assert _cold(store_root) == warm
+
+
+def test_the_watchers_pass_publishes_runs_before_the_knowledge_layer(
+    store_root: Path, computes: list[int]
+) -> None:
+    """``index(runs, knowledge=False)``: a new run and its points are in the catalog at
+    once; its seed group only after ``update_knowledge``, which then agrees with a cold
+    index."""
+    make_run(store_root, "r0", 5)
+    store = Store(store_root)
+    with Indexer(store) as ix:
+        ix.index()
+        computes.clear()
+        make_run(store_root, "r1", 7, lr=0.2)
+        report = ix.index([("p", "r1")], knowledge=False)
+        assert report.published and computes == []
+        con = connect(store)
+        assert con.execute("SELECT count(*) FROM metrics WHERE run_id = 'r1'").fetchone() == (14,)
+        assert con.execute("SELECT status FROM runs WHERE run_id = 'r1'").fetchone() == (
+            "completed",
+        )
+        grouped = "SELECT count(*) FROM seed_groups WHERE run_id = 'r1'"
+        assert con.execute(grouped).fetchone() == (0,), "the knowledge layer waits"
+        assert ix.knowledge_waiting
+        assert ix.update_knowledge().published and computes == [1]
+        assert not ix.knowledge_waiting
+        assert connect(store).execute(grouped).fetchone() == (1,)
+        assert not ix.update_knowledge().published, "nothing waits: nothing published"
+        warm = tables(store_root)
+    assert _cold(store_root) == warm
+
+
+def test_a_running_runs_status_goes_stale_without_its_files_changing(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statuses are kept per run between passes; a running run's is recomputed each pass
+    (a heartbeat that stopped makes it ``lost``), the others' only when their rows change."""
+    import time
+
+    make_run(store_root, "done", 3)
+    running = make_run(store_root, "live", 3, finish=False)
+    store = Store(store_root)
+    with Indexer(store) as ix:
+        ix.index()
+        status = "SELECT run_id, status FROM runs ORDER BY run_id"
+        assert connect(store).execute(status).fetchall() == [
+            ("done", "completed"),
+            ("live", "running"),
+        ]
+        later = time.time() + 10 * 3600  # long after the last heartbeat
+        monkeypatch.setattr(indexer_module.time, "time", lambda: later)
+        assert ix.index([]).published, "nothing read, but a status changed"
+        assert connect(store).execute(status).fetchall() == [
+            ("done", "completed"),
+            ("live", "lost"),
+        ]
+        assert not ix.index([]).published
+    running.finish()

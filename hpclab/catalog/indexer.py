@@ -104,6 +104,13 @@ class Indexer:
         self.failed: dict[tuple[str, str], str] = {}  # run -> fingerprint that failed
         self.projects: dict[str, ProjectConfig] = {}
         self._published_status: dict[tuple[str, str], str] = {}
+        # (status, stale) of every run as readers see it, kept per run: only the running
+        # runs' (a stale heartbeat) are recomputed each pass, and those whose rows changed
+        self._eff: dict[tuple[str, str], tuple[str, bool]] | None = None  # None: rebuild
+        self._eff_running: set[tuple[str, str]] = set()
+        self._eff_changed: set[tuple[str, str]] = set()  # rows changed since the last pass
+        self._status_candidates: set[tuple[str, str]] = set()  # may differ from published
+        self._metric_files: dict[str, str] | None = None  # the manifest's run -> file map
         self._reported: set[str] = set()
         self._lock_fd: int | None = None
         self.generation = 1  # of the files this pass writes; the manifest publishes them
@@ -164,8 +171,15 @@ class Indexer:
             self._lock_fd = None
 
     # -- indexing ---------------------------------------------------------------------
-    def index(self, runs: list[tuple[str, str]] | None = None) -> PassReport:
-        """One pass over every run (or just ``runs``); publish if anything changed."""
+    def index(
+        self, runs: list[tuple[str, str]] | None = None, *, knowledge: bool = True
+    ) -> PassReport:
+        """One pass over every run (or just ``runs``); publish if anything changed.
+
+        ``knowledge=False`` (the watcher's targeted passes) publishes the runs' rows and
+        leaves the knowledge layer they change (DAG, seed groups, evidence: seconds at
+        10,000 runs) to :meth:`update_knowledge`, which the watcher calls when events
+        pause: a flushed point is visible in milliseconds, whatever the store's size."""
         start = time.perf_counter()
         report = PassReport()
         if self._lock_fd is None:
@@ -214,14 +228,36 @@ class Indexer:
                 self._dirty |= {"sweeps", "sweep_points"}
                 self._knowledge_pending = True
         self._mark_status_changes()
-        # a targeted pass (the watcher's) whose runs only progressed leaves the knowledge
-        # layer (seconds at 10,000 runs) to the next full pass or a relevant change
-        self._update_knowledge(deferrable=runs is not None)
+        if knowledge or runs is None:
+            # a targeted pass whose runs only progressed leaves the knowledge layer to the
+            # next full pass or a relevant change
+            self._update_knowledge(deferrable=runs is not None)
+        self._publish_if_changed(report)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    @property
+    def knowledge_waiting(self) -> bool:
+        """Runs changed in a way the knowledge layer reads (a new run, one that ended, new
+        notes): :meth:`update_knowledge` has work."""
+        return self._knowledge_relevant
+
+    def update_knowledge(self) -> PassReport:
+        """Recompute the knowledge layer if a targeted pass left it waiting (or its files,
+        dag.yaml and hypotheses, changed), and publish."""
+        start = time.perf_counter()
+        report = PassReport()
+        if self._lock_fd is None:
+            raise CatalogError("the indexer lock is not held (use Indexer as a context manager)")
+        self._update_knowledge(deferrable=True)
+        self._publish_if_changed(report)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _publish_if_changed(self, report: PassReport) -> None:
         if self._dirty or not self._published() or self._current_inputs() != self._inputs:
             self.publish()
             report.published = True
-        report.seconds = time.perf_counter() - start
-        return report
 
     def _work_all(self, todo: list[tuple[str, str, Any, str]]) -> list[_Outcome]:
         """Read the changed runs. Runs new to the catalog, when there are many (a cold
@@ -330,7 +366,7 @@ class Indexer:
             self._report(o.error)
             self.failed[o.key] = o.fingerprint
             if o.rows is not None:  # partially indexed: everything but the metrics
-                self.entries[o.key] = Entry("", o.rows, o.aggs, o.old_file)
+                self._set_entry(o.key, Entry("", o.rows, o.aggs, o.old_file))
             return False
         if o.new_file != o.old_file:
             if o.old_file:
@@ -338,11 +374,23 @@ class Indexer:
             if o.new_file:
                 self._file_runs.setdefault(o.new_file, set()).add(o.key)
         self.failed.pop(o.key, None)
-        self.entries[o.key] = Entry(o.fingerprint, o.rows, o.aggs, o.new_file)
+        self._set_entry(o.key, Entry(o.fingerprint, o.rows, o.aggs, o.new_file))
         return True
+
+    def _set_entry(self, key: tuple[str, str], entry: Entry) -> None:
+        self.entries[key] = entry
+        self._eff_changed.add(key)
+        if self._metric_files is not None:
+            if entry.metrics_file and entry.rows is not None:
+                self._metric_files[f"{key[0]}/{key[1]}"] = entry.metrics_file
+            else:
+                self._metric_files.pop(f"{key[0]}/{key[1]}", None)
 
     def _remove(self, key: tuple[str, str]) -> None:
         entry = self.entries.pop(key, None)
+        self._eff_changed.add(key)
+        if self._metric_files is not None:
+            self._metric_files.pop(f"{key[0]}/{key[1]}", None)
         self._lazy.pop(key, None)
         self._dirty |= set(SMALL_TABLES) - {"sweeps", "sweep_points"}
         self._delta.add(key)
@@ -520,25 +568,43 @@ class Indexer:
 
     def _effective(self) -> dict[tuple[str, str], tuple[str, bool]]:
         """(status, stale) of every run read: the stored status, but for running runs (the
-        only ones whose status depends on the time: a stale heartbeat)."""
+        only ones whose status depends on the time: a stale heartbeat). Kept between
+        passes: a pass recomputes the running runs' and those whose rows it read, not
+        10,000 runs'. Treat the result as read-only."""
         now = time.time()
-        out = {}
-        for key, entry in self.entries.items():
-            if entry.rows is not None:
-                runs = entry.rows.runs
-                stored = runs["stored_status"]
-                out[key] = row_status(runs, now) if stored == "running" else (stored, False)
-        return out
+        if self._eff is None:
+            self._eff, self._eff_running = {}, set()
+            todo: Any = list(self.entries)
+        else:
+            todo = self._eff_changed
+        for key in todo:
+            entry = self.entries.get(key)
+            self._status_candidates.add(key)
+            if entry is None or entry.rows is None:
+                self._eff.pop(key, None)
+                self._eff_running.discard(key)
+                continue
+            stored = entry.rows.runs["stored_status"]
+            if stored == RunStatus.RUNNING:
+                self._eff_running.add(key)
+            else:
+                self._eff_running.discard(key)
+                self._eff[key] = (stored, False)
+        self._eff_changed = set()
+        for key in self._eff_running:
+            self._eff[key] = row_status(self.entries[key].rows.runs, now)  # type: ignore[union-attr]
+        self._status_candidates |= self._eff_running
+        return self._eff
 
     def _mark_status_changes(self) -> None:
         """Runs whose status as readers see it differs from the published one: their rows
         of ``runs`` change."""
+        effective = self._effective()
         changed = {
             k
-            for k, (status, _) in self._effective().items()
-            if self._published_status.get(k) != status
+            for k in self._status_candidates
+            if self._published_status.get(k) != (effective[k][0] if k in effective else None)
         }
-        changed |= self._published_status.keys() - self.entries.keys()
         if changed:
             self._dirty.add("runs")
             self._delta |= changed
@@ -587,11 +653,7 @@ class Indexer:
         manifest = Manifest(
             generation=self.generation,
             tables=dict(self.published_tables),
-            metrics={
-                f"{p}/{r}": e.metrics_file
-                for (p, r), e in sorted(self.entries.items())
-                if e.metrics_file and e.rows is not None
-            },
+            metrics=self._metrics_map(),
             stale={rel: sorted(ids) for rel, ids in sorted(self.stale.items())},
             deltas=dict(self.deltas),
             delta_keys=self.delta_keys,
@@ -601,8 +663,23 @@ class Indexer:
         write_manifest(self.store, manifest)  # the publish: readers switch here
         self.generation += 1
         self._dirty = set()
-        self._published_status = {k: v[0] for k, v in effective.items()}
+        for k in self._status_candidates:  # the others' are as published
+            if k in effective:
+                self._published_status[k] = effective[k][0]
+            else:
+                self._published_status.pop(k, None)
+        self._status_candidates = set()
         self._collect_garbage()
+
+    def _metrics_map(self) -> dict[str, str]:
+        """``project/run_id`` -> its metrics file, kept up to date run by run."""
+        if self._metric_files is None:
+            self._metric_files = {
+                f"{p}/{r}": e.metrics_file
+                for (p, r), e in sorted(self.entries.items())
+                if e.metrics_file and e.rows is not None
+            }
+        return self._metric_files
 
     def _current_inputs(self) -> dict[str, str]:
         """Digests of what the published tables were computed from besides the runs (a
@@ -784,6 +861,7 @@ class Indexer:
         if manifest.tables:
             try:
                 self.entries, self._published_status = load_entries(self.con, self.store, manifest)
+                self._eff = self._metric_files = None
                 self.published_tables = dict(manifest.tables)
                 self.deltas = dict(manifest.deltas)
                 self.delta_keys = manifest.delta_keys
@@ -806,6 +884,7 @@ class Indexer:
                 self.entries = {}
                 self.published_tables = {}
                 self._published_status = {}
+                self._eff = self._metric_files = None
         named = {self.store.catalog_dir / rel for rel in manifest.tables.values()}
         named |= {self.store.catalog_dir / rel for rel in manifest.deltas.values()}
         if manifest.delta_keys:

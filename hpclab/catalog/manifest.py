@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpclab.store import Store
-from hpclab.store.atomic import write_json_atomic
+from hpclab.store.atomic import write_bytes_atomic
 
 FORMAT = 2  # 2: metrics files may hold many runs (segments), stale runs listed
 # Superseded files stay this long, so connections opened before a publish keep working.
@@ -71,9 +71,10 @@ def read_manifest(store: Store) -> Manifest:
 
 
 def write_manifest(store: Store, manifest: Manifest) -> None:
+    """Publish ``manifest`` (compact JSON: it names every run's metrics file, 10,000 of
+    them in a lab's store, and is written at every pass that changed something)."""
     manifest.published_at = time.time()
-    write_json_atomic(
-        store.catalog_manifest,
+    doc = json.dumps(
         {
             "format": FORMAT,
             "generation": manifest.generation,
@@ -85,7 +86,9 @@ def write_manifest(store: Store, manifest: Manifest) -> None:
             "delta_keys": manifest.delta_keys,
             "inputs": manifest.inputs,
         },
+        separators=(",", ":"),
     )
+    write_bytes_atomic(store.catalog_manifest, doc.encode() + b"\n")
 
 
 def relative(store: Store, path: Path) -> str:

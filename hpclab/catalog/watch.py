@@ -4,11 +4,16 @@ Two ways to notice changes, chosen from the store's filesystem (``--polling`` an
 ``--native`` override):
 
 * **native** (local filesystems): watchdog's inotify observer on the few directories
-  whose entries change when a run does: each project's ``runs/``, each run directory
-  (``run.json`` is replaced at every heartbeat and status change) and its
-  ``metrics.zarr/`` (the commit record is replaced after every flush). Not the whole tree:
-  a recursive watch would need one inotify watch per chunk directory. Events are
-  debounced, then only the runs they name are indexed.
+  whose entries change when a run does: each project's ``runs/`` (new runs), and each
+  *unfinished* run's directory (``run.json`` is replaced at every heartbeat and status
+  change), ``metrics.zarr/`` (the commit record is replaced after every flush) and
+  ``logs/``. Not the whole tree: a recursive watch would need one inotify watch per chunk
+  directory; and not the finished runs (watchdog runs a thread per watch: 10,000 finished
+  runs would be 30,000 threads for directories that no longer change). A run's watches
+  go when it finishes; as in polling, edits to finished runs (notes, tags) are caught by
+  the full pass every ``full_every`` seconds. Events are debounced (``debounce``, 50 ms),
+  then only the runs they name are indexed: the cost of an event is that of the runs it
+  names, not of the store.
 * **polling** (NFS, Lustre, GPFS, where inotify does not see other nodes' writes; watchdog's
   PollingObserver would stat the whole tree every interval): every ``interval`` seconds,
   list the ``runs/`` directories (new runs) and fingerprint only runs that are not finished
@@ -67,7 +72,8 @@ class Watcher:
         polling: bool | None = None,
         interval: float = 2.0,
         full_every: float = 60.0,
-        debounce: float = 0.2,
+        debounce: float = 0.05,
+        knowledge_delay: float = 5.0,
         on_pass: Callable[[PassReport], None] | None = None,
         site_hook: PassHook | None = None,
         scheduler_every: float | None = SCHEDULER_EVERY,
@@ -77,6 +83,10 @@ class Watcher:
         self.interval = interval
         self.full_every = full_every
         self.debounce = debounce
+        # the knowledge layer follows a targeted pass when events pause, or this long after
+        # the first change it waits for if they never do
+        self.knowledge_delay = knowledge_delay
+        self._knowledge_since: float | None = None
         self.on_pass = on_pass or (lambda report: None)
         # called after each pass with the runs it looked at (None: all): hpclab.site.live
         self.site_hook = site_hook
@@ -88,7 +98,8 @@ class Watcher:
         self._changed_lock = threading.Lock()
         self._wake = threading.Event()
         self._observer: Any = None
-        self._watched: set[str] = set()
+        self._watched: dict[str, Any] = {}  # path -> watchdog's ObservedWatch
+        self._run_watches: dict[tuple[str, str], list[str]] = {}  # unfinished runs'
 
     @property
     def mode(self) -> str:
@@ -113,12 +124,18 @@ class Watcher:
                         stop.wait(min(self.interval, next_full - now))
                         if not stop.is_set():
                             self._pass(self._active_runs())
+                            # after the runs' rows are out; and dag.yaml, hypotheses (no
+                            # events here: their fingerprint is read each time)
+                            self._knowledge(quiet=True, files=True)
                         continue
                     due = self.site_hook.due() if self.site_hook is not None else None
                     timeout = min(1.0, next_full - now, 1.0 if due is None else due - now)
                     if self.scheduler is not None:
                         timeout = min(timeout, self.scheduler.next_at() - now)
+                    if self._knowledge_since is not None:
+                        timeout = min(timeout, 2 * self.debounce)  # a pause: catch up
                     if not self._wake.wait(timeout=max(0.0, timeout)):
+                        self._knowledge(quiet=True)
                         if self.scheduler is not None and self.scheduler.due():
                             self._pass([])  # quiet, but the scheduler may know more
                         else:
@@ -126,12 +143,16 @@ class Watcher:
                         continue
                     stop.wait(self.debounce)  # let a burst of events settle
                     self._wake.clear()
-                    new_runs = self._watch_runs()  # runs created before their watch
                     with self._changed_lock:
-                        changed, self._changed = self._changed | new_runs, set()
+                        changed, self._changed = self._changed, set()
                         other, self._other = self._other, False
+                    # new runs' directories (named by their runs/ event), or all of them
+                    # when something else changed (a new project)
+                    changed |= self._watch_runs(None if other else changed)
                     if changed or other:
-                        self._pass(sorted(changed))
+                        # dag.yaml, hypotheses: the knowledge layer's own files, now
+                        self._pass(sorted(changed), knowledge=other)
+                        self._knowledge(quiet=False)
                     else:
                         self._catch_up()
             finally:
@@ -139,16 +160,34 @@ class Watcher:
                     self._observer.stop()
                     self._observer.join(5)
 
-    def _pass(self, runs: list[tuple[str, str]] | None) -> None:
-        report = self.indexer.index(runs)
-        if runs is None and not self.polling:
-            self._watch_runs()
+    def _pass(self, runs: list[tuple[str, str]] | None, *, knowledge: bool = False) -> None:
+        report = self.indexer.index(runs, knowledge=knowledge or runs is None)
+        if not self.polling:
+            self._watch_runs(None if runs is None else set(runs))  # and unwatch finished
         changed = self._sync_scheduler(report)
         if runs is not None and changed:
             runs = sorted(set(runs) | changed)  # the site hook refreshes these too
         self.on_pass(report)
         if self.site_hook is not None:
             self.site_hook(report, runs)
+
+    def _knowledge(self, *, quiet: bool, files: bool = False) -> None:
+        """The knowledge layer a targeted pass left waiting: now when the store is quiet,
+        else once it has waited ``knowledge_delay`` seconds (``files``: also when its own
+        files may have changed)."""
+        if not self.indexer.knowledge_waiting and not files:
+            self._knowledge_since = None
+            return
+        now = time.monotonic()
+        if self._knowledge_since is None:
+            self._knowledge_since = now
+        if not quiet and now - self._knowledge_since < self.knowledge_delay:
+            return
+        self._knowledge_since = None
+        report = self.indexer.update_knowledge()
+        self.on_pass(report)
+        if self.site_hook is not None and report.published:
+            self.site_hook(report, [])
 
     def _sync_scheduler(self, report: PassReport) -> set[tuple[str, str]]:
         """When due, reconcile the unfinished runs with the scheduler (one batched call)
@@ -191,35 +230,56 @@ class Watcher:
         self._watch(self.store.root)
         self._watch_runs()
 
-    def _watch_runs(self) -> set[tuple[str, str]]:
-        """Watch every project's runs/ and each run's directory and metrics store; return
-        the runs whose directory was not watched before (they may have changed unseen)."""
+    def _watch_runs(self, keys: set[tuple[str, str]] | None = None) -> set[tuple[str, str]]:
+        """Watch the store's and projects' directories and the unfinished runs among
+        ``keys`` (None: every run); stop watching those that finished. Returns the runs
+        whose directory was not watched before (they may have changed unseen)."""
         new: set[tuple[str, str]] = set()
         if self._observer is None:
             return new
-        for d in (self.store.root, *[self.store.project_dir(p) for p in self.store.projects()]):
-            self._watch(d)
-        for project in self.store.projects():
-            self._watch(self.store.runs_dir(project))
-            self._watch(self.store.sweeps_dir(project))
-            self._watch(self.store.hypotheses_dir(project))
-            for run_id in self.store.run_ids(project):
-                paths = self.store.run_paths(project, run_id)
-                if self._watch(paths.dir):
-                    new.add((project, run_id))
-                self._watch(paths.metrics_zarr)
-                self._watch(paths.logs_dir)  # captured output: the run page's log tail
+        if keys is None:
+            for d in (self.store.root, *[self.store.project_dir(p) for p in self.store.projects()]):
+                self._watch(d)
+            for project in self.store.projects():
+                self._watch(self.store.runs_dir(project))
+                self._watch(self.store.sweeps_dir(project))
+                self._watch(self.store.hypotheses_dir(project))
+            keys = {(p, r) for p in self.store.projects() for r in self.store.run_ids(p)}
+            for gone in self._run_watches.keys() - keys:
+                self._unwatch_run(gone)
+        for key in keys:
+            entry = self.indexer.entries.get(key)
+            stored = entry.rows.runs.get("stored_status") if entry and entry.rows else None
+            if stored in FINAL:
+                self._unwatch_run(key)
+                continue
+            paths = self.store.run_paths(*key)
+            watched = self._run_watches.setdefault(key, [])
+            for d in (paths.dir, paths.metrics_zarr, paths.logs_dir):  # logs: the log tail
+                if str(d) not in watched and self._watch(d):
+                    watched.append(str(d))
+                    if d == paths.dir:
+                        new.add(key)
         return new
+
+    def _unwatch_run(self, key: tuple[str, str]) -> None:
+        for path in self._run_watches.pop(key, []):
+            watch = self._watched.pop(path, None)
+            if watch is not None:
+                try:
+                    self._observer.unschedule(watch)
+                except (KeyError, OSError):  # gone with its directory
+                    pass
 
     def _watch(self, path: Path) -> bool:
         key = str(path)
         if key in self._watched or not path.is_dir():
             return False
         try:
-            self._observer.schedule(_Handler(self), key, recursive=False)
+            watch = self._observer.schedule(_Handler(self), key, recursive=False)
         except OSError:  # vanished, or out of inotify watches: the full passes cover it
             return False
-        self._watched.add(key)
+        self._watched[key] = watch
         return True
 
     def _notice(self, path: str) -> None:
@@ -229,6 +289,8 @@ class Watcher:
         with self._changed_lock:
             if len(rel) >= 3 and rel[1] == "runs":
                 self._changed.add((rel[0], rel[2]))
+            elif len(rel) == 2 and rel[1] == "runs":
+                pass  # runs/ itself modified: the run added or removed has its own event
             elif not rel[-1].endswith((".lock", ".tmp")) and not rel[-1].startswith("."):
                 self._other = True
         self._wake.set()
