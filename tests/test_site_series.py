@@ -170,3 +170,50 @@ def test_the_build_reads_from_zarr_only_the_runs_the_catalog_may_lag(tmp_path: P
     for key in keys:  # every run has its file, from either writer
         assert read_series_file(layout.series_parquet(*key))["metrics"], key
     running.finish()
+
+
+def test_the_run_page_charts_a_file_of_the_bulk_writer(tmp_path: Path) -> None:
+    """hyparquet in headless Chromium reads what the full build's DuckDB statements wrote
+    (the small stores of the other browser tests are recent: their runs' files come from
+    the zarr writer): the charts draw the run's lines up to its last step, and a run
+    without points loads without an error."""
+    from hpclab.site.build import build
+    from hpclab.site.chromium import Chromium
+    from hpclab.site.serve import make_server, serve_in_thread, url_of
+
+    root = tmp_path / "store"
+    _long_run(root, "old", 30)
+    hpclab.Run(project="p", store=root, run_id="quiet", settings=NO_SNAP).finish()
+    store = Store(root)
+    hour_ago = time.time() - 3600
+    for run_id in ("old", "quiet"):
+        paths = store.run_paths("p", run_id)
+        for p in (paths.run_json, paths.metrics_commit):
+            if p.exists():
+                os.utime(p, (hour_ago, hour_ago))
+    index_store(store)
+    data = load(store)
+    assert lagging(data, [("p", "old"), ("p", "quiet")]) == []  # both from the catalog
+    build(store)
+    server = make_server(store.site_dir / "html", port=0)
+    serve_in_thread(server)
+    try:
+        with Chromium() as browser:
+            page = browser.new_page()
+            page.goto(f"{url_of(server)}runs/run.html?p=p&id=old")
+            page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'")
+            charts = "Array.from(document.querySelectorAll('.hl-run-chart [data-last-step]'))"
+            page.wait_for(f"{charts}.length === 2")  # the losses together, lr alone
+            drawn = page.evaluate(
+                f"{charts}.map(c => [c.dataset.lastStep,"
+                " c.querySelectorAll('g.mark-line path').length])"
+            )
+            assert sorted(drawn) == [["29", 1], ["29", 2]], drawn  # a line per series
+            assert page.errors == [], page.errors
+            page.goto(f"{url_of(server)}runs/run.html?p=p&id=quiet")
+            page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'")
+            assert page.errors == [], page.errors
+            page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
