@@ -4,7 +4,7 @@ and Training. Graph, Hypotheses and Reports are in :mod:`hpclab.site.research`.
 
 A page per run would make MkDocs' build time grow with the runs (it builds pages one
 by one) and a live update rebuild it: instead ``runs/run.md`` renders whichever run its
-URL names (``run.html?p=PROJECT&id=RUN``) from ``data/details`` and ``data/runs``, and
+URL names (``run.html?p=PROJECT&id=RUN``) from ``data/details`` and ``data/series``, and
 ``runs/compare.md`` the runs ticked on the Runs list
 (``compare.html?r=PROJECT/RUN,PROJECT/RUN,...``) from the same files, with the Pareto
 front of that selection (computed in the browser over the selected runs only, on the
