@@ -129,3 +129,39 @@ def test_a_segment_whose_runs_all_moved_is_collected(
         ix.index()  # collects what the previous pass superseded
     assert not (store.catalog_dir / segment).exists()
     assert _manifest(store_root)["stale"] == {}
+
+
+def test_one_run_files_of_ended_runs_are_merged_into_segments(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs indexed one at a time (the watcher) get a file each; a full pass merges the
+    ended runs' files once there are enough of them, reading the same rows, and a restart
+    or a later change of a merged run keeps the catalog equal to a cold index's."""
+    import hpclab.catalog.indexer as indexer_module
+
+    monkeypatch.setattr(indexer_module, "COMPACT_MIN", 4)
+    monkeypatch.setattr(indexer_module, "BATCH_RUNS", 3)
+    store = Store(store_root)
+    runs = []
+    with Indexer(store) as ix:
+        for i in range(7):
+            runs.append(make_run(store_root, f"r{i}", 5 + i, lr=0.1 * (i + 1), finish=i != 6))
+            ix.index([("p", f"r{i}")])  # one run at a time: a file each
+        one_each = tables(store_root)
+        assert len(set(_manifest(store_root)["metrics"].values())) == 7
+        ix.index()  # the full pass: 6 ended runs merged 3 by 3, the running r6 left alone
+        files = _manifest(store_root)["metrics"]
+        assert len(set(files.values())) == 3
+        assert not Path(files["p/r6"]).name.startswith("seg-"), "a running run stays apart"
+        assert sum(Path(f).name.startswith("seg-") for f in set(files.values())) == 2
+        assert tables(store_root) == one_each
+        runs[6].finish()
+        ix.index([("p", "r6")])
+    warm = tables(store_root)
+    with Indexer(store) as ix:  # a restart: the merged files are the published ones
+        report = ix.index()
+        assert (report.indexed, report.published) == (0, False)
+    assert tables(store_root) == warm
+    shutil.rmtree(Store(store_root).catalog_dir)
+    _index(store_root, segment_min=10**9)
+    assert tables(store_root) == warm

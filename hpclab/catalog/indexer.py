@@ -12,6 +12,7 @@ warnings (``hpclab.catalog.indexer``), each distinct message once per indexer.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import functools
 import logging
@@ -33,12 +34,13 @@ from hpclab.catalog.manifest import GRACE_SECONDS, Manifest, read_manifest, rela
 from hpclab.catalog.parquet import write_table
 from hpclab.catalog.project_config import ProjectConfig, load_project_config
 from hpclab.catalog.rows import Row, as_dict, columns, row
-from hpclab.catalog.run_metrics import Agg, index_run_metrics
+from hpclab.catalog.run_metrics import Agg, index_run_metrics, merge_files
 from hpclab.catalog.schema import RUN_KEYED, SMALL_TABLES, TABLES
-from hpclab.catalog.segments import BatchItem, default_workers, read_all
+from hpclab.catalog.segments import BATCH_RUNS, BatchItem, default_workers, read_all
 from hpclab.errors import CatalogError, HpclabError, StoreError
 from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.atomic import replacing
+from hpclab.store.record import FINAL_STATUSES
 from hpclab.store.views import status_view
 
 log = logging.getLogger(__name__)
@@ -50,9 +52,11 @@ _RUN_TABLES = {
     "notes": "notes",
     "reproductions": "repro",
 }
-# the runs columns the knowledge layer fills (parent too, which replaces the stored one)
 SEGMENT_MIN = 32  # a pass with this many runs new to the catalog writes segments
 DELTA_MIN = 256  # runs changed since the base tables before they are rewritten (or 5%)
+COMPACT_MIN = 64  # small metrics files of ended runs a full pass merges into segments
+_ENDED = {s.value for s in FINAL_STATUSES}
+# the runs columns the knowledge layer fills (parent too, which replaces the stored one)
 _NO_KNOWLEDGE = dict.fromkeys(("parent_rule", "root_id", "depth", "seed_group"))
 
 
@@ -232,6 +236,8 @@ class Indexer:
             # a targeted pass whose runs only progressed leaves the knowledge layer to the
             # next full pass or a relevant change
             self._update_knowledge(deferrable=runs is not None)
+        if runs is None and self._compact():
+            self._dirty.add("metrics")  # the manifest's files, not a table
         self._publish_if_changed(report)
         report.seconds = time.perf_counter() - start
         return report
@@ -405,6 +411,58 @@ class Indexer:
             return
         load_details(self.con, self.store, read_manifest(self.store), self._lazy)
         self._lazy = {}
+
+    def _compact(self) -> bool:
+        """Merge the small metrics files of ended runs into segments once there are
+        COMPACT_MIN of them: runs that arrive one at a time (the watcher's passes) each get
+        a file, and a query over the ``metrics`` view opens every file it names (10,000
+        one-run files: seconds; a few dozen segments: milliseconds). Returns whether any
+        file was merged (the manifest changes, the rows do not)."""
+        small: dict[str, list[str]] = {}
+        for rel, keys in self._file_runs.items():
+            if len(keys) >= self.segment_min or not keys:
+                continue
+            if all(self._ended(k) for k in keys):
+                small.setdefault(next(iter(keys))[0], []).append(rel)
+        if sum(len(v) for v in small.values()) < COMPACT_MIN:
+            return False
+        merged = False
+        for project, rels in sorted(small.items()):
+            chunk: list[str] = []
+            held = 0
+            for i, rel in enumerate(sorted(rels)):
+                chunk.append(rel)
+                held += len(self._file_runs[rel])
+                if held >= BATCH_RUNS or i == len(rels) - 1:
+                    if len(chunk) > 1:
+                        merged |= self._merge(project, chunk, i)
+                    chunk, held = [], 0
+        return merged
+
+    def _ended(self, key: tuple[str, str]) -> bool:
+        entry = self.entries.get(key)
+        return bool(entry and entry.rows and entry.rows.runs.get("stored_status") in _ENDED)
+
+    def _merge(self, project: str, rels: list[str], part: int) -> bool:
+        out = self.store.catalog_segment(project, self.generation, f"c{part}")
+        files = [
+            (self.store.catalog_dir / rel, sorted(r for _, r in self._file_runs[rel]))
+            for rel in rels
+        ]
+        try:
+            held = merge_files(self.con, out, files)
+        except Exception as e:  # a damaged file: left as it is, its runs readable
+            self._report(f"{out}: metrics files not merged ({_one_line(e)})")
+            return False
+        new = relative(self.store, out)
+        moved = {(project, r) for r in held}
+        for rel in rels:
+            for key in sorted(self._file_runs.get(rel, set()) & moved):
+                entry = self.entries[key]
+                self._set_entry(key, dataclasses.replace(entry, metrics_file=new))
+                self._file_runs.setdefault(new, set()).add(key)
+                self._release(rel, key)
+        return bool(held)
 
     def _release(self, rel: str, key: tuple[str, str]) -> None:
         """``key``'s rows in ``rel`` are no longer current: the file is superseded when it

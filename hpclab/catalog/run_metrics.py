@@ -13,6 +13,7 @@ those runs as *stale* in that file and readers leave them out).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from hpclab.catalog.parquet import Codes, read_kv, write_table
+from hpclab.catalog.parquet import KV_KEY, Codes, read_kv, write_table
+from hpclab.store.atomic import replacing
 from hpclab.tracking.metrics import read_commit
 
 FORMAT = 2  # kv: {"format", "runs": {run_id: {"run_created", "series"}}}
@@ -191,3 +193,41 @@ def _columns(project: str, runs: list[tuple[str, dict[str, np.ndarray]]]) -> dic
         "value": np.concatenate(values),
         "wall_time": np.concatenate(times),
     }
+
+
+def merge_files(con: Any, out: Path, files: list[tuple[Path, list[str]]]) -> list[str]:
+    """Write the rows of the named runs of each file as one file (a segment), their
+    metadata entries merged: what compacts the one-run files incremental passes leave.
+    Returns the run ids it holds (a run whose entry is missing is left where it is)."""
+    runs: dict[str, Any] = {}
+    sources = []
+    for path, run_ids in files:
+        kv = read_kv(con, path) or {}
+        entries = kv.get("runs") or {} if kv.get("format") == FORMAT else {}
+        held = [r for r in run_ids if isinstance(entries.get(r), dict)]
+        if held:
+            runs.update({r: entries[r] for r in held})
+            sources.append((path, held))
+    if not runs:
+        return []
+    parts = " UNION ALL ".join(
+        f"SELECT * FROM read_parquet('{_sql(path)}') WHERE run_id IN "
+        f"({', '.join(_sql_literal(r) for r in held)})"
+        for path, held in sources
+    )
+    meta = json.dumps({"format": FORMAT, "runs": runs}).replace("'", "''")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(out, suffix=".tmp") as tmp:
+        con.execute(
+            f"COPY ({parts}) TO '{_sql(tmp)}' "
+            f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{KV_KEY}: '{meta}'}})"
+        )
+    return list(runs)
+
+
+def _sql(path: Path | str) -> str:
+    return str(path).replace("'", "''")
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
