@@ -92,7 +92,11 @@ def test_empty_store_builds_with_empty_states(tmp_path: Path) -> None:
     assert "No hypotheses yet" in html
 
 
-def test_live_update_rewrites_only_changed_runs(tmp_path: Path) -> None:
+def test_live_update_rewrites_only_changed_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hpclab.site.data as site_data
+
     store = Store(tmp_path / "s")
     a = log_run(store, "a", {"train": {"steps": 100}}, None)
     b = log_run(store, "b", {"train": {"steps": 100}}, None)
@@ -115,10 +119,22 @@ def test_live_update_rewrites_only_changed_runs(tmp_path: Path) -> None:
     doc = json.loads(layout.live_json.read_text())
     running = [r for r in doc["runs"] if r["run_id"] == a]
     assert running and running[0]["status"] == "running" and running[0]["total"] == 100
-    # new points leave the pages alone; a status change in the catalog rebuilds them
+    # new points leave the pages alone, and do not load the whole catalog (seconds at
+    # 10,000 runs): the signature is four queries, the details wait for details_every
     report = type("R", (), {"published": True})()
+    loads: list[int] = []
+    real_load = site_data.load
+    monkeypatch.setattr(site_data, "load", lambda st: loads.append(1) or real_load(st))
+    assert site_data.catalog_signature(store) == real_load(store).signature()
+    live.details_every = 3600.0
+    run.log({"train/loss": 0.005}, step=41)
+    run.flush()
     live(report, [("lab", a)])
     assert (layout.html / "index.html").stat().st_mtime_ns == pages_before
+    assert loads == [] and live.due() is not None, "a's details wait"
+    live.details_every = 0.0
+    live.catch_up()
+    assert loads == [1] and live.due() is None
     index_store(store)  # the catalog now has run a as running
     live(report, [("lab", a)])
     assert (layout.html / "index.html").stat().st_mtime_ns != pages_before

@@ -7,7 +7,9 @@ write: O(changed), whatever the store's size), then ``data/live.json``, the smal
 the Training page polls. Pages are rebuilt only when what they list changes (a run added
 or changing status, a sweep or hypothesis added, a hypothesis changing status), at most
 once every ``min_rebuild`` seconds: a rebuild of a large site takes seconds, a data file
-a millisecond.
+a millisecond. Whether they changed is four small queries (the catalog's signature), not a
+load of the whole catalog; the details files of runs that only progressed are rewritten
+every ``details_every`` seconds, in one load.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class LiveSite:
         site_dir: Path | None = None,
         *,
         min_rebuild: float = 10.0,
+        details_every: float = 30.0,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
@@ -64,6 +67,9 @@ class LiveSite:
         self._last_rebuild = 0.0
         self._pending = False
         self._started = False
+        self.details_every = details_every
+        self._details_due: set[Key] = set()  # changed runs whose details wait for a load
+        self._last_details = time.monotonic()  # the build wrote every run's
 
     def __call__(self, report: Any, runs: list[Key] | None) -> None:
         """After an indexing pass: ``runs`` the pass looked at (None: all of them)."""
@@ -75,12 +81,16 @@ class LiveSite:
             logger.warning("site update failed (%s: %s)", type(e).__name__, e)
 
     def due(self) -> float | None:
-        """When a page rebuild put off by ``min_rebuild`` may run (``time.monotonic()``)."""
-        return self._last_rebuild + self.min_rebuild if self._pending else None
+        """When a page rebuild put off by ``min_rebuild``, or the details of runs that
+        progressed, may be written (``time.monotonic()``)."""
+        when = [self._last_rebuild + self.min_rebuild] if self._pending else []
+        if self._details_due:  # progressed runs' details, written with the next load
+            when.append(self._last_details + self.details_every)
+        return min(when) if when else None
 
     def catch_up(self) -> None:
         """The rebuild put off, now that nothing else calls (the watcher is quiet)."""
-        if not self._pending:
+        if not self._pending and not self._details_due:
             return
         try:
             self._maybe_rebuild([])
@@ -161,28 +171,39 @@ class LiveSite:
         return written > fp[0] and written > fp[3]
 
     def _maybe_rebuild(self, changed: list[Key]) -> None:
+        """Rebuild the pages when what they list changed (the catalog's signature: four
+        small queries), at most every ``min_rebuild`` seconds; the changed runs' details
+        files are rewritten with a rebuild, or every ``details_every`` seconds while runs
+        only progress: both need the whole catalog loaded (seconds at 10,000 runs), which
+        must not follow every pass of the watcher."""
         from hpclab.site.build import build_pages, write_details
-        from hpclab.site.data import load
+        from hpclab.site.data import catalog_signature, load
         from hpclab.site.pages import write_list_data
 
-        data = load(self.store)
-        if changed:
-            write_details(data, self.layout, [k for k in changed if k in data.by_key])
-        signature = data.signature()
+        self._details_due |= set(changed)
+        signature = catalog_signature(self.store)
         if self._signature is None:
             self._signature = _read_signature(self.layout)
-        if signature == self._signature:
-            self._pending = False
-            return
-        if time.monotonic() - self._last_rebuild < self.min_rebuild:
-            self._pending = True
+        now = time.monotonic()
+        stale = signature != self._signature
+        rebuild = stale and now - self._last_rebuild >= self.min_rebuild
+        self._pending = stale and not rebuild
+        details = bool(self._details_due) and (
+            rebuild or now - self._last_details >= self.details_every
+        )
+        if not rebuild and not details:
             return
         start = time.perf_counter()
+        data = load(self.store)
+        write_details(data, self.layout, [k for k in sorted(self._details_due) if k in data.by_key])
+        self._details_due = set()
+        self._last_details = now
+        if not rebuild:
+            return
         build_pages(data, self.layout)
         write_list_data(data, self.layout)
-        self._signature = signature
+        self._signature = data.signature()
         self._last_rebuild = time.monotonic()
-        self._pending = False
         self.log(f"site pages rebuilt in {time.perf_counter() - start:.1f} s")
 
 
