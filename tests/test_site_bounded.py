@@ -70,3 +70,30 @@ def test_a_big_sweeps_report_charts_and_lists_its_best_runs_and_says_how_many(
 
     points = page.split("<table", 2)[1]  # the points table, first of the page
     assert sum(i in points for i in ids) == 3 and "The first 3 of 6 points" in page
+
+
+def test_a_big_seed_groups_members_are_listed_up_to_a_bound_in_each_details_file(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run's details name the first MAX_MEMBERS of its seed group and how many there
+    are: a group gathers every run of its config (here 5 seeds of one config), and each
+    member listing them all made the site's data grow with runs x group size."""
+    import json
+
+    import hpclab.site.details as details
+
+    monkeypatch.setattr(details, "MAX_MEMBERS", 2)
+    store = Store(store_root)
+    ids = []
+    for seed in range(5):
+        run = hpclab.init(PROJECT, {"optim": {"lr": 0.1}, "seed": seed}, store=store.root)
+        run.log({"val/loss": 0.5 + seed / 100}, step=0)
+        run.finish()
+        ids.append(run.id)
+    index_store(store)
+    build(store)
+    layout = SiteLayout(store.site_dir)
+    for rid in ids:
+        group = json.loads(layout.details_json(PROJECT, rid).read_text())["seed_group"]
+        assert group["n_members"] == 5 and group["size"] == 5
+        assert [m["run_id"] for m in group["members"]] == ids[:2], "the first, by creation"

@@ -28,13 +28,25 @@ from hpclab.store.views import code_origin, dropped_warnings
 MAX_PATCH_BYTES = 200_000
 
 
+MAX_MEMBERS = 50  # of a seed group, listed in each member's details (and how many more)
+
+
+@dataclass
+class GroupMembers:
+    head: list[dict[str, Any]]
+    total: int
+    repros: dict[str, list[dict[str, Any]]]
+
+
 @dataclass
 class DetailsCache:
     """What many runs' details share, made once per build (each run of a 100-run seed
     group listed its members again: ~2.5 ms a run at 10,000): a group's member list, and
     config values through the secret scanner (a sweep's runs share most of them)."""
 
-    members: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    # a group's first MAX_MEMBERS members, its size, and its reproductions by the run of
+    # the seed they repeat
+    members: dict[tuple[str, str], GroupMembers] = field(default_factory=dict)
     config: dict[tuple[str, Any], Any] = field(default_factory=dict)
 
     def redact(self, path: str, value: Any) -> Any:
@@ -156,7 +168,10 @@ def seed_group(
 ) -> dict[str, Any] | None:
     """The run's seed_groups row (group, label, seed, role, of_run, size) and the group's
     runs by creation (``members``: run_id, seed, role, of_run), samples before their
-    reproductions; None before the run is grouped."""
+    reproductions: the first MAX_MEMBERS and the reproductions of this run, with
+    ``n_members`` saying how many there are (a group gathers its config's runs from every
+    sweep: listing 1,000 members in each of their details was O(runs x group size));
+    None before the run is grouped."""
     row = data.seed_groups.get(key)
     if row is None:
         return None
@@ -164,16 +179,22 @@ def seed_group(
     group = (key[0], row["group_id"])
     members = cache.members.get(group) if cache else None
     if members is None:
-        members = [
+        every = [
             {
                 k: _plain(loads(m[k]) if k == "seed" else m[k])
                 for k in ("run_id", "seed", "role", "of_run")
             }
             for m in data.group_runs.get(group, [])
         ]
+        repros: dict[str, list[dict[str, Any]]] = {}
+        for m in every[MAX_MEMBERS:]:
+            if m["role"] == "reproduction" and m["of_run"]:
+                repros.setdefault(str(m["of_run"]), []).append(m)
+        members = GroupMembers(every[:MAX_MEMBERS], len(every), repros)
         if cache:
             cache.members[group] = members
-    out["members"] = members  # shared by the group's documents: written, never changed
+    out["members"] = members.head + members.repros.get(key[1], [])
+    out["n_members"] = members.total
     return out
 
 

@@ -1,8 +1,8 @@
 """Every run's series file in a few DuckDB statements (the full ``hpclab site build``).
 
 Per run, reading ``metrics.zarr`` and writing a file costs ~20 ms: 200 s at 10,000 runs.
-Here the catalog's metric segments are read instead, each once: one aggregate over all of
-them gives every series' point count, last step and time and its step rate (the document
+Here the catalog's metric segments are read instead: one aggregate per segment gives
+every series' point count, last step and time and its step rate (the document
 fields of :func:`hpclab.site.series.run_series`), then one ``COPY ... PARTITION_BY`` per
 segment writes the kept points of its runs, ~256 runs' files in one statement, which are
 renamed into place. The files are those :func:`~hpclab.site.series.write_run_series`
@@ -98,20 +98,21 @@ def _documents(
 ) -> dict[int, dict[str, Any]]:
     """Each run's document fields, from one aggregate over every segment: per series its
     points, last step and wall time, and the steps and seconds over its last RATE_WINDOW
-    points (:func:`hpclab.store.views.step_rate`); the version from the metrics commit."""
-    union = " UNION ALL ".join(sources) or (
-        "SELECT NULL::BIGINT AS part, NULL::VARCHAR AS metric, NULL::BIGINT AS step, "
-        "NULL::DOUBLE AS value, NULL::DOUBLE AS wall_time WHERE false"
-    )
-    rows = con.execute(
-        f"""
-        SELECT part, metric, count(*) AS n, max(step) AS last_step,
-            arg_max(wall_time, step) AS last_time,
-            max(step) - max_by(step, step, {RATE_WINDOW})[-1] AS ds,
-            arg_max(wall_time, step) - max_by(wall_time, step, {RATE_WINDOW})[-1] AS dt
-        FROM ({union}) GROUP BY part, metric ORDER BY part, metric
-        """
-    ).fetchall()
+    points (:func:`hpclab.store.views.step_rate`), one aggregate per segment; the version
+    from the metrics commit."""
+    rows = []
+    for source in sources:  # one segment at a time: a run's current rows are in one file,
+        # and an aggregate over all of them (120 M points at 30,000 runs) outgrows memory
+        rows += con.execute(
+            f"""
+            SELECT part, metric, count(*) AS n, max(step) AS last_step,
+                arg_max(wall_time, step) AS last_time,
+                max(step) - max_by(step, step, {RATE_WINDOW})[-1] AS ds,
+                arg_max(wall_time, step) - max_by(wall_time, step, {RATE_WINDOW})[-1] AS dt
+            FROM ({source}) GROUP BY part, metric
+            """
+        ).fetchall()
+    rows.sort(key=lambda r: (r[0], r[1]))
     docs: dict[int, dict[str, Any]] = {}
     for part, metric, n, last_step, last_time, ds, dt in rows:
         doc = docs.setdefault(

@@ -464,7 +464,9 @@
     var others = members.filter(function (m) { return m.role === "sample" && m.run_id !== run.run_id; });
     var repros = members.filter(function (m) { return m.role === "reproduction" && m.of_run === run.run_id; });
     var lines = [html`<p class="hl-facts hl-sg-facts">${joinHtml(facts, " · ")}</p>`];
-    lines.push(others.length ? html`<p class="hl-facts hl-sg-samples">other samples: ${runs(others)}</p>` :
+    var more = (g.n_members || members.length) - members.length;  // the details list the first 50
+    var rest = more > 0 ? html` <span class="hl-note">and ${fmt(more)} more in the group</span>` : "";
+    lines.push(others.length ? html`<p class="hl-facts hl-sg-samples">other samples: ${runs(others)}${rest}</p>` :
       html`<p class="hl-facts hl-sg-samples">no other sample: ${g.role === "sample" ? "the only seed of this config, code and data" : "none completed"}</p>`);
     if (repros.length) { lines.push(html`<p class="hl-facts hl-sg-repros">reproductions of this run: ${runs(repros)}</p>`); }
     return html`<div class="hl-seed-group" data-group="${g.group_id}">${lines}</div>`;
