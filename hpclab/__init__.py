@@ -7,9 +7,10 @@ with hpclab.Run(project="demo", config={"lr": 1e-3}) as run:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hpclab.errors import HpclabError, MetricError, RunNotFound
+from hpclab.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from hpclab.store import RunStatus, Store
@@ -29,15 +30,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hpclab' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -358,3 +358,30 @@ def test_hpclab_status_and_cancel_commands(store: Store) -> None:
         assert out.returncode == 1 and out.stderr.startswith("hpclab: error: no sweep or run")
     finally:
         scancel(jid)
+
+
+def test_a_job_that_started_before_its_submission_was_recorded_keeps_its_job_id(
+    tmp_path: Path,
+) -> None:
+    """The local launcher's jobs can start (and end) before the login node records their
+    job ids: the run's status stands and its submission is recorded all the same."""
+    from hpclab.launch.sweep import PlannedPoint, plan_sweep, record_submission
+    from hpclab.store import RunStatus, Store
+
+    store = Store(tmp_path / "store")
+    plan = plan_sweep(
+        store,
+        "p",
+        [PlannedPoint(i, [f"seed={i}"], {"seed": i}) for i in range(2)],
+        launcher="local",
+        meta={"argv": ["hpclab.launch", "-m"]},
+    )
+    started = store.run_paths("p", plan.points[1].run_id)
+    record = store.read_record(started)
+    record.status = RunStatus.COMPLETED  # the job ran to the end first
+    store.write_record(started, record)
+    record_submission(store, plan, ["41", "42"], scheduler="local", array_job_id=None)
+    first = store.read_record(store.run_paths("p", plan.points[0].run_id))
+    second = store.read_record(started)
+    assert first.status is RunStatus.QUEUED and first.submission["job_id"] == "41"
+    assert second.status is RunStatus.COMPLETED and second.submission["job_id"] == "42"

@@ -128,14 +128,20 @@ def record_submission(
         point.job_id = job_id
         paths = store.run_paths(plan.project, point.run_id)
         record = store.read_record(paths)
+        submission = {
+            "scheduler": scheduler,
+            "job_id": job_id,
+            "array_job_id": array_job_id,
+            "submitted_at": now,
+        }
         if record.status is RunStatus.PLANNED:
             record.status = RunStatus.QUEUED
-            record.submission = {
-                "scheduler": scheduler,
-                "job_id": job_id,
-                "array_job_id": array_job_id,
-                "submitted_at": now,
-            }
+            record.submission = submission
+            store.advance_status(paths, record, fsync=False)
+        elif record.submission is None:
+            # the job started (or ended) before its submission was recorded: its status
+            # stands, the job id is added (the run's own writes keep it: keep_others)
+            record.submission = submission
             store.advance_status(paths, record, fsync=False)
     write_json_atomic(store.sweep_json(plan.project, plan.id), plan.record("queued").to_dict())
 
