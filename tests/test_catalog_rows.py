@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from hpclab.catalog.evidence import Unit, Verdict
-from hpclab.catalog.rows import as_dict, columns, names, renamed, row
+from hpclab.catalog.rows import as_dict, columns, names, positional, renamed, row
 from hpclab.catalog.schema import TABLES
 from hpclab.catalog.stats import compare, mean_ci
 from hpclab.errors import SchemaMismatch
@@ -131,3 +131,26 @@ def test_rows_become_columns_and_back() -> None:
     with pytest.raises(TypeError, match="dataclasses and mappings"):
         row("artifacts", ("p", "r", "a", "x", 1))
     assert math.isnan(row("metric_summary", dict.fromkeys(names("metric_summary"), math.nan))[3])
+
+
+def test_positional_rows_are_checked_once_and_follow_the_schema_order() -> None:
+    make = positional("artifacts", "size", "path", "sha256", "run_id", "project")
+    assert make(3, "model.pt", "ab", "r1", "lab") == row(
+        "artifacts", project="lab", run_id="r1", path="model.pt", sha256="ab", size=3
+    )
+    same = positional("artifacts", *names("artifacts"))
+    assert same("lab", "r1", "model.pt", "ab", 3) == ("lab", "r1", "model.pt", "ab", 3)
+    with pytest.raises(SchemaMismatch, match="artifacts: no column 'bytes'"):
+        positional("artifacts", "project", "run_id", "path", "sha256", "bytes")
+    with pytest.raises(SchemaMismatch, match="artifacts: no value for column 'size'"):
+        positional("artifacts", "project", "run_id", "path", "sha256")
+    with pytest.raises(SchemaMismatch, match="named twice"):
+        positional("artifacts", "project", "run_id", "path", "sha256", "size", "size")
+
+
+def test_columns_refuse_a_row_of_the_wrong_width() -> None:
+    good = row("artifacts", project="lab", run_id="r1", path="a", sha256="b", size=1)
+    with pytest.raises(SchemaMismatch, match="artifacts"):
+        columns("artifacts", [good, good[:-1]])
+    assert columns("artifacts", iter([good]))["size"] == [1]
+    assert columns("artifacts", []) == {n: [] for n in names("artifacts")}

@@ -165,3 +165,25 @@ def test_one_run_files_of_ended_runs_are_merged_into_segments(
     shutil.rmtree(Store(store_root).catalog_dir)
     _index(store_root, segment_min=10**9)
     assert tables(store_root) == warm
+
+
+def test_aggregates_round_trip_through_the_metrics_file_metadata() -> None:
+    """Agg.to_json lists its fields by hand (asdict deep-copies): every field, and the
+    non-finite values JSON cannot hold, come back from from_json."""
+    import dataclasses
+    import json
+    import math
+
+    import numpy as np
+
+    from hpclab.catalog.run_metrics import Agg
+
+    for values in ([1.0, 2.0, 3.0], [1.0, math.inf], [2.0, -math.inf], [math.nan], [0.5]):
+        agg = Agg()
+        agg.update(np.array([[i, v, 0.0] for i, v in enumerate(values)]))
+        doc = json.loads(json.dumps(agg.to_json(), allow_nan=False))
+        assert {f.name for f in dataclasses.fields(Agg)} <= doc.keys()
+        back = Agg.from_json(doc)
+        for f in dataclasses.fields(Agg):
+            a, b = getattr(agg, f.name), getattr(back, f.name)
+            assert a == b or (math.isnan(a) and math.isnan(b)), (values, f.name, a, b)

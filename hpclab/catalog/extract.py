@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,12 +74,13 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
     record = store.read_record(paths)
     runs = _run_row(record, paths)
     rows = RunRows(record=record, runs=runs)
-    config = read_yaml(paths.config_yaml) if paths.config_yaml.exists() else None
+    config = _optional(read_yaml, paths.config_yaml)
     if config is not None:
         rows.features = list(flatten_features(config))
     runs["total_steps"] = planned_steps(record, total_steps(config))
-    if paths.artifacts_manifest.exists():
-        for a in _list(read_json(paths.artifacts_manifest)):
+    artifacts = _optional(read_json, paths.artifacts_manifest)
+    if artifacts is not None:
+        for a in _list(artifacts):
             rows.artifacts.append(
                 {
                     "path": str(a.get("path")),
@@ -87,8 +88,9 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
                     "size": int(a.get("size") or 0),
                 }
             )
-    if paths.datasets_json.exists():
-        for d in _list(read_json(paths.datasets_json)):
+    datasets = _optional(read_json, paths.datasets_json)
+    if datasets is not None:
+        for d in _list(datasets):
             rows.datasets.append(
                 {
                     "name": str(d.get("name")),
@@ -99,8 +101,8 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
                     "schema": json.dumps(_schemas(d), sort_keys=True),
                 }
             )
-    if paths.repro_json.exists():
-        r = read_json(paths.repro_json)
+    r = _optional(read_json, paths.repro_json)
+    if r is not None:
         if isinstance(r, Mapping):
             rows.repro = {
                 "of_run": r.get("of"),
@@ -114,8 +116,9 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
                 "atol": _num(r.get("atol")),
                 "checked_at": r.get("checked_at"),
             }
-    if paths.notes_yaml.exists():
-        notes = read_yaml(paths.notes_yaml) or {}
+    notes = _optional(read_yaml, paths.notes_yaml)
+    if notes is not None:
+        notes = notes or {}
         if isinstance(notes, Mapping):
             tags = [str(t) for t in notes.get("tags") or []]
             rows.notes = {
@@ -135,12 +138,11 @@ def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
         job_id = f"{sched['array_job_id']}_{sched['array_task_id']}"
     job_id = job_id or sched.get("job_id") or submission.get("job_id")
     code: dict[str, Any] = {}
-    if paths.code_json.exists():
-        try:
-            loaded = read_json(paths.code_json)
-            code = loaded if isinstance(loaded, dict) else {}
-        except Exception:
-            code = {}
+    try:
+        loaded = _optional(read_json, paths.code_json)
+        code = loaded if isinstance(loaded, dict) else {}
+    except Exception:
+        code = {}
     started = parse_iso(record.started_at)
     ended = parse_iso(record.ended_at) or parse_iso(record.heartbeat_at)
     state = record.scheduler_state or {}
@@ -193,17 +195,41 @@ def _isolation_fields(code: Mapping[str, Any]) -> dict[str, Any]:
 def flatten_features(config: Any, prefix: str = "") -> Iterator[tuple[str, str, float | None]]:
     """(path, JSON value, numeric value) for every leaf of a config: ``optim.lr``,
     ``layers[1]``; empty dicts and lists are leaves too."""
-    if isinstance(config, Mapping) and config:
+    out: list[tuple[str, str, float | None]] = []
+    _flatten(config, prefix, out)
+    return iter(out)
+
+
+def _flatten(config: Any, prefix: str, out: list[tuple[str, str, float | None]]) -> None:
+    # one list, not nested generators: a cold index flattens 10,000 configs
+    kind = type(config)
+    if (kind is dict or (kind is not list and isinstance(config, Mapping))) and config:
         for key, value in config.items():
-            yield from flatten_features(value, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(config, list) and config:
+            _flatten(value, f"{prefix}.{key}" if prefix else str(key), out)
+    elif (kind is list or isinstance(config, list)) and config:
         for i, value in enumerate(config):
-            yield from flatten_features(value, f"{prefix}[{i}]")
+            _flatten(value, f"{prefix}[{i}]", out)
     elif prefix:
-        num = None
-        if isinstance(config, (int, float)) and not isinstance(config, bool):
-            num = float(config)
-        yield prefix, json.dumps(config, sort_keys=True, default=str), num
+        if kind is float or kind is int:
+            out.append((prefix, _dumps(config), float(config)))
+        elif kind is str:
+            out.append((prefix, _dumps(config), None))
+        else:
+            num = None
+            if isinstance(config, (int, float)) and not isinstance(config, bool):
+                num = float(config)
+            out.append((prefix, json.dumps(config, sort_keys=True, default=str), num))
+
+
+_dumps = json.JSONEncoder(sort_keys=True).encode  # one encoder: json.dumps builds one per call
+
+
+def _optional(read: Callable[[Path], Any], path: Path) -> Any:
+    """The parsed file, or None when it does not exist (one open, no stat first)."""
+    try:
+        return read(path)
+    except FileNotFoundError:
+        return None
 
 
 def _list(value: Any) -> list[dict[str, Any]]:

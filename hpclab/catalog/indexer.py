@@ -33,7 +33,7 @@ from hpclab.catalog.knowledge import KNOWLEDGE_TABLES, Knowledge, ProjectInput, 
 from hpclab.catalog.manifest import GRACE_SECONDS, Manifest, read_manifest, relative, write_manifest
 from hpclab.catalog.parquet import write_table
 from hpclab.catalog.project_config import ProjectConfig, load_project_config
-from hpclab.catalog.rows import Row, as_dict, columns, row
+from hpclab.catalog.rows import Row, as_dict, columns, positional, row
 from hpclab.catalog.run_metrics import Agg, index_run_metrics, merge_files
 from hpclab.catalog.schema import RUN_KEYED, SMALL_TABLES, TABLES
 from hpclab.catalog.segments import BATCH_RUNS, BatchItem, default_workers, read_all
@@ -832,15 +832,9 @@ class Indexer:
         return out
 
     def _feature_rows(self, keys: set[tuple[str, str]] | None = None) -> list[Row]:
+        make = positional("features", "project", "run_id", "path", "value", "value_num")
         return [
-            row(
-                "features",
-                project=project,
-                run_id=run_id,
-                path=path,
-                value=value,
-                value_num=num,
-            )
+            make(project, run_id, path, value, num)
             for project, run_id, _, rows in self._indexed(keys)
             for path, value, num in rows.features
         ]

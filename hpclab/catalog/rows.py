@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from hpclab.catalog.schema import TABLES
@@ -77,6 +77,21 @@ def row(table: str, *parts: Any, **values: Any) -> Row:
     return tuple(merged[n] for n in names(table))
 
 
+def positional(table: str, *order: str) -> Callable[..., Row]:
+    """A builder of many rows of ``table`` from values given in ``order`` (every column
+    once, checked here, not per row): :func:`row`'s contract at a tuple's cost, for the
+    features table's 200,000 rows at 10,000 runs."""
+    if set(order) != _name_set(table):
+        _mismatch(table, order)
+    if len(set(order)) != len(order):
+        raise SchemaMismatch(f"{table}: a column named twice in {order}")
+    cols = names(table)
+    if order == cols:
+        return lambda *values: values
+    at = [order.index(c) for c in cols]
+    return lambda *values: tuple(values[i] for i in at)
+
+
 def as_dict(table: str, values: Sequence[Any]) -> dict[str, Any]:
     """A row (values in column order, as read back from the table) keyed by column name."""
     cols = names(table)
@@ -88,11 +103,11 @@ def as_dict(table: str, values: Sequence[Any]) -> dict[str, Any]:
 def columns(table: str, rows: Iterable[Row]) -> dict[str, list[Any]]:
     """Rows built by :func:`row`, as the table's columns (what the Parquet writer takes)."""
     cols = names(table)
-    data: list[list[Any]] = [[] for _ in cols]
-    appends = [d.append for d in data]
-    for r in rows:
-        for append, value in zip(appends, r, strict=True):
-            append(value)
+    rows = rows if isinstance(rows, list) else list(rows)
+    width = len(cols)
+    if any(len(r) != width for r in rows):
+        raise SchemaMismatch(f"{table}: a row of other than {width} values")
+    data = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in cols]
     return dict(zip(cols, data, strict=True))
 
 
@@ -110,4 +125,4 @@ def _mismatch(table: str, given: Iterable[str]) -> None:
     )
 
 
-__all__ = ["Row", "as_dict", "columns", "fields", "names", "renamed", "row"]
+__all__ = ["Row", "as_dict", "columns", "fields", "names", "renamed", "positional", "row"]

@@ -590,9 +590,10 @@ class Store:
     # -- records ------------------------------------------------------------------
     def read_record(self, paths: RunPaths) -> RunRecord:
         """Parse ``run.json``; a missing or malformed file is a StoreError naming it."""
-        if not paths.run_json.exists():
-            raise RunNotFound(f"{paths.run_json}: no such run record")
-        data = read_json(paths.run_json)
+        try:
+            data = read_json(paths.run_json)
+        except FileNotFoundError:
+            raise RunNotFound(f"{paths.run_json}: no such run record") from None
         try:
             return RunRecord.from_dict(data)
         except (TypeError, ValueError, KeyError) as e:
