@@ -187,3 +187,40 @@ def test_aggregates_round_trip_through_the_metrics_file_metadata() -> None:
         for f in dataclasses.fields(Agg):
             a, b = getattr(agg, f.name), getattr(back, f.name)
             assert a == b or (math.isnan(a) and math.isnan(b)), (values, f.name, a, b)
+
+
+def test_a_pass_pauses_the_cyclic_collector_and_resumes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collector is off while a pass reads and publishes (its full collections walk
+    every row of every run) and on again afterwards, also when the pass fails."""
+    import gc
+
+    import hpclab.catalog.indexer as indexer
+
+    _runs(tmp_path, 3)
+    seen: list[bool] = []
+    real = indexer.fingerprint
+
+    def spy(paths):  # type: ignore[no-untyped-def]
+        seen.append(gc.isenabled())
+        return real(paths)
+
+    monkeypatch.setattr(indexer, "fingerprint", spy)
+    assert gc.isenabled()
+    with Indexer(Store(tmp_path)) as ix:
+        ix.segment_min = 2
+        ix.index()
+        assert seen and not any(seen)
+        assert gc.isenabled()
+
+        def broken(paths):  # type: ignore[no-untyped-def]
+            raise RuntimeError("disk gone")
+
+        monkeypatch.setattr(indexer, "fingerprint", broken)
+        with pytest.raises(RuntimeError, match="disk gone"):
+            ix.index()
+        assert gc.isenabled()
+    batch = segments.read_batch(str(tmp_path), "p", [segments.BatchItem("r01", "x")], 999, 0)
+    assert [r.error for r in batch] == [None] and batch[0].rows is not None
+    assert gc.isenabled()

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from hpclab.catalog.extract import RunRows, extract_run, fingerprint
+from hpclab.catalog.gc_pause import gc_paused
 from hpclab.catalog.knowledge import KNOWLEDGE_TABLES, Knowledge, ProjectInput, RunInput
 from hpclab.catalog.manifest import GRACE_SECONDS, Manifest, read_manifest, relative, write_manifest
 from hpclab.catalog.parquet import write_table
@@ -184,6 +185,10 @@ class Indexer:
         leaves the knowledge layer they change (DAG, seed groups, evidence: seconds at
         10,000 runs) to :meth:`update_knowledge`, which the watcher calls when events
         pause: a flushed point is visible in milliseconds, whatever the store's size."""
+        with gc_paused():
+            return self._index(runs, knowledge=knowledge)
+
+    def _index(self, runs: list[tuple[str, str]] | None, *, knowledge: bool) -> PassReport:
         start = time.perf_counter()
         report = PassReport()
         if self._lock_fd is None:
@@ -255,8 +260,9 @@ class Indexer:
         report = PassReport()
         if self._lock_fd is None:
             raise CatalogError("the indexer lock is not held (use Indexer as a context manager)")
-        self._update_knowledge(deferrable=True)
-        self._publish_if_changed(report)
+        with gc_paused():
+            self._update_knowledge(deferrable=True)
+            self._publish_if_changed(report)
         report.seconds = time.perf_counter() - start
         return report
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpclab.catalog.extract import RunRows, extract_run
+from hpclab.catalog.gc_pause import gc_paused
 from hpclab.catalog.run_metrics import SEGMENT_ROWS, Agg, SegmentRun, write_segment
 from hpclab.store import Store
 
@@ -45,6 +46,13 @@ def read_batch(
 ) -> list[RunResult]:
     """Read each run of ``items`` in full and write their metrics as segment files
     ``seg-<generation>-<batch>-<k>.parquet`` (a new one every ~SEGMENT_ROWS rows)."""
+    with gc_paused():
+        return _read_batch(root, project, items, generation, batch)
+
+
+def _read_batch(
+    root: str, project: str, items: list[BatchItem], generation: int, batch: int
+) -> list[RunResult]:
     import duckdb
 
     from hpclab.catalog.metrics_reader import read_run_metrics
