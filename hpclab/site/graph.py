@@ -15,10 +15,13 @@ nodes, until one is opened.
 
 from __future__ import annotations
 
+import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpclab.catalog.diffs import under
 from hpclab.site.data import SiteData
 from hpclab.site.html import Html, css_token, empty, h, join, link, num
 from hpclab.site.layout import SiteLayout, run_href
@@ -27,8 +30,10 @@ from hpclab.site.series import write_json
 from hpclab.store.record import STATUSES
 
 DX, DY, R = 170, 30, 8
-GRID_COLUMNS = 24
-GRID_DX = 28
+LABEL_COLUMNS = 6  # runs with neither parent nor child in the group: labelled columns
+LABEL_KEYS = 3  # config values in a node's label
+LABEL_CHARS = 26
+COLOUR_METRICS = 3  # key metrics a group's nodes carry, for "colour by"
 OPEN_NODES = 200  # the page opens every group while it has at most this many runs
 PARENT_LINKS = 8  # parents in other groups named per group; the rest are counted
 LOOSE = "_loose"  # the group of a project's runs outside any sweep (sweep ids are sweep-...)
@@ -59,12 +64,23 @@ def graph_page(data: SiteData) -> Page:
         )
         for s in STATUSES
     )
+    metrics = sorted({m.name for ms in data.key_metrics.values() for m in ms[:COLOUR_METRICS]})
+    choose = (
+        h(
+            '<label class="hl-legend-item">colour by <select class="hl-graph-colour">'
+            '<option value="">status</option>{}</select></label>',
+            join(h('<option value="{}">{}</option>', m, m) for m in metrics),
+        )
+        if metrics
+        else ""
+    )
     page.add(
         h(
             '<div class="hl-legend">{}'
             '<span class="hl-legend-item hl-up">◯ improves on parent</span>'
-            '<span class="hl-legend-item hl-down">◯ regresses</span></div>',
+            '<span class="hl-legend-item hl-down">◯ regresses</span>{}</div>',
             legend,
+            choose,
         )
     )
     if not data.runs:
@@ -163,6 +179,7 @@ class _Graph:
             if p in self.runs and c in self.runs and c not in self.parents:
                 self.parents[c] = edge["parent_id"]
         self._groups: dict[str, dict[str, Group]] = {}
+        self._ignore: dict[str, tuple[str, ...]] = {}
         self._of: dict[tuple[str, str], Group] = {}
         for r in data.runs:  # newest first (the catalog's order): groups by their newest run
             project, gid = r["project"], r.get("sweep_id") or LOOSE
@@ -222,14 +239,19 @@ class _Graph:
             if rid not in parents and rid in children:
                 place(rid, 0, seen)
                 y += DY / 2
-        lone = [rid for rid in sorted(mine) if rid not in pos]
+        labels = distinguishing_labels(
+            {rid: self.data.features.get((project, rid), {}) for rid in group.runs},
+            self.ignore(project),
+        )
+        lone = sorted((r for r in mine if r not in pos), key=lambda r: _label_order(labels, r))
         top = y + (DY / 2 if pos else 0)
-        for i, rid in enumerate(lone):
-            pos[rid] = ((i % GRID_COLUMNS) * GRID_DX, top + (i // GRID_COLUMNS) * GRID_DX)
+        columns = max(1, min(LABEL_COLUMNS, math.ceil(len(lone) / 8)))
+        for i, rid in enumerate(lone):  # labelled columns, in the order of the labels
+            pos[rid] = ((i % columns) * DX, top + (i // columns) * DY)
         width = max(x for x, _ in pos.values()) + DX + 40
         height = max(yy for _, yy in pos.values()) + 2 * DY
         edges = [[round(v) for v in (*pos[p], *pos[c])] for c, p in parents.items()]
-        metrics = self.data.key_metrics.get(project, [])
+        metrics = self.data.key_metrics.get(project, [])[:COLOUR_METRICS]
         nodes = []
         for rid, (x, yy) in pos.items():
             r = self.runs[(project, rid)]
@@ -242,11 +264,82 @@ class _Graph:
                     self.data.metric_value((project, parent), m.name),
                 )
                 ring = {True: 1, False: -1}.get(better, 0)  # type: ignore[arg-type]
-            label = (r.get("name") or rid[-4:]) if rid in parents or rid in children else ""
+            label = labels.get(rid) or r.get("name") or rid[-4:]
             status = css_token(str(r["status"]).lower())
-            nodes.append([rid, round(x), round(yy), status, ring, label, _tooltip(self.data, r)])
-        return {"project": project, "width": round(width), "height": round(height),
-                "edges": edges, "nodes": nodes}  # fmt: skip
+            values = [self.data.metric_value((project, rid), m.name) for m in metrics]
+            nodes.append(
+                [rid, round(x), round(yy), status, ring, label, _tooltip(self.data, r), values]
+            )
+        return {
+            "project": project,
+            "width": round(width),
+            "height": round(height),
+            "edges": edges,
+            "nodes": nodes,
+            "metrics": [{"name": m.name, "direction": m.direction} for m in metrics],
+        }
+
+    def ignore(self, project: str) -> tuple[str, ...]:
+        """Config paths a label leaves out: the project's ``features.ignore``."""
+        from hpclab.catalog.project_config import load_project_config
+
+        if project not in self._ignore:
+            path = self.data.store.project_yaml(project)
+            try:
+                self._ignore[project] = load_project_config(path).feature_ignore
+            except Exception:  # a malformed project.yaml: the indexer reports it
+                self._ignore[project] = ("hpclab",)
+        return self._ignore[project]
+
+
+def distinguishing_labels(
+    configs: dict[str, dict[str, str]], ignore: tuple[str, ...] = ("hpclab",)
+) -> dict[str, str]:
+    """Each run's label from the config values that differ among ``configs`` (run ->
+    path -> JSON value): ``lr=0.01 seed=1``. A path goes by its last part unless two
+    varying paths share it (then in full); at most LABEL_KEYS values, LABEL_CHARS
+    characters. Runs whose configs are all alike get no label (the caller names them)."""
+    paths = sorted({p for c in configs.values() for p in c if not under(p, ignore)})
+    varying = [p for p in paths if len({c.get(p) for c in configs.values()}) > 1]
+    if not varying:
+        return {}
+    last = Counter(_tail(p) for p in varying)
+    short = {p: _tail(p) if last[_tail(p)] == 1 else p for p in varying}
+    out = {}
+    for rid, c in configs.items():
+        parts = [f"{short[p]}={_value(c.get(p))}" for p in varying[:LABEL_KEYS]]
+        text = " ".join(parts)
+        out[rid] = text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+    return out
+
+
+def _tail(path: str) -> str:
+    return path.rsplit(".", 1)[-1]
+
+
+def _value(raw: str | None) -> str:
+    """A config value as a label shows it: strings without quotes, - when absent."""
+    if raw is None:
+        return "-"
+    try:
+        v = json.loads(raw)
+    except ValueError:
+        return raw
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def _label_order(labels: dict[str, str], rid: str) -> tuple[Any, ...]:
+    """Runs by their label's values, numbers as numbers (lr=0.001 before lr=0.01)."""
+    out: list[tuple[int, float, str]] = []
+    for part in (labels.get(rid) or "").split(" "):
+        value = part.split("=", 1)[-1]
+        try:
+            out.append((0, float(value), ""))
+        except ValueError:
+            out.append((1, 0.0, value))
+    return (*out, rid)
 
 
 def write_graph_data(data: SiteData, layout: SiteLayout) -> None:

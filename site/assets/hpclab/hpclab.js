@@ -1082,6 +1082,54 @@
   // One group of a project's DAG (hpclab/site/graph.py): a sweep's runs, laid out by the
   // build, drawn from data/graph/<project>/<group>.json the first time the group is open.
   // Nodes: [run_id, x, y, status, ring, label, title]; edges: [x1, y1, x2, y2].
+  // "colour by": a key metric's value per node, on a dark (best) to light (worst) ramp
+  var RAMP = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];  // viridis
+
+  function rampColour(t) {  // t in [0, 1]: 0 the best end
+    var x = Math.max(0, Math.min(1, t)) * (RAMP.length - 1);
+    var i = Math.min(RAMP.length - 2, Math.floor(x));
+    var f = x - i;
+    var c = RAMP[i].map(function (v, k) { return Math.round(v + f * (RAMP[i + 1][k] - v)); });
+    return "rgb(" + c.join(",") + ")";
+  }
+
+  function graphColourBy() {
+    var sel = document.querySelector("select.hl-graph-colour");
+    return sel ? sel.value : "";
+  }
+
+  function colourGroup(el) {  // recolour a drawn group by the page's "colour by" choice
+    var g = el._graph;
+    if (!g) { return; }
+    var metric = graphColourBy();
+    var at = (g.metrics || []).map(function (m) { return m.name; }).indexOf(metric);
+    var scale = el.querySelector(".hl-graph-scale");
+    var values = at < 0 ? [] : g.nodes.map(function (n) { return (n[7] || [])[at]; })
+      .filter(function (v) { return typeof v === "number" && isFinite(v); });
+    var lo = Math.min.apply(null, values), hi = Math.max.apply(null, values);
+    var maximize = at >= 0 && g.metrics[at].direction === "maximize";
+    el.querySelectorAll("g.hl-node").forEach(function (node, i) {
+      var circle = node.querySelector("circle");
+      var v = at < 0 ? null : (g.nodes[i][7] || [])[at];
+      if (at < 0) {
+        circle.style.removeProperty("fill");
+        circle.classList.remove("hl-fill-none");
+      } else if (typeof v !== "number" || !isFinite(v)) {
+        circle.style.removeProperty("fill");
+        circle.classList.add("hl-fill-none");
+      } else {
+        var t = hi > lo ? (v - lo) / (hi - lo) : 0;
+        circle.classList.remove("hl-fill-none");
+        circle.style.fill = rampColour(maximize ? 1 - t : t);
+      }
+    });
+    if (!scale) { return; }
+    if (at < 0) { setHTML(scale, html``); return; }
+    if (!values.length) { setHTML(scale, html`${metric}: no run of this group has a value`); return; }
+    var best = maximize ? hi : lo, worst = maximize ? lo : hi;
+    setHTML(scale, html`<span class="hl-ramp"></span> ${metric}: ${numText(best)} (dark, best) to ${numText(worst)} (light)`);
+  }
+
   function graphGroup(el) {
     if (el.dataset.drawn) { return Promise.resolve(); }
     el.dataset.drawn = "0";
@@ -1098,7 +1146,9 @@
         var dot = html`<circle cx="${n[1]}" cy="${n[2]}" r="8" class="${"hl-fill-" + n[3]}"/>`;
         return html`<a href="${runHref(g.project, n[0])}"><g class="${"hl-node" + ring}" data-run="${n[0]}"><title>${n[6]}</title>${dot}${text}</g></a>`;
       });
-      setHTML(wrap, html`<svg class="hl-graph" data-project="${g.project}" viewBox="${"-20 -20 " + g.width + " " + g.height}" width="${g.width}" height="${g.height}" role="img" aria-label="${"experiment DAG of " + g.project + " · " + el.dataset.group}">${edges}${nodes}</svg>`);
+      setHTML(wrap, html`<p class="hl-facts hl-graph-scale"></p><svg class="hl-graph" data-project="${g.project}" viewBox="${"-20 -20 " + g.width + " " + g.height}" width="${g.width}" height="${g.height}" role="img" aria-label="${"experiment DAG of " + g.project + " · " + el.dataset.group}">${edges}${nodes}</svg>`);
+      el._graph = g;
+      colourGroup(el);
       el.dataset.drawn = "1";
     }).catch(function (e) {
       delete el.dataset.drawn;
@@ -1111,6 +1161,20 @@
     groups.forEach(function (el) {
       el.addEventListener("toggle", function () { if (el.open) { graphGroup(el); } });
     });
+    var sel = document.querySelector("select.hl-graph-colour");
+    if (sel) {
+      var wanted = new URLSearchParams(location.search).get("colour");
+      if (wanted && Array.prototype.some.call(sel.options, function (o) { return o.value === wanted; })) {
+        sel.value = wanted;
+      }
+      sel.addEventListener("change", function () {
+        var q = new URLSearchParams(location.search);
+        if (sel.value) { q.set("colour", sel.value); } else { q.delete("colour"); }
+        var qs = q.toString();
+        history.replaceState(null, "", location.pathname + (qs ? "?" + qs : "") + location.hash);
+        groups.forEach(colourGroup);
+      });
+    }
     return Promise.all(groups.filter(function (el) { return el.open; }).map(graphGroup));
   }
 
