@@ -78,4 +78,4 @@ def live_doc(infos: dict[Key, dict[str, Any]], now: float | None = None) -> dict
     )[:MAX_RECENT]
     order = {"running": 0, "preempted": 1, "queued": 2, "planned": 3}
     active.sort(key=lambda i: (order.get(i["status"], 9), i["project"], i["run_id"]))
-    return {"generated_at": now, "runs": active, "recent": recent}
+    return {"generated_at": now, "runs": active, "recent": recent, "recent_s": RECENT_S}

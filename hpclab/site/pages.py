@@ -462,7 +462,8 @@ def training() -> Page:
                 '<div id="hl-training" class="hl-training">'
                 '<p class="hl-live-status"><span class="hl-live-dot"></span>'
                 '<span class="hl-live-text">connecting…</span></p>'
-                '<div class="hl-live-jobs"></div><div class="hl-live-sweeps"></div>'
+                '<div class="hl-live-jobs"></div><div class="hl-live-recent"></div>'
+                '<div class="hl-live-sweeps"></div>'
                 '<div class="hl-live-runs"></div>{}</div>',
                 chart_specs(),
             )

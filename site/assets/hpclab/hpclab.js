@@ -318,11 +318,78 @@
     return (losses.length ? losses : names).slice(0, 4);
   }
 
+  function lastValue(m) {  // the series' last finite value, or null
+    for (var i = m.value.length - 1; i >= 0; i--) { if (m.value[i] !== null) { return m.value[i]; } }
+    return null;
+  }
+
+  var SPARK_W = 96, SPARK_H = 20, SPARK_POINTS = 64;
+
+  function sparkline(name, m) {  // an SVG of the series' shape: at most SPARK_POINTS points
+    var pts = [];
+    var stride = Math.max(1, Math.ceil(m.step.length / SPARK_POINTS));
+    for (var i = 0; i < m.step.length; i += stride) {
+      if (m.value[i] !== null) { pts.push([m.step[i], m.value[i]]); }
+    }
+    var last = m.step.length - 1;
+    if (last >= 0 && m.value[last] !== null && (!pts.length || pts[pts.length - 1][0] !== m.step[last])) {
+      pts.push([m.step[last], m.value[last]]);
+    }
+    if (pts.length < 2) { return html``; }
+    var x0 = pts[0][0], x1 = pts[pts.length - 1][0];
+    var ys = pts.map(function (p) { return p[1]; });
+    var lo = Math.min.apply(null, ys), hi = Math.max.apply(null, ys);
+    var d = pts.map(function (p, k) {
+      var x = x1 > x0 ? (p[0] - x0) / (x1 - x0) * (SPARK_W - 2) + 1 : 1;
+      var y = hi > lo ? SPARK_H - 1 - (p[1] - lo) / (hi - lo) * (SPARK_H - 2) : SPARK_H / 2;
+      return (k ? "L" : "M") + x.toFixed(1) + "," + y.toFixed(1);
+    }).join(" ");
+    return html`<svg width="${SPARK_W}" height="${SPARK_H}" viewBox="${"0 0 " + SPARK_W + " " + SPARK_H}" role="img" aria-label="${"trend of " + name}" data-points="${pts.length}"><path d="${d}"/></svg>`;
+  }
+
+  function fillJobCells(root, runs) {  // last values and sparklines, from the loaded series
+    runs.forEach(function (r) {
+      var key = r.project + "/" + r.run_id;
+      var entry = seriesCache[key];
+      if (!entry) { return; }
+      var ms = entry.doc.metrics || {};
+      var names = lossMetrics(Object.keys(ms)).slice(0, 2);
+      var texts = names.map(function (n) {
+        var v = lastValue(ms[n]);
+        return v === null ? null : n + " " + numText(v);
+      }).filter(function (t) { return t !== null; });
+      root.querySelectorAll('.hl-last[data-key="' + CSS.escape(key) + '"]').forEach(function (el) {
+        el.textContent = texts.length ? texts.join(" · ") : "–";
+      });
+      root.querySelectorAll('.hl-spark[data-key="' + CSS.escape(key) + '"]').forEach(function (el) {
+        if (!names.length) { return; }
+        el.title = names[0];
+        setHTML(el, sparkline(names[0], ms[names[0]]));
+      });
+    });
+  }
+
+  function recentBody(recent, seconds) {  // runs that just ended: collapsed under the job table
+    if (!recent.length) { return html``; }
+    var rows = recent.map(function (r) {
+      var key = r.project + "/" + r.run_id;
+      return [badge(r.status), html`<a class="hl-run" href="${runHref(r.project, r.run_id)}">${r.name || r.run_id}</a>`,
+        r.project, r.ended_at ? new Date(r.ended_at).toLocaleTimeString() : "–",
+        html`<span class="hl-last" data-key="${key}">–</span>`,
+        html`<span class="hl-spark" data-key="${key}"></span>`];
+    });
+    var d = document.querySelector("details.hl-recent");  // the reader's choice, across polls
+    var open = !!(d && d.open);
+    var within = seconds ? " in the last " + Math.round(seconds / 60) + " minutes" : " recently";
+    return html`<details class="hl-recent"${open ? html` open` : ""}><summary>${recent.length + " finished" + within}</summary>${table(["status", "run", "project", "ended", "last values", "trend"], rows, "hl-jobs hl-recent-jobs")}</details>`;
+  }
+
   function renderTraining(root) {
     var specs = chartSpecs();
     var jobs = root.querySelector(".hl-live-jobs");
     var sweepsEl = root.querySelector(".hl-live-sweeps");
     var runsEl = root.querySelector(".hl-live-runs");
+    var recentEl = root.querySelector(".hl-live-recent");
     var shown = {};   // chart id -> true
 
     function onLive(live) {
@@ -340,13 +407,18 @@
           var pct = typeof r.percent === "number" ? r.percent : null;  // hpclab.store.views.progress
           var bar = pct === null ? "–" :
             html`<div class="hl-progress" title="${(r.step + 1) + " / " + r.total}"><span style="width:${pct.toFixed(0)}%"></span></div>`;
+          var key = r.project + "/" + r.run_id;
           return [badge(r.status), html`<a class="hl-run" href="${runHref(r.project, r.run_id)}">${r.name || r.run_id}</a>`,
             r.project, html`${r.scheduler_state || "–"}${r.reason ? html` <span class="hl-note">${r.reason}</span>` : ""}`,
             html`${fmt(r.step)}${r.total ? " / " + r.total : ""}`, bar,
-            r.rate ? r.rate.toPrecision(3) + "/s" : "–", duration(r.eta_s)];
+            r.rate ? r.rate.toPrecision(3) + "/s" : "–", duration(r.eta_s),
+            html`<span class="hl-last" data-key="${key}">–</span>`,
+            html`<span class="hl-spark" data-key="${key}"></span>`];
         });
-        setHTML(jobs, table(["status", "run", "project", "Slurm state", "step", "progress", "rate", "ETA"], rows, "hl-jobs"));
+        setHTML(jobs, table(["status", "run", "project", "Slurm state", "step", "progress", "rate", "ETA", "last values", "trend"], rows, "hl-jobs"));
       }
+      setHTML(recentEl, recentBody(live.recent || [], live.recent_s));
+      fillJobCells(root, runs.concat(live.recent || []));
       // live.runs: running and queued only (the table); live.recent: just ended, charts only
       var withData = runs.concat(live.recent || []).filter(function (r) { return r.metrics && r.metrics.length; });
       var sweeps = {};
@@ -361,6 +433,7 @@
         if (!seriesCache[key]) { pending.push(loadSeries(key).catch(function () { return null; })); }
       });
       return Promise.all(pending).then(function () {
+        fillJobCells(root, runs.concat(live.recent || []));
         Object.keys(sweeps).forEach(function (sk) {
           var members = sweeps[sk];
           if (members.length < 2) { return; }
