@@ -179,7 +179,15 @@ def test_index_makes_catalog_status_and_training_agree_with_slurm(
         assert sorted(counting.calls[0]) == sorted(
             [f"{jid}_0", f"{jid}_1", f"{jid}_2", "987654321_0"]
         )
-        assert counting.commands.count("squeue") == 1 and counting.commands.count("sacct") <= 1
+        # and one sacct over every step for the two runs that ended (their resources.json)
+        assert counting.commands.count("squeue") == 1 and counting.commands.count("sacct") <= 2
+        for paths in (done, killed):
+            resources = json.loads(paths.resources_json.read_text())
+            assert resources["source"] == "sacct" and resources["job_id"] in (
+                f"{jid}_0",
+                f"{jid}_1",
+            )
+        assert not waiting.resources_json.exists() and not finished.resources_json.exists()
 
         rows = catalog_runs(store)
         for paths, job in ((done, f"{jid}_0"), (killed, f"{jid}_1")):

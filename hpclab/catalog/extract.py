@@ -34,6 +34,7 @@ FINGERPRINT_FILES = tuple(
         _REL.datasets_json,
         _REL.metrics_commit,
         _REL.repro_json,
+        _REL.resources_json,
     )
 )
 
@@ -67,6 +68,7 @@ class RunRows:
     datasets: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[str, Any] | None = None
     repro: dict[str, Any] | None = None  # hpclab repro's verdict on this rerun
+    resources: dict[str, Any] | None = None  # the Slurm job's accounting (resources.json)
 
 
 def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
@@ -116,6 +118,9 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
                 "atol": _num(r.get("atol")),
                 "checked_at": r.get("checked_at"),
             }
+    res = _optional(read_json, paths.resources_json)
+    if isinstance(res, Mapping):
+        rows.resources = _resources_row(res)
     notes = _optional(read_yaml, paths.notes_yaml)
     if notes is not None:
         notes = notes or {}
@@ -222,6 +227,41 @@ def _flatten(config: Any, prefix: str, out: list[tuple[str, str, float | None]])
 
 
 _dumps = json.JSONEncoder(sort_keys=True).encode  # one encoder: json.dumps builds one per call
+
+
+_RESOURCE_NUMBERS = (
+    "elapsed_s", "alloc_mem_mb", "req_mem_mb", "cpu_used_s", "max_rss_mb", "gpu_util_pct",
+    "gpu_mem_mb", "cpu_efficiency", "mem_efficiency", "cpu_hours", "gpu_hours",
+)  # fmt: skip
+_RESOURCE_COUNTS = ("nodes", "alloc_cpus", "alloc_gpus")
+
+
+def _resources_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    """``resources.json`` as a ``run_resources`` row (a malformed field: null, not a
+    failed pass)."""
+    out: dict[str, Any] = {
+        k: (str(r[k]) if r.get(k) is not None else None)
+        for k in ("job_id", "state", "exit_code", "node_list", "source")
+    }
+    out.update({k: _num(r.get(k)) for k in _RESOURCE_NUMBERS})
+    out.update({k: _count(r.get(k)) for k in _RESOURCE_COUNTS})
+    out["checked_at"] = _iso_or_none(r.get("checked_at"))
+    return out
+
+
+def _iso_or_none(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return value if parse_iso(value) is not None else None
+    except ValueError:
+        return None
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value) if math.isfinite(value) and abs(value) < 2**62 else None
 
 
 def _optional(read: Callable[[Path], Any], path: Path) -> Any:

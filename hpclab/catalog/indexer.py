@@ -41,7 +41,7 @@ from hpclab.catalog.segments import BATCH_RUNS, BatchItem, default_workers, read
 from hpclab.errors import CatalogError, HpclabError, StoreError
 from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.atomic import replacing
-from hpclab.store.record import FINAL_STATUSES
+from hpclab.store.record import FINAL_STATUSES, parse_iso
 from hpclab.store.views import status_view
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,13 @@ _RUN_TABLES = {
     "datasets": "datasets",
     "notes": "notes",
     "reproductions": "repro",
+    "run_resources": "resources",
 }
 SEGMENT_MIN = 32  # a pass with this many runs new to the catalog writes segments
 DELTA_MIN = 256  # runs changed since the base tables before they are rewritten (or 5%)
 COMPACT_MIN = 64  # small metrics files of ended runs a full pass merges into segments
+ACCOUNTING_DAYS = 7  # ended Slurm runs are asked about their accounting this long
+ACCOUNTING_RETRY_S = 600.0  # a job accounting did not know is asked again after this
 _ENDED = {s.value for s in FINAL_STATUSES}
 # the runs columns the knowledge layer fills (parent too, which replaces the stored one)
 _NO_KNOWLEDGE = dict.fromkeys(("parent_rule", "root_id", "depth", "seed_group"))
@@ -107,6 +110,8 @@ class Indexer:
         self.con = duckdb.connect()
         self.entries: dict[tuple[str, str], Entry] = {}
         self.failed: dict[tuple[str, str], str] = {}  # run -> fingerprint that failed
+        # run -> monotonic time before which its accounting is not asked again
+        self.accounting_retry: dict[tuple[str, str], float] = {}
         self.projects: dict[str, ProjectConfig] = {}
         self._published_status: dict[tuple[str, str], str] = {}
         # (status, stale) of every run as readers see it, kept per run: only the running
@@ -1132,6 +1137,8 @@ def load_details(con: Any, store: Store, manifest: Manifest, by_run: dict[Any, R
         rows.notes = {**n, "tags": list(n["tags"] or [])}
     for rows, rp in own("reproductions"):
         rows.repro = rp
+    for rows, rr in own("run_resources"):
+        rows.resources = rr
     for rows, m in own("metric_summary"):  # the return values: in run.json, not the metrics
         if m["source"] != "logged":
             rows.record.returned[m["name"]] = m["last"]
@@ -1219,22 +1226,72 @@ def unfinished_runs(indexer: Indexer) -> list[tuple[str, str]]:
     ]
 
 
+def accounting_runs(indexer: Indexer, *, now: float | None = None) -> list[tuple[str, str]]:
+    """(project, run id) of the ended Slurm runs whose accounting the catalog lacks (no
+    ``resources.json``, or one written before accounting had the final state), ended in
+    the last ACCOUNTING_DAYS (older jobs may be purged from accounting: not asked forever)."""
+    now = time.time() if now is None else now
+    final = {s.value for s in RunStatus if s.is_final}
+    out = []
+    for key, entry in sorted(indexer.entries.items()):
+        rows = entry.rows
+        if rows is None or rows.runs.get("scheduler") != "slurm" or not rows.runs.get("job_id"):
+            continue
+        if rows.runs.get("stored_status") not in final:
+            continue
+        res = rows.resources
+        if res and res.get("job_id") == rows.runs.get("job_id") and _final_state(res):
+            continue
+        try:
+            ended = parse_iso(rows.runs.get("ended_at"))
+        except (TypeError, ValueError):  # a malformed ended_at: not asked
+            ended = None
+        if ended is None or now - ended > ACCOUNTING_DAYS * 86400:
+            continue
+        if indexer.accounting_retry.get(key, 0.0) > time.monotonic():
+            continue  # accounting did not know its job a moment ago
+        out.append(key)
+    return out
+
+
+def _final_state(res: dict[str, Any]) -> bool:
+    from hpclab.store.record import run_status_of
+
+    status = run_status_of(str(res.get("state") or ""))
+    return status is not None and status.is_final
+
+
 def reconcile_pass(indexer: Indexer, report: PassReport) -> set[tuple[str, str]]:
     """Reconcile the unfinished runs with one batched scheduler call
-    (:mod:`hpclab.catalog.sync`) and index again the runs whose records it rewrote, so
-    the catalog says what the scheduler says. Adds to ``report``; returns those runs."""
+    (:mod:`hpclab.catalog.sync`), then read the accounting of the Slurm runs that ended
+    (:mod:`hpclab.launch.resources`: ``resources.json``), and index again the runs whose
+    files either rewrote, so the catalog says what the scheduler says. Adds to
+    ``report``; returns those runs."""
     from hpclab.catalog.sync import reconcile_unfinished
+    from hpclab.launch.resources import record_usage
 
     changes = reconcile_unfinished(indexer.store, unfinished_runs(indexer), indexer._report)
     changed = {(c.project, c.run_id) for c in changes}
     report.reconciled += len(changed)
-    if changed:
-        again = indexer.index(sorted(changed))
-        report.indexed += again.indexed
-        report.errors += again.errors
-        report.published = report.published or again.published
-        report.seconds += again.seconds
-    return changed
+    _index_again(indexer, report, changed)
+    asked = accounting_runs(indexer)
+    accounted = set(record_usage(indexer.store, asked))
+    for key in asked:  # not in accounting (purged, another cluster): ask again later
+        if key not in accounted:
+            indexer.accounting_retry[key] = time.monotonic() + ACCOUNTING_RETRY_S
+    accounted -= changed
+    _index_again(indexer, report, accounted)
+    return changed | accounted
+
+
+def _index_again(indexer: Indexer, report: PassReport, runs: set[tuple[str, str]]) -> None:
+    if not runs:
+        return
+    again = indexer.index(sorted(runs))
+    report.indexed += again.indexed
+    report.errors += again.errors
+    report.published = report.published or again.published
+    report.seconds += again.seconds
 
 
 __all__ = [
@@ -1242,6 +1299,7 @@ __all__ = [
     "Indexer",
     "PassReport",
     "index_store",
+    "accounting_runs",
     "reconcile_pass",
     "row_status",
     "unfinished_runs",

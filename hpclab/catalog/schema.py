@@ -385,13 +385,36 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("atol", "DOUBLE", "absolute tolerance"),
         ("checked_at", "TIMESTAMP", "when (UTC)"),
     ),
+    "run_resources": _cols(
+        *RUN_KEY,
+        ("job_id", "VARCHAR", "the Slurm job (an array task: 12_3)"),
+        ("state", "VARCHAR", "the job's final state in accounting"),
+        ("exit_code", "VARCHAR", "code:signal"),
+        ("elapsed_s", "DOUBLE", "wall time of the allocation (whole seconds)"),
+        ("nodes", "BIGINT", "nodes allocated"),
+        ("node_list", "VARCHAR", "which"),
+        ("alloc_cpus", "BIGINT", "CPUs allocated (AllocTRES cpu=)"),
+        ("alloc_gpus", "BIGINT", "GPUs allocated (AllocTRES gres/gpu=)"),
+        ("alloc_mem_mb", "DOUBLE", "memory allocated (AllocTRES mem=), when accounted"),
+        ("req_mem_mb", "DOUBLE", "memory requested (ReqTRES mem=, else ReqMem)"),
+        ("cpu_used_s", "DOUBLE", "CPU time used, user + system, over every step (TotalCPU)"),
+        ("max_rss_mb", "DOUBLE", "peak resident memory of the largest step (MaxRSS)"),
+        ("gpu_util_pct", "DOUBLE", "TRESUsageInTot gres/gpuutil, where the site tracks it"),
+        ("gpu_mem_mb", "DOUBLE", "TRESUsageInTot gres/gpumem, where the site tracks it"),
+        ("cpu_efficiency", "DOUBLE", "cpu_used_s / (alloc_cpus x elapsed_s), as seff"),
+        ("mem_efficiency", "DOUBLE", "max_rss_mb / req_mem_mb (or alloc_mem_mb), as seff"),
+        ("cpu_hours", "DOUBLE", "alloc_cpus x elapsed: CPU-hours charged"),
+        ("gpu_hours", "DOUBLE", "alloc_gpus x elapsed: GPU-hours allocated"),
+        ("source", "VARCHAR", "sacct: Slurm accounting over every step of the job"),
+        ("checked_at", "TIMESTAMP", "when accounting was read (UTC)"),
+    ),
 }
 
 SMALL_TABLES = tuple(t for t in TABLES if t != "metrics")
 # the tables of runs' rows (from each run's files): published as a base file + a delta of
 # the runs changed since it was written
 RUN_KEYED: tuple[str, ...] = ("runs", "features", "artifacts", "datasets", "notes")
-RUN_KEYED += ("reproductions", "metric_summary")
+RUN_KEYED += ("reproductions", "run_resources", "metric_summary")
 
 
 def empty_select(table: str) -> str:

@@ -26,7 +26,7 @@ from hpclab.launch.reconcile import (
 )
 from hpclab.launch.scheduler import get_scheduler
 from hpclab.store import RunPaths, RunRecord, RunStatus, Store, SweepRecord
-from hpclab.store.atomic import read_yaml
+from hpclab.store.atomic import read_json, read_yaml
 from hpclab.store.record import parse_iso, utcnow_iso
 from hpclab.store.views import effective_status, run_progress, step_rate, total_steps
 
@@ -149,9 +149,28 @@ def status_rows(
                     "progress": None if prog["progress"] is None else f"{prog['progress']:.0f}%",
                     "eta": fmt_duration(prog["eta_s"]),
                     "elapsed": fmt_duration(_elapsed(record, now)),
+                    **_efficiency(paths),
                 }
             )
     return rows
+
+
+def _efficiency(paths: RunPaths) -> dict[str, Any]:
+    """CPU and memory efficiency of an ended Slurm run (``resources.json``), and the line
+    of advice when it used under a quarter of what it asked for."""
+    from hpclab.launch.resources import advice
+
+    try:
+        doc = read_json(paths.resources_json)
+    except (FileNotFoundError, StoreError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {
+        "cpu_efficiency": doc.get("cpu_efficiency"),
+        "mem_efficiency": doc.get("mem_efficiency"),
+        "advice": advice(doc),
+    }
 
 
 def _scheduler_state(record: RunRecord, obs: Observation | None) -> tuple[str | None, str | None]:
@@ -198,6 +217,7 @@ def status(store: Store, target: str | None, project: str | None, as_json: bool)
                 err=True,
             )
     observations.update({(o.project, o.run_id): o for o in found})
+    _record_accounting(store, tgt)
     rows = status_rows(store, tgt, observations)
     if as_json:
         for row in rows:
@@ -212,6 +232,20 @@ def status(store: Store, target: str | None, project: str | None, as_json: bool)
     if len(tgt.runs) > 1:
         columns.insert(0, "project")
     table([_shown(r) for r in rows], columns)
+    for r in rows:
+        if r.get("advice"):
+            click.echo(f"warning: {r['run']} {r['advice']}")
+
+
+def _record_accounting(store: Store, tgt: Target) -> None:
+    """The ended Slurm runs of the target get their accounting (``resources.json``, one
+    batched ``sacct``), for the efficiency columns and advice."""
+    from hpclab.launch.resources import record_usage
+
+    try:
+        record_usage(store, [(p, r) for p, ids in tgt.runs.items() for r in ids])
+    except SchedulerError as e:
+        click.echo(f"hpclab: warning: accounting not asked ({e})", err=True)
 
 
 # -- cancel ----------------------------------------------------------------------------------

@@ -153,6 +153,12 @@ class RunPaths:
         return self.snapshot_dir / "datasets.json"
 
     @property
+    def resources_json(self) -> Path:
+        """What the run's Slurm job used against what it asked for (``sacct`` over every
+        step, :mod:`hpclab.launch.resources`), written once the job has ended."""
+        return self.dir / "resources.json"
+
+    @property
     def repro_json(self) -> Path:
         """In a rerun: how its metrics compare with the original's (``hpclab repro``)."""
         return self.dir / "repro.json"

@@ -93,6 +93,12 @@ class Scheduler(abc.ABC):
         """Partitions and their limits (empty when the backend has none)."""
         return {}
 
+    def usage(self, job_ids: Sequence[str]) -> dict[str, Any]:
+        """What these jobs used against what they asked for
+        (:class:`~hpclab.launch.scheduler.usage.JobUsage` by job id): empty when the
+        backend has no accounting (local processes)."""
+        return {}
+
     def max_array_size(self) -> int | None:
         """The largest array the scheduler accepts (Slurm's MaxArraySize), if any."""
         return None

@@ -19,14 +19,8 @@ from typing import Any
 
 from hpclab.errors import SchedulerError
 from hpclab.launch.scheduler.base import JobState, PartitionLimits, Scheduler
-from hpclab.launch.scheduler.slurm_cli import (
-    SlurmCLI,
-    expand_job_id,
-    expand_ranges,
-    gpus_from_tres,
-    slurm_version,
-    tres_count,
-)
+from hpclab.launch.scheduler.slurm_cli import SlurmCLI, gpus_from_tres, slurm_version, tres_count
+from hpclab.launch.scheduler.slurm_text import expand_job_id, expand_ranges
 
 NO_VAL = 0xFFFFFFFE  # Slurm's "not set" for 32-bit fields (array_task_id of a plain job)
 _STATE_BASE = 0x000000FF  # JOB_STATE_BASE: the low byte is the state, the rest are flags
@@ -111,7 +105,7 @@ def _matches(record_ids: list[str], raw: str, wanted: set[str]) -> bool:
 
 
 class PySlurm(Scheduler):
-    """Slurm through pyslurm (states) and the CLI (cancel, partitions, config)."""
+    """Slurm through pyslurm (states) and the CLI (cancel, usage, partitions, config)."""
 
     name = "slurm"
 
@@ -193,6 +187,10 @@ class PySlurm(Scheduler):
     def cancel(self, job_ids: Iterable[str]) -> None:
         """One ``scancel`` (the CLI handles task ranges and whole arrays uniformly)."""
         self._cli.cancel(job_ids)
+
+    def usage(self, job_ids: Sequence[str]) -> dict[str, Any]:
+        """Accounting over every step, through ``sacct`` (what seff reads)."""
+        return self._cli.usage(job_ids)
 
     def partitions(self) -> dict[str, PartitionLimits]:
         return self._cli.partitions()

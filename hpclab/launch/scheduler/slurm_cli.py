@@ -31,14 +31,23 @@ import shlex
 import subprocess
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
+from typing import Any
 
 from hpclab.errors import SchedulerError
 from hpclab.launch.scheduler.base import JobState, PartitionLimits, Scheduler
+from hpclab.launch.scheduler.slurm_text import (
+    _UNSET,
+    JOB_ID_RE,
+    SEP,
+    _unset,
+    expand_job_id,
+    parse_duration,
+    parse_minutes,
+)
 
 CHUNK = 500  # job ids per squeue/sacct call: keeps command lines and replies small
 CANCEL_CHUNK = 5000  # scancel takes many ids at once; one call in practice
 DEFAULT_TIMEOUT = 60.0
-SEP = "|"  # sacct -P uses it; squeue's format below puts the only free-text field last
 
 # squeue fields: id, state, raw id, start, time used, nodes, gres per node, CPUs, reason
 # (last: a reason such as "ReqNodeNotAvail, UnavailableNodes:n[1-3]" has spaces and commas)
@@ -57,10 +66,6 @@ SACCT_FIELDS = [
     "Reason",
 ]
 
-# 123 | 123_4 | 123_[4-9] | 123_[1,3-5:2%4]
-JOB_ID_RE = re.compile(r"^(\d+)(?:_(\d+|\[[0-9,\-:%]+\]))?$")
-_UNSET = {"", "unknown", "none", "n/a", "(null)", "none assigned", "invalid"}
-_NO_LIMIT = {"unlimited", "infinite", "none", "n/a", ""}
 
 Runner = Callable[[Sequence[str]], str]
 
@@ -119,80 +124,6 @@ def slurm_version(runner: Callable[..., str] = run_slurm) -> str | None:
 
 
 # -- parsing ---------------------------------------------------------------------------------
-def parse_duration(text: str | None) -> float | None:
-    """Seconds from a Slurm duration; None for ``UNLIMITED``, ``INFINITE``, ``N/A`` or empty.
-
-    Slurm's forms: ``D-HH:MM:SS``, ``D-HH:MM``, ``D-HH``, ``HH:MM:SS``, ``MM:SS``, ``MM``
-    (a bare number is minutes), with optional fractional seconds (``TotalCPU``'s
-    ``01:02.345``).
-    """
-    if text is None:
-        return None
-    s = text.strip()
-    if s.lower() in _NO_LIMIT or s.lower() == "partition_limit":
-        return None
-    days = 0.0
-    if "-" in s:
-        d, _, s = s.partition("-")
-        days = float(d)
-        parts = [float(p) for p in s.split(":")]
-        while len(parts) < 3:  # D-H, D-H:M
-            parts.append(0.0)
-        h, m, sec = parts
-    else:
-        parts = [float(p) for p in s.split(":")]
-        if len(parts) == 1:
-            h, m, sec = 0.0, parts[0], 0.0
-        elif len(parts) == 2:
-            h, (m, sec) = 0.0, parts
-        elif len(parts) == 3:
-            h, m, sec = parts
-        else:
-            raise ValueError(f"not a Slurm duration: {text!r}")
-    return days * 86400 + h * 3600 + m * 60 + sec
-
-
-def parse_minutes(text: str | None) -> float | None:
-    """Minutes from a Slurm time limit (``MaxTime``); None when unlimited."""
-    secs = parse_duration(text)
-    return None if secs is None else secs / 60.0
-
-
-def expand_ranges(spec: str) -> list[int]:
-    """Task ids of ``1,3-5,0-8:2`` (a ``%N`` throttle suffix is ignored)."""
-    spec = spec.split("%")[0]
-    out: list[int] = []
-    for part in spec.split(","):
-        if not part:
-            continue
-        rng, _, step = part.partition(":")
-        lo, _, hi = rng.partition("-")
-        start, end = int(lo), int(hi) if hi else int(lo)
-        out.extend(range(start, end + 1, int(step) if step else 1))
-    return out
-
-
-def expand_job_id(job_id: str) -> list[str]:
-    """``12_[4-6]`` -> ``[12_4, 12_5, 12_6]``; plain and task ids come back unchanged.
-
-    Raises :class:`SchedulerError` for something that is not a Slurm job id.
-    """
-    m = JOB_ID_RE.match(job_id.strip())
-    if not m:
-        raise SchedulerError(f"invalid Slurm job id {job_id!r}")
-    base, task = m.groups()
-    if task is None or not task.startswith("["):
-        return [job_id.strip()]
-    return [f"{base}_{t}" for t in expand_ranges(task[1:-1])]
-
-
-def _unset(value: str | None) -> str | None:
-    if value is None:
-        return None
-    v = value.strip()
-    return None if v.lower() in _UNSET else v
-
-
 def _split_state(text: str) -> tuple[str, str | None]:
     """``CANCELLED by 0`` -> (``CANCELLED``, ``cancelled by uid 0``)."""
     word, _, rest = text.strip().partition(" ")
@@ -450,6 +381,22 @@ class SlurmCLI(Scheduler):
             if jid not in result and not is_array and len(tasks) == 1:
                 result[jid] = replace(result[next(iter(tasks))], job_id=jid)
         return result
+
+    def usage(self, job_ids: Sequence[str]) -> dict[str, Any]:
+        """What each job used (:class:`~hpclab.launch.scheduler.usage.JobUsage`), from one
+        ``sacct`` over all its steps per 500 ids (no ``-X``: the steps hold MaxRSS and,
+        with some gather plugins, the only non-zero TotalCPU)."""
+        from hpclab.launch.scheduler.usage import SACCT_USAGE_FIELDS, parse_sacct_usage
+
+        wanted = list(dict.fromkeys(t for j in job_ids for t in expand_job_id(str(j))))
+        out: dict[str, Any] = {}
+        for chunk in _chunks(wanted, self.chunk):
+            text = self._run(
+                ["sacct", "-n", "-P", "-j", ",".join(chunk), "-o", ",".join(SACCT_USAGE_FIELDS)],
+                ok_stderr=["accounting storage is disabled"],
+            )
+            out.update({k: u for k, u in parse_sacct_usage(text).items() if k in wanted})
+        return out
 
     def cancel(self, job_ids: Iterable[str]) -> None:
         """One ``scancel`` for all of them (array ids cancel every task).
