@@ -323,6 +323,21 @@ def test_report_cost_comes_from_slurm_accounting(tmp_path: Path, slurm_cluster: 
     assert r.returncode == 0, r.stderr
     assert f"CPU hours <b>{sum_h:.3g}</b>" in report.read_text()
     assert "source: sacct" in report.read_text()
+    # a reconciling pass reads each ended job's accounting over every step (resources.json,
+    # run_resources): the same allocation, and the CPU its steps used (never 0 h for jobs
+    # whose steps ran 30 steps of work), without asking sacct at build time
+    index_store(Store(store), reconcile=True)
+    data = load(Store(store))
+    assert {r["job_id"] for r in data.resources.values()} == set(job_ids)
+    from_catalog = accounting(data)
+    for r in data.runs:
+        cost, res = (
+            from_catalog[(r["project"], r["run_id"])],
+            data.resources[(r["project"], r["run_id"])],
+        )
+        assert cost.cpu_h == pytest.approx(by_job[r["job_id"]].cpu_h)
+        assert cost.cpu_used_h == pytest.approx(res["cpu_used_s"] / 3600.0)
+        assert res["cpu_used_s"] > 0 and cost.mem_asked_mb == res["req_mem_mb"]
 
 
 def test_a_throttled_page_rebuild_runs_once_the_watcher_is_quiet(tmp_path: Path) -> None:

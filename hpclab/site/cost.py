@@ -1,17 +1,21 @@
 """What runs cost, in CPU and GPU hours, and where the figure comes from.
 
-Slurm runs: the accounting database, through the scheduler adapter in one batched call
-for every job of the site (``squeue`` for jobs still running). CPU hours are what the
-allocation holds, as clusters charge them: allocated CPUs (AllocTRES ``cpu=``) times
-elapsed; GPU hours likewise (``gres/gpu=``); the CPU time the job really used (TotalCPU)
-is kept beside them, so a report can show how well the allocation was used. Local runs,
-or Slurm runs when accounting cannot be asked: the run's own duration (``duration_s``:
-end or last heartbeat minus start) as wall-clock hours on one CPU, marked as such.
+Slurm runs that ended: the catalog's ``run_resources`` (accounting over every step of
+the job, :mod:`hpclab.launch.resources`), read from the store like everything else.
+Slurm runs still going (or not yet accounted): the scheduler adapter, in one batched
+call for those jobs only. CPU hours are what the allocation holds, as clusters charge
+them: allocated CPUs (AllocTRES ``cpu=``) times elapsed; GPU hours likewise
+(``gres/gpu=``); the CPU time the job really used (TotalCPU over its steps) and its peak
+memory against what it asked for are kept beside them, so a report can show how well
+the allocation was used. Local runs, or Slurm runs when accounting cannot be asked: the
+run's own duration (``duration_s``: end or last heartbeat minus start) as wall-clock
+hours on one CPU, marked as such.
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
 from dataclasses import dataclass
 
@@ -29,6 +33,8 @@ class Cost:
     gpu_h: float | None  # allocated GPU hours
     source: str  # "sacct" or "run duration"
     cpu_used_h: float | None = None  # CPU time used (TotalCPU), Slurm accounting only
+    mem_peak_mb: float | None = None  # the largest step's MaxRSS (ended Slurm runs)
+    mem_asked_mb: float | None = None  # memory requested (or allocated)
 
 
 def accounting(data: SiteData) -> dict[Key, Cost]:
@@ -39,6 +45,19 @@ def accounting(data: SiteData) -> dict[Key, Cost]:
     slurm_jobs: dict[str, Key] = {}
     for r in data.runs:
         key = (r["project"], r["run_id"])
+        res = data.resources.get(key)
+        accounted = res is not None and res.get("job_id") == r.get("job_id")
+        if res is not None and accounted and res.get("cpu_hours") is not None:
+            used = res.get("cpu_used_s")
+            out[key] = Cost(
+                res["cpu_hours"],
+                res.get("gpu_hours") or 0.0,
+                "sacct",
+                used / 3600.0 if used is not None else None,
+                res.get("max_rss_mb"),
+                res.get("req_mem_mb") or res.get("alloc_mem_mb"),
+            )
+            continue
         if r.get("scheduler") == "slurm" and r.get("job_id"):
             slurm_jobs[str(r["job_id"])] = key
         dur = r.get("duration_s")
@@ -73,14 +92,24 @@ class Total:
     gpu_h: float
     cpu_used_h: float | None  # None when no run has accounting's TotalCPU
     sources: str
+    mem_runs: int = 0  # runs with both a peak and an ask of memory
+    mem_efficiency: float | None = None  # median over them of peak / asked
 
 
 def total(costs: list[Cost]) -> Total:
-    """Allocated CPU and GPU hours of a set of runs, CPU time used, and their sources."""
+    """Allocated CPU and GPU hours of a set of runs, CPU time used, the median memory
+    efficiency (peak over asked, per run), and their sources."""
     used = [c.cpu_used_h for c in costs if c.cpu_used_h is not None]
+    mem = sorted(
+        c.mem_peak_mb / c.mem_asked_mb
+        for c in costs
+        if c.mem_peak_mb is not None and c.mem_asked_mb
+    )
     return Total(
         cpu_h=sum(c.cpu_h or 0.0 for c in costs),
         gpu_h=sum(c.gpu_h or 0.0 for c in costs),
         cpu_used_h=sum(used) if used else None,
         sources=", ".join(sorted({c.source for c in costs})) or "none",
+        mem_runs=len(mem),
+        mem_efficiency=statistics.median(mem) if mem else None,
     )

@@ -96,6 +96,7 @@ class SiteData:
     pareto: dict[ScopeKey, list[dict[str, Any]]] = field(default_factory=dict)
     levels: dict[str, float] = field(default_factory=dict)  # project -> statistics.level
     reproductions: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    resources: dict[Key, dict[str, Any]] = field(default_factory=dict)  # run_resources
     publish_code: dict[str, bool] = field(default_factory=dict)  # project.yaml site.publish_code
 
     @property
@@ -240,6 +241,8 @@ def _load(con: Any, store: Store) -> SiteData:
         d.datasets.setdefault((s["project"], s["run_id"]), []).append(s)
     for n in rows(con, "SELECT * FROM notes"):
         d.notes[(n["project"], n["run_id"])] = n
+    for res in rows(con, "SELECT * FROM run_resources"):
+        d.resources[(res["project"], res["run_id"])] = res
     d.edges = rows(con, "SELECT * FROM dag_edges")
     if not d.edges:  # before the DAG is indexed: the runs' own parent column
         d.edges = [

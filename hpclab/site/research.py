@@ -974,16 +974,26 @@ def _cost(costs: dict[Key, Cost], keys: list[Key]) -> Html:
     if t.cpu_used_h is not None:
         share = f" ({100 * t.cpu_used_h / t.cpu_h:.0f}% of allocated)" if t.cpu_h > 0 else ""
         used = h(" · CPU used <b>{}</b> h{}", hours(t.cpu_used_h), share)
+    memory = Html("")
+    if t.mem_efficiency is not None:
+        memory = h(
+            " · memory used <b>{}%</b> of what was asked (median of {} runs)",
+            f"{100 * t.mem_efficiency:.0f}",
+            t.mem_runs,
+        )
     return h(
-        '<p class="hl-facts">CPU hours <b>{}</b> · GPU hours <b>{}</b>{} · {} runs · '
+        '<p class="hl-facts">CPU hours <b>{}</b> · GPU hours <b>{}</b>{}{} · {} runs · '
         "source: {}</p>"
-        '<p class="hl-note">sacct: Slurm accounting, allocated CPUs and GPUs (AllocTRES) '
-        "× elapsed, as the cluster charges them; CPU used is TotalCPU. run duration: "
+        '<p class="hl-note">sacct: Slurm accounting over every step of each job, allocated '
+        "CPUs and GPUs (AllocTRES) × elapsed, as the cluster charges them; CPU used is "
+        "TotalCPU summed over the steps; memory used is each run's peak resident memory "
+        "(the largest step's MaxRSS) over the memory it requested. run duration: "
         "wall-clock hours from the run's start to its end or last heartbeat, on one CPU "
         "(local runs, or when accounting cannot be asked).</p>",
         hours(t.cpu_h),
         hours(t.gpu_h),
         used,
+        memory,
         len(mine),
         t.sources,
     )
