@@ -9,6 +9,7 @@ on a real job of the dev cluster, against an independent ``sacct`` call."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,9 +24,14 @@ from hpclab.catalog.indexer import index_store
 from hpclab.launch.resources import advice, needs_usage, record_usage
 from hpclab.launch.scheduler.slurm_cli import SlurmCLI
 from hpclab.launch.scheduler.usage import SACCT_USAGE_FIELDS, parse_sacct_usage, size_mb
+from hpclab.site.build import build
+from hpclab.site.chromium import Chromium, find_chromium
+from hpclab.site.layout import SiteLayout, run_href
+from hpclab.site.serve import make_server, serve_in_thread, url_of
 from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.record import utcnow_iso
 
+ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")  # read at import (isolated_env clears it)
 # sacct -n -P -j 286,287 -o <SACCT_USAGE_FIELDS> on the dev cluster (Slurm 22.05): 286 ran
 # 3 s in its batch step and 0.5 s in a step; 287 held 300 MB for 12 s in step 0
 DEV_CLUSTER = """\
@@ -199,8 +205,54 @@ def test_a_malformed_resources_file_gives_nulls_not_a_failed_pass(tmp_path: Path
     store.run_paths("lab", odd).resources_json.write_text("[1, 2]")
     report = index_store(store)
     assert report.errors == 0 and report.indexed == 3
-    rows = connect(store).execute(
-        "SELECT run_id, job_id, alloc_cpus, max_rss_mb, nodes, checked_at IS NULL"
-        " FROM run_resources ORDER BY job_id"
-    ).fetchall()
+    rows = (
+        connect(store)
+        .execute(
+            "SELECT run_id, job_id, alloc_cpus, max_rss_mb, nodes, checked_at IS NULL"
+            " FROM run_resources ORDER BY job_id"
+        )
+        .fetchall()
+    )
     assert rows == [(good, "501", 2, 300.0, None, False), (bad, "502", None, None, None, True)]
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
+def test_the_run_page_shows_the_efficiency_card(tmp_path: Path) -> None:
+    """The run page's Resources card: asked, used and the efficiency of CPU and memory,
+    and the advice when the run used under a quarter of its memory."""
+    store = Store(tmp_path / "store")
+    rid = _ended_slurm_run(store, "287")
+    text = DEV_CLUSTER.replace("mem=1G,node=1|1G", "mem=2G,node=1|2G")  # asked for 2 GB
+    cli = SlurmCLI(runner=lambda argv: text)
+    assert record_usage(store, [("lab", rid)], cli) == [("lab", rid)]
+    index_store(store)
+    layout = SiteLayout(tmp_path / "site")
+    build(store, layout.dir)
+    server = make_server(layout.html, port=0)
+    serve_in_thread(server)
+    try:
+        with Chromium() as browser:
+            page = browser.new_page()
+            page.goto(url_of(server) + run_href("lab", rid))
+            page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'", timeout=30)
+            cells = page.evaluate(
+                "Array.from(document.querySelectorAll('table.hl-resources tbody tr'),"
+                " tr => Array.from(tr.cells, c => c.textContent))"
+            )
+            assert cells[0][:4] == ["CPU", "1 allocated", cells[0][2], "102%"]
+            assert cells[1][:4] == ["memory", "2.0 GB asked", "299 MB peak (MaxRSS)", "15%"]
+            advice_text = page.evaluate(
+                "document.querySelector('.hl-advice p:last-child').textContent"
+            )
+            assert advice_text == "used 299 MB of 2.0 GB memory (15%): ask for 400 MB, not 2.0 GB"
+            page.evaluate(
+                "window.scrollTo(0, document.querySelector('table.hl-resources')"
+                ".getBoundingClientRect().top + window.scrollY - 260)"
+            )
+            shots = Path(ARTIFACTS) / "site" if ARTIFACTS else tmp_path
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(shots / "site-resources.png", full_page=False)
+            assert page.errors == [], page.errors
+            page.close()
+    finally:
+        server.shutdown()

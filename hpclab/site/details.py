@@ -59,6 +59,18 @@ class DetailsCache:
             return redact_config_value(path, value)
 
 
+def _resources(res: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The run's Slurm accounting for the efficiency card, and the advice line when it
+    used under a quarter of what it asked for (:func:`hpclab.launch.resources.advice`)."""
+    if res is None:
+        return None
+    from hpclab.launch.resources import advice
+
+    doc = {k: _plain(v) for k, v in res.items() if k not in ("project", "run_id")}
+    doc["advice"] = advice(doc)
+    return doc
+
+
 def run_details(data: SiteData, key: Key, cache: DetailsCache | None = None) -> dict[str, Any]:
     """The details document of one run (``cache``: shared with the other runs' of the
     same build)."""
@@ -157,6 +169,7 @@ def run_details(data: SiteData, key: Key, cache: DetailsCache | None = None) -> 
         "seed_group": seed_group(data, key, cache),
         "pareto": pareto_point(data, key),
         "reproduction": _plain_dict(repro),
+        "resources": _resources(data.resources.get(key)),
         "restore": restore_commands(project, run_id, run.get("git_commit") if publish else None),
         "logs": log_doc(paths),
         "text": _text(paths),

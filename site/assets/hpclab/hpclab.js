@@ -545,6 +545,30 @@
     return html`<div class="hl-seed-group" data-group="${g.group_id}">${lines}</div>`;
   }
 
+  function pct(v) { return typeof v === "number" && isFinite(v) ? Math.round(100 * v) + "%" : "–"; }
+
+  function mb(v) {
+    if (typeof v !== "number" || !isFinite(v)) { return "–"; }
+    return v >= 1024 ? (v / 1024).toFixed(1) + " GB" : Math.round(v) + " MB";
+  }
+
+  function resourcesBody(r) {  // the Slurm job's accounting (run_resources): asked, used, share
+    var facts = [html`job <code>${r.job_id}</code>`, r.state, r.elapsed_s === null ? null : duration(r.elapsed_s),
+      r.node_list ? html`on <code>${r.node_list}</code>` : null].filter(function (x) { return x !== null && x !== undefined; });
+    var rows = [
+      ["CPU", (r.alloc_cpus === null ? "–" : String(r.alloc_cpus)) + " allocated", r.cpu_used_s === null ? "–" : duration(r.cpu_used_s) + " CPU time",
+        pct(r.cpu_efficiency), r.cpu_hours === null ? "–" : hoursText(r.cpu_hours) + " CPU-h"],
+      ["memory", mb(r.req_mem_mb === null ? r.alloc_mem_mb : r.req_mem_mb) + " asked", mb(r.max_rss_mb) + " peak (MaxRSS)",
+        pct(r.mem_efficiency), ""],
+      ["GPU", String(r.alloc_gpus || 0) + " allocated", r.gpu_util_pct === null ? "–" : r.gpu_util_pct + "% utilisation",
+        "", r.gpu_hours === null ? "–" : hoursText(r.gpu_hours) + " GPU-h"]
+    ];
+    var warn = r.advice ? html`<div class="admonition warning hl-advice"><p class="admonition-title">Ask for less</p><p>${r.advice}</p></div>` : "";
+    return html`<p class="hl-facts">${joinHtml(facts, " · ")}</p>${table(["resource", "asked", "used", "efficiency", "charged"], rows, "hl-resources")}${warn}<p class="hl-note">From Slurm accounting over every step of the job (sacct): efficiency is CPU time over allocated CPUs × elapsed, and peak resident memory over the memory requested, as seff computes them (elapsed is in whole seconds: a job of a few seconds can show over 100%).</p>`;
+  }
+
+  function hoursText(h) { return h >= 1 || h === 0 ? h.toFixed(2) : h.toPrecision(3); }
+
   function renderRun(root) {
     var params = new URLSearchParams(location.search);
     var project = params.get("p"), runId = params.get("id");
@@ -584,6 +608,7 @@
           d.summary.map(function (m) { return [code(m.name), fmt(m.last), fmt(m.best), fmt(m.min), fmt(m.max), fmt(m.n), fmt(m.last_step), m.source || "logged"]; }))
           }<div class="hl-run-charts"></div>` : emptyP("No metrics logged yet.")));
         if (d.seed_group) { parts.push(section("Seed group", seedGroupBody(run, d.seed_group))); }
+        if (d.resources) { parts.push(section("Resources", resourcesBody(d.resources))); }
         var changed = d.diff.length ? html`<h3>Changed from the parent</h3>${table(["path", "change", "parent", "this run"],
           d.diff.map(function (x) { return [code(x.path), x.change, x.old === null ? "–" : code(x.old), x["new"] === null ? "–" : code(x["new"])]; }),
           "hl-diff")}` : "";
