@@ -53,6 +53,8 @@ class TrackingSettings:
     ``HPCLAB_RUN_ID`` or ``SLURM_JOB_ID`` is set; off in an interactive session)."""
     capture_max_bytes: int = 100_000_000
     """Size cap of each captured log file; past it a note line, then the terminal only."""
+    system_interval: float = 15.0
+    """Seconds between samples of CPU, memory, I/O and GPUs into ``system/...`` (0: off)."""
 
     @classmethod
     def names(cls) -> list[str]:
@@ -79,6 +81,9 @@ class TrackingSettings:
         return cls(**values)
 
 
+ZERO_TURNS_OFF = {"system_interval"}  # settings where 0 means "off"
+
+
 def _parse(name: str, type_name: Any, value: Any, *, source: str) -> Any:
     type_name = str(type_name)
     try:
@@ -100,7 +105,7 @@ def _parse(name: str, type_name: Any, value: Any, *, source: str) -> Any:
             return out_i
         if type_name == "float":
             out_f = float(value)
-            if not out_f > 0:
+            if not (out_f > 0 or (out_f == 0 and name in ZERO_TURNS_OFF)):
                 raise ValueError
             return out_f
     except (TypeError, ValueError):

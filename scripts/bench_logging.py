@@ -140,6 +140,34 @@ def slow_filesystem(tmp: Path, steps: int, delay: float) -> tuple[float, float]:
     return bare * 1e6, logged * 1e6
 
 
+def system_sample(n: int = 200) -> tuple[float, float, int]:
+    """(CPU ms per sample, stored bytes per sample, series per sample) of the system
+    sampler, with a busy child process (its share is summed in), on a 15 s cadence's
+    data: the bytes are what ``n`` samples add to ``metrics.zarr``."""
+    import subprocess
+
+    from hpclab.tracking.metrics import MetricWriter
+    from hpclab.tracking.system import SystemSampler
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        sampler = SystemSampler()
+        sampler.sample()
+        t = time.process_time()
+        samples = [sampler.sample() for _ in range(n)]
+        cpu_ms = (time.process_time() - t) / n * 1000
+    finally:
+        child.kill()
+        child.wait()
+    with tempfile.TemporaryDirectory() as d:
+        w = MetricWriter(Path(d) / "metrics.zarr")
+        for s in samples:
+            w.log_samples(s)
+        w.flush()
+        stored = sum(f.stat().st_size for f in Path(d).rglob("*") if f.is_file())
+    return cpu_ms, stored / n, len(samples[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000)
@@ -162,6 +190,11 @@ def main() -> int:
     print(f"{'hpclab run.log (Zarr)':<34}{hp:>10.3f}{hp_close:>11.1f}")
     print(f"{'torch SummaryWriter.add_scalar':<34}{tb:>10.3f}{tb_close:>11.1f}")
     print(f"hpclab is {tb / hp:.0f}x cheaper than SummaryWriter and {hp / raw:.1f}x the raw append")
+    sample_ms, sample_bytes, n_series = system_sample()
+    print(
+        f"one system sample (hpclab.tracking.system, {n_series} series, the background "
+        f"thread): {sample_ms:.2f} ms of CPU, {sample_bytes:.0f} bytes stored"
+    )
     with tempfile.TemporaryDirectory() as d:
         bare, logged = slow_filesystem(Path(d), 5000, args.slow_delay)
     print(

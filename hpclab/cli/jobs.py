@@ -86,10 +86,16 @@ def progress(paths: RunPaths, record: RunRecord, now: float | None = None) -> di
     step = None
     rate = None
     try:
-        from hpclab.tracking.metrics import read_commit, read_metrics  # NumPy: on use
+        from hpclab.tracking.metrics import (  # NumPy: on use
+            is_sample_series,
+            read_commit,
+            read_metrics,
+        )
 
         commit = read_commit(paths.metrics_zarr)
-        series_info = commit.get("series", {})
+        series_info = {  # the run's step: training series, not its system samples
+            n: i for n, i in commit.get("series", {}).items() if not is_sample_series(n)
+        }
         if series_info:
             name = max(sorted(series_info), key=lambda n: series_info[n].get("last_step", -1))
             series = read_metrics(paths.metrics_zarr, names=[name]).get(name)

@@ -219,7 +219,8 @@ def _load(con: Any, store: Store) -> SiteData:
     ):
         key = (m["project"], m["run_id"])
         d.summary.setdefault(key, {})[m["name"]] = m
-        names_by_project[m["project"]][m["name"]] = m["direction"] or "minimize"
+        if not m["name"].startswith("system/"):  # system samples are never key metrics
+            names_by_project[m["project"]][m["name"]] = m["direction"] or "minimize"
         if m["is_key"]:
             keys_by_project[m["project"]][m["name"]] = m["direction"] or "minimize"
     for project, names in names_by_project.items():

@@ -30,7 +30,7 @@ from hpclab.catalog.metrics_reader import read_run_metrics
 from hpclab.store import Store
 from hpclab.store.atomic import write_bytes_atomic
 from hpclab.store.views import step_rate
-from hpclab.tracking.metrics import read_commit
+from hpclab.tracking.metrics import is_sample_series, read_commit
 
 MAX_POINTS = 1000  # per metric and run: enough for a chart as wide as a screen
 # Snappy: hyparquet decodes it natively (zstd needs another package), and a run's file is
@@ -127,8 +127,10 @@ def run_series(
             "step": rows[keep, 0].astype(np.int64).tolist(),
             "value": _json_values(rows[keep, 1]),
         }
-        step = max(step, int(rows[-1, 0]))
         last_time = max(last_time or 0.0, float(rows[-1, 2]))
+        if is_sample_series(name):  # steps of system samples are sample indices
+            continue
+        step = max(step, int(rows[-1, 0]))
         if int(rows[-1, 0]) > furthest:  # the rate of the series that got furthest
             furthest, rate = int(rows[-1, 0]), step_rate(rows[:, 0], rows[:, 2])
     return {

@@ -31,7 +31,7 @@ from hpclab.site.data import Key
 from hpclab.site.series import COLUMNS, PARQUET_OPTIONS, downsample_sql, version
 from hpclab.store import Store
 from hpclab.store.views import RATE_WINDOW
-from hpclab.tracking.metrics import read_commit
+from hpclab.tracking.metrics import is_sample_series, read_commit
 
 log = logging.getLogger(__name__)
 MEMORY_LIMIT = "1GB"  # DuckDB's, per statement: a segment's runs (~1 M points) fit well
@@ -119,11 +119,16 @@ def _documents(
             part, {"step": -1, "rate": None, "last_time": None, "metrics": {}, "furthest": -1}
         )
         doc["metrics"][metric] = {"n": int(n)}
-        doc["step"] = max(doc["step"], int(last_step))
         doc["last_time"] = max(doc["last_time"] or 0.0, float(last_time))
+        if is_sample_series(metric):  # steps of system samples are sample indices
+            continue
+        doc["step"] = max(doc["step"], int(last_step))
         if int(last_step) > doc["furthest"]:  # the rate of the series that got furthest
             doc["furthest"] = int(last_step)
             doc["rate"] = ds / dt if n >= 2 and dt > 0 and ds > 0 else None
+    for doc in docs.values():  # only system samples: no training step yet
+        if doc["step"] < 0:
+            doc["step"] = None
     for part in range(len(keys)):  # no points: the documents' fields alone
         docs.setdefault(part, {"step": None, "rate": None, "last_time": None, "metrics": {}})
     parts = sorted(docs)

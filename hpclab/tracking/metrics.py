@@ -132,6 +132,14 @@ def coerce_step(step: Any) -> int:
     return as_int
 
 
+SAMPLE_PREFIX = "system/"  # the run's own clock-driven samples (hpclab.tracking.system)
+
+
+def is_sample_series(name: str) -> bool:
+    """A series of system samples: its steps are sample indices, not training steps."""
+    return name.startswith(SAMPLE_PREFIX)
+
+
 @dataclass
 class _Series:
     name: str
@@ -173,9 +181,11 @@ class MetricWriter:
         # signal handler that flushes in the middle of log() cannot corrupt anything.
         self._records: deque[tuple[int, float, dict[str, float]]] = deque()
         self._known: set[str] = set()
+        self._known_samples: set[str] = set()  # system/ series (log_samples only)
         self._points = 0  # approximate count of buffered points (a wake-up hint)
         self._overflow = 0
         self._step = -1
+        self._sample = -1  # the last sample index of the system/ series (log_samples)
         self._write_lock = threading.RLock()  # one flush at a time, in order
         self._series: dict[str, _Series] = {}
         self._seq = 0
@@ -211,6 +221,24 @@ class MetricWriter:
             self.wake.set()
         return step
 
+    def log_samples(self, data: Mapping[str, Any]) -> int:
+        """Buffer one sample of clock-driven series (``system/...``: CPU, memory, GPU), at
+        their own step, the sample index: they are drawn against wall time, and never move
+        the run's step (progress, ETA, ``log`` without a step). Returns the index."""
+        for name in data:
+            if not is_sample_series(name):
+                raise MetricError(f"{name!r}: samples are series under {SAMPLE_PREFIX!r}")
+        prepared = {check_metric_name(n): coerce_value(n, v) for n, v in data.items()}
+        self._known_samples.update(prepared)
+        self._sample += 1
+        points = self._points + len(prepared)
+        if points > self.max_buffer:
+            self._overflow += len(prepared)
+            return self._sample
+        self._records.append((self._sample, _time(), prepared))
+        self._points = points
+        return self._sample
+
     def _prepare(self, data: Mapping[str, Any]) -> dict[str, float]:
         """Validate names and coerce values before anything is buffered (all or nothing)."""
         if not isinstance(data, Mapping):
@@ -218,6 +246,12 @@ class MetricWriter:
                 f"log() takes a mapping of metric name to value, not {type(data).__name__}"
             )
         out = {check_metric_name(name): coerce_value(name, value) for name, value in data.items()}
+        for name in out:  # checked once per new name: log() skips this for known ones
+            if is_sample_series(name):
+                raise MetricError(
+                    f"{name!r}: series under {SAMPLE_PREFIX!r} are the run's system samples "
+                    "(hpclab.tracking.system); name yours otherwise"
+                )
         self._known.update(out)
         return out
 
@@ -404,8 +438,12 @@ class MetricWriter:
                 s.committed_step = s.last_step
             self._series[name] = s
             self._arrays[name] = arr
-            self._known.add(name)
-            self._step = max(self._step, s.last_step)
+            if is_sample_series(name):
+                self._known_samples.add(name)
+                self._sample = max(self._sample, s.last_step)
+            else:
+                self._known.add(name)
+                self._step = max(self._step, s.last_step)
         self._seq = int(commit.get("seq", 0))
         self._group = group
 

@@ -115,6 +115,7 @@ class Run:
         self._pid = os.getpid()
         self._writer: MetricWriter | None = None
         self._worker: Worker | None = None
+        self.system_sampler: Any = None  # hpclab.tracking.system.SystemSampler, when on
         self._record: RunRecord | None = None
         self._record_lock = threading.RLock()
         self._prev_handlers: dict[int, Any] = {}
@@ -364,14 +365,42 @@ class Run:
 
     def _start_background(self, beat: Any) -> None:
         assert self._writer is not None
+        sample, prime = self._system_sampler()
         self._worker = Worker(
             flush=self._background_flush,
             beat=beat,
             flush_interval=self.settings.flush_interval,
             heartbeat_interval=self.settings.heartbeat_interval,
             wake=self._writer.wake,
+            sample_interval=self.settings.system_interval,
+            sample=sample,
+            prime=prime,
         )
         self._worker.start()
+
+    def _system_sampler(self) -> tuple[Callable[[], None] | None, Callable[[], None] | None]:
+        """What the background thread calls every ``system_interval`` seconds (``sample``:
+        the process, node and GPUs into ``system/...``) and once at its start (``prime``:
+        the counters the first sample's rates start from); None, None when off."""
+        if self.settings.system_interval <= 0 or self._writer is None:
+            return None, None
+        from hpclab.tracking.system import SystemSampler
+
+        try:
+            sampler = SystemSampler()
+        except Exception as e:  # psutil missing or refused: the run goes on without
+            print(f"hpclab: warning: no system metrics ({e})", file=sys.stderr)
+            return None, None
+        writer = self._writer
+        self.system_sampler = sampler
+
+        def sample() -> None:
+            writer.log_samples(sampler.sample())
+
+        def prime() -> None:
+            sampler.sample()
+
+        return sample, prime
 
     def _register(self) -> None:
         context.register_run(self)

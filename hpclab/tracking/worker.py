@@ -1,4 +1,5 @@
-"""The one background thread of a run: flushes metrics and beats the heartbeat.
+"""The one background thread of a run: flushes metrics, beats the heartbeat and takes the
+system samples (:mod:`hpclab.tracking.system`).
 
 The training loop never waits on it: ``log`` only touches memory, and this thread does
 every filesystem write. It wakes every ``flush_interval``, or at once when the metric
@@ -26,9 +27,15 @@ class Worker:
         heartbeat_interval: float,
         wake: threading.Event,
         name: str = "hpclab-worker",
+        sample: Callable[[], None] | None = None,
+        sample_interval: float = 0.0,
+        prime: Callable[[], None] | None = None,
     ) -> None:
         self._flush = flush
         self._beat = beat
+        self._sample = sample if sample_interval > 0 else None
+        self._prime = prime if sample_interval > 0 else None
+        self._sample_interval = sample_interval
         self._flush_interval = flush_interval
         self._heartbeat_interval = heartbeat_interval
         self._wake = wake
@@ -48,9 +55,19 @@ class Worker:
 
     def _loop(self) -> None:
         next_beat = time.monotonic() + self._heartbeat_interval
+        # the first sample one interval in (the rates need a start: taken then, silently)
+        next_sample = time.monotonic() + self._sample_interval
+        if self._sample is not None and self._prime is not None:
+            self._guard("system sample", self._prime)
         while not self._stopping.is_set():
             now = time.monotonic()
-            self._wake.wait(timeout=max(0.0, min(self._flush_interval, next_beat - now)))
+            if self._sample is not None and now >= next_sample:
+                self._guard("system sample", self._sample)
+                next_sample = now + self._sample_interval
+            due = min(self._flush_interval, next_beat - now)
+            if self._sample is not None:
+                due = min(due, next_sample - now)
+            self._wake.wait(timeout=max(0.0, due))
             if self._stopping.is_set():
                 break
             self._guard("metrics flush", self._flush)
