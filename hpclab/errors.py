@@ -52,6 +52,10 @@ class MetricError(HpclabError, ValueError):
     """A metric name or value cannot be logged (non-numeric value, bad name, bad step)."""
 
 
+class MediaError(HpclabError, ValueError):
+    """An image, histogram or table cannot be logged (bad value, past a limit)."""
+
+
 class ArtifactError(HpclabError):
     """An artifact path or glob is unusable (missing path, traversal outside the run)."""
 

@@ -18,6 +18,7 @@ from hpclab.store import RunPaths, RunRecord, Store
 from hpclab.store.atomic import read_json, read_yaml
 from hpclab.store.record import parse_iso
 from hpclab.store.views import planned_steps, total_steps
+from hpclab.tracking.media import read_media_index
 
 # The files whose sizes and mtimes make a run's fingerprint (metrics: the commit record,
 # which the writer replaces after every flush).
@@ -35,6 +36,7 @@ FINGERPRINT_FILES = tuple(
         _REL.metrics_commit,
         _REL.repro_json,
         _REL.resources_json,
+        _REL.media_index,
     )
 )
 
@@ -69,6 +71,7 @@ class RunRows:
     notes: dict[str, Any] | None = None
     repro: dict[str, Any] | None = None  # hpclab repro's verdict on this rerun
     resources: dict[str, Any] | None = None  # the Slurm job's accounting (resources.json)
+    media: list[dict[str, Any]] = field(default_factory=list)  # media/index.jsonl
 
 
 def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
@@ -118,6 +121,7 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
                 "atol": _num(r.get("atol")),
                 "checked_at": r.get("checked_at"),
             }
+    rows.media = [_media_row(m) for m in read_media_index(paths.media_dir)]
     res = _optional(read_json, paths.resources_json)
     if isinstance(res, Mapping):
         rows.resources = _resources_row(res)
@@ -256,6 +260,26 @@ def _iso_or_none(value: Any) -> str | None:
         return value if parse_iso(value) is not None else None
     except ValueError:
         return None
+
+
+def _media_row(m: dict[str, Any]) -> dict[str, Any]:
+    """A ``media/index.jsonl`` entry as a ``media`` row (malformed fields: null)."""
+    return {
+        "kind": str(m.get("kind")),
+        "name": str(m.get("name")),
+        "step": _count(m.get("step")),
+        "file": m.get("file") if isinstance(m.get("file"), str) else None,
+        "row": _count(m.get("row")),
+        "sha256": m.get("sha256") if isinstance(m.get("sha256"), str) else None,
+        "bytes": _count(m.get("bytes")),
+        "width": _count(m.get("width")),
+        "height": _count(m.get("height")),
+        "n_rows": _count(m.get("rows")),
+        "bins": _count(m.get("bins")),
+        "low": _num(m.get("low")),
+        "high": _num(m.get("high")),
+        "logged_at": _iso_or_none(m.get("logged_at")),
+    }
 
 
 def _count(value: Any) -> int | None:

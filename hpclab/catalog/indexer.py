@@ -53,6 +53,7 @@ _RUN_TABLES = {
     "notes": "notes",
     "reproductions": "repro",
     "run_resources": "resources",
+    "media": "media",
 }
 SEGMENT_MIN = 32  # a pass with this many runs new to the catalog writes segments
 DELTA_MIN = 256  # runs changed since the base tables before they are rewritten (or 5%)
@@ -1139,6 +1140,8 @@ def load_details(con: Any, store: Store, manifest: Manifest, by_run: dict[Any, R
         rows.repro = rp
     for rows, rr in own("run_resources"):
         rows.resources = rr
+    for rows, md in own("media"):
+        rows.media.append(md)
     for rows, m in own("metric_summary"):  # the return values: in run.json, not the metrics
         if m["source"] != "logged":
             rows.record.returned[m["name"]] = m["last"]

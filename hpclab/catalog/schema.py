@@ -385,6 +385,23 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("atol", "DOUBLE", "absolute tolerance"),
         ("checked_at", "TIMESTAMP", "when (UTC)"),
     ),
+    "media": _cols(
+        *RUN_KEY,
+        ("kind", "VARCHAR", "image, histogram or table (hpclab.tracking.media)"),
+        ("name", "VARCHAR", "the name it was logged under"),
+        ("step", "BIGINT", "the step it was logged at"),
+        ("file", "VARCHAR", "where, under the run's media/ (a histogram: its Zarr array)"),
+        ("row", "BIGINT", "a histogram's row in its array"),
+        ("sha256", "VARCHAR", "the content's hash (images and tables are stored once)"),
+        ("bytes", "BIGINT", "stored size"),
+        ("width", "BIGINT", "an image's width in pixels"),
+        ("height", "BIGINT", "an image's height in pixels"),
+        ("n_rows", "BIGINT", "a table's rows"),
+        ("bins", "BIGINT", "a histogram's bins"),
+        ("low", "DOUBLE", "a histogram's lowest finite value"),
+        ("high", "DOUBLE", "a histogram's highest finite value"),
+        ("logged_at", "TIMESTAMP", "when (UTC)"),
+    ),
     "run_resources": _cols(
         *RUN_KEY,
         ("job_id", "VARCHAR", "the Slurm job (an array task: 12_3)"),
@@ -414,7 +431,7 @@ SMALL_TABLES = tuple(t for t in TABLES if t != "metrics")
 # the tables of runs' rows (from each run's files): published as a base file + a delta of
 # the runs changed since it was written
 RUN_KEYED: tuple[str, ...] = ("runs", "features", "artifacts", "datasets", "notes")
-RUN_KEYED += ("reproductions", "run_resources", "metric_summary")
+RUN_KEYED += ("reproductions", "run_resources", "media", "metric_summary")
 
 
 def empty_select(table: str) -> str:

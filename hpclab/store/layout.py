@@ -187,6 +187,15 @@ class RunPaths:
         return self.dir / "logs"
 
     @property
+    def media_dir(self) -> Path:
+        """Images, histograms and tables (:mod:`hpclab.tracking.media`)."""
+        return self.dir / "media"
+
+    @property
+    def media_index(self) -> Path:
+        return self.media_dir / "index.jsonl"
+
+    @property
     def traceback_txt(self) -> Path:
         return self.logs_dir / "traceback.txt"
 

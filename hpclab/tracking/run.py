@@ -116,6 +116,7 @@ class Run:
         self._writer: MetricWriter | None = None
         self._worker: Worker | None = None
         self.system_sampler: Any = None  # hpclab.tracking.system.SystemSampler, when on
+        self._media_log: Any = None  # hpclab.tracking.media.MediaLog, on first use
         self._record: RunRecord | None = None
         self._record_lock = threading.RLock()
         self._prev_handlers: dict[int, Any] = {}
@@ -492,6 +493,49 @@ class Run:
             write_yaml_atomic(
                 self.paths.config_yaml, _deep_merge(current, {key: new} if key else new)
             )
+
+    # -- media ----------------------------------------------------------------------------
+    def _media(self) -> Any:
+        """The run's media log (rank 0), or None on the other ranks."""
+        if self.paths is None or self.rank != 0:
+            return None
+        if self._media_log is None:
+            from hpclab.tracking.media import MediaLog
+
+            self._media_log = MediaLog(self.paths.media_dir)
+        return self._media_log
+
+    def _media_step(self, step: int | None) -> int:
+        if step is None:
+            return max(0, self._writer.step) if self._writer is not None else 0
+        from hpclab.tracking.metrics import coerce_step
+
+        return coerce_step(step)
+
+    def log_image(self, name: str, image: Any, step: int | None = None) -> None:
+        """Record an image at ``step`` (default: the run's current step): a NumPy array or
+        tensor (``HxW``, ``HxWx3``, ``HxWx4``, ``CxHxW``; uint8 or floats in [0, 1]), a PIL
+        image, or a path to a PNG/JPEG/WebP file. Stored once per content
+        (``media/images/<sha256>.png``); past the limits a MediaError says which."""
+        media = self._media()
+        if media is not None:
+            media.image(name, image, self._media_step(step))
+
+    def log_histogram(
+        self, name: str, values: Any, step: int | None = None, bins: int = 64
+    ) -> None:
+        """Record the distribution of ``values`` (array, tensor, list) at ``step`` as
+        ``bins`` equal-width bins over its finite range (``media/histograms.zarr``)."""
+        media = self._media()
+        if media is not None:
+            media.histogram(name, values, self._media_step(step), bins=bins)
+
+    def log_table(self, name: str, rows: Any, step: int | None = None) -> None:
+        """Record a table at ``step``: a list of dicts, a list of lists, a dict of columns
+        or a DataFrame (``media/tables/<sha256>.parquet``)."""
+        media = self._media()
+        if media is not None:
+            media.table(name, rows, self._media_step(step))
 
     def log_text(self, tag: str, text: str, step: int | None = None) -> None:
         """Record a piece of text (a prompt, a sample, notes) in ``logs/text.jsonl``."""

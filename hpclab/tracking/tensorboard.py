@@ -88,6 +88,7 @@ def _patch_writer_class(cls: Any) -> None:
     cls.add_scalar = patched_add_scalar
     cls.add_scalars = patched_add_scalars
     _patch_text_and_hparams(cls)
+    _patch_media(cls)
     cls._hpclab_patched = True
 
 
@@ -131,6 +132,114 @@ def _patch_text_and_hparams(cls: Any) -> None:
                 _local.in_monitor = False
 
         cls.add_hparams = patched_add_hparams
+
+
+def _media(run: Any, fn: Any, *args: Any) -> None:
+    """One media call of legacy code into the run: a value hpclab cannot store is a
+    warning (once per message), never the training stopped."""
+    from hpclab.errors import MediaError
+
+    try:
+        fn(*args)
+    except MediaError as e:
+        key = str(e)
+        if key not in _warned:
+            _warned.add(key)
+            print(f"hpclab: warning: not recorded: {e}", file=sys.stderr)
+
+
+def _hwc(img: Any, dataformats: str) -> Any:
+    """An image in TensorBoard's ``dataformats`` (CHW, HWC, HW) as HxW[xC]."""
+    import numpy as np
+
+    from hpclab.tracking.media import _to_numpy
+
+    arr = np.asarray(_to_numpy(img))
+    fmt = dataformats.upper()
+    if fmt == "CHW" and arr.ndim == 3:
+        return np.moveaxis(arr, 0, -1)
+    return arr
+
+
+MAX_BATCH_IMAGES = 16  # add_images: the first this many of a batch, as TAG/0, TAG/1, ...
+
+
+def _patch_media(cls: Any) -> None:
+    """``add_image``, ``add_images``, ``add_figure`` and ``add_histogram`` into the run's
+    media (:meth:`hpclab.Run.log_image`, :meth:`~hpclab.Run.log_histogram`)."""
+
+    def wrap(name: str, record: Any) -> None:
+        original = getattr(cls, name, None)
+        if original is None:
+            return
+
+        @functools.wraps(original)
+        def patched(
+            self: Any, tag: str, value: Any, global_step: Any = None, *a: Any, **kw: Any
+        ) -> Any:
+            run = _current()
+            if run is not None:
+                step = None if global_step is None else int(global_step)
+                record(run, str(tag), value, step, a, kw)
+                if not run.settings.tensorboard_events:
+                    if name == "add_figure" and kw.get("close", True):
+                        _close_figure(value)
+                    return None
+            return original(self, tag, value, global_step, *a, **kw)
+
+        setattr(cls, name, patched)
+
+    def image(
+        run: Any, tag: str, value: Any, step: Any, a: tuple[Any, ...], kw: dict[str, Any]
+    ) -> None:
+        fmt = kw.get("dataformats") or (a[1] if len(a) > 1 else "CHW")
+        _media(run, run.log_image, tag, _hwc(value, fmt), step)
+
+    def images(
+        run: Any, tag: str, value: Any, step: Any, a: tuple[Any, ...], kw: dict[str, Any]
+    ) -> None:
+        import numpy as np
+
+        from hpclab.tracking.media import _to_numpy
+
+        fmt = str(kw.get("dataformats") or (a[1] if len(a) > 1 else "NCHW")).upper()
+        batch = np.asarray(_to_numpy(value))
+        if fmt == "NHWC":
+            batch = np.moveaxis(batch, -1, 1)
+        for i, img in enumerate(batch[:MAX_BATCH_IMAGES]):
+            _media(run, run.log_image, f"{tag}/{i}", _hwc(img, "CHW"), step)
+
+    def figure(
+        run: Any, tag: str, value: Any, step: Any, a: tuple[Any, ...], kw: dict[str, Any]
+    ) -> None:
+        import io
+
+        figs = value if isinstance(value, list) else [value]
+        for i, fig in enumerate(figs):
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png")
+            name = tag if len(figs) == 1 else f"{tag}/{i}"
+            _media(run, run.log_image, name, buf.getvalue(), step)
+
+    def histogram(
+        run: Any, tag: str, value: Any, step: Any, a: tuple[Any, ...], kw: dict[str, Any]
+    ) -> None:
+        _media(run, run.log_histogram, tag, value, step)
+
+    wrap("add_image", image)
+    wrap("add_images", images)
+    wrap("add_figure", figure)
+    wrap("add_histogram", histogram)
+
+
+def _close_figure(fig: Any) -> None:
+    try:
+        import matplotlib.pyplot as plt
+
+        for f in fig if isinstance(fig, list) else [fig]:
+            plt.close(f)
+    except ImportError:
+        pass
 
 
 def _patch_torch_tb(module: ModuleType) -> None:
