@@ -195,3 +195,81 @@ def test_tensorboard_images_and_histograms_reach_the_run(tmp_path: Path) -> None
     texts = [json.loads(line) for line in run.paths.text_jsonl.read_text().splitlines()]
     assert [(t["tag"], t["step"], t["text"]) for t in texts] == [("note", 7, "hello")]
     run.finish()
+
+
+HOSTILE = '<img src=x onerror="window.pwned=1">'
+
+
+@pytest.mark.skipif(
+    __import__("hpclab.site.chromium", fromlist=["find_chromium"]).find_chromium() is None,
+    reason="Chromium is not installed",
+)
+def test_the_run_page_shows_images_by_step_ridgelines_and_tables(tmp_path: Path) -> None:
+    from hpclab.site.build import build
+    from hpclab.site.chromium import Chromium
+    from hpclab.site.layout import SiteLayout, run_href
+    from hpclab.site.serve import make_server, serve_in_thread, url_of
+
+    store = Store(tmp_path / "store")
+    run = hpclab.init("lab", {}, store=store.root)
+    for step in range(3):
+        run.log({"loss": 1.0 / (step + 1)}, step=step)
+        run.log_image("pred", np.full((4, 6), 80 * step, dtype=np.uint8), step=step)
+        run.log_histogram("w", np.random.default_rng(step).normal(step, 1, 500), step=step)
+    run.log_table("eval", [{"q": "first", "a": 1}], step=0)
+    run.log_table("eval", [{"q": HOSTILE, "a": 2}, {"q": "x", "a": 3}], step=2)
+    run.finish()
+    index_store(store)
+    layout = SiteLayout(tmp_path / "site")
+    build(store, layout.dir)
+    server = make_server(layout.html, port=0)
+    serve_in_thread(server)
+    try:
+        with Chromium() as browser:
+            page = browser.new_page()
+            page.goto(url_of(server) + run_href("lab", run.id))
+            page.wait_for(
+                "document.getElementById('hl-run').dataset.rendered === '1' &&"
+                " document.querySelector('.hl-media-image img').complete",
+                timeout=30,
+            )
+            fig = '.hl-media-image[data-name="pred"]'
+            assert page.evaluate(f"document.querySelector('{fig} img').naturalWidth") == 6
+            assert page.evaluate(
+                f"document.querySelector('{fig} .hl-media-label').textContent"
+            ) == ("step 2")
+            last = page.evaluate(f"document.querySelector('{fig} img').getAttribute('src')")
+            page.evaluate(
+                f"(() => {{ const s = document.querySelector('{fig} input');"
+                " s.value = '0'; s.dispatchEvent(new Event('input')); })()"
+            )
+            first = page.evaluate(f"document.querySelector('{fig} img').getAttribute('src')")
+            assert (
+                first != last
+                and page.evaluate(f"document.querySelector('{fig} .hl-media-label').textContent")
+                == "step 0"
+            )
+            page.wait_for(f"document.querySelector('{fig} img').complete", timeout=10)
+            assert page.evaluate(f"document.querySelector('{fig} img').naturalWidth") == 6
+            steps = page.evaluate(
+                "Array.from(document.querySelectorAll('.hl-media-hist path'), p => p.dataset.step)"
+            )
+            assert steps == ["0", "1", "2"]
+            rows = page.evaluate(
+                "Array.from(document.querySelectorAll('.hl-media-table tbody tr'),"
+                " tr => Array.from(tr.cells, c => c.textContent))"
+            )
+            assert rows == [[HOSTILE, "2"], ["x", "3"]]  # the last step's table, as text
+            page.evaluate(
+                "(() => { const s = document.querySelector('.hl-media-table input');"
+                " s.value = '0'; s.dispatchEvent(new Event('input')); })()"
+            )
+            assert page.evaluate(
+                "Array.from(document.querySelectorAll('.hl-media-table tbody td'),"
+                " c => c.textContent)"
+            ) == ["first", "1"]
+            assert page.evaluate("window.pwned === undefined")
+            assert page.errors == [], page.errors
+            page.close()
+    finally:
+        server.shutdown()

@@ -157,9 +157,13 @@ def build(
 
 
 def write_details(data: SiteData, layout: SiteLayout, keys: list[Key]) -> None:
+    from hpclab.site.media import publish_media
+
     cache = DetailsCache()  # what the runs' documents share, made once
     for key in keys:
-        write_json(layout.details_json(*key), run_details(data, key, cache))
+        doc = run_details(data, key, cache)
+        publish_media(layout, *key, data.store.run_paths(*key), doc.get("media"))
+        write_json(layout.details_json(*key), doc)
 
 
 def write_series(

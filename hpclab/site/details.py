@@ -20,6 +20,7 @@ from typing import Any
 from hpclab.errors import StoreError
 from hpclab.site.data import Key, SiteData, config_diff, finite, iso, loads
 from hpclab.site.logtail import log_doc
+from hpclab.site.media import media_doc
 from hpclab.site.redact import redact_config_value, redact_patch, redact_text, redact_value
 from hpclab.store.atomic import read_json
 from hpclab.store.textlog import read_text_log
@@ -173,6 +174,7 @@ def run_details(data: SiteData, key: Key, cache: DetailsCache | None = None) -> 
         "restore": restore_commands(project, run_id, run.get("git_commit") if publish else None),
         "logs": log_doc(paths),
         "text": _text(paths),
+        "media": media_doc(paths),
     }
 
 

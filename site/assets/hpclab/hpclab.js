@@ -567,6 +567,81 @@
     return html`<p class="hl-facts">${joinHtml(facts, " · ")}</p>${table(["resource", "asked", "used", "efficiency", "charged"], rows, "hl-resources")}${warn}<p class="hl-note">From Slurm accounting over every step of the job (sacct): efficiency is CPU time over allocated CPUs × elapsed, and peak resident memory over the memory requested, as seff computes them (elapsed is in whole seconds: a job of a few seconds can show over 100%).</p>`;
   }
 
+  /* -- media (hpclab/site/media.py): images by step, histogram ridgelines, tables ------ */
+
+  function mediaSrc(run, file) {
+    return url("data/media/" + encodeURIComponent(run.project) + "/" + encodeURIComponent(run.run_id) + "/" + file);
+  }
+
+  function stepSlider(kind, name, n) {  // a range over a name's steps (wired by wireMedia)
+    return n > 1 ? html`<input type="range" class="hl-media-step" data-kind="${kind}" data-name="${name}" min="0" max="${n - 1}" value="${n - 1}" step="1">` : "";
+  }
+
+  function ridgeline(items) {  // one filled curve per step, later steps lower, on a shared x
+    if (!items.length) { return html``; }
+    var lo = Math.min.apply(null, items.map(function (h) { return h.low; }));
+    var hi = Math.max.apply(null, items.map(function (h) { return h.high; }));
+    var W = 420, rowH = 14, peak = 36, H = peak + rowH * (items.length - 1) + 16;
+    var span = hi > lo ? hi - lo : 1;
+    var paths = items.map(function (h, k) {
+      var top = Math.max.apply(null, h.counts.concat([1]));
+      var base = peak + rowH * k, bins = h.counts.length, width = (h.high - h.low) || span / bins;
+      var pts = h.counts.map(function (c, i) {
+        var x = ((h.low + (i + 0.5) * width / bins) - lo) / span * (W - 2) + 1;
+        return x.toFixed(1) + "," + (base - c / top * peak).toFixed(1);
+      });
+      var x0 = ((h.low - lo) / span * (W - 2) + 1).toFixed(1), x1 = ((h.low + width - lo) / span * (W - 2) + 1).toFixed(1);
+      var d = "M" + x0 + "," + base + " L" + pts.join(" L") + " L" + x1 + "," + base + " Z";
+      return html`<path d="${d}" data-step="${String(h.step)}"><title>${"step " + h.step}</title></path>`;
+    });
+    return html`<svg class="hl-ridgeline" width="${W}" height="${H}" viewBox="${"0 0 " + W + " " + H}" role="img" aria-label="histograms by step">${paths}<text x="1" y="${H - 2}">${numText(lo)}</text><text x="${W - 1}" y="${H - 2}" text-anchor="end">${numText(hi)}</text></svg>`;
+  }
+
+  function mediaTable(t) {
+    if (!t) { return html``; }
+    var more = t.n_rows > t.rows.length ? html`<p class="hl-note">${"first " + t.rows.length + " of " + t.n_rows + " rows"}</p>` : "";
+    return html`${table(t.columns, t.rows.map(function (r) { return r.map(function (v) { return v === null ? "–" : String(v); }); }), "hl-media-rows")}${more}`;
+  }
+
+  function mediaBody(run, m) {
+    var out = [];
+    Object.keys(m.images || {}).forEach(function (name) {
+      var items = m.images[name], last = items[items.length - 1];
+      if (!last) { return; }
+      out.push(html`<figure class="hl-media-image" data-name="${name}"><figcaption><code>${name}</code> · <span class="hl-media-label">${"step " + last.step}</span></figcaption><img src="${mediaSrc(run, last.file)}" alt="${name + " at step " + last.step}">${stepSlider("image", name, items.length)}</figure>`);
+    });
+    Object.keys(m.histograms || {}).forEach(function (name) {
+      var items = m.histograms[name];
+      out.push(html`<figure class="hl-media-hist" data-name="${name}"><figcaption><code>${name}</code> · ${items.length + " steps, the latest lowest"}</figcaption>${ridgeline(items)}</figure>`);
+    });
+    Object.keys(m.tables || {}).forEach(function (name) {
+      var items = m.tables[name], last = items[items.length - 1];
+      if (!last) { return; }
+      out.push(html`<figure class="hl-media-table" data-name="${name}"><figcaption><code>${name}</code> · <span class="hl-media-label">${"step " + last.step}</span></figcaption>${stepSlider("table", name, items.length)}<div class="hl-media-rows-box">${mediaTable(last)}</div></figure>`);
+    });
+    return out.length ? html`${out}` : emptyP("No media.");
+  }
+
+  function wireMedia(root, run, m) {
+    root.querySelectorAll("input.hl-media-step").forEach(function (input) {
+      var kind = input.dataset.kind, name = input.dataset.name;
+      var items = (kind === "image" ? m.images : m.tables)[name] || [];
+      var fig = input.closest("figure");
+      input.addEventListener("input", function () {
+        var item = items[Number(input.value)];
+        if (!item) { return; }
+        fig.querySelector(".hl-media-label").textContent = "step " + item.step;
+        if (kind === "image") {
+          var img = fig.querySelector("img");
+          img.src = mediaSrc(run, item.file);
+          img.alt = name + " at step " + item.step;
+        } else {
+          setHTML(fig.querySelector(".hl-media-rows-box"), mediaTable(item));
+        }
+      });
+    });
+  }
+
   function hoursText(h) { return h >= 1 || h === 0 ? h.toFixed(2) : h.toPrecision(3); }
 
   function renderRun(root) {
@@ -651,9 +726,11 @@
           notes.text ? html`<pre class="hl-notes">${notes.text}</pre>` : ""}` : emptyP("No notes (hpclab note " + run.run_id + " --append \"...\").")));
         parts.push(section("Hypotheses", d.hypotheses.length ? table(["hypothesis", "status", "evidence units (comparisons of seed groups) with this run as a sample"],
           d.hypotheses.map(function (h) { return [h.title || h.id, badge(h.status), (h.units || []).length ? (h.units || []).join("; ") : "not a sample of any unit (a reproduction, or no baseline)"]; })) : emptyP("This run is not evidence for any hypothesis.")));
+        if (d.media) { parts.push(section("Media", mediaBody(run, d.media))); }
         parts.push(section("Restore", html`<pre class="hl-command"><code>${joinHtml(d.restore, "\n")}</code></pre>`));
         parts.push(section("Output", html`<div class="hl-run-output">${outputBody(d.logs)}</div>`));
         setHTML(root, html`${parts}`);
+        if (d.media) { wireMedia(root, run, d.media); }
         // a metric only returned by the task has no series to chart
         var names = d.summary.filter(function (m) { return m.source !== "return"; }).map(function (m) { return m.name; });
         var chartsEl = root.querySelector(".hl-run-charts");
