@@ -132,3 +132,67 @@ def test_plain_text_is_not_an_expression_and_hostile_text_stays_inert(page: Page
     out = _run(page, f"model.name == {json.dumps(HOSTILE)}")
     assert out == {"ids": ["d"]}
     assert page.evaluate("window.__hlRan === undefined && !document.querySelector('img')") is True
+
+
+@pytest.fixture(scope="module")
+def runs_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    from hpclab.site.build import build
+    from tests.site_fixtures import make_site_store
+
+    store = make_site_store(tmp_path_factory.mktemp("site") / "store")
+    build(store)
+    html = store.site_dir / "html"
+    server = make_server(html, port=0)
+    serve_in_thread(server)
+    try:
+        yield html, url_of(server)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_runs_page_filters_by_expression_and_reports_errors(
+    runs_site: tuple[Path, str],
+) -> None:
+    if find_chromium() is None:
+        pytest.skip("Chromium is not installed")
+    html, base = runs_site
+    doc = json.loads((html / "data" / "runs-list.json").read_text())
+    rows, names = doc["rows"], doc["metrics"]
+    vl = names.index("val/loss")
+    vals = sorted(r[9 + vl] for r in rows if r[9 + vl] is not None)
+    cut = vals[len(vals) // 2]
+    cases = {
+        f"val/loss < {cut!r}": [r[1] for r in rows if r[9 + vl] is not None and r[9 + vl] < cut],
+        'tag:PUBLISH or name == "base"': [
+            r[1] for r in rows if "PUBLISH" in r[8] or r[3] == "base"
+        ],
+    }
+    with Chromium() as b:
+        page = b.new_page()
+        page.goto(base + "runs/")
+        page.wait_for("document.body && document.body.dataset.hlReady === '1'", timeout=20)
+        page.wait_for("document.querySelectorAll('table.hl-runs tbody input.hl-pick').length > 0")
+        for expr, want in cases.items():
+            assert want and len(want) < len(rows)
+            page.evaluate(
+                "(() => { const i = document.querySelector('.hl-filter-input');"
+                f" i.value = {json.dumps(expr)}; i.dispatchEvent(new Event('input')); }})()"
+            )
+            page.wait_for(
+                "document.querySelector('.hl-filter-count').textContent.startsWith("
+                f"'{len(want)} of ')"
+            )
+            got = page.evaluate(
+                "Array.from(document.querySelectorAll('table.hl-runs tbody a.hl-run'))"
+                ".map(a => a.textContent)"
+            )
+            assert sorted(got) == sorted(want)
+        page.evaluate(
+            "(() => { const i = document.querySelector('.hl-filter-input');"
+            " i.value = 'val/loss < '; i.dispatchEvent(new Event('input')); })()"
+        )
+        err = page.wait_for("document.querySelector('.hl-filter-error').textContent")
+        assert "at position 12" in err  # 1-based: the end of the text
+        assert page.evaluate("document.querySelectorAll('table.hl-runs tbody tr').length") > 0
+        assert page.errors == []

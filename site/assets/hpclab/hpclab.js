@@ -1165,12 +1165,31 @@
       if (!texts) { texts = rows.map(function (r) { return rowText(r, nm); }); }
     }
 
+    var metricNames = [], errLine = null;
+    function exprTest() {  // an expression (filter-expr.js) -> a row test, or null for free text
+      var F = window.hpclabFilterExpr, text = input.value;
+      if (!errLine) { errLine = document.createElement("div"); errLine.className = "hl-filter-error"; count.after(errLine); }
+      errLine.textContent = "";
+      if (!F || !F.isExpression(text)) { return null; }
+      var ast;
+      try { ast = F.parse(text); } catch (e) { errLine.textContent = e.message; return null; }
+      var fields = { project: P, id: ID, run_id: ID, status: STATUS, name: NAME, sweep: SWEEP, step: STEP, created: CREATED, duration_s: DUR };
+      return function (r) {
+        return F.evaluate(ast, { tags: r[TAGS], get: function (k) {
+          var m = metricNames.indexOf(k);
+          if (m >= 0) { return r[METRICS + m]; }
+          return Object.prototype.hasOwnProperty.call(fields, k) ? r[fields[k]] : undefined;
+        } });
+      };
+    }
+
     function apply() {
-      var words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+      var test = exprTest();
+      var words = test || (errLine && errLine.textContent) ? [] : input.value.toLowerCase().split(/\s+/).filter(Boolean);
       if (words.length) { index(); }
       shown = [];
       perm.forEach(function (i) {
-        var ok = !words.length || words.every(function (w) { return texts[i].indexOf(w) >= 0; });
+        var ok = test ? test(rows[i]) : !words.length || words.every(function (w) { return texts[i].indexOf(w) >= 0; });
         visible[i] = ok;
         if (ok) { shown.push(i); }
       });
@@ -1204,6 +1223,7 @@
 
     function ready(doc) {
       nm = (doc.metrics || []).length;
+      metricNames = doc.metrics || [];
       rows = doc.rows || [];
       cols = runsColumns(nm);
       rows.forEach(function (r, i) {
