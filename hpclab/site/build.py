@@ -44,6 +44,7 @@ from hpclab.site.pages import write_list_data
 from hpclab.site.registry import generate
 from hpclab.site.series import MAX_POINTS, run_series, write_json, write_run_series
 from hpclab.site.series_bulk import write_bulk
+from hpclab.site.sql_tables import copy_vendor, write_tables
 from hpclab.store import Store
 from hpclab.store.record import ACTIVE_STATUSES
 
@@ -149,6 +150,7 @@ def build(
         series = pool.submit(write_series, data, layout, keys, max_points=max_points)
         write_details(data, layout, keys)
         write_list_data(data, layout)
+        write_tables(data, layout.data)  # the SQL page's Parquet tables
         infos = series.result()
     write_json(layout.live_json, live_doc(infos))
     report.data_seconds = time.perf_counter() - t
@@ -237,6 +239,7 @@ def build_pages(data: SiteData, layout: SiteLayout) -> int:
     shutil.copytree(template / "overrides", layout.src / "overrides")
     shutil.copytree(template / "assets", layout.docs / "assets")
     (layout.docs / "assets" / "vendor" / "vega-bundle.js").write_text(vega_bundle(layout))
+    copy_vendor(layout.docs / "assets")  # DuckDB-WASM for the SQL page, when vendored
     for rel, page in docs.pages.items():
         path = layout.docs / rel
         path.parent.mkdir(parents=True, exist_ok=True)

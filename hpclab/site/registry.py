@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpclab.errors import SiteError
-from hpclab.site import graph, pages, research
+from hpclab.site import graph, pages, research, sql_tables
 from hpclab.site.cost import Cost
 from hpclab.site.data import Key, SiteData
 from hpclab.site.html import e
@@ -98,6 +98,7 @@ PAGES: list[PageSpec] = [
     PageSpec("hypotheses.md", "Hypotheses", _of_data(research.hypotheses_page)),
     PageSpec("board.md", "Board", _of_data(pages.board)),
     PageSpec("training.md", "Training", _fixed(pages.training)),
+    PageSpec("sql.md", "SQL", _of_data(sql_tables.sql_page)),  # issue 17
     PageSpec("reports/index.md", "Reports", _of_data(research.reports_index), _reports),
 ]
 

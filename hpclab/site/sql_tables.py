@@ -1,0 +1,199 @@
+"""The SQL page's side of the build (issue 17): the vendored DuckDB-WASM files copied into
+the site's assets, and the catalog's small tables written as Parquet under
+``html/data/catalog/`` for the page (``sql.js``) to query in the browser.
+
+Only what the site already publishes goes into the tables: the Runs list's columns
+(:func:`hpclab.site.pages.runs_list_doc`, the same values the Runs page shows) and its
+key metrics as a long table. Nothing the store holds and the site hides (config values
+under credential names, home paths, command lines) is read here. The files are written
+only when their content changed, so an unchanged catalog leaves them (and their mtimes)
+as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from hpclab.site.data import SiteData
+from hpclab.site.pages import runs_list_doc
+
+DUCKDB_VERSION = "1.32.0"  # scripts/vendor_duckdb.sh pins the same version
+VENDOR_FILES = (
+    "duckdb-browser.mjs",
+    "duckdb-browser-eh.worker.js",
+    "duckdb-eh.wasm",
+    "Arrow.es2015.min.js",
+)
+VENDOR_HINT = (
+    "run scripts/vendor_duckdb.sh (npm fetches the pinned @duckdb/duckdb-wasm), then rebuild"
+)
+RUNS_COLUMNS = (
+    "project",
+    "run_id",
+    "status",
+    "name",
+    "sweep",
+    "step",
+    "created",
+    "duration_s",
+    "tags",
+)
+# duckdb-browser.mjs imports apache-arrow as a bare module name; the site has no bundler,
+# so the import becomes the global of Arrow's UMD build (loaded first by sql.js).
+_ARROW_IMPORT = 'import*as {v} from"apache-arrow"'
+
+
+def vendor_cache() -> Path:
+    """Where scripts/vendor_duckdb.sh puts the pinned files."""
+    env = os.environ.get("HPCLAB_DUCKDB_CACHE")
+    if env:
+        base = Path(env)
+    else:
+        base = (
+            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+            / "hpclab"
+            / "duckdb-wasm"
+        )
+    return base / DUCKDB_VERSION
+
+
+def vendored() -> Path | None:
+    """The directory holding every vendored file, or None."""
+    d = vendor_cache()
+    if (d / ".complete").is_file() and all((d / f).is_file() for f in VENDOR_FILES):
+        return d
+    return None
+
+
+def copy_vendor(assets: Path) -> bool:
+    """Copy the DuckDB-WASM files into ``assets/vendor/duckdb/``; False when absent."""
+    src = vendored()
+    if src is None:
+        return False
+    dest = assets / "vendor" / "duckdb"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in VENDOR_FILES:
+        if name == "duckdb-browser.mjs":
+            (dest / name).write_text(patch_arrow_import((src / name).read_text(encoding="utf-8")))
+        else:
+            shutil.copyfile(src / name, dest / name)
+    return True
+
+
+def patch_arrow_import(text: str) -> str:
+    """``import*as u from"apache-arrow"`` -> ``const u=globalThis.Arrow``."""
+    import re
+
+    return re.sub(r'import\*as (\w+) from"apache-arrow";?', r"const \1=globalThis.Arrow;", text)
+
+
+def tables(data: SiteData) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """The published tables: name -> (columns, rows)."""
+    doc = runs_list_doc(data)
+    runs = [list(r[: len(RUNS_COLUMNS)]) for r in doc["rows"]]
+    metrics: list[list[Any]] = []
+    for r in doc["rows"]:
+        for name, value in zip(doc["metrics"], r[len(RUNS_COLUMNS) :], strict=True):
+            if value is not None:
+                metrics.append([r[0], r[1], name, value])
+    return {
+        "runs": (list(RUNS_COLUMNS), runs),
+        "metric_summary": (["project", "run_id", "metric", "value"], metrics),
+    }
+
+
+_TYPES = {
+    "runs": "project VARCHAR, run_id VARCHAR, status VARCHAR, name VARCHAR, sweep VARCHAR, "
+    "step BIGINT, created VARCHAR, duration_s DOUBLE, tags VARCHAR[]",
+    "metric_summary": "project VARCHAR, run_id VARCHAR, metric VARCHAR, value DOUBLE",
+}
+
+
+def write_tables(data: SiteData, data_dir: Path) -> list[str]:
+    """Write each table as ``data_dir/catalog/<name>.parquet`` when its rows changed;
+    returns the names written."""
+    import duckdb
+
+    out = data_dir / "catalog"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, (columns, rows) in tables(data).items():
+        digest = hashlib.sha256(repr((columns, rows)).encode()).hexdigest()
+        target = out / f"{name}.parquet"
+        stamp = out / f".{name}.sha256"
+        if target.is_file() and stamp.is_file() and stamp.read_text() == digest:
+            continue
+        con = duckdb.connect()
+        con.execute(f"CREATE TABLE t ({_TYPES[name]})")
+        if rows:
+            con.executemany(f"INSERT INTO t VALUES ({', '.join('?' * len(columns))})", rows)
+        tmp = out / f".{name}.{os.getpid()}.parquet"
+        con.execute(f"COPY t TO '{tmp}' (FORMAT parquet)")
+        con.close()
+        tmp.replace(target)
+        stamp.write_text(digest)
+        written.append(name)
+    return written
+
+
+EXAMPLES = (
+    ("Runs", "SELECT count(*) AS n FROM runs"),
+    ("Runs per status", "SELECT status, count(*) AS n FROM runs GROUP BY status ORDER BY n DESC"),
+    (
+        "Best run per sweep",
+        "SELECT sweep, arg_min(run_id, value) AS run_id, min(value) AS best FROM metric_summary "
+        "JOIN runs USING (project, run_id) WHERE metric = 'val/loss' AND sweep <> '' "
+        "GROUP BY sweep",
+    ),
+    (
+        "Duration vs step (chart)",
+        "SELECT step AS x, duration_s AS y FROM runs WHERE step IS NOT NULL",
+    ),
+    ("Tagged runs", "SELECT run_id, name, tags FROM runs WHERE len(tags) > 0"),
+)
+
+
+def sql_page(data: SiteData) -> Any:
+    """The SQL tab: a query box, the example queries and the result, filled in by sql.js;
+    one line instead when the DuckDB-WASM files were not vendored."""
+    from urllib.parse import quote
+
+    from hpclab.site.html import e, h, join
+    from hpclab.site.page import Page
+
+    page = Page("SQL", wide=True).heading(1, "SQL", in_toc=False)
+    if vendored() is None:
+        return page.add(
+            h(
+                '<p class="hl-empty" id="hl-sql-missing">DuckDB-WASM is not in this site: {}.</p>',
+                VENDOR_HINT,
+            )
+        )
+    examples = join(
+        h('<li><a href="sql.html?q={}">{}</a></li>', quote(q, safe=""), label)
+        for label, q in EXAMPLES
+    )
+    tables_doc = join(
+        h("<li><code>{}</code>: {}</li>", name, ", ".join(cols))
+        for name, (cols, _) in tables(data).items()
+    )
+    return page.add(
+        h(
+            '<div id="hl-sql" class="hl-sql">'
+            '<textarea id="hl-sql-q" rows="4" cols="80" spellcheck="false" '
+            'aria-label="SQL query"></textarea>'
+            '<p><button id="hl-sql-run" type="button" class="md-button">Run</button> '
+            '<span id="hl-sql-status" class="hl-empty"></span></p>'
+            '<p id="hl-sql-error" class="hl-sql-error" hidden></p>'
+            '<div id="hl-sql-chart" class="hl-sql-chart"></div>'
+            '<div id="hl-sql-result"></div>'
+            "<h2>Examples</h2><ul>{}</ul><h2>Tables</h2><ul>{}</ul></div>",
+            examples,
+            tables_doc,
+        ),
+        e(""),
+    )

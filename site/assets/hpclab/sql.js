@@ -1,0 +1,148 @@
+// The SQL page (issue 17): DuckDB-WASM, vendored into assets/vendor/duckdb/ at build time,
+// over the catalog's tables published as Parquet (data/catalog/*.parquet). Offline: the
+// worker and its .wasm come from this site, the tables are fetched from it and registered
+// as in-memory files (no HTTP range reads, no extension downloads). sql.html?q=<query>
+// runs the query on load; the box keeps the URL current. Results are escaped (html``).
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  var assets = new URL("../", script.src).href;
+  var root = new URL("../../", script.src).href;
+  var TABLES = ["runs", "metric_summary"];
+  var MAX_ROWS = 1000;
+  var conn = null;
+
+  function el(id) { return document.getElementById(id); }
+
+  function loadScript(src) {
+    return new Promise(function (resolve, reject) {
+      var s = document.createElement("script");
+      s.src = src; s.onload = resolve; s.onerror = function () { reject(new Error("cannot load " + src)); };
+      document.head.appendChild(s);
+    });
+  }
+
+  function connect() {
+    if (conn) { return conn; }
+    conn = loadScript(assets + "vendor/duckdb/Arrow.es2015.min.js").then(function () {
+      return import(assets + "vendor/duckdb/duckdb-browser.mjs");
+    }).then(function (duckdb) {
+      var worker = new Worker(assets + "vendor/duckdb/duckdb-browser-eh.worker.js");
+      var db = new duckdb.AsyncDuckDB(new duckdb.VoidLogger(), worker);
+      return db.instantiate(assets + "vendor/duckdb/duckdb-eh.wasm").then(function () { return db.connect(); }).then(function (c) {
+        // Parquet is an extension DuckDB-WASM would download: the tables are read with the
+        // site's hyparquet instead and inserted as Arrow tables (core DuckDB-WASM).
+        return Promise.all(TABLES.map(function (t) {
+          return fetch(root + "data/catalog/" + t + ".parquet").then(function (r) {
+            if (!r.ok) { throw new Error("data/catalog/" + t + ".parquet: HTTP " + r.status); }
+            return r.arrayBuffer();
+          }).then(function (buf) {
+            var rows = [];
+            return window.hyparquet.parquetRead({ file: buf, rowFormat: "object", onComplete: function (r) { rows = r; } })
+              .then(function () { return { name: t, rows: rows, meta: window.hyparquet.parquetMetadata(buf) }; });
+          });
+        })).then(function (loaded) {
+          return loaded.reduce(function (p, t) {
+            return p.then(function () {
+              return createTable(c, t.name, t.meta, t.rows);
+            });
+          }, c.query("SET autoinstall_known_extensions = false")).then(function () { return c; });
+        });
+      });
+    });
+    return conn;
+  }
+
+  var SQL_TYPES = { INT64: "BIGINT", INT32: "INTEGER", DOUBLE: "DOUBLE", FLOAT: "FLOAT", BOOLEAN: "BOOLEAN" };
+
+  // The table's columns from the Parquet schema (flat columns and lists of a leaf type).
+  function columnsOf(meta) {
+    var schema = meta.schema, cols = [];
+    for (var i = 1; i < schema.length; i++) {
+      var el = schema[i];
+      if (el.num_children) {  // LIST -> repeated group "list" -> "element"
+        cols.push({ name: el.name, type: (SQL_TYPES[schema[i + 2].type] || "VARCHAR") + "[]" });
+        i += 2;
+      } else {
+        cols.push({ name: el.name, type: SQL_TYPES[el.type] || "VARCHAR" });
+      }
+    }
+    return cols;
+  }
+
+  function literal(v) {  // a value as an SQL literal (strings quoted, quotes doubled)
+    if (v === null || v === undefined) { return "NULL"; }
+    if (typeof v === "bigint") { return v.toString(); }
+    if (typeof v === "number") { return isFinite(v) ? String(v) : "'" + String(v).replace("Infinity", "inf") + "'::DOUBLE"; }
+    if (typeof v === "boolean") { return v ? "TRUE" : "FALSE"; }
+    if (Array.isArray(v)) { return "[" + v.map(literal).join(", ") + "]"; }
+    return "'" + String(v).replace(/'/g, "''") + "'";
+  }
+
+  function ident(name) { return '"' + name.replace(/"/g, '""') + '"'; }
+
+  // Parquet is an extension DuckDB-WASM would download: the rows hyparquet read go in as
+  // typed INSERTs, 500 rows a statement.
+  function createTable(c, name, meta, rows) {
+    var cols = columnsOf(meta);
+    var p = c.query("CREATE TABLE " + ident(name) + " (" + cols.map(function (col) { return ident(col.name) + " " + col.type; }).join(", ") + ")");
+    for (var i = 0; i < rows.length; i += 500) {
+      (function (chunk) {
+        p = p.then(function () {
+          return c.query("INSERT INTO " + ident(name) + " VALUES " + chunk.map(function (r) {
+            return "(" + cols.map(function (col) { return literal(r[col.name]); }).join(", ") + ")";
+          }).join(", "));
+        });
+      })(rows.slice(i, i + 500));
+    }
+    return p;
+  }
+
+  function show(v) {
+    if (v === null || v === undefined) { return ""; }
+    if (typeof v === "bigint") { return v.toString(); }
+    if (v instanceof Date) { return v.toISOString(); }
+    if (typeof v === "object" && typeof v.toArray === "function") { return JSON.stringify(Array.from(v.toArray(), function (x) { return typeof x === "bigint" ? x.toString() : x; })); }
+    if (typeof v === "object") { return JSON.stringify(v, function (k, x) { return typeof x === "bigint" ? x.toString() : x; }); }
+    return String(v);
+  }
+
+  function render(table) {
+    var H = window.hpclab;
+    var cols = table.schema.fields.map(function (f) { return f.name; });
+    var n = table.numRows;
+    var rows = [];
+    for (var i = 0; i < Math.min(n, MAX_ROWS); i++) {
+      var row = table.get(i);
+      rows.push(H.html`<tr>${H.joinHtml(cols.map(function (c) { return H.html`<td>${show(row[c])}</td>`; }))}</tr>`);
+    }
+    H.setHTML(el("hl-sql-result"), H.html`<table class="hl-sql-table"><thead><tr>${H.joinHtml(cols.map(function (c) { return H.html`<th>${c}</th>`; }))}</tr></thead><tbody>${H.joinHtml(rows)}</tbody></table>`);
+    el("hl-sql-status").textContent = n + (n === 1 ? " row" : " rows") + (n > MAX_ROWS ? " (first " + MAX_ROWS + " shown)" : "");
+  }
+
+  function run(q) {
+    var err = el("hl-sql-error");
+    err.hidden = true; err.textContent = "";
+    el("hl-sql-status").textContent = "Running…";
+    var url = new URL(window.location.href);
+    url.searchParams.set("q", q);
+    window.history.replaceState(null, "", url.href);
+    return connect().then(function (c) { return c.query(q); }).then(render).catch(function (e) {
+      el("hl-sql-status").textContent = "";
+      el("hl-sql-result").textContent = "";
+      err.textContent = String((e && e.message) || e).split("\n")[0];
+      err.hidden = false;
+    });
+  }
+
+  function init() {
+    var box = el("hl-sql-q");
+    if (!box) { return; }
+    var q = new URL(window.location.href).searchParams.get("q");
+    el("hl-sql-run").addEventListener("click", function () { run(box.value); });
+    box.addEventListener("keydown", function (ev) { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); run(box.value); } });
+    if (q) { box.value = q; run(q); }
+  }
+
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); } else { init(); }
+})();
