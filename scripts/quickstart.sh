@@ -7,6 +7,8 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 cd "$HPCLAB_ROOT"
 hpclab_python_env
+# DuckDB-WASM for the site's SQL tab (pinned, npm); without it the tab says how to get it
+bash scripts/vendor_duckdb.sh || echo "warning: DuckDB-WASM not vendored (npm); the SQL tab says how to get it" >&2
 export HPCLAB_STORE="${HPCLAB_STORE:-$HPCLAB_ROOT/hpclab-store}"
 
 echo
