@@ -53,7 +53,16 @@ def test_every_built_in_page_has_one_entry() -> None:
     paths = [p.path for p in PAGES]
     assert len(paths) == len(set(paths))
     tabs = [p.nav_title for p in PAGES if p.nav_title]
-    assert tabs == ["Overview", "Runs", "Graph", "Hypotheses", "Board", "Training", "Reports"]
+    assert tabs == [
+        "Overview",
+        "Runs",
+        "Graph",
+        "Hypotheses",
+        "Board",
+        "Training",
+        "SQL",
+        "Reports",
+    ]
 
 
 def test_a_page_path_is_registered_once() -> None:
