@@ -218,6 +218,7 @@
 
   function setValues(v) {
     var values = seriesValues(v.runs, v.metrics, v.labels);
+    if (v.controls) { values = window.HPCLabCharts.values(values).rows; }  // charts.js
     if (!v.view) { return; }
     v.view.data("series", values).run();
     v.el.dataset.points = String(values.length);
@@ -236,11 +237,19 @@
   }
 
   function embed(el, spec, opts) {
+    var base = spec;
+    if (opts.controls) { spec = window.HPCLabCharts.spec(spec); }  // y scale from the URL (charts.js)
     spec = Object.assign({}, spec, { config: chartConfig(), autosize: { type: "fit-x", contains: "padding" } });
-    var v = { el: el, view: null, runs: opts.runs || [], metrics: opts.metrics || null, labels: opts.labels || null };
+    var v = { el: el, view: null, runs: opts.runs || [], metrics: opts.metrics || null, labels: opts.labels || null,
+      controls: opts.controls || null, base: base, opts: opts };
     if (opts.runs) {
       // The data goes in with the spec: a line chart with no rows has no extent to draw.
       var values = seriesValues(v.runs, v.metrics, v.labels);
+      if (opts.controls) {
+        var kept = window.HPCLabCharts.values(values);
+        values = kept.rows;
+        v.dropped = kept.dropped;
+      }
       if (!values.length) {
         setHTML(el, emptyP("No points logged yet."));
         el.dataset.rendered = "1";
@@ -253,9 +262,29 @@
     return vegaEmbed(el, spec, embedOptions()).then(function (res) {
       v.view = res.view;
       if (opts.runs) { views.push(v); }
+      if (opts.controls) { el.dataset.yscale = res.view.scale("y").type; }
       el.dataset.rendered = "1";
       return v;
     });
+  }
+
+  // The chart controls above a page's charts (charts.js): a change redraws those charts.
+  function chartControls(holder) {
+    var box = window.HPCLabCharts.controls(function () {
+      var mine = views.filter(function (v) { return v.controls === box; });
+      views = views.filter(function (v) { return v.controls !== box; });
+      Promise.all(mine.map(function (v) {
+        if (v.view) { v.view.finalize(); }
+        v.el.dataset.rendered = "";
+        return embed(v.el, v.base, v.opts);
+      })).then(function (vs) { noteDropped(box, vs); });
+    });
+    holder.parentNode.insertBefore(box, holder);
+    return box;
+  }
+
+  function noteDropped(box, vs) {
+    window.HPCLabCharts.note(box, vs.reduce(function (n, v) { return n + ((v && v.dropped) || 0); }, 0));
   }
 
   function renderStaticCharts() {
@@ -735,7 +764,7 @@
         var names = d.summary.filter(function (m) { return m.source !== "return"; }).map(function (m) { return m.name; });
         var chartsEl = root.querySelector(".hl-run-charts");
         if (chartsEl && res[1]) {
-          var specs = chartSpecs();
+          var specs = chartSpecs(), controls = chartControls(chartsEl), drawnRun = [];
           var losses = names.filter(function (n) { return /loss/.test(n); });
           var groups = losses.length ? [losses] : [];
           names.filter(function (n) { return losses.indexOf(n) < 0; }).forEach(function (n) { groups.push([n]); });
@@ -746,8 +775,9 @@
             var target = document.createElement("div");
             box.appendChild(target);
             chartsEl.appendChild(box);
-            embed(target, specs.run, { runs: [key], metrics: g });
+            drawnRun.push(embed(target, specs.run, { runs: [key], metrics: g, controls: controls }));
           });
+          Promise.all(drawnRun).then(function (vs) { noteDropped(controls, vs); });
         }
         root.dataset.rendered = "1";
         var logsVersion = d.logs ? d.logs.version : null;
@@ -905,7 +935,7 @@
       setHTML(root, html`${parts}`);
       document.title = "Compare " + runs.length + " runs · " + document.title;
       var chartsEl = root.querySelector(".hl-compare-charts");
-      var specs = chartSpecs();
+      var specs = chartSpecs(), controls = chartsEl ? chartControls(chartsEl) : null;
       var drawn = lossFirst(all).map(function (m) {
         var box = document.createElement("div");
         box.className = "hl-live-chart hl-compare-chart";
@@ -914,7 +944,7 @@
         var target = document.createElement("div");
         box.appendChild(target);
         chartsEl.appendChild(box);
-        return embed(target, colourDomain(specs.sweep, labels), { runs: keys, metrics: [m], labels: labelOf });
+        return embed(target, colourDomain(specs.sweep, labels), { runs: keys, metrics: [m], labels: labelOf, controls: controls });
       });
       var paretoEl = root.querySelector(".hl-compare-pareto");
       if (paretoEl && front.values.length) {

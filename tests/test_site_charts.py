@@ -1,0 +1,115 @@
+"""Chart controls (issue 17) in real headless Chromium: the y scale of the run and
+compare pages' metric charts, linear or log, restored from the URL (``&y=log``) and
+written back to it when the control changes; the chart Vega draws has that scale."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from site_fixtures import make_site_store
+
+from hpclab.site.build import build
+from hpclab.site.chromium import Chromium, Page, find_chromium
+from hpclab.site.data import load
+from hpclab.site.serve import make_server, serve_in_thread, url_of
+from hpclab.store import Store
+
+pytestmark = pytest.mark.skipif(
+    find_chromium() is None,
+    reason="Chromium is not installed (scripts/test.sh installs Debian's chromium)",
+)
+
+ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")
+DRAWN = (
+    "document.querySelectorAll('{box} > div').length > 0 && Array.from("
+    "document.querySelectorAll('{box} > div')).every(e => e.dataset.rendered === '1')"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Chromium]:
+    with Chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, str]]:
+    store = make_site_store(tmp_path_factory.mktemp("site") / "st ore")
+    build(store)
+    server = make_server(store.site_dir / "html", port=0)
+    serve_in_thread(server)
+    try:
+        yield store, url_of(server)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def open_charts(browser: Chromium, url: str, box: str) -> Page:
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for("document.body && document.body.dataset.hlReady === '1'", timeout=20)
+    page.wait_for(DRAWN.format(box=box))
+    return page
+
+
+def scales(page: Page, box: str) -> list[str]:
+    return page.evaluate(
+        f"Array.from(document.querySelectorAll('{box} > div')).map(e => e.dataset.yscale)"
+    )
+
+
+def choose(page: Page, value: str) -> None:
+    page.evaluate(
+        "(() => { const s = document.querySelector('.hl-chart-y');"
+        f" s.value = {json.dumps(value)}; s.dispatchEvent(new Event('change')); }})()"
+    )
+
+
+def test_run_page_y_scale_from_url_and_control(
+    browser: Chromium, built: tuple[Store, str], tmp_path: Path
+) -> None:
+    store, base = built
+    child = next(r for r in load(store).runs if r.get("name") == "lower-lr")
+    box = ".hl-run-chart"
+    page = open_charts(browser, f"{base}runs/run.html?p=lab&id={child['run_id']}&y=log", box)
+    assert page.evaluate("document.querySelector('.hl-chart-y').value") == "log"
+    drawn = scales(page, box)
+    assert drawn and set(drawn) == {"log"}
+    if ARTIFACTS:
+        page.screenshot(Path(ARTIFACTS) / "site-charts.png")
+    choose(page, "linear")
+    page.wait_for(
+        f"Array.from(document.querySelectorAll('{box} > div'))"
+        ".every(e => e.dataset.yscale === 'linear')"
+    )
+    assert "y=" not in page.evaluate("location.search")
+    choose(page, "log")
+    page.wait_for("location.search.includes('y=log')")
+    page.wait_for(
+        f"Array.from(document.querySelectorAll('{box} > div'))"
+        ".every(e => e.dataset.yscale === 'log')"
+    )
+    assert page.errors == [], page.errors
+    page.close()
+
+
+def test_compare_page_y_scale_from_url(browser: Chromium, built: tuple[Store, str]) -> None:
+    store, base = built
+    child = next(r for r in load(store).runs if r.get("name") == "lower-lr")
+    box = ".hl-compare-chart"
+    url = f"{base}runs/compare.html?r=lab/{child['run_id']},lab/{child['parent']}&y=log"
+    page = open_charts(browser, url, box)
+    drawn = scales(page, box)
+    assert drawn and set(drawn) == {"log"}
+    choose(page, "linear")
+    page.wait_for(
+        f"Array.from(document.querySelectorAll('{box} > div'))"
+        ".every(e => e.dataset.yscale === 'linear')"
+    )
+    assert page.errors == [], page.errors
+    page.close()
