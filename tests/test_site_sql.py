@@ -25,6 +25,7 @@ from hpclab.store import Store
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")
 CACHE = os.environ.get("HPCLAB_DUCKDB_CACHE")  # read at import: isolated_env clears HPCLAB_*
+QUERY = "SELECT count(*) AS n FROM runs"
 HOME_CACHE = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
 
 
@@ -97,15 +98,14 @@ def assert_offline(page: Page, base: str) -> None:
 def test_count_runs(browser: Chromium, built: tuple[Store, str], tmp_path: Path) -> None:
     store, base = built
     n = len(load(store).runs)
-    page = open_sql(browser, base, "SELECT count(*) AS n FROM runs")
+    page = open_sql(browser, base, QUERY)
     cells = page.evaluate(
         "Array.from(document.querySelectorAll('#hl-sql-result td'), e => e.textContent)"
     )
     assert cells == [str(n)]
-    assert (
-        page.evaluate("new URL(location.href).searchParams.get('q')")
-        == "SELECT count(*) AS n FROM runs"
-    )
+    # ?q= moves to #q= (the theme reads ?q= as its search query)
+    assert page.evaluate("decodeURIComponent(location.hash.slice(3))") == QUERY
+    assert page.evaluate("!document.getElementById('__search').checked")
     shots = Path(ARTIFACTS) if ARTIFACTS else tmp_path
     page.screenshot(shots / "site-sql.png")
     assert_offline(page, base)

@@ -150,7 +150,7 @@ EXAMPLES = (
         "GROUP BY sweep",
     ),
     (
-        "Duration vs step (chart)",
+        "Duration vs step (x, y)",
         "SELECT step AS x, duration_s AS y FROM runs WHERE step IS NOT NULL",
     ),
     ("Tagged runs", "SELECT run_id, name, tags FROM runs WHERE len(tags) > 0"),

@@ -2,7 +2,7 @@
 // over the catalog's tables published as Parquet (data/catalog/*.parquet). Offline: the
 // worker and its .wasm come from this site, the tables are fetched from it and registered
 // as in-memory files (no HTTP range reads, no extension downloads). sql.html?q=<query>
-// runs the query on load; the box keeps the URL current. Results are escaped (html``).
+// (or sql.html#q=) runs the query on load; the box keeps the URL's #q= current. Results are escaped (html``).
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -125,7 +125,8 @@
     err.hidden = true; err.textContent = "";
     el("hl-sql-status").textContent = "Running…";
     var url = new URL(window.location.href);
-    url.searchParams.set("q", q);
+    url.search = "";
+    url.hash = "q=" + encodeURIComponent(q);
     window.history.replaceState(null, "", url.href);
     return connect().then(function (c) { return c.query(q); }).then(render).catch(function (e) {
       el("hl-sql-status").textContent = "";
@@ -135,10 +136,24 @@
     });
   }
 
+  // ?q= is also the theme's search query (it would open the search box over the page):
+  // taken here, before the theme's script runs, and kept in the URL's #q= instead.
+  var initial = (function () {
+    var url = new URL(window.location.href);
+    var q = url.searchParams.get("q");
+    if (q === null && url.hash.indexOf("#q=") === 0) { q = decodeURIComponent(url.hash.slice(3)); }
+    if (url.searchParams.has("q")) {
+      url.searchParams.delete("q");
+      if (q) { url.hash = "q=" + encodeURIComponent(q); }
+      window.history.replaceState(null, "", url.href);
+    }
+    return q;
+  })();
+
   function init() {
     var box = el("hl-sql-q");
     if (!box) { return; }
-    var q = new URL(window.location.href).searchParams.get("q");
+    var q = initial;
     el("hl-sql-run").addEventListener("click", function () { run(box.value); });
     box.addEventListener("keydown", function (ev) { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); run(box.value); } });
     if (q) { box.value = q; run(q); }
