@@ -113,3 +113,40 @@ def test_compare_page_y_scale_from_url(browser: Chromium, built: tuple[Store, st
     )
     assert page.errors == [], page.errors
     page.close()
+
+
+LINES = "Array.from(document.querySelectorAll('.hl-run-chart g.mark-line.role-mark{sel} path'))"
+
+
+def test_run_page_smoothing_redraws_with_faint_raw(
+    browser: Chromium, built: tuple[Store, str]
+) -> None:
+    store, base = built
+    child = next(r for r in load(store).runs if r.get("name") == "lower-lr")
+    box = ".hl-run-chart"
+    page = open_charts(browser, f"{base}runs/run.html?p=lab&id={child['run_id']}", box)
+    page.wait_for(f"{LINES.format(sel='')}.length === 2")
+    raw = sorted(page.evaluate(f"{LINES.format(sel='')}.map(p => p.getAttribute('d'))"))
+    page.evaluate(
+        "(() => { const s = document.querySelector('.hl-chart-smooth');"
+        " s.value = '0.9'; s.dispatchEvent(new Event('change')); })()"
+    )
+    page.wait_for("location.search.includes('smooth=0.9')")
+    page.wait_for(f"{LINES.format(sel='')}.length === 4")
+    faint = page.evaluate(
+        f"{LINES.format(sel='')}.filter(p => p.closest('g.mark-line').classList"
+        ".contains('raw_marks')).map(p => [p.getAttribute('d'),"
+        " p.getAttribute('opacity') || p.getAttribute('stroke-opacity')])"
+    )
+    assert sorted(d for d, _ in faint) == raw  # the raw curve stays, faint
+    assert {o for _, o in faint} == {"0.25"}
+    smooth = sorted(
+        page.evaluate(
+            f"{LINES.format(sel='')}.filter(p => !p.closest('g.mark-line').classList"
+            ".contains('raw_marks')).map(p => p.getAttribute('d'))"
+        )
+    )
+    assert len(smooth) == 2 and smooth != raw  # the drawn path changed
+    assert page.evaluate("document.querySelector('.hl-chart-smooth').value") == "0.9"
+    assert page.errors == [], page.errors
+    page.close()

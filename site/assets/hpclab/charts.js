@@ -1,5 +1,6 @@
-/* hpclab chart controls (issue 17): the y scale of every metric chart on the run and
-   compare pages, linear or log, kept in the URL (?...&y=log) so a view can be shared and
+/* hpclab chart controls (issue 17): the y scale (linear or log) and smoothing (EMA, the
+   raw curve faint underneath) of every metric chart on the run and compare pages, kept in
+   the URL (?...&y=log&smooth=0.6) so a view can be shared and
    is restored on load. hpclab.js calls HPCLabCharts.spec / .values in embed() and
    .controls() above a page's charts; a log scale drops non-positive values (with a note
    under the controls), so Vega is never handed a log domain with 0 or less in it. */
@@ -8,12 +9,14 @@
 
   function state() {
     var p = new URLSearchParams(location.search);
-    return { y: p.get("y") === "log" ? "log" : "linear" };
+    var w = parseFloat(p.get("smooth") || "0");
+    return { y: p.get("y") === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0 };
   }
 
   function setState(s) {
     var p = new URLSearchParams(location.search);
     if (s.y === "log") { p.set("y", "log"); } else { p["delete"]("y"); }
+    if (s.smooth > 0) { p.set("smooth", String(s.smooth)); } else { p["delete"]("smooth"); }
     var q = p.toString();
     history.replaceState(null, "", location.pathname + (q ? "?" + q : "") + location.hash);
   }
@@ -32,15 +35,46 @@
       (node.layer || []).forEach(walk);
       if (node.spec) { walk(node.spec); }
     })(out);
+    if (st.smooth > 0 && out.layer) {
+      // the smoothed line over the raw one, drawn faint underneath
+      var layers = [];
+      out.layer.forEach(function (l) {
+        var line = l.mark && (l.mark === "line" || l.mark.type === "line") && l.encoding && l.encoding.y;
+        if (!line) { layers.push(l); return; }
+        var raw = JSON.parse(JSON.stringify(l));
+        raw.name = "raw";
+        raw.mark = Object.assign({}, typeof l.mark === "string" ? { type: "line" } : l.mark, { opacity: 0.25 });
+        layers.push(raw);
+        var smooth = JSON.parse(JSON.stringify(l));
+        smooth.name = "smoothed";
+        smooth.encoding.y = Object.assign({}, smooth.encoding.y, { field: "smoothed" });
+        layers.push(smooth);
+      });
+      out.layer = layers;
+    }
     return out;
   }
 
   // the rows Vega may draw under the state, and how many were dropped
   function values(rows, st) {
     st = st || state();
-    if (st.y !== "log") { return { rows: rows, dropped: 0 }; }
-    var kept = rows.filter(function (r) { return r.value === null || r.value > 0; });
+    var kept = st.y !== "log" ? rows : rows.filter(function (r) { return r.value === null || r.value > 0; });
+    if (st.smooth > 0) { kept = ema(kept, st.smooth); }
     return { rows: kept, dropped: rows.length - kept.length };
+  }
+
+  // an exponential moving average of each series (rows come grouped by key, in step
+  // order) into a "smoothed" field; a missing value stays missing and does not reset it
+  function ema(rows, w) {
+    var last = {};
+    return rows.map(function (r) {
+      var o = Object.assign({}, r);
+      if (r.value === null || !isFinite(r.value)) { o.smoothed = null; return o; }
+      var prev = last[r.key];
+      o.smoothed = prev === undefined ? r.value : w * prev + (1 - w) * r.value;
+      last[r.key] = o.smoothed;
+      return o;
+    });
   }
 
   // the controls: a y scale select; onChange(state) redraws the page's charts
@@ -61,14 +95,28 @@
     select.value = st.y;
     label.appendChild(select);
     box.appendChild(label);
+    var slabel = document.createElement("label");
+    slabel.textContent = " smoothing ";
+    var smooth = document.createElement("input");
+    smooth.className = "hl-chart-smooth";
+    smooth.type = "number";
+    smooth.min = "0";
+    smooth.max = "0.99";
+    smooth.step = "0.05";
+    smooth.value = String(st.smooth);
+    slabel.appendChild(smooth);
+    box.appendChild(slabel);
     var note = document.createElement("span");
     note.className = "hl-chart-note";
     box.appendChild(note);
-    select.addEventListener("change", function () {
-      var s = { y: select.value === "log" ? "log" : "linear" };
+    function changed() {
+      var w = parseFloat(smooth.value);
+      var s = { y: select.value === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0 };
       setState(s);
       onChange(s);
-    });
+    }
+    select.addEventListener("change", changed);
+    smooth.addEventListener("change", changed);
     return box;
   }
 
