@@ -150,3 +150,23 @@ def test_run_page_smoothing_redraws_with_faint_raw(
     assert page.evaluate("document.querySelector('.hl-chart-smooth').value") == "0.9"
     assert page.errors == [], page.errors
     page.close()
+
+
+def test_robust_range_from_url_clips_y_domain(browser: Chromium, built: tuple[Store, str]) -> None:
+    store, base = built
+    child = next(r for r in load(store).runs if r.get("name") == "lower-lr")
+    box = ".hl-run-chart"
+    url = f"{base}runs/run.html?p=lab&id={child['run_id']}"
+    page = open_charts(browser, url, box)
+    full = page.evaluate(f"document.querySelector('{box} > div').dataset.ydomain || ''")
+    assert full == ""
+    page.close()
+    page = open_charts(browser, url + "&robust=1", box)
+    assert page.evaluate("document.querySelector('.hl-chart-robust').checked") is True
+    lo, hi = json.loads(page.evaluate(f"document.querySelector('{box} > div').dataset.ydomain"))
+    assert lo < hi
+    # the domain Vega draws is the clipped one
+    drawn = page.evaluate(f"document.querySelector('{box} > div').dataset.ydrawn")
+    assert json.loads(drawn) == [lo, hi]
+    assert page.errors == [], page.errors
+    page.close()

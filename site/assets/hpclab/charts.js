@@ -10,13 +10,15 @@
   function state() {
     var p = new URLSearchParams(location.search);
     var w = parseFloat(p.get("smooth") || "0");
-    return { y: p.get("y") === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0 };
+    return { y: p.get("y") === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0,
+      robust: p.get("robust") === "1" };
   }
 
   function setState(s) {
     var p = new URLSearchParams(location.search);
     if (s.y === "log") { p.set("y", "log"); } else { p["delete"]("y"); }
     if (s.smooth > 0) { p.set("smooth", String(s.smooth)); } else { p["delete"]("smooth"); }
+    if (s.robust) { p.set("robust", "1"); } else { p["delete"]("robust"); }
     var q = p.toString();
     history.replaceState(null, "", location.pathname + (q ? "?" + q : "") + location.hash);
   }
@@ -60,7 +62,30 @@
     st = st || state();
     var kept = st.y !== "log" ? rows : rows.filter(function (r) { return r.value === null || r.value > 0; });
     if (st.smooth > 0) { kept = ema(kept, st.smooth); }
-    return { rows: kept, dropped: rows.length - kept.length };
+    return { rows: kept, dropped: rows.length - kept.length, domain: st.robust ? robustDomain(kept) : null };
+  }
+
+  // the 1st to 99th percentile of the values: the y domain that outliers do not squash;
+  // null when it would be empty (fewer than two distinct values)
+  function robustDomain(rows) {
+    var xs = rows.map(function (r) { return r.value; }).filter(function (x) { return x !== null && isFinite(x); });
+    xs.sort(function (a, b) { return a - b; });
+    if (xs.length < 2) { return null; }
+    var lo = xs[Math.floor(0.01 * (xs.length - 1))], hi = xs[Math.ceil(0.99 * (xs.length - 1))];
+    return lo < hi ? [lo, hi] : null;
+  }
+
+  // the spec with its y domain clipped to the robust range (the marks clipped to it)
+  function withDomain(s, domain) {
+    if (!domain) { return s; }
+    var out = JSON.parse(JSON.stringify(s));
+    (out.layer || [out]).forEach(function (l) {
+      var y = l.encoding && l.encoding.y;
+      if (!y) { return; }
+      y.scale = Object.assign({}, y.scale || {}, { domain: domain, nice: false });
+      l.mark = Object.assign({}, typeof l.mark === "string" ? { type: l.mark } : l.mark, { clip: true });
+    });
+    return out;
   }
 
   // an exponential moving average of each series (rows come grouped by key, in step
@@ -106,17 +131,28 @@
     smooth.value = String(st.smooth);
     slabel.appendChild(smooth);
     box.appendChild(slabel);
+    var rlabel = document.createElement("label");
+    var robust = document.createElement("input");
+    robust.className = "hl-chart-robust";
+    robust.type = "checkbox";
+    robust.checked = st.robust;
+    rlabel.appendChild(robust);
+    rlabel.appendChild(document.createTextNode(" robust y range (1st-99th percentile)"));
+    box.appendChild(document.createTextNode(" "));
+    box.appendChild(rlabel);
     var note = document.createElement("span");
     note.className = "hl-chart-note";
     box.appendChild(note);
     function changed() {
       var w = parseFloat(smooth.value);
-      var s = { y: select.value === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0 };
+      var s = { y: select.value === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0,
+        robust: robust.checked };
       setState(s);
       onChange(s);
     }
     select.addEventListener("change", changed);
     smooth.addEventListener("change", changed);
+    robust.addEventListener("change", changed);
     return box;
   }
 
@@ -128,5 +164,5 @@
       " not drawn on the log scale" : "";
   }
 
-  window.HPCLabCharts = { state: state, spec: spec, values: values, controls: controls, note: note };
+  window.HPCLabCharts = { state: state, spec: spec, values: values, withDomain: withDomain, controls: controls, note: note };
 })();

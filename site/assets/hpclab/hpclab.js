@@ -249,6 +249,8 @@
         var kept = window.HPCLabCharts.values(values);
         values = kept.rows;
         v.dropped = kept.dropped;
+        spec = window.HPCLabCharts.withDomain(spec, kept.domain);
+        if (kept.domain) { el.dataset.ydomain = JSON.stringify(kept.domain); }
       }
       if (!values.length) {
         setHTML(el, emptyP("No points logged yet."));
@@ -262,7 +264,10 @@
     return vegaEmbed(el, spec, embedOptions()).then(function (res) {
       v.view = res.view;
       if (opts.runs) { views.push(v); }
-      if (opts.controls) { el.dataset.yscale = res.view.scale("y").type; }
+      if (opts.controls) {  // what Vega drew, for the tests
+        el.dataset.yscale = res.view.scale("y").type;
+        el.dataset.ydrawn = JSON.stringify(res.view.scale("y").domain());
+      }
       el.dataset.rendered = "1";
       return v;
     });
