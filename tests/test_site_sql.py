@@ -159,3 +159,14 @@ def test_build_without_vendored_files(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "scripts/vendor_duckdb.sh" in html and 'id="hl-sql-missing"' in html
     assert not (store.site_dir / "html" / "assets" / "vendor" / "duckdb").exists()
     assert (store.site_dir / "html" / "runs" / "index.html").is_file()
+
+
+def test_chart_for_x_y(browser: Chromium, built: tuple[Store, str]) -> None:
+    _, base = built
+    q = "SELECT i AS x, i * i AS y FROM range(5) t(i)"
+    page = open_sql(browser, base, q)
+    page.wait_for("document.getElementById('hl-sql-chart').dataset.rendered === '1'")
+    points = page.evaluate("document.querySelectorAll('#hl-sql-chart g.mark-symbol path').length")
+    assert points == 5
+    assert_offline(page, base)
+    page.close()

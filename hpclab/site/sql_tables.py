@@ -189,7 +189,7 @@ def sql_page(data: SiteData) -> Any:
             '<p><button id="hl-sql-run" type="button" class="md-button">Run</button> '
             '<span id="hl-sql-status" class="hl-empty"></span></p>'
             '<p id="hl-sql-error" class="hl-sql-error" hidden></p>'
-            '<div id="hl-sql-chart" class="hl-sql-chart"></div>'
+            '<div id="hl-sql-chart" class="hl-chart-sql"></div>'  # "hl-chart: the Vega bundle
             '<div id="hl-sql-result"></div>'
             "<h2>Examples</h2><ul>{}</ul><h2>Tables</h2><ul>{}</ul></div>",
             examples,

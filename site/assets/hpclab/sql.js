@@ -117,7 +117,38 @@
       rows.push(H.html`<tr>${H.joinHtml(cols.map(function (c) { return H.html`<td>${show(row[c])}</td>`; }))}</tr>`);
     }
     H.setHTML(el("hl-sql-result"), H.html`<table class="hl-sql-table"><thead><tr>${H.joinHtml(cols.map(function (c) { return H.html`<th>${c}</th>`; }))}</tr></thead><tbody>${H.joinHtml(rows)}</tbody></table>`);
+    chart(table, cols);
     el("hl-sql-status").textContent = n + (n === 1 ? " row" : " rows") + (n > MAX_ROWS ? " (first " + MAX_ROWS + " shown)" : "");
+  }
+
+  function plain(v) { return typeof v === "bigint" ? Number(v) : (v instanceof Date ? v.toISOString() : v); }
+
+  // A chart when the result has columns named x and y (and, optionally, series: a line
+  // each); drawn with the site's Vega bundle, loaded on this page.
+  function chart(table, cols) {
+    var box = el("hl-sql-chart");
+    box.textContent = ""; delete box.dataset.rendered;
+    if (cols.indexOf("x") < 0 || cols.indexOf("y") < 0 || !window.vegaEmbed) { return; }
+    var values = [];
+    for (var i = 0; i < Math.min(table.numRows, 5000); i++) {
+      var r = table.get(i);
+      values.push({ x: plain(r.x), y: plain(r.y), series: cols.indexOf("series") >= 0 ? show(r.series) : "" });
+    }
+    var numeric = values.every(function (d) { return typeof d.x === "number"; });
+    var spec = {
+      $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+      width: "container", height: 260, data: { values: values },
+      mark: { type: "line", point: true },
+      encoding: {
+        x: { field: "x", type: numeric ? "quantitative" : "ordinal" },
+        y: { field: "y", type: "quantitative" },
+        color: cols.indexOf("series") >= 0 ? { field: "series", type: "nominal" } : { value: "#3f51b5" }
+      }
+    };
+    var o = { actions: false, renderer: "svg", ast: true };
+    var interp = (window.vega && window.vega.expressionInterpreter) || window.vegaExpressionInterpreter;
+    if (interp) { o.expr = interp; }
+    window.vegaEmbed(box, spec, o).then(function () { box.dataset.rendered = "1"; });
   }
 
   function run(q) {
