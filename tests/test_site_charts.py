@@ -70,9 +70,7 @@ def choose(page: Page, value: str) -> None:
     )
 
 
-def test_run_page_y_scale_from_url_and_control(
-    browser: Chromium, built: tuple[Store, str], tmp_path: Path
-) -> None:
+def test_run_page_y_scale_from_url_and_control(browser: Chromium, built: tuple[Store, str]) -> None:
     store, base = built
     child = next(r for r in load(store).runs if r.get("name") == "lower-lr")
     box = ".hl-run-chart"
@@ -80,8 +78,6 @@ def test_run_page_y_scale_from_url_and_control(
     assert page.evaluate("document.querySelector('.hl-chart-y').value") == "log"
     drawn = scales(page, box)
     assert drawn and set(drawn) == {"log"}
-    if ARTIFACTS:
-        page.screenshot(Path(ARTIFACTS) / "site-charts.png")
     choose(page, "linear")
     page.wait_for(
         f"Array.from(document.querySelectorAll('{box} > div'))"
@@ -148,6 +144,11 @@ def test_run_page_smoothing_redraws_with_faint_raw(
     )
     assert len(smooth) == 2 and smooth != raw  # the drawn path changed
     assert page.evaluate("document.querySelector('.hl-chart-smooth').value") == "0.9"
+    if ARTIFACTS:  # the README's picture of the controls
+        page.evaluate(
+            "document.querySelector('.hl-chart-controls').scrollIntoView(); scrollBy(0, -140)"
+        )
+        page.screenshot(Path(ARTIFACTS) / "site-charts.png", full_page=False)
     assert page.errors == [], page.errors
     page.close()
 
