@@ -38,7 +38,8 @@ def line_spec(*, color: str = "metric", title: str | None = None, height: int = 
 def _line_template(color: str, title: str | None, height: int) -> str:
     legend = alt.Legend(orient="bottom", columns=4, labelLimit=220, title=None)
     base = alt.Chart(alt.Data(name=SERIES)).encode(
-        x=alt.X("step:Q", title="step"),
+        # labels that would overlap are left out, the end ones kept inside the chart
+        x=alt.X("step:Q", title="step", axis=alt.Axis(labelOverlap=True, labelFlush=True)),
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
         color=alt.Color(f"{color}:N", legend=legend),
         detail=alt.Detail("key:N"),
