@@ -171,3 +171,21 @@ def test_robust_range_from_url_clips_y_domain(browser: Chromium, built: tuple[St
     assert json.loads(drawn) == [lo, hi]
     assert page.errors == [], page.errors
     page.close()
+
+
+def test_compare_legend_names_runs_by_what_differs(
+    browser: Chromium, built: tuple[Store, str]
+) -> None:
+    store, base = built
+    child = next(r for r in load(store).runs if r.get("name") == "lower-lr")
+    box = ".hl-compare-chart"
+    url = f"{base}runs/compare.html?r=lab/{child['run_id']},lab/{child['parent']}"
+    page = open_charts(browser, url, box)
+    texts = page.evaluate(
+        f"Array.from(document.querySelector('{box}').querySelectorAll("
+        "'g.role-legend-label text')).map(t => t.textContent)"
+    )
+    # the fixture's child lowers optim.lr from the parent's 0.01 to 0.001
+    assert sorted(texts) == ["lr=0.001", "lr=0.01"]
+    assert page.errors == [], page.errors
+    page.close()

@@ -164,5 +164,22 @@
       " not drawn on the log scale" : "";
   }
 
-  window.HPCLabCharts = { state: state, spec: spec, values: values, withDomain: withDomain, controls: controls, note: note };
+  // legends that name runs by what differs between them ("lr=0.05 seed=1"): the config
+  // paths that differ, each by its last part where that is unique; a run's own label
+  // where nothing differs or two runs would read the same
+  function diffLabels(configs, differ, labels) {
+    var tails = differ.map(function (k) { return k.split(".").pop(); });
+    var names = differ.map(function (k, i) {
+      return tails.filter(function (t) { return t === tails[i]; }).length > 1 ? k : tails[i];
+    });
+    var out = configs.map(function (c, i) {
+      if (!differ.length) { return labels[i]; }
+      return differ.slice(0, 4).map(function (k, j) { return names[j] + "=" + (k in c ? c[k] : "–"); }).join(" ");
+    });
+    return out.map(function (l, i) {
+      return out.indexOf(l) !== out.lastIndexOf(l) ? l + " (" + labels[i] + ")" : l;
+    });
+  }
+
+  window.HPCLabCharts = { diffLabels: diffLabels, state: state, spec: spec, values: values, withDomain: withDomain, controls: controls, note: note };
 })();

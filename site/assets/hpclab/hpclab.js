@@ -941,6 +941,8 @@
       document.title = "Compare " + runs.length + " runs · " + document.title;
       var chartsEl = root.querySelector(".hl-compare-charts");
       var specs = chartSpecs(), controls = chartsEl ? chartControls(chartsEl) : null;
+      var legend = window.HPCLabCharts.diffLabels(configs, differ, labels), legendOf = {};  // charts.js
+      keys.forEach(function (k, i) { legendOf[k] = legend[i]; });
       var drawn = lossFirst(all).map(function (m) {
         var box = document.createElement("div");
         box.className = "hl-live-chart hl-compare-chart";
@@ -949,7 +951,7 @@
         var target = document.createElement("div");
         box.appendChild(target);
         chartsEl.appendChild(box);
-        return embed(target, colourDomain(specs.sweep, labels), { runs: keys, metrics: [m], labels: labelOf, controls: controls });
+        return embed(target, colourDomain(specs.sweep, legend), { runs: keys, metrics: [m], labels: legendOf, controls: controls });
       });
       var paretoEl = root.querySelector(".hl-compare-pareto");
       if (paretoEl && front.values.length) {
