@@ -26,6 +26,7 @@ from hpclab.site.data import SiteData
 from hpclab.site.html import Html, css_token, empty, h, join, link, num
 from hpclab.site.layout import SiteLayout, run_href
 from hpclab.site.page import Page
+from hpclab.site.redact import redact_config_value
 from hpclab.site.series import write_json
 from hpclab.store.record import STATUSES
 
@@ -180,6 +181,7 @@ class _Graph:
                 self.parents[c] = edge["parent_id"]
         self._groups: dict[str, dict[str, Group]] = {}
         self._ignore: dict[str, tuple[str, ...]] = {}
+        self._redacted: dict[tuple[str, str], Any] = {}
         self._of: dict[tuple[str, str], Group] = {}
         for r in data.runs:  # newest first (the catalog's order): groups by their newest run
             project, gid = r["project"], r.get("sweep_id") or LOOSE
@@ -240,7 +242,7 @@ class _Graph:
                 place(rid, 0, seen)
                 y += DY / 2
         labels = distinguishing_labels(
-            {rid: self.data.features.get((project, rid), {}) for rid in group.runs},
+            {rid: self._published_config(project, rid) for rid in group.runs},
             self.ignore(project),
         )
         lone = sorted((r for r in mine if r not in pos), key=lambda r: _label_order(labels, r))
@@ -278,6 +280,20 @@ class _Graph:
             "nodes": nodes,
             "metrics": [{"name": m.name, "direction": m.direction} for m in metrics],
         }
+
+    def _published_config(self, project: str, rid: str) -> dict[str, str]:
+        """The run's config as the site may show it: secrets redacted (a label names
+        values, and the page is published)."""
+        return {
+            path: str(self._redact(path, value))
+            for path, value in self.data.features.get((project, rid), {}).items()
+        }
+
+    def _redact(self, path: str, value: str) -> Any:
+        key = (path, value)
+        if key not in self._redacted:
+            self._redacted[key] = redact_config_value(path, value)
+        return self._redacted[key]
 
     def ignore(self, project: str) -> tuple[str, ...]:
         """Config paths a label leaves out: the project's ``features.ignore``."""

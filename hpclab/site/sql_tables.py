@@ -132,7 +132,8 @@ def write_tables(data: SiteData, data_dir: Path) -> list[str]:
         if rows:
             con.executemany(f"INSERT INTO t VALUES ({', '.join('?' * len(columns))})", rows)
         tmp = out / f".{name}.{os.getpid()}.parquet"
-        con.execute(f"COPY t TO '{tmp}' (FORMAT parquet)")
+        quoted = str(tmp).replace("'", "''")  # a store path may hold a quote
+        con.execute(f"COPY t TO '{quoted}' (FORMAT parquet)")
         con.close()
         tmp.replace(target)
         stamp.write_text(digest)

@@ -346,7 +346,8 @@ def _parquet(columns: list[str], records: list[list[Any]]) -> bytes:
                 [[cell(v, n) for v, n in zip(r, numeric, strict=True)] for r in records],
             )
         out = os.path.join(tmp, "t.parquet")
-        con.execute(f"COPY t TO '{out}' (FORMAT parquet)")
+        quoted = out.replace("'", "''")  # a temp dir may hold a quote
+        con.execute(f"COPY t TO '{quoted}' (FORMAT parquet)")
         return Path(out).read_bytes()
     finally:
         con.close()
