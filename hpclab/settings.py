@@ -123,6 +123,7 @@ ENV_VARS: dict[str, str] = {
     "HPCLAB_RUN_ID": "run id a launcher gives its job",
     "HPCLAB_CONF": "Hydra config tree of python -m hpclab.launch",
     "HPCLAB_CHROMIUM": "Chromium binary for PDF reports",
+    "HPCLAB_DUCKDB_CACHE": "where scripts/vendor_duckdb.sh keeps DuckDB-WASM for the SQL tab",
     "HPCLAB_CAPTURE_OUTPUT": "off: do not tee stdout/stderr into the run's logs",
     "HPCLAB_ISOLATE_CODE": "false: tasks run in place, not from the sweep's code snapshot",
     "HPCLAB_CODE_TREE": "code snapshot a task runs from (set by the launcher)",
