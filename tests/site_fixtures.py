@@ -8,12 +8,17 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
 import hpclab
 from hpclab.catalog.indexer import index_store
+from hpclab.site.build import build
+from hpclab.site.layout import SiteLayout
+from hpclab.site.serve import make_server, serve_in_thread, url_of
 from hpclab.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,3 +107,19 @@ def run_page_text(store: Store, project: str, run_id: str) -> tuple[str, int]:
         server.shutdown()
         server.server_close()
     return str(text), int(images)
+
+
+@contextmanager
+def served_site(store: Store, site: Path) -> Iterator[str]:
+    """The store indexed, its site built under ``site`` and served on a free port:
+    yields the server's base URL (shut down after the block)."""
+    index_store(store)
+    layout = SiteLayout(site)
+    build(store, layout.dir)
+    server = make_server(layout.html, port=0)
+    serve_in_thread(server)
+    try:
+        yield url_of(server)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -205,10 +205,10 @@ HOSTILE = '<img src=x onerror="window.pwned=1">'
     reason="Chromium is not installed",
 )
 def test_the_run_page_shows_images_by_step_ridgelines_and_tables(tmp_path: Path) -> None:
-    from hpclab.site.build import build
+    from site_fixtures import served_site
+
     from hpclab.site.chromium import Chromium
-    from hpclab.site.layout import SiteLayout, run_href
-    from hpclab.site.serve import make_server, serve_in_thread, url_of
+    from hpclab.site.layout import run_href
 
     store = Store(tmp_path / "store")
     run = hpclab.init("lab", {}, store=store.root)
@@ -219,57 +219,48 @@ def test_the_run_page_shows_images_by_step_ridgelines_and_tables(tmp_path: Path)
     run.log_table("eval", [{"q": "first", "a": 1}], step=0)
     run.log_table("eval", [{"q": HOSTILE, "a": 2}, {"q": "x", "a": 3}], step=2)
     run.finish()
-    index_store(store)
-    layout = SiteLayout(tmp_path / "site")
-    build(store, layout.dir)
-    server = make_server(layout.html, port=0)
-    serve_in_thread(server)
-    try:
-        with Chromium() as browser:
-            page = browser.new_page()
-            page.goto(url_of(server) + run_href("lab", run.id))
-            page.wait_for(
-                "document.getElementById('hl-run').dataset.rendered === '1' &&"
-                " document.querySelector('.hl-media-image img').complete",
-                timeout=30,
-            )
-            fig = '.hl-media-image[data-name="pred"]'
-            assert page.evaluate(f"document.querySelector('{fig} img').naturalWidth") == 6
-            assert page.evaluate(
-                f"document.querySelector('{fig} .hl-media-label').textContent"
-            ) == ("step 2")
-            last = page.evaluate(f"document.querySelector('{fig} img').getAttribute('src')")
-            page.evaluate(
-                f"(() => {{ const s = document.querySelector('{fig} input');"
-                " s.value = '0'; s.dispatchEvent(new Event('input')); })()"
-            )
-            first = page.evaluate(f"document.querySelector('{fig} img').getAttribute('src')")
-            assert (
-                first != last
-                and page.evaluate(f"document.querySelector('{fig} .hl-media-label').textContent")
-                == "step 0"
-            )
-            page.wait_for(f"document.querySelector('{fig} img').complete", timeout=10)
-            assert page.evaluate(f"document.querySelector('{fig} img').naturalWidth") == 6
-            steps = page.evaluate(
-                "Array.from(document.querySelectorAll('.hl-media-hist path'), p => p.dataset.step)"
-            )
-            assert steps == ["0", "1", "2"]
-            rows = page.evaluate(
-                "Array.from(document.querySelectorAll('.hl-media-table tbody tr'),"
-                " tr => Array.from(tr.cells, c => c.textContent))"
-            )
-            assert rows == [[HOSTILE, "2"], ["x", "3"]]  # the last step's table, as text
-            page.evaluate(
-                "(() => { const s = document.querySelector('.hl-media-table input');"
-                " s.value = '0'; s.dispatchEvent(new Event('input')); })()"
-            )
-            assert page.evaluate(
-                "Array.from(document.querySelectorAll('.hl-media-table tbody td'),"
-                " c => c.textContent)"
-            ) == ["first", "1"]
-            assert page.evaluate("window.pwned === undefined")
-            assert page.errors == [], page.errors
-            page.close()
-    finally:
-        server.shutdown()
+    with served_site(store, tmp_path / "site") as base, Chromium() as browser:
+        page = browser.new_page()
+        page.goto(base + run_href("lab", run.id))
+        page.wait_for(
+            "document.getElementById('hl-run').dataset.rendered === '1' &&"
+            " document.querySelector('.hl-media-image img').complete",
+            timeout=30,
+        )
+        fig = '.hl-media-image[data-name="pred"]'
+        assert page.evaluate(f"document.querySelector('{fig} img').naturalWidth") == 6
+        assert page.evaluate(f"document.querySelector('{fig} .hl-media-label').textContent") == (
+            "step 2"
+        )
+        last = page.evaluate(f"document.querySelector('{fig} img').getAttribute('src')")
+        page.evaluate(
+            f"(() => {{ const s = document.querySelector('{fig} input');"
+            " s.value = '0'; s.dispatchEvent(new Event('input')); })()"
+        )
+        first = page.evaluate(f"document.querySelector('{fig} img').getAttribute('src')")
+        assert (
+            first != last
+            and page.evaluate(f"document.querySelector('{fig} .hl-media-label').textContent")
+            == "step 0"
+        )
+        page.wait_for(f"document.querySelector('{fig} img').complete", timeout=10)
+        assert page.evaluate(f"document.querySelector('{fig} img').naturalWidth") == 6
+        steps = page.evaluate(
+            "Array.from(document.querySelectorAll('.hl-media-hist path'), p => p.dataset.step)"
+        )
+        assert steps == ["0", "1", "2"]
+        rows = page.evaluate(
+            "Array.from(document.querySelectorAll('.hl-media-table tbody tr'),"
+            " tr => Array.from(tr.cells, c => c.textContent))"
+        )
+        assert rows == [[HOSTILE, "2"], ["x", "3"]]  # the last step's table, as text
+        page.evaluate(
+            "(() => { const s = document.querySelector('.hl-media-table input');"
+            " s.value = '0'; s.dispatchEvent(new Event('input')); })()"
+        )
+        assert page.evaluate(
+            "Array.from(document.querySelectorAll('.hl-media-table tbody td'), c => c.textContent)"
+        ) == ["first", "1"]
+        assert page.evaluate("window.pwned === undefined")
+        assert page.errors == [], page.errors
+        page.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import hpclab_cli, poll
+from site_fixtures import served_site
 from slurm_fixtures import job_name, sbatch, slurm_cluster  # noqa: F401
 
 from hpclab.catalog.connect import connect
@@ -24,10 +25,8 @@ from hpclab.catalog.indexer import index_store
 from hpclab.launch.resources import advice, needs_usage, record_usage
 from hpclab.launch.scheduler.slurm_cli import SlurmCLI
 from hpclab.launch.scheduler.usage import SACCT_USAGE_FIELDS, parse_sacct_usage, size_mb
-from hpclab.site.build import build
 from hpclab.site.chromium import Chromium, find_chromium
-from hpclab.site.layout import SiteLayout, run_href
-from hpclab.site.serve import make_server, serve_in_thread, url_of
+from hpclab.site.layout import run_href
 from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.record import utcnow_iso
 
@@ -225,34 +224,24 @@ def test_the_run_page_shows_the_efficiency_card(tmp_path: Path) -> None:
     text = DEV_CLUSTER.replace("mem=1G,node=1|1G", "mem=2G,node=1|2G")  # asked for 2 GB
     cli = SlurmCLI(runner=lambda argv: text)
     assert record_usage(store, [("lab", rid)], cli) == [("lab", rid)]
-    index_store(store)
-    layout = SiteLayout(tmp_path / "site")
-    build(store, layout.dir)
-    server = make_server(layout.html, port=0)
-    serve_in_thread(server)
-    try:
-        with Chromium() as browser:
-            page = browser.new_page()
-            page.goto(url_of(server) + run_href("lab", rid))
-            page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'", timeout=30)
-            cells = page.evaluate(
-                "Array.from(document.querySelectorAll('table.hl-resources tbody tr'),"
-                " tr => Array.from(tr.cells, c => c.textContent))"
-            )
-            assert cells[0][:4] == ["CPU", "1 allocated", cells[0][2], "102%"]
-            assert cells[1][:4] == ["memory", "2.0 GB asked", "299 MB peak (MaxRSS)", "15%"]
-            advice_text = page.evaluate(
-                "document.querySelector('.hl-advice p:last-child').textContent"
-            )
-            assert advice_text == "used 299 MB of 2.0 GB memory (15%): ask for 400 MB, not 2.0 GB"
-            page.evaluate(
-                "window.scrollTo(0, document.querySelector('table.hl-resources')"
-                ".getBoundingClientRect().top + window.scrollY - 260)"
-            )
-            shots = Path(ARTIFACTS) / "site" if ARTIFACTS else tmp_path
-            shots.mkdir(parents=True, exist_ok=True)
-            page.screenshot(shots / "site-resources.png", full_page=False)
-            assert page.errors == [], page.errors
-            page.close()
-    finally:
-        server.shutdown()
+    with served_site(store, tmp_path / "site") as base, Chromium() as browser:
+        page = browser.new_page()
+        page.goto(base + run_href("lab", rid))
+        page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'", timeout=30)
+        cells = page.evaluate(
+            "Array.from(document.querySelectorAll('table.hl-resources tbody tr'),"
+            " tr => Array.from(tr.cells, c => c.textContent))"
+        )
+        assert cells[0][:4] == ["CPU", "1 allocated", cells[0][2], "102%"]
+        assert cells[1][:4] == ["memory", "2.0 GB asked", "299 MB peak (MaxRSS)", "15%"]
+        advice_text = page.evaluate("document.querySelector('.hl-advice p:last-child').textContent")
+        assert advice_text == "used 299 MB of 2.0 GB memory (15%): ask for 400 MB, not 2.0 GB"
+        page.evaluate(
+            "window.scrollTo(0, document.querySelector('table.hl-resources')"
+            ".getBoundingClientRect().top + window.scrollY - 260)"
+        )
+        shots = Path(ARTIFACTS) / "site" if ARTIFACTS else tmp_path
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(shots / "site-resources.png", full_page=False)
+        assert page.errors == [], page.errors
+        page.close()

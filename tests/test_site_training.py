@@ -7,13 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from site_fixtures import served_site
 
 import hpclab
-from hpclab.catalog.indexer import index_store
-from hpclab.site.build import build
 from hpclab.site.chromium import Chromium, find_chromium
-from hpclab.site.layout import SiteLayout
-from hpclab.site.serve import make_server, serve_in_thread, url_of
 from hpclab.store import Store
 
 HOSTILE = '<img src=x onerror="window.pwned=1">'
@@ -34,15 +31,10 @@ def test_training_lists_running_runs_with_last_values_and_a_sparkline(tmp_path: 
         if step % 50 == 49:
             live.log({"val/loss": 0.5 + 1.0 / (1 + step)}, step=step)
     live.flush()
-    index_store(store)
-    layout = SiteLayout(tmp_path / "site")
-    build(store, layout.dir)
-    server = make_server(layout.html, port=0)
-    serve_in_thread(server)
     try:
-        with Chromium() as browser:
+        with served_site(store, tmp_path / "site") as base, Chromium() as browser:
             page = browser.new_page()
-            page.goto(url_of(server) + "training.html")
+            page.goto(base + "training.html")
             page.wait_for(
                 "document.querySelector('.hl-jobs .hl-spark svg') !== null"
                 " && document.querySelector('.hl-recent') !== null",
@@ -78,5 +70,4 @@ def test_training_lists_running_runs_with_last_values_and_a_sparkline(tmp_path: 
             assert page.errors == [], page.errors
             page.close()
     finally:
-        server.shutdown()
         live.finish()

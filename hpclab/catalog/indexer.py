@@ -41,7 +41,7 @@ from hpclab.catalog.segments import BATCH_RUNS, BatchItem, default_workers, read
 from hpclab.errors import CatalogError, HpclabError, StoreError
 from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.atomic import replacing
-from hpclab.store.record import FINAL_STATUSES, parse_iso
+from hpclab.store.record import FINAL_STATUSES, parse_iso, run_status_of
 from hpclab.store.views import status_view
 
 log = logging.getLogger(__name__)
@@ -1258,8 +1258,6 @@ def accounting_runs(indexer: Indexer, *, now: float | None = None) -> list[tuple
 
 
 def _final_state(res: dict[str, Any]) -> bool:
-    from hpclab.store.record import run_status_of
-
     status = run_status_of(str(res.get("state") or ""))
     return status is not None and status.is_final
 
