@@ -336,3 +336,24 @@ def test_any_hydra_app_is_rerun_from_its_restored_script(weird_tmp_path: Path) -
     assert json.loads(rerun_paths.repro_json.read_text()) == doc
     values = read_metrics(rerun_paths.metrics_zarr)["loss"].value.tolist()
     assert values == pytest.approx([11.5, 11.0, 10.5]), "the restored script ran"
+
+
+def test_system_samples_are_not_results(weird_tmp_path: Path) -> None:
+    """Two runs of the same work measure the machine differently: their system/ series
+    (and final values) are left out of the comparison, the results still compared."""
+    store = weird_tmp_path / "store"
+    paths = []
+    for cpu in (12.0, 97.0):
+        settings = {"snapshot_code": False, "snapshot_env": False, "system_interval": 0}
+        run = hpclab.init(project="example", store=store, settings=settings)
+        run.log({"loss": 0.5}, step=0)
+        assert run._writer is not None
+        run._writer.log_samples({"system/cpu_percent": cpu, "system/rss_mb": cpu * 10})
+        if cpu > 50:
+            run._writer.log_samples({"system/cpu_percent": cpu})  # one sample more
+        run.finish()
+        paths.append(run.paths)
+    record = compare_runs(Store(store), paths[0], paths[1], rtol=0.0, atol=0.0)
+    assert record["verdict"] == "reproduced", record["reason"]
+    names = {m["name"] for m in record["metrics"]}
+    assert "loss" in names and not any(n.startswith("system/") for n in names)

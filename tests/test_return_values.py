@@ -193,8 +193,10 @@ def test_return_values_of_slurm_array_tasks_reach_the_catalog(
     tmp_path: Path, slurm_cluster: str
 ) -> None:
     store = tmp_path / "store"
-    # wait: read the results once the array ends; one CPU a task (the dev node has two)
-    slurm = ["hydra.launcher.wait=true", "hydra.launcher.timeout_min=2"]
+    # wait: read the results once the array ends; one CPU a task (the dev node has two).
+    # 5 minutes: Slurm's warning signal comes signal_delay_s (90 s) before the limit, and a
+    # 2-minute limit sent it 30 s in, before a task on a loaded node had finished
+    slurm = ["hydra.launcher.wait=true", "hydra.launcher.timeout_min=5"]
     _launch_app(
         tmp_path, store, "1.0,2.0", "hpclab_slurm", *slurm, "hydra.launcher.cpus_per_task=1"
     )

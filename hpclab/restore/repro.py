@@ -23,7 +23,7 @@ from hpclab.store import RunPaths, Store
 from hpclab.store.atomic import write_json_atomic
 from hpclab.store.documents import ReproRecord
 from hpclab.store.record import utcnow_iso
-from hpclab.tracking.metrics import MetricSeries, read_metrics
+from hpclab.tracking.metrics import MetricSeries, is_sample_series, read_metrics
 
 FORMAT = 1
 RTOL = 1e-5
@@ -64,7 +64,9 @@ def compare_runs(
             problems.append(f"{name} missing in the {entry['missing_in']}")
         elif entry["only_in_original"] or entry["only_in_rerun"]:
             problems.append(f"{name} logged at different steps")
-    for name in sorted(set(orig_rec.summary) | set(new_rec.summary)):
+    for name in sorted(
+        n for n in set(orig_rec.summary) | set(new_rec.summary) if not is_sample_series(n)
+    ):
         entry = _compare_final(name, orig_rec.summary.get(name), new_rec.summary.get(name),
                                rtol, atol, worst)  # fmt: skip
         details.append(entry)
@@ -136,7 +138,11 @@ def reproduce(
 
 
 def _metrics(paths: RunPaths) -> dict[str, MetricSeries]:
-    return read_metrics(paths.metrics_zarr) if Path(paths.metrics_zarr).exists() else {}
+    """The run's results: its series less the system samples (CPU, memory, GPU: two runs
+    of the same code never measure the same machine the same)."""
+    if not Path(paths.metrics_zarr).exists():
+        return {}
+    return {n: s for n, s in read_metrics(paths.metrics_zarr).items() if not is_sample_series(n)}
 
 
 def _compare_series(
