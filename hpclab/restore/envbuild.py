@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpclab.errors import RestoreError
+from hpclab.restore.metadir import mark_restored
 from hpclab.restore.tree import prepare_target, python_version
 from hpclab.store import Store
 
@@ -109,6 +110,7 @@ def build_env(
     venv = subprocess.run(venv_args, capture_output=True, text=True, check=False)
     if venv.returncode != 0:
         raise RestoreError(f"{python} -m venv {target} failed: {_last(venv.stderr)}")
+    mark_restored(target)  # ours: --force may replace it (a failed install, say)
     env_python = str(target / "bin" / "python")
     if wanted:
         pip = [sys.executable, "-m", "pip", "--python", env_python] if host_pip else [

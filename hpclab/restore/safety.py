@@ -4,7 +4,11 @@ Every path is checked before anything is written, so a malicious snapshot is ref
 whole, with an error naming the offending path and its file. Refused: absolute paths,
 ``..`` components, ``.git`` components (a patch or archive must not plant hooks or
 config in the restored repository), device files and FIFOs, hard links to anything but
-an earlier regular member, and members beneath a symlink member. Symbolic links are
+an earlier regular member, and members beneath a symlink member. Restore's own
+directory (``.hpclab-restore``, where it writes the config and ``restore.json``) may hold
+only directories and regular files from an archive, and no path of a patch, so a link
+there can never redirect those writes (:mod:`hpclab.restore.metadir` refuses one that
+comes with the commit, at write time). Symbolic links are
 recreated as the run saw them, wherever they point (``data -> /scratch/datasets`` is
 common in ML repositories), but extraction never writes *through* a link: every parent
 directory of a member is checked with ``lstat`` at write time, which also covers links
@@ -20,6 +24,7 @@ import tarfile
 from pathlib import Path
 
 from hpclab.errors import UnsafePathError
+from hpclab.restore.verify import META_DIR
 
 _SPECIAL_NAMES = (".git",)
 
@@ -46,6 +51,12 @@ def check_relative_path(rel: str, where: str) -> str:
     return rel
 
 
+def _in_meta_dir(rel: str) -> bool:
+    """Whether normalised ``rel`` is restore's metadata directory or beneath it (any
+    letter case: a case-insensitive filesystem has one directory for both)."""
+    return rel.split("/", 1)[0].lower() == META_DIR
+
+
 # -- archives ---------------------------------------------------------------------------
 
 
@@ -64,6 +75,12 @@ def check_archive(archive: Path) -> list[tarfile.TarInfo]:
         parents = ["/".join(m.name.split("/")[:i]) for i in range(1, m.name.count("/") + 1)]
         if any(p in links or p in files for p in parents):
             raise UnsafePathError(f"{where}: refusing {m.name!r}: it lies beneath a link or file")
+        if _in_meta_dir(m.name) and not (m.isdir() or (m.isreg() and "/" in m.name)):
+            kind = "a symlink" if m.issym() else "a hard link" if m.islnk() else "a file"
+            raise UnsafePathError(
+                f"{where}: refusing {m.name!r}: {kind} where restore writes its own files "
+                f"({META_DIR}/ may hold only directories and plain files)"
+            )
         if m.isreg():
             files.add(m.name)
         elif m.issym():
@@ -194,6 +211,12 @@ def check_patch(patch: Path) -> list[str]:
         elif line.startswith(_NAME_LINES):
             rest = line.split(b" ", 2)[2]
             found.append(check_relative_path(_unquote(rest, where), where))
+    for rel in found:
+        if _in_meta_dir(rel):
+            raise UnsafePathError(
+                f"{where}: refusing patch path {rel!r}: {META_DIR} is where restore writes "
+                "its own files"
+            )
     return list(dict.fromkeys(found))
 
 
@@ -227,6 +250,9 @@ def _header_names(rest: bytes, where: str) -> list[str]:
     for part in text[2:].replace(" b/", "/").split("/"):
         if part in ("", "..") or part.lower() in _SPECIAL_NAMES:
             raise UnsafePathError(f"{where}: refusing unsafe patch path in {text!r}")
+    if _in_meta_dir(text[2:]) or f" b/{META_DIR}".lower() in text.lower():
+        raise UnsafePathError(f"{where}: refusing patch path in {text!r}: {META_DIR} is "
+                              "where restore writes its own files")  # fmt: skip
     return []
 
 

@@ -11,15 +11,16 @@ patch); the others stay markers, and the report lists them per file
 (:mod:`hpclab.restore.redactions`).
 
 Every path of the patch and the archives is checked before anything is written; the
-target must be empty (``force`` empties it, refusing directories that hold the user's
-work: the home, current and store directories, the original tree).
+target must be empty (``force`` empties only a directory restore made, which holds its
+marker, and never one that holds the user's work: the home, current and store
+directories, the original tree). Restore's own files are written only inside the target
+(:mod:`hpclab.restore.metadir`), never through a link.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,10 +29,17 @@ from typing import Any, cast
 
 from hpclab.errors import RestoreError, StoreError
 from hpclab.restore import gitsource, redactions
+from hpclab.restore.metadir import made_by_restore, mark_restored, write_meta_files
 from hpclab.restore.safety import check_archive, check_patch, extract_archive, remove_contents
-from hpclab.restore.verify import META_DIR, Verification, load_manifest, verify_tree
+from hpclab.restore.verify import (
+    META_DIR,
+    RESTORE_MARKER,
+    Verification,
+    load_manifest,
+    verify_tree,
+)
 from hpclab.store import RunPaths, Store
-from hpclab.store.atomic import read_json, read_yaml, write_json_atomic
+from hpclab.store.atomic import read_json, read_yaml
 from hpclab.store.documents import CodeInfo
 from hpclab.store.record import utcnow_iso
 
@@ -119,7 +127,8 @@ def restore_run(
 
     ``repos`` are local clones to look for the commit in before the recorded repository.
     With ``write_meta``, the config, environment spec and the command that runs the code
-    again are written to ``<target>/.hpclab-restore/`` (:func:`write_restore_files`).
+    again are written to ``<target>/.hpclab-restore/`` (:func:`write_restore_files`),
+    with the marker that lets ``force`` replace the target next time.
     Raises :class:`RestoreError` (or :class:`~hpclab.errors.UnsafePathError`) when nothing
     can be restored; a tree that differs from the run's is reported in the result.
     """
@@ -130,6 +139,7 @@ def restore_run(
         paths, target, project=proj, repos=[Path(r).expanduser().absolute() for r in repos],
         remote_timeout=remote_timeout,
         prepare=lambda: prepare_target(target, force, protected=_protected(store, info)),
+        mark=write_meta,
     )  # fmt: skip
     if write_meta:
         report.meta_dir = target / META_DIR
@@ -147,6 +157,7 @@ def restore_snapshot(
     remote_timeout: float = gitsource.REMOTE_TIMEOUT_S,
     prepare: Callable[[], None] | None = None,
     shared: bool = False,
+    mark: bool = False,
 ) -> RestoreReport:
     """The tree of the snapshot in ``paths.snapshot_dir`` (a run's, or a sweep's code
     object) restored into ``target`` and verified against its manifest.
@@ -154,6 +165,8 @@ def restore_snapshot(
     Every path of the patch and archives is checked first; then ``prepare`` (default:
     ``target`` must be empty) readies the target. ``shared``: the clone borrows the
     source repository's objects (``git clone --shared``) instead of copying them.
+    ``mark``: the target gets restore's marker once the checkout is there (also when it
+    fails, so that ``--force`` may retry).
     """
     info = read_code_info(paths)
     manifest = load_manifest(paths.code_manifest)
@@ -165,8 +178,12 @@ def restore_snapshot(
         check_archive(archive)
     (prepare or (lambda: prepare_target(target, force=False)))()
     report = RestoreReport(run_id=paths.id, project=project, target=target, kind=info["kind"])
-    if info["kind"] == "git":
-        _restore_git(report, paths, info, list(repos), remote_timeout, shared=shared)
+    try:
+        if info["kind"] == "git":
+            _restore_git(report, paths, info, list(repos), remote_timeout, shared=shared)
+    finally:  # after the clone, which needs an empty directory
+        if mark:
+            mark_restored(target)
     if archive.exists():
         report.archive_files = len(extract_archive(archive, target))
     skipped = {str(s["path"]): str(s["reason"]) for s in info.get("skipped") or []}
@@ -259,7 +276,8 @@ def _protected(store: Store, info: CodeInfo) -> list[Path]:
 
 def prepare_target(target: Path, force: bool, protected: Sequence[Path] = ()) -> None:
     """Make sure ``target`` is an empty directory: create it, or with ``force`` empty it
-    (never one of ``protected`` or a directory holding one of them)."""
+    when restore made it (:func:`~hpclab.restore.metadir.made_by_restore`), never one of
+    ``protected`` or a directory holding one of them."""
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise RestoreError(f"target {target} exists and is not a directory")
     if target.is_dir() and any(target.iterdir()):
@@ -272,6 +290,11 @@ def prepare_target(target: Path, force: bool, protected: Sequence[Path] = ()) ->
         for p in protected:
             if p.resolve() == real or real in p.resolve().parents:
                 raise RestoreError(f"refusing to empty {target}: it holds {p}")
+        if not made_by_restore(target):
+            raise RestoreError(
+                f"refusing to empty {target}: hpclab restore did not make it (no "
+                f"{META_DIR}/{RESTORE_MARKER}): choose another directory, or empty it yourself"
+            )
         remove_contents(target)
     target.mkdir(parents=True, exist_ok=True)
 
@@ -280,21 +303,20 @@ def write_restore_files(store: Store, paths: RunPaths, report: RestoreReport) ->
     """Beside the tree, in ``<target>/.hpclab-restore/``: the resolved config and
     overrides, the environment spec (``requirements.txt``, ``python-version``), the patch
     when it could not be applied, and ``restore.json`` (this report and the command)."""
-    meta = report.target / META_DIR
-    meta.mkdir(exist_ok=True)
+    files: dict[str, bytes] = {}
     for src in (paths.config_yaml, paths.overrides_yaml, paths.requirements_txt):
         if src.exists():
-            shutil.copyfile(src, meta / src.name)
+            files[src.name] = src.read_bytes()
     if paths.code_patch.exists() and not report.patch_applied:
-        shutil.copyfile(paths.code_patch, meta / paths.code_patch.name)
+        files[paths.code_patch.name] = paths.code_patch.read_bytes()
     version = python_version(paths)
     if version:
-        (meta / "python-version").write_text(version + "\n")
+        files["python-version"] = (version + "\n").encode()
     doc = report.to_dict()
     doc["store"] = str(store.root)
     doc["python"] = version
-    write_json_atomic(meta / "restore.json", doc)
-    return meta
+    files["restore.json"] = (json.dumps(doc, indent=2, default=str) + "\n").encode()
+    return write_meta_files(report.target, files)
 
 
 def python_version(paths: RunPaths) -> str | None:

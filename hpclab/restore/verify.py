@@ -24,6 +24,8 @@ from hpclab.errors import RestoreError
 
 # Directories at the top of a restored tree that are not part of the run's tree.
 META_DIR = ".hpclab-restore"
+# In META_DIR: written by restore alone, so that ``--force`` knows the directory is its own.
+RESTORE_MARKER = "created-by-hpclab-restore"
 _TOP_EXCLUDES = (".git", META_DIR)
 
 
