@@ -11,14 +11,10 @@ any number of readers an in-memory DuckDB with those tables as views::
 
 from __future__ import annotations
 
-from typing import Any
-
-
-def connect(store: Any = None) -> Any:
-    """See :func:`hpclab.catalog.connect.connect`."""
-    from hpclab.catalog.connect import connect as _connect
-
-    return _connect(store)
-
+# Imported with the package, not on the first call: loading the submodule
+# ``hpclab.catalog.connect`` sets the package's ``connect`` attribute to the module (once,
+# when it is first loaded). Here this import then binds the name to the function, and
+# later imports of the loaded submodule leave it alone. DuckDB is imported at the call.
+from hpclab.catalog.connect import connect
 
 __all__ = ["connect"]
