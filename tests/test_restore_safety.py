@@ -1,9 +1,11 @@
-"""Restore writes nowhere but its target and ``--force`` empties only what restore made:
-real runs, real git repositories and snapshots, the real CLI (issue 20)."""
+"""Restore writes nowhere but its target, ``--force`` empties only what restore made, and
+text users typed (run names, tags, error messages) reaches the terminal escaped: real
+runs, real git repositories and snapshots, the real CLI (issue 20)."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import tarfile
@@ -234,3 +236,73 @@ def test_env_build_force_refuses_a_directory_it_did_not_make(weird_tmp_path: Pat
     assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert f"refusing to empty {runs_dir}" in out.stderr
     assert store_state(store) == before
+
+
+# -- terminal escapes -------------------------------------------------------------------
+
+EVIL = "\x1b[2J\x1b]0;pwned\x07evil"
+RAW = ("\x1b", "\x07", "\x9b", "\x00", "\x7f", "\r")
+
+
+def raw_name_run(store: Path) -> tuple[str, str]:
+    """A completed run named EVIL (its job id too) and a failed one with control bytes in
+    its error message, both tagged with some. run.json is rewritten so that the raw bytes
+    are what the store holds, whatever the tracker keeps: the terminal is the last line
+    of defence."""
+    off = {"snapshot_code": False}
+    with hpclab.Run(project="p", store=store, name="good", settings=off) as ok:
+        ok.log({"loss": 0.5}, step=0)
+    try:
+        with hpclab.Run(project="p", store=store, name="bad", settings=off) as bad:
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    for run, error in ((ok, None), (bad, "boom \x9b2J\x1b[5m\rover\x00\x7f")):
+        doc = json.loads(run.paths.run_json.read_text())
+        doc["name"] = EVIL
+        doc["tags"] = ["t\x1b[31mred"]
+        if error:
+            doc["error"]["message"] = error
+        else:  # the job id `hpclab status` shows
+            doc["scheduler"] = {"kind": "local", "job_id": "7\x1b]0;job\x07"}
+        run.paths.run_json.write_text(json.dumps(doc))
+    return ok.id, bad.id
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("runs", "list"), ("runs", "show", "{ok}"), ("runs", "show", "{bad}"),
+     ("status", "{ok}"), ("status", "{bad}"), ("runs", "show", EVIL)],
+)  # fmt: skip
+def test_control_characters_never_reach_the_terminal_raw(
+    weird_tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    store = weird_tmp_path / "store"
+    ok, bad = raw_name_run(store)
+    argv = [a.format(ok=ok, bad=bad) if "{" in a else a for a in args]
+
+    out = hpclab_cli(store, *argv)
+
+    text = out.stdout + out.stderr
+    assert not [c for c in RAW if c in text], repr(text)
+    if argv[0] == "runs" and argv[-1] != EVIL:
+        assert out.returncode == 0, text
+        assert "\\x1b[2J\\x1b]0;pwned\\x07evil" in text, "the name, recognisable"
+    if argv[-1] == bad and argv[0] == "runs":
+        assert "boom \\x9b2J\\x1b[5m\\x0dover\\x00\\x7f" in text
+        assert "t\\x1b[31mred" in text
+    if argv == ["status", ok]:
+        assert out.returncode == 0 and "7\\x1b]0;job\\x07" in text, text
+    if argv[-1] == EVIL:
+        assert out.returncode == 1 and "\\x07evil" in out.stderr
+
+
+def test_printable_escapes_exactly_the_control_characters() -> None:
+    from hpclab.cli.terminal import printable
+
+    kept = "tab\there\nnew line é ü 漢字 \u00a0 \\x1b ~"
+    assert printable(kept) == kept
+    controls = [chr(c) for c in [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)]]
+    shown = printable("".join(controls))
+    assert shown == "".join(f"\\x{ord(c):02x}" for c in controls)
+    assert all(c.isprintable() for c in shown)

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from hpclab import __version__
+from hpclab.cli.terminal import printable
 from hpclab.errors import HpclabError
 from hpclab.settings import unknown_env_vars
 from hpclab.store import Store
@@ -27,7 +28,8 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            click.echo(f"hpclab: {record.levelname.lower()}: {record.getMessage()}", err=True)
+            text = f"hpclab: {record.levelname.lower()}: {record.getMessage()}"
+            click.echo(printable(text), err=True)
         except Exception:
             self.handleError(record)
 
@@ -45,7 +47,7 @@ class _Group(click.Group):
         try:
             return super().main(*args, **{**kwargs, "standalone_mode": False})
         except HpclabError as e:
-            click.echo(f"hpclab: error: {e}", err=True)
+            click.echo(printable(f"hpclab: error: {e}"), err=True)
             sys.exit(e.exit_code)
         except click.exceptions.Abort:
             click.echo("hpclab: aborted", err=True)

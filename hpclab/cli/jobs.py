@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from hpclab.cli.output import fmt_duration, table
+from hpclab.cli.terminal import echo
 from hpclab.errors import RunNotFound, SchedulerError, StoreError
 from hpclab.launch.reconcile import (
     Observation,
@@ -214,11 +215,11 @@ def status(store: Store, target: str | None, project: str | None, as_json: bool)
     try:  # one batched call for the runs of every project
         found = observe_runs(store, [(p, r) for p, ids in tgt.runs.items() for r in ids])
     except SchedulerError as e:
-        click.echo(f"hpclab: warning: scheduler not asked ({e})", err=True)
+        echo(f"hpclab: warning: scheduler not asked ({e})", err=True)
         found = []
     for change in apply(store, found):
         if change.status_changed:
-            click.echo(
+            echo(
                 f"{change.run_id}: {change.old_status} -> {change.new_status} ({change.note})",
                 err=True,
             )
@@ -227,20 +228,20 @@ def status(store: Store, target: str | None, project: str | None, as_json: bool)
     rows = status_rows(store, tgt, observations)
     if as_json:
         for row in rows:
-            click.echo(json.dumps(row))
+            echo(json.dumps(row))
         return
     if not rows:
-        click.echo("no runs to show" if target else "no unfinished runs")
+        echo("no runs to show" if target else "no unfinished runs")
         return
     if tgt.sweep is not None:
-        click.echo(f"sweep {tgt.sweep.id}  job {tgt.sweep.job_id or '-'}  ({len(rows)} runs)")
+        echo(f"sweep {tgt.sweep.id}  job {tgt.sweep.job_id or '-'}  ({len(rows)} runs)")
     columns = ["run", "status", "job", "scheduler", "step", "total", "progress", "eta", "elapsed"]
     if len(tgt.runs) > 1:
         columns.insert(0, "project")
     table([_shown(r) for r in rows], columns)
     for r in rows:
         if r.get("advice"):
-            click.echo(f"warning: {r['run']} {r['advice']}")
+            echo(f"warning: {r['run']} {r['advice']}")
 
 
 def _record_accounting(store: Store, tgt: Target) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from hpclab.cli.terminal import printable
+
 
 def fmt_number(value: float | int | None, digits: int = 6) -> str:
     """A number in at most ``digits`` significant digits (``0.000123``, ``1.5e+07``);
@@ -40,11 +42,12 @@ def fmt_duration(seconds: float | None) -> str:
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], indent: str = "") -> None:
     """Print ``rows`` as columns aligned under upper-case headers (None prints as empty;
-    no rows: the headers alone). Trailing blanks are trimmed from every line."""
+    no rows: the headers alone). Trailing blanks are trimmed from every line; control
+    characters in cells are shown escaped (:func:`~hpclab.cli.terminal.printable`)."""
 
     def cell(row: dict[str, Any], col: str) -> str:
         value = row.get(col)
-        return "" if value is None else str(value)
+        return "" if value is None else printable(str(value))
 
     widths = {c: max([len(c), *(len(cell(r, c)) for r in rows)]) for c in columns}
     click.echo(indent + "  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())

@@ -10,6 +10,7 @@ import yaml
 
 from hpclab.cli.guard import check_metrics
 from hpclab.cli.output import fmt_number, table
+from hpclab.cli.terminal import echo
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
 from hpclab.store.textlog import read_text_log
@@ -186,33 +187,33 @@ def show(store: Store, run_id: str, project: str | None) -> None:
     """
     proj, paths = store.find_run(run_id, project)
     record = store.read_record(paths)
-    click.echo(f"run       {record.id}  ({proj})")
-    click.echo(f"status    {effective_status(record)}")
+    echo(f"run       {record.id}  ({proj})")
+    echo(f"status    {effective_status(record)}")
     prog = run_progress(record, total_steps(_config_of(paths)))
     if prog.total is not None:  # the progress model: hpclab.store.views.run_progress
         done = f" ({prog.percent:.0f}%)" if prog.percent is not None else ""
-        click.echo(f"steps     {'-' if prog.step is None else prog.step} of {prog.total}{done}")
+        echo(f"steps     {'-' if prog.step is None else prog.step} of {prog.total}{done}")
     for key in ("name", "parent", "sweep_id", "host", "started_at", "ended_at"):
         value = getattr(record, key)
         if value:
-            click.echo(f"{key:<9} {value}")
+            echo(f"{key:<9} {value}")
     if record.tags:
-        click.echo(f"tags      {', '.join(record.tags)}")
-    click.echo(f"dir       {paths.dir}")
+        echo(f"tags      {', '.join(record.tags)}")
+    echo(f"dir       {paths.dir}")
     if record.error:
-        click.echo(f"error     {record.error.get('type')}: {record.error.get('message')}")
+        echo(f"error     {record.error.get('type')}: {record.error.get('message')}")
     if paths.config_yaml.exists():
-        click.echo("config:")
+        echo("config:")
         text = yaml.safe_dump(
             read_yaml(paths.config_yaml), sort_keys=False, default_flow_style=False
         )
         for line in text.splitlines():
-            click.echo(f"  {line}")
+            echo(f"  {line}")
     from hpclab.tracking.metrics import read_metrics  # NumPy: only when a run is shown
 
     series = read_metrics(paths.metrics_zarr)
     if series:
-        click.echo("metrics:")
+        echo("metrics:")
         rows = []
         for name, s in sorted(series.items()):
             finite = s.value[~_nan_mask(s.value)]
@@ -228,48 +229,48 @@ def show(store: Store, run_id: str, project: str | None) -> None:
             )
         table(rows, ["metric", "n", "last_step", "last", "min", "max"], indent="  ")
     if record.returned:  # the task's return value: the final metrics (catalog source=return)
-        click.echo("returned:")
+        echo("returned:")
         returned = [
             {"metric": k, "value": fmt_number(v)} for k, v in sorted(record.returned.items())
         ]
         table(returned, ["metric", "value"], indent="  ")
     for line in dropped_warnings(record):
-        click.echo(f"warning   {line}")
+        echo(f"warning   {line}")
     if paths.code_json.exists():
         code = json.loads(paths.code_json.read_text())
         desc = (code.get("git") or {}).get("commit") or "source archive"
         dirty = " + uncommitted changes" if paths.code_patch.exists() else ""
-        click.echo(f"code      {desc}{dirty}")
+        echo(f"code      {desc}{dirty}")
         origin = code_origin(code)
         if origin:
-            click.echo(f"          {origin}")
+            echo(f"          {origin}")
         for module in (code.get("isolation") or {}).get("imported_outside") or []:
-            click.echo(f"warning   module {module} was imported from the working tree")
+            echo(f"warning   module {module} was imported from the working tree")
     if paths.notes_yaml.exists():
         notes = read_yaml(paths.notes_yaml) or {}
         if notes.get("tags"):
-            click.echo(f"notes     tags: {', '.join(notes['tags'])}")
+            echo(f"notes     tags: {', '.join(notes['tags'])}")
         for line in str(notes.get("text") or "").splitlines():
-            click.echo(f"  {line}")
+            echo(f"  {line}")
     if paths.artifacts_manifest.exists():
         arts = json.loads(paths.artifacts_manifest.read_text())
-        click.echo(f"artifacts {len(arts)} file(s)")
+        echo(f"artifacts {len(arts)} file(s)")
         for a in arts[:20]:
             sha = f"sha256:{a['sha256'][:12]}" if a.get("sha256") else "not hashed"
             ref = f"  -> {a['source']}" if a.get("kind") == "reference" else ""
-            click.echo(f"  {a['path']}  {a['size']} B  {sha}{ref}")
+            echo(f"  {a['path']}  {a['size']} B  {sha}{ref}")
     texts = read_text_log(paths)
     if texts:
-        click.echo(f"text      {len(texts)} entr{'y' if len(texts) == 1 else 'ies'}")
+        echo(f"text      {len(texts)} entr{'y' if len(texts) == 1 else 'ies'}")
         for t in texts[-5:]:
             at = "" if t["step"] is None else f"@{t['step']}"
             first = t["text"].splitlines()[0] if t["text"] else ""
             more = " ..." if len(first) > 100 or "\n" in t["text"] else ""
-            click.echo(f"  {t['tag']}{at}: {first[:100]}{more}")
+            echo(f"  {t['tag']}{at}: {first[:100]}{more}")
     from hpclab.tracking.logs import show_lines
 
     for line in show_lines(store, proj, paths, record):  # log paths; a failed run's tail
-        click.echo(line)
+        echo(line)
 
 
 def _config_of(paths: Any) -> Any:
