@@ -31,7 +31,16 @@ import numpy as np
 from hpclab.catalog.extract import RunRows, extract_run, fingerprint
 from hpclab.catalog.gc_pause import gc_paused
 from hpclab.catalog.knowledge import KNOWLEDGE_TABLES, Knowledge, ProjectInput, RunInput
-from hpclab.catalog.manifest import GRACE_SECONDS, Manifest, read_manifest, relative, write_manifest
+from hpclab.catalog.manifest import (
+    GRACE_SECONDS,
+    Manifest,
+    published_since,
+    read_manifest,
+    relative,
+    take_generation,
+    unnamed_files,
+    write_manifest,
+)
 from hpclab.catalog.parquet import write_table
 from hpclab.catalog.project_config import ProjectConfig, load_project_config
 from hpclab.catalog.rows import Row, as_dict, columns, positional, row
@@ -127,6 +136,7 @@ class Indexer:
         self.generation = 1  # of the files this pass writes; the manifest publishes them
         self.published_tables: dict[str, str] = {}
         self.superseded: list[tuple[Path, float]] = []  # deleted after the grace period
+        self._stamped = 0  # superseded[:_stamped] hold when a publish stopped naming them
         self.grace = GRACE_SECONDS
         self.workers = min(4, os.cpu_count() or 1)
         self._local = threading.local()
@@ -901,27 +911,66 @@ class Indexer:
             self.superseded.append((self.store.catalog_dir / old, time.time()))
         self.published_tables[table] = relative(self.store, table_file)
 
+    @property
+    def generation(self) -> int:
+        """The generation of the files this pass writes (the manifest publishes them).
+        Setting it, with the lock held, records it as taken first: a generation is never
+        handed out twice, even after a kill (see :meth:`_load`)."""
+        return self._generation
+
+    @generation.setter
+    def generation(self, value: int) -> None:
+        if self._lock_fd is not None:
+            take_generation(self.store, value)
+        self._generation = value
+
     def _collect_garbage(self, *, now: float | None = None) -> None:
-        """Delete superseded files once no reader that connected before can need them."""
+        """Delete the superseded files no reader can need: a file goes a grace period
+        after the publish that stopped naming it (called right after each publish, this
+        stamps the files queued since with that time), and never while the published
+        manifest names it, whatever its age."""
         now = time.time() if now is None else now
+        for i in range(self._stamped, len(self.superseded)):
+            path, since = self.superseded[i]
+            self.superseded[i] = (path, max(since, now))
+        named: set[str] | None = None
         keep = []
         for path, since in self.superseded:
-            if now - since >= self.grace:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
-            else:
+            if now - since < self.grace:
+                keep.append((path, since))
+                continue
+            if named is None:  # only when a file is due: the map has a file per run
+                named = self._named_files()
+            if relative(self.store, path) in named:
+                continue  # current again: no longer superseded
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:  # a read-only or failing disk: tried again next time
+                self._report(f"{path}: superseded catalog file not deleted ({_one_line(e)})")
                 keep.append((path, since))
         self.superseded = keep
+        self._stamped = len(keep)
+
+    def _named_files(self) -> set[str]:
+        """The files (under .catalog) the manifest this indexer published, or loaded,
+        names."""
+        published = Manifest(
+            tables=self.published_tables,
+            metrics=self._metrics_map(),
+            deltas=self.deltas,
+            delta_keys=self.delta_keys,
+        )
+        return published.files()
 
     # -- restart ------------------------------------------------------------------------
     def _load(self) -> None:
         """Start from what the catalog already holds: unchanged runs are not read again.
-        Files no manifest names are leftovers (a killed indexer's, or superseded ones):
-        they go after the grace period, counted from their mtime."""
+        Files the manifest does not name are leftovers (a killed pass's, or superseded
+        ones): they go a grace period after the manifest was published, whatever their
+        mtime."""
         manifest = read_manifest(self.store)
-        self.generation = manifest.generation + 1
         if manifest.tables:
             try:
                 self.entries, self._published_status = load_entries(self.con, self.store, manifest)
@@ -949,17 +998,14 @@ class Indexer:
                 self.published_tables = {}
                 self._published_status = {}
                 self._eff = self._metric_files = None
-        named = {self.store.catalog_dir / rel for rel in manifest.tables.values()}
-        named |= {self.store.catalog_dir / rel for rel in manifest.deltas.values()}
-        if manifest.delta_keys:
-            named.add(self.store.catalog_dir / manifest.delta_keys)
-        named |= {self.store.catalog_dir / rel for rel in manifest.metrics.values()}
-        for path in self.store.catalog_dir.glob("*/**/*"):
-            if path.is_file() and path not in named:
-                try:
-                    self.superseded.append((path, path.stat().st_mtime))
-                except FileNotFoundError:
-                    pass
+        # Generations never repeat: a killed pass's files (and its worker processes', which
+        # may outlive it) keep their names. Files the manifest does not name were named
+        # last, if ever, by a version current until this one was published.
+        unnamed, used = unnamed_files(self.store, manifest)
+        self.generation = used + 1
+        since = published_since(self.store, manifest)
+        self.superseded = [(path, since) for path in unnamed]
+        self._stamped = len(self.superseded)
         self._collect_garbage()
 
 

@@ -41,6 +41,14 @@ class Manifest:
         rel = self.tables.get(table)
         return store.catalog_dir / rel if rel else None
 
+    def files(self) -> set[str]:
+        """Every file this version names (paths under .catalog): none of them is ever
+        collected while this version is current, nor for the grace period after."""
+        out = {*self.tables.values(), *self.deltas.values(), *self.metrics.values()}
+        if self.delta_keys:
+            out.add(self.delta_keys)
+        return out
+
     def metric_files(self, store: Store) -> list[tuple[Path, list[str]]]:
         """Each metrics file with the run ids whose rows in it readers must leave out."""
         return [
@@ -89,6 +97,51 @@ def write_manifest(store: Store, manifest: Manifest) -> None:
         separators=(",", ":"),
     )
     write_bytes_atomic(store.catalog_manifest, doc.encode() + b"\n")
+
+
+def taken_generation(store: Store) -> int:
+    """The highest generation an indexer has taken (0 when none has, or the counter is
+    unreadable: the manifest and the file names bound it from below too)."""
+    try:
+        return max(0, int(store.catalog_generation.read_text().strip()))
+    except (OSError, ValueError):
+        return 0
+
+
+def take_generation(store: Store, generation: int) -> None:
+    """Record ``generation`` as taken, durably, before any file of it is written: a killed
+    indexer's worker processes may still write files of it, which the next one must not
+    name again."""
+    write_bytes_atomic(store.catalog_generation, f"{generation}\n".encode())
+
+
+def unnamed_files(store: Store, manifest: Manifest) -> tuple[list[Path], int]:
+    """The files under the catalog's folders that ``manifest`` does not name (superseded
+    ones, or a killed pass's, never published), and the highest generation any file, the
+    manifest or the counter has used: the next indexer starts above it."""
+    named = {store.catalog_dir / rel for rel in manifest.files()}
+    used = max(manifest.generation, taken_generation(store))
+    unnamed = []
+    for path in store.catalog_dir.glob("*/**/*"):
+        if not path.is_file():
+            continue
+        used = max(used, store.catalog_file_generation(path) or 0)
+        if path not in named:
+            unnamed.append(path)
+    return sorted(unnamed), used
+
+
+def published_since(store: Store, manifest: Manifest) -> float:
+    """Since when ``manifest`` is the published version: its own time or its file's mtime,
+    the later (another host's clock may lag); now when nothing was published. A file it
+    does not name was last named by an older version, current at most until then."""
+    if not manifest.published_at:
+        return time.time()
+    try:
+        mtime = store.catalog_manifest.stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    return max(manifest.published_at, mtime)
 
 
 def relative(store: Store, path: Path) -> str:

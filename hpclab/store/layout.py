@@ -62,6 +62,10 @@ def zarr_meta(directory: str | os.PathLike[str]) -> Path:
     return Path(directory) / ZARR_META
 
 
+# ``<name>.<generation>.parquet`` or ``seg-<generation>-<part>.parquet`` (Store.catalog_*)
+_CATALOG_GENERATION = re.compile(r"^seg-(\d{8,})-|\.(\d{8,})\.parquet$")
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """Every path inside one run directory."""
@@ -504,6 +508,18 @@ class Store:
     @property
     def catalog_lock(self) -> Path:
         return self.catalog_dir / "indexer.lock"
+
+    @property
+    def catalog_generation(self) -> Path:
+        """The highest generation an indexer has taken (written before its files are)."""
+        return self.catalog_dir / "generation"
+
+    @staticmethod
+    def catalog_file_generation(path: Path) -> int | None:
+        """The generation in the name of a catalog file (a table, delta, metrics file or
+        segment, as the methods above name them); None for any other name."""
+        found = _CATALOG_GENERATION.search(path.name)
+        return int(found.group(1) or found.group(2)) if found else None
 
     @property
     def site_dir(self) -> Path:
