@@ -8,6 +8,7 @@ under a site directory (the store's layout is :class:`~hpclab.store.Store`'s)::
     <site>/html/data/details/<project>/<run_id>.json      a run's config, code, artifacts, ...
     <site>/html/data/pages.json                           what the pages were generated from
     <site>/html/data/runs-list.json                       the Runs list's rows (one per run)
+    <site>/html/data/runs-config.json                     its config and metric columns
     <site>/html/data/graph/<project>/<group>.json         a Graph group's drawing (a sweep's)
     <site>/cache/                                         Vega bundle (if ~/.cache is read-only)
 
@@ -63,6 +64,11 @@ class SiteLayout:
     @property
     def runs_list_json(self) -> Path:
         return self.data / "runs-list.json"
+
+    @property
+    def runs_config_json(self) -> Path:
+        """The Runs table's config and summary-metric columns (site/runs_table.py)."""
+        return self.data / "runs-config.json"
 
     def series_parquet(self, project: str, run_id: str) -> Path:
         """A run's metric series (site/series.py: long format, read by hyparquet)."""

@@ -42,6 +42,7 @@ from hpclab.site.html import (
 )
 from hpclab.site.layout import SiteLayout
 from hpclab.site.page import Page
+from hpclab.site.runs_table import runs_config_doc
 from hpclab.site.series import write_json
 from hpclab.store.record import (
     ACTIVE_STATUSES,
@@ -205,13 +206,19 @@ def runs_list(data: SiteData) -> Page:
     page.add(
         h(
             '<div class="hl-filter"><input type="search" class="hl-filter-input" '
-            'placeholder="Filter runs: text in any column (status, sweep, tag, ...)" '
+            'placeholder="Filter runs: text, or optim.lr &lt; 0.01 and val/loss &lt; 0.2" '
             'aria-label="Filter runs"><span class="hl-filter-count" aria-live="polite"></span>'
             '<span class="hl-compare-bar"><a class="hl-compare" data-max="{}" '
             'aria-disabled="true">Compare (0)</a>'
             '<button type="button" class="hl-compare-clear" hidden>clear</button>'
             '<span class="hl-compare-hint">tick 2 to {} runs to compare them'
             "</span></span></div>"
+            '<div class="hl-runs-tools"><details class="hl-cols"><summary>Columns</summary>'
+            '<div class="hl-cols-body"></div></details>'
+            '<span class="hl-export-bar">export the view: '
+            '<button type="button" class="hl-export" data-format="csv">CSV</button> '
+            '<button type="button" class="hl-export" data-format="json">JSON</button></span>'
+            '<span class="hl-cols-note hl-facts"></span></div>'
             '<p class="hl-empty hl-runs-loading">Loading {} runs… {}</p>',
             COMPARE_MAX,
             COMPARE_MAX,
@@ -221,10 +228,11 @@ def runs_list(data: SiteData) -> Page:
     )
     return page.add(
         h(
-            '<div class="hl-runs-scroll" data-src="{}" data-total="{}" tabindex="-1">'
-            '<div class="hl-runs-pad hl-runs-top"></div>{}'
+            '<div class="hl-runs-scroll" data-src="{}" data-config="{}" data-total="{}" '
+            'tabindex="-1"><div class="hl-runs-pad hl-runs-top"></div>{}'
             '<div class="hl-runs-pad hl-runs-bottom"></div></div>',
             RUNS_LIST_DATA,
+            RUNS_CONFIG_DATA,
             len(data.runs),
             table(headers, [], cls="hl-runs", sort=sort),
         )
@@ -232,6 +240,7 @@ def runs_list(data: SiteData) -> Page:
 
 
 RUNS_LIST_DATA = "data/runs-list.json"  # SiteLayout.runs_list_json, as the page fetches it
+RUNS_CONFIG_DATA = "data/runs-config.json"  # SiteLayout.runs_config_json (runs_table.py)
 
 
 def list_metrics(data: SiteData) -> list[str]:
@@ -280,9 +289,11 @@ def _sig(value: float | None) -> float | None:
 
 def write_list_data(data: SiteData, layout: SiteLayout) -> None:
     """The data files the pages' lists are drawn from: the Runs list's rows
-    (``data/runs-list.json``) and the Graph's groups (``data/graph/``). Written with the
+    (``data/runs-list.json``), its config and metric columns (``data/runs-config.json``)
+    and the Graph's groups (``data/graph/``). Written with the
     pages, whenever they are rebuilt: they show what the pages were generated from."""
     write_json(layout.runs_list_json, runs_list_doc(data))
+    write_json(layout.runs_config_json, runs_config_doc(data, list_metrics(data)))
     write_graph_data(data, layout)
 
 
