@@ -297,6 +297,31 @@ def test_control_characters_never_reach_the_terminal_raw(
         assert out.returncode == 1 and "\\x07evil" in out.stderr
 
 
+def test_dag_and_restore_output_escape_names_and_paths(weird_tmp_path: Path) -> None:
+    """A run named EVIL in ``dag show``; a file of the run's tree named with control
+    characters (left out of the snapshot: too big) in the lines ``restore`` prints."""
+    code = weird_tmp_path / "plain"
+    write(code / "main.py", "m\n")
+    write(code / "big\x1b]0;t\x07.bin", b"x" * 200)
+    store = weird_tmp_path / "store"
+    with hpclab.Run(project="p", store=store, name=EVIL, code_dir=code,
+                    settings={"max_file_bytes": 100}) as run:  # fmt: skip
+        run.log({"loss": 1.0}, step=0)
+    doc = json.loads(run.paths.run_json.read_text())
+    doc["name"] = EVIL
+    run.paths.run_json.write_text(json.dumps(doc))
+
+    dag = hpclab_cli(store, "dag", "show", "--project", "p")
+    restored = hpclab_cli(store, "restore", run.id, "--into", str(weird_tmp_path / "t"))
+
+    assert dag.returncode == 0, dag.stderr
+    assert f"{run.id} \\x1b[2J\\x1b]0;pwned\\x07evil [completed]" in dag.stdout
+    assert restored.returncode == 0, restored.stderr
+    assert "big\\x1b]0;t\\x07.bin" in restored.stdout
+    for text in (dag.stdout + dag.stderr, restored.stdout + restored.stderr):
+        assert not [c for c in RAW if c in text], repr(text)
+
+
 def test_printable_escapes_exactly_the_control_characters() -> None:
     from hpclab.cli.terminal import printable
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from hpclab.cli.terminal import printable
 from hpclab.errors import CatalogError
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml, write_yaml_atomic
@@ -127,7 +128,7 @@ def note(
         body = f"{body}\n{append}" if body else append
     doc = {"tags": new_tags, "text": body, "updated_at": datetime.now(tz=timezone.utc).isoformat()}
     write_yaml_atomic(paths.notes_yaml, doc)
-    click.echo(f"{run_id}: tags {', '.join(new_tags) or '(none)'}")
+    click.echo(printable(f"{run_id}: tags {', '.join(new_tags) or '(none)'}"))
 
 
 @click.command()

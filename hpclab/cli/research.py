@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from hpclab.cli.output import fmt_number, table
+from hpclab.cli.terminal import printable
 from hpclab.errors import HypothesisError
 from hpclab.store import Store
 from hpclab.store.record import RunRecord
@@ -111,7 +112,7 @@ def _label(run_id: str, d: Dag, records: dict[str, RunRecord]) -> str:
         parts.append(f"[{r.status.value}]")
     if edge is not None:
         parts.append(f"({edge.rule})")
-    return " ".join(parts)
+    return printable(" ".join(parts))
 
 
 def _tree(run_id: str, d: Dag, records: dict[str, RunRecord], depth: int) -> None:
@@ -304,15 +305,15 @@ def hypothesis_show(store: Store, hypothesis_id: str, project: str | None) -> No
     (proj, title, baseline, metrics, file, status, computed, e, low, high, n_units, n_for,
      n_against, supported_at, refuted_at, alpha, reason) = found[0]  # fmt: skip
     level = _level(con, proj)
-    click.echo(f"{hypothesis_id}: {title}")
+    click.echo(printable(f"{hypothesis_id}: {title}"))
     click.echo(f"status    {status}" + (f" (computed: {computed})" if computed != status else ""))
     click.echo(
         f"evidence  {evidence_words(e, low, high, level)} over {n_units} unit(s) "
         f"({n_for} better, {n_against} worse); supported above {supported_at:g}, refuted "
         f"below {refuted_at:g}, alpha {alpha:g}"
     )
-    click.echo(f"why       {reason}")
-    click.echo(f"targets   {', '.join(metrics)}; baseline: {baseline}")
+    click.echo(printable(f"why       {reason}"))
+    click.echo(printable(f"targets   {', '.join(metrics)}; baseline: {baseline}"))
     click.echo(f"file      {file}")
     cur = con.execute(
         "SELECT * FROM evidence WHERE project = ? AND hypothesis_id = ? "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from hpclab.cli.terminal import echo
 from hpclab.store import Store
 
 
@@ -72,27 +73,27 @@ def restore(
         remote_timeout=remote_timeout,
     )
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        echo(json.dumps(report.to_dict(), indent=2))
     else:
         for note in report.notes:
-            click.echo(f"note: {note}", err=True)
+            echo(f"note: {note}", err=True)
         for line in report.redaction_lines():
-            click.echo(line, err=True)
+            echo(line, err=True)
         where = (
             f"commit {report.commit[:12]} from {report.commit_source}"
             if (report.commit and report.commit_source)
             else "the snapshot's files"
         )
         patch = ", uncommitted changes applied" if report.patch_applied else ""
-        click.echo(f"restored run {report.run_id} into {report.target} ({where}{patch})")
+        echo(f"restored run {report.run_id} into {report.target} ({where}{patch})")
         assert report.verification is not None
         for line in report.verification.summary():
-            click.echo(line)
+            echo(line)
         if report.meta_dir is not None:
-            click.echo(f"config, overrides and environment spec: {report.meta_dir}")
+            echo(f"config, overrides and environment spec: {report.meta_dir}")
         if report.command:
-            click.echo(f"run it again here:\n  {report.command}")
-        click.echo(f"or submit it again: hpclab --store {store.root} rerun {report.run_id}")
+            echo(f"run it again here:\n  {report.command}")
+        echo(f"or submit it again: hpclab --store {store.root} rerun {report.run_id}")
     if not report.ok:
         sys.exit(1)
 
