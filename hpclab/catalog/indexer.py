@@ -69,6 +69,7 @@ DELTA_MIN = 256  # runs changed since the base tables before they are rewritten 
 COMPACT_MIN = 64  # small metrics files of ended runs a full pass merges into segments
 ACCOUNTING_DAYS = 7  # ended Slurm runs are asked about their accounting this long
 ACCOUNTING_RETRY_S = 600.0  # a job accounting did not know is asked again after this
+GENERATION_BLOCK = 64  # generations recorded as taken at once (a restart skips the rest)
 _ENDED = {s.value for s in FINAL_STATUSES}
 # the runs columns the knowledge layer fills (parent too, which replaces the stored one)
 _NO_KNOWLEDGE = dict.fromkeys(("parent_rule", "root_id", "depth", "seed_group"))
@@ -137,6 +138,7 @@ class Indexer:
         self.published_tables: dict[str, str] = {}
         self.superseded: list[tuple[Path, float]] = []  # deleted after the grace period
         self._stamped = 0  # superseded[:_stamped] hold when a publish stopped naming them
+        self._taken = 0  # the generations up to this one are recorded as taken
         self.grace = GRACE_SECONDS
         self.workers = min(4, os.cpu_count() or 1)
         self._local = threading.local()
@@ -914,14 +916,16 @@ class Indexer:
     @property
     def generation(self) -> int:
         """The generation of the files this pass writes (the manifest publishes them).
-        Setting it, with the lock held, records it as taken first: a generation is never
-        handed out twice, even after a kill (see :meth:`_load`)."""
+        Setting it, with the lock held, records it as taken first (GENERATION_BLOCK at a
+        time: an fsync per block, not per publish), so a generation is never handed out
+        twice, even after a kill (see :meth:`_load`)."""
         return self._generation
 
     @generation.setter
     def generation(self, value: int) -> None:
-        if self._lock_fd is not None:
-            take_generation(self.store, value)
+        if self._lock_fd is not None and value > self._taken:
+            take_generation(self.store, value + GENERATION_BLOCK - 1)
+            self._taken = value + GENERATION_BLOCK - 1
         self._generation = value
 
     def _collect_garbage(self, *, now: float | None = None) -> None:
@@ -1002,6 +1006,7 @@ class Indexer:
         # may outlive it) keep their names. Files the manifest does not name were named
         # last, if ever, by a version current until this one was published.
         unnamed, used = unnamed_files(self.store, manifest)
+        self._taken = 0
         self.generation = used + 1
         since = published_since(self.store, manifest)
         self.superseded = [(path, since) for path in unnamed]

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hpclab.errors import CatalogError
 from hpclab.store import Store
 from hpclab.store.atomic import write_bytes_atomic
 
@@ -112,7 +113,11 @@ def take_generation(store: Store, generation: int) -> None:
     """Record ``generation`` as taken, durably, before any file of it is written: a killed
     indexer's worker processes may still write files of it, which the next one must not
     name again."""
-    write_bytes_atomic(store.catalog_generation, f"{generation}\n".encode())
+    path = store.catalog_generation
+    try:
+        write_bytes_atomic(path, f"{generation}\n".encode())
+    except OSError as e:
+        raise CatalogError(f"{path}: catalog generation not recorded ({e.strerror or e})") from e
 
 
 def unnamed_files(store: Store, manifest: Manifest) -> tuple[list[Path], int]:
