@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from helpers import git, hpclab_cli, write
+from helpers import git, hpclab_cli, hpclab_subprocess, write
 
 import hpclab
 from hpclab.errors import RestoreError
@@ -145,6 +145,29 @@ def test_archive_paths_out_of_the_target_are_refused(weird_tmp_path: Path, name:
     assert "refusing" in out.stderr and name in out.stderr
     assert not target.exists()
     assert not [p for p in weird_tmp_path.rglob("evil.txt")]
+
+
+@pytest.mark.parametrize("which", ["config_yaml", "code_manifest", "environment_json"])
+def test_a_store_file_that_is_not_a_regular_file_is_refused_not_read(
+    weird_tmp_path: Path, which: str
+) -> None:
+    """A FIFO where restore reads (config.yaml, the manifest, environment.json) is one
+    line naming it, in a fresh process that would otherwise block on it for ever."""
+    code = weird_tmp_path / "plain"
+    write(code / "main.py", "m\n")
+    store = weird_tmp_path / "store"
+    run_id = snapshot_run(store, code, seed=1)
+    _, paths = Store(store).find_run(run_id)
+    fifo = getattr(paths, which)
+    fifo.unlink()
+    os.mkfifo(fifo)
+    target = weird_tmp_path / "t"
+
+    out = hpclab_subprocess(store, "restore", run_id, "--into", str(target), timeout=120)
+
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.stderr.strip() == f"hpclab: error: {fifo}: not a regular file: refusing to read it"
+    assert not target.exists()
 
 
 # -- --force replaces only what restore made ------------------------------------------------

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -106,10 +108,29 @@ def read_code_info(paths: RunPaths) -> CodeInfo:
             f"run {paths.id} has no code snapshot ({paths.code_json} is missing: the run "
             "had snapshot_code off, or never started)"
         )
+    check_regular_files(paths)
     info = read_json(paths.code_json)
     if not isinstance(info, dict) or info.get("kind") not in ("git", "source"):
         raise RestoreError(f"{paths.code_json}: malformed code snapshot")
     return cast(CodeInfo, info)
+
+
+def check_regular_files(paths: RunPaths) -> None:
+    """A RestoreError naming the first file restore reads that is there but not a regular
+    file (a FIFO or ``/dev/zero`` would hang the restore, a directory crash it)."""
+    for path in (
+        paths.code_json, paths.code_manifest, paths.code_patch, paths.untracked_archive,
+        paths.source_archive, paths.config_yaml, paths.overrides_yaml,
+        paths.requirements_txt, paths.environment_json,
+    ):  # fmt: skip
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise RestoreError(f"{path}: unreadable ({e.strerror or e})") from None
+        if not stat.S_ISREG(mode):
+            raise RestoreError(f"{path}: not a regular file: refusing to read it")
 
 
 def restore_run(
