@@ -110,6 +110,21 @@ class SiteError(HpclabError):
     port in use, no Chromium for a PDF)."""
 
 
+class SearchError(HpclabError):
+    """A hyperparameter search cannot start or go on (a bad search space or objective, an
+    unknown study, a trial whose value cannot be read)."""
+
+
+class TrialPruned(Exception):
+    """Raised in a job by :func:`hpclab.search.report` when the study's pruner stops its
+    trial. Not an error: the launcher's task wrapper ends the run ``completed``, marked
+    pruned (``summary["search/pruned_at"]``), and the search tells Optuna it was pruned."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"trial pruned at step {step}")
+        self.step = step
+
+
 def did_you_mean(word: str, choices: Collection[str], cutoff: float = 0.6) -> str:
     """``"; did you mean 'train'?"`` for the closest of ``choices`` to ``word``, else ``""``."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)

@@ -92,6 +92,7 @@ from hpclab.cli import logs as _logs  # noqa: E402
 from hpclab.cli import research as _research  # noqa: E402
 from hpclab.cli import restore as _restore  # noqa: E402
 from hpclab.cli import runs as _runs  # noqa: E402
+from hpclab.cli import search as _search  # noqa: E402
 from hpclab.cli import site as _site  # noqa: E402
 from hpclab.cli.guard import guard_commands  # noqa: E402
 
@@ -113,6 +114,7 @@ cli.add_command(_restore.restore)
 cli.add_command(_restore.rerun)
 cli.add_command(_restore.repro)
 cli.add_command(_restore.env)
+cli.add_command(_search.search)
 guard_commands(cli)  # typos are errors: hpclab/cli/guard.py, last
 
 __all__ = ["cli", "main"]

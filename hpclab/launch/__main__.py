@@ -116,6 +116,7 @@ def main() -> Any:
     import hydra
 
     import hydra_plugins.hpclab_launcher.config  # noqa: F401  (hpclab_local, hpclab_slurm)
+    import hydra_plugins.hpclab_launcher.optuna_sweeper  # noqa: F401  (hydra/sweeper=optuna)
     import hydra_plugins.hpclab_launcher.sweeper  # noqa: F401  (hydra/sweeper=hpclab)
     from hpclab.launch.task import run_app_task
 

@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 import hpclab
+from hpclab.errors import TrialPruned
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,11 @@ def tracked(
         ) as run:
             if code_isolation and code_isolation.get("mode") == "in-place":
                 record_in_place(run.paths, code_isolation)
-            result = task_function(cfg)
+            try:
+                result = task_function(cfg)
+            except TrialPruned as pruned:  # the search's pruner stopped it: not a failure
+                run.summary["search/pruned_at"] = float(pruned.step)
+                return None
             run.returned.update(final_metrics(result))
         return result
 

@@ -62,6 +62,18 @@ def zarr_meta(directory: str | os.PathLike[str]) -> Path:
     return Path(directory) / ZARR_META
 
 
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_study_name(name: str) -> str:
+    """A study name is a file name: letters, digits, ``._-`` (no path, no leading dot)."""
+    if not isinstance(name, str) or not STUDY_NAME.fullmatch(name):
+        raise StoreError(
+            f"invalid study name {name!r} (letters, digits, '.', '_', '-'; at most 100)"
+        )
+    return name
+
+
 # ``<name>.<generation>.parquet`` or ``seg-<generation>-<part>.parquet`` (Store.catalog_*)
 _CATALOG_GENERATION = re.compile(r"^seg-(\d{8,})-|\.(\d{8,})\.parquet$")
 
@@ -423,6 +435,27 @@ class Store:
         if not is_valid_run_id(name):
             raise StoreError(f"invalid rerun directory name {name!r}")
         return RerunPaths(self.reruns_dir(project) / name)
+
+    def search_dir(self, project: str) -> Path:
+        """Hyperparameter searches (``hydra/sweeper=optuna``): one Optuna journal and one
+        description per study."""
+        return self.project_dir(project) / "search"
+
+    def study_journal(self, project: str, study: str) -> Path:
+        """The study's Optuna JournalStorage file (appended under a file lock: safe on a
+        shared filesystem, no database server)."""
+        return self.search_dir(project) / f"{check_study_name(study)}.journal"
+
+    def study_json(self, project: str, study: str) -> Path:
+        """How the study was started (command, directory, settings): what ``hpclab search
+        resume`` runs again."""
+        return self.search_dir(project) / f"{check_study_name(study)}.json"
+
+    def study_names(self, project: str) -> list[str]:
+        d = self.search_dir(project)
+        if not d.is_dir():
+            return []
+        return sorted(p.stem for p in d.glob("*.json") if STUDY_NAME.fullmatch(p.stem))
 
     def projects(self) -> list[str]:
         """Projects in the store (directories holding a ``runs/`` folder), sorted."""

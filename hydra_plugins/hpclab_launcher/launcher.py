@@ -49,6 +49,13 @@ class _HpclabLauncher(BaseSubmititLauncher):
         self.isolate_code: bool | None = own["isolate_code"]
         self.code_isolation: dict[str, Any] | None = None  # the runs' code.json "isolation"
         self.sweep_dir: str | None = None  # absolute: tasks may run from the code copy
+        # set by hydra/sweeper=optuna: every batch of a study runs the code snapshotted
+        # for its first batch, failed trials are results, each point gets its trial's env
+        self.search: dict[str, Any] | None = None  # the sweep record's "search" entry
+        self.point_env: dict[int, dict[str, str]] = {}  # job number -> environment
+        self.last_run_ids: list[str] = []
+        self.on_planned: Any = None  # called with the batch's run ids before it queues
+        self._search_code: Any = None
 
     # -- login node -------------------------------------------------------------------
     def launch(
@@ -85,7 +92,10 @@ class _HpclabLauncher(BaseSubmititLauncher):
                 )
                 for p in points
             ]
-        code = self._snapshot_code(store, project)
+        if self.search is not None and self._search_code is not None:
+            code = self._search_code  # one study, one code: edits made meanwhile do not run
+        else:
+            code = self._snapshot_code(store, project)
         plan = plan_sweep(
             store,
             project,
@@ -96,15 +106,23 @@ class _HpclabLauncher(BaseSubmititLauncher):
                 "code": code.isolation() if code else None,
                 # what hpclab rerun submits with again (submitit's folder is per sweep)
                 "launcher_params": {k: v for k, v in self.params.items() if k != "submitit_folder"},
+                **({"search": self.search} if self.search is not None else {}),
             },
             run_fields=run_fields(self.config),
         )
         self.sweep_id = plan.id
+        self.last_run_ids = [p.run_id for p in plan.points]
+        planned, self.on_planned = self.on_planned, None  # not pickled with the launcher
+        if planned is not None:
+            planned(list(self.last_run_ids))
         tree = None
         if code is not None:
             for point in plan.points:
                 code.link_into(store.run_paths(project, point.run_id))
-            code.discard_staging()
+            if self.search is None:
+                code.discard_staging()
+            else:
+                self._search_code = code  # kept for the next batch (release_code)
             self.code_isolation = dict(code.isolation())
             if code.isolated:
                 tree = CodeTree.at_submission(code.code_id, code.paths.tree, code.root)
@@ -139,6 +157,11 @@ class _HpclabLauncher(BaseSubmititLauncher):
                 from hpclab.tracking.logs import stream_sweep
 
                 stream_sweep(store, project, plan.points, jobs)
+            if self.search is not None:
+                return [
+                    _result_or_failure(j, p.overrides)
+                    for j, p in zip(jobs, plan.points, strict=True)
+                ]
             return [j.results()[0] for j in jobs]
         return [
             # detached: Hydra reads every return value, so report the submission as done
@@ -149,6 +172,12 @@ class _HpclabLauncher(BaseSubmititLauncher):
             )
             for p in plan.points
         ]
+
+    def release_code(self) -> None:
+        """The end of a search: drop the snapshot its batches shared."""
+        if self._search_code is not None:
+            self._search_code.discard_staging()
+            self._search_code = None
 
     def _snapshot_code(self, store: Any, project: str) -> Any:
         """The working tree, snapshotted once for the whole sweep (None: snapshots off).
@@ -238,6 +267,7 @@ class _HpclabLauncher(BaseSubmititLauncher):
         os.environ["HPCLAB_RUN_ID"] = run_id
         os.environ["HPCLAB_STORE"] = str(self.store_root)
         os.environ["HPCLAB_PROJECT"] = str(self.project)
+        os.environ.update(self.point_env.get(job_num, {}))
         Singleton.set_state(singleton_state)
         setup_globals()
         sweep_config = self.hydra_context.config_loader.load_sweep_config(
@@ -267,6 +297,17 @@ class _HpclabLauncher(BaseSubmititLauncher):
             job_dir_key=job_dir_key,
             job_subdir_key="hydra.sweep.subdir",
         )
+
+
+def _result_or_failure(job: Any, overrides: Sequence[str]) -> JobReturn:
+    """A job's JobReturn, or a failed one when it raised or was killed: one trial of a
+    search failing is a result, not the end of the search."""
+    try:
+        return job.results()[0]
+    except Exception as e:  # noqa: BLE001  (submitit's failed/uncompleted job errors)
+        ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
+        ret._return_value = e
+        return ret
 
 
 class JobEntry:
