@@ -16,7 +16,7 @@ from typing import Any
 
 from hpclab.store import RunPaths, RunRecord, Store
 from hpclab.store.atomic import read_json, read_yaml
-from hpclab.store.record import parse_iso
+from hpclab.store.record import is_iso_timestamp, parse_iso
 from hpclab.store.views import planned_steps, total_steps
 from hpclab.tracking.media import read_media_index
 
@@ -89,8 +89,8 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
             rows.artifacts.append(
                 {
                     "path": str(a.get("path")),
-                    "sha256": a.get("sha256") or None,  # None: a reference not hashed
-                    "size": int(a.get("size") or 0),
+                    "sha256": _text(a.get("sha256")) or None,  # None: a reference not hashed
+                    "size": _count(a.get("size") or 0),
                 }
             )
     datasets = _optional(read_json, paths.datasets_json)
@@ -99,27 +99,27 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
             rows.datasets.append(
                 {
                     "name": str(d.get("name")),
-                    "path": d.get("path"),
-                    "sha256": d.get("sha256"),
-                    "size": d.get("size"),
-                    "n_files": d.get("n_files"),
-                    "schema": json.dumps(_schemas(d), sort_keys=True),
+                    "path": _text(d.get("path")),
+                    "sha256": _text(d.get("sha256")),
+                    "size": _count(d.get("size")),
+                    "n_files": _count(d.get("n_files")),
+                    "schema": json.dumps(_schemas(d), sort_keys=True, default=str),
                 }
             )
     r = _optional(read_json, paths.repro_json)
     if r is not None:
         if isinstance(r, Mapping):
             rows.repro = {
-                "of_run": r.get("of"),
-                "verdict": r.get("verdict"),
+                "of_run": _text(r.get("of")),
+                "verdict": _text(r.get("verdict")),
                 "max_abs_diff": _num(r.get("max_abs_diff")),
                 "max_rel_diff": _num(r.get("max_rel_diff")),
-                "worst_metric": r.get("worst_metric"),
-                "worst_step": r.get("worst_step"),
-                "n_compared": r.get("n_compared"),
+                "worst_metric": _text(r.get("worst_metric")),
+                "worst_step": _count(r.get("worst_step")),
+                "n_compared": _count(r.get("n_compared")),
                 "rtol": _num(r.get("rtol")),
                 "atol": _num(r.get("atol")),
-                "checked_at": r.get("checked_at"),
+                "checked_at": _iso_or_none(r.get("checked_at")),
             }
     rows.media = [_media_row(m) for m in read_media_index(paths.media_dir)]
     res = _optional(read_json, paths.resources_json)
@@ -129,19 +129,22 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
     if notes is not None:
         notes = notes or {}
         if isinstance(notes, Mapping):
-            tags = [str(t) for t in notes.get("tags") or []]
+            raw_tags = notes.get("tags") or []
+            tags = [str(t) for t in raw_tags] if isinstance(raw_tags, list) else []
             rows.notes = {
                 "tags": tags,
                 "text": str(notes.get("text") or ""),
-                "updated_at": notes.get("updated_at"),
+                "updated_at": _iso_or_none(notes.get("updated_at")),
             }
             runs["tags"] = sorted(set(runs["tags"]) | set(tags))
     return rows
 
 
 def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
-    sched = record.scheduler or {}
-    submission = record.submission or {}
+    """The ``runs`` row. The record's own fields are validated (RunRecord.from_dict); the
+    objects inside it and ``code.json`` are free-form: a value of the wrong type is null."""
+    sched = {k: _text(v) for k, v in (record.scheduler or {}).items()}
+    submission = {k: _text(v) for k, v in (record.submission or {}).items()}
     job_id = None
     if sched.get("array_job_id") and sched.get("array_task_id") is not None:
         job_id = f"{sched['array_job_id']}_{sched['array_task_id']}"
@@ -152,9 +155,12 @@ def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
         code = loaded if isinstance(loaded, dict) else {}
     except Exception:
         code = {}
+    git_doc = code.get("git")
+    git: Mapping[str, Any] = git_doc if isinstance(git_doc, Mapping) else {}
     started = parse_iso(record.started_at)
     ended = parse_iso(record.ended_at) or parse_iso(record.heartbeat_at)
-    state = record.scheduler_state or {}
+    state = {k: _text(v) for k, v in (record.scheduler_state or {}).items()}
+    error = record.error or {}
     return {
         "name": record.name,
         "stored_status": record.status.value,
@@ -177,12 +183,12 @@ def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
         "job_id": job_id,
         "array_job_id": sched.get("array_job_id") or submission.get("array_job_id"),
         "array_task_id": sched.get("array_task_id"),
-        "scheduler_state": state.get("state") if isinstance(state, Mapping) else None,
-        "scheduler_reason": state.get("reason") if isinstance(state, Mapping) else None,
-        "error_type": (record.error or {}).get("type"),
-        "error_message": (record.error or {}).get("message"),
-        "git_commit": (code.get("git") or {}).get("commit"),
-        "git_dirty": (code.get("git") or {}).get("is_dirty"),
+        "scheduler_state": state.get("state"),
+        "scheduler_reason": state.get("reason"),
+        "error_type": _text(error.get("type")),
+        "error_message": _text(error.get("message")),
+        "git_commit": _text(git.get("commit")),
+        "git_dirty": git.get("is_dirty") if isinstance(git.get("is_dirty"), bool) else None,
         **_isolation_fields(code),
         "dir": str(paths.dir),
     }
@@ -219,14 +225,16 @@ def _flatten(config: Any, prefix: str, out: list[tuple[str, str, float | None]])
         for i, value in enumerate(config):
             _flatten(value, f"{prefix}[{i}]", out)
     elif prefix:
-        if kind is float or kind is int:
-            out.append((prefix, _dumps(config), float(config)))
+        if kind is float:
+            out.append((prefix, _dumps(config), config))
+        elif kind is int:  # 10**400 in a config is a value, not a number a DOUBLE holds
+            out.append((prefix, _dumps(config), float(config) if abs(config) < 2**1023 else None))
         elif kind is str:
             out.append((prefix, _dumps(config), None))
         else:
             num = None
             if isinstance(config, (int, float)) and not isinstance(config, bool):
-                num = float(config)
+                num = _num(config)
             out.append((prefix, json.dumps(config, sort_keys=True, default=str), num))
 
 
@@ -254,12 +262,16 @@ def _resources_row(r: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _iso_or_none(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return value if parse_iso(value) is not None else None
-    except ValueError:
-        return None
+    return value if is_iso_timestamp(value) else None
+
+
+def _text(value: Any) -> str | None:
+    """A VARCHAR value: a string, a number as text, else (objects, lists) null."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 def _media_row(m: dict[str, Any]) -> dict[str, Any]:
@@ -301,7 +313,8 @@ def _list(value: Any) -> list[dict[str, Any]]:
 
 
 def _schemas(dataset: Mapping[str, Any]) -> Any:
-    files = dataset.get("files") or []
+    files = dataset.get("files")
+    files = files if isinstance(files, list) else []
     return [
         f.get("schema") for f in files if isinstance(f, dict) and f.get("schema")
     ] or dataset.get("schema")
@@ -310,13 +323,13 @@ def _schemas(dataset: Mapping[str, Any]) -> Any:
 def _num(value: Any) -> float | None:
     try:
         return None if value is None else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
 def finite_or_nan(value: Any) -> float:
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return math.nan
     return out

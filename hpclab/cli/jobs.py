@@ -60,8 +60,8 @@ def resolve_target(store: Store, target: str | None, project: str | None) -> Tar
             try:
                 if not store.read_record(paths).status.is_final:
                     runs.setdefault(proj, []).append(paths.id)
-            except StoreError:
-                continue
+            except StoreError as e:  # one line for the bad run; the others are shown
+                click.echo(f"hpclab: warning: {e}; skipped", err=True)
         return Target(runs)
     try:
         proj, sweep = find_sweep(store, target, project)

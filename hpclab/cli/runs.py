@@ -13,6 +13,7 @@ from hpclab.cli.output import fmt_number, table
 from hpclab.cli.terminal import echo
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml
+from hpclab.store.documents import read_artifacts, read_code_info, read_notes
 from hpclab.store.textlog import read_text_log
 from hpclab.store.views import (
     code_origin,
@@ -237,7 +238,7 @@ def show(store: Store, run_id: str, project: str | None) -> None:
     for line in dropped_warnings(record):
         echo(f"warning   {line}")
     if paths.code_json.exists():
-        code = json.loads(paths.code_json.read_text())
+        code = read_code_info(paths.code_json)
         desc = (code.get("git") or {}).get("commit") or "source archive"
         dirty = " + uncommitted changes" if paths.code_patch.exists() else ""
         echo(f"code      {desc}{dirty}")
@@ -247,13 +248,13 @@ def show(store: Store, run_id: str, project: str | None) -> None:
         for module in (code.get("isolation") or {}).get("imported_outside") or []:
             echo(f"warning   module {module} was imported from the working tree")
     if paths.notes_yaml.exists():
-        notes = read_yaml(paths.notes_yaml) or {}
+        notes = read_notes(paths.notes_yaml)
         if notes.get("tags"):
             echo(f"notes     tags: {', '.join(notes['tags'])}")
         for line in str(notes.get("text") or "").splitlines():
             echo(f"  {line}")
     if paths.artifacts_manifest.exists():
-        arts = json.loads(paths.artifacts_manifest.read_text())
+        arts = read_artifacts(paths.artifacts_manifest)
         echo(f"artifacts {len(arts)} file(s)")
         for a in arts[:20]:
             sha = f"sha256:{a['sha256'][:12]}" if a.get("sha256") else "not hashed"

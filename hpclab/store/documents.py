@@ -9,7 +9,12 @@ are in a ``total=False`` class: some writers or versions leave them out.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, TypedDict
+
+from hpclab.errors import StoreError
+from hpclab.store.atomic import read_json, read_yaml
+from hpclab.store.record import INT64_MAX, short_repr
 
 
 # -- snapshot/code.json -----------------------------------------------------------------
@@ -173,3 +178,69 @@ class MetricsCommit(TypedDict, total=False):
     seq: int
     updated_at: float
     series: dict[str, SeriesCommit]
+
+
+# -- validating readers ---------------------------------------------------------------
+# For readers that show a file's fields one by one (``hpclab runs show``): a field of the
+# wrong type is a StoreError naming the file and the field, never an AttributeError.
+def _bad(path: Path, field: str, what: str, value: Any) -> StoreError:
+    return StoreError(
+        f"{path}: malformed, field {field!r}: expected {what}, got {short_repr(value)}"
+    )
+
+
+def _object_field(path: Path, doc: dict[str, Any], field: str) -> None:
+    if doc.get(field) is not None and not isinstance(doc[field], dict):
+        raise _bad(path, field, "an object", doc[field])
+
+
+def read_code_info(path: Path) -> dict[str, Any]:
+    """``snapshot/code.json`` as an object whose ``git`` and ``isolation`` are objects (or
+    absent) and whose ``isolation.imported_outside`` is a list of strings."""
+    doc = read_json(path)
+    if not isinstance(doc, dict):
+        raise _bad(path, "(top level)", "an object", doc)
+    _object_field(path, doc, "git")
+    _object_field(path, doc, "isolation")
+    outside = (doc.get("isolation") or {}).get("imported_outside")
+    if outside is not None and not _strings(outside):
+        raise _bad(path, "isolation.imported_outside", "a list of strings", outside)
+    return doc
+
+
+def read_notes(path: Path) -> dict[str, Any]:
+    """``notes.yaml`` as an object (empty for an empty file) whose ``tags`` is a list of
+    strings and whose ``text`` is a string (or absent)."""
+    doc = read_yaml(path) or {}
+    if not isinstance(doc, dict):
+        raise _bad(path, "(top level)", "a mapping", doc)
+    if doc.get("tags") is not None and not _strings(doc["tags"]):
+        raise _bad(path, "tags", "a list of strings", doc["tags"])
+    if doc.get("text") is not None and not isinstance(doc["text"], str):
+        raise _bad(path, "text", "a string", doc["text"])
+    return doc
+
+
+def read_artifacts(path: Path) -> list[dict[str, Any]]:
+    """``artifacts.json`` as a list of entries, each with a string ``path``, a ``size``
+    in bytes and a string (or null) ``sha256`` and ``source``."""
+    doc = read_json(path)
+    if not isinstance(doc, list):
+        raise _bad(path, "(top level)", "a list", doc)
+    for i, entry in enumerate(doc):
+        where = f"[{i}]"
+        if not isinstance(entry, dict):
+            raise _bad(path, where, "an object", entry)
+        if not isinstance(entry.get("path"), str):
+            raise _bad(path, f"{where}.path", "a string", entry.get("path"))
+        size = entry.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= INT64_MAX:
+            raise _bad(path, f"{where}.size", "a size in bytes", size)
+        for key in ("sha256", "source", "kind"):
+            if entry.get(key) is not None and not isinstance(entry[key], str):
+                raise _bad(path, f"{where}.{key}", "a string", entry[key])
+    return doc
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -206,11 +207,25 @@ class RunRecord:
             self.extra.setdefault(key, value)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
-        """Parse a ``run.json`` object; raises ``KeyError``/``ValueError`` when malformed."""
+    def from_dict(cls, data: Any) -> RunRecord:
+        """Parse a ``run.json`` object; a :class:`RecordError` (a ``ValueError``) naming
+        the field when it is malformed: a wrong type, an integer outside int64 (the
+        catalog's BIGINT), a timestamp that does not parse, an unknown status."""
+        if not isinstance(data, dict):
+            raise RecordError(f"not a JSON object (a {type(data).__name__})")
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        kwargs = {k: v for k, v in data.items() if k in names}
-        kwargs["status"] = RunStatus(kwargs.get("status", "running"))
+        kwargs = {k: _checked(k, v) for k, v in data.items() if k in names}
+        for required in ("id", "project"):
+            if required not in kwargs:
+                raise RecordError(f"field {required!r}: missing")
+        status = kwargs.get("status", "running")
+        try:
+            kwargs["status"] = RunStatus(status)
+        except ValueError:
+            valid = ", ".join(s.value for s in RunStatus)
+            raise RecordError(
+                f"field 'status': {short_repr(status)} is not one of {valid}"
+            ) from None
         extra = {k: v for k, v in data.items() if k not in names}
         return cls(**kwargs, extra=extra)
 
@@ -235,3 +250,120 @@ class RunRecord:
         if age is None:
             return True
         return age > factor * self.heartbeat_interval + grace
+
+
+class RecordError(ValueError):
+    """A ``run.json`` field has the wrong type or range (the message names the field);
+    :meth:`~hpclab.store.layout.Store.read_record` makes it a StoreError naming the file."""
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The range of the catalog's BIGINT: an integer outside it is malformed, not published."""
+
+_STR = ("id", "project", "name", "parent", "sweep_id", "host", "user", "cwd", "key",
+        "signal", "last_signal", "cancelled_by")  # fmt: skip
+_REQUIRED_STR = frozenset({"id", "project", "created_at"})
+_TIMES = ("created_at", "started_at", "ended_at", "heartbeat_at")
+_INTS = {
+    "attempt": 0,
+    "step": INT64_MIN,
+    "world_size": 0,
+    "schema": 0,
+    "pid": INT64_MIN,
+    "total_steps": INT64_MIN,
+    "sweep_index": INT64_MIN,
+}  # field: its minimum
+_REQUIRED_INTS = frozenset({"attempt", "step", "world_size", "schema"})
+_DICTS = ("scheduler", "summary", "error", "submission", "scheduler_state")
+_REQUIRED_DICTS = frozenset({"scheduler", "summary"})
+
+
+# What utcnow_iso writes and DuckDB's TIMESTAMP cast reads (Python also parses forms that
+# DuckDB refuses, "20240101T000000" or week dates: such a value is malformed here)
+_ISO_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
+    r"(?:Z|[+-]\d{2}:\d{2}(?::\d{2})?)?"
+)
+
+
+def is_iso_timestamp(value: Any) -> bool:
+    """``value`` is an ISO-8601 timestamp both Python and the catalog (DuckDB) read."""
+    if not isinstance(value, str) or not _ISO_RE.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return False
+    return True
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters (a field's value in an error message)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _checked(name: str, value: Any) -> Any:
+    """``value`` of run.json field ``name`` if it has the field's type and range."""
+
+    def bad(what: str) -> RecordError:
+        return RecordError(f"field {name!r}: expected {what}, got {short_repr(value)}")
+
+    if value is None:
+        if name in _REQUIRED_STR or name in _REQUIRED_INTS or name in _REQUIRED_DICTS:
+            raise bad("a value")
+        if name in ("tags", "argv", "history", "metrics_dropped", "returned", "status"):
+            raise bad("a value")
+        return None
+    if name in _TIMES:
+        if not is_iso_timestamp(value):
+            raise bad("an ISO-8601 timestamp")
+        return value
+    if name in _STR:
+        if not isinstance(value, str) or (name in _REQUIRED_STR and not value):
+            raise bad("a string")
+        return value
+    if name in _INTS:
+        if not _is_int(value) or not _INTS[name] <= value <= INT64_MAX:
+            raise bad(f"an integer from {_INTS[name]} to {INT64_MAX}")
+        return value
+    if name == "heartbeat_interval":
+        if not _is_number(value) or not 0 <= float(value) < 1e12:  # NaN: not in range
+            raise bad("a number of seconds")
+        return float(value)
+    if name in ("tags", "argv"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        return value
+    if name == "history":
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise bad("a list of objects")
+        return value
+    if name == "metrics_dropped":
+        if not isinstance(value, dict) or not all(
+            _is_int(v) and 0 <= v <= INT64_MAX for v in value.values()
+        ):
+            raise bad("an object of counts")
+        return value
+    if name == "returned":
+        if not isinstance(value, dict) or not all(_is_number(v) for v in value.values()):
+            raise bad("an object of numbers")
+        return value
+    if name in _DICTS and not isinstance(value, dict):
+        raise bad("an object")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float that a DOUBLE holds (NaN and inf too; not a bool, not 10**400)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hpclab.errors import StoreError
+from hpclab.store.record import INT64_MAX, INT64_MIN, is_iso_timestamp, short_repr
 
 
 @dataclass
@@ -101,6 +102,20 @@ class SweepRecord:
                 return str(value)
             raise bad(name, f"expected a string, got {type(value).__name__}")
 
+        def bigint(name: str, value: Any) -> int:
+            # the catalog's BIGINT: 2**70 is malformed, not a failed publish
+            try:
+                number = int(value) if not isinstance(value, (bool, float)) else None
+            except (TypeError, ValueError):
+                number = None
+            if isinstance(value, float) and value.is_integer():
+                number = int(value)
+            if number is None or not INT64_MIN <= number <= INT64_MAX:
+                raise bad(
+                    name, f"not an integer from {INT64_MIN} to {INT64_MAX}: {short_repr(value)}"
+                )
+            return number
+
         def str_list(name: str, value: Any) -> list[str]:
             if value is None:
                 return []
@@ -119,12 +134,9 @@ class SweepRecord:
             where = f"points[{i}]"
             if not isinstance(p, dict):
                 raise bad(where, "expected an object")
-            try:
-                index = int(p["index"])
-            except KeyError:
-                raise bad(f"{where}.index", "missing") from None
-            except (TypeError, ValueError):
-                raise bad(f"{where}.index", f"not an integer: {p['index']!r}") from None
+            if "index" not in p:
+                raise bad(f"{where}.index", "missing")
+            index = bigint(f"{where}.index", p["index"])
             points.append(
                 SweepPoint(
                     index=index,
@@ -135,10 +147,10 @@ class SweepRecord:
             )
         n_points = data.get("n_points")
         if n_points is not None:
-            try:
-                n_points = int(n_points)
-            except (TypeError, ValueError):
-                raise bad("n_points", f"not an integer: {n_points!r}") from None
+            n_points = bigint("n_points", n_points)
+        created_at = opt_str("created_at", data.get("created_at"))
+        if created_at is not None and not is_iso_timestamp(created_at):
+            raise bad("created_at", f"not an ISO-8601 timestamp: {short_repr(created_at)}")
         params = data.get("launcher_params")
         if params is not None and not isinstance(params, dict):
             raise bad("launcher_params", "expected an object")
@@ -151,7 +163,7 @@ class SweepRecord:
             job_id=opt_str("job_id", data.get("job_id")),
             points=points,
             n_points=n_points,
-            created_at=opt_str("created_at", data.get("created_at")),
+            created_at=created_at,
             host=opt_str("host", data.get("host")),
             user=opt_str("user", data.get("user")),
             cwd=opt_str("cwd", data.get("cwd")),

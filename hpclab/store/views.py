@@ -3,7 +3,6 @@ status reads to a person, and how far it is (step, rate, ETA)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -146,8 +145,7 @@ def _positive(value: Any) -> int | None:
     if (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 1
+        and 1 <= value < 2**63  # the catalog's BIGINT; no math.isfinite(10**400) overflow
     ):
         return int(value)
     return None
