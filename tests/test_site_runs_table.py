@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from hpclab.store import Store
 HOSTILE = '<img src=x onerror="window.__hlRan=1">'
 HOSTILE_KEY = "<i>k</i>"
 SECRET = "hunter2-do-not-publish"
+ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")  # read at import (isolated_env clears it)
 needs_chromium = pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
 
 HEADERS = "Array.from(document.querySelectorAll('table.hl-runs thead th'), th => th.textContent)"
@@ -212,7 +214,7 @@ def test_a_config_expression_hides_the_right_rows(
 
 
 def _view_url(base: str, q: str, cols: list[str], sort: str, direction: str) -> str:
-    params = [("q", q), *(("c", c) for c in cols), ("sort", sort), ("dir", direction)]
+    params = [("f", q), *(("c", c) for c in cols), ("sort", sort), ("dir", direction)]
     return f"{base}runs/index.html?{urlencode(params)}"
 
 
@@ -287,6 +289,9 @@ def test_the_url_restores_columns_sort_and_filter_and_follows_changes(
     again = _open(browser, shared)
     assert again.evaluate(HEADERS) == ["", "run", "val/loss", "optim.lr", "optim.weight_decay"]
     assert again.evaluate(CELLS) == view
+    if ARTIFACTS:  # the README's picture of the table: a shared view, the chooser open
+        again.evaluate("document.querySelector('details.hl-cols').open = true")
+        again.screenshot(Path(ARTIFACTS) / "site-runs-table.png", full_page=False)
     assert again.errors == [], again.errors
     again.close()
 
@@ -312,5 +317,23 @@ def test_a_hostile_config_value_and_key_are_shown_as_text(
         "Array.from(document.querySelectorAll('.hl-cols label'), l => l.textContent.trim())"
     )
     assert HOSTILE_KEY in chooser
+    assert page.errors == [], page.errors
+    page.close()
+
+
+@needs_chromium
+def test_a_links_q_filters_the_table_without_opening_the_theme_search(
+    site: tuple[Store, Path, str], browser: Chromium
+) -> None:
+    """runs/index.html?q=TEXT (the Overview's and Board's links) is the theme's search
+    query too: the table takes it as its filter, kept as ?f= (the search stays shut)."""
+    _, html, base = site
+    want = [r[1] for r in _rows(html) if r[3] == "lower-lr"]
+    page = _open(browser, base + "runs/index.html?q=lower-lr&sort=run")
+    assert page.evaluate("document.querySelector('.hl-filter-input').value") == "lower-lr"
+    assert page.evaluate(IDS) == want
+    query = parse_qs(urlsplit(page.evaluate("location.href")).query)
+    assert query == {"f": ["lower-lr"], "sort": ["run"]}  # moved before the theme read it
+    assert page.evaluate("!document.getElementById('__search').checked") is True
     assert page.errors == [], page.errors
     page.close()

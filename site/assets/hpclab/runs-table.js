@@ -3,7 +3,8 @@
  * paths that vary among the runs shown when the page opens, and the key metrics),
  * sortable, filtered by text or by expressions (filter-expr.js) over all of them, the
  * view exported as CSV or JSON (made in the browser), runs ticked to compare. The view
- * (filter ?q=, columns &c=, sort &sort= &dir=) is kept in the URL, so it can be shared.
+ * (filter ?f=, columns &c=, sort &sort= &dir=) is kept in the URL, so it can be shared.
+ * Loaded on the Runs page only, before the theme's script (site/overrides/main.html).
  *
  * Data (hpclab/site/pages.py runs_list_doc, hpclab/site/runs_table.py runs_config_doc):
  *   data/runs-list.json    {metrics, rows}: one compact array per run, [project, run_id,
@@ -28,6 +29,20 @@
   var P = 0, ID = 1, STATUS = 2, NAME = 3, SWEEP = 4, STEP = 5, CREATED = 6, DUR = 7, TAGS = 8, METRICS = 9;
   var BEFORE = ["status", "run", "name", "project", "sweep"];  // then metrics, config, AFTER
   var AFTER = ["step", "created", "duration", "tags"];
+
+  // ?q= is also the theme's search query (it would open the search box over the table):
+  // a link's ?q=TEXT (runs/index.html?q=lab, pages.py runs_href) becomes ?f=TEXT here,
+  // before the theme's script reads the URL.
+  (function () {
+    try {
+      var url = new URL(location.href);
+      if (!url.searchParams.has("q")) { return; }
+      var q = url.searchParams.get("q");
+      url.searchParams.delete("q");
+      if (q && !url.searchParams.has("f")) { url.searchParams.set("f", q); }
+      history.replaceState(history.state, "", url.href);
+    } catch (e) { /* a sandboxed page: the filter is read from ?q= below */ }
+  })();
 
   function start(box, H) {
     var html = H.html, setHTML = H.setHTML, plain = H.plain, fmt = H.fmt, numText = H.numText;
@@ -187,11 +202,11 @@
       });
     }
 
-    /* -- the URL: ?q=FILTER&c=COLUMN&c=...&sort=COLUMN&dir=asc|desc ----------------- */
+    /* -- the URL: ?f=FILTER&c=COLUMN&c=...&sort=COLUMN&dir=asc|desc ----------------- */
 
     function readUrl() {
       var p = new URLSearchParams(location.search);
-      var q = p.get("q");
+      var q = p.get("f") || p.get("q");
       if (q && !input.value) { input.value = q; }
       var wanted = p.getAll("c");
       var unknown = wanted.filter(function (id) { return !byId[id]; });
@@ -204,7 +219,8 @@
 
     function writeUrl() {
       var p = new URLSearchParams(location.search);
-      if (input.value) { p.set("q", input.value); } else { p.delete("q"); }
+      p.delete("q");
+      if (input.value) { p.set("f", input.value); } else { p.delete("f"); }
       p.delete("c");
       if (chosen) { shownCols.forEach(function (c) { p.append("c", c.id); }); }
       if (sort) { p.set("sort", sort.id); p.set("dir", sort.asc ? "asc" : "desc"); } else { p.delete("sort"); p.delete("dir"); }
@@ -304,6 +320,14 @@
     }
 
     function apply(keepScroll) {
+      keep();
+      count.textContent = H.thousands(shown.length) + " of " + H.thousands(rows.length) + " runs";
+      if (keepScroll !== true) { box.scrollTop = 0; }
+      draw(true);
+      update();
+    }
+
+    function keep() {  // the rows the filter keeps (shown), in the sort order
       var test = exprTest();
       var words = test || (errLine && errLine.textContent) ? [] : input.value.toLowerCase().split(/\s+/).filter(Boolean);
       if (words.length) { index(); }
@@ -313,10 +337,6 @@
         visible[i] = ok;
         if (ok) { shown.push(i); }
       });
-      count.textContent = H.thousands(shown.length) + " of " + H.thousands(rows.length) + " runs";
-      if (keepScroll !== true) { box.scrollTop = 0; }
-      draw(true);
-      update();
     }
 
     function compareValues(x, y) {  // missing values last (either way: the caller flips)
@@ -425,7 +445,7 @@
       sorted();
       if (!wanted) {  // the default: what varies among the runs the URL's filter keeps
         shownCols = all.filter(function (c) { return !c.config; });
-        apply();
+        keep();
         wanted = defaults(shown);
       }
       setColumns(wanted);
