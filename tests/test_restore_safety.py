@@ -345,6 +345,21 @@ def test_dag_and_restore_output_escape_names_and_paths(weird_tmp_path: Path) -> 
         assert not [c for c in RAW if c in text], repr(text)
 
 
+def test_runs_diff_escapes_the_paths_of_the_trees(weird_tmp_path: Path) -> None:
+    code = weird_tmp_path / "plain"
+    write(code / "main.py", "m\n")
+    store = weird_tmp_path / "store"
+    first = snapshot_run(store, code)
+    write(code / "new\x1b]0;t\x07.py", "n\n")
+    second = snapshot_run(store, code)
+
+    out = hpclab_cli(store, "runs", "diff", first, second)
+
+    assert out.returncode == 0, out.stderr
+    assert "new\\x1b]0;t\\x07.py" in out.stdout
+    assert not [c for c in RAW if c in out.stdout + out.stderr], repr(out.stdout)
+
+
 def test_printable_escapes_exactly_the_control_characters() -> None:
     from hpclab.cli.terminal import printable
 

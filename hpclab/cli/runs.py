@@ -309,13 +309,13 @@ def diff(store: Store, run_a: str, run_b: str, project: str | None, patch: bool)
     click.echo("code:")
     click.echo(f"  commit  {ca or '-'}" + ("" if ca == cb else f" -> {cb or '-'}"))
     for note in d.notes:
-        click.echo(f"  {note}")
+        echo(f"  {note}")
     if d.files:
         click.echo(f"  {len(d.files)} file(s) differ between the trees the runs saw:")
         for path, change in d.files:
-            click.echo(f"    {change:<8} {path}")
+            echo(f"    {change:<8} {path}")
     elif not d.notes:
         click.echo("  the trees the runs saw are identical")
     if patch and d.patch_diff:
         click.echo("  uncommitted patches differ:")
-        click.echo("".join("    " + line for line in d.patch_diff).rstrip())
+        echo("".join("    " + line for line in d.patch_diff).rstrip())
