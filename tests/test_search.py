@@ -326,6 +326,18 @@ def test_a_multi_objective_study_marks_its_pareto_front(app: Path, tmp_path: Pat
     doc = json.loads(shown.stdout)
     assert {t["number"] for t in doc["trials"] if t["on_front"]} == front
     assert doc["study"]["objectives"] == ["return", "cpu_hours"]
+    # the catalog has the trials too (hpclab sql, the site)
+    assert hpclab_cli(store, "index", "--no-scheduler").returncode == 0
+    from hpclab.catalog import connect
+
+    rows = (
+        connect(Store(store))
+        .execute("SELECT number, values, on_front, run_id FROM search_trials WHERE study = 'mo'")
+        .fetchall()
+    )
+    assert {n for n, _, front, _ in rows if front} == front
+    assert {n: list(v) for n, v, _, _ in rows} == {n: list(v) for n, v in values.items()}
+    assert {r for *_, r in rows} == {t.user_attrs[RUN_ATTR] for t in trials}
 
 
 # -- the budget, at the driver's contract (a batch runs, then its runs are read) --------

@@ -145,6 +145,7 @@ class Indexer:
         self._dirty: set[str] = set()
         self._sweeps_fp: tuple[Any, ...] = ()
         self._sweeps: dict[str, list[SweepRows]] = {}
+        self._searches: list[Row] = []  # search_trials, read with the sweeps
         self.knowledge = Knowledge()
         self._knowledge_fp: tuple[Any, ...] | None = None
         self._knowledge_files: dict[str, tuple[Any, Any]] = {}  # project -> (dag edits, hyps)
@@ -251,8 +252,9 @@ class Indexer:
             restarted = not self._sweeps_fp and _digest(sweeps_fp) == self._inputs.get("sweeps")
             self._sweeps_fp = sweeps_fp
             self._sweeps = {p: _sweeps(self.store, p, self._report) for p in self.store.projects()}
+            self._searches = _search_trials(self.store)
             if not restarted:
-                self._dirty |= {"sweeps", "sweep_points"}
+                self._dirty |= {"sweeps", "sweep_points", "search_trials"}
                 self._knowledge_pending = True
         self._mark_status_changes()
         if knowledge or runs is None:
@@ -422,7 +424,7 @@ class Indexer:
         if self._metric_files is not None:
             self._metric_files.pop(f"{key[0]}/{key[1]}", None)
         self._lazy.pop(key, None)
-        self._dirty |= set(SMALL_TABLES) - {"sweeps", "sweep_points"}
+        self._dirty |= set(SMALL_TABLES) - {"sweeps", "sweep_points", "search_trials"}
         self._delta.add(key)
         self._knowledge_pending = self._knowledge_relevant = True
         if entry is not None and entry.metrics_file:
@@ -508,6 +510,11 @@ class Indexer:
                 for e in sorted(os.scandir(d), key=lambda e: e.name):
                     st = e.stat()
                     out.append((project, e.name, st.st_size, st.st_mtime_ns))
+            d = self.store.search_dir(project)  # studies: their journals and descriptions
+            if d.is_dir():
+                for e in sorted(os.scandir(d), key=lambda e: e.name):
+                    st = e.stat()
+                    out.append((project, "search", e.name, st.st_size, st.st_mtime_ns))
         return tuple(out)
 
     # -- knowledge (DAG, diffs, seed groups, Pareto, evidence) ---------------------------
@@ -727,6 +734,8 @@ class Indexer:
                 self._write_delta_keys()
         if "sweeps" in need or "sweep_points" in need:
             tables["sweeps"], tables["sweep_points"] = self._sweep_rows()
+        if "search_trials" in need:
+            tables["search_trials"] = list(self._searches)
         for table in KNOWLEDGE_TABLES:
             if table in need:
                 tables[table] = list(self._knowledge_rows.get(table, []))
@@ -1089,6 +1098,18 @@ def _sweep_facts(
     bases = {row[1]: base for row, _, base in sweeps}
     overrides = {pt[3]: pt[4].split() for _, points, _ in sweeps for pt in points if pt[3]}
     return bases, overrides
+
+
+def _search_trials(store: Store) -> list[Row]:
+    """``search_trials``: every trial of every project's studies (Optuna journals; only
+    projects that have a ``search/`` directory import Optuna)."""
+    out: list[Row] = []
+    for project in store.projects():
+        if store.study_names(project):
+            from hpclab.search.summary import trial_rows
+
+            out += [row("search_trials", **r) for r in trial_rows(store, project)]
+    return out
 
 
 def _sweeps(store: Store, project: str, report: Callable[[str], None]) -> list[SweepRows]:

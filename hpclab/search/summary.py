@@ -117,3 +117,37 @@ def resume_command(store: Store, project: str, name: str) -> ResumeCommand:
     argv = [python, *args, f"hydra.sweeper.study_name={name}", "hydra.sweeper.resume=true"]
     env = {**os.environ, "HPCLAB_STORE": str(store.root), "HPCLAB_PROJECT": project}
     return ResumeCommand(argv, info.cwd, env)
+
+
+def trial_rows(store: Store, project: str) -> list[dict[str, Any]]:
+    """Every trial of the project's studies as ``search_trials`` columns (the catalog's
+    table); an unreadable study is skipped with a warning naming it."""
+    import json
+    import logging
+
+    out: list[dict[str, Any]] = []
+    for name in store.study_names(project):
+        try:
+            s = summarize(store, project, name)
+        except Exception as e:  # noqa: BLE001  (a torn journal must not stop the indexer)
+            logging.getLogger(__name__).warning("study %s/%s: not indexed (%s)", project, name, e)
+            continue
+        for t in s.trials:
+            finite = t.values is not None and all(math.isfinite(v) for v in t.values)
+            out.append(
+                {
+                    "project": project,
+                    "study": name,
+                    "number": t.number,
+                    "state": t.state,
+                    "run_id": t.run_id,
+                    "objectives": list(s.info.objectives),
+                    "directions": list(s.info.directions),
+                    "value": t.values[0] if t.values and finite else None,
+                    "values": list(t.values) if t.values and finite else None,
+                    "params": json.dumps(t.params, sort_keys=True, default=str),
+                    "pruned_at": t.pruned_at if isinstance(t.pruned_at, int) else None,
+                    "on_front": t.on_front,
+                }
+            )
+    return out
