@@ -30,6 +30,7 @@ from hpclab.store import Store
 HOSTILE = '<img src=x onerror="window.__hlRan=1">'
 HOSTILE_KEY = "<i>k</i>"
 SECRET = "hunter2-do-not-publish"
+FORMULA = '=HYPERLINK("http://x","y")'  # a spreadsheet would run it
 ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")  # read at import (isolated_env clears it)
 needs_chromium = pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
 
@@ -47,6 +48,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Path
     store = make_site_store(root)
     config = {"optim": {"lr": 0.05}, "model": {"name": HOSTILE}, HOSTILE_KEY: 1}
     config["db"] = {"password": SECRET}
+    config["name"] = "cfgname"  # a config path named like a column of the run's
+    config["note"] = FORMULA
     log_run(store, "hostile", config, None)
     site_dir = tmp_path_factory.mktemp("site")
     with served_site(store, site_dir) as base:
@@ -247,7 +250,7 @@ def test_csv_and_json_exports_equal_the_view(
     page.evaluate("document.querySelector('button.hl-export[data-format=json]').click()")
     doc = json.loads(page.evaluate(f"{blob.replace('FMT', 'json')}.text()"))
     assert [d["run"] for d in doc] == ids
-    assert list(doc[0]) == ["project", *heads]
+    assert list(doc[0]) == ["project", *heads]  # the project first, though not shown
     assert all(d["optim.lr"] == config[d["run"]]["optim.lr"] for d in doc)
     assert page.errors == [], page.errors
     page.close()
@@ -301,10 +304,13 @@ def test_a_hostile_config_value_and_key_are_shown_as_text(
     site: tuple[Store, Path, str], browser: Chromium
 ) -> None:
     _, _, base = site
-    cols = ["run", "name", "c:model.name", f"c:{HOSTILE_KEY}", "c:db.password"]
+    cols = ["run", "name", "c:model.name", f"c:{HOSTILE_KEY}", "c:db.password", "c:name"]
     page = _open(browser, _view_url(base, 'name == "hostile"', cols, "run", "asc"))
-    assert page.evaluate(HEADERS) == ["", "run", "name", HOSTILE_KEY, "db.password", "model.name"]
-    assert page.evaluate(CELLS) == [[page.evaluate(IDS)[0], "hostile", "1", MARKER, HOSTILE]]
+    heads = ["", "run", "name", HOSTILE_KEY, "db.password", "model.name", "c:name"]
+    assert page.evaluate(HEADERS) == heads  # the config path "name" by its id
+    assert page.evaluate(CELLS) == [
+        [page.evaluate(IDS)[0], "hostile", "1", MARKER, HOSTILE, "cfgname"]
+    ]
     # also filtered by the hostile value itself
     _type(page, f"model.name == {json.dumps(HOSTILE)}")
     page.wait_for("document.querySelector('.hl-filter-count').textContent.startsWith('1 of ')")
@@ -317,6 +323,20 @@ def test_a_hostile_config_value_and_key_are_shown_as_text(
         "Array.from(document.querySelectorAll('.hl-cols label'), l => l.textContent.trim())"
     )
     assert HOSTILE_KEY in chooser
+    # exported with the project column once, the hostile text as it is, a formula inert
+    page.evaluate("document.querySelector('input.hl-col[value=\"project\"]').click()")
+    page.evaluate("document.querySelector('input.hl-col[value=\"c:note\"]').click()")
+    page.evaluate("document.querySelector('button.hl-export[data-format=csv]').click()")
+    text = page.evaluate(
+        "document.querySelector('button.hl-export[data-format=csv]')._hlBlob.text()"
+    )
+    table = list(csv.reader(io.StringIO(text)))
+    assert table[0] == ["run", "name", "project", HOSTILE_KEY, "db.password"] + [
+        "model.name",
+        "c:name",
+        "note",
+    ]
+    assert table[1][2:] == ["lab", "1", MARKER, HOSTILE, "cfgname", "'" + FORMULA]
     assert page.errors == [], page.errors
     page.close()
 

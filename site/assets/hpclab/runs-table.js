@@ -148,6 +148,9 @@
         });
       }
       AFTER.forEach(function (id) { add(Object.assign({ id: id, label: id, group: "run" }, builtin(id))); });
+      var seen = {};  // a config path or metric named like another column is shown by its id
+      all.forEach(function (c) { seen[c.label] = (seen[c.label] || 0) + 1; });
+      all.forEach(function (c) { if (seen[c.label] > 1 && c.group !== "run") { c.label = c.id; } });
     }
 
     function defaults(among) {  // the key metrics, and the config paths that vary among rows
@@ -391,18 +394,24 @@
       return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
     }
 
+    function exported() {  // the columns shown, and the run's project first if it is not
+      return shownCols.indexOf(byId.project) >= 0 ? shownCols : [byId.project].concat(shownCols);
+    }
+
     function viewCsv() {
-      var lines = [["project"].concat(shownCols.map(function (c) { return c.label; })).map(csvField).join(",")];
+      var cols = exported();
+      var lines = [cols.map(function (c) { return c.label; }).map(csvField).join(",")];
       shown.forEach(function (i) {
-        lines.push([rows[i][P]].concat(shownCols.map(function (c) { return exportValue(c, i); })).map(csvField).join(","));
+        lines.push(cols.map(function (c) { return exportValue(c, i); }).map(csvField).join(","));
       });
       return lines.join("\r\n") + "\r\n";
     }
 
     function viewJson() {
+      var cols = exported();
       return JSON.stringify(shown.map(function (i) {
-        var out = { project: rows[i][P] };
-        shownCols.forEach(function (c) {
+        var out = {};
+        cols.forEach(function (c) {
           var v = exportValue(c, i);
           out[c.label] = typeof v === "number" && !isFinite(v) ? null : v;
         });
