@@ -415,3 +415,47 @@ def test_a_search_on_slurm_runs_each_batch_as_an_array_job(
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
     for t in trials:
         assert t.value == pytest.approx(_objective(_config(store, t.user_attrs[RUN_ATTR])))
+
+
+# -- the site ------------------------------------------------------------------------------
+@pytest.mark.skipif(
+    __import__("hpclab.site.chromium", fromlist=["find_chromium"]).find_chromium() is None,
+    reason="Chromium is not installed",
+)
+def test_the_site_reports_each_study_with_its_front(app: Path, tmp_path: Path) -> None:
+    from site_fixtures import served_site
+
+    from hpclab.site.chromium import Chromium
+
+    store = tmp_path / "store"
+    _search(
+        app, store, "hydra/launcher=hpclab_local", "x=interval(-1, 1)", "kind=choice(a,b)",
+        "hydra.sweeper.n_trials=5", "hydra.sweeper.n_jobs=5", "hydra.sweeper.study_name=cost",
+        "hydra.sweeper.sampler.seed=3", "hydra.sweeper.direction=[minimize,minimize]",
+        "hydra.sweeper.objective=[return,cpu_hours]",
+    )  # fmt: skip
+    front = {
+        t.number
+        for t in load_study(Store(store), "srch", "cost").best_trials  # Optuna's own front
+    }
+    with served_site(Store(store), tmp_path / "site") as base, Chromium() as browser:
+        page = browser.new_page()
+        page.goto(base + "reports/index.html")
+        links = page.evaluate("Array.from(document.querySelectorAll('a'), a => a.textContent)")
+        assert "cost" in links
+        page.goto(base + "reports/srch/search-cost.html")
+        page.wait_for("document.body && document.body.dataset.hlReady === '1'", timeout=20)
+        page.wait_for(
+            "Array.from(document.querySelectorAll('.hl-chart > div')).length > 0 && "
+            "Array.from(document.querySelectorAll('.hl-chart > div'))"
+            ".every(e => e.dataset.rendered === '1')",
+            timeout=20,
+        )
+        starred = page.evaluate(
+            "Array.from(document.querySelectorAll('table.hl-table tbody tr'))"
+            ".map(tr => tr.cells[0].textContent)"
+            ".filter(t => t.startsWith('★')).map(t => Number(t.slice(2)))"
+        )
+        assert set(starred) == front
+        assert page.evaluate("document.querySelectorAll('.hl-chart svg, .hl-chart canvas').length")
+        assert not page.errors, page.errors

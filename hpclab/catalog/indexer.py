@@ -503,7 +503,7 @@ class Indexer:
         self.superseded.append((self.store.catalog_dir / rel, time.time()))
 
     def _sweeps_fingerprint(self) -> tuple[Any, ...]:
-        out = []
+        out: list[tuple[Any, ...]] = []
         for project in self.store.projects():
             d = self.store.sweeps_dir(project)
             if d.is_dir():

@@ -97,6 +97,7 @@ class SiteData:
     levels: dict[str, float] = field(default_factory=dict)  # project -> statistics.level
     reproductions: dict[Key, dict[str, Any]] = field(default_factory=dict)
     resources: dict[Key, dict[str, Any]] = field(default_factory=dict)  # run_resources
+    search_trials: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     publish_code: dict[str, bool] = field(default_factory=dict)  # project.yaml site.publish_code
 
     @property
@@ -244,6 +245,8 @@ def _load(con: Any, store: Store) -> SiteData:
         d.notes[(n["project"], n["run_id"])] = n
     for res in rows(con, "SELECT * FROM run_resources"):
         d.resources[(res["project"], res["run_id"])] = res
+    for t in rows(con, "SELECT * FROM search_trials ORDER BY project, study, number"):
+        d.search_trials.setdefault((t["project"], t["study"]), []).append(t)
     d.edges = rows(con, "SELECT * FROM dag_edges")
     if not d.edges:  # before the DAG is indexed: the runs' own parent column
         d.edges = [

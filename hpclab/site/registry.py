@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpclab.errors import SiteError
-from hpclab.site import graph, pages, research, sql_tables
+from hpclab.site import graph, pages, research, search_pages, sql_tables
 from hpclab.site.cost import Cost
 from hpclab.site.data import Key, SiteData
 from hpclab.site.html import e
@@ -84,6 +84,14 @@ def _reports(data: SiteData, costs: Costs) -> list[ChildPage]:
             research.hypothesis_report(data, hyp, costs),
         )
         for hyp in data.hypotheses
+    ]
+    out += [
+        ChildPage(
+            search_pages.study_report_path(*key),
+            f"{key[0]} · study {key[1]}",
+            search_pages.study_report(data, key),
+        )
+        for key in sorted(data.search_trials)
     ]
     return out
 

@@ -415,6 +415,9 @@ def reports_index(data: SiteData) -> Page:
                 )
     else:
         page.add(empty("No sweeps yet."))
+    from hpclab.site.search_pages import searches_section
+
+    page.add(searches_section(data))  # hyperparameter searches, when there are any
     page.heading(2, "Hypotheses")
     if data.hypotheses:
         page.add(_hypotheses_table(data, ""))
