@@ -189,3 +189,38 @@ def test_compare_legend_names_runs_by_what_differs(
     assert sorted(texts) == ["lr=0.001", "lr=0.01"]
     assert page.errors == [], page.errors
     page.close()
+
+
+def test_compare_groups_runs_by_a_config_path_with_a_band(
+    browser: Chromium, built: tuple[Store, str]
+) -> None:
+    store, base = built
+    data = load(store)
+    sweep = data.sweeps[0]
+    keys = [f"bench/{p['run_id']}" for p in data.sweep_points[("bench", sweep["sweep_id"])]]
+    lrs: dict[str, int] = {}
+    for k in keys:
+        lr = data.features[("bench", k.split("/")[1])]["optim.lr"]
+        lrs[f"lr={json.loads(lr)}"] = lrs.get(f"lr={json.loads(lr)}", 0) + 1
+    box = ".hl-compare-chart"
+    page = open_charts(browser, f"{base}runs/compare.html?r={','.join(keys)}&group=optim.lr", box)
+    assert page.evaluate("document.querySelector('.hl-chart-group').value") == "optim.lr"
+    groups = page.evaluate(f"JSON.parse(document.querySelector('{box} > div').dataset.groups)")
+    assert groups == lrs  # one line per learning rate, each over its runs
+    assert page.evaluate(f"document.querySelectorAll('{box} g.mark-area path').length") >= 1
+    legend = page.evaluate(
+        f"Array.from(document.querySelector('{box}').querySelectorAll("
+        "'g.role-legend-label text')).map(t => t.textContent)"
+    )
+    assert sorted(legend) == sorted(lrs)
+    # back to one line per run: no band, the URL forgets the group
+    page.evaluate(
+        "(() => { const s = document.querySelector('.hl-chart-group');"
+        " s.value = ''; s.dispatchEvent(new Event('change')); })()"
+    )
+    page.wait_for(f"document.querySelector('{box} > div').dataset.groups === ''")
+    page.wait_for(DRAWN.format(box=box))
+    assert "group=" not in page.evaluate("location.search")
+    assert page.evaluate(f"document.querySelectorAll('{box} g.mark-area path').length") == 0
+    assert page.errors == [], page.errors
+    page.close()

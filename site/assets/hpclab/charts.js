@@ -1,6 +1,8 @@
-/* hpclab chart controls (issue 17): the y scale (linear or log) and smoothing (EMA, the
-   raw curve faint underneath) of every metric chart on the run and compare pages, kept in
-   the URL (?...&y=log&smooth=0.6) so a view can be shared and
+/* hpclab chart controls (issue 17): the y scale (linear or log), smoothing (EMA, the
+   raw curve faint underneath), a robust y range and, on the compare page, grouping by a
+   config path (one line per group: the mean, with a min-max band) of every metric chart
+   on the run and compare pages, kept in the URL (?...&y=log&smooth=0.6&group=optim.lr)
+   so a view can be shared and
    is restored on load. hpclab.js calls HPCLabCharts.spec / .values in embed() and
    .controls() above a page's charts; a log scale drops non-positive values (with a note
    under the controls), so Vega is never handed a log domain with 0 or less in it. */
@@ -11,7 +13,7 @@
     var p = new URLSearchParams(location.search);
     var w = parseFloat(p.get("smooth") || "0");
     return { y: p.get("y") === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0,
-      robust: p.get("robust") === "1" };
+      robust: p.get("robust") === "1", group: p.get("group") || "" };
   }
 
   function setState(s) {
@@ -19,12 +21,14 @@
     if (s.y === "log") { p.set("y", "log"); } else { p["delete"]("y"); }
     if (s.smooth > 0) { p.set("smooth", String(s.smooth)); } else { p["delete"]("smooth"); }
     if (s.robust) { p.set("robust", "1"); } else { p["delete"]("robust"); }
+    if (s.group) { p.set("group", s.group); } else { p["delete"]("group"); }
     var q = p.toString();
     history.replaceState(null, "", location.pathname + (q ? "?" + q : "") + location.hash);
   }
 
-  // a copy of the spec with the y scale of every "value" encoding set to the state's type
-  function spec(s, st) {
+  // a copy of the spec with the y scale of every "value" encoding set to the state's type;
+  // grouped (st.group and the page can group), one line per group with its min-max band
+  function spec(s, st, grouped) {
     st = st || state();
     var out = JSON.parse(JSON.stringify(s));
     (function walk(node) {
@@ -34,9 +38,32 @@
         y.scale = Object.assign({}, y.scale || {}, { type: st.y });
         if (st.y === "log") { delete y.scale.zero; }
       }
+      var color = node.encoding && node.encoding.color;
+      if (grouped && color && color.scale) { delete color.scale.domain; }  // the groups' labels
       (node.layer || []).forEach(walk);
       if (node.spec) { walk(node.spec); }
     })(out);
+    if (grouped && out.layer) {
+      var line = out.layer.filter(function (l) {
+        return l.mark && (l.mark === "line" || l.mark.type === "line");
+      })[0];
+      if (line) {
+        var band = JSON.parse(JSON.stringify(line));
+        band.name = "band";
+        band.mark = { type: "area", opacity: 0.18, interpolate: "linear" };
+        band.encoding.y = Object.assign({}, band.encoding.y, { field: "lo", title: null });
+        band.encoding.y2 = { field: "hi" };
+        if (band.encoding.color) {  // the legend's symbols as the lines', not the faint band's
+          var legend = Object.assign({}, band.encoding.color.legend || {}, { symbolOpacity: 1 });
+          band.encoding.color = Object.assign({}, band.encoding.color, { legend: legend });
+        }
+        band.encoding.tooltip = [{ field: "run", type: "nominal", title: "group" },
+          { field: "n", type: "quantitative", title: "runs" },
+          { field: "lo", type: "quantitative", title: "min", format: ".5g" },
+          { field: "hi", type: "quantitative", title: "max", format: ".5g" }];
+        out.layer.unshift(band);
+      }
+    }
     if (st.smooth > 0 && out.layer) {
       // the smoothed line over the raw one, drawn faint underneath
       var layers = [];
@@ -57,10 +84,15 @@
     return out;
   }
 
-  // the rows Vega may draw under the state, and how many were dropped
-  function values(rows, st) {
+  // the rows Vega may draw under the state, and how many were dropped; with groupOf
+  // (run key -> its group's label) and a group chosen, one row per group and step
+  function values(rows, st, groupOf) {
     st = st || state();
+    if (st.group && groupOf) { rows = group(rows, groupOf); }
     var kept = st.y !== "log" ? rows : rows.filter(function (r) { return r.value === null || r.value > 0; });
+    if (st.y === "log") {  // a band down to 0 or below has no place on a log axis
+      kept = kept.map(function (r) { return r.lo !== undefined && !(r.lo > 0) ? Object.assign({}, r, { lo: null, hi: null }) : r; });
+    }
     if (st.smooth > 0) { kept = ema(kept, st.smooth); }
     return { rows: kept, dropped: rows.length - kept.length, domain: st.robust ? robustDomain(kept) : null };
   }
@@ -88,6 +120,34 @@
     return out;
   }
 
+  // the runs' rows (key "project/run|metric") folded into one series per group and
+  // metric: at each step the mean of the group's runs that have a value there, with the
+  // min and max (the band) and how many runs it is over (n)
+  function group(rows, groupOf) {
+    var buckets = {}, order = [];
+    rows.forEach(function (r) {
+      var bar = r.key.indexOf("|");
+      var g = groupOf(r.key.slice(0, bar));
+      var k = g + "|" + r.metric;
+      var id = k + "|" + r.step;
+      var b = buckets[id];
+      if (!b) {
+        b = buckets[id] = { run: g, metric: r.metric, key: k, step: r.step, sum: 0, n: 0, lo: null, hi: null };
+        order.push(b);
+      }
+      if (r.value === null || !isFinite(r.value)) { return; }
+      b.sum += r.value;
+      b.n += 1;
+      b.lo = b.lo === null ? r.value : Math.min(b.lo, r.value);
+      b.hi = b.hi === null ? r.value : Math.max(b.hi, r.value);
+    });
+    order.sort(function (a, b) { return a.key < b.key ? -1 : a.key > b.key ? 1 : a.step - b.step; });
+    return order.map(function (b) {
+      return { run: b.run, metric: b.metric, key: b.key, step: b.step, value: b.n ? b.sum / b.n : null,
+        lo: b.lo, hi: b.hi, n: b.n, lone: false };
+    });
+  }
+
   // an exponential moving average of each series (rows come grouped by key, in step
   // order) into a "smoothed" field; a missing value stays missing and does not reset it
   function ema(rows, w) {
@@ -102,8 +162,10 @@
     });
   }
 
-  // the controls: a y scale select; onChange(state) redraws the page's charts
-  function controls(onChange) {
+  // the controls: a y scale select, smoothing, the robust range, and (groupKeys: the
+  // config paths the page can group its runs by) a group-by select; onChange(state)
+  // redraws the page's charts
+  function controls(onChange, groupKeys) {
     var st = state();
     var box = document.createElement("div");
     box.className = "hl-chart-controls";
@@ -140,13 +202,30 @@
     rlabel.appendChild(document.createTextNode(" robust y range (1st-99th percentile)"));
     box.appendChild(document.createTextNode(" "));
     box.appendChild(rlabel);
+    var gselect = null;
+    if (groupKeys && groupKeys.length) {
+      var glabel = document.createElement("label");
+      glabel.textContent = " group by ";
+      gselect = document.createElement("select");
+      gselect.className = "hl-chart-group";
+      [""].concat(groupKeys).forEach(function (k) {
+        var o = document.createElement("option");
+        o.value = k;
+        o.textContent = k || "(each run)";
+        gselect.appendChild(o);
+      });
+      gselect.value = groupKeys.indexOf(st.group) >= 0 ? st.group : "";
+      glabel.appendChild(gselect);
+      box.appendChild(glabel);
+      gselect.addEventListener("change", function () { changed(); });
+    }
     var note = document.createElement("span");
     note.className = "hl-chart-note";
     box.appendChild(note);
     function changed() {
       var w = parseFloat(smooth.value);
       var s = { y: select.value === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0,
-        robust: robust.checked };
+        robust: robust.checked, group: gselect ? gselect.value : "" };
       setState(s);
       onChange(s);
     }
@@ -181,5 +260,6 @@
     });
   }
 
-  window.HPCLabCharts = { diffLabels: diffLabels, state: state, spec: spec, values: values, withDomain: withDomain, controls: controls, note: note };
+  window.HPCLabCharts = { diffLabels: diffLabels, state: state, spec: spec, values: values, group: group,
+    withDomain: withDomain, controls: controls, note: note };
 })();

@@ -218,7 +218,7 @@
 
   function setValues(v) {
     var values = seriesValues(v.runs, v.metrics, v.labels);
-    if (v.controls) { values = window.HPCLabCharts.values(values).rows; }  // charts.js
+    if (v.controls) { values = window.HPCLabCharts.values(values, undefined, v.opts.groupOf).rows; }  // charts.js
     if (!v.view) { return; }
     v.view.data("series", values).run();
     v.el.dataset.points = String(values.length);
@@ -238,7 +238,8 @@
 
   function embed(el, spec, opts) {
     var base = spec;
-    if (opts.controls) { spec = window.HPCLabCharts.spec(spec); }  // y scale from the URL (charts.js)
+    var grouped = !!(opts.controls && opts.groupOf && window.HPCLabCharts.state().group);
+    if (opts.controls) { spec = window.HPCLabCharts.spec(spec, undefined, grouped); }  // y scale from the URL (charts.js)
     spec = Object.assign({}, spec, { config: chartConfig(), autosize: { type: "fit-x", contains: "padding" } });
     var v = { el: el, view: null, runs: opts.runs || [], metrics: opts.metrics || null, labels: opts.labels || null,
       controls: opts.controls || null, base: base, opts: opts };
@@ -246,8 +247,13 @@
       // The data goes in with the spec: a line chart with no rows has no extent to draw.
       var values = seriesValues(v.runs, v.metrics, v.labels);
       if (opts.controls) {
-        var kept = window.HPCLabCharts.values(values);
+        var kept = window.HPCLabCharts.values(values, undefined, grouped ? opts.groupOf : null);
         values = kept.rows;
+        if (grouped) {  // each group's label and how many runs it is over, for the tests
+          var sizes = {};
+          values.forEach(function (x) { sizes[x.run] = Math.max(sizes[x.run] || 0, x.n); });
+          el.dataset.groups = JSON.stringify(sizes);
+        } else { el.dataset.groups = ""; }
         v.dropped = kept.dropped;
         spec = window.HPCLabCharts.withDomain(spec, kept.domain);
         if (kept.domain) { el.dataset.ydomain = JSON.stringify(kept.domain); }
@@ -274,7 +280,7 @@
   }
 
   // The chart controls above a page's charts (charts.js): a change redraws those charts.
-  function chartControls(holder) {
+  function chartControls(holder, groupKeys) {
     var box = window.HPCLabCharts.controls(function () {
       var mine = views.filter(function (v) { return v.controls === box; });
       views = views.filter(function (v) { return v.controls !== box; });
@@ -283,7 +289,7 @@
         v.el.dataset.rendered = "";
         return embed(v.el, v.base, v.opts);
       })).then(function (vs) { noteDropped(box, vs); });
-    });
+    }, groupKeys);
     holder.parentNode.insertBefore(box, holder);
     return box;
   }
@@ -940,9 +946,16 @@
       setHTML(root, html`${parts}`);
       document.title = "Compare " + runs.length + " runs · " + document.title;
       var chartsEl = root.querySelector(".hl-compare-charts");
-      var specs = chartSpecs(), controls = chartsEl ? chartControls(chartsEl) : null;
+      var specs = chartSpecs(), controls = chartsEl ? chartControls(chartsEl, differ) : null;
       var legend = window.HPCLabCharts.diffLabels(configs, differ, labels), legendOf = {};  // charts.js
-      keys.forEach(function (k, i) { legendOf[k] = legend[i]; });
+      var configOf = {};
+      keys.forEach(function (k, i) { legendOf[k] = legend[i]; configOf[k] = configs[i]; });
+      // grouped by a config path (the controls' "group by"): a run's group is its value there
+      var groupOf = function (k) {
+        var g = window.HPCLabCharts.state().group, c = configOf[k] || {};
+        if (differ.indexOf(g) < 0) { return legendOf[k]; }  // a path these runs share: each its own
+        return g.split(".").pop() + "=" + (g in c ? c[g] : "–");
+      };
       var drawn = lossFirst(all).map(function (m) {
         var box = document.createElement("div");
         box.className = "hl-live-chart hl-compare-chart";
@@ -951,7 +964,7 @@
         var target = document.createElement("div");
         box.appendChild(target);
         chartsEl.appendChild(box);
-        return embed(target, colourDomain(specs.sweep, legend), { runs: keys, metrics: [m], labels: legendOf, controls: controls });
+        return embed(target, colourDomain(specs.sweep, legend), { runs: keys, metrics: [m], labels: legendOf, controls: controls, groupOf: groupOf });
       });
       var paretoEl = root.querySelector(".hl-compare-pareto");
       if (paretoEl && front.values.length) {
