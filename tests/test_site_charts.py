@@ -224,3 +224,67 @@ def test_compare_groups_runs_by_a_config_path_with_a_band(
     assert page.evaluate(f"document.querySelectorAll('{box} g.mark-area path').length") == 0
     assert page.errors == [], page.errors
     page.close()
+
+
+def test_run_page_x_axis_time_or_another_metric(
+    browser: Chromium, built: tuple[Store, str]
+) -> None:
+    from hpclab.site.layout import SiteLayout
+    from hpclab.site.series import read_series_file
+
+    store, base = built
+    child = next(r for r in load(store).runs if r.get("name") == "lower-lr")
+    doc = read_series_file(SiteLayout(store.site_dir).series_parquet("lab", child["run_id"]))
+    loss = doc["metrics"]["train/loss"]
+    box = ".hl-run-chart"
+    url = f"{base}runs/run.html?p=lab&id={child['run_id']}"
+
+    def drawn(page: Page) -> tuple[str, list[float]]:
+        sel = f"document.querySelector('{box}:not([data-empty]) > div')"
+        return page.evaluate(f"{sel}.dataset.xscale"), page.evaluate(
+            f"JSON.parse({sel}.dataset.xdrawn)"
+        )
+
+    page = open_charts(browser, url + "&x=rel", box)
+    assert page.evaluate("document.querySelector('.hl-chart-x').value") == "rel"
+    kind, domain = drawn(page)
+    # the loss chart: seconds since the run's first point, up to its last loss point's
+    assert kind == "linear" and domain[0] <= min(loss["time"]) + 1e-6
+    assert max(loss["time"]) - 1e-3 <= domain[1] <= 2 * max(loss["time"]) + 0.05
+    assert max(loss["step"]) > 2 * max(loss["time"]) + 0.05  # not the step axis
+    page.close()
+    page = open_charts(browser, url + "&x=wall", box)
+    kind, domain = drawn(page)
+    assert kind == "utc"
+    assert domain[0] <= (doc["start_time"] + min(loss["time"])) * 1000 + 1
+    assert domain[1] >= (doc["start_time"] + max(loss["time"])) * 1000 - 1
+    # back to steps through the control: the URL forgets x
+    page.evaluate(
+        "(() => { const s = document.querySelector('.hl-chart-x');"
+        " s.value = 'step'; s.dispatchEvent(new Event('change')); })()"
+    )
+    page.wait_for("!location.search.includes('x=')")
+    page.wait_for(DRAWN.format(box=box))
+    kind, domain = drawn(page)
+    assert kind == "linear" and domain[1] >= max(loss["step"])
+    assert page.errors == [], page.errors
+    page.close()
+
+
+def test_run_page_x_axis_another_metric(browser: Chromium, built: tuple[Store, str]) -> None:
+    from hpclab.site.layout import SiteLayout
+    from hpclab.site.series import read_series_file
+
+    store, base = built
+    run = next(r for r in load(store).runs if r["project"] == "bench")
+    doc = read_series_file(SiteLayout(store.site_dir).series_parquet("bench", run["run_id"]))
+    lr = [v for v in doc["metrics"]["lr"]["value"] if v is not None]
+    box = ".hl-run-chart"
+    page = open_charts(browser, f"{base}runs/run.html?p=bench&id={run['run_id']}&x=m:lr", box)
+    assert page.evaluate("document.querySelector('.hl-chart-x').value") == "m:lr"
+    domain = page.evaluate(f"JSON.parse(document.querySelector('{box} > div').dataset.xdrawn)")
+    # the loss charts' x is the learning rate logged at the same step (at most 0.01 here),
+    # not the step (up to 299)
+    assert domain[0] <= min(lr) and max(lr) <= domain[1] <= 2 * max(lr)
+    assert page.errors == [], page.errors
+    page.close()

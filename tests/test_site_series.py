@@ -135,6 +135,16 @@ def test_bulk_files_are_the_per_run_files(tmp_path: Path) -> None:
     assert long["step"] == 699 and long["version"].endswith(f"-{700 + 700 + 100}")
     assert loss["n"] == 700 and 25 < len(loss["step"]) <= 50 and 40.0 in loss["value"]
     assert long["rate"] is not None and long["rate"] > 0 and long["last_time"] > 0
+    # each kept point's wall time, as seconds since the run's first point (float32)
+    from hpclab.catalog.metrics_reader import read_run_metrics
+
+    raw = read_run_metrics(store.run_paths("p", "long").metrics_zarr)
+    start = min(float(r[:, 2].min()) for r in raw.values())
+    assert long["start_time"] == pytest.approx(start)
+    wall = dict(
+        zip(raw["train/loss"][:, 0].astype(int).tolist(), raw["train/loss"][:, 2], strict=True)
+    )
+    assert loss["time"] == pytest.approx([wall[s] - start for s in loss["step"]], abs=1e-3)
     # NaN and inf are NULL in the file itself (a gap), never a zero
     path = str(layout.series_parquet("p", "long")).replace("'", "''")
     ((nulls, zeros),) = duckdb.execute(

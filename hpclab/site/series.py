@@ -6,9 +6,10 @@ browser by the vendored hyparquet).
 The file is long: one row per kept point, in no particular order (readers sort by step):
 ``metric`` (string), ``step`` (int64), ``value`` (double; NULL for NaN and inf: the chart
 shows a gap, never a zero) and the series' true point count ``n``. The document's fields
-(``version``, ``last_step``, ``rate``, ``last_time``) are columns of the same value in
-every row (dictionary-encoded: a few bytes), because DuckDB's partitioned write, which
-writes many runs' files in one statement, gives every file the same key-value metadata.
+(``version``, ``last_step``, ``rate``, ``last_time``, ``start_time``) are columns of the
+same value in every row (dictionary-encoded: a few bytes), because DuckDB's partitioned
+write, which writes many runs' files in one statement, gives every file the same
+key-value metadata; ``time`` is each point's seconds since ``start_time`` (float32).
 A run without points has one row, its ``metric`` NULL, for the document's fields.
 
 Two writers make the same files: :func:`write_run_series` for one run from ``metrics.zarr``
@@ -46,7 +47,13 @@ COLUMNS = (
     ("last_step", "BIGINT"),
     ("rate", "DOUBLE"),
     ("last_time", "DOUBLE"),
+    # seconds since the run's first point (float32: ~0.06 s at 11 days, half a double's
+    # bytes), and that first point's epoch seconds: the charts' wall-time and
+    # relative-time x axes
+    ("time", "FLOAT"),
+    ("start_time", "DOUBLE"),
 )
+DOC_FIELDS = ("version", "last_step", "rate", "last_time", "start_time")  # same in each row
 
 
 def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> np.ndarray:
@@ -117,6 +124,8 @@ def run_series(
     rate: float | None = None
     last_time: float | None = None
     furthest = -1
+    firsts = [float(np.nanmin(r[:, 2])) for r in data.values() if len(r)]
+    start = min(firsts) if firsts else None
     for name in sorted(data):
         rows = data[name]
         if not len(rows):
@@ -126,6 +135,7 @@ def run_series(
             "n": int(len(rows)),
             "step": rows[keep, 0].astype(np.int64).tolist(),
             "value": _json_values(rows[keep, 1]),
+            "time": (rows[keep, 2] - (start or 0.0)).astype(np.float32).tolist(),
         }
         last_time = max(last_time or 0.0, float(rows[-1, 2]))
         if is_sample_series(name):  # steps of system samples are sample indices
@@ -140,6 +150,7 @@ def run_series(
         "step": step if step >= 0 else None,
         "rate": rate,
         "last_time": last_time,
+        "start_time": start,
         "metrics": metrics,
     }
 
@@ -158,16 +169,19 @@ def write_run_series(path: Path, doc: dict[str, Any]) -> None:
     steps: list[int] = []
     values: list[float | None] = []
     counts: list[int] = []
+    times: list[float | None] = []
     for name, m in doc["metrics"].items():
         names += [name] * len(m["step"])
         steps += m["step"]
         values += m["value"]
         counts += [m["n"]] * len(m["step"])
+        times += m.get("time") or [None] * len(m["step"])
     consts = {
         "version": doc.get("version"),
         "last_step": doc.get("step"),
         "rate": doc.get("rate"),
         "last_time": doc.get("last_time"),
+        "start_time": doc.get("start_time"),
     }
     con = duckdb.connect()
     try:
@@ -182,11 +196,12 @@ def write_run_series(path: Path, doc: dict[str, Any]) -> None:
                     # DuckDB reads NaN in a NumPy column as NULL: the None (NaN, inf) points
                     "value": np.asarray([np.nan if v is None else v for v in values]),
                     "n": np.asarray(counts, dtype=np.int64),
+                    "time": np.asarray([np.nan if t is None else t for t in times]),
                 },
             )
             source = "_series"
         else:  # no points: one row of NULLs for the document's fields
-            source = "(SELECT NULL AS metric, NULL AS step, NULL AS value, NULL AS n)"
+            source = "(SELECT NULL AS metric, NULL AS step, NULL AS value, NULL AS n, NULL AS time)"
         select = ", ".join(
             f"CAST(? AS {t}) AS {c}" if c in consts else f"CAST({c} AS {t}) AS {c}"
             for c, t in COLUMNS
@@ -215,24 +230,26 @@ def read_series_file(path: Path) -> dict[str, Any]:
     con = duckdb.connect()
     try:
         rows = con.execute(
-            "SELECT metric, step, value, n, version, last_step, rate, last_time "
-            f"FROM read_parquet('{_sql(path)}') ORDER BY metric, step"  # rows in no order
+            "SELECT metric, step, value, n, version, last_step, rate, last_time, time, "
+            f"start_time FROM read_parquet('{_sql(path)}') ORDER BY metric, step"  # no order
         ).fetchall()
     finally:
         con.close()
     metrics: dict[str, Any] = {}
-    for metric, step, value, n, *_ in rows:
+    for metric, step, value, n, *_, t, _start in rows:
         if metric is None:  # a run without points: the document's fields only
             continue
-        m = metrics.setdefault(metric, {"n": n, "step": [], "value": []})
+        m = metrics.setdefault(metric, {"n": n, "step": [], "value": [], "time": []})
         m["step"].append(step)
         m["value"].append(value)
-    first = rows[0] if rows else (None,) * 8
+        m["time"].append(t)
+    first = rows[0] if rows else (None,) * 10
     return {
         "version": first[4],
         "step": first[5],
         "rate": first[6],
         "last_time": first[7],
+        "start_time": first[9],
         "metrics": dict(sorted(metrics.items())),
     }
 

@@ -17,6 +17,7 @@ their zarr (:func:`hpclab.site.build.write_series` picks them).
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ import numpy as np
 
 from hpclab.catalog.manifest import read_manifest
 from hpclab.site.data import Key
-from hpclab.site.series import COLUMNS, PARQUET_OPTIONS, downsample_sql, version
+from hpclab.site.series import COLUMNS, DOC_FIELDS, PARQUET_OPTIONS, downsample_sql, version
 from hpclab.store import Store
 from hpclab.store.views import RATE_WINDOW
 from hpclab.tracking.metrics import is_sample_series, read_commit
@@ -106,7 +107,7 @@ def _documents(
         rows += con.execute(
             f"""
             SELECT part, metric, count(*) AS n, max(step) AS last_step,
-                arg_max(wall_time, step) AS last_time,
+                arg_max(wall_time, step) AS last_time, min(wall_time) AS first_time,
                 max(step) - max_by(step, step, {RATE_WINDOW})[-1] AS ds,
                 arg_max(wall_time, step) - max_by(wall_time, step, {RATE_WINDOW})[-1] AS dt
             FROM ({source}) GROUP BY part, metric
@@ -114,12 +115,17 @@ def _documents(
         ).fetchall()
     rows.sort(key=lambda r: (r[0], r[1]))
     docs: dict[int, dict[str, Any]] = {}
-    for part, metric, n, last_step, last_time, ds, dt in rows:
+    for part, metric, n, last_step, last_time, first_time, ds, dt in rows:
         doc = docs.setdefault(
-            part, {"step": -1, "rate": None, "last_time": None, "metrics": {}, "furthest": -1}
-        )
+            part,
+            {"step": -1, "rate": None, "last_time": None, "start_time": None, "metrics": {},
+             "furthest": -1},
+        )  # fmt: skip
         doc["metrics"][metric] = {"n": int(n)}
         doc["last_time"] = max(doc["last_time"] or 0.0, float(last_time))
+        if first_time is not None and math.isfinite(first_time):
+            start = doc["start_time"]
+            doc["start_time"] = first_time if start is None else min(start, first_time)
         if is_sample_series(metric):  # steps of system samples are sample indices
             continue
         doc["step"] = max(doc["step"], int(last_step))
@@ -130,7 +136,9 @@ def _documents(
         if doc["step"] < 0:
             doc["step"] = None
     for part in range(len(keys)):  # no points: the documents' fields alone
-        docs.setdefault(part, {"step": None, "rate": None, "last_time": None, "metrics": {}})
+        docs.setdefault(
+            part, {"step": None, "rate": None, "last_time": None, "start_time": None, "metrics": {}}
+        )
     parts = sorted(docs)
 
     def seq(part: int) -> Any:
@@ -151,7 +159,7 @@ def _documents(
 def _points(source: str, max_points: int) -> str:
     """The kept points of a segment's runs, with the file's columns (``part`` first)."""
     with_n = (
-        "SELECT s.part, s.metric, s.step, s.value, c.n "
+        "SELECT s.part, s.metric, s.step, s.value, s.wall_time, c.n "
         f"FROM ({source}) s JOIN _counts c USING (part, metric)"
     )
     long = downsample_sql(f"SELECT * FROM ({with_n}) WHERE n > {max_points}", max_points)
@@ -159,8 +167,10 @@ def _points(source: str, max_points: int) -> str:
     select = ", ".join(
         "CASE WHEN isfinite(p.value) THEN p.value END AS value"
         if c == "value"
+        else f"CAST(p.wall_time - d.start_time AS {t}) AS time"
+        if c == "time"
         else f"CAST(d.{c} AS {t}) AS {c}"
-        if c in ("version", "last_step", "rate", "last_time")
+        if c in DOC_FIELDS
         else f"CAST(p.{c} AS {t}) AS {c}"
         for c, t in COLUMNS
     )
@@ -170,9 +180,7 @@ def _points(source: str, max_points: int) -> str:
 def _no_points(empty: str) -> str:
     """The one row of each run without points: NULL but for the document's fields."""
     select = ", ".join(
-        f"CAST(d.{c} AS {t}) AS {c}"
-        if c in ("version", "last_step", "rate", "last_time")
-        else f"CAST(NULL AS {t}) AS {c}"
+        f"CAST(d.{c} AS {t}) AS {c}" if c in DOC_FIELDS else f"CAST(NULL AS {t}) AS {c}"
         for c, t in COLUMNS
     )
     return f"SELECT e.part, {select} FROM ({empty}) e JOIN _docs d USING (part)"
@@ -224,6 +232,9 @@ def _doc_columns(docs: dict[int, dict[str, Any]]) -> dict[str, np.ndarray]:
         "rate": np.asarray([np.nan if r is None else r for r in rate], dtype=np.float64),
         "last_time": np.asarray(
             [np.nan if docs[p]["last_time"] is None else docs[p]["last_time"] for p in parts]
+        ),
+        "start_time": np.asarray(
+            [np.nan if docs[p].get("start_time") is None else docs[p]["start_time"] for p in parts]
         ),
     }
 

@@ -13,7 +13,13 @@
     var p = new URLSearchParams(location.search);
     var w = parseFloat(p.get("smooth") || "0");
     return { y: p.get("y") === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0,
-      robust: p.get("robust") === "1", group: p.get("group") || "" };
+      robust: p.get("robust") === "1", group: p.get("group") || "", x: xParam(p.get("x")) };
+  }
+
+  // the x axis: step (default), rel (seconds since the run's first point), wall (the
+  // time of day, UTC) or m:NAME (another metric of the run, by step: tokens seen)
+  function xParam(x) {
+    return x === "rel" || x === "wall" || (x && x.indexOf("m:") === 0 && x.length > 2) ? x : "step";
   }
 
   function setState(s) {
@@ -22,6 +28,7 @@
     if (s.smooth > 0) { p.set("smooth", String(s.smooth)); } else { p["delete"]("smooth"); }
     if (s.robust) { p.set("robust", "1"); } else { p["delete"]("robust"); }
     if (s.group) { p.set("group", s.group); } else { p["delete"]("group"); }
+    if (s.x && s.x !== "step") { p.set("x", s.x); } else { p["delete"]("x"); }
     var q = p.toString();
     history.replaceState(null, "", location.pathname + (q ? "?" + q : "") + location.hash);
   }
@@ -40,6 +47,8 @@
       }
       var color = node.encoding && node.encoding.color;
       if (grouped && color && color.scale) { delete color.scale.domain; }  // the groups' labels
+      var x = node.encoding && node.encoding.x;
+      if (x && x.field === "step" && st.x !== "step") { node.encoding.x = xEncoding(x, st.x); }
       (node.layer || []).forEach(walk);
       if (node.spec) { walk(node.spec); }
     })(out);
@@ -84,10 +93,27 @@
     return out;
   }
 
+  // the x encoding of the chosen axis, keeping the step axis' label settings
+  function xEncoding(x, which) {
+    var out = Object.assign({}, x);
+    if (which === "rel") {
+      Object.assign(out, { field: "rel", type: "quantitative", title: "seconds since the run's first point" });
+    } else if (which === "wall") {
+      Object.assign(out, { field: "wall", type: "temporal", title: "time (UTC)", scale: { type: "utc" } });
+    } else {
+      Object.assign(out, { field: "xv", type: "quantitative", title: which.slice(2) });
+    }
+    return out;
+  }
+
   // the rows Vega may draw under the state, and how many were dropped; with groupOf
   // (run key -> its group's label) and a group chosen, one row per group and step
   function values(rows, st, groupOf) {
     st = st || state();
+    if (st.x !== "step") {  // a point without the chosen x (no time, no value of that metric)
+      var field = st.x === "rel" ? "rel" : st.x === "wall" ? "wall" : "xv";
+      rows = rows.filter(function (r) { return r[field] !== null && r[field] !== undefined && isFinite(r[field]); });
+    }
     if (st.group && groupOf) { rows = group(rows, groupOf); }
     var kept = st.y !== "log" ? rows : rows.filter(function (r) { return r.value === null || r.value > 0; });
     if (st.y === "log") {  // a band down to 0 or below has no place on a log axis
@@ -132,9 +158,11 @@
       var id = k + "|" + r.step;
       var b = buckets[id];
       if (!b) {
-        b = buckets[id] = { run: g, metric: r.metric, key: k, step: r.step, sum: 0, n: 0, lo: null, hi: null };
+        b = buckets[id] = { run: g, metric: r.metric, key: k, step: r.step, sum: 0, n: 0, lo: null, hi: null,
+          xs: { rel: [], wall: [], xv: [] } };
         order.push(b);
       }
+      ["rel", "wall", "xv"].forEach(function (f) { if (r[f] !== undefined && r[f] !== null) { b.xs[f].push(r[f]); } });
       if (r.value === null || !isFinite(r.value)) { return; }
       b.sum += r.value;
       b.n += 1;
@@ -143,8 +171,13 @@
     });
     order.sort(function (a, b) { return a.key < b.key ? -1 : a.key > b.key ? 1 : a.step - b.step; });
     return order.map(function (b) {
-      return { run: b.run, metric: b.metric, key: b.key, step: b.step, value: b.n ? b.sum / b.n : null,
+      var o = { run: b.run, metric: b.metric, key: b.key, step: b.step, value: b.n ? b.sum / b.n : null,
         lo: b.lo, hi: b.hi, n: b.n, lone: false };
+      ["rel", "wall", "xv"].forEach(function (f) {  // the group's x at that step: the mean of its runs'
+        var xs = b.xs[f];
+        if (xs.length) { o[f] = xs.reduce(function (a, c) { return a + c; }, 0) / xs.length; }
+      });
+      return o;
     });
   }
 
@@ -165,7 +198,7 @@
   // the controls: a y scale select, smoothing, the robust range, and (groupKeys: the
   // config paths the page can group its runs by) a group-by select; onChange(state)
   // redraws the page's charts
-  function controls(onChange, groupKeys) {
+  function controls(onChange, groupKeys, xMetrics) {
     var st = state();
     var box = document.createElement("div");
     box.className = "hl-chart-controls";
@@ -202,6 +235,23 @@
     rlabel.appendChild(document.createTextNode(" robust y range (1st-99th percentile)"));
     box.appendChild(document.createTextNode(" "));
     box.appendChild(rlabel);
+    var xlabel = document.createElement("label");
+    xlabel.textContent = " x axis ";
+    var xselect = document.createElement("select");
+    xselect.className = "hl-chart-x";
+    [["step", "step"], ["rel", "time since start"], ["wall", "wall time (UTC)"]]
+      .concat((xMetrics || []).map(function (m) { return ["m:" + m, m]; }))
+      .forEach(function (pair) {
+        var o = document.createElement("option");
+        o.value = pair[0];
+        o.textContent = pair[1];
+        xselect.appendChild(o);
+      });
+    xselect.value = st.x;
+    if (xselect.value !== st.x) { xselect.value = "step"; }
+    xlabel.appendChild(xselect);
+    box.appendChild(xlabel);
+    xselect.addEventListener("change", function () { changed(); });
     var gselect = null;
     if (groupKeys && groupKeys.length) {
       var glabel = document.createElement("label");
@@ -225,7 +275,7 @@
     function changed() {
       var w = parseFloat(smooth.value);
       var s = { y: select.value === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0,
-        robust: robust.checked, group: gselect ? gselect.value : "" };
+        robust: robust.checked, group: gselect ? gselect.value : "", x: xParam(xselect.value) };
       setState(s);
       onChange(s);
     }

@@ -199,9 +199,17 @@
       var entry = seriesCache[key];
       if (!entry) { return; }
       var ms = entry.doc.metrics || {};
+      var start = entry.doc.start_time;
+      // the x axis (charts.js): another metric of the same run, by step
+      var xm = window.HPCLabCharts ? window.HPCLabCharts.state().x : "step", xOf = null;
+      if (xm.indexOf("m:") === 0 && ms[xm.slice(2)]) {
+        xOf = {};
+        ms[xm.slice(2)].step.forEach(function (s, i) { xOf[s] = ms[xm.slice(2)].value[i]; });
+      }
       Object.keys(ms).forEach(function (name) {
         if (metrics && metrics.indexOf(name) < 0) { return; }
         var m = ms[name];
+        var t = m.time || [];
         // run and metric are what the legend and tooltip show: display text
         var run = plain((labels && labels[key]) || key.split("/")[1]), metric = plain(name);
         var n = m.step.length;
@@ -209,7 +217,13 @@
           // a value with no neighbour to join is drawn as a dot (the spec's "lone" layer)
           var lone = m.value[i] !== null && (i === 0 || m.value[i - 1] === null) &&
             (i === n - 1 || m.value[i + 1] === null);
-          values.push({ run: run, metric: metric, key: key + "|" + name, step: m.step[i], value: m.value[i], lone: lone });
+          var row = { run: run, metric: metric, key: key + "|" + name, step: m.step[i], value: m.value[i], lone: lone };
+          if (t[i] !== null && t[i] !== undefined) {
+            row.rel = t[i];
+            if (start !== null && start !== undefined) { row.wall = (start + t[i]) * 1000; }  // ms: Vega's time
+          }
+          if (xOf) { row.xv = m.step[i] in xOf ? xOf[m.step[i]] : null; }
+          values.push(row);
         }
       });
     });
@@ -273,6 +287,8 @@
       if (opts.controls) {  // what Vega drew, for the tests
         el.dataset.yscale = res.view.scale("y").type;
         el.dataset.ydrawn = JSON.stringify(res.view.scale("y").domain());
+        el.dataset.xdrawn = JSON.stringify(res.view.scale("x").domain().map(Number));
+        el.dataset.xscale = res.view.scale("x").type;
       }
       el.dataset.rendered = "1";
       return v;
@@ -280,7 +296,7 @@
   }
 
   // The chart controls above a page's charts (charts.js): a change redraws those charts.
-  function chartControls(holder, groupKeys) {
+  function chartControls(holder, groupKeys, xMetrics) {
     var box = window.HPCLabCharts.controls(function () {
       var mine = views.filter(function (v) { return v.controls === box; });
       views = views.filter(function (v) { return v.controls !== box; });
@@ -289,7 +305,7 @@
         v.el.dataset.rendered = "";
         return embed(v.el, v.base, v.opts);
       })).then(function (vs) { noteDropped(box, vs); });
-    }, groupKeys);
+    }, groupKeys, xMetrics);
     holder.parentNode.insertBefore(box, holder);
     return box;
   }
@@ -775,7 +791,7 @@
         var names = d.summary.filter(function (m) { return m.source !== "return"; }).map(function (m) { return m.name; });
         var chartsEl = root.querySelector(".hl-run-charts");
         if (chartsEl && res[1]) {
-          var specs = chartSpecs(), controls = chartControls(chartsEl), drawnRun = [];
+          var specs = chartSpecs(), controls = chartControls(chartsEl, null, names), drawnRun = [];
           var losses = names.filter(function (n) { return /loss/.test(n); });
           var groups = losses.length ? [losses] : [];
           names.filter(function (n) { return losses.indexOf(n) < 0; }).forEach(function (n) { groups.push([n]); });
@@ -946,7 +962,7 @@
       setHTML(root, html`${parts}`);
       document.title = "Compare " + runs.length + " runs · " + document.title;
       var chartsEl = root.querySelector(".hl-compare-charts");
-      var specs = chartSpecs(), controls = chartsEl ? chartControls(chartsEl, differ) : null;
+      var specs = chartSpecs(), controls = chartsEl ? chartControls(chartsEl, differ, all) : null;
       var legend = window.HPCLabCharts.diffLabels(configs, differ, labels), legendOf = {};  // charts.js
       var configOf = {};
       keys.forEach(function (k, i) { legendOf[k] = legend[i]; configOf[k] = configs[i]; });

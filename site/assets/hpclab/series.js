@@ -1,16 +1,17 @@
 /* hpclab: a run's series file, data/series/<project>/<run>.parquet (written by
  * hpclab/site/series.py: one row per kept point, metric, step, value (null: NaN or inf,
- * drawn as a gap), the series' point count n, and the document's version, last_step, rate
- * and last_time, the same in every row; a run without points has one row, its metric
- * null), read with the vendored hyparquet
- * (assets/vendor/hyparquet.js) into the document the charts take:
- *   {version, step, rate, last_time, metrics: {name: {n, step: [...], value: [...]}}}
+ * drawn as a gap), the point's seconds since the run's first point (time), the series'
+ * point count n, and the document's version, last_step, rate, last_time and start_time,
+ * the same in every row; a run without points has one row, its metric null), read with
+ * the vendored hyparquet (assets/vendor/hyparquet.js) into the document the charts take:
+ *   {version, step, rate, last_time, start_time,
+ *    metrics: {name: {n, step: [...], value: [...], time: [...]}}}
  * Loaded before hpclab.js, whose loadSeries calls window.hpclabSeries.load.
  */
 (function () {
   "use strict";
 
-  var COLUMNS = ["metric", "step", "value", "n", "version", "last_step", "rate", "last_time"];
+  var COLUMNS = ["metric", "step", "value", "n", "version", "last_step", "rate", "last_time", "time", "start_time"];
 
   function num(v) {  // INT64 columns come as BigInt
     return v === null || v === undefined ? null : Number(v);
@@ -21,7 +22,8 @@
     rows.forEach(function (row) {
       if (row[0] === null || row[0] === undefined) { return; }  // a run without points
       var m = byName[row[0]] || (byName[row[0]] = { n: num(row[3]), points: [] });
-      m.points.push([num(row[1]), row[2] === null || row[2] === undefined ? null : Number(row[2])]);
+      m.points.push([num(row[1]), row[2] === null || row[2] === undefined ? null : Number(row[2]),
+        row[8] === null || row[8] === undefined ? null : Number(row[8])]);
     });
     var metrics = {};
     Object.keys(byName).sort().forEach(function (name) {
@@ -31,7 +33,8 @@
       metrics[name] = {
         n: m.n,
         step: pts.map(function (p) { return p[0]; }),
-        value: pts.map(function (p) { return p[1]; })
+        value: pts.map(function (p) { return p[1]; }),
+        time: pts.map(function (p) { return p[2]; })  // seconds since start_time
       };
     });
     var first = rows[0] || [];
@@ -40,6 +43,7 @@
       step: num(first[5]),
       rate: num(first[6]),
       last_time: num(first[7]),
+      start_time: first[9] === undefined ? null : num(first[9]),
       metrics: metrics
     };
   }
