@@ -288,3 +288,30 @@ def test_run_page_x_axis_another_metric(browser: Chromium, built: tuple[Store, s
     assert domain[0] <= min(lr) and max(lr) <= domain[1] <= 2 * max(lr)
     assert page.errors == [], page.errors
     page.close()
+
+
+def test_hovering_a_compare_chart_shows_every_runs_value_at_that_step(
+    browser: Chromium, built: tuple[Store, str]
+) -> None:
+    store, base = built
+    child = next(r for r in load(store).runs if r.get("name") == "lower-lr")
+    box = ".hl-compare-chart"
+    url = f"{base}runs/compare.html?r=lab/{child['run_id']},lab/{child['parent']}"
+    page = open_charts(browser, url, box)
+    x, y = page.evaluate(
+        f"(() => {{ const el = document.querySelector('{box} svg');"
+        " el.scrollIntoView({block: 'center'}); const r = el.getBoundingClientRect();"
+        " return [r.x + r.width / 2, r.y + r.height / 3]; })()"
+    )
+    for dx in (0, 3):  # a pointer that moves over the plot, as a user's does
+        page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x + dx, "y": y})
+    page.wait_for(
+        "(() => { const t = document.getElementById('vg-tooltip-element');"
+        " return t && t.classList.contains('visible') && t.textContent.includes('step'); })()",
+        timeout=10,
+    )
+    text = page.evaluate("document.getElementById('vg-tooltip-element').textContent")
+    # one entry per run, by the legend's names (what differs: the learning rate)
+    assert "lr=0.001" in text and "lr=0.01" in text, text
+    assert page.errors == [], page.errors
+    page.close()

@@ -73,6 +73,8 @@
         out.layer.unshift(band);
       }
     }
+    var hover = st.x === "step" && out.layer && hoverLayer(out.layer, st);
+    if (hover) { out.layer.push(hover); }
     if (st.smooth > 0 && out.layer) {
       // the smoothed line over the raw one, drawn faint underneath
       var layers = [];
@@ -91,6 +93,28 @@
       out.layer = layers;
     }
     return out;
+  }
+
+  // hovering a chart: a rule at the nearest step and a tooltip with every series' value
+  // there (the rows pivoted by the legend's field: one column per run, or per metric)
+  function hoverLayer(layers, st) {
+    var line = layers.filter(function (l) {
+      return l.mark && (l.mark === "line" || l.mark.type === "line") && l.encoding && l.encoding.color;
+    })[0];
+    if (!line) { return null; }
+    var by = line.encoding.color.field;
+    var field = st.smooth > 0 ? "smoothed" : "value";
+    return {
+      name: "hover",
+      transform: [{ pivot: by, value: field, groupby: ["step"] }],
+      mark: { type: "rule", color: "#888", strokeWidth: 1, tooltip: { content: "data" } },
+      encoding: {
+        x: { field: "step", type: "quantitative" },
+        opacity: { condition: { param: "hover", value: 0.6, empty: false }, value: 0 }
+      },
+      params: [{ name: "hover", select: { type: "point", fields: ["step"], nearest: true,
+        on: "pointerover", clear: "pointerout" } }]
+    };
   }
 
   // the x encoding of the chosen axis, keeping the step axis' label settings
