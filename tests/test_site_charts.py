@@ -315,3 +315,43 @@ def test_hovering_a_compare_chart_shows_every_runs_value_at_that_step(
     assert "lr=0.001" in text and "lr=0.01" in text, text
     assert page.errors == [], page.errors
     page.close()
+
+
+def test_zooming_a_cut_series_draws_its_full_resolution_points(
+    browser: Chromium, tmp_path: Path
+) -> None:
+    from site_fixtures import served_site
+
+    import hpclab
+
+    store = Store(tmp_path / "store")
+    run = hpclab.init("z", {}, store=store.root)
+    n = 6000  # six times what a series file keeps: the file is cut, the full file is not
+    for step in range(n):
+        run.log({"loss": float(step % 97)}, step=step)
+    run.finish()
+    box = ".hl-run-chart"
+    with served_site(store, tmp_path / "site") as base:
+        page = open_charts(browser, f"{base}runs/run.html?p=z&id={run.id}", box)
+        before = int(page.evaluate(f"document.querySelector('{box} > div').dataset.points"))
+        assert before <= 1000
+        x, y = page.evaluate(
+            f"(() => {{ const el = document.querySelector('{box} svg');"
+            " el.scrollIntoView({block: 'center'}); const r = el.getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        for _ in range(6):  # the wheel zooms the x axis in around the pointer
+            page.send(
+                "Input.dispatchMouseEvent",
+                {"type": "mouseWheel", "x": x, "y": y, "deltaX": 0, "deltaY": -400},
+            )
+        page.wait_for(f"document.querySelector('{box} > div').dataset.zoom", timeout=15)
+        lo, hi = page.evaluate(f"JSON.parse(document.querySelector('{box} > div').dataset.zoom)")
+        assert 0 < lo < hi < n - 1 and hi - lo < n / 2
+        logged = sum(1 for s in range(n) if lo <= s <= hi)
+        full = int(page.evaluate(f"document.querySelector('{box} > div').dataset.fullPoints"))
+        assert full == min(logged, 2000) > 0  # every logged step in the range (up to 2,000)
+        drawn = int(page.evaluate(f"document.querySelector('{box} > div').dataset.points"))
+        assert drawn > full  # and the overview's points outside it
+        assert page.errors == [], page.errors
+        page.close()

@@ -227,3 +227,23 @@ def test_the_run_page_charts_a_file_of_the_bulk_writer(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_cut_run_also_gets_every_point_for_zoomed_charts(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    _long_run(root, "long", 700)
+    _long_run(root, "short", 30)
+    store = Store(root)
+    index_store(store)
+    layout = SiteLayout(tmp_path / "site")
+    data = load(store)
+    keys = [(r["project"], r["run_id"]) for r in data.runs]
+    write_series(data, layout, keys, max_points=50, from_zarr=[])
+    full = read_series_file(layout.full_series_parquet("p", "long"))
+    loss = full["metrics"]["train/loss"]
+    assert loss["step"] == list(range(700)) and loss["n"] == 700  # every point
+    assert not layout.full_series_parquet("p", "short").exists()  # nothing was cut
+    # the per-run writer (runs the catalog lags) makes the same file
+    write_series(data, layout, keys, max_points=50, from_zarr=keys)
+    assert read_series_file(layout.full_series_parquet("p", "long")) == full
+    assert not layout.full_series_parquet("p", "short").exists()

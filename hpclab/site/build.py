@@ -42,7 +42,13 @@ from hpclab.site.layout import SiteLayout
 from hpclab.site.livedoc import RECENT_S, live_doc, run_info
 from hpclab.site.pages import write_list_data
 from hpclab.site.registry import generate
-from hpclab.site.series import MAX_POINTS, run_series, write_json, write_run_series
+from hpclab.site.series import (
+    MAX_POINTS,
+    run_series,
+    write_full_series,
+    write_json,
+    write_run_series,
+)
 from hpclab.site.series_bulk import write_bulk
 from hpclab.site.sql_tables import copy_vendor, write_tables
 from hpclab.store import Store
@@ -185,7 +191,12 @@ def write_series(
     fresh = set(zarr_keys)
     bulk = [k for k in keys if k not in fresh]
     written = write_bulk(
-        data.store, bulk, layout.series_parquet, layout.series_scratch, max_points=points
+        data.store,
+        bulk,
+        layout.series_parquet,
+        layout.series_scratch,
+        max_points=points,
+        full_target=layout.full_series_parquet,
     )
     for key in bulk:
         if key not in written:  # DuckDB split its rows (never seen): from its zarr
@@ -195,6 +206,7 @@ def write_series(
         try:
             series = run_series(data.store, *key, max_points=points)
             write_run_series(layout.series_parquet(*key), series)
+            write_full_series(layout.full_series_parquet(*key), data.store, *key, series)
             return key, run_info(data.store, key, series, data.total_steps(key))
         except Exception as e:  # a half-written run: its page says it has no data
             log.warning("%s/%s: no chart data (%s)", key[0], key[1], e)

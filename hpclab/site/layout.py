@@ -74,6 +74,11 @@ class SiteLayout:
         """A run's metric series (site/series.py: long format, read by hyparquet)."""
         return self.data / "series" / project / f"{run_id}.parquet"
 
+    def full_series_parquet(self, project: str, run_id: str) -> Path:
+        """Every point of a run whose series file was cut to MAX_POINTS a metric (the same
+        columns): what a zoomed chart fetches for the range it shows."""
+        return self.data / "series-full" / project / f"{run_id}.parquet"
+
     @property
     def legacy_series(self) -> Path:
         """Where builds before the Parquet files put the series (``runs/*/*.json``)."""

@@ -25,7 +25,7 @@ from hpclab.site.data import Key
 from hpclab.site.layout import SiteLayout
 from hpclab.site.livedoc import live_doc, run_info, total_steps_from_config
 from hpclab.site.logtail import log_doc, log_fingerprint
-from hpclab.site.series import run_series, write_json, write_run_series
+from hpclab.site.series import run_series, write_full_series, write_json, write_run_series
 from hpclab.store import Store
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ class LiveSite:
                 logger.warning("%s/%s: site data not updated (%s)", key[0], key[1], e)
                 continue
             write_run_series(self.layout.series_parquet(*key), series)
+            write_full_series(self.layout.full_series_parquet(*key), self.store, *key, series)
             self._fps[key] = fp
             self._infos[key] = info
             changed.append(key)

@@ -34,6 +34,7 @@ from hpclab.store.views import step_rate
 from hpclab.tracking.metrics import is_sample_series, read_commit
 
 MAX_POINTS = 1000  # per metric and run: enough for a chart as wide as a screen
+FULL_POINTS = 2**62  # "every point": the full-resolution files of zoomed charts
 # Snappy: hyparquet decodes it natively (zstd needs another package), and a run's file is
 # ~38 KB with it (random doubles barely compress: zstd saves a few percent more).
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION snappy"
@@ -153,6 +154,22 @@ def run_series(
         "start_time": start,
         "metrics": metrics,
     }
+
+
+def is_cut(doc: dict[str, Any]) -> bool:
+    """Whether a series document left points out (a metric with more than it keeps)."""
+    return any(m["n"] > len(m["step"]) for m in doc.get("metrics", {}).values())
+
+
+def write_full_series(
+    path: Path, store: Store, project: str, run_id: str, doc: dict[str, Any]
+) -> None:
+    """The run's every point at ``path`` when ``doc`` (its series document) was cut, for a
+    zoomed chart; else no file there."""
+    if not is_cut(doc):
+        path.unlink(missing_ok=True)
+        return
+    write_run_series(path, run_series(store, project, run_id, max_points=FULL_POINTS))
 
 
 def version(seq: Any, points: int) -> str:

@@ -29,7 +29,14 @@ import numpy as np
 
 from hpclab.catalog.manifest import read_manifest
 from hpclab.site.data import Key
-from hpclab.site.series import COLUMNS, DOC_FIELDS, PARQUET_OPTIONS, downsample_sql, version
+from hpclab.site.series import (
+    COLUMNS,
+    DOC_FIELDS,
+    FULL_POINTS,
+    PARQUET_OPTIONS,
+    downsample_sql,
+    version,
+)
 from hpclab.store import Store
 from hpclab.store.views import RATE_WINDOW
 from hpclab.tracking.metrics import is_sample_series, read_commit
@@ -45,11 +52,13 @@ def write_bulk(
     scratch: Path,
     *,
     max_points: int,
+    full_target: Callable[[str, str], Path] | None = None,
 ) -> dict[Key, dict[str, Any]]:
     """Write the series file of each of ``keys`` at ``target(project, run_id)`` (a run
     without points in the catalog gets the file of no points); return each written run's
     document without its points (``version``, ``step``, ``rate``, ``last_time``,
-    ``metrics: {name: {"n"}}``)."""
+    ``metrics: {name: {"n"}}``). With ``full_target``, each run that had points left out
+    also gets every point at ``full_target(project, run_id)`` (a zoomed chart's data)."""
     import duckdb
 
     files = read_manifest(store).metric_files(store)
@@ -72,9 +81,19 @@ def write_bulk(
             out = scratch / str(i)
             query = _points(source, max_points) if source else _no_points(empty)
             con.execute(f"COPY ({query}) TO '{_sql(out)}' ({PARQUET_OPTIONS}, PARTITION_BY (part))")
+        if full_target is not None:
+            cut = f"SELECT DISTINCT part FROM _counts WHERE n > {max_points}"
+            for i, source in enumerate(sources):
+                out = scratch / f"full-{i}"
+                query = f"SELECT * FROM ({_points(source, FULL_POINTS)}) WHERE part IN ({cut})"
+                con.execute(
+                    f"COPY ({query}) TO '{_sql(out)}' ({PARQUET_OPTIONS}, PARTITION_BY (part))"
+                )
         log.info("series points written in %.1f s", time.perf_counter() - t)
         t = time.perf_counter()
-        written = _publish(scratch, keys, target)
+        written = _publish(scratch, keys, target, "")
+        if full_target is not None:
+            _publish(scratch, keys, full_target, "full-")
         log.info("series files renamed in %.1f s", time.perf_counter() - t)
     finally:
         con.close()
@@ -186,12 +205,17 @@ def _no_points(empty: str) -> str:
     return f"SELECT e.part, {select} FROM ({empty}) e JOIN _docs d USING (part)"
 
 
-def _publish(scratch: Path, keys: list[Key], target: Callable[[str, str], Path]) -> set[int]:
-    """Rename each run's file from the partitioned output into place (a rename: a browser
-    reads the old file or the new one)."""
+def _publish(
+    scratch: Path, keys: list[Key], target: Callable[[str, str], Path], prefix: str
+) -> set[int]:
+    """Rename each run's file from the partitioned output (the batches named ``prefix``
+    and a number) into place (a rename: a browser reads the old file or the new one)."""
     written: set[int] = set()
     made: set[Path] = set()
-    for batch in sorted(scratch.iterdir()) if scratch.exists() else []:
+    batches = sorted(scratch.iterdir()) if scratch.exists() else []
+    for batch in [
+        b for b in batches if b.name.startswith(prefix) and b.name[len(prefix) :].isdigit()
+    ]:
         for part_dir in batch.iterdir():
             part = int(part_dir.name.partition("=")[2])
             outputs = sorted(part_dir.iterdir())

@@ -75,6 +75,15 @@
     }
     var hover = st.x === "step" && out.layer && hoverLayer(out.layer, st);
     if (hover) { out.layer.push(hover); }
+    if (st.x === "step" && out.layer) {  // zoom (wheel) and pan (drag) along x
+      var first = out.layer.filter(function (l) {
+        return l.mark && (l.mark === "line" || l.mark.type === "line");
+      })[0];
+      if (first) {
+        first.params = (first.params || []).concat([{ name: "zoom", select: { type: "interval", encodings: ["x"] },
+          bind: "scales" }]);
+      }
+    }
     if (st.smooth > 0 && out.layer) {
       // the smoothed line over the raw one, drawn faint underneath
       var layers = [];
@@ -86,6 +95,7 @@
         raw.mark = Object.assign({}, typeof l.mark === "string" ? { type: "line" } : l.mark, { opacity: 0.25 });
         layers.push(raw);
         var smooth = JSON.parse(JSON.stringify(l));
+        delete smooth.params;  // the zoom is the raw layer's: one signal of a name
         smooth.name = "smoothed";
         smooth.encoding.y = Object.assign({}, smooth.encoding.y, { field: "smoothed" });
         layers.push(smooth);

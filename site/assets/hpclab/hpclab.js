@@ -17,6 +17,8 @@
   var PALETTE = ["#4c6ef5", "#e8710a", "#2e9d5b", "#d1453b", "#8e24aa", "#00a3bf",
                  "#f2a600", "#6d4c41", "#e64980", "#5c940d", "#1864ab", "#862e9c"];
   var seriesCache = {};   // "project/run" -> {version, doc}
+  var fullCache = {};     // "project/run" -> {version, doc}: every point (zoomed charts)
+  var ZOOM_POINTS = 2000;  // points per series a zoomed chart draws from the full file
   var views = [];         // {el, view, runs, metrics, color}
 
   function url(path) { return new URL(path, ROOT).href; }
@@ -193,7 +195,65 @@
     });
   }
 
-  function seriesValues(runs, metrics, labels) {
+  // a run's full-resolution file, for a zoomed chart of a run whose series file was cut
+  function loadFull(key) {
+    var have = fullCache[key], entry = seriesCache[key];
+    if (have && entry && have.version === entry.version) { return Promise.resolve(have.doc); }
+    return window.hpclabSeries.load(url(dataPath("series-full", key, ".parquet"))).then(function (doc) {
+      fullCache[key] = { version: entry ? entry.version : doc.version, doc: doc };
+      return doc;
+    });
+  }
+
+  function isCut(key, metrics) {
+    var entry = seriesCache[key];
+    if (!entry) { return false; }
+    var ms = entry.doc.metrics || {};
+    return Object.keys(ms).some(function (n) {
+      return (!metrics || metrics.indexOf(n) >= 0) && ms[n].n > ms[n].step.length;
+    });
+  }
+
+  // a series for a zoomed x range [lo, hi]: the full file's points inside it (cut to
+  // ZOOM_POINTS by min/max buckets, as the site's files are) and the overview's outside
+  function zoomed(key, name, m, zoom) {
+    var full = zoom && fullCache[key] && fullCache[key].doc.metrics[name];
+    if (!full || m.n <= m.step.length) { return m; }
+    var lo = zoom[0], hi = zoom[1], inside = [];
+    full.step.forEach(function (s, i) { if (s >= lo && s <= hi) { inside.push(i); } });
+    inside = minMaxBuckets(inside, full.value, ZOOM_POINTS);
+    var out = { n: m.n, step: [], value: [], time: [], full: inside.length };
+    var t = m.time || [], ft = full.time || [];
+    m.step.forEach(function (s, i) {
+      if (s < lo) { out.step.push(s); out.value.push(m.value[i]); out.time.push(t[i]); }
+    });
+    inside.forEach(function (i) { out.step.push(full.step[i]); out.value.push(full.value[i]); out.time.push(ft[i]); });
+    m.step.forEach(function (s, i) {
+      if (s > hi) { out.step.push(s); out.value.push(m.value[i]); out.time.push(t[i]); }
+    });
+    return out;
+  }
+
+  // indices (into values) to keep: all when few, else per bucket the lowest and highest
+  function minMaxBuckets(idx, values, max) {
+    if (idx.length <= max) { return idx; }
+    var buckets = Math.max(1, Math.floor(max / 2) - 1), width = Math.ceil(idx.length / buckets), keep = {};
+    keep[idx[0]] = true;
+    keep[idx[idx.length - 1]] = true;
+    for (var b = 0; b < buckets; b++) {
+      var lo = null, hi = null;
+      for (var j = b * width; j < Math.min(idx.length, (b + 1) * width); j++) {
+        var v = values[idx[j]];
+        if (v === null || !isFinite(v)) { continue; }
+        if (lo === null || v < values[lo]) { lo = idx[j]; }
+        if (hi === null || v > values[hi]) { hi = idx[j]; }
+      }
+      if (lo !== null) { keep[lo] = true; keep[hi] = true; }
+    }
+    return idx.filter(function (i) { return keep[i]; });
+  }
+
+  function seriesValues(runs, metrics, labels, zoom) {
     var values = [];
     runs.forEach(function (key) {
       var entry = seriesCache[key];
@@ -208,7 +268,7 @@
       }
       Object.keys(ms).forEach(function (name) {
         if (metrics && metrics.indexOf(name) < 0) { return; }
-        var m = ms[name];
+        var m = zoomed(key, name, ms[name], zoom);
         var t = m.time || [];
         // run and metric are what the legend and tooltip show: display text
         var run = plain((labels && labels[key]) || key.split("/")[1]), metric = plain(name);
@@ -231,13 +291,42 @@
   }
 
   function setValues(v) {
-    var values = seriesValues(v.runs, v.metrics, v.labels);
+    var values = seriesValues(v.runs, v.metrics, v.labels, v.zoom);
     if (v.controls) { values = window.HPCLabCharts.values(values, undefined, v.opts.groupOf).rows; }  // charts.js
     if (!v.view) { return; }
     v.view.data("series", values).run();
     v.el.dataset.points = String(values.length);
     v.el.dataset.lastStep = String(values.reduce(function (m, x) { return Math.max(m, x.step); }, -1));
     v.el.dataset.series = String(new Set(values.map(function (x) { return x.key; })).size);
+  }
+
+  // the chart zoomed or panned (its x scale bound to an interval: charts.js): the runs
+  // whose files were cut get their full-resolution points for the range, once it settles
+  function onZoom(v) {
+    var timer = null;
+    return function (name, value) {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var range = value && value.step && value.step.length === 2 ? value.step : null;
+        var need = range ? v.runs.filter(function (k) { return isCut(k, v.metrics); }) : [];
+        Promise.all(need.map(function (k) { return loadFull(k).catch(function () { return null; }); }))
+          .then(function () {
+            v.zoom = range;
+            setValues(v);
+            var full = 0;  // points drawn from full-resolution files, for the tests
+            need.forEach(function (k) {
+              var doc = fullCache[k] && fullCache[k].doc;
+              Object.keys((doc && doc.metrics) || {}).forEach(function (n) {
+                if (v.metrics && v.metrics.indexOf(n) < 0) { return; }
+                var inside = doc.metrics[n].step.filter(function (s) { return s >= range[0] && s <= range[1]; });
+                full += Math.min(inside.length, ZOOM_POINTS);
+              });
+            });
+            v.el.dataset.fullPoints = String(full);
+            v.el.dataset.zoom = range ? JSON.stringify(range) : "";
+          });
+      }, 200);
+    };
   }
 
   // Under the site's Content-Security-Policy (no 'unsafe-eval') Vega must not compile its
@@ -284,6 +373,9 @@
     return vegaEmbed(el, spec, embedOptions()).then(function (res) {
       v.view = res.view;
       if (opts.runs) { views.push(v); }
+      if (opts.runs && opts.controls && window.HPCLabCharts.state().x === "step") {
+        try { res.view.addSignalListener("zoom", onZoom(v)); } catch (e) { /* no zoom */ }
+      }
       if (opts.controls) {  // what Vega drew, for the tests
         el.dataset.yscale = res.view.scale("y").type;
         el.dataset.ydrawn = JSON.stringify(res.view.scale("y").domain());
