@@ -355,3 +355,51 @@ def test_zooming_a_cut_series_draws_its_full_resolution_points(
         assert drawn > full  # and the overview's points outside it
         assert page.errors == [], page.errors
         page.close()
+
+
+def test_run_page_one_chart_per_metric_or_the_losses_combined(
+    browser: Chromium, built: tuple[Store, str]
+) -> None:
+    store, base = built
+    child = next(r for r in load(store).runs if r.get("name") == "lower-lr")
+    box = ".hl-run-chart"
+    titles = f"Array.from(document.querySelectorAll('{box} h3')).map(h => h.textContent)"
+    page = open_charts(browser, f"{base}runs/run.html?p=lab&id={child['run_id']}", box)
+    # each metric its own chart and y axis: val/loss is not squashed beside train/loss
+    assert sorted(page.evaluate(titles)) == ["train/loss", "val/loss"]
+    page.evaluate(
+        "(() => { const c = document.querySelector('.hl-chart-combine');"
+        " c.checked = true; c.dispatchEvent(new Event('change')); })()"
+    )
+    page.wait_for("location.search.includes('combine=1')")
+    page.wait_for(f"{titles}.length === 1")
+    page.wait_for(DRAWN.format(box=box))
+    assert page.evaluate(titles) == ["train/loss, val/loss"]
+    assert page.evaluate(f"{LINES.format(sel='')}.length") == 2  # both lines in one chart
+    page.close()
+    again = open_charts(browser, f"{base}runs/run.html?p=lab&id={child['run_id']}&combine=1", box)
+    assert again.evaluate(titles) == ["train/loss, val/loss"]  # the URL restores it
+    assert again.errors == [] and page.errors == [], (page.errors, again.errors)
+    again.close()
+
+
+def test_running_mean_is_a_trailing_mean_per_series(
+    browser: Chromium, built: tuple[Store, str]
+) -> None:
+    store, base = built
+    child = next(r for r in load(store).runs if r.get("name") == "lower-lr")
+    page = open_charts(
+        browser, f"{base}runs/run.html?p=lab&id={child['run_id']}&mean=3", ".hl-run-chart"
+    )
+    assert page.evaluate("document.querySelector('.hl-chart-mean').value") == "3"
+    page.wait_for(f"{LINES.format(sel='')}.length === 4")  # each raw line and its mean
+    rows = [{"key": "a", "step": i, "value": v} for i, v in enumerate([1, 2, None, 6, 10])]
+    rows += [{"key": "b", "step": 0, "value": 100}]
+    got = page.evaluate(
+        "window.HPCLabCharts.values(" + json.dumps(rows) + ","
+        " {y: 'linear', smooth: 0, mean: 3, x: 'step', group: ''}).rows.map(r => r.smoothed)"
+    )
+    # a missing value is skipped, not a zero; series do not mix
+    assert got == [1, 1.5, None, 3, 6, 100]
+    assert page.errors == [], page.errors
+    page.close()

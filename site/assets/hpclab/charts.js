@@ -11,8 +11,9 @@
 
   function state() {
     var p = new URLSearchParams(location.search);
-    var w = parseFloat(p.get("smooth") || "0");
+    var w = parseFloat(p.get("smooth") || "0"), k = parseInt(p.get("mean") || "0", 10);
     return { y: p.get("y") === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0,
+      mean: isFinite(k) && k >= 2 ? Math.min(k, 10000) : 0, combine: p.get("combine") === "1",
       robust: p.get("robust") === "1", group: p.get("group") || "", x: xParam(p.get("x")) };
   }
 
@@ -26,6 +27,8 @@
     var p = new URLSearchParams(location.search);
     if (s.y === "log") { p.set("y", "log"); } else { p["delete"]("y"); }
     if (s.smooth > 0) { p.set("smooth", String(s.smooth)); } else { p["delete"]("smooth"); }
+    if (s.mean >= 2) { p.set("mean", String(s.mean)); } else { p["delete"]("mean"); }
+    if (s.combine) { p.set("combine", "1"); } else { p["delete"]("combine"); }
     if (s.robust) { p.set("robust", "1"); } else { p["delete"]("robust"); }
     if (s.group) { p.set("group", s.group); } else { p["delete"]("group"); }
     if (s.x && s.x !== "step") { p.set("x", s.x); } else { p["delete"]("x"); }
@@ -84,7 +87,7 @@
           bind: "scales" }]);
       }
     }
-    if (st.smooth > 0 && out.layer) {
+    if ((st.smooth > 0 || st.mean >= 2) && out.layer) {
       // the smoothed line over the raw one, drawn faint underneath
       var layers = [];
       out.layer.forEach(function (l) {
@@ -113,7 +116,7 @@
     })[0];
     if (!line) { return null; }
     var by = line.encoding.color.field;
-    var field = st.smooth > 0 ? "smoothed" : "value";
+    var field = st.smooth > 0 || st.mean >= 2 ? "smoothed" : "value";
     return {
       name: "hover",
       transform: [{ pivot: by, value: field, groupby: ["step"] }],
@@ -153,7 +156,7 @@
     if (st.y === "log") {  // a band down to 0 or below has no place on a log axis
       kept = kept.map(function (r) { return r.lo !== undefined && !(r.lo > 0) ? Object.assign({}, r, { lo: null, hi: null }) : r; });
     }
-    if (st.smooth > 0) { kept = ema(kept, st.smooth); }
+    if (st.smooth > 0) { kept = ema(kept, st.smooth); } else if (st.mean >= 2) { kept = runningMean(kept, st.mean); }
     return { rows: kept, dropped: rows.length - kept.length, domain: st.robust ? robustDomain(kept) : null };
   }
 
@@ -229,10 +232,26 @@
     });
   }
 
+  // a trailing running mean over the last k values of each series (rows grouped by key,
+  // in step order) into "smoothed"; a missing value is skipped, not counted as zero
+  function runningMean(rows, k) {
+    var windows = {};
+    return rows.map(function (r) {
+      var o = Object.assign({}, r);
+      if (r.value === null || !isFinite(r.value)) { o.smoothed = null; return o; }
+      var w = windows[r.key] || (windows[r.key] = { xs: [], sum: 0 });
+      w.xs.push(r.value);
+      w.sum += r.value;
+      if (w.xs.length > k) { w.sum -= w.xs.shift(); }
+      o.smoothed = w.sum / w.xs.length;
+      return o;
+    });
+  }
+
   // the controls: a y scale select, smoothing, the robust range, and (groupKeys: the
   // config paths the page can group its runs by) a group-by select; onChange(state)
   // redraws the page's charts
-  function controls(onChange, groupKeys, xMetrics) {
+  function controls(onChange, groupKeys, xMetrics, combinable) {
     var st = state();
     var box = document.createElement("div");
     box.className = "hl-chart-controls";
@@ -259,7 +278,29 @@
     smooth.step = "0.05";
     smooth.value = String(st.smooth);
     slabel.appendChild(smooth);
+    var mlabel = document.createElement("label");
+    mlabel.textContent = " running mean of ";
+    var mean = document.createElement("input");
+    mean.className = "hl-chart-mean";
+    mean.type = "number";
+    mean.min = "0";
+    mean.step = "1";
+    mean.value = String(st.mean);
+    mlabel.appendChild(mean);
+    mlabel.appendChild(document.createTextNode(" points"));
+    var clabel = null, combine = null;
+    if (combinable) {
+      clabel = document.createElement("label");
+      combine = document.createElement("input");
+      combine.className = "hl-chart-combine";
+      combine.type = "checkbox";
+      combine.checked = st.combine;
+      clabel.appendChild(combine);
+      clabel.appendChild(document.createTextNode(" combine the losses in one chart"));
+    }
     box.appendChild(slabel);
+    box.appendChild(mlabel);
+    if (clabel) { box.appendChild(document.createTextNode(" ")); box.appendChild(clabel); }
     var rlabel = document.createElement("label");
     var robust = document.createElement("input");
     robust.className = "hl-chart-robust";
@@ -307,14 +348,19 @@
     note.className = "hl-chart-note";
     box.appendChild(note);
     function changed() {
-      var w = parseFloat(smooth.value);
+      var w = parseFloat(smooth.value), k = parseInt(mean.value, 10);
+      if (this === mean && k >= 2) { smooth.value = "0"; w = 0; }  // one smoothing at a time
+      if (this === smooth && w > 0) { mean.value = "0"; k = 0; }
       var s = { y: select.value === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0,
+        mean: isFinite(k) && k >= 2 ? k : 0, combine: combine ? combine.checked : false,
         robust: robust.checked, group: gselect ? gselect.value : "", x: xParam(xselect.value) };
       setState(s);
       onChange(s);
     }
     select.addEventListener("change", changed);
     smooth.addEventListener("change", changed);
+    mean.addEventListener("change", changed);
+    if (combine) { combine.addEventListener("change", changed); }
     robust.addEventListener("change", changed);
     return box;
   }

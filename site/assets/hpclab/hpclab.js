@@ -388,8 +388,9 @@
   }
 
   // The chart controls above a page's charts (charts.js): a change redraws those charts.
-  function chartControls(holder, groupKeys, xMetrics) {
+  function chartControls(holder, groupKeys, xMetrics, relayout) {
     var box = window.HPCLabCharts.controls(function () {
+      if (relayout && relayout()) { return; }  // the page drew its charts again itself
       var mine = views.filter(function (v) { return v.controls === box; });
       views = views.filter(function (v) { return v.controls !== box; });
       Promise.all(mine.map(function (v) {
@@ -397,7 +398,7 @@
         v.el.dataset.rendered = "";
         return embed(v.el, v.base, v.opts);
       })).then(function (vs) { noteDropped(box, vs); });
-    }, groupKeys, xMetrics);
+    }, groupKeys, xMetrics, !!relayout);
     holder.parentNode.insertBefore(box, holder);
     return box;
   }
@@ -883,20 +884,35 @@
         var names = d.summary.filter(function (m) { return m.source !== "return"; }).map(function (m) { return m.name; });
         var chartsEl = root.querySelector(".hl-run-charts");
         if (chartsEl && res[1]) {
-          var specs = chartSpecs(), controls = chartControls(chartsEl, null, names), drawnRun = [];
-          var losses = names.filter(function (n) { return /loss/.test(n); });
-          var groups = losses.length ? [losses] : [];
-          names.filter(function (n) { return losses.indexOf(n) < 0; }).forEach(function (n) { groups.push([n]); });
-          groups.forEach(function (g) {
-            var box = document.createElement("div");
-            box.className = "hl-live-chart hl-run-chart";
-            setHTML(box, html`<h3>${g.join(", ")}</h3>`);
-            var target = document.createElement("div");
-            box.appendChild(target);
-            chartsEl.appendChild(box);
-            drawnRun.push(embed(target, specs.run, { runs: [key], metrics: g, controls: controls }));
-          });
-          Promise.all(drawnRun).then(function (vs) { noteDropped(controls, vs); });
+          // one chart per metric (each its own y axis: val/loss is not squashed beside
+          // train/loss), or the losses in one when "combine" is ticked (?combine=1)
+          var specs = chartSpecs(), combined = null, controls = null;
+          var layoutRun = function () {
+            var now = window.HPCLabCharts.state().combine;
+            if (combined === now) { return false; }
+            combined = now;
+            views = views.filter(function (v) {
+              if (v.controls === controls && v.view) { v.view.finalize(); }
+              return v.controls !== controls;
+            });
+            chartsEl.textContent = "";
+            var losses = names.filter(function (n) { return /loss/.test(n); });
+            var groups = combined && losses.length > 1 ? [losses] : losses.map(function (n) { return [n]; });
+            names.filter(function (n) { return losses.indexOf(n) < 0; }).forEach(function (n) { groups.push([n]); });
+            var drawnRun = groups.map(function (g) {
+              var box = document.createElement("div");
+              box.className = "hl-live-chart hl-run-chart";
+              setHTML(box, html`<h3>${g.join(", ")}</h3>`);
+              var target = document.createElement("div");
+              box.appendChild(target);
+              chartsEl.appendChild(box);
+              return embed(target, specs.run, { runs: [key], metrics: g, controls: controls });
+            });
+            Promise.all(drawnRun).then(function (vs) { noteDropped(controls, vs); });
+            return true;
+          };
+          controls = chartControls(chartsEl, null, names, layoutRun);
+          layoutRun();
         }
         root.dataset.rendered = "1";
         var logsVersion = d.logs ? d.logs.version : null;
