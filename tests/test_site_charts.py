@@ -403,3 +403,30 @@ def test_running_mean_is_a_trailing_mean_per_series(
     assert got == [1, 1.5, None, 3, 6, 100]
     assert page.errors == [], page.errors
     page.close()
+
+
+def test_no_page_warns_or_errs_in_the_console(browser: Chromium, built: tuple[Store, str]) -> None:
+    """Vega's "Infinite extent" warnings (a chart layer with no rows) and any other console
+    warning or error, on every kind of page."""
+    store, base = built
+    data = load(store)
+    child = next(r for r in data.runs if r.get("name") == "lower-lr")
+    sweep = data.sweeps[0]
+    first = data.sweep_points[("bench", sweep["sweep_id"])][0]["run_id"]
+    pages = [
+        "index.html", "runs/index.html", f"runs/run.html?p=lab&id={child['run_id']}",
+        f"runs/compare.html?r=lab/{child['run_id']},bench/{first}",
+        f"reports/bench/{sweep['sweep_id']}.html", "graph.html", "training.html", "board.html",
+        "hypotheses.html", "reports/index.html",
+    ]  # fmt: skip
+    for path in pages:
+        page = browser.new_page()
+        page.goto(base + path)
+        page.wait_for("document.body && document.body.dataset.hlReady === '1'", timeout=20)
+        page.wait_for(
+            "Array.from(document.querySelectorAll('.hl-chart, .hl-live-chart > div'))"
+            ".every(e => e.dataset.rendered === '1')",
+            timeout=20,
+        )
+        assert page.warnings == [] and page.errors == [], (path, page.warnings, page.errors)
+        page.close()

@@ -218,6 +218,7 @@ class Page:
         self.session = session
         self.context = context
         self.errors: list[str] = []  # console errors, uncaught exceptions, failed loads
+        self.warnings: list[str] = []  # console warnings (Vega's "Infinite extent", ...)
         self.requests: list[str] = []  # every URL the page asked for
         self._loaded = threading.Event()
 
@@ -247,6 +248,10 @@ class Page:
         return self.browser.send(method, params, session=self.session, **kw)
 
     def _console(self, p: dict[str, Any]) -> None:
+        if p.get("type") == "warning":
+            self.warnings.append(
+                " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", []))
+            )
         if p.get("type") in ("error", "assert"):
             args = " ".join(
                 str(a.get("value", a.get("description", ""))) for a in p.get("args", [])

@@ -171,6 +171,16 @@
     };
   }
 
+  // The spec less its layer of lone points (filtered on datum.lone) when no row is one:
+  // an empty layer's extent is infinite, and Vega warns of it once per field and chart.
+  function withoutLone(spec) {
+    if (!spec.layer) { return spec; }
+    var layers = spec.layer.filter(function (l) {
+      return !(l.transform || []).some(function (t) { return t.filter === "datum.lone"; });
+    });
+    return layers.length === spec.layer.length ? spec : Object.assign({}, spec, { layer: layers });
+  }
+
   // A copy of a line spec whose colours follow ``labels`` in order (label i gets
   // PALETTE[i]): the same run keeps its colour in every chart, also one it has no data in.
   function colourDomain(spec, labels) {
@@ -366,6 +376,7 @@
         el.dataset.rendered = "1";
         return Promise.resolve(v);
       }
+      if (!values.some(function (r) { return r.lone; })) { spec = withoutLone(spec); }
       spec.data = { name: "series", values: values };
       el.dataset.points = String(values.length);
       el.dataset.lastStep = String(values.reduce(function (m, x) { return Math.max(m, x.step); }, -1));
