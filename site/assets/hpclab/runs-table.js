@@ -70,6 +70,9 @@
     var shown = [];           // the rows the filter keeps, in the sort order
     var visible = [];         // row index -> kept by the filter
     var order = [];           // the ticked runs ("project/run"), in the order they were ticked
+    var base = [];            // the rows the filter keeps before the brushes (parcoords.js)
+    var brushTest = null;     // inside every brushed range of the parallel coordinates
+    var pc = null;            // the parallel coordinates and scatter panel
     var rowH = 0, drawn = [-1, -1], frame = 0;
 
     /* -- columns ------------------------------------------------------------------- */
@@ -328,6 +331,7 @@
       if (keepScroll !== true) { box.scrollTop = 0; }
       draw(true);
       update();
+      if (pc) { pc.update(); }
     }
 
     function keep() {  // the rows the filter keeps (shown), in the sort order
@@ -335,8 +339,11 @@
       var words = test || (errLine && errLine.textContent) ? [] : input.value.toLowerCase().split(/\s+/).filter(Boolean);
       if (words.length) { index(); }
       shown = [];
+      base = [];
       perm.forEach(function (i) {
         var ok = test ? test(i) : !words.length || words.every(function (w) { return texts[i].indexOf(w) >= 0; });
+        if (ok) { base.push(i); }
+        ok = ok && (!brushTest || brushTest(i));
         visible[i] = ok;
         if (ok) { shown.push(i); }
       });
@@ -484,6 +491,15 @@
       }, { passive: true });
       window.addEventListener("resize", function () { draw(false); });
       if (loading) { loading.hidden = true; }
+      if (window.hpclabParcoords) {  // parcoords.js: brushing filters this table
+        pc = window.hpclabParcoords.attach(box, {
+          columns: function () {
+            return shownCols.filter(function (c) { return c.type === "num" && (c.config || c.id.indexOf("m:") === 0); });
+          },
+          base: function () { return base; },
+          setBrush: function (t) { brushTest = t; apply(true); }
+        });
+      }
       apply();
       box.dataset.ready = "1";
       (window.requestIdleCallback || setTimeout)(index);
