@@ -384,3 +384,27 @@ def test_lone_values_are_flagged_for_dots() -> None:
         True,
     ]
     assert lone_flags([5.0]) == [True] and lone_flags([]) == [] and lone_flags([None]) == [False]
+
+
+def test_the_overview_shows_the_hyperparameters_that_differ(tmp_path: Path) -> None:
+    import re
+
+    from site_fixtures import make_site_store
+
+    from hpclab.site.data import load
+    from hpclab.site.pages import overview
+
+    store = make_site_store(tmp_path / "store")
+    data = load(store)
+    body = str(overview(data).body)
+    bench = body[body.index(">bench<") :]
+    heads = re.findall(r"<th>(.*?)</th>", bench[: bench.index("</thead>")])
+    # the bench sweeps vary lr and weight decay; the seed and hpclab's keys are not shown
+    assert "optim.lr" in heads and "optim.weight_decay" in heads
+    assert not any(h.endswith("seed") or h.startswith("hpclab.") for h in heads)
+    assert heads.index("sweep") < heads.index("optim.lr") < heads.index("val/loss")
+    # each row's value is its run's config
+    first = data.runs[[r["project"] for r in data.runs].index("bench")]
+    lr = json.loads(data.features[("bench", first["run_id"])]["optim.lr"])
+    row = bench[bench.index(first["run_id"]) :]
+    assert f"<code>{lr}</code>" in row[: row.index("</tr>")]

@@ -42,6 +42,7 @@ from hpclab.site.html import (
 )
 from hpclab.site.layout import SiteLayout
 from hpclab.site.page import Page
+from hpclab.site.redact import redact_config_value
 from hpclab.site.runs_table import runs_config_doc
 from hpclab.site.series import write_json
 from hpclab.store.record import (
@@ -69,6 +70,42 @@ FETCH_HINT = Html(
     "(the page reads its data with fetch: open the site through "
     "<code>hpclab site serve</code> or any web server, not as a file)"
 )
+
+
+OVERVIEW_CONFIG = 4  # hyperparameter columns on the Overview: the paths that vary most
+
+
+def _varying_config(data: SiteData, project: str, runs: list[dict[str, Any]]) -> list[str]:
+    """The config paths whose values differ among ``runs`` (at most OVERVIEW_CONFIG: the
+    ones with the most distinct values first, then by name), less the seed and hpclab's
+    own keys: what tells these runs apart."""
+    values: dict[str, set[str]] = {}
+    for r in runs:
+        for path, raw in data.features.get((project, r["run_id"]), {}).items():
+            values.setdefault(path, set()).add(raw)
+    n = len(runs)
+    varying = []
+    for path, vs in values.items():
+        if len(vs) < 2 or path.startswith("hpclab.") or path.split(".")[-1] in ("seed", "name"):
+            continue
+        text = any(not v[:1].isdigit() and v[:1] not in "-." for v in vs)
+        if text and len(vs) == n > 10:  # a text value per run: an output path, a timestamp
+            continue
+        varying.append(path)
+    varying.sort(key=lambda p: (-len(values[p]), p))
+    return sorted(varying[:OVERVIEW_CONFIG])
+
+
+def _config_text(path: str, raw: str) -> str:
+    """A config value as the Overview shows it: redacted, JSON text unquoted."""
+    import json
+
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    shown = redact_config_value(path, value)
+    return shown if isinstance(shown, str) else json.dumps(shown)
 
 
 def overview(data: SiteData) -> Page:
@@ -106,7 +143,9 @@ def overview(data: SiteData) -> Page:
             )
         )
         body = []
-        for r in runs[:OVERVIEW_ROWS]:
+        recent = runs[:OVERVIEW_ROWS]
+        hyper = _varying_config(data, project, recent)
+        for r in recent:
             key = (project, r["run_id"])
             parent = r.get("parent")
             cells: list[Html] = [
@@ -114,6 +153,10 @@ def overview(data: SiteData) -> Page:
                 badge(r["status"]),
                 e(_short_sweep(r.get("sweep_id"))),
             ]
+            features = data.features.get(key, {})
+            for path in hyper:  # the hyperparameters that differ among these runs
+                raw = features.get(path)
+                cells.append(code(_config_text(path, raw)) if raw is not None else e("–"))
             for m in metrics:
                 value = data.metric_value(key, m.name)
                 old = data.metric_value((project, parent), m.name) if parent else None
@@ -121,7 +164,7 @@ def overview(data: SiteData) -> Page:
             body.append(cells)
         page.add(
             table(
-                ["experiment", "status", "sweep", *[m.name for m in metrics]],
+                ["experiment", "status", "sweep", *hyper, *[m.name for m in metrics]],
                 body,
                 cls="hl-overview",
             )
