@@ -245,3 +245,37 @@ def test_the_run_page_shows_the_efficiency_card(tmp_path: Path) -> None:
         page.screenshot(shots / "site-resources.png", full_page=False)
         assert page.errors == [], page.errors
         page.close()
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
+def test_the_compare_page_sets_the_runs_efficiency_side_by_side(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    small, big = _ended_slurm_run(store, "287"), _ended_slurm_run(store, "288")
+    local = store.create_run_dir("lab")
+    store.write_record(local, RunRecord(id=local.id, project="lab", status=RunStatus.COMPLETED))
+    texts = {
+        "287": DEV_CLUSTER,
+        "288": DEV_CLUSTER.replace("287", "288").replace("mem=1G,node=1|1G", "mem=2G,node=1|2G"),
+    }
+    cli = SlurmCLI(runner=lambda argv: texts[argv[argv.index("-j") + 1]])
+    assert sorted(
+        record_usage(store, [("lab", small)], cli) + record_usage(store, [("lab", big)], cli)
+    ) == sorted([("lab", small), ("lab", big)])
+    docs = {
+        r: json.loads(store.run_paths("lab", r).resources_json.read_text()) for r in (small, big)
+    }
+    with served_site(store, tmp_path / "site") as base, Chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{base}runs/compare.html?r=lab/{small},lab/{big},lab/{local.id}")
+        page.wait_for("document.getElementById('hl-compare').dataset.rendered === '1'", timeout=30)
+        rows = page.evaluate(
+            "Array.from(document.querySelectorAll('table.hl-compare-efficiency tbody tr'),"
+            " tr => Array.from(tr.cells, c => c.textContent))"
+        )
+        assert [r[1] for r in rows[:2]] == ["287", "288"]
+        for row, rid in zip(rows[:2], (small, big), strict=True):  # each job's own accounting
+            assert row[5] == f"{round(100 * docs[rid]['mem_efficiency'])}%"
+        assert rows[1][4].endswith("/ 2.0 GB") and rows[1][8].startswith("used 299 MB of 2.0 GB")
+        assert rows[2][8].startswith("no accounting")  # the local run
+        assert page.errors == [], page.errors
+        page.close()

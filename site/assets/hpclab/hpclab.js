@@ -1075,6 +1075,17 @@
       var sameText = same.length + " of " + paths.length + " config values are the same in every run";
       parts.push(section("Config differences", html`${diffTable}<details class="hl-details"><summary>${sameText}</summary>${
         table(["path", "value"], same.map(function (k) { return [code(k), code(configs[0][k])]; }), "hl-config-same")}</details>`));
+      if (details.some(function (d) { return d.resources; })) {  // Slurm accounting, side by side
+        parts.push(section("Efficiency", html`${table(["run", "job", "elapsed", "CPU efficiency", "memory peak / asked",
+          "memory efficiency", "CPU-h", "GPU-h", "advice"], details.map(function (d, i) {
+          var r = d.resources;
+          if (!r) { return [labels[i], "–", "–", "–", "–", "–", "–", "–", "no accounting (not a Slurm job, or not ended)"]; }
+          return [labels[i], html`<code>${r.job_id}</code>`, r.elapsed_s === null ? "–" : duration(r.elapsed_s),
+            pct(r.cpu_efficiency), mb(r.max_rss_mb) + " / " + mb(r.req_mem_mb === null ? r.alloc_mem_mb : r.req_mem_mb),
+            pct(r.mem_efficiency), r.cpu_hours === null ? "–" : hoursText(r.cpu_hours),
+            r.gpu_hours === null ? "–" : hoursText(r.gpu_hours), r.advice || ""];
+        }), "hl-compare-efficiency")}<p class="hl-note">From Slurm accounting over every step of each job (sacct), as on each run's page.</p>`));
+      }
       var front = selectionFront(info, keys, details, labels);
       parts.push(section("Pareto front", front.body));
       parts.push(section("Metrics", all.length ? html`<div class="hl-compare-charts"></div>` : emptyP("None of these runs logged metrics yet.")));
