@@ -1341,20 +1341,31 @@ def reconcile_pass(indexer: Indexer, report: PassReport) -> set[tuple[str, str]]
     files either rewrote, so the catalog says what the scheduler says. Adds to
     ``report``; returns those runs."""
     from hpclab.catalog.sync import reconcile_unfinished
-    from hpclab.launch.resources import record_usage
+    from hpclab.launch.resources import Pending, write_usage
 
     changes = reconcile_unfinished(indexer.store, unfinished_runs(indexer), indexer._report)
     changed = {(c.project, c.run_id) for c in changes}
     report.reconciled += len(changed)
     _index_again(indexer, report, changed)
     asked = accounting_runs(indexer)
-    accounted = set(record_usage(indexer.store, asked))
+    pending = [  # what the catalog holds of them: their run.json is not read again
+        Pending(p, r, indexer.store.run_paths(p, r), "slurm", job)
+        for p, r in asked
+        if (job := _job_id(indexer, (p, r)))
+    ]
+    accounted = set(write_usage(pending))
     for key in asked:  # not in accounting (purged, another cluster): ask again later
         if key not in accounted:
             indexer.accounting_retry[key] = time.monotonic() + ACCOUNTING_RETRY_S
     accounted -= changed
     _index_again(indexer, report, accounted)
     return changed | accounted
+
+
+def _job_id(indexer: Indexer, key: tuple[str, str]) -> str | None:
+    rows = indexer.entries[key].rows
+    job = rows.runs.get("job_id") if rows is not None else None
+    return str(job) if job else None
 
 
 def _index_again(indexer: Indexer, report: PassReport, runs: set[tuple[str, str]]) -> None:

@@ -68,6 +68,12 @@ def record_usage(
     ``usage`` call for all of them); returns the runs written. A scheduler that cannot be
     asked changes nothing (the next pass asks again)."""
     pending = [p for project, rid in runs if (p := needs_usage(store, project, rid))]
+    return write_usage(pending, scheduler)
+
+
+def write_usage(pending: list[Pending], scheduler: Any | None = None) -> list[tuple[str, str]]:
+    """:func:`record_usage` for runs already known to need it (the indexer knows from its
+    catalog which Slurm runs ended without accounting: no run.json read again)."""
     if not pending:
         return []
     try:
@@ -134,4 +140,4 @@ def _round_up_gb(mb: float) -> str:
     return f"{-(-int(mb) // 1024)} GB"
 
 
-__all__ = ["LOW_EFFICIENCY", "advice", "needs_usage", "record_usage"]
+__all__ = ["LOW_EFFICIENCY", "Pending", "advice", "needs_usage", "record_usage", "write_usage"]
