@@ -42,7 +42,8 @@ def main(cfg):
     for step in range(5):
         loss = (cfg.x - 0.3) ** 2 + (0.1 if cfg.kind == "b" else 0.0) + 1.0 / (step + 1)
         run.log({"val/loss": loss}, step=step)
-        hpclab.search.report(loss, step)
+        if cfg.explicit:
+            hpclab.search.report(loss, step)
     return (cfg.x - 0.3) ** 2 + (0.1 if cfg.kind == "b" else 0.0)
 
 if __name__ == "__main__":
@@ -60,7 +61,7 @@ def app(tmp_path: Path) -> Path:
     d = tmp_path / "my search app"
     d.mkdir()
     (d / "train.py").write_text(APP)
-    (d / "cfg.yaml").write_text("x: 0.0\nkind: a\nfail_above: 100.0\n")
+    (d / "cfg.yaml").write_text("x: 0.0\nkind: a\nfail_above: 100.0\nexplicit: true\n")
     for cmd in (
         ["git", "init", "-q"],
         ["git", "add", "."],
@@ -282,6 +283,7 @@ def test_pruned_trials_end_completed_and_marked(app: Path, tmp_path: Path) -> No
         app, store, "hydra/launcher=hpclab_local", "x=choice(0.3,0.35,2.0,3.0)",
         "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1", "hydra.sweeper.study_name=p",
         "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler",
+        "hydra.sweeper.sampler.seed=11",  # the good two first: the bad two are pruned
         "+hydra.sweeper.pruner._target_=optuna.pruners.MedianPruner",
         "+hydra.sweeper.pruner.n_startup_trials=2",
     )  # fmt: skip
@@ -302,6 +304,29 @@ def test_pruned_trials_end_completed_and_marked(app: Path, tmp_path: Path) -> No
         )
         assert t.intermediate_values[step] > median
     assert f"{len(pruned)} pruned" in out.stderr
+
+
+def test_a_logged_objective_metric_is_reported_for_pruning_by_itself(
+    app: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    _search(
+        app, store, "hydra/launcher=hpclab_local", "x=choice(0.3,0.35,2.0,3.0)",
+        "explicit=false", "hydra.sweeper.objective=val/loss",
+        "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1", "hydra.sweeper.study_name=auto",
+        "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler",
+        "hydra.sweeper.sampler.seed=11",  # the good two first: the bad two are pruned
+        "+hydra.sweeper.pruner._target_=optuna.pruners.MedianPruner",
+        "+hydra.sweeper.pruner.n_startup_trials=2",
+    )  # fmt: skip
+    trials = load_study(Store(store), "srch", "auto").get_trials()
+    for t in trials:  # the values the task logged, reported with no call of its own
+        assert t.intermediate_values, t.number
+        x = t.params["x"]
+        for step, v in t.intermediate_values.items():
+            assert v == pytest.approx((x - 0.3) ** 2 + 1.0 / (step + 1))
+    # the two far from the optimum, after the two near it: worse than their median at once
+    assert {t.params["x"] for t in trials if t.state.name == "PRUNED"} == {2.0, 3.0}
 
 
 def test_a_multi_objective_study_marks_its_pareto_front(app: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import hpclab
 from hpclab.errors import TrialPruned
+from hpclab.launch.trial import reporting_log
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ def tracked(
         ) as run:
             if code_isolation and code_isolation.get("mode") == "in-place":
                 record_in_place(run.paths, code_isolation)
+            # a trial of a search whose objective is a metric: run.log reports it
+            run.log = reporting_log(run.log)  # type: ignore[method-assign]
             try:
                 result = task_function(cfg)
             except TrialPruned as pruned:  # the search's pruner stopped it: not a failure

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpclab.errors import SearchError
+from hpclab.launch.trial import PRUNED_ATTR, TRIAL_ENV
 from hpclab.search.objective import COSTS, Allocation, check_objectives, run_cost, trial_values
 from hpclab.search.space import SearchSpace
 from hpclab.search.study import StudyInfo, journal_storage, write_info
@@ -28,8 +29,6 @@ from hpclab.store import Store
 log = logging.getLogger(__name__)
 
 RUN_ATTR = "hpclab_run_id"  # trial user attribute: the run that evaluates it
-PRUNED_ATTR = "hpclab_pruned_at"  # set by the job (hpclab.search.report) when pruned
-TRIAL_ENV = "HPCLAB_TRIAL"  # the job's trial: {"journal", "study", "trial_id", ...}
 
 LaunchBatch = Callable[
     [list[list[str]], list[dict[str, Any]], Callable[[list[str]], None]], list[str]
