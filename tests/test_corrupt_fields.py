@@ -11,6 +11,7 @@ error quickly: each is run in a subprocess with a deadline.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CliResult, hpclab_cli, poll, write
+from helpers import CliResult, hpclab_cli, hpclab_subprocess, poll, write
 
 import hpclab
 from hpclab.catalog.connect import connect
@@ -316,3 +317,89 @@ def test_runs_show_names_the_malformed_field_in_one_line(
     index = hpclab_cli(store, "index")  # the catalog still takes the run
     _clean(index)
     assert "bad" in _indexed(store)
+
+
+# -- hostile inputs that used to hang: each command runs in a subprocess with a deadline
+DEADLINE_S = 120  # a hang is forever; a loaded 2-core machine starts hpclab in seconds
+
+BOMB = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)  # 9**9 nodes when walked; 700 bytes as text
+
+
+def _in_time(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    out = hpclab_subprocess(store, *args, timeout=DEADLINE_S)  # TimeoutExpired: a hang
+    assert "Traceback" not in out.stderr, out.stderr
+    return out
+
+
+def _make_fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _link_dev_zero(path: Path) -> None:
+    path.unlink()
+    path.symlink_to("/dev/zero")
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda p: p.write_text(BOMB), "aliases expand"),
+        (lambda p: p.write_text("a: &x [1, *x]\n"), "refers to its own anchor"),
+        (_make_fifo, "not a regular file (a FIFO)"),
+        (_link_dev_zero, "not a regular file (a device)"),
+    ],
+    ids=["alias-bomb", "recursive-alias", "fifo", "dev-zero"],
+)
+def test_a_hostile_config_yaml_is_refused_in_time(
+    store: Path, make: Callable[[Path], None], words: str
+) -> None:
+    config = _paths(store).config_yaml
+    make(config)
+    index = _in_time(store, "index")
+    assert index.returncode == 0
+    lines = [ln for ln in index.stderr.splitlines() if str(config) in ln]
+    assert len(lines) == 1 and words in lines[0], index.stderr
+    assert _indexed(store) == _all(store) - {"bad"}
+    show = _in_time(store, "runs", "show", "bad")
+    assert show.returncode == 1
+    assert show.stderr.strip().splitlines() == [
+        f"hpclab: error: {config}: {lines[0].split(f'{config}: ', 1)[1].rstrip(')')}"
+    ]
+    status = _in_time(store, "status", "bad")
+    assert status.returncode == 0 and "bad" in status.stdout
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [(lambda p: p.write_text(BOMB), "aliases expand"), (_make_fifo, "a FIFO")],
+    ids=["alias-bomb", "fifo"],
+)
+def test_a_hostile_project_yaml_is_reported_and_the_runs_indexed(
+    store: Path, make: Callable[[Path], None], words: str
+) -> None:
+    project_yaml = Store(store).project_yaml("p")
+    project_yaml.write_text("key_metrics: [train/loss]\n")
+    make(project_yaml)
+    index = _in_time(store, "index")
+    assert index.returncode == 0
+    lines = [ln for ln in index.stderr.splitlines() if str(project_yaml) in ln]
+    assert len(lines) == 1 and words in lines[0], index.stderr
+    assert _indexed(store) == _all(store)
+    assert _in_time(store, "runs", "list").returncode == 0
+
+
+def test_a_backtracking_naming_regex_is_given_up_in_time(store: Path) -> None:
+    """``^(a|a)+`` on forty a's and a '!' backtracks 2**40 times in Python's re."""
+    Store(store).project_yaml("p").write_text(
+        "naming:\n  regex: '^(?P<id>(a|a)+)(_from_(?P<parent>\\d+))?$'\n"
+    )
+    _edit_json(_paths(store).run_json, _set("name", "a" * 40 + "!"))
+    _edit_json(_paths(store, "good2").run_json, _set("name", "aa_from_7"))
+    index = _in_time(store, "index")
+    assert index.returncode == 0
+    lines = [ln for ln in index.stderr.splitlines() if "naming.regex" in ln]
+    assert len(lines) == 1 and "a" * 40 in lines[0], index.stderr
+    assert _indexed(store) == _all(store)

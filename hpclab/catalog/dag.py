@@ -20,12 +20,12 @@ import contextlib
 import fcntl
 import getpass
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hpclab.catalog.user_regex import search_groups
 from hpclab.errors import DagError, RunNotFound
 from hpclab.store import Store
 from hpclab.store.atomic import read_yaml, write_yaml_atomic
@@ -47,6 +47,9 @@ class RunNode:
     parent: str | None = None  # as recorded by the run (init(parent=) / hpclab.parent)
     sweep_id: str | None = None
     created_at: str | None = None
+
+
+_NAMING = "project.yaml naming.regex"
 
 
 @dataclass(frozen=True)
@@ -166,8 +169,8 @@ def _edge_of(
             return Edge(node.parent, node.run_id, "sweep", node.sweep_id)
         return Edge(node.parent, node.run_id, "explicit")
     if naming and node.name:
-        m = re.search(naming.regex, node.name)
-        wanted = m.groupdict().get(naming.parent_group) if m else None
+        m = search_groups(naming.regex, node.name, _NAMING)
+        wanted = m.get(naming.parent_group) if m else None
         if wanted is not None and wanted in by_name_id:
             return Edge(by_name_id[wanted], node.run_id, "naming", node.name)
     return None
@@ -178,8 +181,8 @@ def _naming_ids(nodes: list[RunNode], naming: Naming) -> dict[str, str]:
     out: dict[str, str] = {}
     for node in sorted(nodes, key=lambda n: (n.created_at or "", n.run_id)):
         if node.name:
-            m = re.search(naming.regex, node.name)
-            value = m.groupdict().get(naming.id_group) if m else None
+            m = search_groups(naming.regex, node.name, _NAMING)
+            value = m.get(naming.id_group) if m else None
             if value is not None:
                 out.setdefault(value, node.run_id)
     return out

@@ -43,13 +43,13 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hpclab.catalog.dag import Naming
+from hpclab.catalog.user_regex import PatternError, compile_pattern, group_names
 from hpclab.errors import ConfigError, check_keys
 from hpclab.store.atomic import read_yaml
 
@@ -145,9 +145,11 @@ def load_project_config(path: Path) -> ProjectConfig:
     naming = data.get("naming") or {}
     regex = naming.get("regex") if isinstance(naming, Mapping) else None
     if regex is not None:
-        try:
-            re.compile(regex)
-        except re.error as e:
+        if not isinstance(regex, str):
+            raise ConfigError(f"{path}: naming.regex: expected a string, got {regex!r}")
+        try:  # the engine the DAG runs it with (a timeout: hpclab.catalog.user_regex)
+            compile_pattern(regex)
+        except PatternError as e:
             raise ConfigError(f"{path}: naming.regex: {e}") from None
     groups = {"naming_id_group": "id", "naming_parent_group": "parent"}
     for attr, default in list(groups.items()):
@@ -155,7 +157,7 @@ def load_project_config(path: Path) -> ProjectConfig:
         value = naming.get(key, default) if isinstance(naming, Mapping) else default
         if not isinstance(value, str) or not value.isidentifier():
             raise ConfigError(f"{path}: naming.{key}: expected a regex group name")
-        if regex is not None and value not in re.compile(regex).groupindex:
+        if regex is not None and value not in group_names(regex):
             raise ConfigError(f"{path}: naming.regex has no group named {value!r} ({key})")
         groups[attr] = value
     evidence = data.get("evidence") or {}

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from hpclab.errors import StoreError
+from hpclab.store import reading
 
 TMP_PREFIX = ".hpclab-tmp-"
 
@@ -76,26 +76,15 @@ def write_yaml_atomic(path: Path, obj: Any, *, fsync: bool = True) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON file; a malformed file is a :class:`StoreError` naming it."""
-    try:
-        with open(path, "rb") as f:
-            return json.loads(f.read())
-    except json.JSONDecodeError as e:
-        raise StoreError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-
-
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+    """Read a JSON file; a malformed file is a :class:`StoreError` naming it (and so is a
+    FIFO, a device or a file past the size limit: :mod:`hpclab.store.reading`)."""
+    return reading.read_json(path)
 
 
 def read_yaml(path: Path) -> Any:
-    """Read a YAML file; a malformed file is a :class:`StoreError` naming it."""
-    try:
-        with open(path, "rb") as f:
-            return yaml.load(f.read(), Loader=_SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise StoreError(f"{path}: not valid YAML{where}") from None
+    """Read a YAML file; a malformed file is a :class:`StoreError` naming it (and so is a
+    FIFO, a device, a file past the size limit or an alias bomb: :mod:`hpclab.store.reading`)."""
+    return reading.read_yaml(path)
 
 
 def _json_default(obj: Any) -> Any:
