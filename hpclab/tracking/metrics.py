@@ -22,7 +22,13 @@ Rules that make concurrent readers and killed writers safe with Zarr v3:
   chunk is rewritten whole on each flush (a bounded cost: ``chunk_rows`` x 24 bytes).
 * An open zarr array keeps its old shape, so the reader reopens arrays on every read.
 
-Step rule: per metric, steps strictly increase. A point whose step is not greater than
+Names: every metric name is stored under :func:`encode_metric_name`, which never
+produces a ``.`` or a ``/``: every file Zarr itself writes in the group (``zarr.json``,
+v2's ``.zgroup``, the ``*.partial`` temporary files) has a dot, so no metric (not even
+one named ``zarr.json`` or ``../x``) can collide with one or leave the group.
+
+Step rule: steps are integers from 0 to 2**53 (exactly representable in the float64
+column). Per metric, steps strictly increase. A point whose step is not greater than
 the metric's last recorded step is dropped and counted (``dropped``). This is also the
 resume rule: a requeued job that replays steps from its last checkpoint does not
 duplicate them; the first recording of a step wins.
@@ -53,18 +59,20 @@ COLUMNS = ("step", "value", "wall_time")
 ATTR_KEY = "hpclab"
 _time = time.time
 MAX_NAME_LEN = 512
+MAX_STEP = 2**53  # the largest step the float64 step column holds exactly
+KEEP_UP_WAIT = 0.25  # log() waits at most this fraction of flush_interval for a late flush
 
 
 def encode_metric_name(name: str) -> str:
     """A Zarr node name for a metric name; reversible for names up to 180 encoded chars.
 
     ``train/loss`` becomes ``train%2Floss``: one array per metric rather than nested
-    groups, so ``a`` and ``a/b`` can both be metrics. The exact name is always kept in the
-    commit record and the array attributes, which are what readers use.
+    groups, so ``a`` and ``a/b`` can both be metrics. ``.`` is escaped too (``zarr.json``
+    becomes ``zarr%2Ejson``): Zarr's own files all have a dot, so no encoded name is one of
+    them; ``~`` is escaped so that only shortened names have one. The exact name is always
+    kept in the commit record and the array attributes, which are what readers use.
     """
-    enc = quote(name, safe="")
-    if enc.startswith("."):
-        enc = "%2E" + enc[1:]
+    enc = quote(name, safe="").replace(".", "%2E").replace("~", "%7E")
     if enc.startswith("_"):
         enc = "%5F" + enc[1:]
     if len(enc) > 180:
@@ -79,11 +87,15 @@ def decode_metric_name(encoded: str) -> str:
 
 
 def check_metric_name(name: Any) -> str:
-    """Metric names are non-empty strings without control characters."""
+    """Metric names are non-empty strings of valid Unicode without control characters."""
     if not isinstance(name, str) or not name:
         raise MetricError(f"metric name {name!r} must be a non-empty string")
-    if len(name) > MAX_NAME_LEN or any(ord(c) < 32 for c in name):
+    if len(name) > MAX_NAME_LEN or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
         raise MetricError(f"metric name {name[:60]!r}... is too long or has control characters")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: it could not be encoded at flush time
+        raise MetricError(f"metric name {name[:60]!r} is not valid Unicode") from None
     return name
 
 
@@ -106,7 +118,7 @@ def coerce_value(name: str, value: Any) -> float:
                 value = value.detach()
             value = value.item()
         return float(value)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         kind = type(value).__name__
         raise MetricError(
             f"metric {name!r}: {kind} value {value!r:.60} is not a number ({e})"
@@ -114,8 +126,8 @@ def coerce_value(name: str, value: Any) -> float:
 
 
 def coerce_step(step: Any) -> int:
-    """Steps are non-negative integers (NumPy integers and integral tensors accepted)."""
-    if type(step) is int and step >= 0:
+    """Steps are integers from 0 to 2**53 (NumPy integers and integral tensors accepted)."""
+    if type(step) is int and 0 <= step <= MAX_STEP:
         return step
     if isinstance(step, (bool, str, bytes)):
         raise MetricError(f"step {step!r} must be a non-negative integer")
@@ -129,6 +141,10 @@ def coerce_step(step: Any) -> int:
         raise MetricError(f"step {step!r} must be a non-negative integer") from None
     if as_int < 0:
         raise MetricError(f"step {step!r} must be a non-negative integer")
+    if as_int > MAX_STEP:
+        raise MetricError(
+            f"step {step!r} is above 2**53, the largest step stored exactly (float64)"
+        )
     return as_int
 
 
@@ -161,6 +177,13 @@ class MetricWriter:
     one block per metric with NumPy, applies the step rule, and appends the blocks. If the
     filesystem is slow or failing, points wait in memory (past ``max_buffer`` new points are
     dropped and counted) and the write is retried on the next flush.
+
+    With ``flush_interval`` (the run's background thread flushes that often), ``log`` also
+    keeps the store from falling behind in a tight, GIL-bound loop, where the flush thread
+    gets the GIL too seldom to finish: once nothing was stored for 1.25 intervals, ``log``
+    wakes the flush and waits for it to end, releasing the GIL, for at most a quarter of an
+    interval, at most once per interval: at most a fifth of the loop's time, and only while
+    the store is behind. A loop the flush keeps up with never waits.
     """
 
     def __init__(
@@ -171,6 +194,7 @@ class MetricWriter:
         max_buffer: int = 20_000_000,
         chunk_rows: int = 4096,
         wake: threading.Event | None = None,
+        flush_interval: float | None = None,
     ) -> None:
         self.path = Path(path)
         self.buffer_size = buffer_size
@@ -192,12 +216,19 @@ class MetricWriter:
         self._group: Any = None
         self._arrays: dict[str, Any] = {}
         self.last_error: BaseException | None = None
+        self._uncommitted = False  # rows written whose commit record is not (a failed commit)
+        self.flush_interval = flush_interval
+        self._stored_at = _time()  # points logged before this are stored
+        self._check_at = math.inf if flush_interval is None else self._stored_at + flush_interval
+        self._flushed = threading.Event()  # set at the end of every flush attempt
         self._open_existing()
 
     # -- the hot path ---------------------------------------------------------------
     def log(self, data: Mapping[str, Any], step: int | None = None) -> int:
         """Buffer one value per metric at ``step`` (default: the last step + 1)."""
         now = _time()
+        if now >= self._check_at:
+            self._keep_up(now)
         known = self._known
         for name, value in data.items():
             if type(value) is not float or name not in known:
@@ -207,7 +238,9 @@ class MetricWriter:
             data = dict(data)  # the caller may reuse its dict
         if step is None:
             step = self._step + 1
-        elif type(step) is not int or step < 0:
+            if step > MAX_STEP:
+                step = coerce_step(step)  # raises
+        elif type(step) is not int or step < 0 or step > MAX_STEP:
             step = coerce_step(step)
         if step > self._step:
             self._step = step
@@ -220,6 +253,22 @@ class MetricWriter:
         if points >= self.buffer_size:
             self.wake.set()
         return step
+
+    def _keep_up(self, now: float) -> None:
+        """Let a late flush finish (see the class docstring): bounded, at most once per
+        flush interval."""
+        interval = self.flush_interval
+        if interval is None:
+            self._check_at = math.inf
+            return
+        due = self._stored_at + 1.25 * interval
+        if now < due:  # the flush thread keeps up
+            self._check_at = due
+            return
+        self._flushed.clear()
+        self.wake.set()
+        self._flushed.wait(KEEP_UP_WAIT * interval)  # releases the GIL
+        self._check_at = now + interval
 
     def log_samples(self, data: Mapping[str, Any]) -> int:
         """Buffer one sample of clock-driven series (``system/...``: CPU, memory, GPU), at
@@ -280,20 +329,25 @@ class MetricWriter:
 
     # -- flushing -----------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
-        """Write every buffered point, then commit. Returns False if another flush held the
-        lock past ``timeout`` or the filesystem failed (the points stay queued)."""
+        """Write every buffered point, then commit. True only when every point logged
+        before the call is stored and committed; False if another flush held the lock past
+        ``timeout`` or the filesystem failed (``last_error``): the points stay queued, and
+        the next flush writes them and commits again."""
         if not self._write_lock.acquire(timeout=-1 if timeout is None else timeout):
             return False
         try:
-            self._collect()
+            started = _time()
             try:
+                self._collect()
                 self._write_pending()
             except Exception as e:  # keep the blocks; retry on the next flush
                 self.last_error = e
                 return False
             self.last_error = None
+            self._stored_at = started
             return True
         finally:
+            self._flushed.set()
             self._write_lock.release()
 
     def _collect(self) -> None:
@@ -307,10 +361,14 @@ class MetricWriter:
         if not n:
             return
         batch = [records.popleft() for _ in range(n)]
+        try:
+            steps = np.fromiter((r[0] for r in batch), np.int64, n)
+            times = np.fromiter((r[1] for r in batch), np.float64, n)
+        except (OverflowError, TypeError, ValueError):  # log() refuses these: a bug, but
+            records.extendleft(reversed(batch))  # keep the points rather than lose the batch
+            raise
         self._points = max(0, self._points - sum(len(r[2]) for r in batch))
         self.wake.clear()
-        steps = np.fromiter((r[0] for r in batch), np.int64, n)
-        times = np.fromiter((r[1] for r in batch), np.float64, n)
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, r in enumerate(batch):
             key = tuple(r[2])
@@ -359,24 +417,50 @@ class MetricWriter:
         s.pending.append(block)
 
     def _write_pending(self) -> None:
-        group = None
-        written = False
+        """Append each series' pending block, then commit once (a failed commit is retried
+        by the next flush, even with nothing new to write).
+
+        Every array is written concurrently in one call into zarr's event loop, not one
+        call per array: each call hops between threads, and in a GIL-bound training loop
+        every hop waits for the GIL, so per-array calls made a flush of many metrics slow
+        enough to miss its interval many times over. The group is never listed (cost
+        linear in the number of metrics). A block that fails stays pending; the others
+        are committed.
+        """
+        from zarr.core.sync import sync
+
+        jobs = [s for s in self._series.values() if s.pending]
         try:
-            for s in self._series.values():
-                if not s.pending:
-                    continue
-                group = group or self._ensure_group()
-                block = s.pending[0] if len(s.pending) == 1 else np.concatenate(s.pending)
-                arr = self._arrays.get(s.name) or self._create_array(group, s)
-                start, stop = s.length, s.length + len(block)
-                arr.resize((stop, 3))
-                arr[start:stop] = block
-                s.length, s.committed_step = stop, int(block[-1, 0])
-                s.pending = []
-                written = True
+            if jobs:
+                self._ensure_group()
+                results = sync(self._write_blocks(jobs))
+                failed = [r for r in results if isinstance(r, BaseException)]
+                if len(failed) < len(jobs):
+                    self._uncommitted = True
+                if failed:
+                    raise failed[0]
         finally:
-            if written:
-                self._commit(group)
+            if self._uncommitted:
+                self._commit(self._ensure_group())
+                self._uncommitted = False
+
+    async def _write_blocks(self, jobs: list[_Series]) -> list[BaseException | None]:
+        import asyncio
+
+        return await asyncio.gather(*(self._write_block(s) for s in jobs), return_exceptions=True)
+
+    async def _write_block(self, s: _Series) -> None:
+        """Append one series' pending block to its array (created on first use)."""
+        block = s.pending[0] if len(s.pending) == 1 else np.concatenate(s.pending)
+        start, stop = s.length, s.length + len(block)
+        arr = self._arrays.get(s.name)
+        if arr is None:
+            arr = await self._create_array(s, stop)
+        else:
+            await arr.resize((stop, 3))
+        await arr.setitem(slice(start, stop), block)
+        s.length, s.committed_step = stop, int(block[-1, 0])
+        s.pending = []
 
     def _commit(self, group: Any) -> None:
         self._seq += 1
@@ -402,12 +486,16 @@ class MetricWriter:
             self._group = zarr.open_group(str(self.path), mode="a", zarr_format=3)
         return self._group
 
-    def _create_array(self, group: Any, s: _Series) -> Any:
+    async def _create_array(self, s: _Series, rows: int) -> Any:
+        """A new metric's array, created at its own path, not through the group: zarr's
+        ``Group.create_array`` rewrites the group's ``zarr.json`` with no attributes, which
+        erased the commit record until the next commit (a kill meanwhile lost every metric)."""
+        from zarr.api.asynchronous import create_array
         from zarr.codecs import ZstdCodec
 
-        arr = group.create_array(
-            name=s.array,
-            shape=(0, 3),
+        arr = await create_array(
+            store=str(self.path / s.array),
+            shape=(rows, 3),
             chunks=(self.chunk_rows, 3),
             dtype="float64",
             fill_value=np.nan,
@@ -427,7 +515,10 @@ class MetricWriter:
         commit = read_commit(self.path)
         group = self._ensure_group()
         for name, info in commit.get("series", {}).items():
-            arr = zarr.open_array(store=str(self.path / info["array"]), mode="r+")
+            array = info.get("array") if isinstance(info, dict) else None
+            if not isinstance(array, str) or not _is_member_name(array):
+                raise StoreError(f"{zarr_meta(self.path)}: metric {name!r} names array {array!r}")
+            arr = zarr.open_array(store=str(self.path / array), mode="r+")
             length = int(info["length"])
             if arr.shape[0] != length:
                 arr.resize((length, 3))
@@ -437,7 +528,7 @@ class MetricWriter:
                 s.last_step, s.last_value = int(last[0]), float(last[1])
                 s.committed_step = s.last_step
             self._series[name] = s
-            self._arrays[name] = arr
+            self._arrays[name] = arr.async_array
             if is_sample_series(name):
                 self._known_samples.add(name)
                 self._sample = max(self._sample, s.last_step)
@@ -446,6 +537,18 @@ class MetricWriter:
                 self._step = max(self._step, s.last_step)
         self._seq = int(commit.get("seq", 0))
         self._group = group
+
+
+def _is_member_name(array: str) -> bool:
+    """An array name of the group's own: one path segment, not hidden, not its metadata
+    (older stores kept dots in names, so a dot alone is no sign of tampering)."""
+    return (
+        bool(array)
+        and not array.startswith(".")
+        and "/" not in array
+        and "\\" not in array
+        and array != "zarr.json"
+    )
 
 
 # -- reading -----------------------------------------------------------------------------

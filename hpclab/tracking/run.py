@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from hpclab.errors import ConfigError, HpclabError, RunExists, RunNotFound
+from hpclab.errors import ConfigError, HpclabError, RunExists, RunNotFound, StoreError
 from hpclab.settings import TrackingSettings
 from hpclab.store import DEFAULT_PROJECT, RunPaths, RunRecord, RunStatus, Store
 from hpclab.store.atomic import write_yaml_atomic
@@ -100,7 +100,7 @@ class Run:
         }
         # a shortcut left at None must not undo the same setting given in ``settings``
         given = {k: v for k, v in shortcuts.items() if v is not None}
-        self.settings = TrackingSettings.from_sources({**(settings or {}), **given})
+        self.settings = TrackingSettings.from_sources({**_settings_mapping(settings), **given})
         self.store = store if isinstance(store, Store) else Store.resolve(store)
         self.project = project or os.environ.get("HPCLAB_PROJECT") or DEFAULT_PROJECT
         check_project_name(self.project)
@@ -120,6 +120,8 @@ class Run:
         self._record: RunRecord | None = None
         self._record_lock = threading.RLock()
         self._prev_handlers: dict[int, Any] = {}
+        self._finishing = False
+        self._held_signals: list[int] = []
         self._tb_patch: Any = None
         self._exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | None = (
             None
@@ -133,17 +135,35 @@ class Run:
         if not self.enabled:
             self.id = explicit_id
             return
-        if self.rank == 0:
-            self.paths = self._open_or_create(explicit_id, key, resume)
-        else:
-            self.paths = self._attach(explicit_id, key)
+        self._created = False  # this call made the run directory (removed if start fails)
+        try:
+            if self.rank == 0:
+                self.paths = self._open_or_create(explicit_id, key, resume)
+            else:
+                self.paths = self._attach(explicit_id, key)
+        except OSError as e:
+            raise StoreError(f"cannot open a run in {self.store.root}: {e}") from e
         self.id = self.paths.id
         try:
             self._start(config, name, parent, tags, overrides, sweep_id, key, code_dir)
         except BaseException as e:
-            # a run that could not start is failed, not "running" until its heartbeat ages
-            self.finish(RunStatus.FAILED, error=e)
+            self._abandon_start(e)
+            if isinstance(e, OSError):  # a full or read-only disk: no traceback
+                raise StoreError(f"run {self.id}: could not start in {self.paths.dir}: {e}") from e
             raise
+
+    def _abandon_start(self, error: BaseException) -> None:
+        """A run that could not start is failed, not "running" until its heartbeat ages; one
+        whose ``run.json`` could not even be written leaves no directory behind."""
+        assert self.paths is not None
+        try:
+            self.finish(RunStatus.FAILED, error=error, timeout=1.0)
+        except HpclabError:
+            pass  # the start's own error is the one to raise
+        if self._created and not self.paths.run_json.exists():
+            import shutil
+
+            shutil.rmtree(self.paths.dir, ignore_errors=True)
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -198,6 +218,7 @@ class Run:
                 _, paths = store.find_run(explicit_id, project)
             except RunNotFound:
                 paths = store.create_run_dir(project, explicit_id)
+                self._created = True
                 if key:
                     store.rebind_key(project, key, paths.id)
                 return paths
@@ -211,6 +232,7 @@ class Run:
                 self.resumed = True
                 return store.run_paths(project, existing)
         paths = store.create_run_dir(project)
+        self._created = True
         if key:
             store.rebind_key(project, key, paths.id)
         return paths
@@ -267,6 +289,7 @@ class Run:
                 buffer_size=self.settings.buffer_size,
                 max_buffer=self.settings.max_buffer,
                 chunk_rows=self.settings.chunk_rows,
+                flush_interval=self.settings.flush_interval,
             )
             self._start_background(beat=lambda: None)
             self._register()
@@ -285,6 +308,7 @@ class Run:
             buffer_size=self.settings.buffer_size,
             max_buffer=self.settings.max_buffer,
             chunk_rows=self.settings.chunk_rows,
+            flush_interval=self.settings.flush_interval,
         )
         self._start_background(beat=self._heartbeat)
         self._register()
@@ -601,21 +625,65 @@ class Run:
         error: BaseException | None = None,
         timeout: float = 60.0,
     ) -> None:
-        """Flush everything and record the final status. Idempotent."""
+        """Flush everything and record the final status. Idempotent.
+
+        A store that keeps failing is retried for up to ``timeout`` seconds (30 at most).
+        If metric points still cannot be stored, the run is recorded ``failed`` (unless
+        another final status was asked for) with the reason, and a :class:`StoreError`
+        names what was lost; so does a ``run.json`` that cannot be written. The signal
+        handlers stay in place until the end: a signal arriving meanwhile is held and
+        delivered once the run is recorded, so it cannot kill the process mid-flush.
+        """
         if self.finished or os.getpid() != self._pid:
             return
         self.finished = True
+        self._finishing = True
         status = RunStatus(status)
-        if self._tb_patch is not None:
-            self._tb_patch.release()
-        self._restore_signal_handlers()
-        if self._worker is not None:
-            self._worker.stop()
-        if self._writer is not None:
-            self._writer.flush(timeout)
-        if self._record is None:
+        problems: list[str] = []
+        try:
+            if self._tb_patch is not None:
+                self._tb_patch.release()
+            if self._worker is not None:
+                self._worker.stop()
+            if self._writer is not None:
+                lost = self._final_flush(min(timeout, 30.0))
+                if lost is not None:
+                    problems.append(lost)
+                    if status is RunStatus.COMPLETED:
+                        status = RunStatus.FAILED
+                    if error is None:
+                        error = StoreError(lost)
+            if self._record is not None:
+                written = self._final_record(status, error)
+                if written is not None:
+                    problems.append(written)
+        finally:
             self._stop_capture(error)
-            return
+            self._finishing = False
+            self._restore_signal_handlers()
+            self._deliver_held_signals()
+        if problems:
+            raise StoreError(f"run {self.id}: " + "; ".join(problems))
+
+    def _final_flush(self, timeout: float) -> str | None:
+        """Store every buffered point, retrying a failing store until ``timeout``; None
+        when all are stored, else what was lost and why."""
+        assert self._writer is not None
+        writer = self._writer
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while not writer.flush(max(0.0, deadline - time.monotonic())):
+            if time.monotonic() + delay > deadline:
+                err = writer.last_error
+                why = f": {err}" if err is not None else " (another flush held the writer)"
+                return f"{writer.buffered()} metric point(s) not stored in {writer.path}{why}"
+            time.sleep(delay)  # a backoff between retries, not a synchronisation
+            delay = min(2 * delay, 2.0)
+        return None
+
+    def _final_record(self, status: RunStatus, error: BaseException | None) -> str | None:
+        """Write the final ``run.json``; None, or why it could not be written."""
+        assert self.paths is not None and self._record is not None
         with self._record_lock:
             record = self._record
             record.status = status
@@ -628,11 +696,22 @@ class Run:
                     "message": str(error)[:2000],
                     "traceback": tb,
                 }
-                assert self.paths is not None
-                self.paths.traceback_txt.write_text(tb)
-            self._write_record(authoritative=True)
+                try:
+                    self.paths.traceback_txt.write_text(tb)
+                except OSError:
+                    pass  # the record carries the traceback too
+            try:
+                self._write_record(authoritative=True)
+            except (OSError, HpclabError) as e:
+                return f"{self.paths.run_json} not written ({e})"
             self._warn_if_no_metrics(status)
-        self._stop_capture(error)
+        return None
+
+    def _deliver_held_signals(self) -> None:
+        """Signals that arrived while finishing, delivered now to whatever handles them."""
+        held, self._held_signals = self._held_signals, []
+        for signum in dict.fromkeys(held):
+            os.kill(os.getpid(), signum)
 
     def _start_capture(self, paths: RunPaths) -> None:
         """Tee stdout/stderr into ``logs/`` when the ``capture_output`` setting says so."""
@@ -734,13 +813,18 @@ class Run:
         if self.finished:
             return
         exc = self._exc_info
-        if exc is not None and not isinstance(exc[1], (SystemExit,)):
-            status = (
-                RunStatus.CANCELLED if isinstance(exc[1], KeyboardInterrupt) else RunStatus.FAILED
-            )
-            self.finish(status, error=exc[1])
-        else:
-            self.finish(RunStatus.COMPLETED)
+        try:
+            if exc is not None and not isinstance(exc[1], (SystemExit,)):
+                status = (
+                    RunStatus.CANCELLED
+                    if isinstance(exc[1], KeyboardInterrupt)
+                    else RunStatus.FAILED
+                )
+                self.finish(status, error=exc[1])
+            else:
+                self.finish(RunStatus.COMPLETED)
+        except HpclabError as e:  # at exit: one line, not a traceback
+            print(f"hpclab: error: {e}", file=sys.stderr)
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -772,6 +856,9 @@ class Run:
         ``preempted`` (a requeue resumes it; the indexer takes the final word from sacct).
         Elsewhere it is ``cancelled``.
         """
+        if self._finishing:  # finish() flushes and records; deliver it after that
+            self._held_signals.append(signum)
+            return
         prev = self._prev_handlers.get(signum)
         if self._writer is not None:
             self._writer.flush(timeout=10.0)
@@ -779,7 +866,10 @@ class Run:
             status = RunStatus.PREEMPTED if "SLURM_JOB_ID" in os.environ else RunStatus.CANCELLED
             if self._record is not None:
                 self._record.signal = "SIGTERM"
-            self.finish(status)
+            try:
+                self.finish(status, timeout=10.0)
+            except HpclabError as e:  # the process ends on this signal either way
+                print(f"hpclab: error: {e}", file=sys.stderr)
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
@@ -804,6 +894,21 @@ def init(
 
 
 # -- helpers --------------------------------------------------------------------------------
+def _settings_mapping(settings: Any) -> dict[str, Any]:
+    """``settings=`` as a dict of names: a mapping, a :class:`TrackingSettings`, or None."""
+    if settings is None:
+        return {}
+    if isinstance(settings, TrackingSettings):
+        import dataclasses
+
+        return dataclasses.asdict(settings)
+    if not isinstance(settings, Mapping):
+        raise ConfigError(
+            f"settings must be a mapping of setting name to value, not {type(settings).__name__}"
+        )
+    return dict(settings)
+
+
 def config_to_dict(config: Any) -> Any:
     """Plain YAML-safe data from a dict, OmegaConf config, dataclass or Namespace."""
     mod = type(config).__module__

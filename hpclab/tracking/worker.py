@@ -57,6 +57,7 @@ class Worker:
         next_beat = time.monotonic() + self._heartbeat_interval
         # the first sample one interval in (the rates need a start: taken then, silently)
         next_sample = time.monotonic() + self._sample_interval
+        next_flush = time.monotonic() + self._flush_interval
         if self._sample is not None and self._prime is not None:
             self._guard("system sample", self._prime)
         while not self._stopping.is_set():
@@ -64,13 +65,20 @@ class Worker:
             if self._sample is not None and now >= next_sample:
                 self._guard("system sample", self._sample)
                 next_sample = now + self._sample_interval
-            due = min(self._flush_interval, next_beat - now)
+            due = min(next_flush, next_beat) - now
             if self._sample is not None:
                 due = min(due, next_sample - now)
             self._wake.wait(timeout=max(0.0, due))
             if self._stopping.is_set():
                 break
+            started = time.monotonic()
             self._guard("metrics flush", self._flush)
+            # flushes start every interval (not an interval after the last one ended), so
+            # the points a kill can lose stay within one interval and one flush; a flush
+            # that overran its interval leaves the training loop a tenth of one first
+            next_flush = max(
+                started + self._flush_interval, time.monotonic() + 0.1 * self._flush_interval
+            )
             if time.monotonic() >= next_beat:
                 self._guard("heartbeat", self._beat)
                 next_beat = time.monotonic() + self._heartbeat_interval
