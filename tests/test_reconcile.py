@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -250,7 +251,8 @@ def test_status_and_cancel_a_sweep(store: Store, monkeypatch: pytest.MonkeyPatch
         rec.scheduler = {"kind": "slurm", "array_job_id": jid, "array_task_id": "0"}
         store.write_record(first, rec)
         write_yaml_atomic(first.config_yaml, {"train": {"steps": 100}})
-        clock = iter(1000.0 + 0.5 * i for i in range(50))
+        # one tick a call: the writer also reads the clock when it opens and flushes
+        clock = (1000.0 + 0.5 * i for i in itertools.count())
         monkeypatch.setattr(metrics_mod, "_time", lambda: next(clock))
         writer = MetricWriter(first.metrics_zarr)
         for step in range(50):
