@@ -115,6 +115,11 @@ class SearchError(HpclabError):
     unknown study, a trial whose value cannot be read)."""
 
 
+class ImportSourceError(HpclabError):
+    """Runs cannot be imported from a source (``hpclab import``): not a directory, no event
+    files, an unreadable file; the message names the path."""
+
+
 class TrialPruned(Exception):
     """Raised in a job by :func:`hpclab.search.report` when the study's pruner stops its
     trial. Not an error: the launcher's task wrapper ends the run ``completed``, marked

@@ -23,8 +23,8 @@ hpclab_python_env() {
         echo "hpclab: installing torch==2.13.0 (CPU)"
         hpclab_pip install "torch==2.13.0"
     fi
-    echo "hpclab: installing hpclab[train,dev,search] into $venv"
-    hpclab_pip install -e "$HPCLAB_ROOT[train,dev,search]"
+    echo "hpclab: installing hpclab[train,dev,search,import] into $venv"
+    hpclab_pip install -e "$HPCLAB_ROOT[train,dev,search,import]"
 }
 
 # pip, quiet, without the machine-specific "Location ... is ignored" noise of local

@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 
 from hpclab.cli import catalog as _catalog  # noqa: E402
 from hpclab.cli import command as _command  # noqa: E402
+from hpclab.cli import importing as _importing  # noqa: E402
 from hpclab.cli import jobs as _jobs  # noqa: E402
 from hpclab.cli import launching as _launching  # noqa: E402
 from hpclab.cli import logs as _logs  # noqa: E402
@@ -115,6 +116,7 @@ cli.add_command(_restore.rerun)
 cli.add_command(_restore.repro)
 cli.add_command(_restore.env)
 cli.add_command(_search.search)
+cli.add_command(_importing.import_)
 guard_commands(cli)  # typos are errors: hpclab/cli/guard.py, last
 
 __all__ = ["cli", "main"]

@@ -19,7 +19,7 @@ from hpclab.errors import ConfigError, did_you_mean
 from hpclab.store import Store
 from hpclab.store.record import RunStatus
 
-CREATES_STORE = frozenset({("run",)})
+CREATES_STORE = frozenset({("run",), ("import", "tensorboard")})
 """Commands that may create the store they write to (launching does too)."""
 
 NO_STORE = frozenset({("preflight",), ("cluster",)})

@@ -56,8 +56,8 @@ def reporting_log(log: Callable[..., int]) -> Callable[..., int]:
     if not objective or objective in NOT_METRICS:
         return log
 
-    def log_and_report(data: Mapping[str, Any], step: int | None = None) -> int:
-        used = log(data, step)
+    def log_and_report(data: Mapping[str, Any], step: int | None = None, **kw: Any) -> int:
+        used = log(data, step, **kw)
         value = data.get(objective) if isinstance(data, Mapping) else None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             report(float(value), used)

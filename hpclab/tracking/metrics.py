@@ -224,8 +224,11 @@ class MetricWriter:
         self._open_existing()
 
     # -- the hot path ---------------------------------------------------------------
-    def log(self, data: Mapping[str, Any], step: int | None = None) -> int:
-        """Buffer one value per metric at ``step`` (default: the last step + 1)."""
+    def log(
+        self, data: Mapping[str, Any], step: int | None = None, *, wall_time: float | None = None
+    ) -> int:
+        """Buffer one value per metric at ``step`` (default: the last step + 1), stamped
+        now, or at ``wall_time`` (epoch seconds: history brought in by ``hpclab import``)."""
         now = _time()
         if now >= self._check_at:
             self._keep_up(now)
@@ -248,7 +251,7 @@ class MetricWriter:
         if points > self.max_buffer:
             self._overflow += len(data)
             return step
-        self._records.append((step, now, data))
+        self._records.append((step, now if wall_time is None else float(wall_time), data))
         self._points = points
         if points >= self.buffer_size:
             self.wake.set()

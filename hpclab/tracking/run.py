@@ -442,16 +442,22 @@ class Run:
             self._tb_patch = tensorboard.patch(keep_events=self.settings.tensorboard_events)
 
     # -- logging ------------------------------------------------------------------------
-    def log(self, data: Mapping[str, Any], step: int | None = None) -> int:
+    def log(
+        self, data: Mapping[str, Any], step: int | None = None, *, wall_time: float | None = None
+    ) -> int:
         """Record one value per metric at ``step`` (default: the last step + 1).
 
         Returns the step used. Costs well under a microsecond per value: the values are
         buffered and written by a background thread. A step not greater than a metric's
         last step is dropped for that metric (see :mod:`hpclab.tracking.metrics`).
+        ``wall_time`` (epoch seconds) stamps the values with when they were logged
+        elsewhere (``hpclab import``); by default, now.
         """
         if self._writer is None:
             return -1 if step is None else int(step)
-        return self._writer.log(data, step)
+        if wall_time is None:
+            return self._writer.log(data, step)
+        return self._writer.log(data, step, wall_time=wall_time)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Write every buffered point to the store now; True when all are on disk."""
