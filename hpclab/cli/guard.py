@@ -19,7 +19,9 @@ from hpclab.errors import ConfigError, did_you_mean
 from hpclab.store import Store
 from hpclab.store.record import RunStatus
 
-CREATES_STORE = frozenset({("run",), ("import", "tensorboard")})
+CREATES_STORE = frozenset(
+    {("run",), ("import", "tensorboard"), ("import", "mlflow"), ("import", "wandb")}
+)
 """Commands that may create the store they write to (launching does too)."""
 
 NO_STORE = frozenset({("preflight",), ("cluster",)})

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 @click.group("import")
 def import_() -> None:
-    """Import past runs from other tools (TensorBoard event files).
+    """Import past runs from other tools: TensorBoard, MLflow, W&B offline runs.
 
     Example: hpclab import tensorboard runs/ --project old
     """
@@ -48,6 +48,41 @@ def import_tensorboard(store: Store, dirs: tuple[str, ...], project: str) -> Non
     Example: hpclab import tensorboard ~/old-logs/lightning_logs --project mnist
     """
     from hpclab.importers.tensorboard import import_tensorboard as run_import
+
+    _start(store, project)
+    _say(run_import(store, project, dirs), project)
+
+
+@import_.command("mlflow")
+@click.argument("path")
+@click.option("--project", "-p", default="imported", show_default=True, help="Target project.")
+@click.option(
+    "--experiment", "-e", "experiments", multiple=True, help="Only this experiment (repeatable)."
+)
+@click.pass_obj
+def import_mlflow(store: Store, path: str, project: str, experiments: tuple[str, ...]) -> None:
+    """Every run of the MLflow store at PATH (an mlruns directory or a SQLite .db) becomes a
+    run: parameters as config, every metric point, times, status and tags.
+
+    Example: hpclab import mlflow ~/old/mlruns --project mnist
+    """
+    from hpclab.importers.mlflow import import_mlflow as run_import
+
+    _start(store, project)
+    _say(run_import(store, project, path, experiments), project)
+
+
+@import_.command("wandb")
+@click.argument("dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--project", "-p", default="imported", show_default=True, help="Target project.")
+@click.pass_obj
+def import_wandb(store: Store, dirs: tuple[str, ...], project: str) -> None:
+    """Every W&B offline run (wandb/offline-run-*) under DIRS becomes a run: its config,
+    tags, every logged number at its _step and _timestamp, summary and exit code.
+
+    Example: hpclab import wandb ~/project/wandb --project mnist
+    """
+    from hpclab.importers.wandb import import_wandb as run_import
 
     _start(store, project)
     _say(run_import(store, project, dirs), project)

@@ -41,6 +41,7 @@ class ImportedRun:
     started_at: float | None = None  # epoch seconds
     ended_at: float | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None  # why a run that did not complete ended
     extra: dict[str, Any] = field(default_factory=dict)  # the source's tags, experiment
     points: Iterable[Point] = ()
 
@@ -81,9 +82,13 @@ def write_runs(store: Store, project: str, runs: Iterator[ImportedRun]) -> Impor
     """Store each run of ``runs`` in ``project`` unless an earlier import stored it."""
     check_project_name(project)
     done = imported_sources(store, project)
+    keys: set[str] = set()
     report = ImportReport()
     for run in runs:
         key = source_key(run.kind, run.original_id)
+        if key in keys:  # the same run twice in one import (a path given twice, a symlink)
+            continue
+        keys.add(key)
         if key in done:
             report.skipped.append(f"{run.source} ({run.original_id})")
             continue
@@ -134,6 +139,7 @@ def write_run(store: Store, project: str, run: ImportedRun) -> str:
             step=writer.step,
             summary={**summary, **run.summary},
             metrics_dropped=writer.dropped(),
+            error=run.error,
             extra={
                 **run.extra,
                 IMPORTED_FROM: {
@@ -149,6 +155,39 @@ def write_run(store: Store, project: str, run: ImportedRun) -> str:
         shutil.rmtree(paths.dir, ignore_errors=True)
         raise
     return paths.id
+
+
+def parse_scalar(text: str) -> Any:
+    """A parameter another tool stored as text, as the value it was: ``"0.1"`` -> 0.1,
+    ``"3"`` -> 3, ``"True"`` -> True, ``"None"`` -> None; anything else stays text."""
+    special = {"True": True, "true": True, "False": False, "false": False, "None": None}
+    if text in special:
+        return special[text]
+    for kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            continue
+        return value if kind is int or math.isfinite(value) else text
+    return text
+
+
+def nest(flat: dict[str, Any], sep: str = ".") -> dict[str, Any]:
+    """``{"optim.lr": 0.1}`` -> ``{"optim": {"lr": 0.1}}``, as a Hydra config reads; a key
+    that is both a value and a group (``a`` and ``a.b``) keeps the whole dict flat."""
+    out: dict[str, Any] = {}
+    for key in sorted(flat):
+        *groups, leaf = key.split(sep)
+        node = out
+        for g in groups:
+            child = node.setdefault(g, {})
+            if not isinstance(child, dict):
+                return dict(flat)
+            node = child
+        if leaf in node:
+            return dict(flat)
+        node[leaf] = flat[key]
+    return out
 
 
 def _flush(writer: Any, where: Path) -> None:
