@@ -129,3 +129,88 @@ def test_compare_colours_runs_by_a_config_path(site: tuple[Store, str, Chromium]
     assert len(_legend(page)) == len(keys)
     assert page.errors == [], page.errors
     page.close()
+
+
+def _runs_page(browser: Chromium, url: str) -> Page:
+    return _open(
+        browser,
+        url,
+        "document.querySelector('.hl-runs-scroll') && "
+        "document.querySelector('.hl-runs-scroll').dataset.ready === '1'",
+    )
+
+
+def _count(page: Page) -> int:
+    text = page.evaluate("document.querySelector('.hl-filter-count').textContent")
+    return int(text.split(" of ")[0].replace(",", ""))
+
+
+def _values(store: Store, path: str) -> list[float]:
+    data = load(store)
+    out = []
+    for r in data.runs:
+        v = data.features.get((r["project"], r["run_id"]), {}).get(path)
+        if v is not None:
+            out.append(float(json.loads(v)))
+    return out
+
+
+def test_parcoords_brushes_and_scatter_axes_restored_from_the_url(
+    site: tuple[Store, str, Chromium],
+) -> None:
+    store, base, browser = site
+    lrs = sorted(set(_values(store, "optim.lr")))
+    assert len(lrs) >= 3
+    lo, hi = lrs[1] * 0.99, lrs[-1] * 1.01  # every rate but the smallest
+    inside = [v for v in _values(store, "optim.lr") if lo <= v <= hi]
+    query = f"pcb=c:optim.lr@{lo},{hi}&pcx=c:optim.lr&pcy=m:val/loss&pcc=c:optim.lr"
+    page = _runs_page(browser, f"{base}runs/index.html?{query}")
+    page.wait_for("document.querySelector('.hl-parcoords').open === true")
+    page.wait_for(
+        f"document.querySelector('.hl-filter-count').textContent.startsWith('{len(inside)} of')"
+    )
+    assert 0 < len(inside) < len(_values(store, "optim.lr"))
+    axis = "document.querySelector('.hl-pc-axis[data-col=\"c:optim.lr\"]')"
+    page.wait_for(f"{axis} && {axis}.dataset.lo !== undefined")
+    assert [float(page.evaluate(f"{axis}.dataset.{k}")) for k in ("lo", "hi")] == [lo, hi]
+    assert page.evaluate(f"{axis}.querySelectorAll('.hl-pc-brush').length") == 1
+    picked = page.evaluate(
+        "['.hl-pc-x', '.hl-pc-y', '.hl-pc-colour'].map(c => document.querySelector(c).value)"
+    )
+    assert picked == ["c:optim.lr", "m:val/loss", "c:optim.lr"]
+    # the scatter draws the kept runs in colour, the brushed-out ones faint
+    blue = page.evaluate(
+        "document.querySelectorAll('.hl-pc-scatter circle[fill=\"#1a73e8\"]').length"
+    )
+    assert blue == len(inside)
+    # a second brush, by a real drag, joins the first in the URL; the URL reopens the view
+    x, top, h = page.evaluate(
+        "(() => { const r = document.querySelector("
+        "'.hl-pc-axis[data-col=\"m:val/loss\"] .hl-pc-hit').getBoundingClientRect();"
+        " return [r.x + r.width / 2, r.y, r.height]; })()"
+    )
+    for kind, y in (
+        ("mousePressed", top + 0.4 * h),
+        ("mouseMoved", top + h),
+        ("mouseReleased", top + h),
+    ):
+        page.send(
+            "Input.dispatchMouseEvent",
+            {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1},
+        )
+    page.wait_for("new URLSearchParams(location.search).getAll('pcb').length === 2")
+    shared = page.evaluate("location.href")
+    kept = _count(page)
+    assert kept <= len(inside)
+    again = _runs_page(browser, shared)
+    again.wait_for(
+        f"document.querySelector('.hl-filter-count').textContent.startsWith('{kept} of')"
+    )
+    brushed = again.evaluate("document.querySelectorAll('.hl-pc-brush').length")
+    assert brushed == 2
+    # clearing the brushes takes them out of the URL
+    again.evaluate("document.querySelector('.hl-pc-clear').click()")
+    again.wait_for("!location.search.includes('pcb=')")
+    assert page.errors == [] and again.errors == [], (page.errors, again.errors)
+    page.close()
+    again.close()

@@ -14,6 +14,11 @@
  *   api.setBrush(test or null)  filter the table further (test(i): inside every brush)
  * and the returned object's update() after each filter, sort or column change.
  * Labels reach the DOM through textContent: they are user text.
+ *
+ * The view is kept in the URL so a filtered view can be shared: each brush as
+ * ?pcb=COLUMN@LO,HI (repeated), the colour and the scatter's axes as ?pcc=, ?pcx=, ?pcy=
+ * (column ids: c:optim.lr, m:val/loss). A page opened with brushes opens the panel and
+ * filters the table by them; a brush on a column the table does not show is left out.
  */
 (function () {
   "use strict";
@@ -77,7 +82,7 @@
       l.appendChild(s);
       controls.appendChild(l);
       controls.appendChild(document.createTextNode(" "));
-      s.addEventListener("change", draw);
+      s.addEventListener("change", function () { writeUrl(); draw(); });
       return s;
     }
     var colour = select("hl-pc-colour", "colour by"), sx = select("hl-pc-x", "scatter x"), sy = select("hl-pc-y", "y");
@@ -98,6 +103,36 @@
 
     var brushes = {};  // column id -> [lo, hi] in the column's values
     var cols = [], byId = {};
+    var wanted = readUrl(), restoring = true;
+
+    // the URL's view: {brushes: {id: [lo, hi]}, colour, x, y} (ids checked on update)
+    function readUrl() {
+      var p = new URLSearchParams(location.search), out = { brushes: {} };
+      p.getAll("pcb").forEach(function (b) {
+        var at = b.lastIndexOf("@"), lh = at > 0 ? b.slice(at + 1).split(",") : [];
+        var lo = parseFloat(lh[0]), hi = parseFloat(lh[1]);
+        if (lh.length === 2 && isFinite(lo) && isFinite(hi)) { out.brushes[b.slice(0, at)] = [Math.min(lo, hi), Math.max(lo, hi)]; }
+      });
+      out.colour = p.get("pcc");
+      out.x = p.get("pcx");
+      out.y = p.get("pcy");
+      return out;
+    }
+
+    function writeUrl() {
+      var p = new URLSearchParams(location.search);
+      ["pcb", "pcc", "pcx", "pcy"].forEach(function (k) { p["delete"](k); });
+      Object.keys(brushes).forEach(function (id) { p.append("pcb", id + "@" + brushes[id][0] + "," + brushes[id][1]); });
+      if (cols.length) {
+        p.set("pcc", colour.value);
+        p.set("pcx", sx.value);
+        p.set("pcy", sy.value);
+      }
+      var qs = p.toString();
+      try {
+        history.replaceState(history.state, "", location.pathname + (qs ? "?" + qs : "") + location.hash);
+      } catch (e) { /* a sandboxed page: the view is not kept */ }
+    }
 
     function brushTest() {
       var ids = Object.keys(brushes).filter(function (id) { return byId[id]; });
@@ -110,8 +145,9 @@
       };
     }
 
-    function options(s, keep) {
+    function options(s, keep, want) {
       var was = s.value;
+      if (want && cols.some(function (c) { return c.id === want; })) { was = want; }
       s.textContent = "";
       cols.forEach(function (c) {
         var o = document.createElement("option");
@@ -128,11 +164,23 @@
         .concat(given.filter(function (c) { return c.id.indexOf("m:") === 0; })).slice(0, MAX_AXES);
       byId = {};
       cols.forEach(function (c) { byId[c.id] = c; });
-      Object.keys(brushes).forEach(function (id) { if (!byId[id]) { delete brushes[id]; } });
+      var first = restoring && cols.length > 0;
+      if (first) {  // the URL's brushes on the columns shown
+        restoring = false;
+        Object.keys(wanted.brushes).forEach(function (id) { if (byId[id]) { brushes[id] = wanted.brushes[id]; } });
+      }
+      var dropped = Object.keys(brushes).filter(function (id) { return !byId[id]; });
+      dropped.forEach(function (id) { delete brushes[id]; });
       var metric = cols.filter(function (c) { return c.id.indexOf("m:") === 0; }).pop();
-      options(colour, metric ? metric.id : (cols[0] || {}).id);
-      options(sx, (cols[0] || {}).id);
-      options(sy, (metric || cols[1] || cols[0] || {}).id);
+      options(colour, metric ? metric.id : (cols[0] || {}).id, first && wanted.colour);
+      options(sx, (cols[0] || {}).id, first && wanted.x);
+      options(sy, (metric || cols[1] || cols[0] || {}).id, first && wanted.y);
+      if (first && Object.keys(brushes).length) {
+        panel.open = true;  // its toggle draws it
+        api.setBrush(brushTest());  // the table filtered by them (calls update again)
+        return;
+      }
+      if (dropped.length) { writeUrl(); api.setBrush(brushTest()); return; }
       if (panel.open) { draw(); }
     }
 
@@ -218,6 +266,7 @@
               brushes[c.id] = [Math.min(a, b2), Math.max(a, b2)];
             }
             api.setBrush(brushTest());
+            writeUrl();
             draw();
           }
           document.addEventListener("mousemove", move);
@@ -252,7 +301,7 @@
     }
 
     panel.addEventListener("toggle", function () { if (panel.open) { draw(); } });
-    clear.addEventListener("click", function () { brushes = {}; api.setBrush(null); draw(); });
+    clear.addEventListener("click", function () { brushes = {}; api.setBrush(null); writeUrl(); draw(); });
     window.addEventListener("resize", function () { if (panel.open) { draw(); } });
     return { update: update, draw: draw };
   }
