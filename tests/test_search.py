@@ -16,7 +16,7 @@ import pytest
 from helpers import hpclab_cli, hpclab_subprocess, poll
 
 from hpclab.errors import SearchError
-from hpclab.search.driver import RUN_ATTR, SearchDriver
+from hpclab.search.driver import NOT_RUN_ATTR, RUN_ATTR, SearchDriver
 from hpclab.search.objective import Allocation
 from hpclab.search.space import parse_space
 from hpclab.search.study import StudyInfo, load_study
@@ -404,6 +404,98 @@ def test_the_budget_stops_proposing_trials_before_it_would_be_exceeded(tmp_path:
     assert batches == [2, 1]
     assert report.completed == 3 and report.stopped is not None
     assert "0.3 of 0.35 cpu hours used" in report.stopped
+
+
+def test_before_any_trial_ends_each_trial_is_held_to_its_preflight_estimate(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "store")
+    store.ensure_version()
+    info = StudyInfo(
+        name="est", project="srch", directions=["minimize"], objectives=["return"],
+        n_trials=10, n_jobs=5, budget={"cpu_hours": 0.35},
+    )  # fmt: skip
+    batches: list[int] = []
+    asked: list[int] = []
+
+    def estimate(overrides: list[list[str]]) -> list[float | None]:
+        asked.append(len(overrides))
+        return [180.0] * len(overrides)  # 180 s on 2 CPUs: 0.1 cpu hours each
+
+    def launch(
+        overrides: list[list[str]], envs: list[dict[str, object]], planned: object
+    ) -> list[str]:
+        batches.append(len(overrides))
+        ids = []
+        for ov in overrides:
+            paths = store.create_run_dir("srch")
+            x = float(ov[0].split("=")[1])
+            write_json_atomic(paths.run_json, {
+                "id": paths.id, "project": "srch", "status": "completed",
+                "created_at": "2026-01-01T00:00:00+00:00",
+                "started_at": "2026-01-01T00:00:00+00:00",
+                "ended_at": "2026-01-01T00:03:00+00:00",
+                "returned": {"result": x}, "summary": {"result": x},
+            })  # fmt: skip
+            ids.append(paths.id)
+        planned(ids)  # type: ignore[operator]
+        return ids
+
+    driver = SearchDriver(
+        store,
+        info,
+        parse_space(["x=interval(0, 1)"]),
+        alloc=Allocation(cpus=2, timeout_h=1.0),  # the time limit alone would allow none
+        estimate=estimate,
+    )
+    report = driver.run(launch)
+    # 0.1 h a trial: 3 fit in 0.35 (0.3), the 4th would make 0.4; the 2 asked beyond
+    # are never launched, and do not count as failures
+    assert asked == [5] and batches == [3]
+    assert report.completed == 3 and report.failed == 0
+    assert report.stopped == (
+        "budget: 3 trial(s) estimated at 0.3 of 0.35 cpu hours, the next at 0.1 (preflight)"
+    )
+    trials = load_study(store, "srch", "est").get_trials()
+    not_run = [t for t in trials if NOT_RUN_ATTR in t.user_attrs]
+    assert len(not_run) == 2 and all(RUN_ATTR not in t.user_attrs for t in not_run)
+    shown = json.loads(hpclab_cli(store.root, "search", "show", "est", "--json").stdout)
+    assert sorted(t["state"] for t in shown["trials"]) == ["COMPLETE"] * 3 + ["NOT_RUN"] * 2
+
+
+ESTIM = """
+from hpclab.launch.estimate import ModelSize
+
+def run(cfg):
+    return None
+
+def estimate_model(cfg):
+    # 60 training FLOPs a sample: with hardware.tflops=1e-12 (1 FLOP/s), 60 s a step
+    return ModelSize(params=10, activation_bytes_per_sample=0, flops_per_sample=60.0 * cfg["width"])
+"""
+
+
+def test_a_search_app_is_held_to_preflight_s_step_time_estimate(app: Path, tmp_path: Path) -> None:
+    (app / "estim.py").write_text(ESTIM)
+    with (app / "cfg.yaml").open("a") as f:
+        f.write(
+            "width: 1\ntask:\n  _target_: estim.run\ntrain:\n  steps: 10\n  batch_size: 1\n"
+            "hardware:\n  tflops: 1.0e-12\n  efficiency: 1.0\n"
+        )
+    store = tmp_path / "store"
+    # 10 steps x 60 s = 600 s on one CPU: 0.167 h a trial; 2 fit in 0.4 (the time limit,
+    # 1 h, would allow none)
+    out = _search(
+        app, store, "hydra/launcher=hpclab_local", "x=interval(0, 1)",
+        "hydra.sweeper.study_name=est", "hydra.sweeper.n_jobs=4",
+        "+hpclab.budget.cpu_hours=0.4", "hydra.launcher.timeout_min=60",
+        "hydra.launcher.cpus_per_task=1",
+    )  # fmt: skip
+    assert (
+        "stopped: budget: 2 trial(s) estimated at 0.333 of 0.4 cpu hours, the next at 0.167 "
+        "(preflight)" in out.stderr
+    )
+    assert len(_runs(store)) == 2
 
 
 def test_a_budget_in_the_app_config_is_read(app: Path, tmp_path: Path) -> None:

@@ -145,7 +145,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("project", "VARCHAR", "project name"),
         ("study", "VARCHAR", "study name (hydra/sweeper=optuna; <project>/search/<study>.journal)"),
         ("number", "BIGINT", "trial number in the study"),
-        ("state", "VARCHAR", "COMPLETE, FAIL, PRUNED, RUNNING or WAITING (Optuna's)"),
+        (
+            "state",
+            "VARCHAR",
+            "COMPLETE, FAIL, PRUNED, RUNNING or WAITING (Optuna's); NOT_RUN: over the budget",
+        ),
         ("run_id", "VARCHAR", "the run that evaluated the trial"),
         (
             "objectives",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -120,12 +120,6 @@ def check_points(
 ) -> list[Any]:
     """Resource findings for the sweep (see :mod:`hpclab.launch.checks`)."""
     from hpclab.launch import checks
-    from hpclab.launch.estimate import (
-        find_estimator,
-        memory_estimate,
-        optimizer_kind,
-        step_time_estimate,
-    )
 
     req = checks.ResourceRequest.from_launcher(params, array_size=len(points))
     findings: list[Any] = []
@@ -138,6 +132,39 @@ def check_points(
         findings += checks.check_request(req, partitions, scheduler.max_array_size())
         part = checks.resolve_partition(req.partition, partitions)
     findings += checks.check_interpreter(sys.executable, part.nodes if part else None)
+    for point, estimate, step_s, steps in _estimates(points, req):
+        findings += checks.check_point(
+            point.index, point.config, req, estimate, step_s, steps, limits=part
+        )
+    return findings
+
+
+def run_seconds(points: Sequence[PlannedPoint], params: Mapping[str, Any]) -> list[float | None]:
+    """Each point's estimated training time, seconds: the step-time estimate (the task
+    module's ``estimate_model``, ``hardware.tflops``) times ``train.steps``; None where the
+    config does not say enough (what a search's budget falls back from)."""
+    from hpclab.launch import checks
+
+    req = checks.ResourceRequest.from_launcher(params, array_size=len(points))
+    out: dict[int, float | None] = {p.index: None for p in points}
+    for point, _, step_s, steps in _estimates(points, req):
+        if step_s is not None and steps:
+            out[point.index] = step_s * steps
+    return [out[p.index] for p in points]
+
+
+def _estimates(
+    points: Sequence[PlannedPoint], req: Any
+) -> Iterator[tuple[PlannedPoint, Any, float | None, int | None]]:
+    """(point, memory estimate, seconds per step, steps) of each point whose task module
+    has an ``estimate_model``."""
+    from hpclab.launch.estimate import (
+        find_estimator,
+        memory_estimate,
+        optimizer_kind,
+        step_time_estimate,
+    )
+
     estimators: dict[str, Any] = {}
     for point in points:
         cfg = point.config
@@ -167,10 +194,7 @@ def check_points(
             size, batch, hardware if isinstance(hardware, Mapping) else None
         )
         steps = _get(cfg, "train.steps")
-        findings += checks.check_point(
-            point.index, cfg, req, estimate, step_s, int(steps) if steps else None, limits=part
-        )
-    return findings
+        yield point, estimate, step_s, int(steps) if steps else None
 
 
 def report(findings: Sequence[Any], *, n_points: int) -> None:

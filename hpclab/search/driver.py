@@ -29,6 +29,7 @@ from hpclab.store import Store
 log = logging.getLogger(__name__)
 
 RUN_ATTR = "hpclab_run_id"  # trial user attribute: the run that evaluates it
+NOT_RUN_ATTR = "hpclab_not_run"  # why a trial asked for was not launched (the budget)
 
 LaunchBatch = Callable[
     [list[list[str]], list[dict[str, Any]], Callable[[list[str]], None]], list[str]
@@ -37,6 +38,10 @@ LaunchBatch = Callable[
 argument with their run ids as soon as the runs exist (before anything is queued: a
 driver killed while they run leaves trials that name their runs), waits until they ended,
 returns the run ids in order."""
+
+EstimateBatch = Callable[[list[list[str]]], list[float | None]]
+"""Each override list's estimated training time in seconds (preflight's step-time
+estimate), None where the config does not say enough."""
 
 
 @dataclass
@@ -60,6 +65,7 @@ class SearchDriver:
         alloc: Allocation | None = None,
         max_failure_rate: float = 0.5,
         poll_s: float = 5.0,
+        estimate: EstimateBatch | None = None,
     ) -> None:
         check_objectives(info.objectives, info.directions)
         if info.n_trials < 1 or info.n_jobs < 1:
@@ -73,6 +79,7 @@ class SearchDriver:
         self.alloc = alloc or Allocation()
         self.max_failure_rate = max_failure_rate
         self.poll_s = poll_s
+        self.estimate = estimate
         self.journal = store.study_journal(info.project, info.name)
         self._sampler = sampler
         self._pruner = pruner
@@ -114,7 +121,11 @@ class SearchDriver:
         report = SearchReport()
         self._collect_orphans(study, report)
         while True:
-            done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+            done = [
+                t
+                for t in study.get_trials(deepcopy=False)
+                if t.state.is_finished() and NOT_RUN_ATTR not in t.user_attrs
+            ]
             todo = self.info.n_trials - len(done)
             if todo <= 0:
                 break
@@ -135,6 +146,14 @@ class SearchDriver:
                 break
             trials = [study.ask(self.space.distributions) for _ in range(size)]
             overrides = [self.space.overrides(t.params) for t in trials]
+            keep, stopped = self._fit_estimates(study, overrides)
+            for trial in trials[keep:]:  # asked, but over the budget: never launched
+                trial.set_user_attr(NOT_RUN_ATTR, stopped)
+                self._told(study, trial.number, state=TrialState.FAIL)
+            trials, overrides = trials[:keep], overrides[:keep]
+            if not trials:
+                report.stopped = stopped
+                break
             envs = [self._trial_env(study, t) for t in trials]
 
             def planned(run_ids: list[str], trials: list[Any] = trials) -> None:
@@ -144,6 +163,9 @@ class SearchDriver:
             run_ids = launch(overrides, envs, planned)
             for trial, run_id in zip(trials, run_ids, strict=True):
                 self._tell(study, trial.number, run_id, report)
+            if stopped:
+                report.stopped = stopped
+                break
         self.info.stopped = report.stopped
         write_info(self.store, self.info)
         report.best = _best(study, optuna)
@@ -256,17 +278,14 @@ class SearchDriver:
     # -- budget ------------------------------------------------------------------------
     def _within_budget(self, study: Any, size: int) -> tuple[int, str | None]:
         """How many of ``size`` trials fit the budget: used (accounting, else durations)
-        plus the estimate (the mean cost of the finished trials, else the allocation's
-        time limit) must not exceed it."""
+        plus the estimate (the mean cost of the finished trials; before any finished, each
+        trial's preflight estimate, see :meth:`_fit_estimates`, else the allocation's time
+        limit) must not exceed it."""
         if not self.info.budget:
             return size, None
-        costs = []
-        for t in study.get_trials(deepcopy=False):
-            run_id = t.user_attrs.get(RUN_ATTR)
-            if run_id:
-                c = run_cost(self.store, self.info.project, str(run_id), self.alloc)
-                if c is not None:
-                    costs.append(c)
+        costs = self._costs(study)
+        if not costs and self.estimate is not None:
+            return size, None  # each asked trial's own estimate decides (_fit_estimates)
         fit = size
         for kind, limit in self.info.budget.items():
             used = sum(c.get(kind) for c in costs)
@@ -290,11 +309,60 @@ class SearchDriver:
             fit = min(fit, n)
         return fit, None
 
+    def _costs(self, study: Any) -> list[Any]:
+        costs = []
+        for t in study.get_trials(deepcopy=False):
+            run_id = t.user_attrs.get(RUN_ATTR)
+            if run_id:
+                c = run_cost(self.store, self.info.project, str(run_id), self.alloc)
+                if c is not None:
+                    costs.append(c)
+        return costs
+
+    def _fit_estimates(self, study: Any, overrides: list[list[str]]) -> tuple[int, str | None]:
+        """Before any trial has finished, how many of the asked trials fit the budget by
+        their own preflight estimate (training seconds x the job's CPUs or GPUs; the time
+        limit where a config says too little), and why the rest do not."""
+        if not self.info.budget or self.estimate is None or self._costs(study):
+            return len(overrides), None
+        seconds = self.estimate(overrides)
+        keep, why = len(overrides), None
+        for kind, limit in self.info.budget.items():
+            total = 0.0
+            for i, s in enumerate(seconds):
+                per = s / 3600.0 * _per_hour(self.alloc, kind) if s is not None else None
+                source = "preflight"
+                if per is None:
+                    per, source = _upper_bound(self.alloc, kind), "time limit"
+                if per is None:
+                    raise SearchError(
+                        f"budget {kind}: trial {i} has no preflight step-time estimate (its "
+                        "task has no estimate_model or no hardware.tflops and train.steps) "
+                        "and the launcher no timeout_min to bound it: set one"
+                    )
+                if total + per > limit + 1e-12:
+                    if i < keep:
+                        keep = i
+                        why = (
+                            f"budget: 0 of {limit:g} {kind.replace('_', ' ')} used, the next "
+                            f"trial is estimated at {per:.3g} ({source})"
+                            if i == 0
+                            else f"budget: {i} trial(s) estimated at {total:.3g} of {limit:g} "
+                            f"{kind.replace('_', ' ')}, the next at {per:.3g} ({source})"
+                        )
+                    break
+                total += per
+        return keep, why
+
+
+def _per_hour(alloc: Allocation, kind: str) -> float:
+    return alloc.gpus if kind == "gpu_hours" else alloc.cpus
+
 
 def _upper_bound(alloc: Allocation, kind: str) -> float | None:
     if alloc.timeout_h is None:
         return None
-    return alloc.timeout_h * (alloc.gpus if kind == "gpu_hours" else alloc.cpus)
+    return alloc.timeout_h * _per_hour(alloc, kind)
 
 
 def _best(study: Any, optuna: Any) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpclab.errors import SearchError
-from hpclab.search.driver import PRUNED_ATTR, RUN_ATTR
+from hpclab.search.driver import NOT_RUN_ATTR, PRUNED_ATTR, RUN_ATTR
 from hpclab.search.study import StudyInfo, load_study, read_info
 from hpclab.store import Store
 
@@ -15,7 +15,7 @@ from hpclab.store import Store
 @dataclass(frozen=True)
 class TrialRow:
     number: int
-    state: str  # COMPLETE, FAIL, PRUNED, RUNNING, WAITING
+    state: str  # COMPLETE, FAIL, PRUNED, RUNNING, WAITING; NOT_RUN: asked, over the budget
     values: list[float] | None
     params: dict[str, Any]
     run_id: str | None
@@ -60,7 +60,7 @@ def summarize(store: Store, project: str, name: str) -> StudySummary:
     rows = [
         TrialRow(
             number=t.number,
-            state=t.state.name,
+            state="NOT_RUN" if NOT_RUN_ATTR in t.user_attrs else t.state.name,
             values=list(t.values) if t.values is not None else None,
             params=dict(t.params),
             run_id=t.user_attrs.get(RUN_ATTR),

@@ -173,6 +173,17 @@ class _HpclabLauncher(BaseSubmititLauncher):
             for p in plan.points
         ]
 
+    def estimate_seconds(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int = 0
+    ) -> list[float | None]:
+        """Each point's preflight estimate of its training time (seconds; None where its
+        config does not say enough), composed as launch() would; nothing is queued."""
+        from hpclab.launch import preflight as pf
+
+        assert self.config is not None and self.hydra_context is not None
+        points = pf.compose_points(self.hydra_context, self.config, job_overrides, initial_job_idx)
+        return pf.run_seconds(points, self.params)
+
     def release_code(self) -> None:
         """The end of a search: drop the snapshot its batches shared."""
         if self._search_code is not None:

@@ -112,6 +112,7 @@ class HpclabOptunaSweeper(Sweeper):
             pruner=self.pruner,
             alloc=Allocation.of_params(self.launcher.params),
             max_failure_rate=float(self.max_failure_rate),
+            estimate=lambda overrides: self.launcher.estimate_seconds(overrides, self.job_idx),
         )
         self.launcher.wait = True  # a batch's values are needed before the next is asked
         self.launcher.search = {"study": name}
