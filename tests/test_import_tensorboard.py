@@ -75,3 +75,36 @@ def test_bad_input_is_one_line_naming_the_path(tmp_path: Path) -> None:
         assert res.returncode == 1, res.stdout
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0] and str(path) in lines[0]
+
+
+def test_a_lightning_logger_s_hparams_become_the_config(tmp_path: Path) -> None:
+    loggers = pytest.importorskip("lightning.pytorch.loggers")
+    lg = loggers.TensorBoardLogger(str(tmp_path / "logs"), name="mnist")
+    lg.log_hyperparams({"optim": {"lr": 0.1, "name": "adam"}, "seed": 1})
+    for step in range(5):
+        lg.log_metrics({"train/loss": 1.0 / (step + 1)}, step=step)
+    lg.save()
+    lg.finalize("success")
+    store = tmp_path / "store"
+    res = hpclab_cli(store, "import", "tensorboard", str(tmp_path / "logs"), "-p", "old")
+    assert res.returncode == 0, res.stderr
+    s = Store(store)
+    ((_, paths),) = list(s.iter_runs("old"))
+    assert s.read_record(paths).name == "logs/mnist/version_0"
+    import yaml
+
+    assert yaml.safe_load(paths.config_yaml.read_text()) == {
+        "optim": {"lr": 0.1, "name": "adam"},
+        "seed": 1,
+    }
+    # a hparams.yaml holding a Python object is refused in one line, nothing imported
+    bad = tmp_path / "bad" / "run"
+    bad.mkdir(parents=True)
+    (bad / "hparams.yaml").write_text("model: !!python/object:collections.OrderedDict {}\n")
+    w = torch_tb.SummaryWriter(log_dir=str(bad))
+    w.add_scalar("loss", 1.0, 0)
+    w.close()
+    res = hpclab_cli(store, "import", "tensorboard", str(tmp_path / "bad"), "-p", "bad")
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1 and "hparams.yaml" in lines[0], lines
+    assert not s.has_project("bad")

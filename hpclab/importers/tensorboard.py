@@ -4,6 +4,7 @@ Every directory holding ``events.out.tfevents.*`` files is one run (TensorBoard'
 layout: a logdir of run directories), named by its path under the DIR given. Scalars are
 read with TensorBoard's ``EventAccumulator`` (every point: no sampling) and logged at
 their own step and wall time; the run's start and end are its first and last event.
+A Lightning ``TensorBoardLogger`` run directory's ``hparams.yaml`` is the run's config.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-from hpclab.errors import ImportSourceError
+from hpclab.errors import ImportSourceError, StoreError
 from hpclab.importers.common import ImportedRun, ImportReport, Point, write_runs
 from hpclab.store import Store
 
 EVENTS = "events.out.tfevents."
+HPARAMS = "hparams.yaml"  # written beside the events by Lightning's TensorBoardLogger
 
 
 def run_dirs(roots: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, str]]:
@@ -71,8 +74,29 @@ def read_runs(roots: Iterable[str | os.PathLike[str]]) -> Iterator[ImportedRun]:
             source=str(directory),
             original_id=str(directory.resolve()),
             name=name,
+            config=read_hparams(directory),
             points=read_scalars(directory),
         )
+
+
+def read_hparams(directory: Path) -> dict[str, Any]:
+    """The hyperparameters Lightning saved beside the events (``hparams.yaml``), else {}.
+    Read as safe YAML with the store's limits: a file holding Python objects (Lightning
+    writes ``!!python/object`` for anything it cannot represent) is refused in one line."""
+    from hpclab.store.reading import read_yaml
+
+    path = directory / HPARAMS
+    if not path.is_file():
+        return {}
+    try:
+        data = read_yaml(path)
+    except StoreError as e:
+        raise ImportSourceError(f"{e} (move it aside to import the metrics alone)") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ImportSourceError(f"{path}: not a mapping of hyperparameters")
+    return {str(k): v for k, v in data.items()}
 
 
 def import_tensorboard(
