@@ -50,8 +50,8 @@ def _sweep_keys(store: Store) -> list[str]:
     return [f"bench/{p['run_id']}" for p in data.sweep_points[("bench", sweep)]]
 
 
-def _open(browser: Chromium, url: str, ready: str = DRAWN) -> Page:
-    page = browser.new_page()
+def _open(browser: Chromium, url: str, ready: str = DRAWN, width: int = 1360) -> Page:
+    page = browser.new_page(width=width)
     page.goto(url)
     page.wait_for("document.body && document.body.dataset.hlReady === '1'", timeout=20)
     page.wait_for(ready, timeout=20)
@@ -131,12 +131,13 @@ def test_compare_colours_runs_by_a_config_path(site: tuple[Store, str, Chromium]
     page.close()
 
 
-def _runs_page(browser: Chromium, url: str) -> Page:
+def _runs_page(browser: Chromium, url: str, width: int = 1360) -> Page:
     return _open(
         browser,
         url,
         "document.querySelector('.hl-runs-scroll') && "
         "document.querySelector('.hl-runs-scroll').dataset.ready === '1'",
+        width,
     )
 
 
@@ -214,3 +215,106 @@ def test_parcoords_brushes_and_scatter_axes_restored_from_the_url(
     assert page.errors == [] and again.errors == [], (page.errors, again.errors)
     page.close()
     again.close()
+
+
+# Every axis' tick labels as drawn: [axis, [[text, left, top, right, bottom], ...]] for
+# the labels Vega kept (it hides the ones its label overlap check leaves out with an
+# opacity of 0), then the hand-drawn parallel coordinates' titles and ticks and the
+# scatter's ticks, each set as one "axis".
+LABEL_BOXES = """(() => {
+  const shown = t => {
+    for (let n = t; n && n.tagName !== 'svg'; n = n.parentNode) {
+      if (n.getAttribute && n.getAttribute('opacity') === '0') { return false; }
+    }
+    const r = t.getBoundingClientRect();
+    return t.textContent && r.width > 0 && r.height > 0;
+  };
+  const box = t => { const r = t.getBoundingClientRect();
+    return [t.textContent, r.left, r.top, r.right, r.bottom]; };
+  const out = [];
+  document.querySelectorAll('g.role-axis').forEach((ax, i) => out.push(['vega-' + i,
+    Array.from(ax.querySelectorAll('g.role-axis-label text')).filter(shown).map(box)]));
+  for (const sel of ['svg.hl-pc .hl-pc-title', 'svg.hl-pc .hl-pc-tick',
+      '.hl-pc-xticks text', '.hl-pc-yticks text']) {
+    out.push([sel, Array.from(document.querySelectorAll(sel)).filter(shown).map(box)]);
+  }
+  return out;
+})()"""
+
+
+def _overlaps(axes: list) -> list:
+    """The pairs of tick labels of one axis whose boxes intersect (by more than 0.5 px)."""
+    out = []
+    for name, boxes in axes:
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                if (
+                    a[1] < b[3] - 0.5
+                    and b[1] < a[3] - 0.5
+                    and a[2] < b[4] - 0.5
+                    and b[2] < a[4] - 0.5
+                ):
+                    out.append((name, a[0], b[0]))
+    return out
+
+
+@pytest.mark.parametrize("width", [1360, 620])
+def test_no_two_tick_labels_of_an_axis_overlap(
+    site: tuple[Store, str, Chromium], width: int
+) -> None:
+    store, base, browser = site
+    data = load(store)
+    keys = ",".join(_sweep_keys(store))
+    sweep = data.sweeps[0]["sweep_id"]
+    charts = (
+        "Array.from(document.querySelectorAll('.hl-chart-view, .hl-live-chart > div'))"
+        ".every(e => e.dataset.rendered === '1' || e.querySelector('svg'))"
+    )
+    pages = {
+        "hypotheses.html": charts,  # the evidence waterfall
+        f"reports/bench/{sweep}.html": charts,  # the sweep's Pareto front, intervals, losses
+        f"runs/compare.html?r={keys}": DRAWN,  # the selection's Pareto front and losses
+    }
+    seen = 0
+    for path, ready in pages.items():
+        page = browser.new_page(width=width)
+        page.goto(base + path)
+        page.wait_for("document.body && document.body.dataset.hlReady === '1'", timeout=20)
+        page.wait_for(ready, timeout=20)
+        page.wait_for("document.querySelectorAll('g.role-axis-label text').length > 0")
+        axes = page.evaluate(LABEL_BOXES)
+        assert _overlaps(axes) == [], (path, _overlaps(axes))
+        seen += sum(len(b) for _, b in axes)
+        if path == "hypotheses.html":  # the waterfall names every unit, E last
+            labels = [
+                b[0]
+                for name, boxes in axes
+                for b in boxes
+                if name.startswith("vega") and b[0] == "E"
+            ]
+            assert labels == ["E"]
+        assert page.errors == [], (path, page.errors)
+        page.close()
+    # the parallel coordinates (every numeric column of the table) and the scatter
+    page = _runs_page(browser, f"{base}runs/index.html?pcx=c:optim.lr&pcy=m:val/loss", width)
+    page.evaluate("document.querySelector('.hl-parcoords').open = true")
+    page.wait_for("document.querySelectorAll('.hl-pc-xticks text').length > 1")
+    axes = dict(page.evaluate(LABEL_BOXES))
+    assert len(axes["svg.hl-pc .hl-pc-title"]) == int(
+        page.evaluate("document.querySelector('.hl-parcoords').dataset.axes")
+    )
+    assert len(axes["svg.hl-pc .hl-pc-tick"]) >= 2 * len(axes["svg.hl-pc .hl-pc-title"]) - 2
+    assert len(axes[".hl-pc-yticks text"]) >= 2
+    assert _overlaps(list(axes.items())) == [], _overlaps(list(axes.items()))
+    # a title cut to its share of the width keeps its whole text as a tooltip
+    cut = page.evaluate(
+        "Array.from(document.querySelectorAll('.hl-pc-title'))"
+        ".filter(t => t.querySelector('title'))"
+        ".map(t => [t.firstChild.nodeValue, t.querySelector('title').textContent])"
+    )
+    assert all(shown.endswith("…") and full.startswith(shown[:-1]) for shown, full in cut)
+    if width < 700:
+        assert cut  # nine columns in 620 px: some titles are cut
+    assert page.errors == [], page.errors
+    page.close()
+    assert seen > 20

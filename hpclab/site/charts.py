@@ -72,7 +72,8 @@ def lone_flags(values: list[float | None]) -> list[bool]:
 def waterfall_spec(units: list[dict[str, Any]], *, title: str | None = None) -> dict | None:
     """Evidence waterfall: each evidence unit's contribution (``label``: the treatment
     group's label, unique per chart) as a step from the running total; the last bar is
-    E, the contributions' sum."""
+    E, the contributions' sum. Drawn across, a row per unit (the labels, long config
+    differences, read along the y axis: no two overlap, none is dropped), top to bottom."""
     values = []
     total = 0.0
     for u in units:
@@ -95,9 +96,9 @@ def waterfall_spec(units: list[dict[str, Any]], *, title: str | None = None) -> 
         alt.Chart(alt.Data(values=values))
         .mark_bar()
         .encode(
-            x=alt.X("label:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40)),
-            y=alt.Y("start:Q", title="contribution to E (cumulative)"),
-            y2="end:Q",
+            y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=360)),
+            x=alt.X("start:Q", title="contribution to E (cumulative)"),
+            x2="end:Q",
             color=alt.Color(
                 "sign:N",
                 scale=alt.Scale(
@@ -108,7 +109,7 @@ def waterfall_spec(units: list[dict[str, Any]], *, title: str | None = None) -> 
             ),
             tooltip=["label:N", alt.Tooltip("contribution:Q", format="+.3f")],
         )
-        .properties(width=WIDTH, height=220)
+        .properties(width=WIDTH, height=max(60, 22 * len(values)))
     )
     if title:
         chart = chart.properties(title=title)

@@ -164,7 +164,10 @@
       background: null,
       font: style.fontFamily,
       view: { stroke: null },
-      axis: { labelColor: fg, titleColor: fg, gridColor: grid, domainColor: grid, tickColor: grid },
+      // tick labels that would run into a neighbour are left out (greedily, on every axis:
+      // Vega-Lite's default leaves a nominal axis' labels as they fall), 4 px apart at least
+      axis: { labelColor: fg, titleColor: fg, gridColor: grid, domainColor: grid, tickColor: grid,
+        labelOverlap: "greedy", labelSeparation: 4 },
       legend: { labelColor: fg, titleColor: fg },
       title: { color: fg },
       range: { category: PALETTE }

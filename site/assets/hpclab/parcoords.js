@@ -25,6 +25,8 @@
 
   var SVG = "http://www.w3.org/2000/svg";
   var MAX_LINES = 2000, MAX_AXES = 12, H = 260, PAD = 28, SC = 300;
+  var RPAD = 64;  // room right of the last axis for its tick labels
+  var SL = 60, SR = 16, ST = 24, SB = 40;  // the scatter's margins: its ticks and titles
 
   function el(tag, attrs, parent) {
     var e = document.createElementNS(SVG, tag);
@@ -64,6 +66,55 @@
 
   function short(v) {
     return Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(2) : String(+v.toPrecision(4));
+  }
+
+  // text cut (with an ellipsis) to at most max pixels wide, the whole of it as a tooltip:
+  // the labels of neighbouring axes never run into each other
+  function fit(t, text, max) {
+    t.textContent = text;
+    if (!(max > 0) || t.getComputedTextLength() <= max) { return t; }
+    var lo = 0, hi = text.length;
+    while (lo < hi) {  // the longest prefix that fits with its ellipsis
+      var mid = Math.ceil((lo + hi) / 2);
+      t.textContent = text.slice(0, mid) + "…";
+      if (t.getComputedTextLength() <= max) { lo = mid; } else { hi = mid - 1; }
+    }
+    t.textContent = lo ? text.slice(0, lo) + "…" : "";
+    el("title", {}, t).textContent = text;
+    return t;
+  }
+
+  // about n round values spanning e (powers of ten, and 2 and 5 times them, on a log
+  // axis; 1, 2 or 5 times a power of ten apart on a linear one)
+  function ticks(e, n) {
+    var out = [];
+    if (e.log) {
+      var mult = Math.log(e[1] / e[0]) / Math.LN10 < 2 ? [1, 2, 5] : [1];
+      for (var p = Math.floor(Math.log(e[0]) / Math.LN10); p <= Math.ceil(Math.log(e[1]) / Math.LN10); p++) {
+        mult.forEach(function (m) {
+          var v = m * Math.pow(10, p);
+          if (v >= e[0] && v <= e[1]) { out.push(+v.toPrecision(6)); }
+        });
+      }
+      return out;
+    }
+    var raw = (e[1] - e[0]) / n, mag = Math.pow(10, Math.floor(Math.log(raw) / Math.LN10));
+    var step = [1, 2, 5, 10].map(function (m) { return m * mag; }).filter(function (st) { return st >= raw; })[0];
+    for (var v = Math.ceil(e[0] / step) * step; v <= e[1] + step * 1e-9; v += step) { out.push(+v.toPrecision(12)); }
+    return out;
+  }
+
+  // of the labels, those that would overlap one kept before them are left out (Vega's
+  // "greedy" label overlap), so no two tick labels of an axis ever run into each other
+  function dropOverlaps(texts) {
+    var kept = [];
+    texts.forEach(function (t) {
+      var b = t.getBBox();
+      var hit = kept.some(function (k) {
+        return b.x < k.x + k.width + 2 && k.x < b.x + b.width + 2 && b.y < k.y + k.height && k.y < b.y + b.height;
+      });
+      if (hit) { t.parentNode.removeChild(t); } else { kept.push(b); }
+    });
   }
 
   function attach(host, api) {
@@ -196,7 +247,8 @@
       }
       var w = plot.getBoundingClientRect().width || 900;
       var drawnRows = rows.slice(0, MAX_LINES);
-      var xs = cols.map(function (_, k) { return PAD + k * (w - 2 * PAD) / (cols.length - 1); });
+      var slot = (w - PAD - RPAD) / (cols.length - 1);
+      var xs = cols.map(function (_, k) { return PAD + k * slot; });
       var ext = cols.map(function (c) { return extent(c, rows); });
       function y(k, v) {
         var e = ext[k];
@@ -224,12 +276,18 @@
       cols.forEach(function (c, k) {
         var g = el("g", { "class": "hl-pc-axis", "data-col": c.id }, plot);
         el("line", { x1: xs[k], x2: xs[k], y1: PAD, y2: H - PAD, stroke: "currentColor", "stroke-opacity": "0.5" }, g);
-        var t = el("text", { x: xs[k], y: PAD - 10, "text-anchor": "middle", "font-size": "11", fill: "currentColor" }, g);
-        t.textContent = c.label;
+        // the title centred on its axis (the first one's starting at the edge), each
+        // within its share of the width
+        var first = k === 0, half = Math.min(slot / 2 - 3, w - xs[k] - 2);
+        var t = el("text", { x: first ? 2 : xs[k], y: PAD - 10, "text-anchor": first ? "start" : "middle",
+          "font-size": "11", fill: "currentColor", "class": "hl-pc-title" }, g);
+        fit(t, c.label, first ? xs[k] - 2 + slot / 2 - 3 : 2 * half);
         if (ext[k]) {
           [[ext[k][1], PAD + 4], [ext[k][0], H - PAD + 14]].forEach(function (p) {
-            var tick = el("text", { x: xs[k] + 4, y: p[1], "font-size": "10", fill: "currentColor", "fill-opacity": "0.7" }, g);
-            tick.textContent = short(p[0]) + (ext[k].log && p[1] > PAD + 4 ? " (log)" : "");
+            var tick = el("text", { x: xs[k] + 4, y: p[1], "font-size": "10", fill: "currentColor", "fill-opacity": "0.7",
+              "class": "hl-pc-tick" }, g);
+            fit(tick, short(p[0]) + (ext[k].log && p[1] > PAD + 4 ? " (log)" : ""),
+              k === cols.length - 1 ? w - xs[k] - 6 : slot - 10);
           });
         }
         var b = brushes[c.id];
@@ -284,20 +342,37 @@
       scatter.dataset.points = String(pts.length);
       if (!ex || !ey) { return; }
       var g = el("g", {}, scatter);
+      function px(v) { return SL + unit(ex, v) * (w - SL - SR); }
+      function py(v) { return SC - SB - unit(ey, v) * (SC - ST - SB); }
+      var axes = el("g", { "class": "hl-pc-scatter-axes", "fill-opacity": "0.7" }, scatter);
+      el("line", { x1: SL, x2: w - SR, y1: SC - SB, y2: SC - SB, stroke: "currentColor", "stroke-opacity": "0.4" }, axes);
+      el("line", { x1: SL, x2: SL, y1: ST, y2: SC - SB, stroke: "currentColor", "stroke-opacity": "0.4" }, axes);
+      var xt = el("g", { "class": "hl-pc-xticks" }, axes), yt = el("g", { "class": "hl-pc-yticks" }, axes);
+      dropOverlaps(ticks(ex, Math.max(2, Math.floor((w - SL - SR) / 80))).map(function (v) {
+        el("line", { x1: px(v), x2: px(v), y1: SC - SB, y2: SC - SB + 4, stroke: "currentColor" }, xt);
+        var t = el("text", { x: px(v), y: SC - SB + 15, "text-anchor": "middle", "font-size": "10", fill: "currentColor" }, xt);
+        return fit(t, short(v), 0);
+      }));
+      dropOverlaps(ticks(ey, 5).map(function (v) {
+        el("line", { x1: SL - 4, x2: SL, y1: py(v), y2: py(v), stroke: "currentColor" }, yt);
+        var t = el("text", { x: SL - 6, y: py(v) + 3, "text-anchor": "end", "font-size": "10", fill: "currentColor" }, yt);
+        return fit(t, short(v), SL - 8);
+      }));
       pts.forEach(function (i) {
         var ok = !inside || inside(i);
         var c = el("circle", {
-          cx: (PAD + unit(ex, cx.value(i)) * (w - 2 * PAD)).toFixed(1),
-          cy: (SC - PAD - unit(ey, cy.value(i)) * (SC - 2 * PAD)).toFixed(1),
+          cx: px(cx.value(i)).toFixed(1),
+          cy: py(cy.value(i)).toFixed(1),
           r: "3.5", fill: ok ? "#1a73e8" : "#bbb", "fill-opacity": ok ? "0.8" : "0.3"
         }, g);
         var title = el("title", {}, c);
         title.textContent = cx.label + " " + short(cx.value(i)) + ", " + cy.label + " " + short(cy.value(i));
       });
-      var lx = el("text", { x: w / 2, y: SC - 4, "text-anchor": "middle", "font-size": "11", fill: "currentColor" }, scatter);
-      lx.textContent = cx.label + " (" + short(ex[0]) + " to " + short(ex[1]) + (ex.log ? ", log" : "") + ")";
-      var ly = el("text", { x: 4, y: 14, "font-size": "11", fill: "currentColor" }, scatter);
-      ly.textContent = cy.label + " (" + short(ey[0]) + " to " + short(ey[1]) + (ey.log ? ", log" : "") + ")";
+      var lx = el("text", { x: SL + (w - SL - SR) / 2, y: SC - 6, "text-anchor": "middle", "font-size": "11",
+        fill: "currentColor", "class": "hl-pc-xtitle" }, scatter);
+      fit(lx, cx.label + " (" + short(ex[0]) + " to " + short(ex[1]) + (ex.log ? ", log" : "") + ")", w - SL - SR);
+      var ly = el("text", { x: 4, y: 14, "font-size": "11", fill: "currentColor", "class": "hl-pc-ytitle" }, scatter);
+      fit(ly, cy.label + " (" + short(ey[0]) + " to " + short(ey[1]) + (ey.log ? ", log" : "") + ")", w - 8);
     }
 
     panel.addEventListener("toggle", function () { if (panel.open) { draw(); } });
