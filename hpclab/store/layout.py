@@ -295,6 +295,7 @@ class Store:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
         self._versioned = False
+        self._runs_dirs: dict[str, Path] = {}  # project -> its runs/ (name checked once)
         self.check_version()
 
     @classmethod
@@ -353,7 +354,10 @@ class Store:
         return self.project_dir(project) / "project.yaml"
 
     def runs_dir(self, project: str) -> Path:
-        return self.project_dir(project) / "runs"
+        found = self._runs_dirs.get(project)
+        if found is None:  # the catalog asks for it once per run: 10,000 times a pass
+            found = self._runs_dirs[project] = self.project_dir(project) / "runs"
+        return found
 
     def sweeps_dir(self, project: str) -> Path:
         return self.project_dir(project) / "sweeps"
