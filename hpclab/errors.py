@@ -120,6 +120,17 @@ class ImportSourceError(HpclabError):
     files, an unreadable file; the message names the path."""
 
 
+class EvalError(HpclabError, ValueError):
+    """Predictions cannot be evaluated (:func:`hpclab.eval.evaluate`): lengths that differ,
+    an unknown task, NaN labels, a slice with too many values; the message names the
+    argument."""
+
+
+class ProfileError(HpclabError, ValueError):
+    """A latency profile cannot be taken (:func:`hpclab.profile.latency`): no inputs, a bad
+    count or name, a function that raised; the message names the argument."""
+
+
 class TrialPruned(Exception):
     """Raised in a job by :func:`hpclab.search.report` when the study's pruner stops its
     trial. Not an error: the launcher's task wrapper ends the run ``completed``, marked

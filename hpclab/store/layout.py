@@ -175,6 +175,35 @@ class RunPaths:
         return self.dir / "resources.json"
 
     @property
+    def eval_dir(self) -> Path:
+        """What :func:`hpclab.eval.evaluate` wrote about the run's predictions."""
+        return self.dir / "eval"
+
+    @property
+    def eval_metrics_json(self) -> Path:
+        """Each metric on the whole evaluation set, with its bootstrap CI."""
+        return self.eval_dir / "metrics.json"
+
+    @property
+    def eval_slices_json(self) -> Path:
+        """Each metric per slice value, its CI and its test against the rest."""
+        return self.eval_dir / "slices.json"
+
+    @property
+    def eval_failures_json(self) -> Path:
+        """The worst examples with their inputs (capped)."""
+        return self.eval_dir / "failure_examples.json"
+
+    @property
+    def profile_dir(self) -> Path:
+        """Latency profiles (:func:`hpclab.profile.latency`), one file a name."""
+        return self.dir / "profile"
+
+    def latency_json(self, name: str) -> Path:
+        """The latency profile called ``name`` (``profile/<name>.json``)."""
+        return self.profile_dir / f"{name}.json"
+
+    @property
     def repro_json(self) -> Path:
         """In a rerun: how its metrics compare with the original's (``hpclab repro``)."""
         return self.dir / "repro.json"
