@@ -225,3 +225,45 @@ def test_too_many_slice_values_asks_to_bin(store_root: Path) -> None:
     n = 500
     with pytest.raises(EvalError, match=r"slices\['x'\]: 500 distinct values .*bin"):
         evaluate(_finished_dir(store_root), [0] * n, [0] * n, slices={"x": np.arange(n)})
+
+
+def test_the_catalog_indexes_metrics_and_slices_and_follows_a_new_evaluation(
+    store_root: Path,
+) -> None:
+    from hpclab.catalog.connect import connect
+    from hpclab.catalog.indexer import index_store
+    from hpclab.site.data import load
+
+    p, y = _classification_data(n=300)
+    group = np.where(np.arange(300) < 100, "a", "b")
+    p[:100] = (y[:100] + 1) % 3  # slice a: all wrong
+    d = _finished_dir(store_root)
+    ev = evaluate(d, p, y, slices={"grp": group}, n_boot=200)
+    store = Store(store_root)
+    index_store(store)
+    con = connect(store)
+    got = con.execute(
+        "SELECT metric, value, ci_low, ci_high, n, method FROM eval_metrics ORDER BY metric"
+    ).fetchall()
+    assert [g[0] for g in got] == sorted(ev.metrics)
+    acc = next(g for g in got if g[0] == "accuracy")
+    m = ev.metrics["accuracy"]
+    assert acc[1:5] == (m["value"], m["ci_low"], m["ci_high"], 300)
+    assert acc[5] == "percentile bootstrap, 200 resamples"
+    flagged = con.execute(
+        "SELECT slice, slice_value, metric FROM eval_slices WHERE flagged ORDER BY metric"
+    ).fetchall()
+    assert flagged and {(s, v) for s, v, _ in flagged} == {("grp", "a")}
+    con.close()
+    # a second evaluation of the same run replaces the rows on the next pass
+    evaluate(d, p[::-1].copy(), y, task="classification", n_boot=100)
+    index_store(store)
+    con = connect(store)
+    assert con.execute("SELECT count(*) FROM eval_slices").fetchone() == (0,)
+    assert con.execute("SELECT DISTINCT method FROM eval_metrics").fetchall() == [
+        ("percentile bootstrap, 100 resamples",)
+    ]
+    con.close()
+    site = load(store)
+    key = ("ev", Path(d).name)
+    assert {m["metric"] for m in site.eval_metrics[key]} == set(ev.metrics)

@@ -37,6 +37,8 @@ FINGERPRINT_FILES = tuple(
         _REL.repro_json,
         _REL.resources_json,
         _REL.media_index,
+        _REL.eval_metrics_json,  # hpclab.eval (issue 19)
+        _REL.eval_slices_json,
     )
 )
 
@@ -72,6 +74,8 @@ class RunRows:
     repro: dict[str, Any] | None = None  # hpclab repro's verdict on this rerun
     resources: dict[str, Any] | None = None  # the Slurm job's accounting (resources.json)
     media: list[dict[str, Any]] = field(default_factory=list)  # media/index.jsonl
+    eval_metrics: list[dict[str, Any]] = field(default_factory=list)  # eval/metrics.json
+    eval_slices: list[dict[str, Any]] = field(default_factory=list)  # eval/slices.json
 
 
 def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
@@ -125,6 +129,7 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
     res = _optional(read_json, paths.resources_json)
     if isinstance(res, Mapping):
         rows.resources = _resources_row(res)
+    rows.eval_metrics, rows.eval_slices = _eval_rows(paths)
     notes = _optional(read_yaml, paths.notes_yaml)
     if notes is not None:
         notes = notes or {}
@@ -259,6 +264,41 @@ def _resources_row(r: Mapping[str, Any]) -> dict[str, Any]:
     out.update({k: _count(r.get(k)) for k in _RESOURCE_COUNTS})
     out["checked_at"] = _iso_or_none(r.get("checked_at"))
     return out
+
+
+def _eval_rows(paths: RunPaths) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``eval/metrics.json`` and ``eval/slices.json`` as rows (a malformed field: null)."""
+    metrics: list[dict[str, Any]] = []
+    doc = _optional(read_json, paths.eval_metrics_json)
+    if isinstance(doc, Mapping) and isinstance(doc.get("metrics"), Mapping):
+        method = f"{_text(doc.get('method'))}, {_count(doc.get('n_boot'))} resamples"
+        for name, m in sorted(doc["metrics"].items()):
+            m = m if isinstance(m, Mapping) else {}
+            metrics.append(
+                {
+                    "metric": str(name),
+                    "value": _num(m.get("value")),
+                    "ci_low": _num(m.get("ci_low")),
+                    "ci_high": _num(m.get("ci_high")),
+                    "n": _count(doc.get("n")),
+                    "method": method,
+                }
+            )
+    slices: list[dict[str, Any]] = []
+    doc = _optional(read_json, paths.eval_slices_json)
+    if isinstance(doc, Mapping):
+        for r in _list(doc.get("slices")):
+            slices.append(
+                {
+                    "slice": _text(r.get("slice")),
+                    "slice_value": _text(r.get("slice_value")),
+                    "n": _count(r.get("n")),
+                    "metric": _text(r.get("metric")),
+                    **{k: _num(r.get(k)) for k in ("value", "ci_low", "ci_high", "p_value")},
+                    "flagged": r.get("flagged") is True,
+                }
+            )
+    return metrics, slices
 
 
 def _iso_or_none(value: Any) -> str | None:

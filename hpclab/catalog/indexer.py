@@ -63,6 +63,8 @@ _RUN_TABLES = {
     "reproductions": "repro",
     "run_resources": "resources",
     "media": "media",
+    "eval_metrics": "eval_metrics",  # issue 19
+    "eval_slices": "eval_slices",
 }
 SEGMENT_MIN = 32  # a pass with this many runs new to the catalog writes segments
 DELTA_MIN = 256  # runs changed since the base tables before they are rewritten (or 5%)
@@ -1214,6 +1216,10 @@ def load_details(con: Any, store: Store, manifest: Manifest, by_run: dict[Any, R
         rows.resources = rr
     for rows, md in own("media"):
         rows.media.append(md)
+    for rows, em in own("eval_metrics"):
+        rows.eval_metrics.append(em)
+    for rows, es in own("eval_slices"):
+        rows.eval_slices.append(es)
     for rows, m in own("metric_summary"):  # the return values: in run.json, not the metrics
         if m["source"] != "logged":
             rows.record.returned[m["name"]] = m["last"]

@@ -447,6 +447,27 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("source", "VARCHAR", "sacct: Slurm accounting over every step of the job"),
         ("checked_at", "TIMESTAMP", "when accounting was read (UTC)"),
     ),
+    "eval_metrics": _cols(
+        *RUN_KEY,
+        ("metric", "VARCHAR", "accuracy, macro_f1, ... or mae, rmse, r2 (hpclab.eval)"),
+        ("value", "DOUBLE", "the metric on the whole evaluation set"),
+        ("ci_low", "DOUBLE", "its 95% percentile bootstrap interval, low"),
+        ("ci_high", "DOUBLE", "its 95% percentile bootstrap interval, high"),
+        ("n", "BIGINT", "examples evaluated"),
+        ("method", "VARCHAR", "how the interval was computed (method and resamples)"),
+    ),
+    "eval_slices": _cols(
+        *RUN_KEY,
+        ("slice", "VARCHAR", "the slice's name (evaluate's slices= key)"),
+        ("slice_value", "VARCHAR", "the value that defines the subset, as text"),
+        ("n", "BIGINT", "examples with that value"),
+        ("metric", "VARCHAR", "the metric"),
+        ("value", "DOUBLE", "the metric on the subset"),
+        ("ci_low", "DOUBLE", "its 95% percentile bootstrap interval, low"),
+        ("ci_high", "DOUBLE", "its 95% percentile bootstrap interval, high"),
+        ("p_value", "DOUBLE", "one-sided permutation test against the rest, Holm-adjusted"),
+        ("flagged", "BOOLEAN", "p_value < 0.05: significantly below the rest of the set"),
+    ),
 }
 
 SMALL_TABLES = tuple(t for t in TABLES if t != "metrics")
@@ -454,6 +475,7 @@ SMALL_TABLES = tuple(t for t in TABLES if t != "metrics")
 # the runs changed since it was written
 RUN_KEYED: tuple[str, ...] = ("runs", "features", "artifacts", "datasets", "notes")
 RUN_KEYED += ("reproductions", "run_resources", "media", "metric_summary")
+RUN_KEYED += ("eval_metrics", "eval_slices")  # issue 19: hpclab.eval
 
 
 def empty_select(table: str) -> str:

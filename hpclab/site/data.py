@@ -97,6 +97,8 @@ class SiteData:
     levels: dict[str, float] = field(default_factory=dict)  # project -> statistics.level
     reproductions: dict[Key, dict[str, Any]] = field(default_factory=dict)
     resources: dict[Key, dict[str, Any]] = field(default_factory=dict)  # run_resources
+    eval_metrics: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)  # issue 19
+    eval_slices: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)
     search_trials: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     publish_code: dict[str, bool] = field(default_factory=dict)  # project.yaml site.publish_code
 
@@ -245,6 +247,10 @@ def _load(con: Any, store: Store) -> SiteData:
         d.notes[(n["project"], n["run_id"])] = n
     for res in rows(con, "SELECT * FROM run_resources"):
         d.resources[(res["project"], res["run_id"])] = res
+    for em in rows(con, "SELECT * FROM eval_metrics ORDER BY metric"):
+        d.eval_metrics.setdefault((em["project"], em["run_id"]), []).append(em)
+    for es in rows(con, "SELECT * FROM eval_slices ORDER BY slice, slice_value, metric"):
+        d.eval_slices.setdefault((es["project"], es["run_id"]), []).append(es)
     for t in rows(con, "SELECT * FROM search_trials ORDER BY project, study, number"):
         d.search_trials.setdefault((t["project"], t["study"]), []).append(t)
     d.edges = rows(con, "SELECT * FROM dag_edges")
