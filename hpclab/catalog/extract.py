@@ -39,6 +39,7 @@ FINGERPRINT_FILES = tuple(
         _REL.media_index,
         _REL.eval_metrics_json,  # hpclab.eval (issue 19)
         _REL.eval_slices_json,
+        _REL.profile_dir,  # a profile written (atomically: a rename) changes its mtime
     )
 )
 
@@ -76,6 +77,7 @@ class RunRows:
     media: list[dict[str, Any]] = field(default_factory=list)  # media/index.jsonl
     eval_metrics: list[dict[str, Any]] = field(default_factory=list)  # eval/metrics.json
     eval_slices: list[dict[str, Any]] = field(default_factory=list)  # eval/slices.json
+    latency: list[dict[str, Any]] = field(default_factory=list)  # profile/<name>.json
 
 
 def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
@@ -130,6 +132,7 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
     if isinstance(res, Mapping):
         rows.resources = _resources_row(res)
     rows.eval_metrics, rows.eval_slices = _eval_rows(paths)
+    rows.latency = _latency_rows(paths)
     notes = _optional(read_yaml, paths.notes_yaml)
     if notes is not None:
         notes = notes or {}
@@ -299,6 +302,33 @@ def _eval_rows(paths: RunPaths) -> tuple[list[dict[str, Any]], list[dict[str, An
                 }
             )
     return metrics, slices
+
+
+_LATENCY_NUMBERS = (
+    "p50_ms", "p95_ms", "p99_ms", "mean_ms", "min_ms", "max_ms", "wall_s", "throughput_per_s",
+)  # fmt: skip
+
+
+def _latency_rows(paths: RunPaths) -> list[dict[str, Any]]:
+    """Each ``profile/<name>.json`` as a ``latency`` row (name: the file's)."""
+    try:
+        names = sorted(
+            e.name[:-5]
+            for e in os.scandir(paths.profile_dir)
+            if e.name.endswith(".json") and not e.name.startswith(".") and e.is_file()
+        )
+    except OSError:  # no profile/
+        return []
+    out = []
+    for name in names:
+        doc = _optional(read_json, paths.latency_json(name))
+        if not isinstance(doc, Mapping):
+            continue
+        row: dict[str, Any] = {"name": name}
+        row.update({k: _count(doc.get(k)) for k in ("calls", "warmup", "concurrency")})
+        row.update({k: _num(doc.get(k)) for k in _LATENCY_NUMBERS})
+        out.append(row)
+    return out
 
 
 def _iso_or_none(value: Any) -> str | None:

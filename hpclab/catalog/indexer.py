@@ -65,6 +65,7 @@ _RUN_TABLES = {
     "media": "media",
     "eval_metrics": "eval_metrics",  # issue 19
     "eval_slices": "eval_slices",
+    "latency": "latency",
 }
 SEGMENT_MIN = 32  # a pass with this many runs new to the catalog writes segments
 DELTA_MIN = 256  # runs changed since the base tables before they are rewritten (or 5%)
@@ -1220,6 +1221,8 @@ def load_details(con: Any, store: Store, manifest: Manifest, by_run: dict[Any, R
         rows.eval_metrics.append(em)
     for rows, es in own("eval_slices"):
         rows.eval_slices.append(es)
+    for rows, lt in own("latency"):
+        rows.latency.append(lt)
     for rows, m in own("metric_summary"):  # the return values: in run.json, not the metrics
         if m["source"] != "logged":
             rows.record.returned[m["name"]] = m["last"]

@@ -468,6 +468,21 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("p_value", "DOUBLE", "one-sided permutation test against the rest, Holm-adjusted"),
         ("flagged", "BOOLEAN", "p_value < 0.05: significantly below the rest of the set"),
     ),
+    "latency": _cols(
+        *RUN_KEY,
+        ("name", "VARCHAR", "the profile's name (profile/<name>.json, hpclab.profile)"),
+        ("calls", "BIGINT", "timed calls (after the untimed warm-up)"),
+        ("warmup", "BIGINT", "untimed warm-up calls"),
+        ("concurrency", "BIGINT", "threads calling at once"),
+        ("p50_ms", "DOUBLE", "median latency of a call (numpy percentile, linear)"),
+        ("p95_ms", "DOUBLE", "95th percentile latency"),
+        ("p99_ms", "DOUBLE", "99th percentile latency"),
+        ("mean_ms", "DOUBLE", "mean latency"),
+        ("min_ms", "DOUBLE", "fastest call"),
+        ("max_ms", "DOUBLE", "slowest call"),
+        ("wall_s", "DOUBLE", "wall time of the timed calls, first start to last end"),
+        ("throughput_per_s", "DOUBLE", "calls / wall_s"),
+    ),
 }
 
 SMALL_TABLES = tuple(t for t in TABLES if t != "metrics")
@@ -475,7 +490,7 @@ SMALL_TABLES = tuple(t for t in TABLES if t != "metrics")
 # the runs changed since it was written
 RUN_KEYED: tuple[str, ...] = ("runs", "features", "artifacts", "datasets", "notes")
 RUN_KEYED += ("reproductions", "run_resources", "media", "metric_summary")
-RUN_KEYED += ("eval_metrics", "eval_slices")  # issue 19: hpclab.eval
+RUN_KEYED += ("eval_metrics", "eval_slices", "latency")  # issue 19: hpclab.eval, .profile
 
 
 def empty_select(table: str) -> str:

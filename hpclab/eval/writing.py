@@ -10,16 +10,15 @@ characters, lists and mappings at ``MAX_ITEMS`` entries, nesting at ``MAX_DEPTH`
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hpclab.errors import EvalError, HpclabError
-from hpclab.store import RunPaths, Store
+from hpclab.errors import EvalError
+from hpclab.store import RunPaths
 from hpclab.store.atomic import write_json_atomic
+from hpclab.tracking import results
 
 MAX_TEXT = 2000
 MAX_ITEMS = 64
@@ -84,20 +83,6 @@ def check_data(data: Any, n: int) -> None:
         raise EvalError(f"data: {len(data)} rows for {n} predictions")
 
 
-def run_target(run: Any) -> tuple[RunPaths, Any]:
-    """The run's paths and the live :class:`hpclab.Run` (None for a directory)."""
-    if hasattr(run, "paths") and hasattr(run, "summary"):
-        if run.paths is None:
-            raise EvalError("run: this Run has no directory (rank > 0 or not started)")
-        return run.paths, run
-    if isinstance(run, (str, os.PathLike)):
-        paths = RunPaths(Path(run).expanduser().absolute())
-        if not paths.run_json.is_file():
-            raise EvalError(f"run: {paths.dir} is not a run directory (no run.json)")
-        return paths, None
-    raise EvalError(f"run: an hpclab.Run or a run directory, not {type(run).__name__}")
-
-
 def write_files(paths: RunPaths, metrics: Any, slices: Any, failures: Any) -> None:
     paths.eval_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(paths.eval_metrics_json, metrics)
@@ -106,17 +91,11 @@ def write_files(paths: RunPaths, metrics: Any, slices: Any, failures: Any) -> No
 
 
 def set_summary(paths: RunPaths, live: Any, values: dict[str, float | None]) -> None:
-    """``eval/<metric>`` in the run's summary: a live run's ``summary`` (written with its
-    next record), else (a finished run, a directory) straight into ``run.json``."""
+    """``eval/<metric>`` in the run's summary (:mod:`hpclab.tracking.results`)."""
     found = {f"eval/{k}": v for k, v in values.items() if v is not None}
-    if live is not None:
-        live.summary.update(found)
-        if not getattr(live, "finished", False):
-            return
-    try:
-        store = Store(paths.dir.parent.parent.parent)  # <store>/<project>/runs/<run_id>
-        record = store.read_record(paths)
-    except HpclabError as e:
-        raise EvalError(f"run: cannot read {paths.run_json} ({e})") from None
-    record.summary = {**record.summary, **found}
-    store.write_record(paths, record)
+    results.set_summary(paths, live, found, EvalError)
+
+
+def run_target(run: Any) -> tuple[RunPaths, Any]:
+    """The run's paths and the live :class:`hpclab.Run` (None for a directory)."""
+    return results.run_target(run, EvalError)

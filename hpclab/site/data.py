@@ -99,6 +99,7 @@ class SiteData:
     resources: dict[Key, dict[str, Any]] = field(default_factory=dict)  # run_resources
     eval_metrics: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)  # issue 19
     eval_slices: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)
+    latency: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)  # profiles
     search_trials: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     publish_code: dict[str, bool] = field(default_factory=dict)  # project.yaml site.publish_code
 
@@ -251,6 +252,8 @@ def _load(con: Any, store: Store) -> SiteData:
         d.eval_metrics.setdefault((em["project"], em["run_id"]), []).append(em)
     for es in rows(con, "SELECT * FROM eval_slices ORDER BY slice, slice_value, metric"):
         d.eval_slices.setdefault((es["project"], es["run_id"]), []).append(es)
+    for lt in rows(con, "SELECT * FROM latency ORDER BY name"):
+        d.latency.setdefault((lt["project"], lt["run_id"]), []).append(lt)
     for t in rows(con, "SELECT * FROM search_trials ORDER BY project, study, number"):
         d.search_trials.setdefault((t["project"], t["study"]), []).append(t)
     d.edges = rows(con, "SELECT * FROM dag_edges")
