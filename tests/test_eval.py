@@ -267,3 +267,87 @@ def test_the_catalog_indexes_metrics_and_slices_and_follows_a_new_evaluation(
     site = load(store)
     key = ("ev", Path(d).name)
     assert {m["metric"] for m in site.eval_metrics[key]} == set(ev.metrics)
+
+
+HOSTILE = "<img src=x onerror=window.__hlRan=1>"
+
+
+def test_run_and_compare_pages_show_the_evaluation_in_chromium(
+    store_root: Path, tmp_path: Path
+) -> None:
+    from site_fixtures import served_site
+
+    from hpclab.site.chromium import Chromium, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium")
+    rng = np.random.default_rng(2)
+    n = 300
+    y = rng.integers(0, 2, n)
+    group = np.where(np.arange(n) % 3 == 0, HOSTILE, "plain")
+    good = rng.random(n) < np.where(group == HOSTILE, 0.4, 0.9)
+    a = _finished_dir(store_root)
+    ev_a = evaluate(
+        a,
+        np.where(good, y, 1 - y),
+        y,
+        slices={"grp": group},
+        data=[{"text": HOSTILE, "api_key": "sk-secret-value"} for _ in range(n)],
+        n_boot=300,
+    )
+    b = _finished_dir(store_root)
+    ev_b = evaluate(b, y, y, n_boot=100)  # a perfect run
+    store = Store(store_root)
+    ra, rb = Path(a).name, Path(b).name
+    with served_site(store, tmp_path / "site") as base, Chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{base}runs/run.html?p=ev&id={ra}")
+        page.wait_for("!!document.querySelector('#hl-run .hl-eval-card')", timeout=30)
+        metrics = page.evaluate(
+            "Array.from(document.querySelectorAll('table.hl-eval-metrics tbody tr'),"
+            " tr => Array.from(tr.cells, c => c.textContent))"
+        )
+        shown = {r[0]: float(r[1]) for r in metrics}
+        assert shown["accuracy"] == pytest.approx(ev_a.metrics["accuracy"]["value"], rel=1e-3)
+        assert metrics[0][2].startswith("[")
+        flagged = page.evaluate(
+            "Array.from(document.querySelectorAll('table.hl-eval-slices tr.hl-eval-flagged'),"
+            " tr => tr.cells[1].textContent)"
+        )
+        assert flagged and set(flagged) == {HOSTILE}  # as text, and only that slice
+        inputs = page.evaluate(
+            "Array.from(document.querySelectorAll('table.hl-eval-failures code'),"
+            " c => c.textContent)"
+        )
+        assert inputs and HOSTILE in inputs[0] and "sk-secret-value" not in inputs[0]
+        # the card sits after the Metrics section
+        order = page.evaluate(
+            "Array.from(document.querySelectorAll('#hl-run > h2, #hl-run > div > h2'),"
+            " h => h.textContent)"
+        )
+        assert order.index("Evaluation") == order.index("Metrics") + 1
+        assert page.evaluate("window.__hlRan === undefined")
+        assert page.errors == [], page.errors
+        page.goto(f"{base}runs/compare.html?r=ev/{ra},ev/{rb}")
+        page.wait_for(
+            "(document.querySelector('.hl-eval-radar') || {dataset: {}}).dataset.rendered === '1'",
+            timeout=30,
+        )
+        radar = page.evaluate(
+            "(() => { const r = document.querySelector('.hl-eval-radar');"
+            " return {runs: JSON.parse(r.dataset.runs), metrics: JSON.parse(r.dataset.metrics),"
+            " lines: r.querySelectorAll('path[aria-roledescription=\"line mark\"]').length,"
+            " dots: r.querySelectorAll('path[aria-roledescription=\"circle\"]').length}; })()"
+        )
+        assert radar["runs"] == [ra, rb]
+        assert radar["metrics"] == ["accuracy", "macro_f1", "macro_precision", "macro_recall"]
+        assert radar["dots"] == 8  # a point per run and metric
+        rows = page.evaluate(
+            "Array.from(document.querySelectorAll('table.hl-eval-compare-table tbody tr'),"
+            " tr => Array.from(tr.cells, c => c.textContent))"
+        )
+        assert [r[0] for r in rows] == [ra, rb]
+        assert rows[1][1].startswith("1 ")  # the perfect run's accuracy
+        assert ev_b.metrics["accuracy"]["value"] == 1.0
+        assert page.errors == [], page.errors
+        page.close()

@@ -159,3 +159,51 @@ def test_bad_input_is_one_named_line(kwargs: dict, message: str) -> None:
     with pytest.raises(ProfileError) as e:
         latency(**args)
     assert str(e.value) == message
+
+
+def test_run_and_compare_pages_show_latency_in_chromium(store_root: Path, tmp_path: Path) -> None:
+    from site_fixtures import served_site
+
+    from hpclab.site.chromium import Chromium, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium")
+    ids, results = [], []
+    for scale in (1, 3):
+        clock = FakeClock()
+        with hpclab.Run(store=store_root, project="lat") as run:
+            ns = (_known(100) * scale).tolist()
+            results.append(
+                latency(clock.work, ns, iters=100, warmup=0, name="predict", clock=clock)
+            )
+        ids.append(run.id)
+    with served_site(Store(store_root), tmp_path / "site") as base, Chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{base}runs/run.html?p=lat&id={ids[0]}")
+        ready = "(document.querySelector('.hl-latency-curve') || {dataset: {}}).dataset.rendered"
+        page.wait_for(f"{ready} === '1'", timeout=30)
+        row = page.evaluate(
+            "Array.from(document.querySelector('table.hl-latency tbody tr').cells,"
+            " c => c.textContent)"
+        )
+        assert row[0] == "predict" and row[1] == "100"
+        wanted = (results[0].p50_ms, results[0].p95_ms, results[0].p99_ms)
+        for cell, value in zip(row[3:6], wanted, strict=True):
+            assert float(cell) == pytest.approx(value, rel=1e-3)
+        points = page.evaluate(
+            "document.querySelectorAll('.hl-latency-curve path[aria-roledescription=\"point\"]')"
+            ".length"
+        )
+        assert points == 12  # the percentile curve's quantiles
+        assert page.errors == [], page.errors
+        page.goto(f"{base}runs/compare.html?r=lat/{ids[0]},lat/{ids[1]}")
+        page.wait_for(f"{ready} === '1'", timeout=30)
+        rows = page.evaluate(
+            "Array.from(document.querySelectorAll('table.hl-latency-compare-table tbody tr'),"
+            " tr => Array.from(tr.cells, c => c.textContent))"
+        )
+        assert [r[0] for r in rows] == ids
+        assert float(rows[1][4]) == pytest.approx(results[1].p50_ms, rel=1e-3)
+        assert results[1].p50_ms == pytest.approx(3 * results[0].p50_ms, rel=1e-6)
+        assert page.errors == [], page.errors
+        page.close()

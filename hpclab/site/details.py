@@ -19,6 +19,7 @@ from typing import Any
 
 from hpclab.errors import StoreError
 from hpclab.site.data import Key, SiteData, config_diff, finite, iso, loads
+from hpclab.site.eval_pages import evaluation_doc, latency_doc
 from hpclab.site.logtail import log_doc
 from hpclab.site.media import media_doc
 from hpclab.site.redact import redact_config_value, redact_patch, redact_text, redact_value
@@ -171,6 +172,8 @@ def run_details(data: SiteData, key: Key, cache: DetailsCache | None = None) -> 
         "pareto": pareto_point(data, key),
         "reproduction": _plain_dict(repro),
         "resources": _resources(data.resources.get(key)),
+        "evaluation": evaluation_doc(data, key, paths),  # issue 19: hpclab.eval
+        "latency": latency_doc(data, key, paths),  # hpclab.profile
         "restore": restore_commands(project, run_id, run.get("git_commit") if publish else None),
         "logs": log_doc(paths),
         "text": _text(paths),

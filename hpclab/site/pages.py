@@ -23,6 +23,7 @@ import altair as alt
 
 from hpclab.site import charts
 from hpclab.site.data import Key, SiteData
+from hpclab.site.eval_pages import eval_specs
 from hpclab.site.graph import write_graph_data
 from hpclab.site.html import (
     MISSING,
@@ -352,6 +353,7 @@ def run_page() -> Page:
                 FETCH_HINT,
             ),
             chart_specs(),
+            eval_specs(),  # the evaluation and latency cards (evaluation.js)
         )
     )
 
@@ -382,6 +384,7 @@ def compare_page(data: SiteData) -> Page:
             json_script(doc, "hl-compare-data"),
             chart_specs(),
             json_script(specs, "hl-compare-specs"),
+            eval_specs(),  # the radar of evaluation metrics, latency curves (evaluation.js)
         )
     )
 
