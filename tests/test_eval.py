@@ -351,3 +351,25 @@ def test_run_and_compare_pages_show_the_evaluation_in_chromium(
         assert ev_b.metrics["accuracy"]["value"] == 1.0
         assert page.errors == [], page.errors
         page.close()
+
+
+def test_the_readme_example_runs(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Evaluating predictions and profiling latency", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "HPCLAB_STORE": str(tmp_path / "store")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("{'value': 0.8") and len(lines) == 3
+    store = Store(tmp_path / "store")
+    (paths,) = [p for _, p in store.iter_runs("demo")]
+    assert paths.eval_slices_json.is_file() and paths.latency_json("predict").is_file()
+    summary = store.read_record(paths).summary
+    assert {"eval/accuracy", "latency/predict/p99_ms"} <= summary.keys()
