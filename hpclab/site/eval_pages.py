@@ -15,9 +15,7 @@ value under a key naming a credential becomes a marker) and are cut to
 
 from __future__ import annotations
 
-from typing import Any
-
-import altair as alt
+from typing import TYPE_CHECKING, Any
 
 from hpclab.errors import HpclabError
 from hpclab.site.data import Key, SiteData, finite
@@ -25,6 +23,9 @@ from hpclab.site.html import Html, json_script
 from hpclab.site.redact import MARKER, SECRET_KEY_RE, redact_value
 from hpclab.store import RunPaths
 from hpclab.store.atomic import read_json
+
+if TYPE_CHECKING:
+    import altair as alt
 
 MAX_EXAMPLES = 20  # failure examples a run page shows
 RADAR_DATA = "radar"  # rows {run, metric, i, k, r, value, ci_low, ci_high}, from evaluation.js
@@ -111,6 +112,8 @@ def radar_spec() -> dict:
     a closed line through its scores (polar coordinates computed by calculate transforms;
     Vega-Lite has no polar line). ``r`` is the metric itself for scores in [0, 1], R²
     clipped at 0, and for an error (MAE, RMSE) the selection's lowest over the run's."""
+    import altair as alt
+
     scale = alt.Scale(domain=[-1.35, 1.35], nice=False, zero=False)
     x = alt.X("x:Q", axis=None, scale=scale)
     y = alt.Y("y:Q", axis=None, scale=scale)
@@ -161,6 +164,8 @@ def radar_spec() -> dict:
 def curve_spec() -> dict:
     """Latency percentile curves (data ``latency_curve``: series, q, ms): a line per run
     and profile, percentile across, milliseconds up (log scale)."""
+    import altair as alt
+
     base = alt.Chart(alt.Data(name=CURVE_DATA))
     x = alt.X(
         "q:Q",
