@@ -8,13 +8,20 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
-from site_fixtures import make_site_store, served_site
+from site_fixtures import log_run, make_site_store, served_site
 
+from hpclab.catalog.connect import connect
+from hpclab.catalog.indexer import index_store
+from hpclab.site import sql_tables
 from hpclab.site.chromium import Chromium, Page, find_chromium
 from hpclab.site.data import load
+from hpclab.site.layout import SiteLayout
+from hpclab.site.live import LiveSite
 from hpclab.store import Store
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
@@ -318,3 +325,92 @@ def test_no_two_tick_labels_of_an_axis_overlap(
     assert page.errors == [], page.errors
     page.close()
     assert seen > 20
+
+
+def _sql(browser: Chromium, base: str, q: str) -> tuple[Page, list[str]]:
+    """sql.html?q=Q opened; the page and its result's cells (failing on a query error)."""
+    page = browser.new_page()
+    page.goto(base + "sql.html?q=" + quote(q, safe=""))
+    page.wait_for(
+        "document.getElementById('hl-sql-status').textContent.match(/\\d+ rows?/)"
+        " || !document.getElementById('hl-sql-error').hidden",
+        timeout=60,
+    )
+    error = page.evaluate("document.getElementById('hl-sql-error').textContent")
+    assert not error, error
+    cells = page.evaluate(
+        "Array.from(document.querySelectorAll('#hl-sql-result td'), e => e.textContent)"
+    )
+    return page, cells
+
+
+FETCHED_METRICS = (
+    "performance.getEntriesByType('resource').some(e => e.name.includes('data/catalog/metrics'))"
+)
+
+
+def test_sql_metrics_table_and_its_live_update(
+    site: tuple[Store, str, Chromium], tmp_path: Path
+) -> None:
+    if sql_tables.vendored() is None:
+        pytest.skip("DuckDB-WASM not vendored (scripts/vendor_duckdb.sh)")
+    _, _, browser = site
+    store = Store(tmp_path / "st ore")
+    first = log_run(store, "base", {"optim": {"lr": 0.01}}, None)
+    with served_site(store, tmp_path / "site") as base:
+        layout = SiteLayout(tmp_path / "site")
+        # a query of the small tables does not fetch the points
+        page, cells = _sql(browser, base, "SELECT count(*) AS n FROM runs")
+        assert cells == ["1"]
+        assert page.evaluate(FETCHED_METRICS) is False
+        page.close()
+        q = (
+            "SELECT count(*) AS n, count(DISTINCT run_id) AS runs, "
+            "sum(value) FILTER (WHERE isfinite(value)) AS total, "
+            "count(*) FILTER (WHERE isnan(value)) AS nans FROM metrics"
+        )
+        want = connect(store).execute(q).fetchone()
+        assert want[0] > 40 and want[3] == 1  # the fixture's points, one of them NaN
+        page, cells = _sql(browser, base, q)
+        assert page.evaluate(FETCHED_METRICS) is True
+        assert [int(cells[0]), int(cells[1]), int(cells[3])] == [want[0], want[1], want[3]]
+        assert float(cells[2]) == pytest.approx(want[2], rel=1e-12)
+        page.close()
+        # one value at a step, against the catalog's
+        one = "SELECT step, value, wall_time FROM metrics WHERE name = 'train/loss' AND step = 7"
+        page, cells = _sql(browser, base, one)
+        step, value, wall = connect(store).execute(one).fetchone()
+        assert [int(cells[0]), float(cells[1]), float(cells[2])] == [step, value, wall]
+        assert page.errors == [], page.errors
+        page.close()
+        index = layout.data / "catalog" / "metrics.json"
+        before = {f["path"] for f in json.loads(index.read_text())["files"]}
+        # the catalog changes: a new run indexed; the live site (hpclab watch --site)
+        # converts the catalog's new metrics file and rewrites the small tables
+        second = log_run(store, "lower-lr", {"optim": {"lr": 0.001}}, first)
+        report = index_store(store)
+        live = LiveSite(store, tmp_path / "site", min_rebuild=0.0)
+        live(report, None)
+        doc = json.loads(index.read_text())
+        after = {f["path"] for f in doc["files"]}
+        assert doc["rows"] == connect(store).execute("SELECT count(*) FROM metrics").fetchone()[0]
+        assert after - before  # the new run's file
+        for f in doc["files"]:
+            assert (layout.data / "catalog" / f["path"]).stat().st_size == f["bytes"]
+        assert not any((layout.data / "catalog" / p).exists() for p in before - after)
+        page, cells = _sql(
+            browser,
+            base,
+            f"SELECT (SELECT count(*) FROM runs) AS runs, count(*) AS n FROM metrics "
+            f"WHERE run_id = '{second}'",
+        )
+        n = (
+            connect(store)
+            .execute("SELECT count(*) FROM metrics WHERE run_id = ?", [second])
+            .fetchone()[0]
+        )
+        assert cells == ["2", str(n)] and n > 0
+        assert page.errors == [], page.errors
+        page.close()
+        # nothing changed: nothing converted again
+        assert live.refresh_sql() is False

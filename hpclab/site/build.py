@@ -50,7 +50,7 @@ from hpclab.site.series import (
     write_run_series,
 )
 from hpclab.site.series_bulk import write_bulk
-from hpclab.site.sql_tables import copy_vendor, write_tables
+from hpclab.site.sql_tables import copy_vendor, write_metrics, write_tables
 from hpclab.store import Store
 from hpclab.store.record import ACTIVE_STATUSES
 
@@ -157,6 +157,7 @@ def build(
         write_details(data, layout, keys)
         write_list_data(data, layout)
         write_tables(data, layout.data)  # the SQL page's Parquet tables
+        write_metrics(data.store, layout.data)  # and its metric points, file by file
         infos = series.result()
     write_json(layout.live_json, live_doc(infos))
     report.data_seconds = time.perf_counter() - t

@@ -10,6 +10,12 @@ once every ``min_rebuild`` seconds: a rebuild of a large site takes seconds, a d
 a millisecond. Whether they changed is four small queries (the catalog's signature), not a
 load of the whole catalog; the details files of runs that only progressed are rewritten
 every ``details_every`` seconds, in one load.
+
+The SQL page's tables follow the catalog too: when the indexer publishes a new manifest
+(a stat of ``manifest.json`` tells), the metric points of the catalog files it added are
+converted for the page and those of files it dropped removed (O(changed files):
+:func:`~hpclab.site.sql_tables.write_metrics`); the small tables (runs, metric_summary)
+are rewritten, when their rows changed, with each load of the catalog.
 """
 
 from __future__ import annotations
@@ -70,15 +76,38 @@ class LiveSite:
         self.details_every = details_every
         self._details_due: set[Key] = set()  # changed runs whose details wait for a load
         self._last_details = time.monotonic()  # the build wrote every run's
+        self._manifest: tuple[int, ...] | None = None  # the manifest the SQL tables follow
 
     def __call__(self, report: Any, runs: list[Key] | None) -> None:
         """After an indexing pass: ``runs`` the pass looked at (None: all of them)."""
         try:
             changed = self.refresh(runs)
+            self.refresh_sql()
             if getattr(report, "published", False) or changed or self._pending:
                 self._maybe_rebuild(changed)
         except Exception as e:  # the site must never stop the indexer
             logger.warning("site update failed (%s: %s)", type(e).__name__, e)
+
+    def refresh_sql(self) -> bool:
+        """The SQL page's metric points brought in line with the published manifest when
+        it changed since the last call (the first call compares the files themselves);
+        whether any file was written or removed."""
+        from hpclab.site.sql_tables import write_metrics
+
+        if not self.layout.built():
+            return False
+        try:
+            st = os.stat(self.store.catalog_manifest)
+            fp: tuple[int, ...] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            fp = (0, 0, 0)
+        if fp == self._manifest:
+            return False
+        written, removed = write_metrics(self.store, self.layout.data)
+        self._manifest = fp
+        if written or removed:
+            self.log(f"SQL metrics: {written} file(s) written, {removed} removed")
+        return bool(written or removed)
 
     def due(self) -> float | None:
         """When a page rebuild put off by ``min_rebuild``, or the details of runs that
@@ -180,6 +209,7 @@ class LiveSite:
         from hpclab.site.build import build_pages, write_details
         from hpclab.site.data import catalog_signature, load
         from hpclab.site.pages import write_list_data
+        from hpclab.site.sql_tables import write_tables
 
         self._details_due |= set(changed)
         signature = catalog_signature(self.store)
@@ -196,6 +226,7 @@ class LiveSite:
             return
         start = time.perf_counter()
         data = load(self.store)
+        write_tables(data, self.layout.data)  # the SQL page's runs and metric_summary
         write_details(data, self.layout, [k for k in sorted(self._details_due) if k in data.by_key])
         self._details_due = set()
         self._last_details = now

@@ -8,6 +8,16 @@ key metrics as a long table. Nothing the store holds and the site hides (config 
 under credential names, home paths, command lines) is read here. The files are written
 only when their content changed, so an unchanged catalog leaves them (and their mtimes)
 as they were.
+
+The metric points (``metrics``: project, run_id, name, step, value, wall_time, every point
+the catalog holds) are published as they are stored: one Parquet file under
+``data/catalog/metrics/`` per metrics file of the catalog's manifest (a segment of many
+runs, or one run's file from an incremental pass), named by that file and the runs it
+must leave out, so a catalog file published once is converted once, and a live update
+converts only the files the indexer wrote since (:func:`write_metrics`). Snappy, not the
+catalog's zstd: the page decodes them with hyparquet. ``data/catalog/metrics.json`` lists
+them with their rows and bytes; the page fetches them only when a query names
+``metrics``.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from typing import Any
 
 from hpclab.site.data import SiteData
 from hpclab.site.pages import runs_list_doc
+from hpclab.store import Store
 
 DUCKDB_VERSION = "1.32.0"  # scripts/vendor_duckdb.sh pins the same version
 VENDOR_FILES = (
@@ -113,6 +124,84 @@ _TYPES = {
 }
 
 
+METRICS_DIR = "metrics"  # under data/catalog/
+METRICS_INDEX = "metrics.json"
+METRICS_COLUMNS = ("project", "run_id", "name", "step", "value", "wall_time")
+SNAPPY = "FORMAT parquet, COMPRESSION snappy"  # hyparquet decodes snappy natively
+
+
+def write_metrics(store: Store, data_dir: Path) -> tuple[int, int]:
+    """Publish the catalog's metric points for the SQL page: a Parquet file per metrics
+    file of the published manifest (its superseded runs' rows left out), written only
+    when not there yet; files of an older manifest removed; the index rewritten when the
+    list changed. Returns (files written, files removed)."""
+    import json
+
+    from hpclab.catalog.manifest import read_manifest
+
+    out = data_dir / "catalog" / METRICS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    index = data_dir / "catalog" / METRICS_INDEX
+    try:
+        known = {f["path"]: f for f in json.loads(index.read_text()).get("files", [])}
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        known = {}
+    files = []
+    written = 0
+    con = None
+    for path, stale in read_manifest(store).metric_files(store):
+        rel = os.path.relpath(path, store.catalog_dir)
+        digest = hashlib.sha256(repr((rel, stale)).encode()).hexdigest()[:20]
+        name = f"{METRICS_DIR}/{digest}.parquet"
+        target = data_dir / "catalog" / name
+        entry = known.get(name)
+        if entry is None or not target.is_file() or target.stat().st_size != entry.get("bytes"):
+            if con is None:
+                import duckdb
+
+                con = duckdb.connect()
+            where = ""
+            if stale:
+                where = " WHERE run_id NOT IN ({})".format(", ".join(f"'{_q(r)}'" for r in stale))
+            tmp = out / f".{digest}.{os.getpid()}.parquet"
+            # in the catalog file's order (a run's rows together): no sort, a streamed copy
+            select = f"SELECT {', '.join(METRICS_COLUMNS)} FROM read_parquet('{_q(path)}'){where}"
+            try:
+                con.execute(f"COPY ({select}) TO '{_q(tmp)}' ({SNAPPY})")
+                counted = con.execute(f"SELECT count(*) FROM read_parquet('{_q(tmp)}')").fetchone()
+                rows = counted[0] if counted else 0
+            except Exception:  # the catalog file went (a newer manifest): the next pass
+                tmp.unlink(missing_ok=True)
+                continue
+            tmp.replace(target)
+            entry = {"path": name, "rows": int(rows), "bytes": target.stat().st_size}
+            written += 1
+        files.append(entry)
+    if con is not None:
+        con.close()
+    keep = {Path(f["path"]).name for f in files}
+    removed = 0
+    for old in out.glob("*.parquet"):
+        if old.name not in keep:
+            old.unlink(missing_ok=True)
+            removed += 1
+    doc = {
+        "files": files,
+        "rows": sum(f["rows"] for f in files),
+        "bytes": sum(f["bytes"] for f in files),
+    }
+    text = json.dumps(doc, separators=(",", ":"))
+    if not index.is_file() or index.read_text() != text:
+        tmp_index = index.with_name(f".{METRICS_INDEX}.{os.getpid()}")
+        tmp_index.write_text(text)
+        tmp_index.replace(index)
+    return written, removed
+
+
+def _q(path: Any) -> str:
+    return str(path).replace("'", "''")  # a store path may hold a quote
+
+
 def write_tables(data: SiteData, data_dir: Path) -> list[str]:
     """Write each table as ``data_dir/catalog/<name>.parquet`` when its rows changed;
     returns the names written."""
@@ -155,6 +244,16 @@ EXAMPLES = (
         "SELECT step AS x, duration_s AS y FROM runs WHERE step IS NOT NULL",
     ),
     ("Tagged runs", "SELECT run_id, name, tags FROM runs WHERE len(tags) > 0"),
+    (
+        "A run's val/loss curve (x, y)",
+        "SELECT step AS x, value AS y FROM metrics WHERE name = 'val/loss' "
+        "AND run_id = (SELECT min(run_id) FROM metrics WHERE name = 'val/loss') ORDER BY step",
+    ),
+    (
+        "Points per metric",
+        "SELECT name, count(*) AS points, max(step) AS last_step FROM metrics GROUP BY name "
+        "ORDER BY name",
+    ),
 )
 
 
@@ -179,8 +278,17 @@ def sql_page(data: SiteData) -> Any:
         for label, q in EXAMPLES
     )
     tables_doc = join(
-        h("<li><code>{}</code>: {}</li>", name, ", ".join(cols))
-        for name, (cols, _) in tables(data).items()
+        [
+            *(
+                h("<li><code>{}</code>: {}</li>", name, ", ".join(cols))
+                for name, (cols, _) in tables(data).items()
+            ),
+            h(
+                "<li><code>metrics</code>: {} (every point the catalog holds, fetched "
+                "when a query names the table)</li>",
+                ", ".join(METRICS_COLUMNS),
+            ),
+        ]
     )
     return page.add(
         h(

@@ -3,6 +3,9 @@
 // worker and its .wasm come from this site, the tables are fetched from it and registered
 // as in-memory files (no HTTP range reads, no extension downloads). sql.html?q=<query>
 // (or sql.html#q=) runs the query on load; the box keeps the URL's #q= current. Results are escaped (html``).
+// The metric points (metrics: every point the catalog holds, data/catalog/metrics/*.parquet
+// listed in data/catalog/metrics.json, hpclab/site/sql_tables.py) are fetched only when a
+// query names the table, once, and go in as Arrow tables (core DuckDB-WASM, no extension).
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -10,7 +13,9 @@
   var root = new URL("../../", script.src).href;
   var TABLES = ["runs", "metric_summary"];
   var MAX_ROWS = 1000;
-  var conn = null;
+  var MAX_METRIC_BYTES = 512 * 1024 * 1024;  // more points than a browser tab should hold
+  var METRIC_COLUMNS = ["project", "run_id", "name", "step", "value", "wall_time"];
+  var conn = null, metrics = null;
 
   function el(id) { return document.getElementById(id); }
 
@@ -98,6 +103,73 @@
     return p;
   }
 
+  // the metrics table, loaded on first use: each file decoded by hyparquet, its columns
+  // typed (VARCHAR, BIGINT, DOUBLE; missing values NULL) and inserted as an Arrow table
+  function loadMetrics(c) {
+    if (metrics) { return metrics; }
+    var A = window.Arrow;
+    metrics = fetch(root + "data/catalog/metrics.json", { cache: "no-store" }).then(function (r) {
+      if (!r.ok) { throw new Error("data/catalog/metrics.json: HTTP " + r.status + " (a site built before the metrics table)"); }
+      return r.json();
+    }).then(function (index) {
+      if (index.bytes > MAX_METRIC_BYTES) {
+        throw new Error("metrics: " + Math.round(index.bytes / 1048576) + " MB of points, more than this page loads (" +
+          MAX_METRIC_BYTES / 1048576 + " MB): query them with hpclab sql");
+      }
+      el("hl-sql-status").textContent = "Loading " + index.rows + " metric points…";
+      var made = c.query("CREATE TABLE metrics (project VARCHAR, run_id VARCHAR, name VARCHAR, step BIGINT, " +
+        "value DOUBLE, wall_time DOUBLE)");
+      var bufs = Promise.all(index.files.map(function (f) {
+        return fetch(root + "data/catalog/" + f.path).then(function (r) {
+          if (!r.ok) { throw new Error("data/catalog/" + f.path + ": HTTP " + r.status + " (the site changed: reload)"); }
+          return r.arrayBuffer();
+        });
+      }));
+      return Promise.all([made, bufs]).then(function (done) {
+        return done[1].reduce(function (p, buf) {
+          return p.then(function () {
+            var rows = [];
+            return window.hyparquet.parquetRead({ file: buf, columns: METRIC_COLUMNS, onComplete: function (r) { rows = r; } })
+              .then(function () {
+                if (!rows.length) { return null; }
+                var cols = {};
+                METRIC_COLUMNS.forEach(function (name, j) {
+                  cols[name] = A.makeVector(arrowData(A, rows, j, j < 3 ? "utf8" : j === 3 ? "int64" : "float64"));
+                });
+                return c.insertArrowTable(new A.Table(cols), { name: "metrics", create: false });
+              });
+          });
+        }, Promise.resolve());
+      });
+    });
+    metrics.catch(function () { metrics = null; });  // a failed load is tried again next query
+    return metrics;
+  }
+
+  // column j of the rows as Arrow data, built from typed arrays: Arrow's builders
+  // (vectorFromArray) compile a function from a string, which the site's CSP forbids
+  function arrowData(A, rows, j, kind) {
+    var n = rows.length, bitmap = new Uint8Array((n + 7) >> 3), nulls = 0, i, v;
+    var values = kind === "int64" ? new BigInt64Array(n) : kind === "float64" ? new Float64Array(n) : null;
+    var texts = kind === "utf8" ? new Array(n) : null;
+    for (i = 0; i < n; i++) {
+      v = rows[i][j];
+      if (v === null || v === undefined) { nulls++; if (texts) { texts[i] = ""; } continue; }
+      bitmap[i >> 3] |= 1 << (i & 7);
+      if (texts) { texts[i] = String(v); } else { values[i] = kind === "int64" ? BigInt(v) : v; }
+    }
+    var base = { length: n, nullCount: nulls, nullBitmap: nulls ? bitmap : null };
+    if (!texts) {
+      return A.makeData(Object.assign(base, { type: kind === "int64" ? new A.Int64() : new A.Float64(), data: values }));
+    }
+    var enc = new TextEncoder(), parts = texts.map(function (t) { return enc.encode(t); });
+    var offsets = new Int32Array(n + 1), size = 0;
+    for (i = 0; i < n; i++) { size += parts[i].length; offsets[i + 1] = size; }
+    var bytes = new Uint8Array(size);
+    for (i = 0; i < n; i++) { bytes.set(parts[i], offsets[i]); }
+    return A.makeData(Object.assign(base, { type: new A.Utf8(), valueOffsets: offsets, data: bytes }));
+  }
+
   function show(v) {
     if (v === null || v === undefined) { return ""; }
     if (typeof v === "bigint") { return v.toString(); }
@@ -159,7 +231,11 @@
     url.search = "";
     url.hash = "q=" + encodeURIComponent(q);
     window.history.replaceState(null, "", url.href);
-    return connect().then(function (c) { return c.query(q); }).then(render).catch(function (e) {
+    return connect().then(function (c) {
+      // the metric points only for a query that names them (an identifier, not in a string)
+      var names = /(^|[^\w."'])"?metrics"?($|[^\w])/i.test(q.replace(/'(?:[^']|'')*'/g, "''"));
+      return (names ? loadMetrics(c) : Promise.resolve()).then(function () { return c.query(q); });
+    }).then(render).catch(function (e) {
       el("hl-sql-status").textContent = "";
       el("hl-sql-result").textContent = "";
       err.textContent = String((e && e.message) || e).split("\n")[0];
