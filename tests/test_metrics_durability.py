@@ -22,6 +22,7 @@ import zarr.storage._local as zarr_local
 from helpers import poll, python_script
 
 import hpclab
+import hpclab.tracking.metrics as metrics_module
 from hpclab.errors import ConfigError, MetricError, StoreError
 from hpclab.settings import TrackingSettings
 from hpclab.store import RunStatus, Store
@@ -145,18 +146,27 @@ def test_a_value_too_large_for_a_float_is_a_metric_error(tmp_path: Path, value: 
 
 # -- 4. a failed commit --------------------------------------------------------------------
 def _fail_once(monkeypatch: pytest.MonkeyPatch, when: Callable[[Path], bool]) -> list[Path]:
-    """Make zarr's one file-writing function raise ENOSPC once, for the first path ``when``
-    accepts (as a full disk would); returns the paths it refused."""
-    real = zarr_local._put
+    """Make the two file-writing functions (zarr's, which writes the group's commit record,
+    and the writer's own, which writes its arrays' chunks and metadata) raise ENOSPC once,
+    for the first path ``when`` accepts (as a full disk would); returns the paths refused."""
+    real_zarr, real_own = zarr_local._put, metrics_module._put
     refused: list[Path] = []
 
-    def put(path: Path, value: Any, exclusive: bool = False) -> int:
+    def refuse(path: Any) -> None:
         if not refused and when(Path(path)):
             refused.append(Path(path))
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(path, value, exclusive=exclusive)
+
+    def put(path: Path, value: Any, exclusive: bool = False) -> int:
+        refuse(path)
+        return real_zarr(path, value, exclusive=exclusive)
+
+    def own_put(path: Path, data: bytes) -> None:
+        refuse(path)
+        real_own(path, data)
 
     monkeypatch.setattr(zarr_local, "_put", put)
+    monkeypatch.setattr(metrics_module, "_put", own_put)
     return refused
 
 

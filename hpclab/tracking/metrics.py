@@ -19,7 +19,10 @@ Rules that make concurrent readers and killed writers safe with Zarr v3:
   version; at most the buffered points since the last flush are lost. On NFS, ``close``
   sends the data to the server, so a node failure loses no more than that either.
 * Appends go in blocks, once per flush interval, never per point; the partly filled tail
-  chunk is rewritten whole on each flush (a bounded cost: ``chunk_rows`` x 24 bytes).
+  chunk is rewritten whole on each flush (a bounded cost: ``chunk_rows`` x 24 bytes),
+  encoded by the writer from the rows it keeps in memory (no read back, no zarr call:
+  see ``MetricWriter._write_pending``). An array's shape grows by whole chunks, ahead of
+  the committed length; readers go by the committed length alone.
 * An open zarr array keeps its old shape, so the reader reopens arrays on every read.
 
 Names: every metric name is stored under :func:`encode_metric_name`, which never
@@ -36,8 +39,11 @@ duplicate them; the first recording of a step wins.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -52,7 +58,7 @@ import numpy as np
 
 from hpclab.errors import MetricError, StoreError
 from hpclab.store.documents import MetricsCommit, SeriesCommit
-from hpclab.store.layout import zarr_meta
+from hpclab.store.layout import ZARR_META, zarr_meta
 
 FORMAT = 1
 COLUMNS = ("step", "value", "wall_time")
@@ -166,6 +172,12 @@ class _Series:
     last_value: float = math.nan
     dropped: int = 0
     pending: list[np.ndarray] = field(default_factory=list)  # accepted, not yet written
+    created: bool = False  # its array exists on disk (it goes in the commit record)
+    direct: bool = True  # our own layout: chunks written by _write_direct, not through zarr
+    chunk_rows: int = 4096  # rows per chunk of its array
+    capacity: int = 0  # rows the array's shape holds (>= length; whole chunks when direct)
+    tail: np.ndarray | None = None  # committed rows of the last, partly filled chunk (None:
+    # not in memory, read back on the next write)
 
 
 class MetricWriter:
@@ -180,10 +192,13 @@ class MetricWriter:
 
     With ``flush_interval`` (the run's background thread flushes that often), ``log`` also
     keeps the store from falling behind in a tight, GIL-bound loop, where the flush thread
-    gets the GIL too seldom to finish: once nothing was stored for 1.25 intervals, ``log``
-    wakes the flush and waits for it to end, releasing the GIL, for at most a quarter of an
+    gets the GIL too seldom to finish (every file it writes releases the GIL, and getting
+    it back takes a switch interval, 5 ms, while the loop holds it): once nothing logged
+    an interval ago is stored, ``log`` wakes the flush and waits, releasing the GIL, until
+    a flush that started after that moment has ended, for at most a quarter of an
     interval, at most once per interval: at most a fifth of the loop's time, and only while
-    the store is behind. A loop the flush keeps up with never waits.
+    the store is behind (a flush of tens of metrics takes milliseconds with the GIL free).
+    A loop the flush keeps up with never waits.
     """
 
     def __init__(
@@ -258,19 +273,27 @@ class MetricWriter:
         return step
 
     def _keep_up(self, now: float) -> None:
-        """Let a late flush finish (see the class docstring): bounded, at most once per
-        flush interval."""
+        """Let a late flush catch up (see the class docstring): bounded, at most once per
+        flush interval.
+
+        The wait is for a flush that *started* after ``now``: a starved flush that started
+        long before may end first, having stored only what was logged before it began
+        (returning then left the store a flush behind every interval)."""
         interval = self.flush_interval
         if interval is None:
             self._check_at = math.inf
             return
-        due = self._stored_at + 1.25 * interval
+        due = self._stored_at + interval
         if now < due:  # the flush thread keeps up
             self._check_at = due
             return
-        self._flushed.clear()
-        self.wake.set()
-        self._flushed.wait(KEEP_UP_WAIT * interval)  # releases the GIL
+        deadline = time.monotonic() + KEEP_UP_WAIT * interval
+        while self._stored_at < now:
+            self._flushed.clear()
+            self.wake.set()
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._flushed.wait(left):  # releases the GIL
+                break
         self._check_at = now + interval
 
     def log_samples(self, data: Mapping[str, Any]) -> int:
@@ -362,6 +385,7 @@ class MetricWriter:
         records = self._records
         n = len(records)
         if not n:
+            self.wake.clear()  # or the background thread, woken, spins on empty flushes
             return
         batch = [records.popleft() for _ in range(n)]
         try:
@@ -403,7 +427,9 @@ class MetricWriter:
     def _accept(self, name: str, steps: np.ndarray, values: np.ndarray, times: np.ndarray) -> None:
         s = self._series.get(name)
         if s is None:
-            s = self._series[name] = _Series(name=name, array=encode_metric_name(name))
+            s = self._series[name] = _Series(
+                name=name, array=encode_metric_name(name), chunk_rows=self.chunk_rows
+            )
         # keep a point only if its step is above every earlier step of this metric
         before = np.maximum.accumulate(np.concatenate(([s.last_step], steps[:-1])))
         keep = steps > before
@@ -423,29 +449,103 @@ class MetricWriter:
         """Append each series' pending block, then commit once (a failed commit is retried
         by the next flush, even with nothing new to write).
 
-        Every array is written concurrently in one call into zarr's event loop, not one
-        call per array: each call hops between threads, and in a GIL-bound training loop
-        every hop waits for the GIL, so per-array calls made a flush of many metrics slow
-        enough to miss its interval many times over. The group is never listed (cost
-        linear in the number of metrics). A block that fails stays pending; the others
-        are committed.
+        A flush writes only what is new. Every array the writer creates is in its own
+        layout (:data:`_OWN_CODECS`), whose chunks it encodes itself from rows it keeps in
+        memory (the tail chunk's committed rows and the new ones): per metric, the chunks
+        the new rows fall in, one small file each, and the array's ``zarr.json`` only when
+        its shape grows (by whole chunks: readers trust the committed length, never the
+        shape). No zarr call, no event loop, nothing read back: a flush of n metrics with
+        a point each writes n files (docs/scaling.md). An array in another layout (made by
+        something else) is appended through zarr, all in one call into its event loop. The
+        group is never listed. A block that fails stays pending; the others are committed.
         """
-        from zarr.core.sync import sync
-
         jobs = [s for s in self._series.values() if s.pending]
         try:
-            if jobs:
-                self._ensure_group()
-                results = sync(self._write_blocks(jobs))
-                failed = [r for r in results if isinstance(r, BaseException)]
-                if len(failed) < len(jobs):
+            if not jobs:
+                return
+            self._ensure_group()
+            failed: list[BaseException] = []
+            via_zarr = [s for s in jobs if not s.direct]
+            for s in jobs:
+                if s.direct:
+                    try:
+                        self._write_direct(s)
+                    except (OSError, StoreError, ValueError, RuntimeError) as e:
+                        failed.append(e)
+                    else:
+                        self._uncommitted = True
+            if via_zarr:
+                from zarr.core.sync import sync
+
+                results = sync(self._write_blocks(via_zarr))
+                errors = [r for r in results if isinstance(r, BaseException)]
+                if len(errors) < len(via_zarr):
                     self._uncommitted = True
-                if failed:
-                    raise failed[0]
+                failed += errors
+            if failed:
+                raise failed[0]
         finally:
             if self._uncommitted:
                 self._commit(self._ensure_group())
                 self._uncommitted = False
+
+    def _write_direct(self, s: _Series) -> None:
+        """Append one series' pending block to its array in the writer's own layout: the
+        chunks the new rows fall in, rebuilt whole from memory (fill NaN past the last
+        row) and replaced atomically; the metadata first when the shape must grow. The
+        series' state moves on only once every file is written."""
+        block = s.pending[0] if len(s.pending) == 1 else np.concatenate(s.pending)
+        rows_per_chunk = s.chunk_rows
+        root = self.path / s.array
+        if not s.created:
+            if root.exists():  # a leftover of a killed writer that never committed it:
+                shutil.rmtree(root)  # its old chunks must not outlive it
+            root.mkdir()
+        tail = s.tail if s.tail is not None else self._read_tail(s)
+        start, stop = s.length, s.length + len(block)
+        first = start - len(tail)  # the tail chunk's first row
+        rows = np.concatenate((tail, block)) if len(tail) else block
+        capacity = -(-stop // rows_per_chunk) * rows_per_chunk
+        if not s.created or capacity > s.capacity:
+            _put(root / ZARR_META, _own_metadata(s.name, capacity, rows_per_chunk))
+        for c in range(first // rows_per_chunk, capacity // rows_per_chunk):
+            part = rows[c * rows_per_chunk - first : (c + 1) * rows_per_chunk - first]
+            if len(part) < rows_per_chunk:
+                whole = np.full((rows_per_chunk, 3), np.nan)
+                whole[: len(part)] = part
+                part = whole
+            chunk_dir = root / "c" / str(c)
+            if c * rows_per_chunk >= start:  # a chunk with no committed rows: maybe new
+                os.makedirs(chunk_dir, exist_ok=True)
+            _put(chunk_dir / "0", _zstd_compress(np.ascontiguousarray(part, "<f8"), _ZSTD_LEVEL))
+        s.created = True
+        s.capacity = max(s.capacity, capacity)
+        s.length, s.committed_step = stop, int(block[-1, 0])
+        keep = stop % rows_per_chunk
+        s.tail = rows[len(rows) - keep :].copy() if keep else _NO_ROWS
+        s.pending = []
+
+    def _read_tail(self, s: _Series) -> np.ndarray:
+        """The committed rows of a series' last, partly filled chunk (none when its length
+        is a whole number of chunks), read back from disk (after a resume)."""
+        keep = s.length % s.chunk_rows
+        if not keep:
+            return _NO_ROWS
+        return self._read_chunk_rows(s, s.length // s.chunk_rows, keep)
+
+    def _read_chunk_rows(self, s: _Series, c: int, n: int) -> np.ndarray:
+        """The first ``n`` rows of chunk ``c`` of a series in the writer's own layout."""
+        from numcodecs.zstd import decompress
+
+        chunk = self.path / s.array / "c" / str(c) / "0"
+        expected = s.chunk_rows * 3 * 8
+        try:
+            data = decompress(chunk.read_bytes())
+        except (OSError, RuntimeError, ValueError) as e:
+            raise StoreError(f"{chunk}: unreadable metric chunk ({e})") from None
+        if len(data) != expected:
+            raise StoreError(f"{chunk}: chunk decodes to {len(data)} bytes, expected {expected}")
+        return np.frombuffer(data, dtype="<f8").reshape(-1, 3)[:n].astype(np.float64)
 
     async def _write_blocks(self, jobs: list[_Series]) -> list[BaseException | None]:
         import asyncio
@@ -453,16 +553,13 @@ class MetricWriter:
         return await asyncio.gather(*(self._write_block(s) for s in jobs), return_exceptions=True)
 
     async def _write_block(self, s: _Series) -> None:
-        """Append one series' pending block to its array (created on first use)."""
+        """Append one series' pending block to its array in another layout, through zarr."""
         block = s.pending[0] if len(s.pending) == 1 else np.concatenate(s.pending)
         start, stop = s.length, s.length + len(block)
-        arr = self._arrays.get(s.name)
-        if arr is None:
-            arr = await self._create_array(s, stop)
-        else:
-            await arr.resize((stop, 3))
+        arr = self._arrays[s.name]
+        await arr.resize((stop, 3))
         await arr.setitem(slice(start, stop), block)
-        s.length, s.committed_step = stop, int(block[-1, 0])
+        s.length, s.capacity, s.committed_step = stop, stop, int(block[-1, 0])
         s.pending = []
 
     def _commit(self, group: Any) -> None:
@@ -470,7 +567,7 @@ class MetricWriter:
         series: dict[str, SeriesCommit] = {
             s.name: {"array": s.array, "length": s.length, "last_step": s.committed_step}
             for s in self._series.values()
-            if s.name in self._arrays
+            if s.created
         }
         commit: MetricsCommit = {
             "format": FORMAT,
@@ -489,49 +586,52 @@ class MetricWriter:
             self._group = zarr.open_group(str(self.path), mode="a", zarr_format=3)
         return self._group
 
-    async def _create_array(self, s: _Series, rows: int) -> Any:
-        """A new metric's array, created at its own path, not through the group: zarr's
-        ``Group.create_array`` rewrites the group's ``zarr.json`` with no attributes, which
-        erased the commit record until the next commit (a kill meanwhile lost every metric)."""
-        from zarr.api.asynchronous import create_array
-        from zarr.codecs import ZstdCodec
-
-        arr = await create_array(
-            store=str(self.path / s.array),
-            shape=(rows, 3),
-            chunks=(self.chunk_rows, 3),
-            dtype="float64",
-            fill_value=np.nan,
-            compressors=[ZstdCodec(level=1)],  # the fastest level; curves compress well anyway
-            attributes={"metric": s.name, "columns": list(COLUMNS)},
-            overwrite=True,  # a leftover from a killed writer that never committed
-        )
-        self._arrays[s.name] = arr
-        return arr
-
     def _open_existing(self) -> None:
-        """Resume: continue after what the store has committed; drop uncommitted rows."""
+        """Resume: continue after what the store has committed; uncommitted rows are
+        overwritten by the next points (readers never see them: they are past the
+        committed length). Arrays in the writer's own layout are resumed from their
+        metadata and last chunk alone; others are opened with zarr and cut to length."""
         if not zarr_meta(self.path).exists():
             return
-        import zarr
-
         commit = read_commit(self.path)
         group = self._ensure_group()
         for name, info in commit.get("series", {}).items():
             array = info.get("array") if isinstance(info, dict) else None
             if not isinstance(array, str) or not _is_member_name(array):
                 raise StoreError(f"{zarr_meta(self.path)}: metric {name!r} names array {array!r}")
-            arr = zarr.open_array(store=str(self.path / array), mode="r+")
             length = int(info["length"])
-            if arr.shape[0] != length:
-                arr.resize((length, 3))
-            s = _Series(name=name, array=info["array"], length=length)
+            s = _Series(name=name, array=array, length=length, created=True)
+            meta = zarr_meta(self.path / array)
+            shape, rows_per_chunk = _own_layout(meta)
+            if rows_per_chunk:
+                if shape < length:
+                    raise StoreError(
+                        f"{meta}: array holds {shape} rows, fewer than the {length} committed"
+                    )
+                s.chunk_rows, s.capacity = rows_per_chunk, shape
+                if length:
+                    last_chunk = (length - 1) // rows_per_chunk
+                    rows = self._read_chunk_rows(
+                        s, last_chunk, length - last_chunk * rows_per_chunk
+                    )
+                    s.tail = rows if length % rows_per_chunk else _NO_ROWS
+                    last = rows[-1]
+                else:
+                    s.tail = _NO_ROWS
+            else:
+                import zarr
+
+                arr = zarr.open_array(store=str(self.path / array), mode="r+")
+                if arr.shape[0] != length:
+                    arr.resize((length, 3))
+                s.direct, s.capacity = False, length
+                self._arrays[name] = arr.async_array
+                if length:
+                    last = np.asarray(arr[length - 1], dtype=np.float64)
             if length:
-                last = np.asarray(arr[length - 1], dtype=np.float64)
                 s.last_step, s.last_value = int(last[0]), float(last[1])
                 s.committed_step = s.last_step
             self._series[name] = s
-            self._arrays[name] = arr.async_array
             if is_sample_series(name):
                 self._known_samples.add(name)
                 self._sample = max(self._sample, s.last_step)
@@ -540,6 +640,112 @@ class MetricWriter:
                 self._step = max(self._step, s.last_step)
         self._seq = int(commit.get("seq", 0))
         self._group = group
+
+
+_NO_ROWS = np.empty((0, 3), dtype=np.float64)
+_ZSTD_LEVEL = 1  # the fastest level; curves compress well anyway
+# the writer's own array layout: zarr v3 float64 (n, 3), regular chunks of whole rows,
+# default chunk keys, little-endian bytes then zstd (what zarr.create_array writes for it;
+# tests check that zarr reads it back)
+_OWN_CODECS = [
+    {"name": "bytes", "configuration": {"endian": "little"}},
+    {"name": "zstd", "configuration": {"level": _ZSTD_LEVEL, "checksum": False}},
+]
+_OWN_KEYS = {"default": {"name": "default", "configuration": {"separator": "/"}}}
+
+
+def _own_metadata(name: str, rows: int, rows_per_chunk: int) -> bytes:
+    """An array's ``zarr.json`` in the writer's own layout, ``rows`` long."""
+    import json
+
+    doc = {
+        "shape": [rows, 3],
+        "data_type": "float64",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [rows_per_chunk, 3]}},
+        "chunk_key_encoding": _OWN_KEYS["default"],
+        "fill_value": "NaN",
+        "codecs": _OWN_CODECS,
+        "attributes": {"metric": name, "columns": list(COLUMNS)},
+        "zarr_format": 3,
+        "node_type": "array",
+        "storage_transformers": [],
+    }
+    return json.dumps(doc, indent=2).encode()
+
+
+def _own_layout(meta: Path) -> tuple[int, int]:
+    """(rows, rows per chunk) of an array in the writer's own layout, (0, 0) for any other
+    layout (zarr appends to those) or unreadable metadata (zarr says why)."""
+    import json
+
+    try:
+        doc = json.loads(meta.read_bytes())
+        grid = doc["chunk_grid"]["configuration"]["chunk_shape"]
+        shape = doc["shape"]
+        codecs = doc["codecs"]
+        zstd = codecs[1]["configuration"]
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return 0, 0
+    own = (
+        doc.get("zarr_format") == 3
+        and doc.get("node_type") == "array"
+        and doc.get("data_type") == "float64"
+        and doc.get("fill_value") == "NaN"
+        and doc["chunk_grid"].get("name") == "regular"
+        and doc.get("chunk_key_encoding") == _OWN_KEYS["default"]
+        and not doc.get("storage_transformers")
+        and set(doc) <= {*_ALL_KEYS}
+        and isinstance(shape, list)
+        and len(shape) == 2
+        and all(type(n) is int and n >= 0 for n in shape)
+        and shape[1] == 3
+        and isinstance(grid, list)
+        and len(grid) == 2
+        and type(grid[0]) is int
+        and grid[0] > 0
+        and grid[1] == 3
+        and len(codecs) == 2
+        and codecs[0] == _OWN_CODECS[0]
+        and codecs[1].get("name") == "zstd"
+        and isinstance(zstd, dict)
+        and not zstd.get("checksum", False)
+    )
+    return (shape[0], grid[0]) if own else (0, 0)
+
+
+_ALL_KEYS = (
+    "shape",
+    "data_type",
+    "chunk_grid",
+    "chunk_key_encoding",
+    "fill_value",
+    "codecs",
+    "attributes",
+    "zarr_format",
+    "node_type",
+    "storage_transformers",
+    "dimension_names",
+)
+
+
+def _zstd_compress(data: np.ndarray, level: int) -> bytes:
+    from numcodecs.zstd import compress
+
+    return bytes(compress(data, level))
+
+
+def _put(path: Path, data: bytes) -> None:
+    """Write a file atomically, as zarr's local store does (a temporary file beside it,
+    then a rename): a reader, or a kill at any instant, sees the old file or the new one."""
+    tmp = path.with_suffix(f".{os.urandom(16).hex()}.partial")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _is_member_name(array: str) -> bool:
