@@ -414,3 +414,53 @@ def test_sql_metrics_table_and_its_live_update(
         page.close()
         # nothing changed: nothing converted again
         assert live.refresh_sql() is False
+
+
+def test_hover_and_zoom_views_for_the_readme(
+    site: tuple[Store, str, Chromium], tmp_path: Path
+) -> None:
+    """The compare page of a sweep hovered (a rule at the step, every run's value in the
+    tooltip) and zoomed by the wheel; the screenshots are docs/img/site-hover.png and
+    site-zoom.png (written under $HPCLAB_TEST_ARTIFACTS)."""
+    store, base, browser = site
+    keys = _sweep_keys(store)
+    shots = Path(ARTIFACTS) if ARTIFACTS else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(width=1200, height=760)
+    page.goto(f"{base}runs/compare.html?r={','.join(keys)}&color=optim.lr&smooth=0.6")
+    page.wait_for("document.body && document.body.dataset.hlReady === '1'", timeout=20)
+    page.wait_for(DRAWN, timeout=20)
+    x, y = page.evaluate(
+        f"(() => {{ const el = document.querySelector('{BOX} svg');"
+        " el.scrollIntoView({block: 'center'}); const r = el.getBoundingClientRect();"
+        " return [r.x + r.width * 0.45, r.y + r.height / 3]; })()"
+    )
+    for dx in (0, 3):  # a pointer moving over the plot
+        page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x + dx, "y": y})
+    page.wait_for(
+        "(() => { const t = document.getElementById('vg-tooltip-element');"
+        " return t && t.classList.contains('visible') && t.textContent.includes('step'); })()",
+        timeout=10,
+    )
+    text = page.evaluate("document.getElementById('vg-tooltip-element').textContent")
+    labels = page.evaluate(
+        f"Array.from(document.querySelector('{BOX}').querySelectorAll('g.mark-line path')).length"
+    )
+    assert labels >= len(keys)
+    assert text.count("lr=") == len(keys), text  # every run's value at that step
+    page.screenshot(shots / "site-hover.png", full_page=False)
+    # the wheel zooms the x axis in around the pointer
+    page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y + 60})
+    for _ in range(4):
+        page.send(
+            "Input.dispatchMouseEvent",
+            {"type": "mouseWheel", "x": x, "y": y, "deltaX": 0, "deltaY": -300},
+        )
+    page.wait_for(f"document.querySelector('{BOX} > div').dataset.zoom", timeout=15)
+    lo, hi = page.evaluate(f"JSON.parse(document.querySelector('{BOX} > div').dataset.zoom)")
+    last = int(page.evaluate(f"document.querySelector('{BOX} > div').dataset.lastStep"))
+    assert 0 < lo < hi < last and hi - lo < last / 2
+    page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": 5, "y": 5})
+    page.screenshot(shots / "site-zoom.png", full_page=False)
+    assert page.errors == [], page.errors
+    page.close()
