@@ -252,6 +252,7 @@ _dumps = json.JSONEncoder(sort_keys=True).encode  # one encoder: json.dumps buil
 _RESOURCE_NUMBERS = (
     "elapsed_s", "alloc_mem_mb", "req_mem_mb", "cpu_used_s", "max_rss_mb", "gpu_util_pct",
     "gpu_mem_mb", "cpu_efficiency", "mem_efficiency", "cpu_hours", "gpu_hours",
+    "gpu_hours_used",
 )  # fmt: skip
 _RESOURCE_COUNTS = ("nodes", "alloc_cpus", "alloc_gpus")
 
@@ -261,7 +262,7 @@ def _resources_row(r: Mapping[str, Any]) -> dict[str, Any]:
     failed pass)."""
     out: dict[str, Any] = {
         k: (str(r[k]) if r.get(k) is not None else None)
-        for k in ("job_id", "state", "exit_code", "node_list", "source")
+        for k in ("job_id", "state", "exit_code", "node_list", "source", "gpu_used_source")
     }
     out.update({k: _num(r.get(k)) for k in _RESOURCE_NUMBERS})
     out.update({k: _count(r.get(k)) for k in _RESOURCE_COUNTS})

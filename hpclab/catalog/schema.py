@@ -444,6 +444,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("mem_efficiency", "DOUBLE", "max_rss_mb / req_mem_mb (or alloc_mem_mb), as seff"),
         ("cpu_hours", "DOUBLE", "alloc_cpus x elapsed: CPU-hours charged"),
         ("gpu_hours", "DOUBLE", "alloc_gpus x elapsed: GPU-hours allocated"),
+        ("gpu_hours_used", "DOUBLE", "GPU-hours used: gpuutil / 100 x elapsed, else the samples'"),
+        ("gpu_used_source", "VARCHAR", "tres (accounting's gres/gpuutil) or samples (system/gpu*)"),
         ("source", "VARCHAR", "sacct: Slurm accounting over every step of the job"),
         ("checked_at", "TIMESTAMP", "when accounting was read (UTC)"),
     ),

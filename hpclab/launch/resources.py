@@ -8,14 +8,20 @@ store like everything else (a cold index asks no scheduler). A run is asked abou
 its accounting holds a final state (accounting lags a job's end by a few seconds), then
 never again: the cost is one ``sacct`` per pass for the runs that just ended, none once
 they are written.
+
+GPU-hours used come from accounting's ``gres/gpuutil`` where the site tracks it
+(``gpu_used_source: tres``), else from the run's own GPU samples
+(:func:`gpu_hours_from_samples`, ``gpu_used_source: samples``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hpclab.errors import HpclabError, StoreError
@@ -27,6 +33,8 @@ from hpclab.store.record import run_status_of, utcnow_iso
 log = logging.getLogger(__name__)
 FORMAT = 1
 LOW_EFFICIENCY = 0.25  # below this share of what was asked for, hpclab status says so
+GAP_FACTOR = 3.0  # samples further apart than this many median intervals: not integrated
+_GPU_UTIL = re.compile(r"^system/gpu\d+/util_percent$")
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,10 @@ def write_usage(pending: list[Pending], scheduler: Any | None = None) -> list[tu
             **u.to_json(),
         }
         doc["job_id"] = p.job_id  # the run's id of the job (an array task: 12_3)
+        if doc.get("gpu_hours_used") is None:
+            from_samples = gpu_hours_from_samples(p.paths)
+            if from_samples is not None:
+                doc.update(gpu_hours_used=from_samples, gpu_used_source="samples")
         try:
             write_json_atomic(p.paths.resources_json, doc)
         except OSError as e:
@@ -108,6 +120,50 @@ def write_usage(pending: list[Pending], scheduler: Any | None = None) -> list[tu
             continue
         written.append((p.project, p.run_id))
     return written
+
+
+def _sample_stores(paths: RunPaths) -> Iterator[Path]:
+    """Every metrics store of the run that may hold GPU samples: rank 0's, each other
+    node's first process's (``nodes/<node>/system.zarr``), each per-rank one's."""
+    yield paths.metrics_zarr
+    for parent, name in ((paths.nodes_dir, "system.zarr"), (paths.dir / "ranks", "metrics.zarr")):
+        if parent.is_dir():
+            yield from sorted(d / name for d in parent.iterdir() if (d / name).is_dir())
+
+
+def gpu_hours_from_samples(paths: RunPaths) -> float | None:
+    """GPU-hours used, from the run's ``system/gpu<i>/util_percent`` samples on every
+    node: per GPU, the trapezoid integral of utilisation / 100 over wall time, summed over
+    the GPUs, in hours. An interval more than GAP_FACTOR times the GPU's median interval
+    (a requeued job's pause) is left out, and so is the time before the first sample and
+    after the last (at most one interval each). None when the run has no GPU samples."""
+    import numpy as np
+
+    from hpclab.tracking.metrics import read_metrics
+
+    seconds, seen = 0.0, False
+    for store in _sample_stores(paths):
+        if not store.is_dir():
+            continue
+        try:
+            series = read_metrics(store)
+        except (HpclabError, OSError, KeyError, ValueError) as e:
+            log.warning("%s: GPU samples not read (%s)", store, e)
+            continue
+        for name, s in series.items():
+            if not _GPU_UTIL.match(name) or len(s) == 0:
+                continue
+            seen = True
+            order = np.argsort(s.wall_time, kind="stable")
+            t, u = s.wall_time[order], np.clip(s.value[order], 0.0, 100.0)
+            ok = np.isfinite(t) & np.isfinite(u)
+            t, u = t[ok], u[ok]
+            if len(t) < 2:
+                continue
+            dt = np.diff(t)
+            keep = dt <= GAP_FACTOR * float(np.median(dt))
+            seconds += float(np.sum((dt * (u[1:] + u[:-1]) / 200.0)[keep]))
+    return seconds / 3600.0 if seen else None
 
 
 def advice(doc: dict[str, Any]) -> str | None:
@@ -140,4 +196,12 @@ def _round_up_gb(mb: float) -> str:
     return f"{-(-int(mb) // 1024)} GB"
 
 
-__all__ = ["LOW_EFFICIENCY", "Pending", "advice", "needs_usage", "record_usage", "write_usage"]
+__all__ = [
+    "LOW_EFFICIENCY",
+    "Pending",
+    "advice",
+    "gpu_hours_from_samples",
+    "needs_usage",
+    "record_usage",
+    "write_usage",
+]

@@ -118,6 +118,16 @@ class RunPaths:
         return self.dir / "ranks" / str(rank) / "metrics.zarr"
 
     @property
+    def nodes_dir(self) -> Path:
+        """Per-node system samples of a multi-node run (``nodes/<node>/system.zarr``)."""
+        return self.dir / "nodes"
+
+    def node_system_zarr(self, node: str) -> Path:
+        """The system samples of ``node``'s first process, when that process is not the
+        run's rank 0 (rank 0's are in the run's own metrics)."""
+        return self.nodes_dir / node / "system.zarr"
+
+    @property
     def project_yaml(self) -> Path:
         """The run's project settings (``<root>/<project>/project.yaml``)."""
         return self.dir.parent.parent / "project.yaml"

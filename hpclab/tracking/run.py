@@ -132,8 +132,10 @@ class Run:
         explicit_id = run_id or os.environ.get("HPCLAB_RUN_ID")
         key = context.run_key()
         self.paths: RunPaths | None = None
+        self._node_sampling: Any = None  # hpclab.tracking.system.NodeSampling
         if not self.enabled:
             self.id = explicit_id
+            self._start_node_sampling(explicit_id, key)
             return
         self._created = False  # this call made the run directory (removed if start fails)
         try:
@@ -388,6 +390,37 @@ class Run:
 
             capture_environment(paths)
 
+    def _start_node_sampling(self, explicit_id: str | None, key: str | None) -> None:
+        """A node's first process that does not record the run (rank != 0, no
+        ``per_rank``) still samples its node, into ``nodes/<node>/system.zarr`` of the run
+        rank 0 creates (waited for on a thread: ``init`` returns at once); nothing where
+        sampling is off or no run id is shared."""
+        from hpclab.tracking import system
+
+        if self.settings.system_interval <= 0 or not system.samples_node(self.rank):
+            return
+        if not explicit_id and not key:
+            return  # no way to find rank 0's run: nothing to attach the samples to
+
+        def attach() -> None:
+            try:
+                paths = self._attach(explicit_id, key)
+                sampling = system.NodeSampling(
+                    paths.node_system_zarr(system.node_name()), self.settings
+                )
+            except Exception as e:  # the training goes on without this node's samples
+                print(f"hpclab: warning: no system metrics for this node ({e})", file=sys.stderr)
+                return
+            with self._record_lock:
+                if self.finished:
+                    sampling.stop()
+                    return
+                self.id = paths.id
+                self._node_sampling = sampling
+
+        threading.Thread(target=attach, name="hpclab-node-attach", daemon=True).start()
+        _register_exit_hook(self._atexit)
+
     def _start_background(self, beat: Any) -> None:
         assert self._writer is not None
         sample, prime = self._system_sampler()
@@ -409,10 +442,10 @@ class Run:
         the counters the first sample's rates start from); None, None when off."""
         if self.settings.system_interval <= 0 or self._writer is None:
             return None, None
-        from hpclab.tracking.system import SystemSampler
+        from hpclab.tracking.system import SystemSampler, samples_node
 
-        try:
-            sampler = SystemSampler()
+        try:  # the GPUs are their node's first process's (counted once per node)
+            sampler = SystemSampler(read_gpus=samples_node(self.rank))
         except Exception as e:  # psutil missing or refused: the run goes on without
             print(f"hpclab: warning: no system metrics ({e})", file=sys.stderr)
             return None, None
@@ -643,6 +676,10 @@ class Run:
         if self.finished or os.getpid() != self._pid:
             return
         self.finished = True
+        with self._record_lock:
+            sampling, self._node_sampling = self._node_sampling, None
+        if sampling is not None and not sampling.stop(min(timeout, 30.0)):
+            print("hpclab: warning: this node's last system samples not stored", file=sys.stderr)
         self._finishing = True
         status = RunStatus(status)
         problems: list[str] = []

@@ -10,22 +10,33 @@ seconds (setting, default 15; 0 turns it off) into ``system/...`` series:
 * ``system/net_recv_mb_s``, ``system/net_sent_mb_s``: the node's network, per second;
 * per visible GPU ``i`` (CUDA's numbering after ``CUDA_VISIBLE_DEVICES``):
   ``system/gpu{i}/util_percent``, ``memory_used_mb``, ``power_w``, ``temperature_c``,
-  through NVML (``nvidia-ml-py``, imported only when present; AMD GPUs are not read yet).
+  through NVML (``nvidia-ml-py``, imported only when present), else AMD's ``amdsmi``
+  (same figures: GFX activity, VRAM used, socket power, edge temperature; visible GPUs
+  after ``ROCR_VISIBLE_DEVICES``/``HIP_VISIBLE_DEVICES``/``CUDA_VISIBLE_DEVICES``).
 
 Samples go through :meth:`~hpclab.tracking.metrics.MetricWriter.log_samples`: their step
 is the sample's index and they are drawn against wall time; they never move the run's
-step. Rank 0 samples (every rank with ``per_rank``, each into its own metrics). A sampler
-that fails (a GPU lost, ``/proc`` unreadable) drops that figure, says so once, and goes
-on: the training is never stopped for a system metric.
+step. The first process of each node samples (local rank 0: ``LOCAL_RANK``,
+``SLURM_LOCALID``, MPI's local rank; where none is set, global rank 0 alone): global rank 0
+into the run's metrics, the first process of every other node into
+``nodes/<node>/system.zarr`` (:meth:`~hpclab.store.layout.RunPaths.node_system_zarr`,
+``<node>`` from ``SLURMD_NODENAME`` or the host name), so two nodes' samples never share a
+series. With ``per_rank`` every rank also samples its own process into its own metrics;
+the GPUs stay the node's first process's, so no GPU is counted twice. A sampler that fails
+(a GPU lost, ``/proc`` unreadable) drops that figure, says so once, and goes on: the
+training is never stopped for a system metric.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 MB = 1024.0 * 1024.0
@@ -34,7 +45,12 @@ MB = 1024.0 * 1024.0
 class SystemSampler:
     """One sample of the process, the node and its visible GPUs per :meth:`sample` call."""
 
-    def __init__(self, pid: int | None = None, *, gpus: GpuReader | None = None) -> None:
+    def __init__(
+        self, pid: int | None = None, *, gpus: GpuSource | None = None, read_gpus: bool = True
+    ) -> None:
+        """``gpus``: the reader to use (default: detected, NVML then amdsmi);
+        ``read_gpus=False``: the process and node only (a rank that is not its node's
+        first process)."""
         import psutil
 
         self._psutil = psutil
@@ -44,7 +60,9 @@ class SystemSampler:
         self._last_io: tuple[float, float] | None = None
         self._last_net: tuple[float, float] | None = None
         self._warned: set[str] = set()
-        self.gpus = gpus if gpus is not None else GpuReader.detect()
+        self.gpus: GpuSource | None = (
+            gpus if gpus is not None else detect_gpus() if read_gpus else None
+        )
 
     def _family(self) -> list[Any]:
         procs = [self._proc]
@@ -111,11 +129,45 @@ class SystemSampler:
             return None
 
 
-def visible_devices(count: int, environ: dict[str, str] | None = None) -> list[int | str]:
-    """The physical GPUs this process sees, in CUDA's order: ``CUDA_VISIBLE_DEVICES``'s
-    indices or UUIDs (``GPU-...``), every GPU when unset, none when empty or ``-1``."""
+_LOCAL_RANK_VARS = (
+    "LOCAL_RANK",  # torchrun, Lightning, accelerate
+    "SLURM_LOCALID",
+    "OMPI_COMM_WORLD_LOCAL_RANK",
+    "MPI_LOCALRANKID",  # Intel MPI, MPICH's hydra
+    "MV2_COMM_WORLD_LOCAL_RANK",
+)
+
+
+def local_rank(environ: Mapping[str, str] | None = None) -> int | None:
+    """This process's rank on its node (``LOCAL_RANK``, ``SLURM_LOCALID``, MPI's), None
+    when no launcher says."""
     env = os.environ if environ is None else environ
-    raw = env.get("CUDA_VISIBLE_DEVICES")
+    return next((int(env[v]) for v in _LOCAL_RANK_VARS if env.get(v, "").isdigit()), None)
+
+
+def samples_node(rank: int, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process samples its node: local rank 0, or global rank 0 where no
+    launcher gives a local rank."""
+    local = local_rank(environ)
+    return local == 0 if local is not None else rank == 0
+
+
+def node_name(environ: Mapping[str, str] | None = None) -> str:
+    """The node's name as a path part: ``SLURMD_NODENAME``, else the host name before its
+    first dot (anything but letters, digits, ``.``, ``_``, ``-`` as ``_``)."""
+    env = os.environ if environ is None else environ
+    name = env.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0] or "node"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).strip(".") or "node"
+
+
+def visible_devices(
+    count: int, environ: Mapping[str, str] | None = None, variables: tuple[str, ...] = ()
+) -> list[int | str]:
+    """The physical GPUs this process sees, in CUDA's order: ``CUDA_VISIBLE_DEVICES``'s
+    indices or UUIDs (``GPU-...``), every GPU when unset, none when empty or ``-1``.
+    ``variables``: the ones to read instead, the first set wins (AMD's)."""
+    env = os.environ if environ is None else environ
+    raw = next((env[v] for v in variables or ("CUDA_VISIBLE_DEVICES",) if v in env), None)
     if raw is None:
         return list(range(count))
     out: list[int | str] = []
@@ -134,6 +186,29 @@ def visible_devices(count: int, environ: dict[str, str] | None = None) -> list[i
     return out
 
 
+class GpuSource(Protocol):
+    """What the sampler reads GPUs through: one ``system/gpu{i}/...`` figure set per
+    visible GPU (NVML's :class:`GpuReader`, AMD's :class:`AmdGpuReader`)."""
+
+    def read(self) -> dict[str, float]: ...
+
+
+def detect_gpus() -> GpuSource | None:
+    """NVML's reader where an NVIDIA driver answers, else amdsmi's, else None."""
+    return GpuReader.detect() or AmdGpuReader.detect()
+
+
+def _gpu_figures(
+    i: int, util: float, mem_mb: float, power_w: float | None, temp_c: float
+) -> dict[str, float]:
+    p = f"system/gpu{i}/"
+    out = {p + "util_percent": float(util), p + "memory_used_mb": float(mem_mb)}
+    if power_w is not None:  # a GPU that reports no power: no power series
+        out[p + "power_w"] = float(power_w)
+    out[p + "temperature_c"] = float(temp_c)
+    return out
+
+
 class GpuReader:
     """Per visible GPU: utilisation, memory used, power and temperature (NVML)."""
 
@@ -144,7 +219,7 @@ class GpuReader:
     @classmethod
     def detect(cls) -> GpuReader | None:
         """NVML's reader when ``pynvml`` (nvidia-ml-py) imports and a driver answers,
-        else None (no GPU, or AMD: not read)."""
+        else None (no GPU, or not NVIDIA's)."""
         try:
             import pynvml
         except ImportError:
@@ -167,16 +242,139 @@ class GpuReader:
         nv = self._nvml
         out: dict[str, float] = {}
         for i, h in enumerate(self._handles):
-            p = f"system/gpu{i}/"
-            util = nv.nvmlDeviceGetUtilizationRates(h)
-            out[p + "util_percent"] = float(util.gpu)
-            mem = nv.nvmlDeviceGetMemoryInfo(h)
-            out[p + "memory_used_mb"] = mem.used / MB
-            out[p + "power_w"] = nv.nvmlDeviceGetPowerUsage(h) / 1000.0  # milliwatts
-            out[p + "temperature_c"] = float(
-                nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)
+            out.update(
+                _gpu_figures(
+                    i,
+                    nv.nvmlDeviceGetUtilizationRates(h).gpu,
+                    nv.nvmlDeviceGetMemoryInfo(h).used / MB,
+                    nv.nvmlDeviceGetPowerUsage(h) / 1000.0,  # milliwatts
+                    nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU),
+                )
             )
         return out
 
 
-__all__ = ["GpuReader", "SystemSampler", "visible_devices"]
+class NodeSampling:
+    """The samples of a node's first process where that process does not record the run
+    (its global rank is not 0 and ``per_rank`` is off): its own background thread and
+    metrics (``nodes/<node>/system.zarr``), system series only. :meth:`stop` flushes
+    them."""
+
+    def __init__(self, path: Path, settings: Any, sampler: SystemSampler | None = None) -> None:
+        from hpclab.tracking.metrics import MetricWriter
+        from hpclab.tracking.worker import Worker
+
+        self.path = path
+        self.sampler = sampler or SystemSampler()
+        self.writer = MetricWriter(
+            path,
+            buffer_size=settings.buffer_size,
+            max_buffer=settings.max_buffer,
+            chunk_rows=settings.chunk_rows,
+            flush_interval=settings.flush_interval,
+        )
+        writer, take = self.writer, self.sampler.sample
+        self.taken = 0  # samples logged so far
+
+        def sample() -> None:
+            writer.log_samples(take())
+            self.taken += 1
+
+        def prime() -> None:
+            take()
+
+        self._worker = Worker(
+            flush=writer.flush,
+            beat=lambda: None,
+            flush_interval=settings.flush_interval,
+            heartbeat_interval=settings.heartbeat_interval,
+            wake=writer.wake,
+            name="hpclab-node-sampler",
+            sample_interval=settings.system_interval,
+            sample=sample,
+            prime=prime,
+        )
+        self._worker.start()
+        self.stopped = False
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """End the thread and store the samples it took; True when all are stored."""
+        if self.stopped:
+            return True
+        self.stopped = True
+        self._worker.stop(timeout)
+        return self.writer.flush(timeout)
+
+
+AMD_VISIBLE = ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
+
+
+class AmdGpuReader:
+    """Per visible AMD GPU, through ``amdsmi``: GFX activity (%), VRAM used (MB), socket
+    power (W: the current figure, the average where the current one is not reported) and
+    the edge temperature (C)."""
+
+    def __init__(self, smi: Any, handles: list[Any]) -> None:
+        self._smi = smi
+        self._handles = handles
+
+    @classmethod
+    def detect(cls) -> AmdGpuReader | None:
+        """amdsmi's reader when ``amdsmi`` imports and finds GPUs, else None."""
+        try:
+            import amdsmi
+        except ImportError:
+            return None
+        try:
+            amdsmi.amdsmi_init()
+            every = list(amdsmi.amdsmi_get_processor_handles())
+            handles = []
+            for dev in visible_devices(len(every), variables=AMD_VISIBLE):
+                if isinstance(dev, int):
+                    handles.append(every[dev])
+                else:
+                    uuids = {str(amdsmi.amdsmi_get_gpu_device_uuid(h)).lower(): h for h in every}
+                    h = uuids.get(dev.lower().removeprefix("gpu-"))
+                    if h is not None:
+                        handles.append(h)
+        except Exception as e:  # no driver, no GPU: no GPU figures
+            log.info("hpclab: system metrics: no GPU through amdsmi (%s)", e)
+            return None
+        return cls(amdsmi, handles) if handles else None
+
+    def read(self) -> dict[str, float]:
+        smi = self._smi
+        out: dict[str, float] = {}
+        for i, h in enumerate(self._handles):
+            power = smi.amdsmi_get_power_info(h)
+            watts = power.get("current_socket_power")
+            if not isinstance(watts, (int, float)):  # "N/A" on some GPUs
+                watts = power.get("average_socket_power")
+            out.update(
+                _gpu_figures(
+                    i,
+                    smi.amdsmi_get_gpu_activity(h)["gfx_activity"],
+                    smi.amdsmi_get_gpu_vram_usage(h)["vram_used"],  # MB
+                    watts if isinstance(watts, (int, float)) else None,
+                    smi.amdsmi_get_temp_metric(
+                        h,
+                        smi.AmdSmiTemperatureType.EDGE,
+                        smi.AmdSmiTemperatureMetric.CURRENT,
+                    ),
+                )
+            )
+        return out
+
+
+__all__ = [
+    "AmdGpuReader",
+    "GpuReader",
+    "GpuSource",
+    "NodeSampling",
+    "SystemSampler",
+    "detect_gpus",
+    "local_rank",
+    "node_name",
+    "samples_node",
+    "visible_devices",
+]

@@ -13,7 +13,9 @@ and ``MaxRSS`` only exists on step lines. So the job's usage is folded from all 
   requested: ``ReqTRES`` (``mem=`` the whole job's memory), else ``ReqMem`` (``4Gn`` per
   node, ``4Gc`` per CPU in older Slurm, a plain ``4G`` since 21.08);
 * GPU use where the site accounts it (``AccountingStorageTRES=gres/gpumem,gres/gpuutil``):
-  ``TRESUsageInTot`` ``gres/gpuutil=`` (percent, summed over GPUs) and ``gres/gpumem=``.
+  ``TRESUsageInTot`` ``gres/gpuutil=`` (percent, summed over GPUs) and ``gres/gpumem=``;
+  GPU-hours used = gpuutil / 100 x elapsed (``gpu_used_source`` ``tres``; where the site
+  does not account it, the run's own GPU samples give it: ``samples``).
 
 Efficiencies are ``None`` when a figure is missing (never 0 % for "unknown").
 """
@@ -94,6 +96,15 @@ class JobUsage:
         return (self.alloc_gpus or 0) * self.elapsed_s / 3600.0
 
     @property
+    def gpu_hours_used(self) -> float | None:
+        """GPU-hours used by accounting: ``gres/gpuutil`` (percent, summed over the GPUs)
+        / 100 x elapsed; None where the site does not account GPU use (the run's own
+        samples stand in then: :func:`hpclab.launch.resources.gpu_hours_from_samples`)."""
+        if self.gpu_util_pct is None or self.elapsed_s is None:
+            return None
+        return self.gpu_util_pct / 100.0 * self.elapsed_s / 3600.0
+
+    @property
     def cpu_hours(self) -> float | None:
         """CPU-hours allocated (CPUs x elapsed): what clusters charge."""
         if self.elapsed_s is None or self.alloc_cpus is None:
@@ -107,6 +118,8 @@ class JobUsage:
             mem_efficiency=self.mem_efficiency,
             cpu_hours=self.cpu_hours,
             gpu_hours=self.gpu_hours,
+            gpu_hours_used=self.gpu_hours_used,
+            gpu_used_source="tres" if self.gpu_hours_used is not None else None,
         )
         return out
 
