@@ -128,16 +128,21 @@
       return Promise.all([made, bufs]).then(function (done) {
         return done[1].reduce(function (p, buf) {
           return p.then(function () {
-            var rows = [];
-            return window.hyparquet.parquetRead({ file: buf, columns: METRIC_COLUMNS, onComplete: function (r) { rows = r; } })
-              .then(function () {
-                if (!rows.length) { return null; }
-                var cols = {};
-                METRIC_COLUMNS.forEach(function (name, j) {
-                  cols[name] = A.makeVector(arrowData(A, rows, j, j < 3 ? "utf8" : j === 3 ? "int64" : "float64"));
+            var chunks = {};  // column name -> its chunks (one a row group), read column-wise
+            return window.hyparquet.parquetRead({ file: buf, columns: METRIC_COLUMNS, onChunk: function (ch) {
+              (chunks[ch.columnName] = chunks[ch.columnName] || []).push(ch);
+            } }).then(function () {
+              var cols = {}, n = 0;
+              METRIC_COLUMNS.forEach(function (name, j) {
+                var xs = [];
+                (chunks[name] || []).sort(function (a, b) { return a.rowStart - b.rowStart; }).forEach(function (ch) {
+                  for (var i = 0; i < ch.columnData.length; i++) { xs.push(ch.columnData[i]); }
                 });
-                return c.insertArrowTable(new A.Table(cols), { name: "metrics", create: false });
+                n = xs.length;
+                cols[name] = A.makeVector(arrowData(A, xs, j < 3 ? "utf8" : j === 3 ? "int64" : "float64"));
               });
+              return n ? c.insertArrowTable(new A.Table(cols), { name: "metrics", create: false }) : null;
+            });
           });
         }, Promise.resolve());
       });
@@ -146,27 +151,31 @@
     return metrics;
   }
 
-  // column j of the rows as Arrow data, built from typed arrays: Arrow's builders
-  // (vectorFromArray) compile a function from a string, which the site's CSP forbids
-  function arrowData(A, rows, j, kind) {
-    var n = rows.length, bitmap = new Uint8Array((n + 7) >> 3), nulls = 0, i, v;
+  // a column's values as Arrow data, built from typed arrays: Arrow's builders
+  // (vectorFromArray) compile a function from a string, which the site's CSP forbids;
+  // a text is encoded once however many rows repeat it (run ids, metric names)
+  function arrowData(A, xs, kind) {
+    var n = xs.length, bitmap = new Uint8Array((n + 7) >> 3), nulls = 0, i, v;
     var values = kind === "int64" ? new BigInt64Array(n) : kind === "float64" ? new Float64Array(n) : null;
-    var texts = kind === "utf8" ? new Array(n) : null;
+    var texts = kind === "utf8" ? new Array(n) : null, enc = new TextEncoder(), seen = new Map(), none = new Uint8Array(0);
     for (i = 0; i < n; i++) {
-      v = rows[i][j];
-      if (v === null || v === undefined) { nulls++; if (texts) { texts[i] = ""; } continue; }
+      v = xs[i];
+      if (v === null || v === undefined) { nulls++; if (texts) { texts[i] = none; } continue; }
       bitmap[i >> 3] |= 1 << (i & 7);
-      if (texts) { texts[i] = String(v); } else { values[i] = kind === "int64" ? BigInt(v) : v; }
+      if (texts) {
+        var b = seen.get(v);
+        if (!b) { b = enc.encode(String(v)); seen.set(v, b); }
+        texts[i] = b;
+      } else { values[i] = kind === "int64" ? BigInt(v) : v; }
     }
     var base = { length: n, nullCount: nulls, nullBitmap: nulls ? bitmap : null };
     if (!texts) {
       return A.makeData(Object.assign(base, { type: kind === "int64" ? new A.Int64() : new A.Float64(), data: values }));
     }
-    var enc = new TextEncoder(), parts = texts.map(function (t) { return enc.encode(t); });
     var offsets = new Int32Array(n + 1), size = 0;
-    for (i = 0; i < n; i++) { size += parts[i].length; offsets[i + 1] = size; }
+    for (i = 0; i < n; i++) { size += texts[i].length; offsets[i + 1] = size; }
     var bytes = new Uint8Array(size);
-    for (i = 0; i < n; i++) { bytes.set(parts[i], offsets[i]); }
+    for (i = 0; i < n; i++) { bytes.set(texts[i], offsets[i]); }
     return A.makeData(Object.assign(base, { type: new A.Utf8(), valueOffsets: offsets, data: bytes }));
   }
 
