@@ -30,6 +30,9 @@
     site:
       publish_code: true          # false: no patch or code details on the website
                                   # (the store keeps them: restore still works)
+    alerts:                       # what hpclab watch tells the lab (alert_rules.py)
+      - {when: increases, metric: val/loss, for: 3}
+    notify: {webhook: https://hooks.slack.com/services/...}
     secrets:                      # read by the tracker at snapshot time
       patterns: ['tok_[0-9a-f]{32}']   # more values to redact (regexes)
       files: ['*.secret']              # more files never to archive (globs)
@@ -48,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpclab.catalog.alert_rules import Alerting, parse_alerting
 from hpclab.catalog.dag import Naming
 from hpclab.catalog.user_regex import PatternError, compile_pattern, group_names
 from hpclab.errors import ConfigError, check_keys
@@ -57,7 +61,8 @@ DIRECTIONS = ("minimize", "maximize")
 AGGREGATIONS = ("last", "best", "mean")
 # The one list of what project.yaml may hold: a typo is an error naming the valid keys.
 KEYS = (
-    "key_metrics", "naming", "evidence", "statistics", "features", "pareto", "site", "secrets"
+    "key_metrics", "naming", "evidence", "statistics", "features", "pareto", "site", "secrets",
+    "alerts", "notify",
 )  # fmt: skip
 NESTED_KEYS = {
     "naming": ("regex", "id_group", "parent_group"),
@@ -98,6 +103,7 @@ class ProjectConfig:
     min_seeds: int = 3
     stability_fraction: float = 0.1
     baseline_run: str | None = None
+    alerting: Alerting = field(default_factory=Alerting)  # alerts:, notify: (hpclab watch)
 
     def is_seed(self, path: str) -> bool:
         """A config path is a seed key: its leaf name is one (``seed`` matches ``seed`` and
@@ -186,6 +192,7 @@ def load_project_config(path: Path) -> ProjectConfig:
     from hpclab.tracking.secrets import SecretRules  # the tracker's rules: checked here too
 
     SecretRules.load(None, data, project_file=str(path))
+    alerting = parse_alerting(data.get("alerts"), data.get("notify"), str(path))
     return ProjectConfig(
         tuple(metrics),
         regex,
@@ -199,6 +206,7 @@ def load_project_config(path: Path) -> ProjectConfig:
         seed_keys=seeds,
         pareto=tuple(pareto),
         publish_code=publish_code,
+        alerting=alerting,
         **stats,
     )
 

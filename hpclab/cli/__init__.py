@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="hpclab")
 
 
+from hpclab.cli import alerting as _alerting  # noqa: E402
 from hpclab.cli import catalog as _catalog  # noqa: E402
 from hpclab.cli import command as _command  # noqa: E402
 from hpclab.cli import importing as _importing  # noqa: E402
@@ -108,6 +109,7 @@ cli.add_command(_catalog.index)
 cli.add_command(_catalog.sql)
 cli.add_command(_catalog.note)
 cli.add_command(_catalog.watch)
+cli.add_command(_alerting.alerts)
 cli.add_command(_site.site)
 cli.add_command(_research.dag)
 cli.add_command(_research.hypothesis)

@@ -165,6 +165,12 @@ def note(
     is_flag=True,
     help="Also keep the website current (built with hpclab site build): changed runs' data.",
 )
+@click.option(
+    "--alerts/--no-alerts",
+    default=True,
+    show_default=True,
+    help="Evaluate project.yaml's alert rules after each pass and send what they match.",
+)
 @click.pass_obj
 def watch(
     store: Store,
@@ -173,6 +179,7 @@ def watch(
     full_every: float,
     scheduler_every: float,
     site: bool,
+    alerts: bool,
 ) -> None:
     """Keep the catalog current while runs train (Ctrl-C stops).
 
@@ -182,11 +189,22 @@ def watch(
 
     from hpclab.catalog.watch import Watcher
 
+    check_alerts = None
+    if alerts:
+        from hpclab.catalog.alerts import Alerts
+
+        check_alerts = Alerts(store, echo=click.echo, every=2.0)
+
     def on_pass(report: object) -> None:
         indexed = getattr(report, "indexed", 0)
         if indexed or getattr(report, "removed", 0):
             stamp = datetime.now().strftime("%H:%M:%S")
             click.echo(f"{stamp} indexed {indexed} run(s) in {getattr(report, 'seconds', 0):.2f} s")
+        if check_alerts is not None:
+            try:
+                check_alerts(report)
+            except Exception as e:  # noqa: BLE001  (alerts must never stop the catalog)
+                click.echo(f"hpclab: warning: alerts not evaluated ({e})", err=True)
 
     site_hook = None
     if site:

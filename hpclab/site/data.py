@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from hpclab.catalog.alerts_log import log_signature, recent
 from hpclab.catalog.connect import connect
 from hpclab.site.redact import redact_value
 from hpclab.store import Store
@@ -102,6 +103,8 @@ class SiteData:
     latency: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)  # profiles
     search_trials: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     publish_code: dict[str, bool] = field(default_factory=dict)  # project.yaml site.publish_code
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # what hpclab watch sent
+    alerts_state: tuple[tuple[str, int], ...] = ()  # (project, alerts.jsonl size)
 
     @property
     def projects(self) -> list[str]:
@@ -141,14 +144,18 @@ class SiteData:
             ((s["project"], s["sweep_id"]) for s in self.sweeps),
             ((hk, st.get("status")) for hk, st in sorted(self.hypothesis_status.items())),
             ((h["project"], h["hypothesis_id"]) for h in self.hypotheses),
+            self.alerts_state,
         )
 
 
+ALERTS_SHOWN = 20  # the Overview's most recent alerts
 _RUNS_ORDER = "ORDER BY created_at DESC, run_id DESC"
 _SWEEPS_ORDER = "ORDER BY created_at DESC, project, sweep_id"
 
 
-def _signature(runs: Any, sweeps: Any, hypothesis_status: Any, hypotheses: Any) -> str:
+def _signature(
+    runs: Any, sweeps: Any, hypothesis_status: Any, hypotheses: Any, alerts: Any = ()
+) -> str:
     import hashlib
 
     h = hashlib.sha256()
@@ -160,6 +167,8 @@ def _signature(runs: Any, sweeps: Any, hypothesis_status: Any, hypotheses: Any) 
         h.update(f"hyp {hk}={status};".encode())
     for project, hypothesis_id in hypotheses:
         h.update(f"hyp {project}/{hypothesis_id};".encode())
+    for project, size in alerts:
+        h.update(f"alerts {project}={size};".encode())
     return h.hexdigest()[:16]
 
 
@@ -169,8 +178,9 @@ def catalog_signature(store: Store) -> str:
     rebuilt, asked after every pass of ``hpclab watch --site``."""
     con = connect(store)
     try:
+        runs = con.execute(f"SELECT project, run_id, status FROM runs {_RUNS_ORDER}").fetchall()
         return _signature(
-            con.execute(f"SELECT project, run_id, status FROM runs {_RUNS_ORDER}").fetchall(),
+            runs,
             con.execute(f"SELECT project, sweep_id FROM sweeps {_SWEEPS_ORDER}").fetchall(),
             (
                 ((p, h), status)
@@ -182,6 +192,7 @@ def catalog_signature(store: Store) -> str:
             con.execute(
                 "SELECT project, hypothesis_id FROM hypotheses ORDER BY project, hypothesis_id"
             ).fetchall(),
+            log_signature(store, sorted({p for p, _, _ in runs})),
         )
     finally:
         con.close()
@@ -195,6 +206,8 @@ def load(store: Store) -> SiteData:
     finally:
         con.close()
     data.publish_code = {p: _publishes_code(store, p) for p in data.projects}
+    data.alerts = recent(store, data.projects, ALERTS_SHOWN)
+    data.alerts_state = log_signature(store, sorted({r["project"] for r in data.runs}))
     return data
 
 

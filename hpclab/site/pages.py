@@ -22,6 +22,7 @@ from urllib.parse import quote
 import altair as alt
 
 from hpclab.site import charts
+from hpclab.site.alerts_card import alerts_card
 from hpclab.site.data import Key, SiteData
 from hpclab.site.eval_pages import eval_specs
 from hpclab.site.graph import write_graph_data
@@ -128,6 +129,8 @@ def overview(data: SiteData) -> Page:
         for s, n in sorted(counts.items(), key=lambda kv: -kv[1])
     )
     page.add(h('<div class="hl-cards">{}</div>', cards))
+    if (card := alerts_card(data, root)) is not None:  # what hpclab watch alerted on
+        page.heading(2, "Alerts").add(card)
     for project in data.projects:
         metrics = data.key_metrics.get(project, [])
         runs = [r for r in data.runs if r["project"] == project]

@@ -392,6 +392,11 @@ class Store:
     def project_yaml(self, project: str) -> Path:
         return self.project_dir(project) / "project.yaml"
 
+    def alerts_log(self, project: str) -> Path:
+        """What ``hpclab watch`` alerted on in ``project``: one JSON object a line,
+        appended (``hpclab.catalog.alerts_log``)."""
+        return self.project_dir(project) / "alerts.jsonl"
+
     def runs_dir(self, project: str) -> Path:
         found = self._runs_dirs.get(project)
         if found is None:  # the catalog asks for it once per run: 10,000 times a pass
