@@ -127,7 +127,11 @@ _TYPES = {
 METRICS_DIR = "metrics"  # under data/catalog/
 METRICS_INDEX = "metrics.json"
 METRICS_COLUMNS = ("project", "run_id", "name", "step", "value", "wall_time")
-SNAPPY = "FORMAT parquet, COMPRESSION snappy"  # hyparquet decodes snappy natively
+# Snappy (hyparquet decodes it natively; zstd needs another package), Parquet 2 encodings
+# with no dictionaries: steps delta-packed (0.02 bytes a point), values and wall times
+# byte-stream-split, run ids and names delta-length: 10.3 bytes a point against 16.2 with
+# version 1's dictionaries (100 runs x 10,000 steps x 4 metrics)
+SNAPPY = "FORMAT parquet, COMPRESSION snappy, PARQUET_VERSION V2, DICTIONARY_SIZE_LIMIT 1"
 
 
 def write_metrics(store: Store, data_dir: Path) -> tuple[int, int]:
