@@ -137,12 +137,15 @@ def test_rules_fire_once_to_webhook_and_email_and_history_is_not_news(
     # rises only twice, which must not fire
     _run(store, "rising", [{"val/loss": v} for v in (1.0, 0.5, 0.6, 0.7, 0.8)])
     _run(store, "wobbly", [{"val/loss": v} for v in (1.0, 0.5, 0.6, 0.7, 0.65)])
+    # a streak that fell again before the pass looked: still a streak
+    _run(store, "peaked", [{"val/loss": v} for v in (1.0, 0.5, 0.6, 0.7, 0.8, 0.3)])
     _run(store, "nan", [{"train/loss": 1.0}, {"train/loss": math.nan}])
     broken = _run(store, "broken", [{"train/loss": 1.0}], fail=True)
     fired = _pass(store, alerts)
-    assert sorted(a["kind"] for a in fired) == ["failed", "increases", "nan"]
+    assert sorted(a["kind"] for a in fired) == ["failed", "increases", "increases", "nan"]
     texts = hook.texts()
-    assert len(texts) == 3
+    assert len(texts) == 4
+    assert any("peaked (lab): val/loss increased for 3 evals" in t for t in texts)
     assert any("rising (lab): val/loss increased for 3 evals (0.5 at step 1 to 0.8" in t
                for t in texts)  # fmt: skip
     assert any("nan (lab): train/loss is NaN or inf at step 1" in t for t in texts)
@@ -152,18 +155,22 @@ def test_rules_fire_once_to_webhook_and_email_and_history_is_not_news(
     assert {b["hpclab"]["run_id"] for b in hook.bodies if b["hpclab"]["kind"] == "failed"} == {
         broken
     }
-    assert len(mails) == 3 and all(m.rcpt_tos == ["me@lab.org"] for m in mails)
+    assert len(mails) == 4 and all(m.rcpt_tos == ["me@lab.org"] for m in mails)
     assert any(b"Subject: hpclab: run broken (lab) failed" in m.content for m in mails)
-    assert sum(line.startswith("ALERT lab:") for line in lines) == 3
+    assert sum(line.startswith("ALERT lab:") for line in lines) == 4
     # another pass, and a new watcher (a restart): nothing is sent twice
     assert _pass(store, alerts) == []
     assert _pass(store, Alerts(Store(store), echo=lines.append)) == []
-    assert len(hook.bodies) == 3 and len(mails) == 3
+    assert len(hook.bodies) == 4 and len(mails) == 4
     listed = hpclab_cli(store, "alerts", "--json")
     assert listed.returncode == 0, listed.stderr
     got = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert sorted(a["kind"] for a in got) == ["failed", "increases", "nan"]
+    assert sorted(a["kind"] for a in got) == ["failed", "increases", "increases", "nan"]
     assert old not in {a["run_id"] for a in got}
+    # a rule added while the watcher runs takes the runs already there as history
+    _project(store, hook, port, {"when": "nan"}, {"when": "failed"})
+    assert _pass(store, alerts) == []
+    assert len(hook.bodies) == 4
 
 
 def test_a_failed_delivery_is_one_warning_and_is_sent_after_the_next_pass(

@@ -53,7 +53,10 @@ def test_unknown_project_yaml_key(
     assert message.startswith(f"{path}: {where}unknown key {key!r} (valid: ")
     assert message.endswith(f"; did you mean {closest!r}?" if closest else ")")
     if not where:
-        valid = "key_metrics, naming, evidence, statistics, features, pareto, site, secrets, alerts, notify"
+        valid = (
+            "key_metrics, naming, evidence, statistics, features, pareto, site, secrets, "
+            "alerts, notify"
+        )
         assert f"(valid: {valid})" in message
 
 

@@ -94,14 +94,24 @@ class Alerts:
             return Alerting()
 
     def _project(self, con: Any, project: str, alerting: Alerting) -> list[dict[str, Any]]:
-        state = alerts_log.read_state(self.store, project)
+        try:
+            state = alerts_log.read_state(self.store, project)
+        except HpclabError as e:  # unreadable: sending anything could send it twice
+            self._warn(f"alerts off for project {project}: {e}")
+            return []
         now = self.clock()
         at = datetime.fromtimestamp(now, tz=timezone.utc).isoformat(timespec="seconds")
         changed = self._changed_runs(con, project)
         entries: list[dict[str, Any]] = []
         fired: list[dict[str, Any]] = []
+        everyone: set[str] | None = None
         for rule in alerting.rules:
-            matches = self._matches(con, project, rule, changed, now)
+            looked = changed
+            if rule.id not in state.armed:  # a new rule takes every run as history
+                if everyone is None:
+                    everyone = {r for (p, r) in self._points if p == project}
+                looked = everyone
+            matches = self._matches(con, project, rule, looked, now)
             if rule.id not in state.armed:  # the first look: history, not news
                 entries.append({"event": "armed", "rule": rule.id, "at": at})
                 entries += [{"event": "baseline", "key": m["key"], "at": at} for m in matches]
@@ -121,34 +131,58 @@ class Alerts:
             self.echo(f"ALERT {project}: {alert['message']}")
         pending = [a for a in state.fired[-RETRIES_PER_PASS:] if a.get("rule") in by_rule] + fired
         delivered: list[dict[str, Any]] = []
+        down: set[str] = set()  # targets that failed this pass: not tried again until next
         for alert in pending:
-            delivered += self._deliver(alert, by_rule[alert["rule"]], alerting, state)
+            delivered += self._deliver(alert, by_rule[alert["rule"]], alerting, state, down)
         alerts_log.append(self.store, project, delivered)
         return fired
 
     def _deliver(
-        self, alert: dict[str, Any], rule: AlertRule, alerting: Alerting, state: Any
+        self,
+        alert: dict[str, Any],
+        rule: AlertRule,
+        alerting: Alerting,
+        state: Any,
+        down: set[str],
     ) -> list[dict[str, Any]]:
         out = []
         webhook = rule.webhook or alerting.notify.webhook
         emails = rule.email if rule.email is not None else alerting.notify.email
         key = alert["key"]
-        if webhook and (key, "webhook") not in state.delivered:
+        if webhook and webhook not in down and (key, "webhook") not in state.delivered:
             error = post_webhook(webhook, alert)
             if error is None:
                 out.append({"event": "delivered", "key": key, "target": "webhook"})
+                self._recovered("webhook")
             else:
+                down.add(webhook)  # a hanging endpoint costs one timeout a pass, not 50
                 self._warn(f"alert webhook failed ({error}): sent again after the next pass")
         smtp = alerting.notify.smtp
-        if emails and smtp is not None and (key, "email") not in state.delivered:
+        target = f"smtp:{smtp.host}" if smtp is not None else ""
+        if (
+            emails
+            and smtp is not None
+            and target not in down
+            and (
+                key,
+                "email",
+            )
+            not in state.delivered
+        ):
             error = send_email(smtp, emails, alert)
             if error is None:
                 out.append({"event": "delivered", "key": key, "target": "email"})
+                self._recovered(f"via {smtp.host}")
             else:
+                down.add(target)
                 self._warn(f"alert email via {smtp.host} failed ({error}): sent again later")
         for entry in out:
             state.delivered.add((key, entry["target"]))
         return out
+
+    def _recovered(self, words: str) -> None:
+        """A target works again: its next failure is worth a warning again."""
+        self._warned = {w for w in self._warned if words not in w}
 
     def _warn(self, message: str) -> None:
         if message not in self._warned:  # a target that stays down: one line, not one a pass
@@ -245,13 +279,16 @@ class Alerts:
                 )
                 for run_id, (name, metric_name, step) in seen.items()
             ]
-        # increases: the last ``count + 1`` points, each higher than the one before
+        # increases: a streak of ``count`` rises anywhere in the run's points (a rise that
+        # fell again between two passes is not missed); the run's first such streak
         rows = con.execute(
-            "SELECT run_id, list(value ORDER BY step), list(step ORDER BY step) FROM ("
-            "SELECT run_id, step, value, row_number() OVER (PARTITION BY run_id "
-            "ORDER BY step DESC) AS k FROM metrics WHERE project = ? AND name = ? "
-            f"AND run_id IN ({marks})) WHERE k <= ? GROUP BY run_id ORDER BY run_id",
-            [project, rule.metric, *ids, rule.count + 1],
+            "WITH p AS (SELECT run_id, step, value, coalesce(value > lag(value) OVER "
+            "(PARTITION BY run_id ORDER BY step), false) AS up FROM metrics WHERE project = ? "
+            f"AND name = ? AND run_id IN ({marks})), g AS (SELECT *, sum(CASE WHEN up THEN 0 "
+            "ELSE 1 END) OVER (PARTITION BY run_id ORDER BY step) AS streak FROM p) "
+            "SELECT run_id, min(step), max(step), arg_min(value, step), arg_max(value, step) "
+            "FROM g GROUP BY run_id, streak HAVING count(*) - 1 >= ? ORDER BY run_id, 2",
+            [project, rule.metric, *ids, rule.count],
         ).fetchall()
         names = dict(
             con.execute(
@@ -260,21 +297,21 @@ class Alerts:
                 [project, *ids],
             ).fetchall()
         )
-        out = []
-        for run_id, values, steps in rows:
-            if len(values) == rule.count + 1 and all(
-                b > a for a, b in zip(values, values[1:], strict=False)
-            ):
-                out.append(
-                    _match(
-                        rule,
-                        run_id,
-                        f"run {names.get(run_id, run_id)} ({project}): {rule.metric} increased "
-                        f"for {rule.count} evals ({values[0]:.4g} at step {steps[0]} to "
-                        f"{values[-1]:.4g} at step {steps[-1]})",
-                        run_id=run_id,
-                    )
+        out, done = [], set()
+        for run_id, first, last, low, high in rows:
+            if run_id in done:
+                continue
+            done.add(run_id)
+            out.append(
+                _match(
+                    rule,
+                    run_id,
+                    f"run {names.get(run_id, run_id)} ({project}): {rule.metric} increased "
+                    f"for {rule.count} evals ({low:.4g} at step {first} to "
+                    f"{high:.4g} at step {last})",
+                    run_id=run_id,
                 )
+            )
         return out
 
 

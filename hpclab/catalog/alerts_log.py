@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpclab.errors import HpclabError
 from hpclab.store import Store
 from hpclab.store.reading import MAX_JSON_BYTES, read_regular
 
@@ -37,15 +38,13 @@ class AlertState:
 
 def read_state(store: Store, project: str) -> AlertState:
     """The project's alert log; an absent file is an empty state. Unreadable lines (a
-    torn write) are skipped."""
+    torn write) are skipped; an unreadable file is a :class:`StoreError` (sending with an
+    empty state could send everything again)."""
     path = store.alerts_log(project)
     state = AlertState()
-    if not path.is_file():
+    if not path.exists():
         return state
-    try:
-        data = read_regular(path, MAX_JSON_BYTES)
-    except Exception:  # noqa: BLE001  (an unreadable log: nothing was sent, as far as we know)
-        return state
+    data = read_regular(path, MAX_JSON_BYTES)
     for line in data.splitlines():
         try:
             entry = json.loads(line)
@@ -81,7 +80,12 @@ def append(store: Store, project: str, entries: list[dict[str, Any]]) -> None:
 
 def recent(store: Store, projects: list[str], limit: int = MAX_LINES_SHOWN) -> list[dict[str, Any]]:
     """The most recent fired alerts of ``projects``, newest first (what the site shows)."""
-    out = [dict(a, project=p) for p in projects for a in read_state(store, p).fired]
+    out = []
+    for p in projects:
+        try:
+            out += [dict(a, project=p) for a in read_state(store, p).fired]
+        except HpclabError:  # unreadable: shown as nothing, never a broken page
+            continue
     out.sort(key=lambda a: str(a.get("at") or ""), reverse=True)
     return out[:limit]
 
