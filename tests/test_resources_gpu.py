@@ -26,8 +26,10 @@ from hpclab.catalog.connect import connect
 from hpclab.catalog.indexer import index_store
 from hpclab.launch.resources import gpu_hours_from_samples, record_usage
 from hpclab.launch.scheduler.slurm_cli import SlurmCLI
+from hpclab.site.cost import accounting
 from hpclab.site.data import load
 from hpclab.site.details import run_details
+from hpclab.site.research import _cost
 from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.record import utcnow_iso
 from hpclab.tracking.metrics import MetricWriter, read_metrics
@@ -162,6 +164,11 @@ def test_gpu_hours_used_are_integrated_from_every_nodes_samples_without_gpuutil(
     # the run page's efficiency card gets both, with where the figure came from
     card = run_details(load(store), ("lab", paths.id))["resources"]
     assert card["gpu_hours_used"] == pytest.approx(by_hand) and card["gpu_used_source"] == "samples"
+    # a sweep's or hypothesis's totals: (67.5 + 150) / 3600 used of 2 x 300 / 3600 allocated
+    data = load(store)
+    line = str(_cost(accounting(data), [("lab", paths.id), ("lab", tres_paths.id)]))
+    assert "GPU hours <b>0.167</b>" in line
+    assert "GPU used <b>0.0604</b> h (2 runs, 36% of allocated; from samples, tres)" in line
 
 
 def test_a_run_without_gpu_samples_has_no_gpu_hours_used(tmp_path: Path) -> None:

@@ -35,6 +35,8 @@ class Cost:
     cpu_used_h: float | None = None  # CPU time used (TotalCPU), Slurm accounting only
     mem_peak_mb: float | None = None  # the largest step's MaxRSS (ended Slurm runs)
     mem_asked_mb: float | None = None  # memory requested (or allocated)
+    gpu_used_h: float | None = None  # GPU-hours used (accounting's gpuutil, or the samples)
+    gpu_used_source: str | None = None  # "tres" or "samples"
 
 
 def accounting(data: SiteData) -> dict[Key, Cost]:
@@ -56,6 +58,8 @@ def accounting(data: SiteData) -> dict[Key, Cost]:
                 used / 3600.0 if used is not None else None,
                 res.get("max_rss_mb"),
                 res.get("req_mem_mb") or res.get("alloc_mem_mb"),
+                res.get("gpu_hours_used"),
+                res.get("gpu_used_source"),
             )
             continue
         if r.get("scheduler") == "slurm" and r.get("job_id"):
@@ -94,12 +98,16 @@ class Total:
     sources: str
     mem_runs: int = 0  # runs with both a peak and an ask of memory
     mem_efficiency: float | None = None  # median over them of peak / asked
+    gpu_used_h: float | None = None  # None when no run has GPU-hours used
+    gpu_used_runs: int = 0  # runs with GPU-hours used
+    gpu_used_sources: str = ""  # where they came from: tres, samples
 
 
 def total(costs: list[Cost]) -> Total:
     """Allocated CPU and GPU hours of a set of runs, CPU time used, the median memory
     efficiency (peak over asked, per run), and their sources."""
     used = [c.cpu_used_h for c in costs if c.cpu_used_h is not None]
+    gpu_used = [c for c in costs if c.gpu_used_h is not None]
     mem = sorted(
         c.mem_peak_mb / c.mem_asked_mb
         for c in costs
@@ -112,4 +120,7 @@ def total(costs: list[Cost]) -> Total:
         sources=", ".join(sorted({c.source for c in costs})) or "none",
         mem_runs=len(mem),
         mem_efficiency=statistics.median(mem) if mem else None,
+        gpu_used_h=sum(c.gpu_used_h or 0.0 for c in gpu_used) if gpu_used else None,
+        gpu_used_runs=len(gpu_used),
+        gpu_used_sources=", ".join(sorted({c.gpu_used_source or "?" for c in gpu_used})),
     )

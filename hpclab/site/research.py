@@ -984,19 +984,33 @@ def _cost(costs: dict[Key, Cost], keys: list[Key]) -> Html:
             f"{100 * t.mem_efficiency:.0f}",
             t.mem_runs,
         )
+    gpu = Html("")
+    if t.gpu_used_h is not None:
+        gpu_share = f", {100 * t.gpu_used_h / t.gpu_h:.0f}% of allocated" if t.gpu_h > 0 else ""
+        gpu = h(
+            " · GPU used <b>{}</b> h ({} runs{}; from {})",
+            hours(t.gpu_used_h),
+            t.gpu_used_runs,
+            gpu_share,
+            t.gpu_used_sources,
+        )
     return h(
-        '<p class="hl-facts">CPU hours <b>{}</b> · GPU hours <b>{}</b>{}{} · {} runs · '
+        '<p class="hl-facts">CPU hours <b>{}</b> · GPU hours <b>{}</b>{}{}{} · {} runs · '
         "source: {}</p>"
         '<p class="hl-note">sacct: Slurm accounting over every step of each job, allocated '
         "CPUs and GPUs (AllocTRES) × elapsed, as the cluster charges them; CPU used is "
         "TotalCPU summed over the steps; memory used is each run's peak resident memory "
-        "(the largest step's MaxRSS) over the memory it requested. run duration: "
+        "(the largest step's MaxRSS) over the memory it requested; GPU used is accounting's "
+        "gres/gpuutil / 100 × elapsed (tres) or, where the site does not track it, the "
+        "integral of the run's GPU utilisation samples over time on every node (samples). "
+        "run duration: "
         "wall-clock hours from the run's start to its end or last heartbeat, on one CPU "
         "(local runs, or when accounting cannot be asked).</p>",
         hours(t.cpu_h),
         hours(t.gpu_h),
         used,
         memory,
+        gpu,
         len(mine),
         t.sources,
     )
