@@ -279,3 +279,31 @@ def test_the_compare_page_sets_the_runs_efficiency_side_by_side(tmp_path: Path) 
         assert rows[2][8].startswith("no accounting")  # the local run
         assert page.errors == [], page.errors
         page.close()
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
+def test_the_efficiency_card_shows_gpu_hours_used_and_where_they_came_from(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "store")
+    rid = _ended_slurm_run(store, "287")
+    cli = SlurmCLI(runner=lambda argv: DEV_CLUSTER)
+    assert record_usage(store, [("lab", rid)], cli) == [("lab", rid)]
+    path = store.run_paths("lab", rid).resources_json
+    doc = json.loads(path.read_text())
+    doc |= {"alloc_gpus": 2, "gpu_hours": 1.0, "gpu_hours_used": 0.25,
+            "gpu_used_source": "samples"}  # fmt: skip
+    path.write_text(json.dumps(doc))
+    with served_site(store, tmp_path / "site") as base, Chromium() as browser:
+        page = browser.new_page()
+        page.goto(base + run_href("lab", rid))
+        page.wait_for("document.getElementById('hl-run').dataset.rendered === '1'", timeout=30)
+        gpu = page.evaluate(
+            "Array.from(document.querySelectorAll('table.hl-resources tbody tr'),"
+            " tr => Array.from(tr.cells, c => c.textContent)).find(r => r[0] === 'GPU')"
+        )
+        assert gpu[1] == "2 allocated"
+        assert "GPU-h used (from the run's GPU samples)" in gpu[2]
+        assert gpu[3] == "25%"
+        assert page.errors == [], page.errors
+        page.close()

@@ -725,6 +725,15 @@
     return v >= 1024 ? (v / 1024).toFixed(1) + " GB" : Math.round(v) + " MB";
   }
 
+  function gpuUsed(r) {  // utilisation (accounting) and GPU-hours used, with where they came from
+    var parts = [];
+    if (r.gpu_util_pct !== null && r.gpu_util_pct !== undefined) { parts.push(r.gpu_util_pct + "% utilisation"); }
+    if (typeof r.gpu_hours_used === "number") {
+      parts.push(hoursText(r.gpu_hours_used) + " GPU-h used (from " + (r.gpu_used_source === "samples" ? "the run's GPU samples" : "accounting") + ")");
+    }
+    return parts.length ? parts.join(" · ") : "–";
+  }
+
   function resourcesBody(r) {  // the Slurm job's accounting (run_resources): asked, used, share
     var facts = [html`job <code>${r.job_id}</code>`, r.state, r.elapsed_s === null ? null : duration(r.elapsed_s),
       r.node_list ? html`on <code>${r.node_list}</code>` : null].filter(function (x) { return x !== null && x !== undefined; });
@@ -733,8 +742,9 @@
         pct(r.cpu_efficiency), r.cpu_hours === null ? "–" : hoursText(r.cpu_hours) + " CPU-h"],
       ["memory", mb(r.req_mem_mb === null ? r.alloc_mem_mb : r.req_mem_mb) + " asked", mb(r.max_rss_mb) + " peak (MaxRSS)",
         pct(r.mem_efficiency), ""],
-      ["GPU", String(r.alloc_gpus || 0) + " allocated", r.gpu_util_pct === null ? "–" : r.gpu_util_pct + "% utilisation",
-        "", r.gpu_hours === null ? "–" : hoursText(r.gpu_hours) + " GPU-h"]
+      ["GPU", String(r.alloc_gpus || 0) + " allocated", gpuUsed(r),
+        typeof r.gpu_hours_used === "number" && r.gpu_hours ? pct(r.gpu_hours_used / r.gpu_hours) : "",
+        r.gpu_hours === null ? "–" : hoursText(r.gpu_hours) + " GPU-h"]
     ];
     var warn = r.advice ? html`<div class="admonition warning hl-advice"><p class="admonition-title">Ask for less</p><p>${r.advice}</p></div>` : "";
     return html`<p class="hl-facts">${joinHtml(facts, " · ")}</p>${table(["resource", "asked", "used", "efficiency", "charged"], rows, "hl-resources")}${warn}<p class="hl-note">From Slurm accounting over every step of the job (sacct): efficiency is CPU time over allocated CPUs × elapsed, and peak resident memory over the memory requested, as seff computes them (elapsed is in whole seconds: a job of a few seconds can show over 100%).</p>`;
