@@ -168,19 +168,20 @@ def test_a_late_flush_is_followed_by_a_fresh_one_before_log_goes_on(
     left the store a whole flush behind each interval (3-4 intervals lost on SIGKILL)."""
     clock = _Clock()
     monkeypatch.setattr(metrics_module, "_time", clock)
-    interval = 1000.0  # fake seconds; the bounded wait is a quarter of it (real seconds)
+    interval = 8.0  # fake seconds; log() waits at most a quarter of it (real seconds)
     w = MetricWriter(tmp_path / "m.zarr", flush_interval=interval)
     real = MetricWriter._write_pending
     in_stale = threading.Event()
     calls: list[float] = []
+    late = clock.now + 10.0  # when the loop notices the store is behind
 
     def write_pending(self: MetricWriter) -> None:
         calls.append(clock.now)
-        if len(calls) == 1:  # the starved flush: it ends only once log() asks for one
-            in_stale.set()
-            deadline = threading.Event()
-            while not self.wake.is_set():
-                deadline.wait(0.005)
+        if len(calls) == 1:  # the starved flush: it ends once log() asks for a flush
+            in_stale.set()  # or the loop has moved on past ``late``
+            pause = threading.Event()
+            while not (self.wake.is_set() or clock.now >= late):
+                pause.wait(0.005)
         real(self)
 
     monkeypatch.setattr(MetricWriter, "_write_pending", write_pending)
@@ -197,9 +198,9 @@ def test_a_late_flush_is_followed_by_a_fresh_one_before_log_goes_on(
     try:
         w.wake.set()
         assert in_stale.wait(30)
-        clock.now += 0.5 * interval
+        clock.now += 1.0
         w.log({"loss": 1.0}, step=1)  # logged after the stale flush collected its points
-        clock.now += interval  # nothing stored for 1.5 intervals: the flush is late
+        clock.now = late  # nothing stored for more than an interval: the flush is late
         w.log({"loss": 2.0}, step=2)  # waits for a flush that stores step 1
         committed = read_metrics(tmp_path / "m.zarr")["loss"].step.tolist()
     finally:

@@ -67,6 +67,7 @@ _time = time.time
 MAX_NAME_LEN = 512
 MAX_STEP = 2**53  # the largest step the float64 step column holds exactly
 KEEP_UP_WAIT = 0.25  # log() waits at most this fraction of flush_interval for a late flush
+KEEP_UP_AFTER = 0.05  # ... when a flush has run for this fraction of it (starved or slow)
 
 
 def encode_metric_name(name: str) -> str:
@@ -236,6 +237,9 @@ class MetricWriter:
         self._stored_at = _time()  # points logged before this are stored
         self._check_at = math.inf if flush_interval is None else self._stored_at + flush_interval
         self._flushed = threading.Event()  # set at the end of every flush attempt
+        self._running_since: float | None = None  # when the running flush started
+        self._budget_at = -math.inf  # when log()'s waiting budget is next renewed
+        self._budget = 0.0  # seconds log() may still wait for flushes this interval
         self._open_existing()
 
     # -- the hot path ---------------------------------------------------------------
@@ -273,28 +277,46 @@ class MetricWriter:
         return step
 
     def _keep_up(self, now: float) -> None:
-        """Let a late flush catch up (see the class docstring): bounded, at most once per
-        flush interval.
+        """Let a late flush catch up (see the class docstring), within a budget of
+        ``KEEP_UP_WAIT`` of each flush interval.
 
-        The wait is for a flush that *started* after ``now``: a starved flush that started
-        long before may end first, having stored only what was logged before it began
-        (returning then left the store a flush behind every interval)."""
+        Two cases: a flush running for more than ``KEEP_UP_AFTER`` of an interval is
+        starved of the GIL (each file it writes hands the GIL to this loop, and getting it
+        back takes a switch interval) or on a slow disk: wait for it to end. Nothing logged
+        an interval ago stored yet: wake the flush and wait for one that *started* after
+        ``now`` (a starved flush that started before may end first, having stored only
+        what was logged before it began)."""
         interval = self.flush_interval
         if interval is None:
             self._check_at = math.inf
             return
-        due = self._stored_at + interval
-        if now < due:  # the flush thread keeps up
-            self._check_at = due
-            return
-        deadline = time.monotonic() + KEEP_UP_WAIT * interval
-        while self._stored_at < now:
+        if now >= self._budget_at:  # a new interval, a new budget
+            self._budget_at = now + interval
+            self._budget = KEEP_UP_WAIT * interval
+        self._flushed.clear()
+        running = self._running_since
+        if running is not None and now - running >= KEEP_UP_AFTER * interval:
+            self._wait_flushed()
+        while self._stored_at + interval <= now and self._budget > 0:
             self._flushed.clear()
             self.wake.set()
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._flushed.wait(left):  # releases the GIL
+            if not self._wait_flushed():
                 break
-        self._check_at = now + interval
+        running = self._running_since
+        if self._budget <= 0:  # spent: no more waiting this interval
+            self._check_at = self._budget_at
+        elif running is not None:
+            self._check_at = running + KEEP_UP_AFTER * interval
+        else:
+            self._check_at = self._stored_at + interval
+
+    def _wait_flushed(self) -> bool:
+        """Wait, releasing the GIL, for the end of a flush (``_flushed`` cleared by the
+        caller), at most for what is left of the budget; False if none ended."""
+        started = time.monotonic()
+        ended = self._flushed.wait(max(0.0, self._budget))
+        self._budget -= time.monotonic() - started
+        return ended
 
     def log_samples(self, data: Mapping[str, Any]) -> int:
         """Buffer one sample of clock-driven series (``system/...``: CPU, memory, GPU), at
@@ -363,6 +385,9 @@ class MetricWriter:
             return False
         try:
             started = _time()
+            self._running_since = started
+            if self.flush_interval is not None:  # log() lets a long flush run (_keep_up)
+                self._check_at = min(self._check_at, started + KEEP_UP_AFTER * self.flush_interval)
             try:
                 self._collect()
                 self._write_pending()
@@ -373,6 +398,7 @@ class MetricWriter:
             self._stored_at = started
             return True
         finally:
+            self._running_since = None
             self._flushed.set()
             self._write_lock.release()
 
