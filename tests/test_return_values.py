@@ -29,7 +29,8 @@ import tensorboardX
 
 @hydra.main(version_base=None, config_path=".", config_name="cfg")
 def main(cfg):
-    writer = tensorboardX.SummaryWriter(logdir="tb")
+    # a directory per point: the array's tasks run at once in the sweep's one code tree
+    writer = tensorboardX.SummaryWriter(logdir=f"tb/scale{cfg.scale}")
     for i, loss in enumerate([0.5, 0.4, 0.3]):
         writer.add_scalar("val/loss", loss * cfg.scale, i)
     writer.close()
