@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import hpclab_cli, hpclab_subprocess, poll
@@ -365,6 +366,32 @@ def test_a_multi_objective_study_marks_its_pareto_front(app: Path, tmp_path: Pat
     assert {r for *_, r in rows} == {t.user_attrs[RUN_ATTR] for t in trials}
 
 
+def _finished_runs(store: Store, batches: list[int], *, minutes: int) -> Any:
+    """A batch launcher at the driver's contract: real run records of runs that each took
+    ``minutes`` and returned their x; each batch's size goes into ``batches``."""
+
+    def launch(
+        overrides: list[list[str]], envs: list[dict[str, object]], planned: object
+    ) -> list[str]:
+        batches.append(len(overrides))
+        ids = []
+        for ov in overrides:
+            paths = store.create_run_dir("srch")
+            x = float(ov[0].split("=")[1])
+            write_json_atomic(paths.run_json, {
+                "id": paths.id, "project": "srch", "status": "completed",
+                "created_at": "2026-01-01T00:00:00+00:00",
+                "started_at": "2026-01-01T00:00:00+00:00",
+                "ended_at": f"2026-01-01T00:{minutes:02d}:00+00:00",
+                "returned": {"result": x}, "summary": {"result": x},
+            })  # fmt: skip
+            ids.append(paths.id)
+        planned(ids)  # type: ignore[operator]  (the contract: run ids before the wait)
+        return ids
+
+    return launch
+
+
 # -- the budget, at the driver's contract (a batch runs, then its runs are read) --------
 def test_the_budget_stops_proposing_trials_before_it_would_be_exceeded(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
@@ -376,25 +403,7 @@ def test_the_budget_stops_proposing_trials_before_it_would_be_exceeded(tmp_path:
     hours_per_trial = 0.1
     batches: list[int] = []
 
-    def launch(
-        overrides: list[list[str]], envs: list[dict[str, object]], planned: object
-    ) -> list[str]:
-        """Runs that each took 0.1 h on one CPU and returned their x (real run records)."""
-        batches.append(len(overrides))
-        ids = []
-        for ov in overrides:
-            paths = store.create_run_dir("srch")
-            x = float(ov[0].split("=")[1])
-            write_json_atomic(paths.run_json, {
-                "id": paths.id, "project": "srch", "status": "completed",
-                "created_at": "2026-01-01T00:00:00+00:00",
-                "started_at": "2026-01-01T00:00:00+00:00",
-                "ended_at": f"2026-01-01T00:{int(hours_per_trial * 60):02d}:00+00:00",
-                "returned": {"result": x}, "summary": {"result": x},
-            })  # fmt: skip
-            ids.append(paths.id)
-        planned(ids)  # type: ignore[operator]  (the contract: run ids before the wait)
-        return ids
+    launch = _finished_runs(store, batches, minutes=int(hours_per_trial * 60))
 
     driver = SearchDriver(
         store, info, parse_space(["x=interval(0, 1)"]), alloc=Allocation(cpus=1, timeout_h=0.1)
@@ -422,24 +431,7 @@ def test_before_any_trial_ends_each_trial_is_held_to_its_preflight_estimate(
         asked.append(len(overrides))
         return [180.0] * len(overrides)  # 180 s on 2 CPUs: 0.1 cpu hours each
 
-    def launch(
-        overrides: list[list[str]], envs: list[dict[str, object]], planned: object
-    ) -> list[str]:
-        batches.append(len(overrides))
-        ids = []
-        for ov in overrides:
-            paths = store.create_run_dir("srch")
-            x = float(ov[0].split("=")[1])
-            write_json_atomic(paths.run_json, {
-                "id": paths.id, "project": "srch", "status": "completed",
-                "created_at": "2026-01-01T00:00:00+00:00",
-                "started_at": "2026-01-01T00:00:00+00:00",
-                "ended_at": "2026-01-01T00:03:00+00:00",
-                "returned": {"result": x}, "summary": {"result": x},
-            })  # fmt: skip
-            ids.append(paths.id)
-        planned(ids)  # type: ignore[operator]
-        return ids
+    launch = _finished_runs(store, batches, minutes=3)
 
     driver = SearchDriver(
         store,
