@@ -161,3 +161,33 @@ def test_bad_input_is_one_line_naming_the_path(
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0] and str(path) in lines[0], lines
     assert not Store(store).has_project("imported")  # nothing half-imported
+
+
+def test_any_changed_byte_is_an_error_not_a_shorter_run(
+    tmp_path: Path, wandb_dir: tuple[Path, dict[str, dict]]
+) -> None:
+    """A flipped byte in the header, a block's padding, a record's CRC, length, type
+    or payload raises; none reads as a log cut short (which imports silently). Every
+    byte of the crashed run's log before its final record is tried."""
+    from hpclab.errors import ImportSourceError
+    from hpclab.importers.wandb import RECORD_HEADER, records
+
+    wdir, written = wandb_dir
+    log = next(wdir.glob(f"offline-run-*-{written['crashed']['id']}/run-*.wandb"))
+    data = log.read_bytes()
+    assert data[:7] == b":W&B\xe1\xbe\x00"  # the header the reader checks whole
+    whole = list(records(log))
+    assert len(whole) > 10
+    last = len(data) - len(whole[-1]) - RECORD_HEADER.size  # final record's header
+    bad = tmp_path / "run-x.wandb"
+    missed = []
+    for at in range(last):
+        changed = bytearray(data)
+        changed[at] ^= 0xFF
+        bad.write_bytes(bytes(changed))
+        try:
+            list(records(bad))
+        except ImportSourceError:
+            continue
+        missed.append(at)
+    assert not missed, f"flips read as valid at bytes {missed[:10]}"

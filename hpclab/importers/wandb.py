@@ -28,6 +28,7 @@ from hpclab.store.record import RunStatus
 
 MAGIC = b":W&B"
 HEADER = 7  # magic, 0xBEE1 (little-endian), version 0
+HEADER_TAIL = b"\xe1\xbe\x00"
 BLOCK = 32 * 1024
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 RECORD_HEADER = struct.Struct("<IHB")  # crc32(type byte + data), length, type
@@ -54,19 +55,34 @@ def log_files(roots: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 def records(path: Path) -> Iterator[bytes]:
-    """The payload of every whole record in the log at ``path``, checksums checked."""
+    """The payload of every whole record in the log at ``path``, checksums checked.
+
+    Every byte is accounted for, so one changed byte anywhere is an error: the
+    header is checked whole, a block's tail padding must be zeros, a record must
+    fit in its block (a larger length is corruption, not a cut), and the CRC
+    covers the type and payload. Only a log that simply stops short (a killed
+    run) yields what came before without an error.
+    """
     data = path.read_bytes()
     if data[: len(MAGIC)] != MAGIC or len(data) < HEADER:
         raise ImportSourceError(f"{path}: not a W&B run log (no :W&B header)")
+    if data[len(MAGIC) : HEADER] != HEADER_TAIL:
+        raise ImportSourceError(f"{path}: corrupt header (not version 0 of the W&B log)")
     pos, pending = HEADER, b""
-    while pos + RECORD_HEADER.size <= len(data):
+    while pos < len(data):
         left = BLOCK - pos % BLOCK
         if left < RECORD_HEADER.size:  # the block's tail is zero padding
+            if data[pos : pos + left].strip(b"\0"):
+                raise ImportSourceError(f"{path}: corrupt record at byte {pos} (padding)")
             pos += left
             continue
+        if pos + RECORD_HEADER.size > len(data):
+            return  # cut short inside a record header
         crc, n, kind = RECORD_HEADER.unpack_from(data, pos)
         start = pos + RECORD_HEADER.size
-        if kind == 0 and n == 0:  # padding
+        if n > left - RECORD_HEADER.size:
+            raise ImportSourceError(f"{path}: corrupt record at byte {pos} (length {n})")
+        if kind == 0 and n == 0 and crc == 0:  # padding
             pos = start
             continue
         body = data[start : start + n]
