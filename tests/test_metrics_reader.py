@@ -423,3 +423,66 @@ def test_commit_cannot_point_outside_the_store(tmp_path: Path, bad: object) -> N
     with pytest.raises(StoreError, match="invalid array") as e:
         read_run_metrics(path)
     assert str(meta) in str(e.value)
+
+
+# -- the writer's layout claim (chunk_rows in the commit record) ---------------------------
+def set_claim(path: Path, name: str, chunk_rows: int | None) -> None:
+    meta = path / "zarr.json"
+    doc = json.loads(meta.read_text())
+    entry = doc["attributes"]["hpclab"]["series"][name]
+    if chunk_rows is None:
+        entry.pop("chunk_rows")
+    else:
+        entry["chunk_rows"] = chunk_rows
+    meta.write_text(json.dumps(doc))
+
+
+def test_the_writer_claims_its_layout_and_the_reader_needs_no_array_metadata(
+    weird_tmp_path: Path,
+) -> None:
+    """The commit names each array's rows per chunk, so reading opens the chunks alone:
+    with every array's zarr.json replaced by garbage the rows are the same; without the
+    claim the same read has to parse the metadata and fails naming it."""
+    path = weird_tmp_path / "metrics.zarr"
+    write(path, 50, chunk_rows=8, flush_every=7)
+    series = read_commit(path)["series"]
+    assert {n: e.get("chunk_rows") for n, e in series.items()} == dict.fromkeys(NAMES, 8)
+    want = reference(path)
+    for name in NAMES:
+        (array_dir(path, name) / "zarr.json").write_text("{ broken")
+    metrics_reader._layouts.clear()
+    assert_same(read_run_metrics(path), want)
+    tail = read_run_metrics(path, since={"lr": 45})["lr"]
+    assert np.array_equal(tail, want["lr"][45:])
+    set_claim(path, "lr", None)
+    with pytest.raises(StoreError, match="not valid JSON") as e:
+        read_run_metrics(path)
+    assert str(array_dir(path, "lr") / "zarr.json") in str(e.value)
+
+
+@pytest.mark.parametrize("claim", [4, 16, 3])
+def test_a_claim_that_does_not_hold_falls_back_to_the_metadata(tmp_path: Path, claim: int) -> None:
+    """A commit whose chunk_rows is not the array's (chunk files of another size, or
+    missing where the claim puts them) is read by the array's zarr.json, correctly."""
+    path = tmp_path / "metrics.zarr"
+    write(path, 30, chunk_rows=8)
+    want = reference(path)
+    set_claim(path, "train/loss", claim)
+    assert_same(read_run_metrics(path), want)
+
+
+def test_arrays_in_another_layout_are_never_claimed(tmp_path: Path) -> None:
+    """A writer appending to a store zarr made (gzip chunks of 5 rows) commits those
+    arrays without chunk_rows; an array it creates beside them has the claim."""
+    path = tmp_path / "metrics.zarr"
+    make_foreign_store(
+        path, {"old": sample_rows(12, 1)}, chunks=(5, 3), compressors=[zarr.codecs.GzipCodec()]
+    )
+    w = MetricWriter(path, chunk_rows=8)
+    w.log({"old": 1.0, "new": 2.0}, step=100)
+    assert w.flush()
+    series = read_commit(path)["series"]
+    assert "chunk_rows" not in series["old"] and series["new"]["chunk_rows"] == 8
+    got = read_run_metrics(path)
+    assert got["old"].shape == (13, 3) and got["old"][-1, 0] == 100
+    assert_same(got, reference(path))

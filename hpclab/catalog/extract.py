@@ -44,6 +44,37 @@ FINGERPRINT_FILES = tuple(
 )
 
 
+_CONFIG, _NOTES, _ARTIFACTS, _CODE, _DATASETS, _REPRO, _RESOURCES, _MEDIA = (
+    str(_REL.config_yaml),
+    str(_REL.notes_yaml),
+    str(_REL.artifacts_manifest),
+    str(_REL.code_json),
+    str(_REL.datasets_json),
+    str(_REL.repro_json),
+    str(_REL.resources_json),
+    str(_REL.media_index),
+)
+_EVAL_METRICS, _EVAL_SLICES, _PROFILE = (
+    str(_REL.eval_metrics_json),
+    str(_REL.eval_slices_json),
+    str(_REL.profile_dir),
+)
+
+
+def absent_files(fp: str | None) -> frozenset[str]:
+    """The files a fingerprint found missing (paths relative to the run directory).
+
+    A pass reads only what its fingerprint saw, so a run with none of the optional files
+    (most runs) costs no failed opens (on NFS, a lookup round trip each); a file created
+    since changes the fingerprint, and the next pass reads it."""
+    if not fp:
+        return frozenset()
+    parts = fp.split("|")
+    if len(parts) != len(FINGERPRINT_FILES):
+        return frozenset()
+    return frozenset(rel for rel, part in zip(FINGERPRINT_FILES, parts, strict=True) if part == "-")
+
+
 def fingerprint(paths: RunPaths) -> str:
     """A cheap change detector: ``size:mtime_ns`` of each file that feeds the catalog."""
     parts = []
@@ -80,16 +111,24 @@ class RunRows:
     latency: list[dict[str, Any]] = field(default_factory=list)  # profile/<name>.json
 
 
-def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
-    """Parse one run's files (raises StoreError naming the file when one is malformed)."""
+def extract_run(store: Store, project: str, paths: RunPaths, fp: str | None = None) -> RunRows:
+    """Parse one run's files (raises StoreError naming the file when one is malformed).
+
+    ``fp``: the fingerprint this read answers for; files it found missing are not opened
+    (:func:`absent_files`)."""
+    absent = absent_files(fp)
+
+    def optional(read: Callable[[Path], Any], path: Path, rel: str) -> Any:
+        return None if rel in absent else _optional(read, path)
+
     record = store.read_record(paths)
-    runs = _run_row(record, paths)
+    runs = _run_row(record, paths, None if _CODE in absent else paths.code_json)
     rows = RunRows(record=record, runs=runs)
-    config = _optional(read_yaml, paths.config_yaml)
+    config = optional(read_yaml, paths.config_yaml, _CONFIG)
     if config is not None:
         rows.features = list(flatten_features(config))
     runs["total_steps"] = planned_steps(record, total_steps(config))
-    artifacts = _optional(read_json, paths.artifacts_manifest)
+    artifacts = optional(read_json, paths.artifacts_manifest, _ARTIFACTS)
     if artifacts is not None:
         for a in _list(artifacts):
             rows.artifacts.append(
@@ -99,7 +138,7 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
                     "size": _count(a.get("size") or 0),
                 }
             )
-    datasets = _optional(read_json, paths.datasets_json)
+    datasets = optional(read_json, paths.datasets_json, _DATASETS)
     if datasets is not None:
         for d in _list(datasets):
             rows.datasets.append(
@@ -112,7 +151,7 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
                     "schema": json.dumps(_schemas(d), sort_keys=True, default=str),
                 }
             )
-    r = _optional(read_json, paths.repro_json)
+    r = optional(read_json, paths.repro_json, _REPRO)
     if r is not None:
         if isinstance(r, Mapping):
             rows.repro = {
@@ -127,13 +166,15 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
                 "atol": _num(r.get("atol")),
                 "checked_at": _iso_or_none(r.get("checked_at")),
             }
-    rows.media = [_media_row(m) for m in read_media_index(paths.media_dir)]
-    res = _optional(read_json, paths.resources_json)
+    if _MEDIA not in absent:
+        rows.media = [_media_row(m) for m in read_media_index(paths.media_dir)]
+    res = optional(read_json, paths.resources_json, _RESOURCES)
     if isinstance(res, Mapping):
         rows.resources = _resources_row(res)
-    rows.eval_metrics, rows.eval_slices = _eval_rows(paths)
-    rows.latency = _latency_rows(paths)
-    notes = _optional(read_yaml, paths.notes_yaml)
+    rows.eval_metrics, rows.eval_slices = _eval_rows(paths, absent)
+    if _PROFILE not in absent:
+        rows.latency = _latency_rows(paths)
+    notes = optional(read_yaml, paths.notes_yaml, _NOTES)
     if notes is not None:
         notes = notes or {}
         if isinstance(notes, Mapping):
@@ -148,7 +189,7 @@ def extract_run(store: Store, project: str, paths: RunPaths) -> RunRows:
     return rows
 
 
-def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
+def _run_row(record: RunRecord, paths: RunPaths, code_json: Path | None) -> dict[str, Any]:
     """The ``runs`` row. The record's own fields are validated (RunRecord.from_dict); the
     objects inside it and ``code.json`` are free-form: a value of the wrong type is null."""
     sched = {k: _text(v) for k, v in (record.scheduler or {}).items()}
@@ -159,7 +200,7 @@ def _run_row(record: RunRecord, paths: RunPaths) -> dict[str, Any]:
     job_id = job_id or sched.get("job_id") or submission.get("job_id")
     code: dict[str, Any] = {}
     try:
-        loaded = _optional(read_json, paths.code_json)
+        loaded = _optional(read_json, code_json) if code_json is not None else None
         code = loaded if isinstance(loaded, dict) else {}
     except Exception:
         code = {}
@@ -270,10 +311,12 @@ def _resources_row(r: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _eval_rows(paths: RunPaths) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _eval_rows(
+    paths: RunPaths, absent: frozenset[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``eval/metrics.json`` and ``eval/slices.json`` as rows (a malformed field: null)."""
     metrics: list[dict[str, Any]] = []
-    doc = _optional(read_json, paths.eval_metrics_json)
+    doc = None if _EVAL_METRICS in absent else _optional(read_json, paths.eval_metrics_json)
     if isinstance(doc, Mapping) and isinstance(doc.get("metrics"), Mapping):
         method = f"{_text(doc.get('method'))}, {_count(doc.get('n_boot'))} resamples"
         for name, m in sorted(doc["metrics"].items()):
@@ -289,7 +332,7 @@ def _eval_rows(paths: RunPaths) -> tuple[list[dict[str, Any]], list[dict[str, An
                 }
             )
     slices: list[dict[str, Any]] = []
-    doc = _optional(read_json, paths.eval_slices_json)
+    doc = None if _EVAL_SLICES in absent else _optional(read_json, paths.eval_slices_json)
     if isinstance(doc, Mapping):
         for r in _list(doc.get("slices")):
             slices.append(

@@ -348,7 +348,7 @@ class Indexer:
         old_file = previous.metrics_file if previous else None
         aggs = previous.aggs if previous else {}
         try:
-            rows = extract_run(self.store, project, paths)
+            rows = extract_run(self.store, project, paths, fp)
         except Exception as e:  # a half-written or corrupt run must not stop the indexer
             return _Outcome(
                 key,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = ["read_run_metrics", "read_series"]
 
 _CACHE_MAX = 65_536  # array layouts remembered (a few hundred bytes each)
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_LITTLE_ENDIAN = sys.byteorder == "little"  # the writer's chunks are little-endian float64
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,43 @@ def read_run_metrics(
     if not isinstance(series, dict):
         raise StoreError(f"{metrics_zarr / 'zarr.json'}: malformed commit record")
     out: dict[str, np.ndarray] = {}
+    base = os.fspath(metrics_zarr)
     for name, info in series.items():
         array, length = _series_entry(metrics_zarr, name, info)
-        start = int(since.get(name, 0)) if since else 0
-        out[name] = read_series(metrics_zarr / array, length, max(start, 0))
+        start = max(int(since.get(name, 0)) if since else 0, 0)
+        rows = _read_own(os.path.join(base, array), info.get("chunk_rows"), length, start)
+        out[name] = rows if rows is not None else read_series(metrics_zarr / array, length, start)
     return out
+
+
+def _read_own(path: str, chunk_rows: Any, length: int, start: int) -> np.ndarray | None:
+    """Rows ``[start, length)`` of an array the commit record says is in the writer's own
+    layout (``chunk_rows``), read without its ``zarr.json``: each chunk must be a zstd
+    frame of exactly ``chunk_rows`` x 24 bytes. None when there is no such claim or it does
+    not hold (a missing chunk, another encoding): the caller reads the array's metadata,
+    which says what is wrong or how to read it."""
+    if type(chunk_rows) is not int or chunk_rows <= 0 or not _LITTLE_ENDIAN:
+        return None
+    if start >= length:
+        return np.empty((0, 3), dtype=np.float64)
+    first, last = start // chunk_rows, (length - 1) // chunk_rows
+    buf = np.empty(((last - first + 1) * chunk_rows, 3), dtype=np.float64)
+    expected = chunk_rows * 24
+    for i in range(first, last + 1):
+        try:
+            with open(f"{path}/c/{i}/0", "rb") as f:
+                raw = f.read()
+        except OSError:
+            return None
+        if _frame_content_size(raw) != expected:
+            return None
+        try:  # zstd fails a frame that decodes to other than its declared size
+            _zstd_decompress(raw, buf[(i - first) * chunk_rows : (i - first + 1) * chunk_rows])
+        except (RuntimeError, ValueError):
+            return None
+    lo = start - first * chunk_rows
+    out = buf[lo : lo + length - start]
+    return out.copy() if 2 * len(out) < len(buf) else out
 
 
 # -- internals ---------------------------------------------------------------------------

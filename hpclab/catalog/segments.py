@@ -87,7 +87,7 @@ def _read_batch(
         result = RunResult(item.run_id, item.fingerprint, None)
         results.append(result)
         try:
-            result.rows = extract_run(store, project, paths)
+            result.rows = extract_run(store, project, paths, item.fingerprint)
         except Exception as e:  # a half-written or corrupt run must not stop the indexer
             result.error = f"{paths.dir}: skipped, unreadable ({_one_line(e)})"
             continue

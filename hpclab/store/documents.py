@@ -161,12 +161,17 @@ class ReproRecord(TypedDict):
 
 
 # -- metrics.zarr/zarr.json: the commit record ----------------------------------------
-class SeriesCommit(TypedDict):
-    """One metric in the commit record: its array and how many rows readers may trust."""
-
+class _SeriesCommitKeys(TypedDict):
     array: str
     length: int
     last_step: int
+
+
+class SeriesCommit(_SeriesCommitKeys, total=False):
+    """One metric in the commit record: its array and how many rows readers may trust;
+    ``chunk_rows`` only for an array in the writer's own layout (hpclab.tracking.metrics)."""
+
+    chunk_rows: int
 
 
 class MetricsCommit(TypedDict, total=False):

@@ -4,7 +4,8 @@ Layout of ``metrics.zarr`` (one per run, one writer per store)::
 
     metrics.zarr/zarr.json          group; attributes["hpclab"] is the commit record:
                                     {"format": 1, "columns": [...], "seq": n,
-                                     "series": {name: {"array", "length", "last_step"}}}
+                                     "series": {name: {"array", "length", "last_step",
+                                                       "chunk_rows"}}}
     metrics.zarr/<encoded name>/    float64 array of shape (length, 3):
                                     columns step, value, wall_time (epoch seconds)
 
@@ -24,6 +25,12 @@ Rules that make concurrent readers and killed writers safe with Zarr v3:
   see ``MetricWriter._write_pending``). An array's shape grows by whole chunks, ahead of
   the committed length; readers go by the committed length alone.
 * An open zarr array keeps its old shape, so the reader reopens arrays on every read.
+* ``chunk_rows`` in a series' commit entry says its array is in the writer's own layout
+  (float64 ``(n, 3)``, chunks of ``(chunk_rows, 3)``, little-endian bytes then zstd, chunk
+  keys ``c/<i>/0``), so the catalog's reader opens one file per chunk and no metadata:
+  at 10,000 runs x 4 metrics, 40,000 fewer files to open. It is a claim a reader checks
+  (every chunk must be a zstd frame of exactly ``chunk_rows`` x 24 bytes) and drops for
+  the array's ``zarr.json`` when it fails; an array in another layout has no such key.
 
 Names: every metric name is stored under :func:`encode_metric_name`, which never
 produces a ``.`` or a ``/``: every file Zarr itself writes in the group (``zarr.json``,
@@ -590,11 +597,18 @@ class MetricWriter:
 
     def _commit(self, group: Any) -> None:
         self._seq += 1
-        series: dict[str, SeriesCommit] = {
-            s.name: {"array": s.array, "length": s.length, "last_step": s.committed_step}
-            for s in self._series.values()
-            if s.created
-        }
+        series: dict[str, SeriesCommit] = {}
+        for s in self._series.values():
+            if not s.created:
+                continue
+            entry: SeriesCommit = {
+                "array": s.array,
+                "length": s.length,
+                "last_step": s.committed_step,
+            }
+            if s.direct:  # the writer's own layout: readers may skip the array's zarr.json
+                entry["chunk_rows"] = s.chunk_rows
+            series[s.name] = entry
         commit: MetricsCommit = {
             "format": FORMAT,
             "columns": list(COLUMNS),

@@ -1,0 +1,88 @@
+"""What one run contributes is read from the files its fingerprint saw: a run with none of
+the optional files (notes, artifacts, evaluation, ...) costs no failed opens, and a file
+written after the fingerprint is read by the next pass, whose fingerprint has it."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hpclab
+from hpclab.catalog.connect import connect
+from hpclab.catalog.extract import FINGERPRINT_FILES, absent_files, extract_run, fingerprint
+from hpclab.catalog.indexer import Indexer
+from hpclab.store import Store
+from hpclab.store.atomic import write_yaml_atomic
+
+
+def make_run(store: Path, run_id: str) -> None:
+    run = hpclab.Run(
+        project="p",
+        store=store,
+        run_id=run_id,
+        settings={"snapshot_env": False},
+        config={"optim": {"lr": 0.1}, "seed": 0},
+    )
+    for s in range(5):
+        run.log({"loss": 1.0 / (s + 1)}, step=s)
+    run.finish()
+
+
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path ``os.open``, ``open`` and ``io.open`` are asked for (found or not)."""
+    seen: list[str] = []
+    real_os_open, real_open = os.open, open
+
+    def os_open(path: Any, *a: Any, **k: Any) -> int:
+        seen.append(os.fspath(path))
+        return real_os_open(path, *a, **k)
+
+    def py_open(path: Any, *a: Any, **k: Any) -> Any:
+        if not isinstance(path, int):
+            seen.append(os.fspath(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr("builtins.open", py_open)
+    monkeypatch.setattr(io, "open", py_open)  # pathlib's read_text and read_bytes
+    return seen
+
+
+def test_files_the_fingerprint_found_missing_are_not_opened(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_run(store_root, "a")
+    store = Store(store_root)
+    paths = store.run_paths("p", "a")
+    fp = fingerprint(paths)
+    absent = absent_files(fp)
+    assert "notes.yaml" in absent and "run.json" not in absent and "config.yaml" not in absent
+    assert len(fp.split("|")) == len(FINGERPRINT_FILES)
+    seen = opened(monkeypatch)
+    with_fp = extract_run(store, "p", paths, fp)
+    tried = {os.path.relpath(p, paths.dir) for p in seen}
+    assert not tried & absent, tried & absent
+    assert {"run.json", "config.yaml"} <= tried
+    seen.clear()
+    without = extract_run(store, "p", paths)  # no fingerprint: every file is tried
+    assert tried < {os.path.relpath(p, paths.dir) for p in seen}
+    assert with_fp.runs == without.runs and with_fp.features == without.features
+
+
+def test_a_file_written_after_the_fingerprint_is_read_by_the_next_pass(store_root: Path) -> None:
+    make_run(store_root, "a")
+    store = Store(store_root)
+    paths = store.run_paths("p", "a")
+    fp = fingerprint(paths)
+    write_yaml_atomic(paths.notes_yaml, {"tags": ["late"], "text": "written after"})
+    assert extract_run(store, "p", paths, fp).notes is None  # what that fingerprint saw
+    assert fingerprint(paths) != fp
+    with Indexer(store) as ix:
+        ix.index()
+        ix.index()
+    con = connect(store)
+    assert con.execute("SELECT tags, text FROM notes").fetchall() == [(["late"], "written after")]
