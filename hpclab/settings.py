@@ -27,7 +27,9 @@ class TrackingSettings:
     max_buffer: int = 20_000_000
     """Points kept in memory while the filesystem is stuck; more are dropped and counted."""
     chunk_rows: int = 4096
-    """Rows per Zarr chunk of a metric array."""
+    """Rows per Zarr chunk of a metric array, at most: a run with planned steps (its
+    config's ``train.steps`` or ``run.total_steps``) gets the smallest power of two that
+    holds them, from 1,024 up (``hpclab.tracking.metrics.fitted_chunk_rows``)."""
     heartbeat_interval: float = 30.0
     """Seconds between heartbeats written to run.json while the run is alive."""
     snapshot_code: bool = True

@@ -32,12 +32,14 @@ import numpy as np
 
 from hpclab.errors import RunExists
 from hpclab.launch.sweep import PlannedPoint, SweepPlan
+from hpclab.settings import TrackingSettings
 from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.atomic import write_json_atomic, write_yaml_atomic
 from hpclab.store.ids import new_run_id
 from hpclab.store.record import utcnow_iso
+from hpclab.store.views import total_steps
 from hpclab.tracking import metrics as metrics_module
-from hpclab.tracking.metrics import MetricWriter
+from hpclab.tracking.metrics import MetricWriter, fitted_chunk_rows
 
 BASE_METRICS = ("train/loss", "val/loss", "lr", "grad_norm")
 LRS = (3e-4, 1e-3, 3e-3, 1e-2)
@@ -147,7 +149,9 @@ def write_run(task: RunTask) -> int:
     write_yaml_atomic(paths.overrides_yaml, task.overrides, fsync=False)
     values, wall = curves(task)
     names = task.metrics
-    writer = MetricWriter(paths.metrics_zarr, buffer_size=1 << 62)
+    # the chunks hpclab.Run gives a run whose config plans train.steps (fitted_chunk_rows)
+    rows = fitted_chunk_rows(total_steps(task.config), TrackingSettings().chunk_rows)
+    writer = MetricWriter(paths.metrics_zarr, buffer_size=1 << 62, chunk_rows=rows)
     # the writer stamps each log() with _time(): replay the simulated clock through it
     metrics_module._time = iter(wall.tolist()).__next__
     try:

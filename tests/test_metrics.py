@@ -18,6 +18,7 @@ from hpclab.tracking.metrics import (
     MetricWriter,
     decode_metric_name,
     encode_metric_name,
+    fitted_chunk_rows,
     read_commit,
     read_metrics,
 )
@@ -275,3 +276,41 @@ def test_logging_goes_on_while_the_filesystem_is_stuck(
     release.set()
     run.finish()
     assert len(read_metrics(run.paths.metrics_zarr)["a"]) == 5000
+
+
+@pytest.mark.parametrize(
+    ("planned", "limit", "rows"),
+    [(None, 4096, 4096), (0, 4096, 4096), (10, 4096, 1024), (1023, 4096, 1024),
+     (1024, 4096, 2048), (3000, 4096, 4096), (100_000, 4096, 4096), (10, 512, 512)],
+)  # fmt: skip
+def test_chunks_fit_the_planned_steps(planned: int | None, limit: int, rows: int) -> None:
+    assert fitted_chunk_rows(planned, limit) == rows
+
+
+def test_a_run_planned_for_1000_steps_stores_1024_row_chunks_and_can_run_longer(
+    store_root: Path,
+) -> None:
+    """The chunks follow the config's train.steps; a run set ``total_steps`` later fits
+    the metrics first stored from then on; logging past the plan adds chunks, loses nothing."""
+    import hpclab
+
+    run = hpclab.Run(
+        project="p",
+        store=store_root,
+        run_id="planned",
+        settings={"snapshot_env": False},
+        config={"train": {"steps": 1000}},
+    )
+    for s in range(2500):  # past the plan
+        run.log({"loss": 1.0 / (s + 1)}, step=s)
+    run.flush()  # loss's array exists: its chunks stay as they are
+    run.total_steps = 100_000  # a longer plan: later metrics get the largest chunks
+    run.log({"late": 1.0}, step=2500)
+    run.finish()
+    metrics = run.paths.metrics_zarr
+    series = read_commit(metrics)["series"]
+    assert series["loss"]["chunk_rows"] == 1024 and series["late"]["chunk_rows"] == 4096
+    assert zarr.open_array(metrics / "loss", mode="r").chunks == (1024, 3)
+    assert sorted(p.name for p in (metrics / "loss" / "c").iterdir()) == ["0", "1", "2"]
+    got = read_metrics(metrics)["loss"]
+    assert got.step.tolist() == list(range(2500))

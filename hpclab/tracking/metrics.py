@@ -77,6 +77,26 @@ KEEP_UP_WAIT = 0.25  # log() waits at most this fraction of flush_interval for a
 KEEP_UP_AFTER = 0.05  # ... when a flush has run for this fraction of it (starved or slow)
 
 
+FIT_MIN_ROWS = 1024  # the smallest chunk a planned run gets (a wrong plan: at most 4x files)
+
+
+def fitted_chunk_rows(planned_steps: int | None, limit: int) -> int:
+    """Rows per chunk for a run planned to last ``planned_steps`` steps: the smallest power
+    of two that holds a point at every step from 0 to the last (at least
+    :data:`FIT_MIN_ROWS`), at most ``limit`` (the ``chunk_rows`` setting), which is also
+    the answer when the plan is unknown.
+
+    A 1,000-step run then stores 1,024-row chunks, not 4,096: a quarter of the bytes to
+    decompress each time the run is read (the catalog, the site), and a quarter of the tail
+    chunk to rewrite on each flush. A run that outlasts its plan simply gets more chunks."""
+    if not planned_steps or planned_steps < 1:
+        return limit
+    rows = FIT_MIN_ROWS
+    while rows < planned_steps + 1 and rows < limit:
+        rows *= 2
+    return min(rows, limit)
+
+
 def encode_metric_name(name: str) -> str:
     """A Zarr node name for a metric name; reversible for names up to 180 encoded chars.
 

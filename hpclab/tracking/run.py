@@ -35,8 +35,9 @@ from hpclab.store.atomic import write_yaml_atomic
 from hpclab.store.documents import ArtifactEntry, ArtifactReference, DatasetEntry
 from hpclab.store.layout import check_project_name
 from hpclab.store.record import utcnow_iso
+from hpclab.store.views import total_steps as config_total_steps
 from hpclab.tracking import context
-from hpclab.tracking.metrics import MetricWriter
+from hpclab.tracking.metrics import MetricWriter, fitted_chunk_rows
 from hpclab.tracking.output import OutputCapture, append_traceback, capture_wanted
 from hpclab.tracking.worker import Worker
 
@@ -208,6 +209,8 @@ class Run:
             self._total_steps = steps
             if self._record is not None:
                 self._record.total_steps = steps
+            if self._writer is not None:  # arrays created from now on fit the plan
+                self._writer.chunk_rows = fitted_chunk_rows(steps, self.settings.chunk_rows)
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, project={self.project!r}, status={self.status})"
@@ -285,12 +288,16 @@ class Run:
         assert self.paths is not None
         paths = self.paths
         self._start_capture(paths)
+        config_doc = config_to_dict(config) if config is not None else None
+        chunk_rows = fitted_chunk_rows(
+            self._total_steps or config_total_steps(config_doc), self.settings.chunk_rows
+        )
         if self.rank != 0:
             self._writer = MetricWriter(
                 paths.rank_metrics_zarr(self.rank),
                 buffer_size=self.settings.buffer_size,
                 max_buffer=self.settings.max_buffer,
-                chunk_rows=self.settings.chunk_rows,
+                chunk_rows=chunk_rows,
                 flush_interval=self.settings.flush_interval,
             )
             self._start_background(beat=lambda: None)
@@ -299,8 +306,8 @@ class Run:
         for d in (paths.snapshot_dir, paths.artifacts_dir, paths.logs_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._record = self._initial_record(name, parent, tags, sweep_id, key)
-        if config is not None and (not self.resumed or not paths.config_yaml.exists()):
-            write_yaml_atomic(paths.config_yaml, config_to_dict(config))
+        if config_doc is not None and (not self.resumed or not paths.config_yaml.exists()):
+            write_yaml_atomic(paths.config_yaml, config_doc)
         if overrides is not None and (not self.resumed or not paths.overrides_yaml.exists()):
             write_yaml_atomic(paths.overrides_yaml, [str(o) for o in overrides])
         self._write_record(authoritative=True)  # starting or resuming: the run's own word
@@ -309,7 +316,7 @@ class Run:
             paths.metrics_zarr,
             buffer_size=self.settings.buffer_size,
             max_buffer=self.settings.max_buffer,
-            chunk_rows=self.settings.chunk_rows,
+            chunk_rows=chunk_rows,
             flush_interval=self.settings.flush_interval,
         )
         self._start_background(beat=self._heartbeat)
