@@ -403,3 +403,28 @@ def test_a_backtracking_naming_regex_is_given_up_in_time(store: Path) -> None:
     lines = [ln for ln in index.stderr.splitlines() if "naming.regex" in ln]
     assert len(lines) == 1 and "a" * 40 in lines[0], index.stderr
     assert _indexed(store) == _all(store)
+
+
+@pytest.mark.parametrize("which", ["chunk", "commit"])
+def test_a_fifo_among_a_runs_metric_files_is_refused_in_time(store: Path, which: str) -> None:
+    """A metric chunk or the commit record replaced by a FIFO: opened without blocking and
+    refused, the run's other rows indexed, every other run's metrics too."""
+    from hpclab.tracking.metrics import encode_metric_name
+
+    metrics = _paths(store).metrics_zarr
+    target = {
+        "chunk": metrics / encode_metric_name("train/loss") / "c" / "0" / "0",
+        "commit": metrics / "zarr.json",
+    }[which]
+    _make_fifo(target)
+    index = _in_time(store, "index")
+    assert index.returncode == 0
+    lines = [ln for ln in index.stderr.splitlines() if str(target) in ln]
+    assert len(lines) == 1 and "a FIFO" in lines[0], index.stderr
+    assert _indexed(store) == _all(store)
+    con = connect(Store(store))
+    try:
+        with_points = {r[0] for r in con.execute("SELECT DISTINCT run_id FROM metrics").fetchall()}
+    finally:
+        con.close()
+    assert with_points == {"good1", "good2"}

@@ -486,3 +486,27 @@ def test_arrays_in_another_layout_are_never_claimed(tmp_path: Path) -> None:
     got = read_run_metrics(path)
     assert got["old"].shape == (13, 3) and got["old"][-1, 0] == 100
     assert_same(got, reference(path))
+
+
+@pytest.mark.parametrize(
+    ("doc", "words"),
+    [
+        ([1, 2], "malformed metrics metadata"),
+        ({"attributes": []}, None),  # no attributes object: nothing committed
+        ({"attributes": {"hpclab": []}}, "malformed metrics metadata"),
+        ({"attributes": {"hpclab": {"format": "1", "series": {}}}}, "malformed metrics format"),
+        ({"attributes": {"hpclab": {"format": 99, "series": {}}}}, "newer than this hpclab"),
+    ],
+    ids=["list", "attributes-list", "commit-list", "format-text", "format-newer"],
+)
+def test_a_malformed_commit_record_is_an_error_naming_it(
+    tmp_path: Path, doc: Any, words: str | None
+) -> None:
+    path = tmp_path / "metrics.zarr"
+    write(path, 3, chunk_rows=4)
+    (path / "zarr.json").write_text(json.dumps(doc))
+    if words is None:
+        assert read_commit(path) == {} and read_run_metrics(path) == {}
+        return
+    with pytest.raises(StoreError, match=re.escape(str(path / "zarr.json")) + ".*" + words):
+        read_run_metrics(path)

@@ -35,6 +35,7 @@ from numcodecs.zstd import decompress as _zstd_decompress
 from hpclab.catalog.zarr_chunks import ChunkCodecs, parse_array_metadata
 from hpclab.errors import StoreError, UnsupportedCodec
 from hpclab.store.layout import ZARR_META, zarr_meta
+from hpclab.store.reading import MAX_JSON_BYTES, read_regular
 from hpclab.tracking.metrics import read_commit
 
 __all__ = ["read_run_metrics", "read_series"]
@@ -135,13 +136,10 @@ def _read_own(path: str, chunk_rows: Any, length: int, start: int) -> np.ndarray
     first, last = start // chunk_rows, (length - 1) // chunk_rows
     buf = np.empty(((last - first + 1) * chunk_rows, 3), dtype=np.float64)
     expected = chunk_rows * 24
+    bound = _zstd_bound(expected)
     for i in range(first, last + 1):
-        try:
-            with open(f"{path}/c/{i}/0", "rb") as f:
-                raw = f.read()
-        except OSError:
-            return None
-        if _frame_content_size(raw) != expected:
+        raw = _read_at_most(f"{path}/c/{i}/0", bound)
+        if raw is None or _frame_content_size(raw) != expected:
             return None
         try:  # zstd fails a frame that decodes to other than its declared size
             _zstd_decompress(raw, buf[(i - first) * chunk_rows : (i - first + 1) * chunk_rows])
@@ -153,13 +151,39 @@ def _read_own(path: str, chunk_rows: Any, length: int, start: int) -> np.ndarray
 
 
 # -- internals ---------------------------------------------------------------------------
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _zstd_bound(n: int) -> int:
+    """The largest zstd frame of ``n`` bytes of content (``ZSTD_COMPRESSBOUND``)."""
+    return n + (n >> 8) + ((128 * 1024 - n) >> 11 if n < 128 * 1024 else 0) + 64
+
+
+def _read_at_most(path: str, bound: int) -> bytes | None:
+    """A file's bytes in one ``read`` when it holds at most ``bound`` (None when it holds
+    more, cannot be opened, or is not a file: a FIFO opened without blocking reads
+    nothing). A short read is end of file for a regular file; were it not, the frame it
+    cut fails its decode and the caller takes the metadata path."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, bound + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) <= bound else None
+
+
 def _series_entry(metrics_zarr: Path, name: str, info: Any) -> tuple[str, int]:
     """(array directory name, committed length) of one commit entry, validated: the
     array must be a plain child of ``metrics.zarr`` (never a path elsewhere)."""
-    where = zarr_meta(metrics_zarr)
     try:
         array, length = info["array"], info["length"]
     except (TypeError, KeyError):
+        where = zarr_meta(metrics_zarr)
         raise StoreError(f"{where}: malformed commit entry for metric {name!r}") from None
     if (
         not isinstance(array, str)
@@ -168,8 +192,10 @@ def _series_entry(metrics_zarr: Path, name: str, info: Any) -> tuple[str, int]:
         or "\\" in array
         or "\0" in array
     ):
+        where = zarr_meta(metrics_zarr)
         raise StoreError(f"{where}: metric {name!r} names an invalid array {array!r}")
     if type(length) is not int or length < 0:
+        where = zarr_meta(metrics_zarr)
         raise StoreError(f"{where}: metric {name!r} has an invalid length {length!r}")
     return array, length
 
@@ -186,11 +212,10 @@ def _layout(path: str, *, cached: bool = True) -> _Layout:
     if hit is not None and hit[:3] == (st.st_ino, st.st_mtime_ns, st.st_size):
         return hit[3]
     try:
-        with open(meta, "rb") as f:
-            doc = json.loads(f.read())
+        doc = json.loads(read_regular(meta, MAX_JSON_BYTES))
     except OSError as e:
         raise StoreError(f"{meta}: unreadable metric array metadata ({e})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested past the limit
         raise StoreError(f"{meta}: metric array metadata is not valid JSON") from None
     layout = _parse_layout(meta, doc)
     if len(_layouts) >= _CACHE_MAX:
@@ -240,9 +265,8 @@ def _read_chunks(path: str, codecs: ChunkCodecs, length: int, start: int) -> np.
 
 
 def _read_chunk(chunk: str, i: int, chunk_rows: int, length: int) -> bytes:
-    try:
-        with open(chunk, "rb") as f:
-            return f.read()
+    try:  # a regular file only: a FIFO or a device is refused, never waited on
+        return read_regular(chunk, MAX_JSON_BYTES)
     except FileNotFoundError:
         raise StoreError(
             f"{chunk}: chunk missing (rows {i * chunk_rows}-{(i + 1) * chunk_rows - 1}, "

@@ -31,7 +31,7 @@ MAX_YAML_NODES = 1_000_000
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
 
 
-def read_regular(path: Path, limit: int) -> bytes:
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
     """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes."""
     # O_NONBLOCK: opening a FIFO nobody writes to returns at once (then refused) instead
     # of waiting for a writer; it changes nothing for a regular file

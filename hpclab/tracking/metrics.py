@@ -58,7 +58,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -66,6 +66,7 @@ import numpy as np
 from hpclab.errors import MetricError, StoreError
 from hpclab.store.documents import MetricsCommit, SeriesCommit
 from hpclab.store.layout import ZARR_META, zarr_meta
+from hpclab.store.reading import MAX_JSON_BYTES, read_regular
 
 FORMAT = 1
 COLUMNS = ("step", "value", "wall_time")
@@ -838,17 +839,23 @@ def read_commit(path: Path) -> MetricsCommit:
     """The commit record of a metrics store ({} when nothing was committed yet)."""
     import json
 
-    meta = zarr_meta(path)
+    meta = os.path.join(os.fspath(path), ZARR_META)  # a str: the indexer reads 10,000 of these
     try:
-        doc = json.loads(meta.read_bytes())
+        doc = json.loads(read_regular(meta, MAX_JSON_BYTES))
     except FileNotFoundError:
         return {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested past the limit
         raise StoreError(f"{meta}: unreadable metrics metadata") from None
-    commit = doc.get("attributes", {}).get(ATTR_KEY, {})
-    if commit and commit.get("format", FORMAT) > FORMAT:
-        raise StoreError(f"{meta}: metrics format {commit.get('format')} is newer than this hpclab")
-    return commit
+    attributes = doc.get("attributes") if isinstance(doc, dict) else None
+    commit = attributes.get(ATTR_KEY, {}) if isinstance(attributes, dict) else {}
+    if not isinstance(commit, dict) or not isinstance(doc, dict):
+        raise StoreError(f"{meta}: malformed metrics metadata")
+    fmt = commit.get("format", FORMAT)
+    if type(fmt) is not int:
+        raise StoreError(f"{meta}: malformed metrics format {fmt!r}")
+    if commit and fmt > FORMAT:
+        raise StoreError(f"{meta}: metrics format {fmt} is newer than this hpclab")
+    return cast(MetricsCommit, commit)
 
 
 def read_metrics(path: Path, names: list[str] | None = None) -> dict[str, MetricSeries]:
