@@ -242,12 +242,13 @@ def test_watch_reports_each_bad_run_once_and_indexes_the_others(store: Path) -> 
     _edit_json(_paths(store, "good2").datasets_json, _first("size", "x"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "hpclab", "--store", str(store), "watch", "--polling",
-         "--interval", "0.2", "--scheduler-every", "0"],
+         "--interval", "0.2", "--scheduler-every", "0", "--full-every", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         poll(lambda: _has_catalog(store) and _indexed(store) == _all(store) - {"bad"}, 60)
-        # a later pass (it indexes the note) must not report the bad run again
+        # a later full pass (polling watches unfinished runs; good1 ended: the full pass
+        # every 2 s indexes its note) must not report the bad run again
         write(_paths(store, "good1").notes_yaml, "tags: [SEEN]\n")
         poll(lambda: _tags(store, "good1") == ["SEEN"], 60, message="the note indexed")
         assert proc.poll() is None, "watch is still running"
