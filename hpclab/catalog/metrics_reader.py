@@ -151,30 +151,18 @@ def _read_own(path: str, chunk_rows: Any, length: int, start: int) -> np.ndarray
 
 
 # -- internals ---------------------------------------------------------------------------
-_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-
-
 def _zstd_bound(n: int) -> int:
     """The largest zstd frame of ``n`` bytes of content (``ZSTD_COMPRESSBOUND``)."""
     return n + (n >> 8) + ((128 * 1024 - n) >> 11 if n < 128 * 1024 else 0) + 64
 
 
 def _read_at_most(path: str, bound: int) -> bytes | None:
-    """A file's bytes in one ``read`` when it holds at most ``bound`` (None when it holds
-    more, cannot be opened, or is not a file: a FIFO opened without blocking reads
-    nothing). A short read is end of file for a regular file; were it not, the frame it
-    cut fails its decode and the caller takes the metadata path."""
+    """A chunk file's bytes when it is a regular file of at most ``bound`` bytes, else
+    None (missing, larger, a FIFO or a device: the caller takes the metadata path)."""
     try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError:
+        return read_regular(path, bound)
+    except (OSError, StoreError):
         return None
-    try:
-        data = os.read(fd, bound + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return data if len(data) <= bound else None
 
 
 def _series_entry(metrics_zarr: Path, name: str, info: Any) -> tuple[str, int]:

@@ -846,9 +846,11 @@ def read_commit(path: Path) -> MetricsCommit:
         return {}
     except (ValueError, RecursionError):  # not JSON, not UTF-8, nested past the limit
         raise StoreError(f"{meta}: unreadable metrics metadata") from None
-    attributes = doc.get("attributes") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        raise StoreError(f"{meta}: malformed metrics metadata")
+    attributes = doc.get("attributes")
     commit = attributes.get(ATTR_KEY, {}) if isinstance(attributes, dict) else {}
-    if not isinstance(commit, dict) or not isinstance(doc, dict):
+    if not isinstance(commit, dict):
         raise StoreError(f"{meta}: malformed metrics metadata")
     fmt = commit.get("format", FORMAT)
     if type(fmt) is not int:
