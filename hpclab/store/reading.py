@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from hpclab.errors import StoreError
+from hpclab.store.yaml_plain import NOT_PLAIN, load_plain
 
 MAX_JSON_BYTES = 256 * 2**20
 """The largest JSON document read (``artifacts.json`` of a run with 10**6 files fits)."""
@@ -98,6 +99,9 @@ def load_yaml(data: bytes | str, where: str) -> Any:
     """Parse YAML text with the alias limit; a :class:`StoreError` naming ``where``."""
     try:
         raw = data.encode() if isinstance(data, str) else data
+        plain = load_plain(raw)  # a config as safe_dump writes it: 2-3x faster
+        if plain is not NOT_PLAIN:
+            return plain
         if b"&" not in raw or b"*" not in raw:  # no anchor or no alias: nothing expands
             return yaml.load(raw, Loader=_SafeLoader)
         loader = _SafeLoader(raw)
