@@ -86,3 +86,42 @@ def test_a_file_written_after_the_fingerprint_is_read_by_the_next_pass(store_roo
         ix.index()
     con = connect(store)
     assert con.execute("SELECT tags, text FROM notes").fetchall() == [(["late"], "written after")]
+
+
+def _stat_each(paths: Any) -> str:
+    """The fingerprint by its definition: size:mtime_ns of each file, '-' if absent."""
+    parts = []
+    for rel in FINGERPRINT_FILES:
+        try:
+            st = os.stat(paths.dir / rel)
+        except OSError:
+            parts.append("-")
+            continue
+        parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def test_the_fingerprint_is_each_files_size_and_mtime_after_one_listing(
+    store_root: Path,
+) -> None:
+    """A listing of the run directory says which names to stat: the result is the same as
+    a stat of every file, whether a file, its directory or neither is there."""
+    make_run(store_root, "a")
+    store = Store(store_root)
+    paths = store.run_paths("p", "a")
+    assert fingerprint(paths) == _stat_each(paths)
+    assert not absent_files(fingerprint(paths)) & {"run.json", "config.yaml"}
+    paths.eval_dir.mkdir()  # the directory without its files
+    assert fingerprint(paths) == _stat_each(paths)
+    paths.eval_metrics_json.write_text("{}")
+    write_yaml_atomic(paths.notes_yaml, {"text": "n"})
+    paths.media_dir.mkdir()
+    (paths.media_dir / "index.jsonl").write_text("")
+    fp = fingerprint(paths)
+    assert fp == _stat_each(paths)
+    rel = {str(p.relative_to(paths.dir)) for p in (paths.eval_metrics_json, paths.notes_yaml)}
+    assert rel <= set(FINGERPRINT_FILES) and not rel & absent_files(fp)
+    assert fingerprint(store.run_paths("p", "gone")) == "|".join("-" * len(FINGERPRINT_FILES))
+    os.replace(paths.run_json, paths.dir / "record.bak")
+    (paths.dir / "run.json").mkdir()  # not a regular file: no record
+    assert fingerprint(paths).startswith("-|")

@@ -71,6 +71,38 @@ def test_worker_processes_write_the_same_segments(
     assert tables(store_root) == in_workers
 
 
+@pytest.mark.parametrize("how", ["segments", "workers", "one by one"])
+def test_a_directory_without_a_record_is_not_a_run_until_it_has_one(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A new run's fingerprint is taken by its reader (in a worker, in a cold pass): a
+    directory with no run.json, or one that is not a regular file, is neither indexed nor
+    counted nor reported, however it is read; once its record is there, it is a run."""
+    import os
+
+    _runs(store_root, 4)
+    runs_dir = Store(store_root).runs_dir("p")
+    (runs_dir / "starting").mkdir()  # mkdir'd, record not yet written
+    (runs_dir / "odd" / "run.json").mkdir(parents=True)
+    (runs_dir / "piped").mkdir()
+    os.mkfifo(runs_dir / "piped" / "run.json")
+    monkeypatch.setattr(segments, "BATCH_RUNS", 2)
+    monkeypatch.setattr(segments, "PROCESS_MIN", 1 if how == "workers" else 10**9)
+    segment_min = 10**9 if how == "one by one" else 2
+    with Indexer(Store(store_root)) as ix:
+        ix.segment_min = segment_min
+        ix.processes = 2
+        report = ix.index()
+        assert (report.scanned, report.indexed, report.errors) == (4, 4, 0)
+        assert not ix.failed
+        (runs_dir / "starting").rmdir()
+        make_run(store_root, "starting", 3)  # now a run, with its record
+        again = ix.index()
+        assert (again.scanned, again.indexed, again.errors) == (5, 1, 0)
+    ids = {r for (r,) in connect(store_root).execute("SELECT run_id FROM runs").fetchall()}
+    assert ids == {"r00", "r01", "r02", "r03", "starting"}
+
+
 def test_a_run_that_moves_out_of_its_segment_is_read_once(
     store_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -207,6 +239,7 @@ def test_a_pass_pauses_the_cyclic_collector_and_resumes_it(
         return real(paths)
 
     monkeypatch.setattr(indexer, "fingerprint", spy)
+    monkeypatch.setattr(segments, "fingerprint", spy)  # a new run's, taken by its reader
     assert gc.isenabled()
     with Indexer(Store(tmp_path)) as ix:
         ix.segment_min = 2
@@ -217,7 +250,7 @@ def test_a_pass_pauses_the_cyclic_collector_and_resumes_it(
         def broken(paths):  # type: ignore[no-untyped-def]
             raise RuntimeError("disk gone")
 
-        monkeypatch.setattr(indexer, "fingerprint", broken)
+        monkeypatch.setattr(indexer, "fingerprint", broken)  # the runs known now
         with pytest.raises(RuntimeError, match="disk gone"):
             ix.index()
         assert gc.isenabled()

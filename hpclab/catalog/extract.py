@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,12 @@ FINGERPRINT_FILES = tuple(
 )
 
 
+_RUN_JSON = FINGERPRINT_FILES[0]
+assert _RUN_JSON == str(_REL.run_json)  # record_present reads the first part
+# each file with the name in the run directory it is under (itself, or its directory)
+_FINGERPRINT_HEADS = tuple((rel, rel.split(os.sep, 1)[0]) for rel in FINGERPRINT_FILES)
+_NOTHING = "|".join("-" for _ in FINGERPRINT_FILES)
+
 _CONFIG, _NOTES, _ARTIFACTS, _CODE, _DATASETS, _REPRO, _RESOURCES, _MEDIA = (
     str(_REL.config_yaml),
     str(_REL.notes_yaml),
@@ -76,17 +83,40 @@ def absent_files(fp: str | None) -> frozenset[str]:
 
 
 def fingerprint(paths: RunPaths) -> str:
-    """A cheap change detector: ``size:mtime_ns`` of each file that feeds the catalog."""
+    """A cheap change detector: ``size:mtime_ns`` of each file that feeds the catalog
+    (``-``: absent; a ``run.json`` that is not a regular file is absent too).
+
+    One listing of the run directory, then a ``stat`` only of the files under a name it
+    holds: a run has 4 or 5 of the 14 (on NFS, each missing file's ``stat`` is a lookup
+    round trip; a listing is one)."""
+    base = str(paths.dir)
+    try:
+        with os.scandir(base) as entries:
+            present = {e.name for e in entries}
+    except OSError:  # gone, or not a directory
+        return _NOTHING
     parts = []
-    base = str(paths.dir) + os.sep
-    for rel in FINGERPRINT_FILES:
+    base += os.sep
+    for rel, head in _FINGERPRINT_HEADS:
+        if head not in present:
+            parts.append("-")
+            continue
         try:
             st = os.stat(base + rel)
         except OSError:
             parts.append("-")
             continue
+        if rel is _RUN_JSON and not stat.S_ISREG(st.st_mode):
+            parts.append("-")
+            continue
         parts.append(f"{st.st_size}:{st.st_mtime_ns}")
     return "|".join(parts)
+
+
+def record_present(fp: str) -> bool:
+    """The fingerprint saw the run's ``run.json`` as a regular file (a directory without
+    one is not a run, or not one yet: it is not indexed)."""
+    return not fp.startswith("-|")
 
 
 @dataclass
@@ -275,11 +305,11 @@ def _flatten(config: Any, prefix: str, out: list[tuple[str, str, float | None]])
             _flatten(value, f"{prefix}[{i}]", out)
     elif prefix:
         if kind is float:
-            out.append((prefix, _dumps(config), config))
+            out.append((prefix, _float_json(config), config))
         elif kind is int:  # 10**400 in a config is a value, not a number a DOUBLE holds
-            out.append((prefix, _dumps(config), float(config) if abs(config) < 2**1023 else None))
+            out.append((prefix, repr(config), float(config) if abs(config) < 2**1023 else None))
         elif kind is str:
-            out.append((prefix, _dumps(config), None))
+            out.append((prefix, _str_json(config), None))
         else:
             num = None
             if isinstance(config, (int, float)) and not isinstance(config, bool):
@@ -287,7 +317,13 @@ def _flatten(config: Any, prefix: str, out: list[tuple[str, str, float | None]])
             out.append((prefix, json.dumps(config, sort_keys=True, default=str), num))
 
 
-_dumps = json.JSONEncoder(sort_keys=True).encode  # one encoder: json.dumps builds one per call
+# json.dumps of a leaf, without an encoder per call (a cold index flattens 10,000 configs)
+_str_json: Callable[[str], str] = json.encoder.encode_basestring_ascii
+_FLOAT_JSON = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _float_json(x: float) -> str:
+    return "NaN" if x != x else _FLOAT_JSON.get(x) or float.__repr__(x)
 
 
 _RESOURCE_NUMBERS = (
