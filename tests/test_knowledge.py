@@ -4,6 +4,8 @@ tests/test_seed_groups.py."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +78,17 @@ def test_feature_diff_of_nested_configs_and_lists() -> None:
 def test_unflatten_inverts_the_features_table() -> None:
     config = {"a": {"b": [1, {"c": [2, 3]}], "e": {}}, "f": [], "g": None, "h": "x.y"}
     assert unflatten(flatten_features(config)) == config
+
+
+def test_each_feature_value_is_the_leafs_json() -> None:
+    leaves = [0.0, -0.0, 1e-300, 3.5e300, math.inf, -math.inf, math.nan, 0, -7, 10**400,
+              True, False, None, "", "x", 'q"\\', "é日\n", 2**1023, [], {}]  # fmt: skip
+    rows = list(flatten_features({"k": leaves}))
+    assert [r[1] for r in rows] == [json.dumps(v, sort_keys=True) for v in leaves]
+    numbers = [r[2] for r in rows]
+    assert numbers[:6] == [0.0, -0.0, 1e-300, 3.5e300, math.inf, -math.inf]
+    assert math.isnan(numbers[6]) and numbers[7:10] == [0.0, -7.0, None]
+    assert numbers[10:] == [None] * 10  # bools, text, 2**1023 (past a DOUBLE), [], {}
 
 
 # -- the DAG ---------------------------------------------------------------------------------

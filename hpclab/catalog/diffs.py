@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 DiffRow = tuple[str, str, str | None, str | None]
@@ -74,7 +74,20 @@ def unflatten(features: Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
 
 def without(features: Iterable[tuple[str, str, Any]], prefixes: Sequence[str]) -> list[Any]:
     """The rows whose path is not under one of ``prefixes`` (``hpclab`` drops ``hpclab.*``)."""
-    return [row for row in features if not under(row[0], prefixes)]
+    ignored = ignore_matcher(prefixes)
+    return [row for row in features if not ignored(row[0])]
+
+
+def ignore_matcher(prefixes: Sequence[str]) -> Callable[[str], bool]:
+    """:func:`under` with ``prefixes`` bound: what a loop over 10,000 runs' features asks."""
+    if not prefixes:
+        return _never
+    exact, starts = _prefix_forms(tuple(prefixes))
+    return lambda path: path in exact or path.startswith(starts)
+
+
+def _never(path: str) -> bool:
+    return False
 
 
 def under(path: str, prefixes: Sequence[str]) -> bool:

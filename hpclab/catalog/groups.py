@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpclab.catalog.diffs import under
+from hpclab.catalog.diffs import ignore_matcher
 from hpclab.catalog.project_config import ProjectConfig
 
 FeatureRow = tuple[str, str, float | None]
@@ -106,10 +106,11 @@ def split_seed(
 ) -> tuple[list[tuple[str, str]], str]:
     """(the config without seeds and ignored paths, the seed values as JSON)."""
     kept, seed = [], {}
+    ignored, is_seed = ignore_matcher(config.feature_ignore), config.is_seed
     for path, value, _ in features:
-        if under(path, config.feature_ignore):
+        if ignored(path):
             continue
-        if config.is_seed(path):
+        if is_seed(path):
             v = json.loads(value)
             if isinstance(v, float) and v.is_integer():
                 v = int(v)  # seed 0 and seed 0.0 are one seed

@@ -29,7 +29,7 @@ from hpclab.catalog.evidence import Context, Settings, evaluate
 from hpclab.catalog.groups import Group, Grouping, Member, group_runs, pair_labels
 from hpclab.catalog.hypotheses import Hypothesis, RunFacts, linked_runs
 from hpclab.catalog.project_config import KeyMetric, ProjectConfig
-from hpclab.catalog.rows import Row, renamed, row
+from hpclab.catalog.rows import Row, positional, renamed, row
 from hpclab.catalog.run_metrics import Agg
 from hpclab.catalog.stats import (
     Comparison,
@@ -97,6 +97,22 @@ KNOWLEDGE_TABLES = (
 CompareKey = tuple[
     tuple[float, ...], tuple[float, ...], tuple[tuple[float, float], ...] | None, float
 ]
+
+
+# builders of the tables with a row per run (10,000s a pass): columns checked once
+_DAG_EDGE = positional("dag_edges", "project", "parent_id", "child_id", "rule", "detail")
+_FEATURE_DIFF = positional(
+    "feature_diffs", "project", "run_id", "parent_id", "path", "change", "old", "new"
+)
+_SEED_GROUP = positional(
+    "seed_groups",
+    "project", "run_id", "group_id", "seed", "role", "of_run", "size", "label", "code_id",
+)  # fmt: skip
+_PARETO_RUN = positional(
+    "pareto",
+    "project", "scope", "scope_id", "objectives", "kind", "run_id", "group_id", "label",
+    "values", "ci_low", "ci_high", "n", "rank", "on_front",
+)  # fmt: skip
 
 
 class Knowledge:
@@ -169,42 +185,25 @@ class Knowledge:
             }
             if edge:
                 out.tables["dag_edges"].append(
-                    row(
-                        "dag_edges",
-                        project=p.name,
-                        parent_id=edge.parent,
-                        child_id=run_id,
-                        rule=edge.rule,
-                        detail=edge.detail,
-                    )
+                    _DAG_EDGE(p.name, edge.parent, run_id, edge.rule, edge.detail)
                 )
                 for path, change, old, new in self._diff(p, runs[run_id], runs[edge.parent]):
                     out.tables["feature_diffs"].append(
-                        row(
-                            "feature_diffs",
-                            project=p.name,
-                            run_id=run_id,
-                            parent_id=edge.parent,
-                            path=path,
-                            change=change,
-                            old=old,
-                            new=new,
-                        )
+                        _FEATURE_DIFF(p.name, run_id, edge.parent, path, change, old, new)
                     )
             if role:
                 g = grouping.groups[role.group_id]
                 out.tables["seed_groups"].append(
-                    row(
-                        "seed_groups",
-                        project=p.name,
-                        run_id=run_id,
-                        group_id=g.id,
-                        seed=role.seed,
-                        role=role.role,
-                        of_run=role.of_run,
-                        size=len(g.samples),
-                        label=g.label,
-                        code_id=g.code_id,
+                    _SEED_GROUP(
+                        p.name,
+                        run_id,
+                        g.id,
+                        role.seed,
+                        role.role,
+                        role.of_run,
+                        len(g.samples),
+                        g.label,
+                        g.code_id,
                     )
                 )
         metrics = _compared_metrics(p)
@@ -444,19 +443,21 @@ class Knowledge:
             role = grouping.roles.get(run_id)
             g = grouping.groups[role.group_id] if role else None
             out.tables["pareto"].append(
-                row(
-                    "pareto",
-                    base,
-                    kind="run",
-                    run_id=run_id,
-                    group_id=g.id if g else None,
-                    label=g.label if g else None,
-                    values=points[run_id],
-                    ci_low=None,
-                    ci_high=None,
-                    n=1,
-                    rank=int(rank),
-                    on_front=bool(rank == 0),
+                _PARETO_RUN(
+                    p.name,
+                    scope,
+                    scope_id,
+                    names,
+                    "run",
+                    run_id,
+                    g.id if g else None,
+                    g.label if g else None,
+                    points[run_id],
+                    None,
+                    None,
+                    1,
+                    int(rank),
+                    bool(rank == 0),
                 )
             )
         in_scope = set(run_ids)

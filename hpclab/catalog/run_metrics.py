@@ -180,26 +180,29 @@ def write_segment(con: Any, out: Path, project: str, runs: Iterable[SegmentRun])
 
 
 def _columns(project: str, runs: list[tuple[str, dict[str, np.ndarray]]]) -> dict[str, Any]:
-    """The metrics table's columns for runs' rows (names and run ids as codes)."""
+    """The metrics table's columns for runs' rows (names and run ids as codes): one
+    concatenation of every series, the codes repeated by length (no arrays per series)."""
     labels: dict[str, int] = {}
-    name_codes, run_codes, steps, values, times = [], [], [], [], []
+    parts, name_codes, run_codes, lengths = [], [], [], []
     for i, (_, tails) in enumerate(runs):
         for name, rows in tails.items():
-            if not len(rows):
-                continue
-            code = labels.setdefault(name, len(labels))
-            name_codes.append(np.full(len(rows), code, dtype=np.int32))
-            run_codes.append(np.full(len(rows), i, dtype=np.int32))
-            steps.append(rows[:, 0].astype(np.int64))
-            values.append(rows[:, 1])
-            times.append(rows[:, 2])
+            if len(rows):
+                parts.append(rows)
+                name_codes.append(labels.setdefault(name, len(labels)))
+                run_codes.append(i)
+                lengths.append(len(rows))
+    # column-major: each column one contiguous array, as DuckDB scans it
+    table = np.concatenate(parts).T.copy() if parts else np.empty((3, 0))
+    counts = np.array(lengths, dtype=np.int64)
     return {
         "project": project,
-        "run_id": Codes(np.concatenate(run_codes), tuple(r for r, _ in runs)),
-        "name": Codes(np.concatenate(name_codes), tuple(labels)),
-        "step": np.concatenate(steps),
-        "value": np.concatenate(values),
-        "wall_time": np.concatenate(times),
+        "run_id": Codes(
+            np.repeat(np.array(run_codes, dtype=np.int32), counts), tuple(r for r, _ in runs)
+        ),
+        "name": Codes(np.repeat(np.array(name_codes, dtype=np.int32), counts), tuple(labels)),
+        "step": table[0].astype(np.int64),
+        "value": table[1],
+        "wall_time": table[2],
     }
 
 
