@@ -168,3 +168,20 @@ def test_random_documents_as_safe_dump_writes_them_load_as_yaml_load_loads_them(
             assert same(out, reference(text)), text
             assert same(out, doc, ordered=False), text  # what was dumped comes back
     assert built == 600  # safe_dump never writes what needs the full way
+
+
+def test_the_scalar_memo_keeps_short_texts_only_and_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Keys and short values repeat across 10,000 configs and are resolved once; a long
+    text is resolved every time, not kept, and the memo never holds past its bound."""
+    import hpclab.store.yaml_plain as yp
+
+    monkeypatch.setattr(yp, "_memo", {})
+    monkeypatch.setattr(yp, "_MEMO_MAX", 50)
+    long = "x" * (yp._MEMO_TEXT + 1)
+    assert load_plain(f"short: {long}\n".encode()) == {"short": long}
+    assert "short" in yp._memo and long not in yp._memo
+    for i in range(200):
+        assert load_plain(f"k{i}: v{i}\n".encode()) == {f"k{i}": f"v{i}"}
+        assert len(yp._memo) <= 50

@@ -44,7 +44,8 @@ _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _SIMPLE_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")  # int(text) is PyYAML's value
 _KEY, _NO_KEY = object(), object()
-_MEMO_MAX = 65_536
+_MEMO_MAX = 65_536  # entries, each of a text of at most _MEMO_TEXT characters
+_MEMO_TEXT = 64
 _memo: dict[str, Any] = {}  # plain scalar text -> its value (or NOT_PLAIN)
 
 
@@ -135,7 +136,8 @@ def _scalar(loader: Any, text: str) -> Any:
         return loader.construct_yaml_timestamp(ScalarNode(tag, text))  # mutable: no memo
     else:
         value = NOT_PLAIN
-    if len(_memo) >= _MEMO_MAX:
-        _memo.clear()
-    _memo[text] = value
+    if len(text) <= _MEMO_TEXT:  # keys and short values repeat; a long text is not kept
+        if len(_memo) >= _MEMO_MAX:
+            _memo.clear()
+        _memo[text] = value
     return value
