@@ -125,3 +125,23 @@ def test_the_fingerprint_is_each_files_size_and_mtime_after_one_listing(
     os.replace(paths.run_json, paths.dir / "record.bak")
     (paths.dir / "run.json").mkdir()  # not a regular file: no record
     assert fingerprint(paths).startswith("-|")
+
+
+def test_a_run_directory_that_cannot_be_listed_is_fingerprinted_file_by_file(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another user's run directory of mode 711 can be entered but not listed: its files
+    are stat'ed one by one (the same fingerprint), not taken for absent (which would drop
+    the run from the catalog). Simulated: the tests run as root, who may list anything."""
+    import hpclab.catalog.extract as extract
+
+    make_run(store_root, "a")
+    paths = Store(store_root).run_paths("p", "a")
+    expected = _stat_each(paths)
+
+    def refused(path: Any) -> Any:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(extract.os, "scandir", refused)
+    assert fingerprint(paths) == expected
+    assert not fingerprint(paths).startswith("-|")

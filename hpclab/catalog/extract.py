@@ -88,17 +88,21 @@ def fingerprint(paths: RunPaths) -> str:
 
     One listing of the run directory, then a ``stat`` only of the files under a name it
     holds: a run has 4 or 5 of the 14 (on NFS, each missing file's ``stat`` is a lookup
-    round trip; a listing is one)."""
+    round trip; a listing is one). A directory that may be entered but not listed
+    (another user's run, mode 711) has each file stat'ed."""
     base = str(paths.dir)
+    present: set[str] | None
     try:
         with os.scandir(base) as entries:
             present = {e.name for e in entries}
-    except OSError:  # gone, or not a directory
+    except (FileNotFoundError, NotADirectoryError):
         return _NOTHING
+    except OSError:  # listing refused (another user's run, mode 711): stat each file
+        present = None
     parts = []
     base += os.sep
     for rel, head in _FINGERPRINT_HEADS:
-        if head not in present:
+        if present is not None and head not in present:
             parts.append("-")
             continue
         try:

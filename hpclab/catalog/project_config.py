@@ -243,7 +243,6 @@ def _statistics(value: Any, where: str) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=65536)
-@functools.lru_cache(maxsize=8192)  # asked for every feature of every run: paths repeat
 def _is_seed(path: str, keys: tuple[str, ...]) -> bool:
     leaf = path.rsplit(".", 1)[-1].split("[", 1)[0]
     for k in keys:
