@@ -133,6 +133,39 @@ def test_seed_keys_match_leaf_names_and_globs() -> None:
     assert len(g.groups) == 1 and len(next(iter(g.groups.values())).samples) == 2
 
 
+def test_members_given_their_kept_features_group_as_members_without() -> None:
+    """The knowledge layer hands each run's features with features.ignore already applied
+    (``Member.kept``): the grouping is the same as matching them here, a run whose only
+    features are ignored included (it has a config: not a group of its own)."""
+    cfg = dataclasses.replace(CONFIG, feature_ignore=("hpclab", "data.note"))
+    members = [
+        _member("a0", BASE, seed=0),
+        _member("a1", {**BASE, "data.note": "x"}, seed=1),  # ignored path: same group
+        _member("b0", {**BASE, "optim.lr": 0.5}, seed=0),
+        _member("a2", BASE, seed=0),  # a rerun of seed 0
+        Member("n0", "completed", "n0", [("hpclab.parent", '"x"', None)], None, ()),
+        Member("e0", "completed", "e0", [], None, ()),  # no config at all
+    ]
+    ignored = cfg.feature_ignore
+    pre = [
+        dataclasses.replace(
+            m, kept=[f for f in m.features if not any(f[0] == p or f[0].startswith(p + ".")
+                                                      for p in ignored)]
+        )
+        for m in members
+    ]  # fmt: skip
+    plain, given = group_runs(members, cfg), group_runs(pre, cfg)
+    assert given.roles == plain.roles
+    assert {k: (g.config, g.members, g.samples, g.label) for k, g in given.groups.items()} == {
+        k: (g.config, g.members, g.samples, g.label) for k, g in plain.groups.items()
+    }
+    assert plain.roles["a1"].group_id == plain.roles["a0"].group_id
+    assert plain.roles["a2"].role == "reproduction"
+    assert plain.roles["n0"].group_id != plain.roles["e0"].group_id
+    assert "no config" not in plain.groups[plain.roles["n0"].group_id].label
+    assert "no config" in plain.groups[plain.roles["e0"].group_id].label
+
+
 # -- verdicts ---------------------------------------------------------------------------------
 def test_the_smallest_permutation_p_makes_3_vs_3_too_few_seeds() -> None:
     assert smallest_permutation_p(3, 3) == pytest.approx(0.1)

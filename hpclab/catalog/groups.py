@@ -15,15 +15,17 @@ shortest distinguishing part is added (``code=1a2b3c4d``). See docs/statistics.m
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from hpclab.catalog.diffs import ignore_matcher
-from hpclab.catalog.project_config import ProjectConfig
+from hpclab.catalog.project_config import ProjectConfig, is_seed_path
 
 FeatureRow = tuple[str, str, float | None]
 MAX_BASELINE_PATHS = 4  # the baseline group's own label: its values of the varied paths
@@ -39,6 +41,9 @@ class Member:
     features: Sequence[FeatureRow]
     code_id: str | None
     data: tuple[tuple[str, str], ...]  # (dataset name, sha256), sorted
+    # the features not under features.ignore, when the caller has them (the knowledge
+    # layer keeps them per run): not matched against features.ignore again
+    kept: Sequence[FeatureRow] | None = None
 
 
 @dataclass
@@ -76,10 +81,15 @@ def group_runs(members: Sequence[Member], config: ProjectConfig) -> Grouping:
     roles: dict[str, Role] = {}
     seeds: dict[str, str] = {}
     alone: set[str] = set()
+    ids: dict[tuple[Any, ...], str] = {}  # a group's runs differ only in seeds: one hash
     for m in sorted(members, key=lambda m: (m.created_at, m.run_id)):
-        kept, seed = split_seed(m.features, config)
+        if m.kept is not None:
+            kept, seed = split_seed(m.kept, config, filtered=True)
+        else:
+            kept, seed = split_seed(m.features, config)
         if m.features:
-            gid = group_id(kept, m.code_id, m.data)
+            key = (tuple(kept), m.code_id, m.data)
+            gid = ids.get(key) or ids.setdefault(key, group_id(kept, m.code_id, m.data))
         else:
             gid = group_id([("run", m.run_id)], m.code_id, m.data)
             alone.add(gid)
@@ -102,22 +112,46 @@ def group_runs(members: Sequence[Member], config: ProjectConfig) -> Grouping:
 
 
 def split_seed(
-    features: Sequence[FeatureRow], config: ProjectConfig
+    features: Sequence[FeatureRow], config: ProjectConfig, *, filtered: bool = False
 ) -> tuple[list[tuple[str, str]], str]:
-    """(the config without seeds and ignored paths, the seed values as JSON)."""
-    kept, seed = [], {}
-    ignored, is_seed = ignore_matcher(config.feature_ignore), config.is_seed
-    for path, value, _ in features:
-        if ignored(path):
-            continue
-        if is_seed(path):
-            v = json.loads(value)
-            if isinstance(v, float) and v.is_integer():
-                v = int(v)  # seed 0 and seed 0.0 are one seed
-            seed[path] = v
-        else:
-            kept.append((path, value))
-    return kept, json.dumps(seed, sort_keys=True)
+    """(the config without seeds and ignored paths, the seed values as JSON).
+    ``filtered``: ``features`` hold no path under features.ignore already."""
+    rows = features if isinstance(features, (list, tuple)) else list(features)
+    kept_at, seed_at = _roles(
+        tuple(map(_PATH, rows)), () if filtered else config.feature_ignore, config.seed_keys
+    )
+    kept = [(rows[i][0], rows[i][1]) for i in kept_at]
+    return kept, _seed_json(tuple((rows[i][0], rows[i][1]) for i in seed_at))
+
+
+_PATH = itemgetter(0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _roles(
+    paths: tuple[str, ...], ignore: tuple[str, ...], seed_keys: tuple[str, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The positions of the kept rows and of the seed rows among a run's feature paths:
+    a sweep's runs share one sequence of paths, so it is matched once, not per run."""
+    ignored = ignore_matcher(ignore)
+    kept: list[int] = []
+    seeds: list[int] = []
+    for i, path in enumerate(paths):
+        if not ignored(path):
+            (seeds if is_seed_path(path, seed_keys) else kept).append(i)
+    return tuple(kept), tuple(seeds)
+
+
+@functools.lru_cache(maxsize=4096)
+def _seed_json(seeds: tuple[tuple[str, str], ...]) -> str:
+    """The seed values as one JSON object (the same few seeds recur in every group)."""
+    seed = {}
+    for path, value in seeds:
+        v = json.loads(value)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)  # seed 0 and seed 0.0 are one seed
+        seed[path] = v
+    return json.dumps(seed, sort_keys=True)
 
 
 def group_id(

@@ -88,6 +88,9 @@ class Entry:
     metrics_file: str | None = None  # path under .catalog of the run's metrics
 
 
+Indexed = tuple[str, str, Entry, RunRows]  # (project, run id, entry, its rows)
+
+
 @dataclass
 class _Outcome:
     """What reading one run produced, applied to the indexer's state by the main thread."""
@@ -739,8 +742,9 @@ class Indexer:
             keys = None if rebase else self._delta
             if rebase or self._delta & self._lazy.keys():
                 self._ensure_details()  # rows of runs not read again are written too
+            indexed = list(self._indexed(keys))  # sorted once for every table
             for table in RUN_KEYED:
-                built = self._run_keyed_rows(table, effective, keys)
+                built = self._run_keyed_rows(table, effective, indexed)
                 if rebase:
                     tables[table] = built
                 else:
@@ -804,15 +808,15 @@ class Indexer:
         self,
         table: str,
         effective: dict[tuple[str, str], tuple[str, bool]],
-        keys: set[tuple[str, str]] | None,
+        indexed: list[Indexed],
     ) -> list[Row]:
         if table == "runs":
-            return self._runs_rows(effective, keys)
+            return self._runs_rows(effective, indexed)
         if table == "features":
-            return self._feature_rows(keys)
+            return self._feature_rows(indexed)
         if table == "metric_summary":
-            return self._summary_rows(keys)
-        return self._run_file_rows(table, _RUN_TABLES[table], keys)
+            return self._summary_rows(indexed)
+        return self._run_file_rows(table, _RUN_TABLES[table], indexed)
 
     def _write_delta(self, table: str, table_rows: list[Row]) -> None:
         path = self.store.catalog_delta(table, self.generation)
@@ -847,9 +851,7 @@ class Indexer:
             self.superseded.append((self.store.catalog_dir / self.delta_keys, time.time()))
         self.delta_keys = relative(self.store, path)
 
-    def _indexed(
-        self, keys: set[tuple[str, str]] | None = None
-    ) -> Iterator[tuple[str, str, Entry, RunRows]]:
+    def _indexed(self, keys: set[tuple[str, str]] | None = None) -> Iterator[Indexed]:
         """(project, run id, entry, rows) of every run read (or of ``keys``), in catalog
         order."""
         chosen = self.entries.keys() if keys is None else keys & self.entries.keys()
@@ -861,12 +863,12 @@ class Indexer:
     def _runs_rows(
         self,
         effective: dict[tuple[str, str], tuple[str, bool]],
-        keys: set[tuple[str, str]] | None = None,
+        indexed: list[Indexed],
     ) -> list[Row]:
         """``runs``: the run's record, its DAG and seed-group columns, its status as readers
         see it, and the indexer's own columns."""
         out = []
-        for project, run_id, entry, rows in self._indexed(keys):
+        for project, run_id, entry, rows in indexed:
             status, stale = effective[(project, run_id)]
             out.append(
                 row(
@@ -884,30 +886,28 @@ class Indexer:
             )
         return out
 
-    def _feature_rows(self, keys: set[tuple[str, str]] | None = None) -> list[Row]:
+    def _feature_rows(self, indexed: list[Indexed]) -> list[Row]:
         make = positional("features", "project", "run_id", "path", "value", "value_num")
         return [
             make(project, run_id, path, value, num)
-            for project, run_id, _, rows in self._indexed(keys)
+            for project, run_id, _, rows in indexed
             for path, value, num in rows.features
         ]
 
-    def _run_file_rows(
-        self, table: str, attr: str, keys: set[tuple[str, str]] | None = None
-    ) -> list[Row]:
+    def _run_file_rows(self, table: str, attr: str, indexed: list[Indexed]) -> list[Row]:
         """A table read from one run's files (artifacts, datasets, notes, reproductions):
         the run's rows (a list, or one row or None) with the run's key."""
         out = []
-        for project, run_id, _, rows in self._indexed(keys):
+        for project, run_id, _, rows in indexed:
             value = getattr(rows, attr)
             parts = value if isinstance(value, list) else [] if value is None else [value]
             for part in parts:
                 out.append(row(table, part, project=project, run_id=run_id))
         return out
 
-    def _summary_rows(self, keys: set[tuple[str, str]] | None = None) -> list[Row]:
+    def _summary_rows(self, indexed: list[Indexed]) -> list[Row]:
         out = []
-        for project, run_id, entry, rows in self._indexed(keys):
+        for project, run_id, entry, rows in indexed:
             config = self.projects.get(project) or ProjectConfig()
             returned = rows.record.returned
             for name in sorted(entry.aggs.keys() | returned.keys()):

@@ -231,22 +231,21 @@ class Knowledge:
         return f
 
     def _grouping(self, p: ProjectInput) -> Grouping:
-        members = [
-            Member(
-                r.run_id,
+        members, rows = [], []
+        for run_id in sorted(p.runs):
+            r = p.runs[run_id]
+            f = self._features_of(p, r)
+            m = Member(
+                run_id,
                 r.status,
                 str(r.runs.get("created_at") or ""),
                 r.features,
                 r.runs.get("code_id"),
                 r.data,
+                f.kept,
             )
-            for r in p.runs.values()
-        ]
-        rows = [
-            (m.run_id, m.status, m.created_at, self._features_of(p, p.runs[m.run_id]).hash,
-             m.code_id, m.data)
-            for m in sorted(members, key=lambda m: m.run_id)
-        ]  # fmt: skip
+            members.append(m)
+            rows.append((run_id, m.status, m.created_at, f.hash, m.code_id, m.data))
         key = hash(
             (tuple(rows), p.config.feature_ignore, p.config.seed_keys, p.config.baseline_run)
         )

@@ -108,7 +108,7 @@ class ProjectConfig:
     def is_seed(self, path: str) -> bool:
         """A config path is a seed key: its leaf name is one (``seed`` matches ``seed`` and
         ``data.seed``), or it matches a dotted key / glob (``trainer.seed``, ``*.seed``)."""
-        return _is_seed(path, self.seed_keys)
+        return is_seed_path(path, self.seed_keys)
 
     def direction(self, metric: str) -> str:
         """``minimize`` unless the project says otherwise (losses are the common case)."""
@@ -243,7 +243,8 @@ def _statistics(value: Any, where: str) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=65536)
-def _is_seed(path: str, keys: tuple[str, ...]) -> bool:
+def is_seed_path(path: str, keys: tuple[str, ...]) -> bool:
+    """:meth:`ProjectConfig.is_seed` for seed keys ``keys``."""
     leaf = path.rsplit(".", 1)[-1].split("[", 1)[0]
     for k in keys:
         if "." not in k and not any(c in k for c in "*?["):
