@@ -134,6 +134,30 @@ def test_accounting_is_written_once_it_is_final(tmp_path: Path) -> None:
     assert record_usage(store, [("lab", rid)], cli) == [] and len(asked) == 2  # never again
 
 
+def test_a_restarted_indexer_does_not_ask_accounting_about_an_accounted_run(
+    tmp_path: Path,
+) -> None:
+    """A fresh ``hpclab index`` loads the catalog's rows without their details: the
+    accounting pass must still see the final resources.json of an ended run (it asked
+    sacct again about every ended Slurm run and rewrote each one's file)."""
+    from hpclab.catalog.indexer import Indexer, accounting_runs
+
+    store = Store(tmp_path / "store")
+    done = _ended_slurm_run(store, "287")
+    lagging = _ended_slurm_run(store, "286")
+    cli = SlurmCLI(runner=lambda argv: DEV_CLUSTER)
+    assert record_usage(store, [("lab", done)], cli) == [("lab", done)]
+    with Indexer(store) as indexer:
+        indexer.index()
+        assert accounting_runs(indexer) == [("lab", lagging)]
+    with Indexer(store) as indexer:  # a restart: rows loaded from the catalog
+        indexer.index()
+        assert accounting_runs(indexer) == [("lab", lagging)]
+        rows = indexer.entries[("lab", done)].rows
+        assert rows is not None and rows.resources is not None
+        assert rows.resources["job_id"] == "287" and rows.resources["state"] == "COMPLETED"
+
+
 @pytest.mark.usefixtures("slurm_cluster")
 def test_a_real_job_gets_its_efficiency_from_accounting(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")

@@ -170,6 +170,7 @@ class Indexer:
         self._knowledge_relevant = False  # ... beyond a running run's progress
         self._knowledge_files_stale = False  # dag.yaml/hypotheses not read since a restart
         self._lazy: dict[tuple[str, str], RunRows] = {}  # loaded runs whose details are not
+        self._lazy_accounting = False  # their run_resources rows are (ensure_accounting)
         self.processes = default_workers()
 
     # -- lifetime ---------------------------------------------------------------------
@@ -228,7 +229,9 @@ class Indexer:
                 self._rebase = self._knowledge_pending = True
         seen: set[tuple[str, str]] = set()
         targets = (
-            runs if runs is not None else [(p, paths.id) for p, paths in self.store.iter_runs()]
+            runs
+            if runs is not None  # ids only: no paths built for runs the pass leaves alone
+            else [(p, r) for p in self.store.projects() for r in self.store.run_ids(p)]
         )
         todo: list[tuple[str, str, Any, str | None]] = []
         for project, run_id in targets:
@@ -460,6 +463,17 @@ class Indexer:
             return
         load_details(self.con, self.store, read_manifest(self.store), self._lazy)
         self._lazy = {}
+
+    def ensure_accounting(self) -> None:
+        """Read the accounting (``run_resources``) of the runs loaded at the start, and
+        only that: what the accounting pass asks about (without it, every restarted
+        ``hpclab index`` took each ended Slurm run for one without accounting, asked
+        sacct about it again and rewrote its resources.json)."""
+        if not self._lazy or self._lazy_accounting:
+            return
+        tables = frozenset({"run_resources"})
+        load_details(self.con, self.store, read_manifest(self.store), self._lazy, tables)
+        self._lazy_accounting = True
 
     def _compact(self) -> bool:
         """Merge the small metrics files of ended runs into segments once there are
@@ -1014,6 +1028,7 @@ class Indexer:
                 self._delta = _read_keys(self.con, self.store, manifest)
                 self._inputs = dict(manifest.inputs)
                 self._lazy = {k: e.rows for k, e in self.entries.items() if e.rows is not None}
+                self._lazy_accounting = False
                 for key, entry in self.entries.items():
                     if entry.rows is not None:
                         self._run_columns[key] = {
@@ -1215,13 +1230,22 @@ def load_entries(
     return entries, statuses
 
 
-def load_details(con: Any, store: Store, manifest: Manifest, by_run: dict[Any, RunRows]) -> None:
+def load_details(
+    con: Any,
+    store: Store,
+    manifest: Manifest,
+    by_run: dict[Any, RunRows],
+    tables: frozenset[str] | None = None,
+) -> None:
     """Fill ``by_run``'s rows read from the published run-keyed tables besides ``runs``
     (features, artifacts, datasets, notes, reproductions, return values): what only the
-    knowledge layer and a rewrite of the whole tables need, so a restart defers it."""
+    knowledge layer and a rewrite of the whole tables need, so a restart defers it.
+    ``tables``: only those (None: all)."""
 
     def own(table: str) -> Iterator[tuple[RunRows, dict[str, Any]]]:
         """(the run's rows, the row less the run's key) for each row of an indexed run."""
+        if tables is not None and table not in tables:
+            return
         for r in _rows_of(con, store, manifest, table):
             rows = by_run.get((r.pop("project"), r.pop("run_id")))
             if rows is not None:
@@ -1340,6 +1364,7 @@ def accounting_runs(indexer: Indexer, *, now: float | None = None) -> list[tuple
     the last ACCOUNTING_DAYS (older jobs may be purged from accounting: not asked forever)."""
     now = time.time() if now is None else now
     final = {s.value for s in RunStatus if s.is_final}
+    indexer.ensure_accounting()
     out = []
     for key, entry in sorted(indexer.entries.items()):
         rows = entry.rows
