@@ -250,7 +250,7 @@ def test_a_pass_pauses_the_cyclic_collector_and_resumes_it(
         def broken(paths):  # type: ignore[no-untyped-def]
             raise RuntimeError("disk gone")
 
-        monkeypatch.setattr(indexer, "fingerprint", broken)  # the runs known now
+        monkeypatch.setattr(indexer, "fingerprint_dir", broken)  # the runs known now
         with pytest.raises(RuntimeError, match="disk gone"):
             ix.index()
         assert gc.isenabled()

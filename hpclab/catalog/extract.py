@@ -90,7 +90,12 @@ def fingerprint(paths: RunPaths) -> str:
     holds: a run has 4 or 5 of the 14 (on NFS, each missing file's ``stat`` is a lookup
     round trip; a listing is one). A directory that may be entered but not listed
     (another user's run, mode 711) has each file stat'ed."""
-    base = str(paths.dir)
+    return fingerprint_dir(str(paths.dir))
+
+
+def fingerprint_dir(base: str) -> str:
+    """:func:`fingerprint` of the run directory ``base`` (a pass over 10,000 runs builds
+    no paths for the runs it leaves alone)."""
     present: set[str] | None
     try:
         with os.scandir(base) as entries:
