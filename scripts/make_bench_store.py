@@ -35,6 +35,7 @@ from hpclab.launch.sweep import PlannedPoint, SweepPlan
 from hpclab.settings import TrackingSettings
 from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.atomic import write_json_atomic, write_yaml_atomic
+from hpclab.store.config_twin import write_config
 from hpclab.store.ids import new_run_id
 from hpclab.store.record import utcnow_iso
 from hpclab.store.views import total_steps
@@ -145,7 +146,7 @@ def write_run(task: RunTask) -> int:
     """Write one run's files; returns the number of points logged."""
     store = Store(task.root)
     paths = store.run_paths(task.project, task.run_id)
-    write_yaml_atomic(paths.config_yaml, task.config, fsync=False)
+    write_config(paths, task.config, fsync=False)  # config.yaml + config.json, as hpclab.Run
     write_yaml_atomic(paths.overrides_yaml, task.overrides, fsync=False)
     values, wall = curves(task)
     names = task.metrics

@@ -66,7 +66,7 @@ def test_files_the_fingerprint_found_missing_are_not_opened(
     with_fp = extract_run(store, "p", paths, fp)
     tried = {os.path.relpath(p, paths.dir) for p in seen}
     assert not tried & absent, tried & absent
-    assert {"run.json", "config.yaml"} <= tried
+    assert "run.json" in tried and tried & {"config.yaml", "config.json"}  # or its twin
     seen.clear()
     without = extract_run(store, "p", paths)  # no fingerprint: every file is tried
     assert tried < {os.path.relpath(p, paths.dir) for p in seen}

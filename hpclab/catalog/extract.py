@@ -17,6 +17,7 @@ from typing import Any
 
 from hpclab.store import RunPaths, RunRecord, Store
 from hpclab.store.atomic import read_json, read_yaml
+from hpclab.store.config_twin import read_config
 from hpclab.store.record import is_iso_timestamp, parse_iso
 from hpclab.store.views import planned_steps, total_steps
 from hpclab.tracking.media import read_media_index
@@ -163,7 +164,8 @@ def extract_run(store: Store, project: str, paths: RunPaths, fp: str | None = No
     record = store.read_record(paths)
     runs = _run_row(record, paths, None if _CODE in absent else paths.code_json)
     rows = RunRows(record=record, runs=runs)
-    config = optional(read_yaml, paths.config_yaml, _CONFIG)
+    # the writer's parse (config.json) while config.yaml is the file it parsed
+    config = optional(lambda _: read_config(paths), paths.config_yaml, _CONFIG)
     if config is not None:
         rows.features = list(flatten_features(config))
     runs["total_steps"] = planned_steps(record, total_steps(config))

@@ -12,7 +12,7 @@ from typing import Any
 
 from hpclab.errors import HpclabError, StoreError
 from hpclab.store import Store
-from hpclab.store.atomic import write_yaml_atomic
+from hpclab.store.config_twin import write_config
 from hpclab.store.layout import check_project_name
 from hpclab.store.record import RunRecord, RunStatus, utcnow_iso
 
@@ -111,7 +111,7 @@ def write_run(store: Store, project: str, run: ImportedRun) -> str:
     paths = store.create_run_dir(project)
     try:
         if run.config:
-            write_yaml_atomic(paths.config_yaml, run.config)
+            write_config(paths, run.config)
         writer = MetricWriter(paths.metrics_zarr)
         first: float | None = None
         last: float | None = None

@@ -97,6 +97,12 @@ class RunPaths:
         return self.dir / "config.yaml"
 
     @property
+    def config_json(self) -> Path:
+        """config.yaml as its writer parsed it, stamped with its size and mtime
+        (:mod:`hpclab.store.config_twin`: what readers take while the stamp holds)."""
+        return self.dir / "config.json"
+
+    @property
     def overrides_yaml(self) -> Path:
         return self.dir / "overrides.yaml"
 

@@ -32,6 +32,7 @@ from hpclab.errors import ConfigError, HpclabError, RunExists, RunNotFound, Stor
 from hpclab.settings import TrackingSettings
 from hpclab.store import DEFAULT_PROJECT, RunPaths, RunRecord, RunStatus, Store
 from hpclab.store.atomic import write_yaml_atomic
+from hpclab.store.config_twin import write_config
 from hpclab.store.documents import ArtifactEntry, ArtifactReference, DatasetEntry
 from hpclab.store.layout import check_project_name
 from hpclab.store.record import utcnow_iso
@@ -307,7 +308,7 @@ class Run:
             d.mkdir(parents=True, exist_ok=True)
         self._record = self._initial_record(name, parent, tags, sweep_id, key)
         if config_doc is not None and (not self.resumed or not paths.config_yaml.exists()):
-            write_yaml_atomic(paths.config_yaml, config_doc)
+            write_config(paths, config_doc)  # config.yaml and its parse (config_twin)
         if overrides is not None and (not self.resumed or not paths.overrides_yaml.exists()):
             write_yaml_atomic(paths.overrides_yaml, [str(o) for o in overrides])
         self._write_record(authoritative=True)  # starting or resuming: the run's own word
@@ -560,9 +561,7 @@ class Run:
             current = read_yaml(self.paths.config_yaml) if self.paths.config_yaml.exists() else {}
             if not isinstance(current, dict):
                 raise ConfigError(f"{self.paths.config_yaml}: expected a mapping at the top")
-            write_yaml_atomic(
-                self.paths.config_yaml, _deep_merge(current, {key: new} if key else new)
-            )
+            write_config(self.paths, _deep_merge(current, {key: new} if key else new))
 
     # -- media ----------------------------------------------------------------------------
     def _media(self) -> Any:
