@@ -371,7 +371,7 @@ def test_init_on_a_full_disk_leaves_no_run_directory(
     if target == "record":
         monkeypatch.setattr(Store, "write_record", _always_enospc)
     else:
-        monkeypatch.setattr(run_module, "write_yaml_atomic", _always_enospc)
+        monkeypatch.setattr(run_module, "write_config", _always_enospc)
     with pytest.raises(StoreError, match="No space left") as info:
         hpclab.init(project="p", store=store_root, config={"lr": 0.1}, settings=QUIET)
     assert "\n" not in str(info.value)

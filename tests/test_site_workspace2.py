@@ -456,7 +456,13 @@ def test_hover_and_zoom_views_for_the_readme(
             "Input.dispatchMouseEvent",
             {"type": "mouseWheel", "x": x, "y": y, "deltaX": 0, "deltaY": -300},
         )
-    page.wait_for(f"document.querySelector('{BOX} > div').dataset.zoom", timeout=15)
+    # each wheel event narrows the zoom: wait for them to land, not for the first one
+    page.wait_for(
+        f"(() => {{ const d = document.querySelector('{BOX} > div').dataset;"
+        " if (!d.zoom) return false; const [lo, hi] = JSON.parse(d.zoom);"
+        " return hi - lo < Number(d.lastStep) / 2; })()",
+        timeout=15,
+    )
     lo, hi = page.evaluate(f"JSON.parse(document.querySelector('{BOX} > div').dataset.zoom)")
     last = int(page.evaluate(f"document.querySelector('{BOX} > div').dataset.lastStep"))
     assert 0 < lo < hi < last and hi - lo < last / 2
