@@ -199,6 +199,33 @@ def test_one_run_files_of_ended_runs_are_merged_into_segments(
     assert tables(store_root) == warm
 
 
+def test_runs_merged_by_a_restarted_indexer_keep_their_metric_summaries(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restarted indexer reads runs' metric aggregates only when a pass needs them; the
+    merge of their one-run files must read them first (a later publish wrote those runs
+    with no metric summary and n_metrics 0)."""
+    import hpclab.catalog.indexer as indexer_module
+
+    store = Store(store_root)
+    with Indexer(store) as ix:
+        for i in range(4):
+            make_run(store_root, f"r{i}", 5, lr=0.1 * (i + 1))
+            ix.index([("p", f"r{i}")], knowledge=False)  # the watcher: a file each
+        ix.index()  # fewer than COMPACT_MIN: nothing merged
+    want = tables(store_root)
+    assert len(want["metric_summary"]) == 8  # two metrics a run
+    monkeypatch.setattr(indexer_module, "COMPACT_MIN", 4)
+    with Indexer(store) as ix:
+        ix.index()  # restarted, nothing changed: the four files merged
+        assert len(set(_manifest(store_root)["metrics"].values())) == 1
+        (store_root / "p" / "project.yaml").write_text("features:\n  ignore: [hpclab, foo]\n")
+        ix.index()  # every summary row written again
+    got = tables(store_root)
+    assert got["metric_summary"] == want["metric_summary"]
+    assert got["runs"] == want["runs"]
+
+
 def test_aggregates_round_trip_through_the_metrics_file_metadata() -> None:
     """Agg.to_json lists its fields by hand (asdict deep-copies): every field, and the
     non-finite values JSON cannot hold, come back from from_json."""

@@ -57,14 +57,26 @@ def test_a_config_yaml_changed_since_is_read_itself(tmp_path: Path) -> None:
     assert read_config(paths) == edited
     write_config(paths, {**CONFIG, "seed": 5})  # hpclab's own rewrite renews the twin
     assert json.loads(paths.config_json.read_text())["config"]["seed"] == 5
-    # edited in place, same size, the mtime put back: the inode is the same, so only...
+    # edited in place, same size, inode and mtime (cp -p, rsync -t): the ctime tells
     st = os.stat(paths.config_yaml)
     with open(paths.config_yaml, "r+b") as f:
         text = f.read()
         f.seek(0)
         f.write(text.replace(b"seed: 5", b"seed: 6"))
-    os.utime(paths.config_yaml, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # ...a new mtime
+    os.utime(paths.config_yaml, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = os.stat(paths.config_yaml)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        st.st_size, st.st_mtime_ns, st.st_ino
+    )  # fmt: skip
     assert read_config(paths)["seed"] == 6
+
+
+def test_a_config_past_the_readers_limits_is_written_without_a_twin(tmp_path: Path) -> None:
+    shared = list(range(1000))  # safe_dump writes anchors and aliases: 1,000,000+ nodes
+    store = Store(tmp_path / "store")
+    paths = store.create_run_dir("p")
+    write_config(paths, {f"k{i}": shared for i in range(1001)})
+    assert paths.config_yaml.exists() and not paths.config_json.exists()
 
 
 @pytest.mark.parametrize(

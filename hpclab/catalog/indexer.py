@@ -546,6 +546,7 @@ class Indexer:
             return False
         new = relative(self.store, out)
         moved = {(project, r) for r in held}
+        self._ensure_aggs(moved)  # read from the files they leave, before the entries move
         for rel in rels:
             for key in sorted(self._file_runs.get(rel, set()) & moved):
                 entry = self.entries[key]

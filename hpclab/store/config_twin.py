@@ -1,12 +1,13 @@
 """A run's ``config.yaml`` parsed once, by its writer: ``config.json`` beside it.
 
 ``config.json`` holds what hpclab's YAML reader makes of ``config.yaml`` and the size,
-mtime and inode the YAML file had when it was parsed. A reader (the indexer reads 10,000
-configs in a cold pass; JSON parses about ten times faster than YAML) takes the JSON only
-while ``config.yaml`` still has them (one ``stat``), so the YAML stays the record: a config
-edited or replaced since, a run from before this file existed, a twin that is missing,
-malformed or not a regular file, all read the YAML, with the same result. A parse that
-JSON cannot carry exactly (dates, integer keys) gets no twin.
+mtime, ctime, device and inode the YAML file had when it was parsed. A reader (the
+indexer reads 10,000 configs in a cold pass; JSON parses about ten times faster than
+YAML) takes the JSON only while ``config.yaml`` still has them (an open and ``fstat``),
+so the YAML stays the record: a config edited or replaced since, a run from before this
+file existed, a twin that is missing, malformed or not a regular file, all read the YAML,
+with the same result. A parse that JSON cannot carry exactly (dates, integer keys) or
+that the readers' limits refuse gets no twin.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from typing import Any
 
 from hpclab.errors import StoreError
@@ -39,7 +41,10 @@ def write_twin(paths: RunPaths, *, fsync: bool = True) -> bool:
     False (none written) when the parse does not survive JSON or the file changed while
     it was parsed."""
     before = os.stat(paths.config_yaml)
-    parsed = read_yaml(paths.config_yaml)
+    try:
+        parsed = read_yaml(paths.config_yaml)
+    except (StoreError, RecursionError):  # past the readers' limits: they parse it (and say so)
+        return False
     after = os.stat(paths.config_yaml)
     if stamp(before) != stamp(after):
         return False
@@ -56,7 +61,16 @@ def write_twin(paths: RunPaths, *, fsync: bool = True) -> bool:
 def read_config(paths: RunPaths) -> Any:
     """The parsed ``config.yaml``: the twin's when its stamp is the YAML file's now, else
     the YAML parsed. FileNotFoundError when there is no config.yaml."""
-    yaml_stamp = stamp(os.stat(paths.config_yaml))
+    # an open, not a stat: on NFS an open revalidates the attributes (close-to-open), a
+    # stat may be answered from a cache another host's rewrite has made stale
+    fd = os.open(paths.config_yaml, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(st.st_mode):
+        return read_yaml(paths.config_yaml)  # refused there, with the file named
+    yaml_stamp = stamp(st)
     try:
         twin = read_json(paths.config_json)
     except (OSError, StoreError):
@@ -67,9 +81,10 @@ def read_config(paths: RunPaths) -> Any:
 
 
 def stamp(st: os.stat_result) -> str:
-    """``size:mtime_ns:inode``: a rewrite changes one (a replacement by rename, as editors
-    and hpclab write, the inode, whatever the clock's granularity)."""
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    """``size:mtime_ns:ctime_ns:device:inode``: a rewrite changes one (a replacement by
+    rename, as editors and hpclab write, the inode; an edit in place the ctime, which no
+    ``utime``/``cp -p``/``rsync -t`` can set back)."""
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_dev}:{st.st_ino}"
 
 
 def same(a: Any, b: Any) -> bool:
