@@ -76,14 +76,14 @@ def unflatten(features: Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
 def without(features: Iterable[tuple[str, str, Any]], prefixes: Sequence[str]) -> list[Any]:
     """The rows whose path is not under one of ``prefixes`` (``hpclab`` drops ``hpclab.*``)."""
     rows = features if isinstance(features, (list, tuple)) else list(features)
-    return [rows[i] for i in _kept_at(tuple(map(_PATH, rows)), tuple(prefixes))]
+    return [rows[i] for i in kept_positions(tuple(map(_PATH, rows)), tuple(prefixes))]
 
 
 _PATH = itemgetter(0)
 
 
 @functools.lru_cache(maxsize=4096)
-def _kept_at(paths: tuple[str, ...], prefixes: tuple[str, ...]) -> tuple[int, ...]:
+def kept_positions(paths: tuple[str, ...], prefixes: tuple[str, ...]) -> tuple[int, ...]:
     """The positions of the paths not under ``prefixes``: the runs of a sweep share one
     sequence of paths (matched once, not per run: 10,000 runs x 19 paths a pass)."""
     ignored = ignore_matcher(prefixes)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from hpclab.catalog.diffs import ignore_matcher
+from hpclab.catalog.diffs import kept_positions
 from hpclab.catalog.project_config import ProjectConfig, is_seed_path
 
 FeatureRow = tuple[str, str, float | None]
@@ -133,12 +133,10 @@ def _roles(
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The positions of the kept rows and of the seed rows among a run's feature paths:
     a sweep's runs share one sequence of paths, so it is matched once, not per run."""
-    ignored = ignore_matcher(ignore)
     kept: list[int] = []
     seeds: list[int] = []
-    for i, path in enumerate(paths):
-        if not ignored(path):
-            (seeds if is_seed_path(path, seed_keys) else kept).append(i)
+    for i in kept_positions(paths, ignore):
+        (seeds if is_seed_path(paths[i], seed_keys) else kept).append(i)
     return tuple(kept), tuple(seeds)
 
 
