@@ -248,6 +248,43 @@ def test_aggregates_round_trip_through_the_metrics_file_metadata() -> None:
             assert a == b or (math.isnan(a) and math.isnan(b)), (values, f.name, a, b)
 
 
+def test_a_segments_aggregates_are_each_series_own_to_the_bit() -> None:
+    """A cold pass computes every series' aggregates of a segment at once: the same floats
+    as Agg.update on that series alone (NaN, +-inf, an all-NaN series, an empty one)."""
+    import numpy as np
+
+    from hpclab.catalog.run_metrics import Agg, _Series
+
+    rng = np.random.default_rng(7)
+    runs = []
+    for r in range(30):
+        tails = {}
+        for m in range(4):
+            n = int(rng.integers(0, 12_000)) if m != 3 else 0
+            rows = np.column_stack([np.arange(n) * 3, rng.standard_normal(n) * 1e3, rng.random(n)])
+            if m == 1 and n > 10:
+                rows[rng.integers(0, n, 6), 1] = rng.choice([np.nan, np.inf, -np.inf], 6)
+            if m == 2 and r % 5 == 0:
+                rows[:, 1] = np.nan
+            tails[f"m{m}"] = rows
+        runs.append((f"r{r}", tails))
+    expected = []
+    for _, tails in runs:
+        for rows in tails.values():
+            if len(rows):
+                agg = Agg()
+                agg.update(rows)
+                expected.append(agg)
+
+    def bits(a: Agg) -> tuple:
+        floats = (a.sum, a.min, a.max, a.last)
+        return (a.length, a.n_finite, a.last_step, np.array(floats).tobytes())
+
+    got = _Series.of(runs).aggs()
+    assert len(got) == len(expected) > 60
+    assert [bits(a) for a in got] == [bits(a) for a in expected]
+
+
 def test_a_pass_pauses_the_cyclic_collector_and_resumes_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -168,42 +168,91 @@ def write_segment(con: Any, out: Path, project: str, runs: Iterable[SegmentRun])
     held = [r for r in runs if any(len(t) for t in r.tails.values())]
     if not held:
         return []
+    series = _Series.of([(r.run_id, r.tails) for r in held])
+    aggs = iter(series.aggs())
     for r in held:
-        r.aggs = {}
-        for name, rows in r.tails.items():
-            if len(rows):
-                r.aggs.setdefault(name, Agg()).update(rows)
+        r.aggs = {name: next(aggs) for name, rows in r.tails.items() if len(rows)}
     kv_out = {"format": FORMAT, "runs": {r.run_id: _entry(r.run_created, r.aggs) for r in held}}
-    cols = _columns(project, [(r.run_id, r.tails) for r in held])
-    write_table(con, out, "metrics", cols, kv=kv_out)
+    write_table(con, out, "metrics", series.columns(project), kv=kv_out)
     return [r.run_id for r in held]
 
 
 def _columns(project: str, runs: list[tuple[str, dict[str, np.ndarray]]]) -> dict[str, Any]:
-    """The metrics table's columns for runs' rows (names and run ids as codes): one
-    concatenation of every series, the codes repeated by length (no arrays per series)."""
-    labels: dict[str, int] = {}
-    parts, name_codes, run_codes, lengths = [], [], [], []
-    for i, (_, tails) in enumerate(runs):
-        for name, rows in tails.items():
-            if len(rows):
-                parts.append(rows)
-                name_codes.append(labels.setdefault(name, len(labels)))
-                run_codes.append(i)
-                lengths.append(len(rows))
-    # column-major: each column one contiguous array, as DuckDB scans it
-    table = np.concatenate(parts).T.copy() if parts else np.empty((3, 0))
-    counts = np.array(lengths, dtype=np.int64)
-    return {
-        "project": project,
-        "run_id": Codes(
-            np.repeat(np.array(run_codes, dtype=np.int32), counts), tuple(r for r, _ in runs)
-        ),
-        "name": Codes(np.repeat(np.array(name_codes, dtype=np.int32), counts), tuple(labels)),
-        "step": table[0].astype(np.int64),
-        "value": table[1],
-        "wall_time": table[2],
-    }
+    """The metrics table's columns for runs' rows (names and run ids as codes)."""
+    return _Series.of(runs).columns(project)
+
+
+@dataclass
+class _Series:
+    """Runs' non-empty series laid end to end: one concatenation of every series, the
+    codes repeated by length (no arrays per series)."""
+
+    table: np.ndarray  # (3, rows): step, value, wall_time, each one contiguous row
+    lengths: np.ndarray  # rows of each series, in order
+    run_codes: list[int]  # each series' run (an index into run_ids)
+    name_codes: list[int]  # each series' metric (an index into names)
+    run_ids: tuple[str, ...]
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, runs: list[tuple[str, dict[str, np.ndarray]]]) -> _Series:
+        labels: dict[str, int] = {}
+        parts, name_codes, run_codes, lengths = [], [], [], []
+        for i, (_, tails) in enumerate(runs):
+            for name, rows in tails.items():
+                if len(rows):
+                    parts.append(rows)
+                    name_codes.append(labels.setdefault(name, len(labels)))
+                    run_codes.append(i)
+                    lengths.append(len(rows))
+        # column-major: each column one contiguous array, as DuckDB scans it
+        table = np.concatenate(parts).T.copy() if parts else np.empty((3, 0))
+        return cls(
+            table,
+            np.array(lengths, dtype=np.int64),
+            run_codes,
+            name_codes,
+            tuple(r for r, _ in runs),
+            tuple(labels),
+        )
+
+    def columns(self, project: str) -> dict[str, Any]:
+        return {
+            "project": project,
+            "run_id": Codes(
+                np.repeat(np.array(self.run_codes, dtype=np.int32), self.lengths), self.run_ids
+            ),
+            "name": Codes(
+                np.repeat(np.array(self.name_codes, dtype=np.int32), self.lengths), self.names
+            ),
+            "step": self.table[0].astype(np.int64),
+            "value": self.table[1],
+            "wall_time": self.table[2],
+        }
+
+    def aggs(self) -> list[Agg]:
+        """Each series' :class:`Agg`, the same numbers as ``Agg().update(rows)``: counts,
+        min, max and last for all series at once (min and max do not depend on order);
+        each sum over the series' own contiguous values, the same pairwise sum as
+        ``update``'s (a sum over every series at once would add in another order)."""
+        if not len(self.lengths):
+            return []
+        values, steps = self.table[1], self.table[0]
+        ends = np.cumsum(self.lengths)
+        starts = ends - self.lengths
+        finite = np.isfinite(values)
+        n_finite = np.add.reduceat(finite, starts, dtype=np.int64).tolist()
+        lows = np.minimum.reduceat(np.where(finite, values, math.inf), starts).tolist()
+        highs = np.maximum.reduceat(np.where(finite, values, -math.inf), starts).tolist()
+        lasts = values[ends - 1].tolist()
+        last_steps = steps[ends - 1].astype(np.int64).tolist()
+        out = []
+        each = zip(starts.tolist(), self.lengths.tolist(), n_finite, strict=True)
+        for i, (lo, length, n) in enumerate(each):
+            v = values[lo : lo + length]
+            total = float(v.sum()) if n == length else float(v[finite[lo : lo + length]].sum())
+            out.append(Agg(length, n, total, lows[i], highs[i], lasts[i], last_steps[i]))
+        return out
 
 
 def merge_files(con: Any, out: Path, files: list[tuple[Path, list[str]]]) -> list[str]:

@@ -55,12 +55,10 @@ def read_batch(
 def _read_batch(
     root: str, project: str, items: list[BatchItem], generation: int, batch: int
 ) -> list[RunResult]:
-    import duckdb
-
     from hpclab.catalog.metrics_reader import read_run_metrics
 
     store = Store(root)
-    con = duckdb.connect(config={"threads": 1})
+    con = _WORKER_CON[0] if _WORKER_CON else _connect()
     results: list[RunResult] = []
     pending: list[tuple[RunResult, SegmentRun]] = []
     rows_pending = 0
@@ -111,8 +109,24 @@ def _read_batch(
         if rows_pending >= SEGMENT_ROWS:
             flush()
     flush()
-    con.close()
+    if not _WORKER_CON:
+        con.close()
     return results
+
+
+# a worker process's DuckDB connection, opened once for all its batches (a connection
+# costs ~20 ms: 40 batches at 10,000 runs); empty in the indexer's own process
+_WORKER_CON: list[Any] = []
+
+
+def _connect() -> Any:
+    import duckdb
+
+    return duckdb.connect(config={"threads": 1})
+
+
+def _init_worker() -> None:
+    _WORKER_CON.append(_connect())
 
 
 def read_all(
@@ -144,7 +158,11 @@ def _process_pool(workers: int) -> Executor:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+    )
 
 
 def default_workers() -> int:
