@@ -137,8 +137,9 @@ class RunRows:
     the indexer adds them), features aside: (path, JSON value, number) tuples, the shape
     the knowledge layer compares and hashes."""
 
-    record: RunRecord
+    created_at: str  # the record's: with run_id, which incarnation of the run this is
     runs: dict[str, Any]
+    returned: dict[str, float] = field(default_factory=dict)  # the record's return values
     features: list[tuple[str, str, float | None]] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     datasets: list[dict[str, Any]] = field(default_factory=list)
@@ -158,18 +159,21 @@ def extract_run(store: Store, project: str, paths: RunPaths, fp: str | None = No
     (:func:`absent_files`)."""
     absent = absent_files(fp)
 
-    def optional(read: Callable[[Path], Any], path: Path, rel: str) -> Any:
-        return None if rel in absent else _optional(read, path)
+    def optional(read: Callable[[Path], Any], attr: str, rel: str) -> Any:
+        # the path is built only for a file the fingerprint saw (most runs have few)
+        return None if rel in absent else _optional(read, getattr(paths, attr))
 
     record = store.read_record(paths)
     runs = _run_row(record, paths, None if _CODE in absent else paths.code_json)
-    rows = RunRows(record=record, runs=runs)
+    # what the indexer keeps of the record besides the runs row (a restarted indexer has
+    # no more: the published tables hold the rest)
+    rows = RunRows(created_at=record.created_at, runs=runs, returned=record.returned)
     # the writer's parse (config.json) while config.yaml is the file it parsed
-    config = optional(lambda _: read_config(paths), paths.config_yaml, _CONFIG)
+    config = None if _CONFIG in absent else _optional(lambda _: read_config(paths), None)
     if config is not None:
         rows.features = list(flatten_features(config))
     runs["total_steps"] = planned_steps(record, total_steps(config))
-    artifacts = optional(read_json, paths.artifacts_manifest, _ARTIFACTS)
+    artifacts = optional(read_json, "artifacts_manifest", _ARTIFACTS)
     if artifacts is not None:
         for a in _list(artifacts):
             rows.artifacts.append(
@@ -179,7 +183,7 @@ def extract_run(store: Store, project: str, paths: RunPaths, fp: str | None = No
                     "size": _count(a.get("size") or 0),
                 }
             )
-    datasets = optional(read_json, paths.datasets_json, _DATASETS)
+    datasets = optional(read_json, "datasets_json", _DATASETS)
     if datasets is not None:
         for d in _list(datasets):
             rows.datasets.append(
@@ -192,7 +196,7 @@ def extract_run(store: Store, project: str, paths: RunPaths, fp: str | None = No
                     "schema": json.dumps(_schemas(d), sort_keys=True, default=str),
                 }
             )
-    r = optional(read_json, paths.repro_json, _REPRO)
+    r = optional(read_json, "repro_json", _REPRO)
     if r is not None:
         if isinstance(r, Mapping):
             rows.repro = {
@@ -209,13 +213,13 @@ def extract_run(store: Store, project: str, paths: RunPaths, fp: str | None = No
             }
     if _MEDIA not in absent:
         rows.media = [_media_row(m) for m in read_media_index(paths.media_dir)]
-    res = optional(read_json, paths.resources_json, _RESOURCES)
+    res = optional(read_json, "resources_json", _RESOURCES)
     if isinstance(res, Mapping):
         rows.resources = _resources_row(res)
     rows.eval_metrics, rows.eval_slices = _eval_rows(paths, absent)
     if _PROFILE not in absent:
         rows.latency = _latency_rows(paths)
-    notes = optional(read_yaml, paths.notes_yaml, _NOTES)
+    notes = optional(read_yaml, "notes_yaml", _NOTES)
     if notes is not None:
         notes = notes or {}
         if isinstance(notes, Mapping):
@@ -306,26 +310,50 @@ def flatten_features(config: Any, prefix: str = "") -> Iterator[tuple[str, str, 
 
 
 def _flatten(config: Any, prefix: str, out: list[tuple[str, str, float | None]]) -> None:
-    # one list, not nested generators: a cold index flattens 10,000 configs
+    # one list, not nested generators, and the plain leaves (most of a config) encoded in
+    # the loop that meets them: a cold index flattens 10,000 configs
     kind = type(config)
-    if (kind is dict or (kind is not list and isinstance(config, Mapping))) and config:
-        for key, value in config.items():
-            _flatten(value, f"{prefix}.{key}" if prefix else str(key), out)
-    elif (kind is list or isinstance(config, list)) and config:
-        for i, value in enumerate(config):
-            _flatten(value, f"{prefix}[{i}]", out)
-    elif prefix:
-        if kind is float:
-            out.append((prefix, _float_json(config), config))
-        elif kind is int:  # 10**400 in a config is a value, not a number a DOUBLE holds
-            out.append((prefix, repr(config), float(config) if abs(config) < 2**1023 else None))
-        elif kind is str:
-            out.append((prefix, _str_json(config), None))
-        else:
-            num = None
-            if isinstance(config, (int, float)) and not isinstance(config, bool):
-                num = _num(config)
-            out.append((prefix, json.dumps(config, sort_keys=True, default=str), num))
+    if kind is dict or (kind not in _LEAVES and kind is not list and isinstance(config, Mapping)):
+        if config:
+            for key, value in config.items():
+                path = f"{prefix}.{key}" if prefix else str(key)
+                if type(value) in _LEAVES:
+                    out.append(_leaf(path, value))
+                else:
+                    _flatten(value, path, out)
+            return
+    elif kind is list or (kind not in _LEAVES and isinstance(config, list)):
+        if config:
+            for i, value in enumerate(config):
+                path = f"{prefix}[{i}]"
+                if type(value) in _LEAVES:
+                    out.append(_leaf(path, value))
+                else:
+                    _flatten(value, path, out)
+            return
+    if prefix:
+        if kind in _LEAVES:
+            out.append(_leaf(prefix, config))
+            return
+        num = None
+        if isinstance(config, (int, float)) and not isinstance(config, bool):
+            num = _num(config)
+        out.append((prefix, json.dumps(config, sort_keys=True, default=str), num))
+
+
+def _leaf(path: str, value: Any) -> tuple[str, str, float | None]:
+    """A leaf of one of the exact types of _LEAVES, as json.dumps writes it."""
+    kind = type(value)
+    if kind is float:
+        return (path, _float_json(value), value)
+    if kind is str:
+        return (path, _str_json(value), None)
+    if kind is int:  # 10**400 in a config is a value, not a number a DOUBLE holds
+        return (path, repr(value), float(value) if abs(value) < 2**1023 else None)
+    return (path, "null" if value is None else "true" if value else "false", None)
+
+
+_LEAVES = frozenset({float, str, int, bool, type(None)})  # exact types: a subclass is not one
 
 
 # json.dumps of a leaf, without an encoder per call (a cold index flattens 10,000 configs)
@@ -461,7 +489,7 @@ def _count(value: Any) -> int | None:
     return int(value) if math.isfinite(value) and abs(value) < 2**62 else None
 
 
-def _optional(read: Callable[[Path], Any], path: Path) -> Any:
+def _optional(read: Callable[[Any], Any], path: Any) -> Any:
     """The parsed file, or None when it does not exist (one open, no stat first)."""
     try:
         return read(path)

@@ -80,7 +80,6 @@ ACCOUNTING_DAYS = 7  # ended Slurm runs are asked about their accounting this lo
 ACCOUNTING_RETRY_S = 600.0  # a job accounting did not know is asked again after this
 GENERATION_BLOCK = 64  # generations recorded as taken at once (a restart skips the rest)
 _ENDED = {s.value for s in FINAL_STATUSES}
-_STATUSES = {s.value: s for s in RunStatus}  # Enum(value) is 15x slower: 10,000 at a load
 # the runs columns the knowledge layer fills (parent too, which replaces the stored one)
 _NO_KNOWLEDGE = dict.fromkeys(("parent_rule", "root_id", "depth", "seed_group"))
 
@@ -405,7 +404,7 @@ class Indexer:
                 paths.metrics_zarr,
                 project,
                 run_id,
-                rows.record.created_at,
+                rows.created_at,
             )
         except Exception as e:
             return _Outcome(
@@ -961,7 +960,7 @@ class Indexer:
         out = []
         for project, run_id, entry, rows in indexed:
             config = self.projects.get(project) or ProjectConfig()
-            returned = rows.record.returned
+            returned = rows.returned
             for name in sorted(entry.aggs.keys() | returned.keys()):
                 out.append(
                     _summary_row(
@@ -1239,18 +1238,12 @@ def load_entries(
     for r in _rows_of(con, store, manifest, "runs"):
         key = (r["project"], r["run_id"])
         statuses[key] = r["status"]
-        record = RunRecord(
-            id=r["run_id"],
-            project=r["project"],
-            status=_STATUSES.get(r["stored_status"]) or RunStatus(r["stored_status"]),
-            created_at=r["created_at"],
-        )
         fp = r["fingerprint"]
         runs = r  # the row, less the indexer's own columns (a fresh dict per row)
         for k in ("project", "run_id", "status", "stale", "n_metrics", "fingerprint"):
             del runs[k]
         runs["tags"] = list(runs.get("tags") or [])
-        entries[key] = Entry(fingerprint=fp, rows=RunRows(record=record, runs=runs))
+        entries[key] = Entry(fingerprint=fp, rows=RunRows(created_at=r["created_at"], runs=runs))
     exists: dict[str, bool] = {}  # metrics file -> it is there (asked once)
     for (project, run_id), entry in entries.items():
         rel = manifest.metrics.get(f"{project}/{run_id}")
@@ -1333,7 +1326,7 @@ def load_details(
         rows.latency.append(lt)
     for rows, m in own("metric_summary"):  # the return values: in run.json, not the metrics
         if m["source"] != "logged":
-            rows.record.returned[m["name"]] = m["last"]
+            rows.returned[m["name"]] = m["last"]
 
 
 def _rows_of(con: Any, store: Store, manifest: Manifest, table: str) -> list[dict[str, Any]]:

@@ -104,7 +104,7 @@ def _read_batch(
             continue
         if not any(len(t) for t in tails.values()):
             continue
-        pending.append((result, SegmentRun(item.run_id, result.rows.record.created_at, tails)))
+        pending.append((result, SegmentRun(item.run_id, result.rows.created_at, tails)))
         rows_pending += sum(len(t) for t in tails.values())
         if rows_pending >= SEGMENT_ROWS:
             flush()
