@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_catalog import make_run
 from test_catalog import tables as exact_tables
 
+import hpclab.catalog.indexer as indexer_module
 import hpclab.catalog.segments as segments
 from hpclab.catalog.connect import connect
 from hpclab.catalog.indexer import Indexer
@@ -69,6 +72,55 @@ def test_worker_processes_write_the_same_segments(
     shutil.rmtree(Store(store_root).catalog_dir)
     _index(store_root, segment_min=10**9)
     assert tables(store_root) == in_workers
+
+
+def test_a_cold_pass_reads_the_sweeps_while_its_workers_read_the_runs(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep files are read while worker processes read the runs (work overlapped,
+    not after them), and the published sweeps are those of a pass read one run at a
+    time; a sweep file written after that pass is read by the next."""
+    from hpclab.store.atomic import write_json_atomic
+
+    store = Store(store_root)
+    runs = _runs(store_root, 6)
+
+    def sweep(sweep_id: str, members: list) -> None:
+        store.sweeps_dir("p").mkdir(parents=True, exist_ok=True)
+        points = [
+            {"index": i, "run_id": r.id, "overrides": [f"lr={i}"]} for i, r in enumerate(members)
+        ]
+        write_json_atomic(store.sweep_json("p", sweep_id), {"id": sweep_id, "points": points})
+
+    sweep("sweep-a", runs[:4])
+    monkeypatch.setattr(segments, "BATCH_RUNS", 2)
+    monkeypatch.setattr(segments, "PROCESS_MIN", 1)
+    given = 0  # run outcomes the workers had given the pass
+    read_when: list[int] = []  # ... each time the sweep files were read
+    real_read_all, real_sweeps = indexer_module.read_all, indexer_module._sweeps
+
+    def read_all(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        nonlocal given
+        for result in real_read_all(*args, **kwargs):
+            given += 1
+            yield result
+
+    def sweeps(*args: Any, **kwargs: Any) -> Any:
+        read_when.append(given)
+        return real_sweeps(*args, **kwargs)
+
+    monkeypatch.setattr(indexer_module, "read_all", read_all)
+    monkeypatch.setattr(indexer_module, "_sweeps", sweeps)
+    _index(store_root, segment_min=2, processes=2)
+    assert read_when == [0] and given == 6  # read once, before the first run's outcome
+    in_workers = tables(store_root)
+    assert len(in_workers["sweep_points"]) == 4
+    shutil.rmtree(store.catalog_dir)
+    _index(store_root, segment_min=10**9)
+    assert tables(store_root) == in_workers
+    sweep("sweep-b", runs[4:])
+    _index(store_root, segment_min=10**9)
+    assert len(tables(store_root)["sweep_points"]) == 6
 
 
 @pytest.mark.parametrize("how", ["segments", "workers", "one by one"])

@@ -235,6 +235,15 @@ class Indexer:
             if not restarted:  # key metrics or directions may differ: every summary row
                 self._dirty |= {"metric_summary"}
                 self._rebase = self._knowledge_pending = True
+        sweeps_fp = self._sweeps_fingerprint()
+        if sweeps_fp != self._sweeps_fp:
+            restarted = not self._sweeps_fp and _digest(sweeps_fp) == self._inputs.get("sweeps")
+            self._sweeps_fp = sweeps_fp
+            self._sweeps_read = False  # read when the knowledge layer or a publish needs them
+            # (or while workers read a cold pass's runs)
+            if not restarted:
+                self._dirty |= {"sweeps", "sweep_points", "search_trials"}
+                self._knowledge_pending = True
         seen: set[tuple[str, str]] = set()
         targets = (
             runs
@@ -280,14 +289,6 @@ class Indexer:
             for key in [k for k in self.entries if k not in seen]:
                 self._remove(key)
                 report.removed += 1
-        sweeps_fp = self._sweeps_fingerprint()
-        if sweeps_fp != self._sweeps_fp:
-            restarted = not self._sweeps_fp and _digest(sweeps_fp) == self._inputs.get("sweeps")
-            self._sweeps_fp = sweeps_fp
-            self._sweeps_read = False  # read when the knowledge layer or a publish needs them
-            if not restarted:
-                self._dirty |= {"sweeps", "sweep_points", "search_trials"}
-                self._knowledge_pending = True
         self._mark_status_changes()
         if knowledge or runs is None:
             # a targeted pass whose runs only progressed leaves the knowledge layer to the
@@ -323,11 +324,13 @@ class Indexer:
             self.publish()
             report.published = True
 
-    def _work_all(self, todo: list[tuple[str, str, Any, str | None]]) -> list[_Outcome]:
+    def _work_all(self, todo: list[tuple[str, str, Any, str | None]]) -> Iterator[_Outcome]:
         """Read the changed runs. Runs new to the catalog, when there are many (a cold
         pass), are read in batches whose metrics go to segment files (in worker processes
-        past a few hundred); the others one by one, in parallel threads when there are
-        many (DuckDB's Parquet writer and file reads release the GIL)."""
+        past a few hundred: their outcomes come as each batch is read, and the pass's work
+        that needs no run is done while they read, :meth:`_meanwhile`); the others one by
+        one, in parallel threads when there are many (DuckDB's Parquet writer and file
+        reads release the GIL), all read before any is given."""
         fresh: dict[str, list[BatchItem]] = {}
         incremental = []
         for t in todo:
@@ -337,33 +340,45 @@ class Indexer:
             else:
                 incremental.append(t)
         self._ensure_aggs((t[0], t[1]) for t in incremental)  # what a failed read keeps
-        out: list[_Outcome] = []
         for project, items in fresh.items():
             if len(items) < self.segment_min:
                 incremental.extend((project, i.run_id, None, i.fingerprint) for i in items)
                 continue
-            results = read_all(
-                str(self.store.root), project, items, self.generation, self.processes
-            )
-            for r in results:
-                out.append(
-                    _Outcome(
-                        (project, r.run_id),
-                        r.fingerprint,
-                        r.rows,
-                        r.aggs,
-                        None,
-                        r.metrics_file,
-                        r.error,
-                        r.absent,
-                    )
+            for r in read_all(
+                str(self.store.root),
+                project,
+                items,
+                self.generation,
+                self.processes,
+                meanwhile=self._meanwhile,
+            ):
+                yield _Outcome(
+                    (project, r.run_id),
+                    r.fingerprint,
+                    r.rows,
+                    r.aggs,
+                    None,
+                    r.metrics_file,
+                    r.error,
+                    r.absent,
                 )
+        # the threads read self.entries: every outcome computed before the caller applies one
         if len(incremental) < 8 or self.workers < 2:
-            return out + [self._work(*t) for t in incremental]
-        from concurrent.futures import ThreadPoolExecutor
+            outcomes = [self._work(*t) for t in incremental]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return out + list(pool.map(lambda t: self._work(*t), incremental))
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                outcomes = list(pool.map(lambda t: self._work(*t), incremental))
+        yield from outcomes
+
+    def _meanwhile(self) -> None:
+        """What a cold pass does while worker processes read its runs (on a machine whose
+        cores they keep busy, work here costs half the time it would after them): the
+        sweep files read, the knowledge layer's libraries imported."""
+        self._sweep_data()
+        import networkx  # noqa: F401  (the DAG's)
+        import scipy.special  # noqa: F401  (the statistics')
 
     def _cursor(self) -> Any:
         cursor = getattr(self._local, "cursor", None)

@@ -9,7 +9,7 @@ runs it in worker processes when a pass has many new runs: reading a run is Pyth
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,20 +136,27 @@ def read_all(
     generation: int,
     workers: int,
     executor: Callable[[int], Executor] | None = None,
-) -> list[RunResult]:
+    *,
+    meanwhile: Callable[[], None] | None = None,
+) -> Iterator[RunResult]:
     """Every item read, in batches of BATCH_RUNS: in worker processes when there are many
-    and more than one CPU, else here."""
+    and more than one CPU, else here. Yields each batch's results as it is read, in batch
+    order. ``meanwhile`` is called once the batches are submitted to the workers: the
+    caller's work that needs none of them overlaps theirs instead of following it."""
     batches = [items[i : i + BATCH_RUNS] for i in range(0, len(items), BATCH_RUNS)]
     if len(items) < PROCESS_MIN or workers < 2:
-        return [
-            r for i, b in enumerate(batches) for r in read_batch(root, project, b, generation, i)
-        ]
+        for i, b in enumerate(batches):
+            yield from read_batch(root, project, b, generation, i)
+        return
     make = executor or _process_pool
     with make(workers) as pool:
         futures = [
             pool.submit(read_batch, root, project, b, generation, i) for i, b in enumerate(batches)
         ]
-        return [r for f in futures for r in f.result()]
+        if meanwhile is not None:
+            meanwhile()
+        for f in futures:
+            yield from f.result()
 
 
 def _process_pool(workers: int) -> Executor:
