@@ -75,7 +75,15 @@ def row(table: str, *parts: Any, **values: Any) -> Row:
         merged = values
     if merged.keys() != _name_set(table):
         _mismatch(table, merged.keys())
-    return tuple(merged[n] for n in names(table))
+    return _picker(table)(merged)
+
+
+@functools.cache
+def _picker(table: str) -> Callable[[Mapping[str, Any]], Any]:
+    """The table's values of a mapping, in column order, as a tuple (a C-level pick)."""
+    cols = names(table)
+    pick = itemgetter(*cols)
+    return pick if len(cols) > 1 else lambda m: (pick(m),)
 
 
 def positional(table: str, *order: str) -> Callable[..., Row]:
@@ -108,7 +116,7 @@ def columns(table: str, rows: Iterable[Row]) -> dict[str, list[Any]]:
     cols = names(table)
     rows = rows if isinstance(rows, list) else list(rows)
     width = len(cols)
-    if any(len(r) != width for r in rows):
+    if rows and set(map(len, rows)) != {width}:
         raise SchemaMismatch(f"{table}: a row of other than {width} values")
     # one C-level pass per column (zip(*rows) keeps an iterator per row: 5x slower at the
     # features table's 200,000 rows)
