@@ -563,3 +563,33 @@ def test_pareto_ranks_of_three_objectives_are_the_peeled_fronts() -> None:
             assert _pareto_ranks_blocked(x, block=7).tolist() == expected
     pts = rng.normal(size=(200, 3))
     assert _pareto_ranks_blocked(pts, block=16).tolist() == peeled(pts, (False,) * 3)
+
+
+@pytest.mark.parametrize("na, nb", [(6, 6), (8, 9), (12, 12), (40, 150)])
+def test_null_distributions_in_chunks_are_the_whole_arrays(na: int, nb: int) -> None:
+    """The permutation and sign-flip nulls are computed a few hundred arrangements at a
+    time (small arrays): the same p-values, to the bit, as from whole (PERMUTATIONS, n)
+    arrays drawn from the same seeded generator, the exact splits included."""
+    rng = np.random.default_rng(na * 1000 + nb)
+    a, b = rng.normal(0, 1, na), rng.normal(0.4, 1, nb)
+    pooled, n, k = np.concatenate([a, b]), na + nb, na
+    observed = float(a.mean() - b.mean())
+    exact = math.comb(n, k) <= stats.PERMUTATIONS
+    if exact:
+        chosen, rest = stats._splits(n, k)
+    else:
+        order = np.tile(np.arange(n), (stats.PERMUTATIONS, 1))
+        perm = stats._rng(b, a).permuted(order, axis=1)
+        chosen, rest = perm[:, :k], perm[:, k:]
+    null = pooled[chosen].mean(axis=1) - pooled[rest].mean(axis=1)
+    assert stats._permutation(a, b) == (stats._two_sided(null, observed, exact), exact)
+    d = (a[: min(na, nb)] - b[: min(na, nb)])[:14]
+    m = len(d)
+    if 2**m <= stats.PERMUTATIONS:
+        signs = stats._all_signs(m)
+    else:
+        signs = stats._rng(d, [2.0]).choice(np.array([1.0, -1.0]), size=(stats.PERMUTATIONS, m))
+    expected = stats._two_sided(
+        (signs * d).mean(axis=1), float(d.mean()), 2**m <= stats.PERMUTATIONS
+    )
+    assert stats._sign_flip(d)[0] == expected

@@ -180,8 +180,10 @@ def _two_sample_ci(a: _Group, b: _Group, level: float) -> tuple[float, float, st
     return _interval(estimates, a.mean - b.mean, influence, level, bca, widen)
 
 
+@functools.lru_cache(maxsize=4096)
 def _t(df: float, level: float) -> float:
-    """Student's two-sided quantile: t_df(0.5 + level/2)."""
+    """Student's two-sided quantile: t_df(0.5 + level/2) (remembered: scipy's inverse
+    costs ~0.5 ms, and groups of the same size ask for the same one)."""
     from scipy.special import stdtrit
 
     return float(stdtrit(df, 0.5 + level / 2))
@@ -453,32 +455,52 @@ def sign_flip_p(d: Values) -> float:
     return _sign_flip(_finite(d))[0]
 
 
+def _chunk(n: int) -> int:
+    """Arrangements of n values a null distribution is computed for at a time: each
+    chunk's arrays stay under 64 KB (the allocator's heap), where whole (PERMUTATIONS, n)
+    ones (megabytes, allocated and freed by every test) were handed back to the system and
+    faulted in again (~400 page faults, most of the test's time, in a fresh process).
+    Each arrangement's null value, and the random stream, are the same either way."""
+    return max(16, (1 << 16) // (8 * n))
+
+
 def _permutation(a: np.ndarray, b: np.ndarray) -> tuple[float, bool]:
     pooled = np.concatenate([a, b])
     n, k = len(pooled), len(a)
     observed = float(a.mean() - b.mean())
     exact = math.comb(n, k) <= PERMUTATIONS
+    null = np.empty(math.comb(n, k) if exact else PERMUTATIONS)
     if exact:
         # the splits in scipy's order of elements (combinations, complement ascending),
         # so each null value is the same float as scipy's
         chosen, rest = _splits(n, k)
-        null = pooled[chosen].mean(axis=1) - pooled[rest].mean(axis=1)
+        step = _chunk(n)
+        for lo in range(0, len(null), step):
+            hi = min(lo + step, len(null))
+            null[lo:hi] = pooled[chosen[lo:hi]].mean(axis=1) - pooled[rest[lo:hi]].mean(axis=1)
     else:
-        order = np.tile(np.arange(n), (PERMUTATIONS, 1))
-        perm = _rng(b, a).permuted(order, axis=1)
-        null = pooled[perm[:, :k]].mean(axis=1) - pooled[perm[:, k:]].mean(axis=1)
+        rng, step = _rng(b, a), _chunk(n)
+        order = np.tile(np.arange(n), (step, 1))
+        for lo in range(0, len(null), step):
+            hi = min(lo + step, len(null))
+            perm = rng.permuted(order[: hi - lo], axis=1)  # rows shuffled one after another
+            null[lo:hi] = pooled[perm[:, :k]].mean(axis=1) - pooled[perm[:, k:]].mean(axis=1)
     return _two_sided(null, observed, exact), exact
 
 
 def _sign_flip(d: np.ndarray) -> tuple[float, bool]:
     n = len(d)
     exact = 2**n <= PERMUTATIONS
-    if exact:
-        signs = _all_signs(n)
-    else:
-        signs = _rng(d, [2.0]).choice(np.array([1.0, -1.0]), size=(PERMUTATIONS, n))
     # b_i - a_i is exactly -(a_i - b_i) in floating point: these are scipy's null values
-    return _two_sided((signs * d).mean(axis=1), float(d.mean()), exact), exact
+    if exact:
+        null = (_all_signs(n) * d).mean(axis=1)  # at most PERMUTATIONS x 12 values
+    else:
+        rng, flips, step = _rng(d, [2.0]), np.array([1.0, -1.0]), _chunk(n)
+        null = np.empty(PERMUTATIONS)
+        for lo in range(0, PERMUTATIONS, step):
+            hi = min(lo + step, PERMUTATIONS)
+            null[lo:hi] = (rng.choice(flips, size=(hi - lo, n)) * d).mean(axis=1)
+    return _two_sided(null, float(d.mean()), exact), exact
 
 
 def _two_sided(null: np.ndarray, observed: float, exact: bool) -> float:
