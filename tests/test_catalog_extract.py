@@ -145,3 +145,17 @@ def test_a_run_directory_that_cannot_be_listed_is_fingerprinted_file_by_file(
     monkeypatch.setattr(extract.os, "scandir", refused)
     assert fingerprint(paths) == expected
     assert not fingerprint(paths).startswith("-|")
+
+
+def test_a_config_key_that_names_no_path_is_no_feature() -> None:
+    """A top-level "" key holding a plain value names no path: no feature (as before the
+    leaves were encoded in the loop); under a parent it is the path "parent."."""
+    from hpclab.catalog.extract import flatten_features
+
+    config = {"": 1, "a": {"": 2}, "b": ["", {"": None}], "c": True}
+    assert list(flatten_features(config)) == [
+        ("a.", "2", 2.0),
+        ("b[0]", '""', None),
+        ("b[1].", "null", None),
+        ("c", "true", None),
+    ]

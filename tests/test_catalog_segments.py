@@ -373,3 +373,30 @@ def test_a_pass_pauses_the_cyclic_collector_and_resumes_it(
     batch = segments.read_batch(str(tmp_path), "p", [segments.BatchItem("r01", "x")], 999, 0)
     assert [r.error for r in batch] == [None] and batch[0].rows is not None
     assert gc.isenabled()
+
+
+def test_a_published_run_with_an_unknown_status_makes_a_restart_rebuild(store_root: Path) -> None:
+    """A restarted indexer takes the published runs table as its state; one whose stored
+    status is not a run status (a damaged or foreign catalog) is rebuilt from the runs."""
+    import duckdb
+
+    _runs(store_root, 3)
+    _index(store_root, segment_min=10**9)
+    good = tables(store_root)
+    runs_file = Store(store_root).catalog_dir / _manifest(store_root)["tables"]["runs"]
+    con = duckdb.connect()
+    tmp = runs_file.with_name("damaged.parquet")
+    con.execute(  # the store's path has quotes in it: parameters, not literals
+        "CREATE TABLE t AS SELECT * REPLACE ('exploded' AS stored_status) FROM read_parquet(?)",
+        [str(runs_file)],
+    )
+    con.execute("COPY t TO '" + str(tmp).replace("'", "''") + "' (FORMAT parquet)")
+    con.close()
+    tmp.replace(runs_file)
+    with Indexer(Store(store_root)) as ix:
+        assert all(
+            e.rows is None or e.rows.runs["stored_status"] != "exploded"
+            for e in ix.entries.values()
+        )
+        ix.index()
+    assert tables(store_root) == good

@@ -318,7 +318,8 @@ def _flatten(config: Any, prefix: str, out: list[tuple[str, str, float | None]])
             for key, value in config.items():
                 path = f"{prefix}.{key}" if prefix else str(key)
                 if type(value) in _LEAVES:
-                    out.append(_leaf(path, value))
+                    if path:  # a top-level "" key names no path: no feature, as ever
+                        out.append(_leaf(path, value))
                 else:
                     _flatten(value, path, out)
             return

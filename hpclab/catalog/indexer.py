@@ -82,6 +82,7 @@ ACCOUNTING_DAYS = 7  # ended Slurm runs are asked about their accounting this lo
 ACCOUNTING_RETRY_S = 600.0  # a job accounting did not know is asked again after this
 GENERATION_BLOCK = 64  # generations recorded as taken at once (a restart skips the rest)
 _ENDED = {s.value for s in FINAL_STATUSES}
+_STATUS_VALUES = frozenset(s.value for s in RunStatus)
 # the runs columns the knowledge layer fills (parent too, which replaces the stored one)
 _NO_KNOWLEDGE = dict.fromkeys(("parent_rule", "root_id", "depth", "seed_group"))
 
@@ -1146,7 +1147,7 @@ def _table_columns(table: str, built: list[Row] | Columns) -> tuple[dict[str, An
     if table == "metric_summary":  # keep NaN/inf: numeric columns as float64
         for n in ("last", "best", "mean", "min", "max", "key_value"):
             cols[n] = np.array(cols[n], dtype=np.float64)
-    return cols, len(next(iter(cols.values()))) if cols else 0
+    return cols, next((len(v) for v in cols.values() if not isinstance(v, str)), 0)
 
 
 class _MetricRoles:
@@ -1288,6 +1289,8 @@ def load_entries(
     for r in _rows_of(con, store, manifest, "runs"):
         key = (r["project"], r["run_id"])
         statuses[key] = r["status"]
+        if r["stored_status"] not in _STATUS_VALUES:  # a damaged catalog: rebuilt
+            RunStatus(r["stored_status"])  # raises ValueError, naming the value
         fp = r["fingerprint"]
         runs = r  # the row, less the indexer's own columns (a fresh dict per row)
         for k in ("project", "run_id", "status", "stale", "n_metrics", "fingerprint"):

@@ -245,7 +245,7 @@ class _Series:
         lows = np.minimum.reduceat(np.where(finite, values, math.inf), starts).tolist()
         highs = np.maximum.reduceat(np.where(finite, values, -math.inf), starts).tolist()
         lasts = values[ends - 1].tolist()
-        last_steps = steps[ends - 1].astype(np.int64).tolist()
+        last_steps = [int(x) for x in steps[ends - 1].tolist()]  # a NaN step raises, as in update
         out = []
         each = zip(starts.tolist(), self.lengths.tolist(), n_finite, strict=True)
         for i, (lo, length, n) in enumerate(each):

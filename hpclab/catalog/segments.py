@@ -65,7 +65,7 @@ def _read_batch(
     part = 0
 
     def flush() -> None:
-        nonlocal pending, rows_pending, part
+        nonlocal pending, rows_pending, part, con
         if not pending:
             return
         out = store.catalog_segment(project, generation, f"{batch}-{part}")
@@ -76,6 +76,8 @@ def _read_batch(
             for result, _ in pending:
                 result.error = f"{out}: metrics not indexed ({_one_line(e)})"
             held = set()
+            con = _usable(con)  # a fatal DuckDB error invalidates it: not the next batches'
+
         rel = str(out.relative_to(store.catalog_dir))
         for result, seg in pending:
             result.aggs = seg.aggs
@@ -123,6 +125,18 @@ def _connect() -> Any:
     import duckdb
 
     return duckdb.connect(config={"threads": 1})
+
+
+def _usable(con: Any) -> Any:
+    """``con`` if it still answers, else a new connection (the worker's too)."""
+    try:
+        con.execute("SELECT 1").fetchall()
+        return con
+    except Exception:
+        fresh = _connect()
+        if _WORKER_CON:
+            _WORKER_CON[0] = fresh
+        return fresh
 
 
 def _init_worker() -> None:

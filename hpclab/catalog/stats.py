@@ -461,7 +461,7 @@ def _chunk(n: int) -> int:
     ones (megabytes, allocated and freed by every test) were handed back to the system and
     faulted in again (~400 page faults, most of the test's time, in a fresh process).
     Each arrangement's null value, and the random stream, are the same either way."""
-    return max(16, (1 << 16) // (8 * n))
+    return max(16, (1 << 16) // (8 * max(n, 1)))
 
 
 def _permutation(a: np.ndarray, b: np.ndarray) -> tuple[float, bool]:
