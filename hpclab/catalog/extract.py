@@ -169,7 +169,7 @@ def extract_run(store: Store, project: str, paths: RunPaths, fp: str | None = No
     # no more: the published tables hold the rest)
     rows = RunRows(created_at=record.created_at, runs=runs, returned=record.returned)
     # the writer's parse (config.json) while config.yaml is the file it parsed
-    config = None if _CONFIG in absent else _optional(lambda _: read_config(paths), None)
+    config = None if _CONFIG in absent else _optional(read_config, paths)
     if config is not None:
         rows.features = list(flatten_features(config))
     runs["total_steps"] = planned_steps(record, total_steps(config))

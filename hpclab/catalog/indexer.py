@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import chain, repeat
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -972,8 +972,8 @@ class Indexer:
         """A table read from one run's files (artifacts, datasets, notes, reproductions):
         the run's rows (a list, or one row or None) with the run's key."""
         out = []
-        values = map(attrgetter(attr), map(itemgetter(3), indexed))
-        for (project, run_id, _, _), value in zip(indexed, values, strict=True):
+        for project, run_id, _, rows in indexed:
+            value = getattr(rows, attr)
             if not value:  # most runs: none of these files
                 continue
             parts = value if isinstance(value, list) else [value]

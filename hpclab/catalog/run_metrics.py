@@ -169,9 +169,8 @@ def write_segment(con: Any, out: Path, project: str, runs: Iterable[SegmentRun])
     if not held:
         return []
     series = _Series.of([(r.run_id, r.tails) for r in held])
-    aggs = iter(series.aggs())
-    for r in held:
-        r.aggs = {name: next(aggs) for name, rows in r.tails.items() if len(rows)}
+    for r, aggs in zip(held, series.aggs_by_run(), strict=True):
+        r.aggs = aggs
     kv_out = {"format": FORMAT, "runs": {r.run_id: _entry(r.run_created, r.aggs) for r in held}}
     write_table(con, out, "metrics", series.columns(project), kv=kv_out)
     return [r.run_id for r in held]
@@ -252,6 +251,13 @@ class _Series:
             v = values[lo : lo + length]
             total = float(v.sum()) if n == length else float(v[finite[lo : lo + length]].sum())
             out.append(Agg(length, n, total, lows[i], highs[i], lasts[i], last_steps[i]))
+        return out
+
+    def aggs_by_run(self) -> list[dict[str, Agg]]:
+        """:meth:`aggs` as each run's metric -> Agg, in the order of ``run_ids``."""
+        out: list[dict[str, Agg]] = [{} for _ in self.run_ids]
+        for agg, run, name in zip(self.aggs(), self.run_codes, self.name_codes, strict=True):
+            out[run][self.names[name]] = agg
         return out
 
 

@@ -77,7 +77,6 @@ def _read_batch(
                 result.error = f"{out}: metrics not indexed ({_one_line(e)})"
             held = set()
             con = _usable(con)  # a fatal DuckDB error invalidates it: not the next batches'
-
         rel = str(out.relative_to(store.catalog_dir))
         for result, seg in pending:
             result.aggs = seg.aggs
