@@ -151,6 +151,11 @@ def _deepspeed_engine(
             os.environ["MASTER_PORT"] = str(s.getsockname()[1])
     import deepspeed
 
+    if not _cuda() and os.environ["WORLD_SIZE"] == "1":
+        # One CPU process reduces nothing: without this DeepSpeed JIT-compiles its
+        # shared-memory allreduce (C++, a minute or more) on first use in every new
+        # environment. deepspeed.ops keeps one dict of usable ops, edits persist.
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     stage = int(engine_cfg.get("zero_stage", 0))
     ds_config: dict[str, Any] = {
         "train_batch_size": batch,
