@@ -15,6 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")  # read at import: isolated_env clears it
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path | None:
+    """A screenshot of ``page`` as ``$HPCLAB_TEST_ARTIFACTS/name`` (docs/img's pictures),
+    or none without that variable: nothing asserts on them, and a full-page capture costs
+    0.5-1 s (a minute of the suite)."""
+    if not ARTIFACTS:
+        return None
+    path = Path(ARTIFACTS) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return page.screenshot(path, full_page=full_page)  # type: ignore[no-any-return]
+
 
 def poll(
     predicate: Callable[[], Any],

@@ -9,14 +9,13 @@ on a real job of the dev cluster, against an independent ``sacct`` call."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import hpclab_cli, poll
+from helpers import hpclab_cli, poll, screenshot
 from site_fixtures import served_site
 from slurm_fixtures import job_name, sbatch, slurm_cluster  # noqa: F401
 
@@ -30,7 +29,6 @@ from hpclab.site.layout import run_href
 from hpclab.store import RunRecord, RunStatus, Store
 from hpclab.store.record import utcnow_iso
 
-ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")  # read at import (isolated_env clears it)
 # sacct -n -P -j 286,287 -o <SACCT_USAGE_FIELDS> on the dev cluster (Slurm 22.05): 286 ran
 # 3 s in its batch step and 0.5 s in a step; 287 held 300 MB for 12 s in step 0
 DEV_CLUSTER = """\
@@ -264,9 +262,7 @@ def test_the_run_page_shows_the_efficiency_card(tmp_path: Path) -> None:
             "window.scrollTo(0, document.querySelector('table.hl-resources')"
             ".getBoundingClientRect().top + window.scrollY - 260)"
         )
-        shots = Path(ARTIFACTS) / "site" if ARTIFACTS else tmp_path
-        shots.mkdir(parents=True, exist_ok=True)
-        page.screenshot(shots / "site-resources.png", full_page=False)
+        screenshot(page, "site/site-resources.png", full_page=False)
         assert page.errors == [], page.errors
         page.close()
 

@@ -7,8 +7,8 @@ chart gains points while a run is being logged to, without a reload, the dark pa
 readable on them, and ``hpclab site report --out X.pdf`` prints a PDF whose text and
 vector charts are read back from the file.
 
-Screenshots of every page, light and dark, go to ``$HPCLAB_TEST_ARTIFACTS/site`` (else
-the test's tmp_path): CI keeps them, the README shows a few.
+Screenshots of every page, light and dark, go to ``$HPCLAB_TEST_ARTIFACTS/site`` when it
+is set (none are taken without it): the README shows a few.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from helpers import hpclab_cli, poll, python_script
+from helpers import hpclab_cli, poll, python_script, screenshot
 from pdf_text import PDF_LINETO, PdfPages
 from site_fixtures import make_site_store
 
@@ -109,9 +109,7 @@ def assert_clean(page: Page, base: str) -> None:
     assert outside == [], f"requests leaving localhost: {outside}"
 
 
-def test_every_tab_loads_cleanly(
-    browser: Chromium, built: tuple[Store, str], tmp_path: Path
-) -> None:
+def test_every_tab_loads_cleanly(browser: Chromium, built: tuple[Store, str]) -> None:
     store, base = built
     data = load(store)
     child = next(r for r in data.runs if r.get("name") == "lower-lr")
@@ -122,7 +120,6 @@ def test_every_tab_loads_cleanly(
         "reports/bench/hypothesis-lr-matters.html",
         f"runs/run.html?p=lab&id={child['run_id']}",
     ]
-    shots = artifacts(tmp_path)
     for i, path in enumerate(pages):
         page = open_page(browser, base + path)
         if path.startswith("runs/run.html"):
@@ -135,7 +132,7 @@ def test_every_tab_loads_cleanly(
             assert jobs == "Nothing is running or queued.", jobs
         assert page.evaluate("document.querySelector('.md-tabs') !== null")
         name = path.split("?")[0].replace("/", "-").replace(".html", "")
-        page.screenshot(shots / f"{i:02d}-{name}.png")
+        screenshot(page, f"site/{i:02d}-{name}.png")
         assert_clean(page, base)
         page.close()
 
@@ -325,7 +322,7 @@ def assert_compares(page: Page, store: Store, keys: list[str]) -> None:
 
 
 def test_runs_ticked_on_the_runs_list_are_compared(
-    browser: Chromium, built: tuple[Store, str], tmp_path: Path
+    browser: Chromium, built: tuple[Store, str]
 ) -> None:
     """Tick runs (through the filter), Compare: the page compares them; so does one of
     runs from two projects, whose configs and metrics only partly overlap."""
@@ -366,7 +363,7 @@ def test_runs_ticked_on_the_runs_list_are_compared(
     assert query == ",".join(keys)  # in the order they were ticked
     assert_compares(page, store, keys)
     assert page.evaluate("document.querySelectorAll('table.hl-config-diff tbody tr').length") > 0
-    page.screenshot(artifacts(tmp_path) / "compare.png")
+    screenshot(page, "site/compare.png")
     assert_clean(page, base)
     page.close()
 
@@ -502,7 +499,7 @@ def test_training_chart_moves_without_reload(browser: Chromium, tmp_path: Path) 
         assert len(jobs) == 1 and "running" in jobs[0], jobs  # the one run, as it runs
         lines = page.evaluate(f'document.querySelectorAll("{sel} g.mark-line path").length')
         assert lines == 2  # train/loss and val/loss
-        page.screenshot(artifacts(tmp_path) / "live-training.png")
+        screenshot(page, "site/live-training.png")
         assert_clean(page, base)
         page.close()
     finally:
@@ -567,7 +564,7 @@ def assert_readable(colours: dict[str, Any], where: str) -> None:
 
 
 def test_dark_palette_darkens_pages_and_keeps_charts_readable(
-    browser: Chromium, built: tuple[Store, str], tmp_path: Path
+    browser: Chromium, built: tuple[Store, str]
 ) -> None:
     """With the system in dark mode, mkdocs-material picks its slate palette: every page
     is dark, and chart labels (Vega axes, legends, the DAG) are light on it."""
@@ -578,7 +575,6 @@ def test_dark_palette_darkens_pages_and_keeps_charts_readable(
     run = f"runs/run.html?p=lab&id={child['run_id']}"
     compare = f"runs/compare.html?r=lab/{child['run_id']},lab/{child['parent']}"
     charted = {"training.html", "graph.html", "hypotheses.html", report, run, compare}
-    shots = artifacts(tmp_path)
     for i, path in enumerate([*TABS, report, run, compare]):
         page = open_page(browser, base + path, dark=True)
         if path == run:
@@ -594,7 +590,7 @@ def test_dark_palette_darkens_pages_and_keeps_charts_readable(
             assert colours["chart_text"], f"{path}: no chart text to check"
         assert_readable(colours, path)
         name = path.split("?")[0].replace("/", "-").replace(".html", "")
-        page.screenshot(shots / f"dark-{i:02d}-{name}.png")
+        screenshot(page, f"site/dark-{i:02d}-{name}.png")
         assert_clean(page, base)
         page.close()
 

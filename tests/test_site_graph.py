@@ -7,13 +7,13 @@ kept in the URL. Real builds, a real server and real headless Chromium."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from helpers import screenshot
 
 import hpclab
 from hpclab.catalog.indexer import index_store
@@ -26,7 +26,6 @@ from hpclab.site.serve import make_server, serve_in_thread, url_of
 from hpclab.store import Store
 
 PROJECT = "lab"
-ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")  # read at import (isolated_env clears it)
 HOSTILE = '<img src=x onerror="window.pwned=1">'
 needs_chromium = pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
 
@@ -158,7 +157,7 @@ def test_colour_by_a_metric_paints_the_best_run_darkest_and_the_url_keeps_it(
         scale = page.evaluate(f"document.querySelector('{sel} .hl-graph-scale').textContent")
         assert "val/loss: 0.2 (dark, best) to 0.9 (light)" in scale
         assert page.evaluate("location.search") == "?colour=val%2Floss"
-        page.screenshot((Path(ARTIFACTS) / "site" if ARTIFACTS else tmp_path) / "graph.png")
+        screenshot(page, "site/graph.png")
         assert page.errors == [], page.errors
         page.close()
         # the URL restores the choice on load

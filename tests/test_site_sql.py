@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import duckdb
 import pytest
+from helpers import screenshot
 from site_fixtures import make_site_store
 
 from hpclab.site import sql_tables
@@ -23,7 +24,6 @@ from hpclab.site.serve import make_server, serve_in_thread, url_of
 from hpclab.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")
 CACHE = os.environ.get("HPCLAB_DUCKDB_CACHE")  # read at import: isolated_env clears HPCLAB_*
 QUERY = "SELECT count(*) AS n FROM runs"
 HOME_CACHE = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -95,7 +95,7 @@ def assert_offline(page: Page, base: str) -> None:
     assert outside == [], f"requests leaving the origin: {outside}"
 
 
-def test_count_runs(browser: Chromium, built: tuple[Store, str], tmp_path: Path) -> None:
+def test_count_runs(browser: Chromium, built: tuple[Store, str]) -> None:
     store, base = built
     n = len(load(store).runs)
     page = open_sql(browser, base, QUERY)
@@ -106,8 +106,7 @@ def test_count_runs(browser: Chromium, built: tuple[Store, str], tmp_path: Path)
     # ?q= moves to #q= (the theme reads ?q= as its search query)
     assert page.evaluate("decodeURIComponent(location.hash.slice(3))") == QUERY
     assert page.evaluate("!document.getElementById('__search').checked")
-    shots = Path(ARTIFACTS) if ARTIFACTS else tmp_path
-    page.screenshot(shots / "site-sql.png")
+    screenshot(page, "site-sql.png")
     assert_offline(page, base)
     page.close()
 

@@ -6,13 +6,13 @@ the metric points in the SQL tab, and the hover and zoom screenshots."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import yaml
+from helpers import screenshot
 from site_fixtures import log_run, make_site_store, served_site
 
 from hpclab.catalog.connect import connect
@@ -26,7 +26,6 @@ from hpclab.store import Store
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
 
-ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")
 TAG = "warmup"
 BOX = ".hl-compare-chart"
 DRAWN = (
@@ -416,16 +415,12 @@ def test_sql_metrics_table_and_its_live_update(
         assert live.refresh_sql() is False
 
 
-def test_hover_and_zoom_views_for_the_readme(
-    site: tuple[Store, str, Chromium], tmp_path: Path
-) -> None:
+def test_hover_and_zoom_views_for_the_readme(site: tuple[Store, str, Chromium]) -> None:
     """The compare page of a sweep hovered (a rule at the step, every run's value in the
     tooltip) and zoomed by the wheel; the screenshots are docs/img/site-hover.png and
     site-zoom.png (written under $HPCLAB_TEST_ARTIFACTS)."""
     store, base, browser = site
     keys = _sweep_keys(store)
-    shots = Path(ARTIFACTS) if ARTIFACTS else tmp_path
-    shots.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(width=1200, height=760)
     page.goto(f"{base}runs/compare.html?r={','.join(keys)}&color=optim.lr&smooth=0.6")
     page.wait_for("document.body && document.body.dataset.hlReady === '1'", timeout=20)
@@ -448,7 +443,7 @@ def test_hover_and_zoom_views_for_the_readme(
     )
     assert labels >= len(keys)
     assert text.count("lr=") == len(keys), text  # every run's value at that step
-    page.screenshot(shots / "site-hover.png", full_page=False)
+    screenshot(page, "site-hover.png", full_page=False)
     # the wheel zooms the x axis in around the pointer
     page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y + 60})
     for _ in range(4):
@@ -467,6 +462,6 @@ def test_hover_and_zoom_views_for_the_readme(
     last = int(page.evaluate(f"document.querySelector('{BOX} > div').dataset.lastStep"))
     assert 0 < lo < hi < last and hi - lo < last / 2
     page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": 5, "y": 5})
-    page.screenshot(shots / "site-zoom.png", full_page=False)
+    screenshot(page, "site-zoom.png", full_page=False)
     assert page.errors == [], page.errors
     page.close()
