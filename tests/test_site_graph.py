@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,7 +127,7 @@ def _colours(page: Any, sel: str) -> dict[str, str]:
 
 @needs_chromium
 def test_colour_by_a_metric_paints_the_best_run_darkest_and_the_url_keeps_it(
-    site: tuple[SiteLayout, str, dict[float, str]], browser: Chromium, tmp_path: Path
+    site: tuple[SiteLayout, str, dict[float, str]], browser: Chromium
 ) -> None:
     layout, sweep, ids = site
     server = make_server(layout.html, port=0)

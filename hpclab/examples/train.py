@@ -150,8 +150,9 @@ def _deepspeed_engine(
             s.bind(("127.0.0.1", 0))
             os.environ["MASTER_PORT"] = str(s.getsockname()[1])
     import deepspeed
+    from deepspeed.accelerator import get_accelerator
 
-    if not _cuda() and os.environ["WORLD_SIZE"] == "1":
+    if get_accelerator().device_name() == "cpu" and os.environ["WORLD_SIZE"] == "1":
         # One CPU process reduces nothing: without this DeepSpeed JIT-compiles its
         # shared-memory allreduce (C++, a minute or more) on first use in every new
         # environment. deepspeed.ops keeps one dict of usable ops, edits persist.
