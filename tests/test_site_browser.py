@@ -14,7 +14,6 @@ is set (none are taken without it): the README shows a few.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from helpers import hpclab_cli, poll, python_script, screenshot
+from helpers import ARTIFACTS, hpclab_cli, poll, python_script, screenshot
 from pdf_text import PDF_LINETO, PdfPages
 from site_fixtures import make_site_store
 
@@ -54,10 +53,6 @@ TABS = [
     "training.html",
     "reports/index.html",
 ]
-
-
-# read at import: the isolated_env fixture clears HPCLAB_* variables for each test
-ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")
 
 
 def artifacts(tmp: Path) -> Path:

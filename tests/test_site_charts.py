@@ -5,11 +5,11 @@ written back to it when the control changes; the chart Vega draws has that scale
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import ARTIFACTS, screenshot
 from site_fixtures import make_site_store
 
 from hpclab.site.build import build
@@ -23,7 +23,6 @@ pytestmark = pytest.mark.skipif(
     reason="Chromium is not installed (scripts/test.sh installs Debian's chromium)",
 )
 
-ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")
 DRAWN = (
     "document.querySelectorAll('{box} > div').length > 0 && Array.from("
     "document.querySelectorAll('{box} > div')).every(e => e.dataset.rendered === '1')"
@@ -148,7 +147,7 @@ def test_run_page_smoothing_redraws_with_faint_raw(
         page.evaluate(
             "document.querySelector('.hl-chart-controls').scrollIntoView(); scrollBy(0, -140)"
         )
-        page.screenshot(Path(ARTIFACTS) / "site-charts.png", full_page=False)
+        screenshot(page, "site-charts.png", full_page=False)
     assert page.errors == [], page.errors
     page.close()
 

@@ -11,13 +11,13 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from helpers import ARTIFACTS, screenshot
 from site_fixtures import log_run, make_site_store, served_site
 
 from hpclab.site.chromium import Chromium, Page, find_chromium
@@ -31,7 +31,6 @@ HOSTILE = '<img src=x onerror="window.__hlRan=1">'
 HOSTILE_KEY = "<i>k</i>"
 SECRET = "hunter2-do-not-publish"
 FORMULA = '=HYPERLINK("http://x","y")'  # a spreadsheet would run it
-ARTIFACTS = os.environ.get("HPCLAB_TEST_ARTIFACTS")  # read at import (isolated_env clears it)
 needs_chromium = pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
 
 HEADERS = "Array.from(document.querySelectorAll('table.hl-runs thead th'), th => th.textContent)"
@@ -294,7 +293,7 @@ def test_the_url_restores_columns_sort_and_filter_and_follows_changes(
     assert again.evaluate(CELLS) == view
     if ARTIFACTS:  # the README's picture of the table: a shared view, the chooser open
         again.evaluate("document.querySelector('details.hl-cols').open = true")
-        again.screenshot(Path(ARTIFACTS) / "site-runs-table.png", full_page=False)
+        screenshot(again, "site-runs-table.png", full_page=False)
     assert again.errors == [], again.errors
     again.close()
 
