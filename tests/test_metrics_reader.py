@@ -380,6 +380,19 @@ def test_truncated_chunk_names_the_file(tmp_path: Path) -> None:
     assert str(chunk) in str(e.value)
 
 
+@pytest.mark.parametrize("extra", ["a second frame", "trailing bytes"])
+def test_a_chunk_with_more_than_its_frame_is_corrupt(tmp_path: Path, extra: str) -> None:
+    """A chunk is one frame of exactly its rows: a frame of the right size followed by
+    anything (a second frame, stray bytes) is not read as if the rest were not there."""
+    path, arr = damaged(tmp_path)
+    chunk = arr / "c" / "0" / "0"
+    raw = chunk.read_bytes()
+    chunk.write_bytes(raw + (raw if extra == "a second frame" else b"\0\0\0\0"))
+    with pytest.raises(StoreError, match="corrupt chunk") as e:
+        read_run_metrics(path)
+    assert str(chunk) in str(e.value)
+
+
 @pytest.mark.parametrize("rows_in_chunk", [5, 9])
 def test_wrong_size_chunk_names_the_file(tmp_path: Path, rows_in_chunk: int) -> None:
     path, arr = damaged(tmp_path)
