@@ -790,9 +790,9 @@ _ALL_KEYS = (
 
 
 def _zstd_compress(data: np.ndarray, level: int) -> bytes:
-    from numcodecs.zstd import compress
+    from hpclab.store.zstd_frames import compress
 
-    return bytes(compress(data, level))
+    return compress(data, level)
 
 
 def _put(path: Path, data: bytes) -> None:
