@@ -150,6 +150,38 @@ def test_unchanged_tables_not_rewritten(built: tuple[Store, str], tmp_path: Path
     assert sql_tables.write_tables(data, tmp_path) == []
 
 
+def test_tables_hold_exactly_their_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tables go to Parquet as columns, one COPY: every value comes back as it was,
+    NULL as NULL, a NaN metric value as NaN, tags as lists (none, one, several), text
+    that looks like SQL or markup as text; a table with no rows is an empty file."""
+    import math
+
+    runs = [
+        ["p", "r1", "completed", "it's <b>x</b>", "s1", 10, "2026-01-01 00:00:00", 1.5, []],
+        ["p", "r2", "failed", "", "", None, None, None, ["a"]],
+        ["p", "r3", "running", "x'); DROP TABLE t; --", "s1", 2**40, "2026", 0.0, ["b", "c"]],
+    ]
+    metrics = [["p", "r1", "val/loss", 0.25], ["p", "r2", "val/loss", math.nan]]
+    given = {
+        "runs": (list(sql_tables.RUNS_COLUMNS), runs),
+        "metric_summary": (["project", "run_id", "metric", "value"], metrics),
+    }
+    monkeypatch.setattr(sql_tables, "tables", lambda data: given)
+    assert sql_tables.write_tables(None, tmp_path) == ["runs", "metric_summary"]  # type: ignore[arg-type]
+    out = tmp_path / "catalog"
+    got = duckdb.sql(f"SELECT * FROM '{out / 'runs.parquet'}' ORDER BY run_id").fetchall()
+    assert [list(r) for r in got] == runs
+    types = duckdb.sql(f"DESCRIBE SELECT * FROM '{out / 'runs.parquet'}'").fetchall()
+    assert [t[1] for t in types] == [t for _, t in sql_tables._TYPES["runs"]]
+    got = duckdb.sql(f"SELECT * FROM '{out / 'metric_summary.parquet'}' ORDER BY run_id")
+    (a, b) = got.fetchall()
+    assert list(a) == metrics[0] and list(b[:3]) == metrics[1][:3] and math.isnan(b[3])
+    given["metric_summary"] = (given["metric_summary"][0], [])
+    assert sql_tables.write_tables(None, tmp_path) == ["metric_summary"]  # type: ignore[arg-type]
+    empty = duckdb.sql(f"SELECT count(*) FROM '{out / 'metric_summary.parquet'}'")
+    assert empty.fetchall() == [(0,)]
+
+
 def test_build_without_vendored_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HPCLAB_DUCKDB_CACHE", str(tmp_path / "none"))
     store = make_site_store(tmp_path / "store")

@@ -117,10 +117,24 @@ def tables(data: SiteData) -> dict[str, tuple[list[str], list[list[Any]]]]:
     }
 
 
-_TYPES = {
-    "runs": "project VARCHAR, run_id VARCHAR, status VARCHAR, name VARCHAR, sweep VARCHAR, "
-    "step BIGINT, created VARCHAR, duration_s DOUBLE, tags VARCHAR[]",
-    "metric_summary": "project VARCHAR, run_id VARCHAR, metric VARCHAR, value DOUBLE",
+_TYPES: dict[str, tuple[tuple[str, str], ...]] = {
+    "runs": (
+        ("project", "VARCHAR"),
+        ("run_id", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("sweep", "VARCHAR"),
+        ("step", "BIGINT"),
+        ("created", "VARCHAR"),
+        ("duration_s", "DOUBLE"),
+        ("tags", "VARCHAR[]"),
+    ),
+    "metric_summary": (
+        ("project", "VARCHAR"),
+        ("run_id", "VARCHAR"),
+        ("metric", "VARCHAR"),
+        ("value", "DOUBLE"),
+    ),
 }
 
 
@@ -210,27 +224,33 @@ def write_tables(data: SiteData, data_dir: Path) -> list[str]:
     """Write each table as ``data_dir/catalog/<name>.parquet`` when its rows changed;
     returns the names written."""
     import duckdb
+    import numpy as np
+
+    from hpclab.catalog.parquet import write_columns
 
     out = data_dir / "catalog"
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    con = None
     for name, (columns, rows) in tables(data).items():
         digest = hashlib.sha256(repr((columns, rows)).encode()).hexdigest()
         target = out / f"{name}.parquet"
         stamp = out / f".{name}.sha256"
         if target.is_file() and stamp.is_file() and stamp.read_text() == digest:
             continue
-        con = duckdb.connect()
-        con.execute(f"CREATE TABLE t ({_TYPES[name]})")
-        if rows:
-            con.executemany(f"INSERT INTO t VALUES ({', '.join('?' * len(columns))})", rows)
-        tmp = out / f".{name}.{os.getpid()}.parquet"
-        quoted = str(tmp).replace("'", "''")  # a store path may hold a quote
-        con.execute(f"COPY t TO '{quoted}' (FORMAT parquet)")
-        con.close()
-        tmp.replace(target)
+        con = con or duckdb.connect()
+        cols: dict[str, Any] = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
+        for c, sql_type in _TYPES[name]:
+            if sql_type == "DOUBLE" and None not in cols[c]:
+                # float64, not objects: DuckDB reads an object NaN as NULL (a metric's
+                # value of NaN stays NaN; a missing one is not in the table)
+                cols[c] = np.array(cols[c], dtype=np.float64)
+        # snappy, DuckDB's default: what the page's DuckDB-WASM reads
+        write_columns(con, target, _TYPES[name], cols, compression="snappy")
         stamp.write_text(digest)
         written.append(name)
+    if con is not None:
+        con.close()
     return written
 
 
