@@ -245,7 +245,7 @@ def write_tables(data: SiteData, data_dir: Path) -> list[str]:
                 # float64, not objects: DuckDB reads an object NaN as NULL (a metric's
                 # value of NaN stays NaN; a missing one is not in the table)
                 cols[c] = np.array(cols[c], dtype=np.float64)
-        # snappy, DuckDB's default: what the page's DuckDB-WASM reads
+        # snappy, DuckDB's default COPY codec, as these files always were
         write_columns(con, target, _TYPES[name], cols, compression="snappy")
         stamp.write_text(digest)
         written.append(name)
