@@ -176,6 +176,10 @@ def test_tables_hold_exactly_their_rows(tmp_path: Path, monkeypatch: pytest.Monk
     got = duckdb.sql(f"SELECT * FROM '{out / 'metric_summary.parquet'}' ORDER BY run_id")
     (a, b) = got.fetchall()
     assert list(a) == metrics[0] and list(b[:3]) == metrics[1][:3] and math.isnan(b[3])
+    codecs = duckdb.sql(
+        f"SELECT DISTINCT compression FROM parquet_metadata('{out / 'runs.parquet'}')"
+    ).fetchall()
+    assert codecs == [("SNAPPY",)]  # what the page's DuckDB-WASM has always been given
     given["metric_summary"] = (given["metric_summary"][0], [])
     assert sql_tables.write_tables(None, tmp_path) == ["metric_summary"]  # type: ignore[arg-type]
     empty = duckdb.sql(f"SELECT count(*) FROM '{out / 'metric_summary.parquet'}'")

@@ -64,7 +64,9 @@ def write_columns(
     """:func:`write_table` for any ``schema`` of (column, SQL type): the columns handed
     to DuckDB as arrays, one COPY (a row at a time through ``executemany`` costs ~0.3 ms a
     row: 15 s for the site's 50,000 rows at 10,000 runs). ``compression``: Parquet's
-    codec (the catalog's zstd; the site's SQL tables DuckDB's default, snappy)."""
+    codec (the catalog's zstd; the site's SQL tables DuckDB's default, snappy). A NaN
+    survives only in a float64 array: DuckDB reads a NaN among a list's (an object
+    array's) values as NULL, as it reads None."""
     data: dict[str, np.ndarray] = {}
     exprs = []
     for name, sql_type in schema:

@@ -2,8 +2,11 @@
 
 numcodecs' one-shot ``compress``/``decompress`` make and free a zstd context on every
 call, ~20 us: as long as coding a 1,000-row chunk itself (a cold index decodes 40,000 of
-them at 10,000 runs; a writer codes one per metric and flush). The frames are the same
-bytes numcodecs writes (content size in the header, no checksum).
+them at 10,000 runs; a writer codes one per metric and flush). The frames are those
+numcodecs writes (content size in the header, no checksum), decoded by numcodecs and
+zarr alike; the bytes can differ where the two bundle different libzstd releases
+(zstandard 0.25 has 1.5.7, numcodecs 0.16 1.5.6: identical at the writer's level 1 up to
+its 4,096-row chunks, not always beyond).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ _local = threading.local()  # a thread's contexts: zstandard's are not thread-sa
 
 
 def compress(data: Any, level: int) -> bytes:
-    """One frame of ``data`` (a buffer) at ``level``, its content size in the header."""
+    """One frame of ``data`` (a C-contiguous buffer) at ``level``, its content size in the
+    header."""
     coders: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "coders", None)
     if coders is None:
         coders = _local.coders = {}
