@@ -5,8 +5,8 @@ call, ~20 us: as long as coding a 1,000-row chunk itself (a cold index decodes 4
 them at 10,000 runs; a writer codes one per metric and flush). The frames are those
 numcodecs writes (content size in the header, no checksum), decoded by numcodecs and
 zarr alike; the bytes can differ where the two bundle different libzstd releases
-(zstandard 0.25 has 1.5.7, numcodecs 0.16 1.5.6: identical at the writer's level 1 up to
-its 4,096-row chunks, not always beyond).
+(zstandard 0.25 has 1.5.7, numcodecs 0.16 1.5.6: measured identical at the writer's
+level 1 up to its 4,096-row chunks, not always beyond).
 """
 
 from __future__ import annotations
