@@ -75,8 +75,8 @@ def measure(
             ):
                 time.sleep(0.005)
             to_query.append(time.perf_counter() - t0)
-            # the pass that published it reports once it is over (a query can see its
-            # manifest first)
+            # the pass that published it reports once it is over, after its scheduler
+            # sync (a query sees the point as soon as its metrics file is replaced)
             while not any(t > t0 for t in published) and time.perf_counter() - t0 < 60:
                 time.sleep(0.005)
             to_publish.append(min((t for t in published if t > t0), default=math.inf) - t0)
