@@ -240,7 +240,11 @@ def test_inside_sbatch_records_the_slurm_job(
         def done() -> dict | None:
             runs = store_root / "x" / "runs"
             for d in runs.iterdir() if runs.exists() else []:
-                rec = json.loads((d / "run.json").read_text())
+                # the run's directory is made before its record is (atomically) written
+                record = d / "run.json"
+                if not record.exists():
+                    continue
+                rec = json.loads(record.read_text())
                 if RunStatus(rec["status"]).is_final:
                     return rec
             return None
