@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The quickstart: install, run the example training as a tracked run, show where it is.
+# The quickstart: install, run the example sweep (6 runs, locally), index it, build the
+# lab website, say where it is.
 #   scripts/quickstart.sh
 #   HPCLAB_STORE=/shared/hpclab scripts/quickstart.sh
 set -euo pipefail
