@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_catalog import make_run
+from test_catalog import NO_SNAP, make_run
 from test_catalog import tables as exact_tables
 
+import hpclab
 import hpclab.catalog.indexer as indexer_module
 import hpclab.catalog.segments as segments
 from hpclab.catalog.connect import connect
@@ -400,3 +401,42 @@ def test_a_published_run_with_an_unknown_status_makes_a_restart_rebuild(store_ro
         )
         ix.index()
     assert tables(store_root) == good
+
+
+def test_a_batchs_equal_values_come_back_from_a_worker_as_one_object(store_root: Path) -> None:
+    """Runs of a sweep share most config leaves, statuses and metric names: a batch
+    pickles each once, so the indexer holds one copy per batch, not one per run; equal
+    rows only (0.0 and -0.0 stay apart), and the rows are those each run alone reads."""
+    import pickle
+
+    from hpclab.catalog.extract import extract_run
+    from hpclab.catalog.segments import BatchItem, read_batch
+
+    for run_id, lr in (("a", 0.0), ("b", -0.0), ("c", 0.0)):
+        run = hpclab.Run(
+            project="p",
+            store=store_root,
+            run_id=run_id,
+            settings=NO_SNAP,
+            config={"optim": {"lr": lr, "name": "adam"}, "tags": ["x"]},
+        )
+        run.log({"train/loss": 1.0}, step=0)
+        run.finish()
+    store = Store(store_root)
+    alone = [extract_run(store, "p", store.run_paths("p", r)) for r in "abc"]
+    items = [BatchItem(r, None) for r in "abc"]
+    # what a worker process hands back: the results through pickle
+    a, b, c = pickle.loads(pickle.dumps(read_batch(str(store_root), "p", items, 1, 0)))
+    assert [r.rows.features for r in (a, b, c)] == [x.features for x in alone]
+    assert [r.rows.runs for r in (a, b, c)] == [x.runs for x in alone]
+
+    def row(result: Any, path: str) -> tuple:
+        return next(f for f in result.rows.features if f[0] == path)
+
+    assert row(a, "optim.name") is row(b, "optim.name") is row(c, "optim.name")
+    assert row(a, "optim.lr") is row(c, "optim.lr")
+    assert row(b, "optim.lr") == ("optim.lr", "-0.0", -0.0) and row(a, "optim.lr")[1] == "0.0"
+    assert a.rows.runs["stored_status"] is b.rows.runs["stored_status"] == "completed"
+    (name_a,), (name_c,) = a.aggs, c.aggs
+    assert name_a is name_c == "train/loss"
+    assert a.aggs[name_a] is not c.aggs[name_c]  # each run's own aggregates

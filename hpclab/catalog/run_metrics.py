@@ -30,7 +30,7 @@ FORMAT = 2  # kv: {"format", "runs": {run_id: {"run_created", "series"}}}
 SEGMENT_ROWS = 4_000_000  # a segment is closed past this many rows (memory bound)
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__: the indexer holds one per series of every run
 class Agg:
     """Running aggregates of one metric (finite values only for sum/min/max)."""
 
