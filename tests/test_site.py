@@ -408,3 +408,38 @@ def test_the_overview_shows_the_hyperparameters_that_differ(tmp_path: Path) -> N
     lr = json.loads(data.features[("bench", first["run_id"])]["optim.lr"])
     row = bench[bench.index(first["run_id"]) :]
     assert f"<code>{lr}</code>" in row[: row.index("</tr>")]
+
+
+def test_catalog_rows_come_whole_in_blocks_and_share_equal_texts(
+    site_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The site's load converts a query a block at a time (a 10,000-run catalog's tuples
+    are never all held at once) and holds each distinct string once; the rows are those
+    of one fetchall."""
+    import duckdb
+
+    import hpclab.site.data as data
+
+    monkeypatch.setattr(data, "_FETCH_ROWS", 4)  # 10 rows: three blocks, the last short
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT i, CASE WHEN i % 2 = 0 THEN 'even' ELSE 'odd' END AS kind,"
+        " CASE WHEN i = 3 THEN NULL ELSE i / 4 END AS x, ['a', 'b'] AS tags"
+        " FROM range(10) r(i)"
+    )
+    con.execute("CREATE TABLE u AS SELECT 'odd' AS kind")
+    cur = con.execute("SELECT * FROM t ORDER BY i")
+    names = [d[0] for d in cur.description]
+    expected = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    assert data.rows(con, "SELECT * FROM t ORDER BY i") == expected
+    texts: dict[str, str] = {}
+    shared = data.rows(con, "SELECT * FROM t ORDER BY i", texts=texts)
+    assert shared == expected and shared[3]["x"] is None
+    assert shared[1]["kind"] is shared[9]["kind"] == "odd"
+    (u,) = data.rows(con, "SELECT * FROM u", texts=texts)
+    assert u["kind"] is shared[1]["kind"]  # across the queries of one load
+    assert shared[0]["tags"] is not shared[2]["tags"]  # lists stay each row's own
+
+    d = data.load(site_store)
+    for key in d.features:  # the features rows' run ids are the runs rows' objects
+        assert key[1] is d.by_key[key]["run_id"]

@@ -25,11 +25,28 @@ ScopeKey = tuple[str, str, str]  # (project, scope: project|sweep|hypothesis, sc
 MAX_KEY_METRICS = 4
 
 
-def rows(con: Any, query: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-    """A query's rows as dicts."""
+_FETCH_ROWS = 8192  # rows converted to Python at a time (fetchall holds all as tuples too)
+
+
+def rows(
+    con: Any, query: str, params: Iterable[Any] = (), texts: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """A query's rows as dicts. With ``texts`` (one dict for many queries), equal strings
+    are one object: a run id, a feature path, a metric name or a status is held once, not
+    in every row that names it (the site build's load of 10,000 runs: docs/scaling.md)."""
     cur = con.execute(query, list(params))
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    out: list[dict[str, Any]] = []
+    while block := cur.fetchmany(_FETCH_ROWS):
+        if texts is None:
+            out.extend(dict(zip(names, r, strict=True)) for r in block)
+            continue
+        share = texts.setdefault
+        out.extend(
+            {n: share(v, v) if type(v) is str else v for n, v in zip(names, r, strict=True)}
+            for r in block
+        )
+    return out
 
 
 def iso(value: Any) -> str | None:
@@ -225,12 +242,16 @@ def _publishes_code(store: Store, project: str) -> bool:
 
 def _load(con: Any, store: Store) -> SiteData:
     d = SiteData(store=store)
-    d.runs = rows(con, f"SELECT * FROM runs {_RUNS_ORDER}")
+    texts: dict[str, str] = {}  # one object for each distinct string of the whole load
+
+    def q(query: str) -> list[dict[str, Any]]:
+        return rows(con, query, texts=texts)
+
+    d.runs = q(f"SELECT * FROM runs {_RUNS_ORDER}")
     d.by_key = {(r["project"], r["run_id"]): r for r in d.runs}
     names_by_project: dict[str, dict[str, str]] = defaultdict(dict)
     keys_by_project: dict[str, dict[str, str]] = defaultdict(dict)
-    for m in rows(
-        con,
+    for m in q(
         "SELECT project, run_id, name, last, best, mean, min, max, n, last_step, direction,"
         " key_value, is_key, source FROM metric_summary",
     ):
@@ -245,31 +266,31 @@ def _load(con: Any, store: Store) -> SiteData:
             n: dr for n, dr in sorted(names.items(), key=_metric_order)[:MAX_KEY_METRICS]
         }
         d.key_metrics[project] = [Metric(n, dr) for n, dr in chosen.items()]
-    for f in rows(con, "SELECT project, run_id, path, value, value_num FROM features"):
+    for f in q("SELECT project, run_id, path, value, value_num FROM features"):
         key = (f["project"], f["run_id"])
         d.features.setdefault(key, {})[f["path"]] = f["value"]
         if f["value_num"] is not None:
             d.feature_nums.setdefault(key, {})[f["path"]] = f["value_num"]
-    d.sweeps = rows(con, f"SELECT * FROM sweeps {_SWEEPS_ORDER}")
-    for p in rows(con, "SELECT * FROM sweep_points ORDER BY point"):
+    d.sweeps = q(f"SELECT * FROM sweeps {_SWEEPS_ORDER}")
+    for p in q("SELECT * FROM sweep_points ORDER BY point"):
         d.sweep_points.setdefault((p["project"], p["sweep_id"]), []).append(p)
-    for a in rows(con, "SELECT * FROM artifacts ORDER BY path"):
+    for a in q("SELECT * FROM artifacts ORDER BY path"):
         d.artifacts.setdefault((a["project"], a["run_id"]), []).append(a)
-    for s in rows(con, "SELECT * FROM datasets ORDER BY name"):
+    for s in q("SELECT * FROM datasets ORDER BY name"):
         d.datasets.setdefault((s["project"], s["run_id"]), []).append(s)
-    for n in rows(con, "SELECT * FROM notes"):
+    for n in q("SELECT * FROM notes"):
         d.notes[(n["project"], n["run_id"])] = n
-    for res in rows(con, "SELECT * FROM run_resources"):
+    for res in q("SELECT * FROM run_resources"):
         d.resources[(res["project"], res["run_id"])] = res
-    for em in rows(con, "SELECT * FROM eval_metrics ORDER BY metric"):
+    for em in q("SELECT * FROM eval_metrics ORDER BY metric"):
         d.eval_metrics.setdefault((em["project"], em["run_id"]), []).append(em)
-    for es in rows(con, "SELECT * FROM eval_slices ORDER BY slice, slice_value, metric"):
+    for es in q("SELECT * FROM eval_slices ORDER BY slice, slice_value, metric"):
         d.eval_slices.setdefault((es["project"], es["run_id"]), []).append(es)
-    for lt in rows(con, "SELECT * FROM latency ORDER BY name"):
+    for lt in q("SELECT * FROM latency ORDER BY name"):
         d.latency.setdefault((lt["project"], lt["run_id"]), []).append(lt)
-    for t in rows(con, "SELECT * FROM search_trials ORDER BY project, study, number"):
+    for t in q("SELECT * FROM search_trials ORDER BY project, study, number"):
         d.search_trials.setdefault((t["project"], t["study"]), []).append(t)
-    d.edges = rows(con, "SELECT * FROM dag_edges")
+    d.edges = q("SELECT * FROM dag_edges")
     if not d.edges:  # before the DAG is indexed: the runs' own parent column
         d.edges = [
             {
@@ -284,12 +305,12 @@ def _load(con: Any, store: Store) -> SiteData:
         ]
     for e in d.edges:
         d.children.setdefault((e["project"], e["parent_id"]), []).append(e["child_id"])
-    for fd in rows(con, "SELECT * FROM feature_diffs ORDER BY path"):
+    for fd in q("SELECT * FROM feature_diffs ORDER BY path"):
         d.feature_diffs.setdefault((fd["project"], fd["run_id"]), []).append(fd)
-    d.hypotheses = rows(con, "SELECT * FROM hypotheses ORDER BY project, hypothesis_id")
-    for hs in rows(con, "SELECT * FROM hypothesis_status"):
+    d.hypotheses = q("SELECT * FROM hypotheses ORDER BY project, hypothesis_id")
+    for hs in q("SELECT * FROM hypothesis_status"):
         d.hypothesis_status[(hs["project"], hs["hypothesis_id"])] = hs
-    for ev in rows(con, "SELECT * FROM evidence ORDER BY metric, label, baseline_label"):
+    for ev in q("SELECT * FROM evidence ORDER BY metric, label, baseline_label"):
         _redact_labels(ev, "label", "baseline_label")
         hk = (ev["project"], ev["hypothesis_id"])
         d.evidence.setdefault(hk, []).append(ev)
@@ -303,20 +324,17 @@ def _load(con: Any, store: Store) -> SiteData:
                 mine = d.run_hypotheses.setdefault((hk[0], run_id), [])
                 if hk not in mine:
                     mine.append(hk)
-    for sg in rows(
-        con,
+    for sg in q(
         "SELECT sg.* FROM seed_groups sg LEFT JOIN runs r USING (project, run_id) "
         "ORDER BY r.created_at, sg.run_id",
     ):  # a group's runs by creation: its samples before their reproductions
         _redact_labels(sg, "label")
         d.seed_groups[(sg["project"], sg["run_id"])] = sg
         d.group_runs.setdefault((sg["project"], sg["group_id"]), []).append(sg)
-    for st in rows(con, "SELECT * FROM seed_group_stats ORDER BY metric"):
+    for st in q("SELECT * FROM seed_group_stats ORDER BY metric"):
         _redact_labels(st, "label")
         d.seed_group_stats.setdefault((st["project"], st["group_id"]), []).append(st)
-    d.comparisons = rows(
-        con, "SELECT * FROM group_comparisons ORDER BY family, metric, label_a, label_b"
-    )
+    d.comparisons = q("SELECT * FROM group_comparisons ORDER BY family, metric, label_a, label_b")
     for st in (x for rows_ in d.seed_group_stats.values() for x in rows_):
         if finite(st.get("level")) is not None:
             d.levels.setdefault(st["project"], float(st["level"]))
@@ -325,10 +343,10 @@ def _load(con: Any, store: Store) -> SiteData:
             d.levels.setdefault(c["project"], float(c["level"]))
         _redact_labels(c, "label_a", "label_b")
         d.family_comparisons.setdefault((c["project"], c["family"]), []).append(c)
-    for pa in rows(con, "SELECT * FROM pareto ORDER BY kind, rank, label, run_id"):
+    for pa in q("SELECT * FROM pareto ORDER BY kind, rank, label, run_id"):
         _redact_labels(pa, "label")
         d.pareto.setdefault((pa["project"], pa["scope"], pa["scope_id"] or ""), []).append(pa)
-    for rp in rows(con, "SELECT * FROM reproductions"):
+    for rp in q("SELECT * FROM reproductions"):
         d.reproductions[(rp["project"], rp["run_id"])] = rp
     return d
 
