@@ -31,17 +31,14 @@ _FETCH_ROWS = 8192  # rows converted to Python at a time (fetchall holds all as 
 def rows(
     con: Any, query: str, params: Iterable[Any] = (), texts: dict[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """A query's rows as dicts. With ``texts`` (one dict for many queries), equal strings
-    are one object: a run id, a feature path, a metric name or a status is held once, not
-    in every row that names it (the site build's load of 10,000 runs: docs/scaling.md)."""
+    """A query's rows as dicts, equal strings one object: a run id, a feature path, a
+    metric name or a status is held once, not in every row that names it (the site
+    build's load of 10,000 runs: docs/scaling.md); ``texts`` shares them across queries."""
     cur = con.execute(query, list(params))
     names = [d[0] for d in cur.description]
+    share = (texts if texts is not None else {}).setdefault
     out: list[dict[str, Any]] = []
     while block := cur.fetchmany(_FETCH_ROWS):
-        if texts is None:
-            out.extend(dict(zip(names, r, strict=True)) for r in block)
-            continue
-        share = texts.setdefault
         out.extend(
             {n: share(v, v) if type(v) is str else v for n, v in zip(names, r, strict=True)}
             for r in block
