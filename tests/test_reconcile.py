@@ -387,3 +387,39 @@ def test_a_job_that_started_before_its_submission_was_recorded_keeps_its_job_id(
     second = store.read_record(started)
     assert first.status is RunStatus.QUEUED and first.submission["job_id"] == "41"
     assert second.status is RunStatus.COMPLETED and second.submission["job_id"] == "42"
+
+
+def test_a_job_that_ends_while_its_submission_is_recorded_keeps_its_job_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job can write its final record between the login node's read of the record
+    and its write (CI saw a completed local run without its job id): the status the job
+    wrote stands and the job id is added to it."""
+    from hpclab.launch.sweep import PlannedPoint, plan_sweep, record_submission
+    from hpclab.store import RunStatus, Store
+
+    store = Store(tmp_path / "store")
+    plan = plan_sweep(
+        store,
+        "p",
+        [PlannedPoint(0, ["seed=0"], {"seed": 0})],
+        launcher="local",
+        meta={"argv": ["hpclab.launch", "-m"]},
+    )
+    paths = store.run_paths("p", plan.points[0].run_id)
+    advance = Store.advance_status
+    ended = []
+
+    def job_ends_first(self: Store, p: Any, record: Any, **kw: Any) -> Any:
+        if not ended:  # the job's final write lands just before the login node's
+            ended.append(True)
+            done = self.read_record(p)
+            done.status, done.step = RunStatus.COMPLETED, 19
+            self.write_record(p, done)
+        return advance(self, p, record, **kw)
+
+    monkeypatch.setattr(Store, "advance_status", job_ends_first)
+    record_submission(store, plan, ["43"], scheduler="local", array_job_id=None)
+    rec = store.read_record(paths)
+    assert rec.status is RunStatus.COMPLETED and rec.step == 19  # the job's record stands
+    assert rec.submission is not None and rec.submission["job_id"] == "43"

@@ -136,13 +136,17 @@ def record_submission(
         }
         if record.status is RunStatus.PLANNED:
             record.status = RunStatus.QUEUED
-            record.submission = submission
-            store.advance_status(paths, record, fsync=False)
-        elif record.submission is None:
-            # the job started (or ended) before its submission was recorded: its status
-            # stands, the job id is added (the run's own writes keep it: keep_others)
-            record.submission = submission
-            store.advance_status(paths, record, fsync=False)
+        elif record.submission is not None:
+            continue
+        # a job that started (or ended) before its submission was recorded: its status
+        # stands, the job id is added (the run's own writes keep it: keep_others)
+        record.submission = submission
+        stored = store.advance_status(paths, record, fsync=False)
+        if stored.submission is None:
+            # the job moved the run on between the read above and this write (a short
+            # local job ends that fast): the job id goes into the record it wrote
+            stored.submission = submission
+            store.advance_status(paths, stored, fsync=False)
     write_json_atomic(store.sweep_json(plan.project, plan.id), plan.record("queued").to_dict())
 
 
